@@ -1,0 +1,5 @@
+"""``python -m buildyard`` runs the CLI."""
+
+from buildyard.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""Shared enums of the core: statuses, events, and their helpers.
+
+Status values are ``StrEnum`` members so they serialize as plain strings (JSON, SQL) while code
+compares enum members, never magic strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    """What triggered a run."""
+
+    PUSH = "push"
+    PULL_REQUEST = "pull_request"
+    TAG = "tag"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+class When(StrEnum):
+    """When a job runs relative to the outcome of its dependencies."""
+
+    ON_SUCCESS = "on_success"
+    ON_FAILURE = "on_failure"
+    ALWAYS = "always"
+    MANUAL = "manual"
+
+
+class JobStatus(StrEnum):
+    """Final (or current) status of one job instance."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+    CACHED = "cached"
+    CANCELLED = "cancelled"
+    MANUAL = "manual"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the job will not change status again in this run."""
+        return self not in (JobStatus.PENDING, JobStatus.RUNNING)
+
+    @property
+    def is_ok(self) -> bool:
+        """True for outcomes that satisfy ``on_success`` dependents."""
+        return self in (JobStatus.SUCCESS, JobStatus.CACHED)
+
+    @property
+    def is_failure(self) -> bool:
+        """True for outcomes that count as a failure of the job itself."""
+        return self in (JobStatus.FAILED, JobStatus.TIMED_OUT)
+
+
+class RunStatus(StrEnum):
+    """Status of a whole run."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code the CLI maps this status to."""
+        return {RunStatus.SUCCESS: 0, RunStatus.FAILED: 1, RunStatus.CANCELLED: 130}.get(self, 1)
+
+
+class SkipReason(StrEnum):
+    """Why a job instance did not run."""
+
+    CONDITION_FALSE = "condition_false"
+    DEPENDENCY_FAILED = "dependency_failed"
+    DEPENDENCY_SKIPPED = "dependency_skipped"
+    MANUAL = "manual"
+    NOT_ON_FAILURE = "not_on_failure"
+    FAIL_FAST = "fail_fast"
+    MISSING_SECRET = "missing_secret"
