@@ -7,6 +7,7 @@ Every problem is collected and reported at once as a ``SpecError`` whose diagnos
 from __future__ import annotations
 
 import difflib
+import enum
 import re
 import types
 import typing
@@ -69,6 +70,8 @@ def loads(text: str, file: str = DEFAULT_FILE) -> Pipeline:
         raise SpecError(problems)
     if not isinstance(data, dict):
         raise SpecError([*problems, smap.diag((), "the pipeline file must be a mapping with a 'jobs' key")])
+    if data.get("jobs") == {}:
+        problems.append(smap.diag(("jobs",), "a pipeline needs at least one job"))
     converter = _Converter(smap)
     pipeline = converter.struct(Pipeline, data, ())
     problems += converter.problems
@@ -181,7 +184,10 @@ class _Converter:
             return msgspec.convert(raw, tp, strict=True)
         except msgspec.ValidationError as exc:
             message, sub = _split_msgspec(str(exc))
-            return self.fail((*path, *sub), message)
+            hint = ""
+            if isinstance(tp, type) and issubclass(tp, enum.Enum):
+                hint = "one of: " + ", ".join(repr(m.value) for m in tp)
+            return self.fail((*path, *sub), message, hint)
 
     def stringify(self, tp: Any, raw: Any, path: FieldPath) -> Any:
         """Scalars where strings are expected become their source text (``3.10`` stays "3.10")."""

@@ -183,15 +183,13 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Variable and job names are well formed; at least one job."""
+        """Variable and job names are well formed."""
         out: list[tuple[tuple[str | int, ...], str]] = []
         for name in self.variables:
             if not ENV_NAME.match(name):
                 out.append(
                     (("variables", name), f"variable name {name!r} must be an environment variable name")
                 )
-        if not self.jobs:
-            out.append((("jobs",), "a pipeline needs at least one job"))
         for name in self.jobs:
             if not JOB_NAME.match(name):
                 out.append(
