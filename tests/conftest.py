@@ -72,11 +72,18 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 
 
 @pytest.fixture(autouse=True)
-def _no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail a test that leaves child processes behind or changes os.environ."""
-    monkeypatch.setenv("BUILDYARD_KILL_GRACE", "0.5")
+def _no_leaks() -> Iterator[None]:
+    """Fail a test that leaves child processes behind or changes os.environ.
+
+    Autouse and independent of ``monkeypatch``, so it is torn down after monkeypatch has undone
+    the test's own (legitimate) changes.
+    """
     before = dict(os.environ)
-    yield
+    os.environ["BUILDYARD_KILL_GRACE"] = "0.5"
+    try:
+        yield
+    finally:
+        os.environ.pop("BUILDYARD_KILL_GRACE", None)
     me = psutil.Process()
     deadline = time.monotonic() + 3
     children = [c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
@@ -87,6 +94,6 @@ def _no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for child in children:
         child.kill()
     assert not children, f"test leaked child processes: {[c.cmdline() for c in children]}"
-    ignore = ("BUILDYARD_KILL_GRACE", "PYTEST_CURRENT_TEST")
+    ignore = ("PYTEST_CURRENT_TEST",)
     after = {k: v for k, v in os.environ.items() if k not in ignore}
     assert after == {k: v for k, v in before.items() if k not in ignore}, "test leaked environment changes"

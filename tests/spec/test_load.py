@@ -78,7 +78,7 @@ def test_all_errors_are_reported_at_once() -> None:
     assert len(errs) == 4, errs
     assert errs[0].startswith("buildyard.yml:4:14: jobs.a.timeout: invalid duration '10x'")
     assert "jobs.b.if: unknown name 'brnch' in expression (did you mean 'branch'?)" in errs[1]
-    assert "buildyard.yml:10:5: jobs.c: a job needs 'steps' or 'script'" in errs[2]
+    assert "buildyard.yml:9:3: jobs.c: a job needs 'steps' or 'script'" in errs[2]
     assert "jobs.c.scirpt: unknown key 'scirpt' (did you mean 'script'?)" in errs[3]
     assert "buildyard.yml:6:13: jobs.b.needs[0]" not in " ".join(errs)  # c exists, even though invalid
 

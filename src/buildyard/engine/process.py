@@ -85,11 +85,15 @@ async def run_process(
     """
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
+    # stdin: the read end of a pipe whose write end is already closed — EOF at once, and no
+    # dependency on /dev/null (seen replaced by a regular file in some sandboxes).
+    stdin_fd, stdin_w = os.pipe()
+    os.close(stdin_w)
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin_fd,
             stdout=write_fd,
             stderr=write_fd,
             cwd=cwd,
@@ -100,9 +104,11 @@ async def run_process(
     except OSError as exc:
         os.close(read_fd)
         os.close(write_fd)
+        os.close(stdin_fd)
         on_output(f"buildyard: cannot start {argv[0]!r}: {exc.strerror}\n".encode())
         return ProcessResult(127, False, False, time.monotonic() - start, 0.0, 0)
     os.close(write_fd)
+    os.close(stdin_fd)
     os.set_blocking(read_fd, False)
     exited: asyncio.Future[None] = loop.create_future()
     eof: asyncio.Future[None] = loop.create_future()

@@ -148,7 +148,7 @@ class _Converter:
             self.fail(path, str(exc))
             return None
         for rel, message in obj.check():
-            self.fail((*path, *rel), message)
+            self.fail((*path, *rel), message, at_key=not rel)
             complete = False
         return obj if complete or cls is Pipeline else None
 
