@@ -16,15 +16,18 @@ import pytest
 from buildyard.cli import run_cli
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
 }
 
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd`` with a fixed identity."""
-    out = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, check=True, capture_output=True, text=True
+    )
     return out.stdout
 
 
@@ -86,11 +89,14 @@ def _no_leaks() -> Iterator[None]:
         os.environ.pop("BUILDYARD_KILL_GRACE", None)
     me = psutil.Process()
     deadline = time.monotonic() + 3
-    children = [c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    children = [
+        c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+    ]
     while children and time.monotonic() < deadline:
         time.sleep(0.05)
-        children = [c for c in me.children(recursive=True)
-                    if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        children = [
+            c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+        ]
     for child in children:
         child.kill()
     assert not children, f"test leaked child processes: {[c.cmdline() for c in children]}"

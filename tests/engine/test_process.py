@@ -39,10 +39,13 @@ def gone(pid: int, wait: float = 3.0) -> bool:
         time.sleep(0.02)
 
 
-async def collect(argv: list[str], timeout: float | None = None, grace: float = 0.3) -> tuple[int, bool, bytes]:
+async def collect(
+    argv: list[str], timeout: float | None = None, grace: float = 0.3
+) -> tuple[int, bool, bytes]:
     out: list[bytes] = []
-    result = await run_process(argv, env=dict(os.environ), cwd=os.getcwd(), timeout=timeout,
-                               on_output=out.append, grace=grace)
+    result = await run_process(
+        argv, env=dict(os.environ), cwd=os.getcwd(), timeout=timeout, on_output=out.append, grace=grace
+    )
     return result.exit_code, result.timed_out, b"".join(out)
 
 
@@ -65,7 +68,9 @@ def test_missing_program_is_exit_127() -> None:
 def test_timeout_kills_tree_even_when_sigterm_is_ignored(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     start = time.monotonic()
-    code, timed_out, out = asyncio.run(collect([sys.executable, "-c", STUBBORN, str(pids)], timeout=1.0, grace=0.3))
+    code, timed_out, out = asyncio.run(
+        collect([sys.executable, "-c", STUBBORN, str(pids)], timeout=1.0, grace=0.3)
+    )
     elapsed = time.monotonic() - start
     assert timed_out and code == 128 + 9 and b"ready" in out
     assert elapsed < 5
@@ -101,7 +106,9 @@ def test_kill_marked_finds_escaped_daemons(tmp_path: Path) -> None:
     script = f"setsid bash -c 'echo $$ > {pidfile}; exec sleep 60' </dev/null >/dev/null 2>&1 & sleep 0.5"
 
     async def run() -> None:
-        await run_process(["bash", "-c", script], env=env, cwd=str(tmp_path), timeout=10, on_output=lambda _b: None)
+        await run_process(
+            ["bash", "-c", script], env=env, cwd=str(tmp_path), timeout=10, on_output=lambda _b: None
+        )
 
     asyncio.run(run())
     deadline = time.monotonic() + 5
@@ -111,3 +118,22 @@ def test_kill_marked_finds_escaped_daemons(tmp_path: Path) -> None:
     assert not gone(pid, wait=0)  # it escaped the process group
     assert kill_marked(marker) >= 1
     assert gone(pid)
+
+
+def test_resource_figures_of_the_tree() -> None:
+    """CPU time includes waited-for children; peak RSS is sampled over the whole tree."""
+    hog = "x = bytearray(150 * 1024 * 1024); import time; t = time.time()\nwhile time.time() - t < 0.6: pass"
+
+    async def main() -> tuple[float, int]:
+        result = await run_process(
+            ["bash", "-c", f"{sys.executable} -c '{hog}'"],
+            env=dict(os.environ),
+            cwd=os.getcwd(),
+            timeout=20,
+            on_output=lambda _b: None,
+        )
+        return result.cpu_seconds, result.peak_rss
+
+    cpu, rss = asyncio.run(main())
+    assert cpu >= 0.4
+    assert 150 * 1024 * 1024 <= rss < 400 * 1024 * 1024

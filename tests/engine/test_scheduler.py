@@ -16,11 +16,23 @@ def request(inst: JobInstance, attempt: int) -> JobRequest:
     return JobRequest(run_id="r", job_id=inst.id, attempt=attempt, steps=(), env=(), cwd=".", log_path="")
 
 
-def run(text: str, executor: FakeExecutor, *, slots: int = 4, fail_fast: bool = False,
-        events: list[RunEvent] | None = None) -> Scheduler:
+def run(
+    text: str,
+    executor: FakeExecutor,
+    *,
+    slots: int = 4,
+    fail_fast: bool = False,
+    events: list[RunEvent] | None = None,
+) -> Scheduler:
     plan = build(loads(text), TriggerContext())
-    sched = Scheduler(plan, executor, request, slots=slots, fail_fast=fail_fast,
-                      on_event=(events.append if events is not None else None))
+    sched = Scheduler(
+        plan,
+        executor,
+        request,
+        slots=slots,
+        fail_fast=fail_fast,
+        on_event=(events.append if events is not None else None),
+    )
     asyncio.run(sched.run())
     return sched
 
@@ -67,16 +79,20 @@ def test_slots_bound_parallelism_and_cpus_weigh() -> None:
 
 
 def test_ready_jobs_run_longest_critical_path_first() -> None:
-    text = "jobs:\n  lone: {script: x}\n  head: {script: x}\n  mid: {needs: [head], script: x}\n" \
-           "  tail: {needs: [mid], script: x}\n"
+    text = (
+        "jobs:\n  lone: {script: x}\n  head: {script: x}\n  mid: {needs: [head], script: x}\n"
+        "  tail: {needs: [mid], script: x}\n"
+    )
     ex = durations({})
     run(text, ex, slots=1)
     assert [c[0] for c in ex.calls][0] == "head"
 
 
 def test_failure_skips_dependents_and_independent_branches_continue() -> None:
-    text = "jobs:\n  a: {script: x}\n  b: {needs: [a], script: x}\n  c: {needs: [b], script: x}\n" \
-           "  other: {script: x}\n  after_other: {needs: [other], script: x}\n"
+    text = (
+        "jobs:\n  a: {script: x}\n  b: {needs: [a], script: x}\n  c: {needs: [b], script: x}\n"
+        "  other: {script: x}\n  after_other: {needs: [other], script: x}\n"
+    )
     sched = run(text, durations({"other": 0.05}, fail={"a": 2}))
     r = sched.results
     assert r["a"].status == JobStatus.FAILED and r["a"].exit_code == 2
@@ -88,8 +104,10 @@ def test_failure_skips_dependents_and_independent_branches_continue() -> None:
 
 
 def test_allow_failure_does_not_fail_the_run_or_block_dependents() -> None:
-    sched = run("jobs:\n  a: {allow_failure: true, script: x}\n  b: {needs: [a], script: x}\n",
-                durations({}, fail={"a": 1}))
+    sched = run(
+        "jobs:\n  a: {allow_failure: true, script: x}\n  b: {needs: [a], script: x}\n",
+        durations({}, fail={"a": 1}),
+    )
     assert sched.results["a"].status == JobStatus.FAILED and sched.results["b"].status == JobStatus.SUCCESS
     assert sched.status() == RunStatus.SUCCESS
 
@@ -125,8 +143,10 @@ def test_retries_with_exponential_backoff() -> None:
 
     ex = FakeExecutor(script)
     events: list[RunEvent] = []
-    text = "jobs:\n  flaky: {retry: {max: 3, backoff: 0.05}, script: x}\n" \
-           "  wrong_code: {retry: {max: 3, backoff: 0.01, when: [1]}, script: x}\n"
+    text = (
+        "jobs:\n  flaky: {retry: {max: 3, backoff: 0.05}, script: x}\n"
+        "  wrong_code: {retry: {max: 3, backoff: 0.01, when: [1]}, script: x}\n"
+    )
     sched = run(text, ex, events=events)
     assert sched.results["flaky"].status == JobStatus.SUCCESS and sched.results["flaky"].attempts == 3
     assert sched.results["wrong_code"].attempts == 1  # exit 2 is not in retry.when
@@ -163,6 +183,8 @@ def test_cancel_marks_everything_cancelled() -> None:
 
 
 def test_manual_job_blocks_its_dependents() -> None:
-    r = run("jobs:\n  gate: {when: manual, script: x}\n  ship: {needs: [gate], script: x}\n", durations({})).results
+    r = run(
+        "jobs:\n  gate: {when: manual, script: x}\n  ship: {needs: [gate], script: x}\n", durations({})
+    ).results
     assert r["gate"].status == JobStatus.MANUAL
     assert r["ship"].status == JobStatus.SKIPPED and "was not run (manual)" in r["ship"].message

@@ -56,7 +56,12 @@ jobs:
 """
     plan = build(loads(text), TriggerContext())
     tests = [i for i in plan.instances.values() if i.job == "test"]
-    assert [t.id for t in tests] == ["test[3.11,linux]", "test[3.12,linux,big]", "test[3.12,mac]", "test[3.13,win]"]
+    assert [t.id for t in tests] == [
+        "test[3.11,linux]",
+        "test[3.12,linux,big]",
+        "test[3.12,mac]",
+        "test[3.13,win]",
+    ]
     assert tests[0].steps[0].run == "run --py 3.11 --os linux"
     assert dict(tests[3].env) == {"PY": "3.13"}
     assert set(plan.instances["report"].needs) == {t.id for t in tests}
@@ -74,7 +79,9 @@ jobs:
     plan = build(pipeline, TriggerContext(event=Event.PUSH, branch="main"))
     assert plan.skips["release"].reason == SkipReason.CONDITION_FALSE
     assert plan.skips["deploy"].reason == SkipReason.MANUAL
-    assert "notify" not in plan.skips and plan.instances["notify"].condition is not None  # decided at run time
+    assert (
+        "notify" not in plan.skips and plan.instances["notify"].condition is not None
+    )  # decided at run time
     tagged = build(pipeline, TriggerContext(event=Event.TAG, tag="v1.0", manual=frozenset({"deploy"})))
     assert "release" not in tagged.skips and "deploy" not in tagged.skips
 

@@ -7,8 +7,14 @@ import pytest
 from buildyard.spec import expr
 
 CTX = {
-    "event": "push", "branch": "release/1.2", "tag": "", "ref": "refs/heads/release/1.2", "sha": "abc",
-    "vars": {"TARGET": "prod", "N": "3"}, "env": {"HOME": "/root"}, "matrix": {"python": "3.12"},
+    "event": "push",
+    "branch": "release/1.2",
+    "tag": "",
+    "ref": "refs/heads/release/1.2",
+    "sha": "abc",
+    "vars": {"TARGET": "prod", "N": "3"},
+    "env": {"HOME": "/root"},
+    "matrix": {"python": "3.12"},
     "needs": {"build": {"status": "success"}, "lint": {"status": "failed"}},
 }
 
@@ -24,7 +30,7 @@ CTX = {
         ("matrix.python in ['3.11', '3.12']", True),
         ("'prod' == vars.TARGET && size(vars) == 2", True),
         ("needs.build.status == 'success' && needs.lint.status == 'failed'", True),
-        ("event == \"tag\"", False),
+        ('event == "tag"', False),
         ("true && !false && null == null", True),
     ],
 )

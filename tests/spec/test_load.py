@@ -85,7 +85,9 @@ def test_all_errors_are_reported_at_once() -> None:
 
 def test_unknown_needs_target() -> None:
     errs = errors_of("jobs:\n  build: {script: x}\n  test:\n    needs: [biuld]\n    script: y\n")
-    assert errs == ["buildyard.yml:4:13: jobs.test.needs[0]: unknown job 'biuld' in needs (did you mean 'build'?)"]
+    assert errs == [
+        "buildyard.yml:4:13: jobs.test.needs[0]: unknown job 'biuld' in needs (did you mean 'build'?)"
+    ]
 
 
 def test_cycle_reports_its_path() -> None:
@@ -109,7 +111,9 @@ def test_yaml_syntax_error_is_located() -> None:
 
 def test_duplicate_keys_are_errors() -> None:
     errs = errors_of("jobs:\n  a: {script: x}\n  a: {script: y}\n")
-    assert errs == ["buildyard.yml:3:3: jobs.a: duplicate key 'a' (first defined at line 2) (remove one of them)"]
+    assert errs == [
+        "buildyard.yml:3:3: jobs.a: duplicate key 'a' (first defined at line 2) (remove one of them)"
+    ]
 
 
 def test_matrix_limit_and_axes() -> None:
@@ -129,7 +133,9 @@ def test_type_errors_name_the_expected_type() -> None:
 
 def test_stage_must_be_declared() -> None:
     errs = errors_of("stages: [build, test]\njobs:\n  a: {stage: biuld, script: x}\n")
-    assert errs == ["buildyard.yml:3:14: jobs.a.stage: stage 'biuld' is not in stages (did you mean 'build'?)"]
+    assert errs == [
+        "buildyard.yml:3:14: jobs.a.stage: stage 'biuld' is not in stages (did you mean 'build'?)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -154,7 +160,9 @@ def test_job_level_errors(job: str, message: str) -> None:
 
 
 def test_top_level_shapes() -> None:
-    assert errors_of("- a\n- b\n") == ["buildyard.yml:1:1: the pipeline file must be a mapping with a 'jobs' key"]
+    assert errors_of("- a\n- b\n") == [
+        "buildyard.yml:1:1: the pipeline file must be a mapping with a 'jobs' key"
+    ]
     assert errors_of("name: x\n") == ["buildyard.yml:1:1: jobs: missing required key 'jobs'"]
     assert "a pipeline needs at least one job" in errors_of("jobs: {}\n")[0]
     assert "unknown key 'file'" in errors_of("file: x\njobs: {a: {script: x}}\n")[0]

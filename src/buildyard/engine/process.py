@@ -2,8 +2,10 @@
 
 Every job process is a session and process-group leader with stdin closed. Exit is observed through
 a pidfd (no SIGCHLD handler, no watcher thread), output through a non-blocking pipe. Killing escalates
-SIGTERM → grace → SIGKILL on the whole group plus any descendants that left it. Resource figures come
-from ``wait4``: CPU time and peak RSS of the process and every descendant it waited for.
+SIGTERM → grace → SIGKILL on the whole group plus any descendants that left it. CPU time comes from
+``wait4`` (the process and every descendant it waited for). Peak RSS is sampled over the live tree
+(every 20 ms at first, backing off to 500 ms): ``ru_maxrss`` cannot be used because a child forked
+from a large Python parent reports the parent's RSS until it execs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,28 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
+
+
+def _tree_rss(pid: int) -> int:
+    try:
+        leader = psutil.Process(pid)
+        procs = [leader, *leader.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
+
+
+async def _sample_rss(pid: int, peak: list[int]) -> None:
+    """Record the peak RSS of ``pid``'s tree into ``peak[0]`` until cancelled."""
+    delay = 0.02
+    while True:
+        await asyncio.sleep(delay)
+        peak[0] = max(peak[0], _tree_rss(pid))
+        delay = min(delay * 2, 0.5)
 
 
 def _signal_tree(pgid: int, extra: list[psutil.Process], sig: signal.Signals) -> None:
@@ -136,6 +160,8 @@ async def run_process(
     loop.add_reader(pidfd, on_exit)
     loop.add_reader(read_fd, on_readable)
     timed_out = cancelled = False
+    peak = [0]
+    sampler = asyncio.create_task(_sample_rss(proc.pid, peak))
     try:
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout)
@@ -154,6 +180,7 @@ async def run_process(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(eof), 2.0)
     finally:
+        sampler.cancel()
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(read_fd)
         with contextlib.suppress(ValueError, OSError):
@@ -175,7 +202,7 @@ async def run_process(
         cancelled=False,
         duration=time.monotonic() - start,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss=usage.ru_maxrss * 1024,
+        peak_rss=peak[0],
     )
 
 

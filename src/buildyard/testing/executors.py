@@ -42,6 +42,11 @@ class FakeExecutor:
             self.calls.append((request.job_id, request.attempt, start, loop.time()))
         now = time.time()
         return JobOutcome(
-            job_id=request.job_id, attempt=request.attempt, status=status, exit_code=code,
-            started_at=now - duration, finished_at=now, duration_s=duration,
+            job_id=request.job_id,
+            attempt=request.attempt,
+            status=status,
+            exit_code=code,
+            started_at=now - duration,
+            finished_at=now,
+            duration_s=duration,
         )
