@@ -297,7 +297,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_half_visible(store, tmp_path):
     assert report.ok, report
     assert report.blobs_checked > 0
     ac = ActionCache(store)
-    entries = [ref for ref in store.refs.iter_refs("ac")]
+    entries = list(store.refs.iter_refs("ac"))
     assert entries
     for ref in entries:
         entry = ac.lookup(ref.name)
