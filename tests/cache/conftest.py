@@ -39,9 +39,24 @@ class Server:
 def start_server(cache_dir: Path, *extra: str) -> Server:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", CLI, "cache", "serve", "--cache-dir", str(cache_dir), "--port", str(port),
-         "--token", RW, "--read-token", RO, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-c",
+            CLI,
+            "cache",
+            "serve",
+            "--cache-dir",
+            str(cache_dir),
+            "--port",
+            str(port),
+            "--token",
+            RW,
+            "--read-token",
+            RO,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -49,7 +64,12 @@ def start_server(cache_dir: Path, *extra: str) -> Server:
         if proc.poll() is not None:
             raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited")
         try:
-            if httpx.get(f"{url}/v8/artifacts/status", headers={"authorization": f"Bearer {RO}"}, timeout=1).status_code == 200:
+            if (
+                httpx.get(
+                    f"{url}/v8/artifacts/status", headers={"authorization": f"Bearer {RO}"}, timeout=1
+                ).status_code
+                == 200
+            ):
                 return Server(url=url, port=port, cache_dir=cache_dir, proc=proc)
         except httpx.TransportError:
             pass

@@ -24,7 +24,9 @@ R = {"authorization": f"Bearer {RO}"}
 def test_auth_no_token_401_unknown_401_read_only_write_403(cache_server):
     url = cache_server.url
     assert httpx.get(f"{url}/v8/artifacts/status").status_code == 401
-    assert httpx.get(f"{url}/v8/artifacts/status", headers={"authorization": "Bearer nope"}).status_code == 401
+    assert (
+        httpx.get(f"{url}/v8/artifacts/status", headers={"authorization": "Bearer nope"}).status_code == 401
+    )
     assert httpx.put(f"{url}/some/key", content=b"x", headers=R).status_code == 403
     assert httpx.put(f"{url}/v8/artifacts/abc", content=b"x", headers=R).status_code == 403
     assert httpx.put(f"{url}/some/key", content=b"x", headers=W).status_code == 200
@@ -36,8 +38,11 @@ def test_auth_no_token_401_unknown_401_read_only_write_403(cache_server):
 def test_turborepo_artifacts_with_duration_tag_and_team_namespaces(cache_server):
     url = cache_server.url
     body = b"\x1f\x8b turbo tarball"
-    r = httpx.put(f"{url}/v8/artifacts/h1?slug=team-a", content=body,
-                  headers={**W, "x-artifact-duration": "1234", "x-artifact-tag": "sig=="})
+    r = httpx.put(
+        f"{url}/v8/artifacts/h1?slug=team-a",
+        content=body,
+        headers={**W, "x-artifact-duration": "1234", "x-artifact-tag": "sig=="},
+    )
     assert r.status_code == 202 and r.json()["urls"]
     r = httpx.get(f"{url}/v8/artifacts/h1?slug=team-a", headers=R)
     assert r.status_code == 200 and r.content == body
@@ -65,7 +70,9 @@ def test_bazel_cas_uploads_are_verified_against_sha256(cache_server):
     ac = hashlib.sha256(b"action").hexdigest()
     assert httpx.put(f"{url}/ac/{ac}", content=b"ActionResult proto", headers=W).status_code == 200
     assert httpx.get(f"{url}/ac/{ac}", headers=R).content == b"ActionResult proto"
-    assert httpx.get(f"{url}/instance/ac/{ac}", headers=R).content == b"ActionResult proto"  # instance ignored
+    assert (
+        httpx.get(f"{url}/instance/ac/{ac}", headers=R).content == b"ActionResult proto"
+    )  # instance ignored
     assert httpx.head(f"{url}/ac/{'0' * 64}", headers=R).status_code == 404
 
 
@@ -103,11 +110,19 @@ def test_two_clean_clones_share_job_results_through_the_server(cache_server, tmp
     manifest = KeyManifest(definition={"commands": ["build"]}, inputs={"src": "1" * 64})
     key = manifest.key()
     warnings: list[str] = []
-    with TieredActionCache(ActionCache(CacheStore(tmp_path / "a-cas")),
-                           RemoteCache(cache_server.url, RW, warn=warnings.append)) as a:
+    with TieredActionCache(
+        ActionCache(CacheStore(tmp_path / "a-cas")), RemoteCache(cache_server.url, RW, warn=warnings.append)
+    ) as a:
         assert a.lookup(key) is None
-        a.store_outputs(key, workspace=_job(tmp_path, "a"), outputs=["dist"], log=b"log-a", duration_s=3.0,
-                        job="build", key_manifest=manifest)
+        a.store_outputs(
+            key,
+            workspace=_job(tmp_path, "a"),
+            outputs=["dist"],
+            log=b"log-a",
+            duration_s=3.0,
+            job="build",
+            key_manifest=manifest,
+        )
 
     b_store = CacheStore(tmp_path / "b-cas")
     b = TieredActionCache(ActionCache(b_store), RemoteCache(cache_server.url, RO, warn=warnings.append))
@@ -133,8 +148,10 @@ def test_a_down_remote_degrades_to_local_with_one_warning(tmp_path, request):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     warnings: list[str] = []
-    cache = TieredActionCache(ActionCache(CacheStore(tmp_path / "cas")),
-                              RemoteCache(f"http://127.0.0.1:{port}", RW, warn=warnings.append))
+    cache = TieredActionCache(
+        ActionCache(CacheStore(tmp_path / "cas")),
+        RemoteCache(f"http://127.0.0.1:{port}", RW, warn=warnings.append),
+    )
     request.addfinalizer(cache.close)
     for i in range(3):
         assert cache.lookup(f"{i}" * 64) is None
@@ -149,8 +166,10 @@ def test_a_slow_remote_times_out_quickly_once(tmp_path, request):
         listener.listen(16)
         port = listener.getsockname()[1]
         warnings: list[str] = []
-        cache = TieredActionCache(ActionCache(CacheStore(tmp_path / "cas")),
-                                  RemoteCache(f"http://127.0.0.1:{port}", RW, timeout=0.3, warn=warnings.append))
+        cache = TieredActionCache(
+            ActionCache(CacheStore(tmp_path / "cas")),
+            RemoteCache(f"http://127.0.0.1:{port}", RW, timeout=0.3, warn=warnings.append),
+        )
         request.addfinalizer(cache.close)
         started = time.monotonic()
         for i in range(5):

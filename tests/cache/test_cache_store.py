@@ -82,8 +82,14 @@ def test_store_and_restore_outputs_log_and_modes(store, tmp_path):
     ac = ActionCache(store)
     manifest = KeyManifest(definition={"commands": ["make"]}, inputs={"src.c": "1" * 64})
     entry = ac.store_outputs(
-        manifest.key(), workspace=ws, outputs=["dist"], log=b"compiling\n", exit_code=0,
-        duration_s=2.5, job="build", key_manifest=manifest,
+        manifest.key(),
+        workspace=ws,
+        outputs=["dist"],
+        log=b"compiling\n",
+        exit_code=0,
+        duration_s=2.5,
+        job="build",
+        key_manifest=manifest,
     )
     assert {o.path for o in entry.outputs} == {"dist/index.txt", "dist/sub/tool.sh", "dist/link"}
 
@@ -125,8 +131,15 @@ def test_corrupt_output_blob_restores_nothing_and_evicts_the_entry(store, tmp_pa
 )
 def test_entries_naming_paths_outside_the_workspace_are_rejected(store, tmp_path, output):
     ac = ActionCache(store)
-    entry = ActionEntry(key="e" * 64, job="j", outputs=(output,), exit_code=0, log_digest=None, duration_s=0,
-                        created=time.time())
+    entry = ActionEntry(
+        key="e" * 64,
+        job="j",
+        outputs=(output,),
+        exit_code=0,
+        log_digest=None,
+        duration_s=0,
+        created=time.time(),
+    )
     ac.put_entry(entry)
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -241,8 +254,11 @@ _WORKER = textwrap.dedent(
 
 def test_two_processes_storing_and_reading_the_same_cache_both_succeed(store, tmp_path):
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, str(store.root), str(tmp_path / f"ws{t}"), t, "40"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(store.root), str(tmp_path / f"ws{t}"), t, "40"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for t in ("a", "b")
     ]
     for p in procs:
@@ -283,8 +299,9 @@ _KILLED_WRITER = textwrap.dedent(
 
 
 def test_a_writer_killed_mid_write_leaves_nothing_half_visible(store, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(store.root), str(tmp_path / "ws")],
-                            stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(store.root), str(tmp_path / "ws")], stdout=subprocess.PIPE
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"writing\n"
     time.sleep(0.7)
