@@ -31,7 +31,7 @@ from typing import Any
 from blake3 import blake3
 
 from buildyard.cache.cas import CAS, is_digest
-from buildyard.errors import UsageError
+from buildyard.errors import UsageError, UserError
 from buildyard.fsutil import atomic_write_bytes
 
 #: Top-level namespaces whose entries ``prune`` may evict.
@@ -40,6 +40,12 @@ EVICTABLE_NAMESPACES = ("ac", "deps", "kv")
 GC_GRACE_S = 600.0
 _NS_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _EVENTS_TAIL_BYTES = 256 * 1024
+
+
+class CacheIntegrityError(UserError):
+    """``cache verify`` found corrupt blobs or dangling entries (already repaired); exit code 1."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -114,7 +113,11 @@ def verify(ctx: typer.Context, cache_dir: CacheDirOption = None, as_json: JsonOp
         for ref in report.dangling_refs:
             typer.echo(f"dropped  {ref}")
     if not report.ok:
-        raise typer.Exit(1)
+        from buildyard.cache.store import CacheIntegrityError  # noqa: PLC0415 - lazy: fast CLI start
+
+        raise CacheIntegrityError(
+            f"{len(report.corrupt)} corrupt blobs evicted, {len(report.dangling_refs)} entries dropped"
+        )
 
 
 @app.command()
@@ -174,7 +177,4 @@ def serve(  # noqa: PLR0917 - one parameter per CLI option
     tokens = Tokens(
         write=from_file.write | frozenset(token or ()), read=from_file.read | frozenset(read_token or ())
     )
-    store = _open(ctx, cache_dir)
-    sys.stderr.write(f"buildyard cache serving {store.root} on http://{host}:{port}\n")
-    sys.stderr.flush()
-    serve_store(store, tokens, host=host, port=port)
+    serve_store(_open(ctx, cache_dir), tokens, host=host, port=port)

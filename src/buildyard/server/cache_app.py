@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -345,4 +346,6 @@ def create_cache_app(store: CacheStore, tokens: Tokens) -> FastAPI:
 def serve_store(store: CacheStore, tokens: Tokens, *, host: str = "127.0.0.1", port: int = 8585) -> None:
     """Run the cache server until interrupted (uvicorn, one process)."""
     app = create_cache_app(store, tokens)
+    sys.stderr.write(f"buildyard cache serving {store.root} on http://{host}:{port}\n")
+    sys.stderr.flush()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
