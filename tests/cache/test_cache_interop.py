@@ -82,6 +82,7 @@ def _monorepo(root: Path) -> None:
 def _turbo(turbo: Path, cwd: Path, url: str, token: str) -> str:
     proc = subprocess.run(
         [str(turbo), "run", "build", "--api", url, "--token", token, "--team", "buildyard-team"],
+        check=False,
         cwd=cwd,
         capture_output=True,
         text=True,

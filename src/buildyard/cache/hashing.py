@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from blake3 import blake3
 
@@ -88,7 +89,7 @@ class StatCache:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        self._entries: dict[str, tuple[int, int, int, int, str]] = {}
+        self._entries: dict[str, list[Any]] = {}  # path -> [size, mtime_ns, inode, ctime_ns, digest]
         self._dirty = False
         if path is not None:
             self._load(path)
@@ -102,7 +103,7 @@ class StatCache:
             return
         entries = raw.get("entries")
         if isinstance(entries, dict):
-            self._entries = {k: tuple(v) for k, v in entries.items() if isinstance(v, list) and len(v) == 5}
+            self._entries = entries  # entries are validated lazily in get(): loading stays O(parse)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -110,7 +111,15 @@ class StatCache:
     def get(self, path: str, st: os.stat_result) -> str | None:
         """The cached digest of ``path`` if its stat signature is unchanged."""
         entry = self._entries.get(path)
-        if entry is None or entry[:4] != _signature(st):
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 5
+            or entry[1] != st.st_mtime_ns
+            or entry[0] != st.st_size
+            or entry[2] != st.st_ino
+            or entry[3] != st.st_ctime_ns
+            or not isinstance(entry[4], str)
+        ):
             return None
         return entry[4]
 
@@ -119,7 +128,7 @@ class StatCache:
         if st.st_mtime_ns >= hashed_at_ns - RACY_WINDOW_NS:
             self._entries.pop(path, None)
             return
-        self._entries[path] = (*_signature(st), digest)
+        self._entries[path] = [*_signature(st), digest]
         self._dirty = True
 
     def save(self) -> None:
@@ -212,8 +221,12 @@ def _walk_files(root: Path, prefix: str = "") -> Iterator[str]:
                 yield name if rel_dir == "." else f"{rel_dir}/{name}"
 
 
-def git_input_files(root: Path) -> list[str] | None:
-    """Git-tracked plus untracked-not-ignored files under ``root``, or None outside a git work tree."""
+def git_input_files(root: Path, *, existing_only: bool = True) -> list[str] | None:
+    """Git-tracked plus untracked-not-ignored files under ``root``, or None outside a git work tree.
+
+    ``existing_only=False`` skips the existence check (tracked files deleted from the work tree and
+    submodule directories stay in the list): for callers that stat every path anyway.
+    """
     try:
         proc = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -234,9 +247,11 @@ def git_input_files(root: Path) -> list[str] | None:
         if rel in seen:
             continue
         seen.add(rel)
-        full = root / rel
-        if full.is_symlink() or full.is_file():  # deleted tracked files and submodules drop out
-            files.append(rel)
+        if existing_only:
+            full = root / rel
+            if not (full.is_symlink() or full.is_file()):  # deleted tracked files, submodules
+                continue
+        files.append(rel)
     return files
 
 
@@ -278,6 +293,10 @@ def digest_inputs(
 ) -> dict[str, str]:
     """``relative path -> digest`` of the input set of ``root`` (see :func:`list_inputs`)."""
     hasher = hasher or FileHasher()
+    if patterns is None:
+        files = git_input_files(root, existing_only=False)  # digest_paths skips what does not exist
+        if files is not None:
+            return hasher.digest_paths(root, files)
     return hasher.digest_paths(root, list_inputs(root, patterns))
 
 
