@@ -362,7 +362,21 @@ class CacheStore:
                 report.bytes_freed += size
         report.bytes_left = sum(size for _d, size, _m in self.cas.iter_blobs())
         self.cas.clean_tmp()
+        self._trim_events()
         return report
+
+    def _trim_events(self) -> None:
+        """Keep only the recent tail of ``events.log`` (appends racing the trim may be lost: it is stats)."""
+        path = self.root / "events.log"
+        try:
+            if path.stat().st_size <= 2 * _EVENTS_TAIL_BYTES:
+                return
+            with path.open("rb") as f:
+                f.seek(-_EVENTS_TAIL_BYTES, os.SEEK_END)
+                tail = f.read()
+        except FileNotFoundError:
+            return
+        atomic_write_bytes(path, tail[tail.find(b"\n") + 1 :], durable=False)
 
 
 def default_cache_dir(project: Path) -> Path:
