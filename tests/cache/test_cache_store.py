@@ -225,8 +225,13 @@ def test_prune_keeps_refs_of_foreign_namespaces_and_young_unreferenced_blobs(sto
     past = time.time() - 7200
     os.utime(store.cas.path_for(old), (past, past))
     os.utime(store.cas.path_for(kept), (past, past))
+    leftover = store.refs.root / "ac" / "ab" / ".abc.json.x1y2.tmp"  # a ref writer killed before its rename
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("{half")
+    os.utime(leftover, (past, past))
     store.prune(max_size=0, older_than_s=0)
     assert store.cas.has(kept) and store.cas.has(young) and not store.cas.has(old)
+    assert not leftover.exists()
 
 
 _WORKER = textwrap.dedent(

@@ -172,6 +172,20 @@ class RefStore:
             return False
         return True
 
+    def clean_tmp(self, *, older_than_s: float = 3600.0) -> int:
+        """Delete temp files of ref writers that were killed; returns how many."""
+        removed = 0
+        cutoff = time.time() - older_than_s
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for fname in filenames:
+                if fname.startswith(".") and fname.endswith(".tmp"):
+                    path = Path(dirpath, fname)
+                    with contextlib.suppress(FileNotFoundError):
+                        if path.stat().st_mtime < cutoff:
+                            path.unlink()
+                            removed += 1
+        return removed
+
     def iter_refs(self, namespace: str | None = None) -> Iterator[RefInfo]:
         """Every ref (of ``namespace`` and the namespaces under it, or all)."""
         base = self.root / namespace if namespace else self.root
@@ -362,6 +376,7 @@ class CacheStore:
                 report.bytes_freed += size
         report.bytes_left = sum(size for _d, size, _m in self.cas.iter_blobs())
         self.cas.clean_tmp()
+        self.refs.clean_tmp()
         self._trim_events()
         return report
 
