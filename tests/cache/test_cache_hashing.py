@@ -131,3 +131,24 @@ def test_tree_digest_is_order_independent_and_path_sensitive():
     a = tree_digest({"x": "1" * 64, "y": "2" * 64})
     assert a == tree_digest({"y": "2" * 64, "x": "1" * 64})
     assert a != tree_digest({"x": "2" * 64, "y": "1" * 64})
+
+
+def test_input_index_partitions_one_git_listing_by_directory(tmp_path):
+    repo = tmp_path / "repo"
+    for rel in ("pkg/a.ts", "pkg/sub/b.ts", "pkg2/c.ts", "pkg-x/d.ts", "root.json"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(rel)
+    _git(repo, "init", "-q")
+    (repo / ".gitignore").write_text("*.log\n")
+    (repo / "pkg" / "x.log").write_text("ignored")
+    index = hashing.InputIndex(repo)
+    assert index.files_under(repo / "pkg") == ["a.ts", "sub/b.ts"] == list_inputs(repo / "pkg")
+    assert index.files_under(repo / "pkg2") == ["c.ts"]
+    assert index.files_under(repo) == list_inputs(repo)
+    assert index.files_under(tmp_path) is None
+    hasher = FileHasher()
+    assert digest_inputs(repo / "pkg", hasher=hasher, index=index) == digest_inputs(repo / "pkg")
+    assert hashing.InputIndex(tmp_path / "repo" / "pkg" / "sub").files_under(tmp_path) is None
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert hashing.InputIndex(plain).files_under(plain) is None

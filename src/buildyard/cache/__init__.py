@@ -16,7 +16,14 @@ from buildyard.cache.action_cache import ActionCache, ActionEntry, OutputFile, R
 from buildyard.cache.api import JobCache, open_job_cache
 from buildyard.cache.cas import CAS
 from buildyard.cache.dep_cache import CachePolicy, DependencyCache, DepRestore, dependency_cache_key
-from buildyard.cache.hashing import FileHasher, StatCache, digest_inputs, list_inputs, open_stat_cache
+from buildyard.cache.hashing import (
+    FileHasher,
+    InputIndex,
+    StatCache,
+    digest_inputs,
+    list_inputs,
+    open_stat_cache,
+)
 from buildyard.cache.job_key import JobKeySpec, compute_key_manifest
 from buildyard.cache.keys import CacheMissReason, KeyManifest, MissDetail, explain
 from buildyard.cache.pathsafe import UnsafePathError
@@ -33,6 +40,7 @@ __all__ = [
     "DepRestore",
     "DependencyCache",
     "FileHasher",
+    "InputIndex",
     "JobCache",
     "JobKeySpec",
     "KeyManifest",

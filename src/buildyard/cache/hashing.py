@@ -10,6 +10,7 @@ Digests are lowercase hex BLAKE3-256 strings (64 characters). A symlink is hashe
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import glob
 import json
@@ -255,6 +256,35 @@ def git_input_files(root: Path, *, existing_only: bool = True) -> list[str] | No
     return files
 
 
+class InputIndex:
+    """The default input candidates of a whole project from ONE ``git ls-files`` call, by directory.
+
+    A run computes many job keys; listing each job's directory separately would cost one git
+    process per job. Build one index per run and pass it to :func:`digest_inputs`.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+        files = git_input_files(self.root, existing_only=False)
+        self._files: list[str] | None = sorted(files) if files is not None else None
+
+    def files_under(self, directory: Path) -> list[str] | None:
+        """Candidates under ``directory`` relative to it; None if the project is not a git work tree
+        or ``directory`` is outside it."""
+        if self._files is None:
+            return None
+        rel = os.path.relpath(os.path.realpath(directory), self.root)
+        if rel == ".":
+            return list(self._files)
+        if rel == ".." or rel.startswith("../"):
+            return None
+        prefix = rel.replace(os.sep, "/") + "/"
+        lo = bisect.bisect_left(self._files, prefix)
+        hi = bisect.bisect_left(self._files, prefix[:-1] + "0")  # "0" sorts right after "/"
+        cut = len(prefix)
+        return [f[cut:] for f in self._files[lo:hi]]
+
+
 def list_inputs(root: Path, patterns: Sequence[str] | None = None) -> list[str]:
     """Sorted input files of ``root``, relative to it.
 
@@ -289,10 +319,21 @@ def _expand(root: Path, pattern: str) -> Iterator[str]:
 
 
 def digest_inputs(
-    root: Path, patterns: Sequence[str] | None = None, *, hasher: FileHasher | None = None
+    root: Path,
+    patterns: Sequence[str] | None = None,
+    *,
+    hasher: FileHasher | None = None,
+    index: InputIndex | None = None,
 ) -> dict[str, str]:
-    """``relative path -> digest`` of the input set of ``root`` (see :func:`list_inputs`)."""
+    """``relative path -> digest`` of the input set of ``root`` (see :func:`list_inputs`).
+
+    With ``patterns=None`` and an ``index``, the candidates come from the index (no git call).
+    """
     hasher = hasher or FileHasher()
+    if patterns is None and index is not None:
+        indexed = index.files_under(root)
+        if indexed is not None:
+            return hasher.digest_paths(root, indexed)
     if patterns is None:
         files = git_input_files(root, existing_only=False)  # digest_paths skips what does not exist
         if files is not None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buildyard.cache.hashing import FileHasher, digest_inputs
+from buildyard.cache.hashing import FileHasher, InputIndex, digest_inputs
 from buildyard.cache.keys import JSONValue, KeyManifest, build_key_manifest
 
 #: A key command taking longer than this contributes its timeout, not its output.
@@ -63,10 +63,14 @@ def compute_key_manifest(
     *,
     hasher: FileHasher,
     salt: bytes,
+    index: InputIndex | None = None,
     command_env: Mapping[str, str] | None = None,
 ) -> KeyManifest:
-    """Hash inputs, run key commands, and assemble the job's :class:`KeyManifest`."""
-    inputs = digest_inputs(spec.workdir, spec.inputs, hasher=hasher)
+    """Hash inputs, run key commands, and assemble the job's :class:`KeyManifest`.
+
+    Pass one :class:`InputIndex` of the project for all jobs of a run (one git call in total).
+    """
+    inputs = digest_inputs(spec.workdir, spec.inputs, hasher=hasher, index=index)
     global_digests = (
         digest_inputs(spec.project_root, list(spec.global_inputs), hasher=hasher)
         if spec.global_inputs
