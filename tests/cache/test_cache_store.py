@@ -328,3 +328,17 @@ def test_a_writer_killed_mid_write_leaves_nothing_half_visible(store, tmp_path):
         dest.mkdir(parents=True)
         assert ac.restore(entry, dest) is not None
     assert store.cas.clean_tmp(older_than_s=0) >= 1
+
+
+def test_restore_leaves_identical_outputs_alone_and_replaces_changed_ones(store, tmp_path):
+    ws = _workspace(tmp_path)
+    ac = ActionCache(store)
+    entry = ac.store_outputs("c" * 64, workspace=ws, outputs=["dist"])
+    same = ws / "dist" / "index.txt"
+    changed = ws / "dist" / "sub" / "tool.sh"
+    inode_same, inode_changed = same.stat().st_ino, changed.stat().st_ino
+    changed.write_text("#!/bin/sh\necho HI\n")  # same size, other content
+    assert ac.restore(entry, ws) is not None
+    assert same.stat().st_ino == inode_same  # untouched
+    assert changed.stat().st_ino != inode_changed
+    assert changed.read_text() == "#!/bin/sh\necho hi\n"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildyard.cache.hashing import list_inputs
+from buildyard.cache.hashing import hash_file, list_inputs
 from buildyard.cache.keys import KeyManifest, MissDetail, explain
 from buildyard.cache.pathsafe import UnsafePathError, check_relpath, check_symlink, safe_destination
 from buildyard.cache.store import CacheStore
@@ -117,6 +117,23 @@ class RestoreResult:
     paths: tuple[str, ...]
     log: bytes | None
     saved_s: float = field(default=0.0)
+
+
+def _already_there(output: OutputFile, dest: Path) -> bool:
+    """True if ``dest`` already holds exactly ``output`` (same kind, mode, size and content)."""
+    try:
+        st = dest.lstat()
+    except FileNotFoundError:
+        return False
+    if output.symlink is not None:
+        return stat.S_ISLNK(st.st_mode) and str(dest.readlink()) == output.symlink
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == output.size
+        and stat.S_IMODE(st.st_mode) == output.mode
+        and output.digest is not None
+        and hash_file(dest, size=st.st_size) == output.digest
+    )
 
 
 class ActionCache:
@@ -223,19 +240,26 @@ class ActionCache:
         staged: list[tuple[Path, Path]] = []
         try:
             for output, dest in plan:
+                if _already_there(output, dest):
+                    continue  # an unchanged output from a previous run: nothing to write
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp_name = tempfile.mkstemp(
                     prefix=f".{dest.name}.", suffix=".by-restore", dir=dest.parent
                 )
-                os.close(fd)
                 tmp = Path(tmp_name)
                 staged.append((tmp, dest))
+                with os.fdopen(fd, "wb") as f:
+                    ok = output.symlink is not None or (
+                        output.digest is not None and self.cas.write_to(output.digest, f)
+                    )
+                if not ok:
+                    self.evict(entry.key)
+                    return None
                 if output.symlink is not None:
                     tmp.unlink()
                     tmp.symlink_to(output.symlink)
-                elif output.digest is None or not self.cas.copy_to(output.digest, tmp, mode=output.mode):
-                    self.evict(entry.key)
-                    return None
+                else:
+                    tmp.chmod(output.mode)
             for tmp, dest in staged:
                 if dest.is_dir() and not dest.is_symlink():
                     raise UnsafePathError(f"cannot restore {dest}: a directory is in the way")

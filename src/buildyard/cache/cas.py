@@ -206,6 +206,13 @@ class CAS:
             raise
         return True
 
+    def write_to(self, digest: str, out: _Writable) -> bool:
+        """Write the blob's bytes to ``out``, verifying them; False if absent/corrupt (then evicted).
+
+        On False, ``out`` may hold a prefix of the bytes: write to a temp file and discard it.
+        """
+        return self._copy_verified(digest, out)
+
     def _copy_verified(self, digest: str, out: _Writable | None, *, evict: bool = True) -> bool:
         try:
             src = self.path_for(digest).open("rb")

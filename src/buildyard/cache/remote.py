@@ -14,12 +14,15 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from blake3 import blake3
 
 from buildyard.cache.action_cache import ActionCache, ActionEntry, RestoreResult
 from buildyard.cache.keys import KeyManifest, MissDetail
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ class RemoteCache:
         timeout: float = 2.0,
         warn: Callable[[str], None] | None = None,
     ) -> None:
+        import httpx  # noqa: PLC0415 - lazy: httpx costs ~200 ms of import time, only remote users pay it
+
         self.url = url.rstrip("/")
         token = token if token is not None else os.environ.get(TOKEN_ENV)
         headers = {"authorization": f"Bearer {token}"} if token else {}
@@ -69,6 +74,8 @@ class RemoteCache:
     def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response | None:
         if self.disabled:
             return None
+        import httpx  # noqa: PLC0415 - see __init__ (already imported: a dict lookup)
+
         try:
             response = self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
         except httpx.TimeoutException:
