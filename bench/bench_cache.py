@@ -42,22 +42,37 @@ def deps_of(layer: int, i: int) -> list[str]:
 
 def make_monorepo(root: Path) -> None:
     root.mkdir(parents=True)
-    (root / "package.json").write_text(json.dumps(
-        {"name": "mono", "private": True, "packageManager": "npm@10.8.2", "workspaces": ["packages/*"]}))
-    (root / "turbo.json").write_text(json.dumps({"tasks": {"build": {"dependsOn": ["^build"], "outputs": ["dist/**"]}}}))
+    (root / "package.json").write_text(
+        json.dumps(
+            {"name": "mono", "private": True, "packageManager": "npm@10.8.2", "workspaces": ["packages/*"]}
+        )
+    )
+    (root / "turbo.json").write_text(
+        json.dumps({"tasks": {"build": {"dependsOn": ["^build"], "outputs": ["dist/**"]}}})
+    )
     (root / ".gitignore").write_text("node_modules\n.turbo\ndist\n.buildyard\n")
     for layer in range(LAYERS):
         for i in range(WIDTH):
             pkg = root / "packages" / name(layer, i)
             (pkg / "src").mkdir(parents=True)
             (pkg / "src" / "index.js").write_text(f"module.exports = '{name(layer, i)}';\n")
-            script = "node -e \"require('fs').mkdirSync('dist',{recursive:true});" \
-                     "require('fs').writeFileSync('dist/index.txt','built')\""
-            (pkg / "package.json").write_text(json.dumps({
-                "name": name(layer, i), "version": "1.0.0",
-                "dependencies": {d: "*" for d in deps_of(layer, i)}, "scripts": {"build": script}}))
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--offline"], cwd=root, check=True,
-                   capture_output=True)
+            script = (
+                "node -e \"require('fs').mkdirSync('dist',{recursive:true});"
+                "require('fs').writeFileSync('dist/index.txt','built')\""
+            )
+            (pkg / "package.json").write_text(
+                json.dumps(
+                    {
+                        "name": name(layer, i),
+                        "version": "1.0.0",
+                        "dependencies": dict.fromkeys(deps_of(layer, i), "*"),
+                        "scripts": {"build": script},
+                    }
+                )
+            )
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--offline"], cwd=root, check=True, capture_output=True
+    )
     git = ["git", "-c", "user.email=b@b", "-c", "user.name=b"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)
@@ -73,7 +88,8 @@ BUILDYARD_RUN = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from buildyard.cache import FileHasher, InputIndex, JobKeySpec, compute_key_manifest, open_job_cache, open_stat_cache
+    from buildyard.cache import (FileHasher, InputIndex, JobKeySpec, compute_key_manifest, open_job_cache,
+                                 open_stat_cache)
     root = Path(sys.argv[1]); mode = sys.argv[2]; layers, width = int(sys.argv[3]), int(sys.argv[4])
     start = time.perf_counter()
     cache = open_job_cache(root)
@@ -97,8 +113,8 @@ BUILDYARD_RUN = textwrap.dedent(
                 hits += 1
                 continue
             out = spec.workdir / "dist"; out.mkdir(exist_ok=True); (out / "index.txt").write_text("built")
-            cache.store_outputs(key, workspace=spec.workdir, outputs=["dist"], log=b"> build\\n", duration_s=0.2,
-                                job=n, key_manifest=manifest)
+            cache.store_outputs(key, workspace=spec.workdir, outputs=["dist"], log=b"> build\\n",
+                                duration_s=0.2, job=n, key_manifest=manifest)
     stat_cache.save()
     print(hits, f"{time.perf_counter() - start:.6f}")
     """
@@ -107,8 +123,12 @@ BUILDYARD_RUN = textwrap.dedent(
 
 def run_buildyard(root: Path) -> tuple[int, float, float]:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", BUILDYARD_RUN, str(root), "run", str(LAYERS), str(WIDTH)],
-                          check=True, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", BUILDYARD_RUN, str(root), "run", str(LAYERS), str(WIDTH)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     hits, inner = proc.stdout.split()
     return int(hits), float(inner), wall
@@ -116,8 +136,14 @@ def run_buildyard(root: Path) -> tuple[int, float, float]:
 
 def run_turbo(turbo: Path, root: Path) -> tuple[str, float]:
     start = time.perf_counter()
-    proc = subprocess.run([str(turbo), "run", "build", "--concurrency=2"], cwd=root, check=True,
-                          capture_output=True, text=True, env={**os.environ, **TURBO_ENV})
+    proc = subprocess.run(
+        [str(turbo), "run", "build", "--concurrency=2"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **TURBO_ENV},
+    )
     return proc.stdout, time.perf_counter() - start
 
 
@@ -131,8 +157,12 @@ def main() -> None:
         turbo = args.turbo
         if turbo is None:
             (base / "t").mkdir()
-            subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "turbo@^2"], cwd=base / "t",
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["npm", "install", "--silent", "--no-audit", "--no-fund", "turbo@^2"],
+                cwd=base / "t",
+                check=True,
+                capture_output=True,
+            )
             turbo = base / "t" / "node_modules" / ".bin" / "turbo"
         ours_root, turbo_root = base / "by", base / "turbo"
         make_monorepo(ours_root)
@@ -153,14 +183,24 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     med = statistics.median
-    print(f"100 jobs, rounds={args.rounds}, cpus={os.cpu_count()}, medians (cold run: buildyard cache layer "
-          f"{by_cold * 1000:.0f} ms incl. storing; turbo {turbo_cold * 1000:.0f} ms incl. running builds)")
+    print(
+        f"100 jobs, rounds={args.rounds}, cpus={os.cpu_count()}, medians (cold run: buildyard cache layer "
+        f"{by_cold * 1000:.0f} ms incl. storing; turbo {turbo_cold * 1000:.0f} ms incl. running builds)"
+    )
     rows = [
         ("case", "buildyard", "turbo", "turbo/buildyard"),
-        ("fully cached: keys+lookup+restore (in-process)", f"{med(ours_inner) * 1000:.0f} ms",
-         f"{med(theirs) * 1000:.0f} ms", f"{med(theirs) / med(ours_inner):.2f}x"),
-        ("fully cached: same incl. python start+imports", f"{med(ours_wall) * 1000:.0f} ms",
-         f"{med(theirs) * 1000:.0f} ms", f"{med(theirs) / med(ours_wall):.2f}x"),
+        (
+            "fully cached: keys+lookup+restore (in-process)",
+            f"{med(ours_inner) * 1000:.0f} ms",
+            f"{med(theirs) * 1000:.0f} ms",
+            f"{med(theirs) / med(ours_inner):.2f}x",
+        ),
+        (
+            "fully cached: same incl. python start+imports",
+            f"{med(ours_wall) * 1000:.0f} ms",
+            f"{med(theirs) * 1000:.0f} ms",
+            f"{med(theirs) / med(ours_wall):.2f}x",
+        ),
     ]
     widths = [max(len(r[c]) for r in rows) for c in range(4)]
     for row in rows:
