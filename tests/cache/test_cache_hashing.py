@@ -152,3 +152,22 @@ def test_input_index_partitions_one_git_listing_by_directory(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     assert hashing.InputIndex(plain).files_under(plain) is None
+
+
+def test_stat_cache_is_bounded_to_files_seen_when_too_large(tmp_path, monkeypatch):
+    monkeypatch.setattr(hashing, "STAT_CACHE_MAX_ENTRIES", 5)
+    for i in range(8):
+        (tmp_path / f"f{i}").write_text(str(i))
+        _age(tmp_path / f"f{i}")
+    path = tmp_path / "stat.json"
+    first = StatCache(path)
+    FileHasher(first).digest_paths(tmp_path, [f"f{i}" for i in range(8)])
+    first.save()  # 8 entries, all seen by this process: kept
+    second = StatCache(path)
+    assert len(second) == 8
+    FileHasher(second).digest_paths(tmp_path, ["f0", "f1"])
+    (tmp_path / "f2").write_text("changed")
+    _age(tmp_path / "f2")
+    FileHasher(second).digest_paths(tmp_path, ["f2"])
+    second.save()
+    assert len(StatCache(path)) == 3

@@ -186,3 +186,25 @@ def test_a_refused_token_is_one_warning(cache_server, token, monkeypatch, reques
     request.addfinalizer(remote.close)
     assert remote.get_entry("a" * 64) is None and remote.get_entry("b" * 64) is None
     assert len(warnings) == 1 and "401" in warnings[0]
+
+
+def test_concurrent_uploads_and_downloads_stay_consistent(cache_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = cache_server.url
+    bodies = {f"k{i}": bytes([i]) * (50_000 + i) for i in range(16)}
+
+    def work(i: int) -> bool:
+        with httpx.Client(headers=W, timeout=10) as client:
+            key = f"k{i % 16}"
+            assert client.put(f"{url}/{key}", content=bodies[key]).status_code == 200
+            assert client.put(f"{url}/shared", content=b"same for all").status_code == 200
+            got = client.get(f"{url}/{key}")
+            return got.status_code == 200 and got.content == bodies[key]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, range(48)))
+    store = CacheStore(cache_server.cache_dir)
+    assert store.verify().ok
+    assert store.stats().blobs == 17
+    assert not any(store.cas.tmp_dir.iterdir())

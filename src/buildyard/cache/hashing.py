@@ -33,6 +33,8 @@ LARGE_FILE_BYTES = 8 * 1024 * 1024
 #: A file whose mtime is this close to the moment it was hashed is not trusted from the stat cache
 #: (it may change again within one coarse-clock tick without its mtime moving; git's "racy" files).
 RACY_WINDOW_NS = 100_000_000
+#: Above this many entries, saving keeps only the files seen by this process (bounds the file).
+STAT_CACHE_MAX_ENTRIES = 500_000
 _READ_CHUNK = 1024 * 1024
 _STAT_CACHE_VERSION = 1
 
@@ -92,6 +94,7 @@ class StatCache:
         self.path = path
         self._entries: dict[str, list[Any]] = {}  # path -> [size, mtime_ns, inode, ctime_ns, digest]
         self._dirty = False
+        self._seen: set[str] = set()
         if path is not None:
             self._load(path)
 
@@ -112,6 +115,7 @@ class StatCache:
     def get(self, path: str, st: os.stat_result) -> str | None:
         """The cached digest of ``path`` if its stat signature is unchanged."""
         entry = self._entries.get(path)
+        self._seen.add(path)
         if (
             not isinstance(entry, list)
             or len(entry) != 5
@@ -136,6 +140,8 @@ class StatCache:
         """Write the cache back if anything changed (atomic, not fsynced: it is rebuildable)."""
         if self.path is None or not self._dirty:
             return
+        if len(self._entries) > STAT_CACHE_MAX_ENTRIES:
+            self._entries = {p: e for p, e in self._entries.items() if p in self._seen}
         payload = json.dumps({"v": _STAT_CACHE_VERSION, "entries": self._entries}, separators=(",", ":"))
         atomic_write_bytes(self.path, payload.encode(), durable=False)
         self._dirty = False
