@@ -6,6 +6,7 @@ import base64
 import hashlib
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -189,8 +190,6 @@ def test_a_refused_token_is_one_warning(cache_server, token, monkeypatch, reques
 
 
 def test_concurrent_uploads_and_downloads_stay_consistent(cache_server):
-    from concurrent.futures import ThreadPoolExecutor
-
     url = cache_server.url
     bodies = {f"k{i}": bytes([i]) * (50_000 + i) for i in range(16)}
 
