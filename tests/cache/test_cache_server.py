@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -207,3 +208,27 @@ def test_concurrent_uploads_and_downloads_stay_consistent(cache_server):
     assert store.verify().ok
     assert store.stats().blobs == 17
     assert not any(store.cas.tmp_dir.iterdir())
+
+
+def test_buildyard_blob_uploads_are_verified_and_large_outputs_stream(cache_server, tmp_path, request):
+    url = cache_server.url
+    digest = blake3(b"right").hexdigest()
+    assert httpx.put(f"{url}/_buildyard/v1/blobs/{digest}", content=b"wrong", headers=W).status_code == 400
+    assert httpx.head(f"{url}/_buildyard/v1/blobs/{digest}", headers=R).status_code == 404
+    assert httpx.put(f"{url}/_buildyard/v1/ac/{'a' * 64}", content=b"{}", headers=W).status_code == 400
+
+    ws = tmp_path / "big"
+    (ws / "dist").mkdir(parents=True)
+    payload = os.urandom(20 * 1024 * 1024)
+    (ws / "dist" / "big.bin").write_bytes(payload)
+    a = TieredActionCache(ActionCache(CacheStore(tmp_path / "a")), RemoteCache(url, RW))
+    b = TieredActionCache(ActionCache(CacheStore(tmp_path / "b")), RemoteCache(url, RO))
+    request.addfinalizer(a.close)
+    request.addfinalizer(b.close)
+    a.store_outputs("b" * 64, workspace=ws, outputs=["dist"])
+    entry = b.lookup("b" * 64)
+    assert entry is not None
+    out = tmp_path / "out"
+    out.mkdir()
+    assert b.restore(entry, out) is not None
+    assert (out / "dist" / "big.bin").read_bytes() == payload

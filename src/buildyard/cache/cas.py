@@ -67,6 +67,10 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
+    def hexdigest(self) -> str:
+        """Digest of the bytes written so far (check an expected digest before committing)."""
+        return str(self._hasher.hexdigest())
+
     def commit(self) -> str:
         """Finish the blob and make it visible; returns its digest (idempotent for identical content)."""
         self._file.write(self._compressor.flush())

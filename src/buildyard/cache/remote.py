@@ -16,9 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blake3 import blake3
-
 from buildyard.cache.action_cache import ActionCache, ActionEntry, RestoreResult
+from buildyard.cache.cas import CAS
 from buildyard.cache.keys import KeyManifest, MissDetail
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ logger = logging.getLogger(__name__)
 #: Environment variable holding the bearer token of ``--remote-cache``.
 TOKEN_ENV = "BUILDYARD_REMOTE_CACHE_TOKEN"  # noqa: S105 - the variable name, not a secret
 _API = "/_buildyard/v1"
+_CHUNK = 1024 * 1024
 
 
 class RemoteCache:
@@ -102,22 +102,42 @@ class RemoteCache:
         except (ValueError, KeyError, TypeError):
             return None
 
-    def get_blob(self, digest: str) -> bytes | None:
-        """A blob's bytes, verified against ``digest`` (a mismatching body counts as a miss)."""
-        response = self._request("GET", f"/blobs/{digest}")
-        if response is None or response.status_code != 200:
-            return None
-        data = response.content
-        return data if blake3(data).hexdigest() == digest else None
+    def fetch_blob(self, digest: str, cas: CAS) -> bool:
+        """Stream the blob ``digest`` into ``cas``, verified (a bad body is discarded); True if stored."""
+        if self.disabled:
+            return False
+        import httpx  # noqa: PLC0415 - see __init__
+
+        try:
+            with self._client.stream("GET", f"/blobs/{digest}") as response:
+                if response.status_code != 200:
+                    return False
+                with cas.writer() as writer:
+                    for chunk in response.iter_bytes(_CHUNK):
+                        writer.write(chunk)
+                    if writer.hexdigest() != digest:
+                        return False
+                    writer.commit()
+        except httpx.TimeoutException:
+            self._fail("timed out")
+            return False
+        except httpx.HTTPError as exc:
+            self._fail(type(exc).__name__)
+            return False
+        return True
 
     def has_blob(self, digest: str) -> bool:
         """True if the server already holds ``digest``."""
         response = self._request("HEAD", f"/blobs/{digest}")
         return response is not None and response.status_code == 200
 
-    def put_blob(self, digest: str, data: bytes) -> bool:
-        """Upload one blob; True on success."""
-        return self._write("PUT", f"/blobs/{digest}", content=data)
+    def put_blob(self, digest: str, cas: CAS) -> bool:
+        """Upload the local blob ``digest`` (streamed from a verified reader); True on success."""
+        reader = cas.open(digest)
+        if reader is None:
+            return False
+        with reader:
+            return self._write("PUT", f"/blobs/{digest}", content=iter(lambda: reader.read(_CHUNK), b""))
 
     def put_entry(self, entry: ActionEntry) -> bool:
         """Upload an entry whose blobs the server already has; True on success."""
@@ -164,12 +184,8 @@ class TieredActionCache:
             return None
         cas = self.local.cas
         for digest in remote_entry.blobs:
-            if cas.has(digest):
-                continue
-            data = self.remote.get_blob(digest)
-            if data is None:
+            if not cas.has(digest) and not self.remote.fetch_blob(digest, cas):
                 return None
-            cas.put_bytes(data)
         self.local.put_entry(remote_entry)
         return self.local.lookup(key)
 
@@ -211,8 +227,7 @@ class TieredActionCache:
         for digest in entry.blobs:
             if remote.has_blob(digest):
                 continue
-            data = self.local.cas.get_bytes(digest)
-            if data is None or not remote.put_blob(digest, data):
+            if not remote.put_blob(digest, self.local.cas):
                 return False
         return remote.put_entry(entry)
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import uvicorn
-from blake3 import blake3
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -156,8 +155,10 @@ class _Upload:
         self.digest = ""
         self.size = 0
 
-    async def receive(self, request: Request, *, expect_sha256: str | None = None) -> None:
-        """Store the body; with ``expect_sha256`` a mismatching body is discarded and answered 400."""
+    async def receive(
+        self, request: Request, *, expect_sha256: str | None = None, expect_blake3: str | None = None
+    ) -> None:
+        """Store the body; with an expected digest a mismatching body is discarded and answered 400."""
         with self.store.cas.writer() as writer:
             stream: AsyncIterator[bytes] = request.stream()
             async for chunk in stream:
@@ -168,6 +169,8 @@ class _Upload:
                         raise HTTPException(413, "upload too large")
             if expect_sha256 is not None and self.sha256.hexdigest() != expect_sha256:
                 raise HTTPException(400, "content does not match its SHA-256 digest")
+            if expect_blake3 is not None and writer.hexdigest() != expect_blake3:
+                raise HTTPException(400, "content does not match its BLAKE3 digest")
             self.size = writer.size
             self.digest = writer.commit()
 
@@ -266,10 +269,12 @@ def create_cache_app(store: CacheStore, tokens: Tokens) -> FastAPI:
             if not store.cas.has(digest):
                 raise HTTPException(404, "no such blob")
             return Response(status_code=200)
-        data = store.cas.get_bytes(digest)
-        if data is None:
+        reader = store.cas.open(digest)
+        if reader is None:
             raise HTTPException(404, "no such blob")
-        return Response(content=data, media_type="application/octet-stream")
+        size = reader.seek(0, 2)
+        reader.seek(0)
+        return _value_response(KVEntry(key=digest, digest=digest, size=size), reader, {}, head=False)
 
     @app.put("/_buildyard/v1/blobs/{digest}")
     async def by_blob_put(digest: str, request: Request) -> dict[str, str]:
@@ -277,10 +282,7 @@ def create_cache_app(store: CacheStore, tokens: Tokens) -> FastAPI:
         _check_length(request)
         if not is_digest(digest):
             raise HTTPException(400, "not a BLAKE3 digest")
-        body = await request.body()
-        if blake3(body).hexdigest() != digest:
-            raise HTTPException(400, "content does not match its BLAKE3 digest")
-        store.cas.put_bytes(body)
+        await _Upload(store).receive(request, expect_blake3=digest)
         return {"digest": digest}
 
     @app.get("/_buildyard/v1/ac/{key}")
