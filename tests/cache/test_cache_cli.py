@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -139,3 +140,14 @@ def test_serve_with_tokens_file(tmp_path):
         assert httpx.get(f"{url}/k", headers={"authorization": "Bearer r1"}).content == b"v"
     finally:
         stop_server(proc)
+
+
+def test_serve_on_a_busy_port_is_one_line(tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = run_cli(["cache", "serve", "--token", "t", "--port", str(port), "--cache-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -348,6 +349,11 @@ def create_cache_app(store: CacheStore, tokens: Tokens) -> FastAPI:
 def serve_store(store: CacheStore, tokens: Tokens, *, host: str = "127.0.0.1", port: int = 8585) -> None:
     """Run the cache server until interrupted (uvicorn, one process)."""
     app = create_cache_app(store, tokens)
+    try:  # fail with one line, before uvicorn logs and exits on its own
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror} (choose another --port)") from exc
     sys.stderr.write(f"buildyard cache serving {store.root} on http://{host}:{port}\n")
     sys.stderr.flush()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
