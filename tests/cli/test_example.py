@@ -7,7 +7,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from conftest import git
+import subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,9 +19,9 @@ def test_example_shop_package_job(cli, tmp_path) -> None:
         project,
         ignore=shutil.ignore_patterns(".buildyard", "build", "dist", "__pycache__"),
     )
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "example")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "example"]):
+        subprocess.run(["git", *args], cwd=project, check=True)
     result = cli("-C", project, "run", "package", "--json")
     assert result.code == 0, result.err
     summary = json.loads(result.out)

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("buildyard.cli.history", "history", "List recent runs."),
     "show": ("buildyard.cli.history", "show", "Show one run: jobs, statuses, timings, resources."),
     "logs": ("buildyard.cli.history", "logs", "Print the (masked) logs of a run or job."),
+    "cache": ("buildyard.cli.cache", "app", "Inspect, verify, prune and serve the content-addressed cache."),
 }
 
 

@@ -1,0 +1,50 @@
+"""Guards for restoring cached files into a workspace: no entry may write outside it.
+
+Owns the checks every restore runs: relative paths only, no ``..``, no NUL, symlink targets that
+stay inside the workspace, and no pre-existing symlinked directory that would carry a write out.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+from buildyard.errors import BuildyardError
+
+
+class UnsafePathError(BuildyardError):
+    """A cache entry names a path (or symlink target) outside the workspace; the entry is rejected."""
+
+
+def check_relpath(rel: str) -> str:
+    """Return ``rel`` normalized if it is a safe relative POSIX path, else raise :class:`UnsafePathError`."""
+    if not rel or "\0" in rel or rel.startswith("/") or "\\" in rel:
+        raise UnsafePathError(f"unsafe path in cache entry: {rel!r}")
+    parts = rel.split("/")
+    if any(part == ".." for part in parts):
+        raise UnsafePathError(f"path in cache entry leaves the workspace: {rel!r}")
+    norm = posixpath.normpath(rel)
+    if norm in (".", "") or norm.startswith("../"):
+        raise UnsafePathError(f"unsafe path in cache entry: {rel!r}")
+    return norm
+
+
+def check_symlink(rel: str, target: str) -> None:
+    """Reject a symlink at ``rel`` whose ``target`` is absolute or resolves outside the workspace."""
+    if not target or target.startswith("/") or "\0" in target:
+        raise UnsafePathError(f"symlink {rel!r} -> {target!r} points outside the workspace")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise UnsafePathError(f"symlink {rel!r} -> {target!r} points outside the workspace")
+
+
+def safe_destination(workspace: Path, rel: str) -> Path:
+    """Absolute destination of ``rel`` under ``workspace`` after checking no parent escapes via a symlink."""
+    norm = check_relpath(rel)
+    root = Path(os.path.realpath(workspace))
+    dest = root / norm
+    parent = Path(os.path.realpath(dest.parent))
+    if parent != root and root not in parent.parents:
+        raise UnsafePathError(f"{rel!r} would be written through a symlink that leaves the workspace")
+    return dest

@@ -1,0 +1,240 @@
+"""Remote job cache: a buildyard cache server behind the local store.
+
+Owns :class:`RemoteCache` (the HTTP client of ``/_buildyard/v1/...`` on ``buildyard cache serve``)
+and :class:`TieredActionCache`, the job cache the engine uses: lookups read the local store first
+and the remote only after a local miss (a remote hit is imported into the local store, every blob
+verified against its digest); stores write locally, then back to the remote. A remote that is down,
+slow (short timeouts), or refuses the token is switched off for the rest of the process after one
+warning: the run goes on with the local cache only and never fails because of the remote.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildyard.cache.action_cache import ActionCache, ActionEntry, RestoreResult
+from buildyard.cache.cas import CAS
+from buildyard.cache.keys import KeyManifest, MissDetail
+
+if TYPE_CHECKING:
+    import httpx
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable holding the bearer token of ``--remote-cache``.
+TOKEN_ENV = "BUILDYARD_REMOTE_CACHE_TOKEN"  # noqa: S105 - the variable name, not a secret
+_API = "/_buildyard/v1"
+_CHUNK = 1024 * 1024
+
+
+class RemoteCache:
+    """Client of a buildyard cache server; every failure degrades to "not found" after one warning."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 2.0,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        import httpx  # noqa: PLC0415 - lazy: httpx costs ~200 ms of import time, only remote users pay it
+
+        self.url = url.rstrip("/")
+        token = token if token is not None else os.environ.get(TOKEN_ENV)
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(
+            base_url=self.url + _API,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
+        )
+        self._warn = warn or logger.warning
+        self.disabled = False
+        self.read_only = False
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> RemoteCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _fail(self, what: str) -> None:
+        if not self.disabled:
+            self.disabled = True
+            self._warn(f"remote cache {self.url} unavailable ({what}); continuing with the local cache only")
+
+    def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response | None:
+        if self.disabled:
+            return None
+        import httpx  # noqa: PLC0415 - see __init__ (already imported: a dict lookup)
+
+        try:
+            response = self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        except httpx.TimeoutException:
+            self._fail("timed out")
+            return None
+        except httpx.HTTPError as exc:
+            self._fail(type(exc).__name__)
+            return None
+        if response.status_code == 401:
+            self._fail(f"token refused: HTTP 401; set {TOKEN_ENV}")
+            return None
+        if response.status_code >= 500:
+            self._fail(f"HTTP {response.status_code}")
+            return None
+        return response
+
+    def get_entry(self, key: str) -> ActionEntry | None:
+        """The remote action-cache entry for ``key``, if any."""
+        response = self._request("GET", f"/ac/{key}")
+        if response is None or response.status_code != 200:
+            return None
+        try:
+            return ActionEntry.from_json(response.json())
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def fetch_blob(self, digest: str, cas: CAS) -> bool:
+        """Stream the blob ``digest`` into ``cas``, verified (a bad body is discarded); True if stored."""
+        if self.disabled:
+            return False
+        import httpx  # noqa: PLC0415 - see __init__
+
+        try:
+            with self._client.stream("GET", f"/blobs/{digest}") as response:
+                if response.status_code != 200:
+                    return False
+                with cas.writer() as writer:
+                    for chunk in response.iter_bytes(_CHUNK):
+                        writer.write(chunk)
+                    if writer.hexdigest() != digest:
+                        return False
+                    writer.commit()
+        except httpx.TimeoutException:
+            self._fail("timed out")
+            return False
+        except httpx.HTTPError as exc:
+            self._fail(type(exc).__name__)
+            return False
+        return True
+
+    def has_blob(self, digest: str) -> bool:
+        """True if the server already holds ``digest``."""
+        response = self._request("HEAD", f"/blobs/{digest}")
+        return response is not None and response.status_code == 200
+
+    def put_blob(self, digest: str, cas: CAS) -> bool:
+        """Upload the local blob ``digest`` (streamed from a verified reader); True on success."""
+        reader = cas.open(digest)
+        if reader is None:
+            return False
+        with reader:
+            return self._write("PUT", f"/blobs/{digest}", content=iter(lambda: reader.read(_CHUNK), b""))
+
+    def put_entry(self, entry: ActionEntry) -> bool:
+        """Upload an entry whose blobs the server already has; True on success."""
+        return self._write("PUT", f"/ac/{entry.key}", json=entry.to_json())
+
+    def _write(self, method: str, path: str, **kwargs: object) -> bool:
+        if self.read_only:
+            return False
+        response = self._request(method, path, **kwargs)
+        if response is None:
+            return False
+        if response.status_code == 403:
+            self.read_only = True  # a read-only token: keep reading, stop trying to write
+            self._warn(f"remote cache {self.url} is read-only for this token; results are not uploaded")
+            return False
+        return 200 <= response.status_code < 300
+
+
+class TieredActionCache:
+    """The engine's job cache: local :class:`ActionCache`, optionally backed by a :class:`RemoteCache`."""
+
+    def __init__(self, local: ActionCache, remote: RemoteCache | None = None) -> None:
+        self.local = local
+        self.remote = remote
+
+    def close(self) -> None:
+        """Release the remote's connections (the local store needs no closing)."""
+        if self.remote is not None:
+            self.remote.close()
+
+    def __enter__(self) -> TieredActionCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def lookup(self, key: str) -> ActionEntry | None:
+        """Local entry, else the remote one imported into the local store; None on a miss."""
+        entry = self.local.lookup(key)
+        if entry is not None or self.remote is None:
+            return entry
+        remote_entry = self.remote.get_entry(key)
+        if remote_entry is None:
+            return None
+        cas = self.local.cas
+        for digest in remote_entry.blobs:
+            if not cas.has(digest) and not self.remote.fetch_blob(digest, cas):
+                return None
+        self.local.put_entry(remote_entry)
+        return self.local.lookup(key)
+
+    def restore(self, entry: ActionEntry, workspace: Path) -> RestoreResult | None:
+        """See :meth:`ActionCache.restore`."""
+        return self.local.restore(entry, workspace)
+
+    def store_outputs(
+        self,
+        key: str,
+        *,
+        workspace: Path,
+        outputs: Sequence[str] = (),
+        log: bytes | Path | None = None,
+        exit_code: int = 0,
+        duration_s: float = 0.0,
+        job: str = "",
+        key_manifest: KeyManifest | None = None,
+    ) -> ActionEntry:
+        """Store locally (see :meth:`ActionCache.store_outputs`), then write back to the remote."""
+        entry = self.local.store_outputs(
+            key,
+            workspace=workspace,
+            outputs=outputs,
+            log=log,
+            exit_code=exit_code,
+            duration_s=duration_s,
+            job=job,
+            key_manifest=key_manifest,
+        )
+        self.push(entry)
+        return entry
+
+    def push(self, entry: ActionEntry) -> bool:
+        """Upload ``entry`` and the blobs the remote lacks; True if the remote now has it."""
+        remote = self.remote
+        if remote is None or remote.disabled or remote.read_only:
+            return False
+        for digest in entry.blobs:
+            if remote.has_blob(digest):
+                continue
+            if not remote.put_blob(digest, self.local.cas):
+                return False
+        return remote.put_entry(entry)
+
+    def explain(self, job: str, current: KeyManifest) -> list[MissDetail]:
+        """See :meth:`ActionCache.explain` (local history of the job)."""
+        return self.local.explain(job, current)
+
+    def record_miss(self, key: str) -> None:
+        """See :meth:`ActionCache.record_miss`."""
+        self.local.record_miss(key)
