@@ -29,6 +29,7 @@ from buildyard.spec.models import (
     Spec,
     field_names,
     normalize_raw,
+    struct_fields,
 )
 from buildyard.spec.yamlpos import Path as FieldPath
 from buildyard.spec.yamlpos import SourceMap, load_yaml
@@ -109,7 +110,7 @@ class _Converter:
         if not isinstance(raw, dict):
             self.fail(path, f"expected a mapping, got {_kind(raw)}")
             return None
-        fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+        fields = struct_fields(cls)
         allowed = field_names(cls)
         values: dict[str, Any] = {}
         complete = True
