@@ -1,4 +1,8 @@
-"""The local executor: runs a job's steps as processes on this machine, writing a masked log."""
+"""The local executor: runs a job's steps as processes on this machine, writing a masked log.
+
+Bash steps run on warm shell workers (``shellpool``) unless ``BUILDYARD_EXECUTOR=spawn``; every other
+step, and any step a worker cannot stand in for, is spawned as ``shell -c script`` (``process``).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,17 @@ import os
 import shlex
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from buildyard.engine.masking import Masker
-from buildyard.engine.process import run_process
+from buildyard.engine.process import ProcessResult, run_process
 from buildyard.engine.request import JobOutcome, JobRequest, OutputSink, StepOutcome, StepRequest
+from buildyard.engine.shellpool import ShellPool, warm_shell
+from buildyard.errors import UsageError
 from buildyard.model import JobStatus
+
+EXECUTOR_MODES = ("pool", "spawn")
 
 
 def shell_argv(step: StepRequest, script_file: str | None = None) -> list[str]:
@@ -25,7 +34,49 @@ def shell_argv(step: StepRequest, script_file: str | None = None) -> list[str]:
 
 
 class LocalExecutor:
-    """Executes requests as local subprocesses (one process per step, in the request's cwd)."""
+    """Executes requests as local subprocesses (one process tree per step, in the request's cwd).
+
+    ``mode`` is ``pool`` (bash steps on warm workers; the default) or ``spawn`` (a new shell per
+    step); it defaults to ``$BUILDYARD_EXECUTOR``. Call ``close()`` when done to stop the workers.
+    """
+
+    def __init__(self, mode: str | None = None) -> None:
+        mode = mode or os.environ.get("BUILDYARD_EXECUTOR") or "pool"
+        if mode not in EXECUTOR_MODES:
+            raise UsageError(f"BUILDYARD_EXECUTOR={mode!r} is not one of: {', '.join(EXECUTOR_MODES)}")
+        self.pool = ShellPool() if mode == "pool" else None
+
+    def close(self) -> None:
+        """Stop the warm shell workers, if any (the executor stays usable: they restart on demand)."""
+        if self.pool is not None:
+            self.pool.close()
+
+    async def _run_step(
+        self,
+        step: StepRequest,
+        env: dict[str, str],
+        cwd: str,
+        limit: float | None,
+        emit: Callable[[bytes], None],
+        grace: float,
+    ) -> ProcessResult:
+        if self.pool is not None:
+            shell = warm_shell(step.shell, env, step.script, cwd)
+            if shell is not None:
+                result = await self.pool.run(
+                    shell, step.script, env=env, cwd=cwd, timeout=limit, on_output=emit, grace=grace
+                )
+                if result is not None:
+                    return result
+        script_file = _script_file(step) if "{0}" in step.shell else None
+        try:
+            return await run_process(
+                shell_argv(step, script_file), env=env, cwd=cwd, timeout=limit, on_output=emit, grace=grace
+            )
+        finally:
+            if script_file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(script_file)
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
         """Run the steps in order; stop at the first failing step unless it may continue on error."""
@@ -65,23 +116,11 @@ class LocalExecutor:
                     emit(f"▶ {step.name}\n".encode())
                 env = {**base_env, **dict(step.env), "BUILDYARD_STEP": str(index + 1)}
                 step_start, step_mono = time.time(), time.monotonic()
-                script_file = _script_file(step) if "{0}" in step.shell else None
                 try:
-                    result = await run_process(
-                        shell_argv(step, script_file),
-                        env=env,
-                        cwd=request.cwd,
-                        timeout=limit,
-                        on_output=emit,
-                        grace=request.kill_grace,
-                    )
+                    result = await self._run_step(step, env, request.cwd, limit, emit, request.kill_grace)
                 except asyncio.CancelledError:
                     log.write(masker.flush() + b"\nbuildyard: cancelled\n")
                     raise
-                finally:
-                    if script_file is not None:
-                        with contextlib.suppress(OSError):
-                            os.unlink(script_file)
                 cpu += result.cpu_seconds
                 rss = max(rss, result.peak_rss)
                 if result.timed_out:

@@ -2,7 +2,8 @@
 
 Every job process is a session and process-group leader with stdin closed. Exit is observed through
 a pidfd (no SIGCHLD handler, no watcher thread), output through a non-blocking pipe. Killing escalates
-SIGTERM → grace → SIGKILL on the whole group plus any descendants that left it. CPU time comes from
+SIGTERM → grace → SIGKILL on the whole group plus any descendants that left it (``terminate_tree``,
+shared with the warm-shell executor in ``shellpool``). CPU time comes from
 ``wait4`` (the process and every descendant it waited for). Peak RSS is sampled over the live tree
 (every 20 ms at first, backing off to 500 ms): ``ru_maxrss`` cannot be used because a child forked
 from a large Python parent reports the parent's RSS until it execs.
@@ -36,7 +37,8 @@ class ProcessResult:
     peak_rss: int
 
 
-def _descendants(pid: int) -> list[psutil.Process]:
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every live descendant of ``pid`` (empty once ``pid`` is gone)."""
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
@@ -56,7 +58,7 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-async def _sample_rss(pid: int, peak: list[int]) -> None:
+async def sample_rss(pid: int, peak: list[int]) -> None:
     """Record the peak RSS of ``pid``'s tree into ``peak[0]`` until cancelled."""
     delay = 0.02
     while True:
@@ -65,7 +67,8 @@ async def _sample_rss(pid: int, peak: list[int]) -> None:
         delay = min(delay * 2, 0.5)
 
 
-def _signal_tree(pgid: int, extra: list[psutil.Process], sig: signal.Signals) -> None:
+def signal_tree(pgid: int, extra: list[psutil.Process], sig: signal.Signals) -> None:
+    """Send ``sig`` to process group ``pgid`` and to each of ``extra`` (descendants that left it)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
     for proc in extra:
@@ -133,9 +136,7 @@ async def run_process(
         return ProcessResult(127, False, False, time.monotonic() - start, 0.0, 0)
     os.close(write_fd)
     os.close(stdin_fd)
-    os.set_blocking(read_fd, False)
     exited: asyncio.Future[None] = loop.create_future()
-    eof: asyncio.Future[None] = loop.create_future()
     pidfd = os.pidfd_open(proc.pid)
 
     def on_exit() -> None:
@@ -143,52 +144,35 @@ async def run_process(
         if not exited.done():
             exited.set_result(None)
 
-    def on_readable() -> None:
-        try:
-            data = os.read(read_fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            on_output(data)
-        else:
-            loop.remove_reader(read_fd)
-            if not eof.done():
-                eof.set_result(None)
-
     loop.add_reader(pidfd, on_exit)
-    loop.add_reader(read_fd, on_readable)
+    output = OutputPipe(read_fd, on_output)
     timed_out = cancelled = False
     peak = [0]
-    sampler = asyncio.create_task(_sample_rss(proc.pid, peak))
+    sampler = asyncio.create_task(sample_rss(proc.pid, peak))
     try:
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout)
         except TimeoutError:
             timed_out = True
-            await _terminate(proc.pid, exited, grace)
+            await terminate_tree(proc.pid, exited, grace)
         except asyncio.CancelledError:
             cancelled = True
-            await asyncio.shield(_terminate(proc.pid, exited, grace))
+            await asyncio.shield(terminate_tree(proc.pid, exited, grace))
         # Background processes left in the group would keep the pipe open: they die with the job.
         # The leader is a zombie until reaped, so its pid (= the group id) cannot be reused yet.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(eof), 2.0)
+        await output.drained()
     finally:
         sampler.cancel()
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(read_fd)
+        output.close()
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(pidfd)
-        os.close(read_fd)
         os.close(pidfd)
         if proc.returncode is None:  # only on an unexpected error path: never leave the tree behind
-            _signal_tree(proc.pid, _descendants(proc.pid), signal.SIGKILL)
+            signal_tree(proc.pid, descendants(proc.pid), signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(proc.pid, 0)
             proc.returncode = -9
@@ -206,17 +190,64 @@ async def run_process(
     )
 
 
-async def _terminate(pid: int, exited: asyncio.Future[None], grace: float) -> None:
-    """SIGTERM the tree, wait ``grace`` seconds for the leader, then SIGKILL whatever is left."""
+async def terminate_tree(pid: int, exited: asyncio.Future[None], grace: float) -> None:
+    """SIGTERM group ``pid`` and its descendants, wait ``grace`` seconds, then SIGKILL whatever is left.
+
+    ``exited`` resolves when the leader has ended; it is awaited before returning.
+    """
     deadline = time.monotonic() + grace
-    extra = _descendants(pid)
-    _signal_tree(pid, extra, signal.SIGTERM)
+    extra = descendants(pid)
+    signal_tree(pid, extra, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(exited), grace)
-    extra += _descendants(pid)
+    extra += descendants(pid)
     remaining = deadline - time.monotonic()
     if extra and remaining > 0:  # give the rest of the tree what is left of the grace period
         _, alive = await asyncio.to_thread(psutil.wait_procs, extra, remaining)
         extra = list(alive)
-    _signal_tree(pid, extra, signal.SIGKILL)
+    signal_tree(pid, extra, signal.SIGKILL)
     await exited
+
+
+class OutputPipe:
+    """The read end of a job's output pipe, streamed to ``on_output`` by the running loop until EOF.
+
+    EOF means every process holding the write end has closed it. ``drained`` waits for that with a
+    cap (a daemon that escaped the job may hold the pipe forever); ``close`` stops reading.
+    """
+
+    def __init__(self, fd: int, on_output: Callable[[bytes], None]) -> None:
+        self.fd = fd
+        self._on_output = on_output
+        self._loop = asyncio.get_running_loop()
+        self._eof: asyncio.Future[None] = self._loop.create_future()
+        os.set_blocking(fd, False)
+        self._loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._on_output(data)
+        else:
+            self._loop.remove_reader(self.fd)
+            if not self._eof.done():
+                self._eof.set_result(None)
+
+    async def drained(self, timeout: float = 2.0) -> None:
+        """Wait up to ``timeout`` seconds for EOF."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._eof), timeout)
+
+    def close(self) -> None:
+        """Stop reading and close the fd (idempotent)."""
+        if self.fd < 0:
+            return
+        with contextlib.suppress(ValueError, OSError):
+            self._loop.remove_reader(self.fd)
+        os.close(self.fd)
+        self.fd = -1

@@ -379,9 +379,12 @@ def execute_run(
             if observer is not None:
                 observer.event(event)
 
+        local = None  # an executor made here is ours to close: it owns warm shell workers
+        if executor is None:
+            executor = local = LocalExecutor()
         scheduler = Scheduler(
             plan,
-            executor or LocalExecutor(),
+            executor,
             make_request,
             slots=options.slots or os.cpu_count() or 1,
             fail_fast=options.fail_fast,
@@ -389,7 +392,11 @@ def execute_run(
             sink=observer.output if observer is not None else None,
             context=static_context(pipeline, trigger),
         )
-        asyncio.run(_drive(scheduler, recorder))
+        try:
+            asyncio.run(_drive(scheduler, recorder))
+        finally:
+            if local is not None:
+                local.close()
         recorder.flush(scheduler)
         kill_marked(f"BUILDYARD_RUN_ID={run.id}")
         status = scheduler.status()

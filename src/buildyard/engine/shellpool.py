@@ -1,0 +1,592 @@
+"""Warm bash workers: run bash steps without starting a shell per step.
+
+Starting ``bash`` costs about a millisecond per step, which dominates runs of many small jobs. A
+``ShellPool`` keeps long-lived bash workers (one per concurrently running step) and forks each step
+from one of them instead. Each worker is::
+
+    bash -c LOOP     env: empty   cwd: /   own session   stdin: an empty, already-closed pipe
+                     fd 3: commands from buildyard      fd 1/2: control messages to buildyard
+
+A command is ``<length>\\n<payload>``, read with ``read -r -N`` (byte counts: the worker runs in the C
+locale), so no quoting of the protocol is involved. The payload is bash text built here with
+``shlex.quote`` around every value. The worker runs with ``set -m``, so each step is a background job
+``( eval payload; eval script ) &`` in a process group of its own; it then waits for it and reports
+``exit <status>`` plus the output of ``times`` (the CPU time of everything it reaped). The payload
+
+1. redirects stdout/stderr to a fresh output pipe made by buildyard for this step, opened through
+   ``/proc/<buildyard>/fd/<n>``, reports ``start <pid>`` and closes the control and command fds;
+2. clears the worker's own variables, ``cd``s to the step's directory and exports exactly the
+   step's environment (the worker's is empty, so nothing leaks in from it or between steps);
+3. assigns the options and the script to variables; the worker applies ``set -eo pipefail`` (or
+   whatever the shell options say) and ``eval``s the script on line 1 of its own text, so ``$LINENO``
+   and ``bash: line N:`` messages read as they do under ``bash -c``.
+
+Because every step gets its own output pipe, end-of-output means what it means for spawned steps
+(every holder of the pipe closed it) and nothing a step leaves behind can write into a later step's
+log. Timeouts and cancellation reuse ``process.terminate_tree`` on the step's process group; leftovers
+in the group are killed when the step ends. A worker that dies is replaced; ``close`` stops them all.
+
+Differences from ``bash -c`` that a script can observe: ``$$`` is the worker's pid (use
+``$BASHPID``), ``$BASH_SUBSHELL`` is 1, ``$BASH_EXECUTION_STRING`` is the worker's loop, the shell
+variable ``__by_s`` holds the script, and a syntax error reads ``bash: eval: line N: ...`` instead of
+``bash: -c: line N: ...``. ``kill $$`` kills the
+worker: the step's processes are then killed and the step ends with 128 + the signal, as it would
+under ``bash -c``. A step whose last command outlives a SIGTERM reports 143 rather than 137 when it
+times out, since the step's leader is a bash subshell. Steps that need anything else run through
+``process.run_process``: see ``warm_shell`` for exactly which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildyard.engine.process import (
+    OutputPipe,
+    ProcessResult,
+    descendants,
+    sample_rss,
+    signal_tree,
+    terminate_tree,
+)
+
+SET_LETTERS = frozenset("abefhkuBCEHPTo")
+"""Single-letter bash options that ``set`` applies as the command line would (``o`` takes a name).
+
+Not ``-x``/``-v``: traces inside ``eval`` are prefixed ``++``, so traced steps are spawned."""
+
+SET_O_NAMES = frozenset(
+    [
+        "allexport",
+        "braceexpand",
+        "errexit",
+        "errtrace",
+        "functrace",
+        "hashall",
+        "histexpand",
+        "history",
+        "ignoreeof",
+        "interactive-comments",
+        "keyword",
+        "noclobber",
+        "noexec",
+        "noglob",
+        "nolog",
+        "notify",
+        "nounset",
+        "physical",
+        "pipefail",
+        "posix",
+        "privileged",
+    ]
+)
+"""``-o`` names accepted (not ``monitor``, ``onecmd``, ``emacs``/``vi``: they only make sense at start)."""
+
+FALLBACK_NAMES = frozenset(
+    [
+        "BASHOPTS",
+        "SHELLOPTS",
+        "BASH_ENV",
+        "ENV",
+        "POSIXLY_CORRECT",
+        "BASH_VERSINFO",
+        "BASH_VERSION",
+        "EUID",
+        "UID",
+        "PPID",
+        "BASHPID",
+        "BASH_ARGV0",
+        "BASH_SUBSHELL",
+        "BASH_XTRACEFD",
+        "BASH_EXECUTION_STRING",
+        "BASH_COMMAND",
+        "BASH_ARGC",
+        "BASH_ARGV",
+        "BASH_LINENO",
+        "BASH_SOURCE",
+        "BASH_ALIASES",
+        "BASH_CMDS",
+        "BASH_REMATCH",
+        "BASH_MONOSECONDS",
+        "BASH_TRAPSIG",
+        "IFS",
+        "PS4",
+        "SECONDS",
+        "RANDOM",
+        "SRANDOM",
+        "LINENO",
+        "EPOCHSECONDS",
+        "EPOCHREALTIME",
+        "GROUPS",
+        "FUNCNAME",
+        "HISTCMD",
+        "DIRSTACK",
+        "PIPESTATUS",
+        "OPTIND",
+        "COMP_WORDBREAKS",
+    ]
+)
+"""Environment names bash reads at start-up, refuses to export or computes itself: such a step spawns."""
+
+_SHELL_MANAGED = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+_TIMES = re.compile(rb"(\d+)m([\d.]+)s (\d+)m([\d.]+)s")
+_PROC_FD = f"/proc/{os.getpid()}/fd"
+
+# The worker's text. One line on purpose: the step's script is eval'ed on line 1, so its line numbers
+# match ``bash -c``. ``wait -f`` (bash >= 5.1) waits for the end of a job, not for it to stop.
+_LOOP = (
+    "__by_w=wait; "
+    "((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) && __by_w='wait -f'; set -m; "
+    'while IFS= read -r __by_n <&3 && IFS= read -r -N "$__by_n" __by_m <&3; do '
+    '( eval "$__by_m" || exit 126; set +m $__by_o; unset -v __by_o; eval "$__by_s" ) & '
+    '$__by_w $!; echo "exit $?"; times; done'
+)
+
+
+class _WorkerLost(Exception):
+    """The worker ended before reporting the step's start: nothing of the step ran."""
+
+
+@dataclass(frozen=True, slots=True)
+class WarmShell:
+    """A step shell that a warm worker can stand in for: which bash, its ``$0``, its ``set`` options."""
+
+    executable: str
+    argv0: str
+    options: tuple[str, ...]  # ``set`` arguments, applied just before the script is eval'ed
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_options(shell: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(argv0, set arguments)`` of a ``bash [options]`` shell string, or None if not one we can run."""
+    try:
+        parts = shlex.split(shell)
+    except ValueError:
+        return None
+    if not parts or "{0}" in shell:
+        return None
+    options: list[str] = []
+    rest = iter(parts[1:])
+    for word in rest:
+        if word in ("--noprofile", "--norc"):
+            continue
+        sign, letters = word[:1], word[1:]
+        if sign not in ("-", "+") or not letters or letters.count("o") > 1 or not set(letters) <= SET_LETTERS:
+            return None
+        options.append(word)
+        if "o" in letters:
+            name = next(rest, None)
+            if name not in SET_O_NAMES:
+                return None
+            options.append(name)
+    return parts[0], tuple(options)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolve_bash(argv0: str, path: str | None) -> str | None:
+    found = shutil.which(argv0, path=path if path is not None else os.defpath)
+    if found is None or Path(found).resolve().name != "bash":
+        return None
+    return found
+
+
+def warm_shell(shell: str, env: Mapping[str, str], script: str, cwd: str) -> WarmShell | None:
+    """How a warm worker can run ``script`` under ``shell``, or None when it must be spawned.
+
+    A worker applies when ``shell`` is bash (as found on the step's ``PATH``) with only ``set``-able
+    options (``-e``, ``-o pipefail``, ``-x``, ``--noprofile``...), no ``{0}`` script file, every
+    environment name is a plain shell identifier outside ``FALLBACK_NAMES``, and no value holds NUL.
+    """
+    parsed = _parse_options(shell)
+    if parsed is None:
+        return None
+    argv0, options = parsed
+    if "\0" in script or "\0" in cwd:
+        return None
+    for name, value in env.items():
+        if not (name.isascii() and name.isidentifier()) or name in FALLBACK_NAMES or "\0" in value:
+            return None
+    executable = _resolve_bash(argv0, env.get("PATH"))
+    if executable is None:
+        return None
+    return WarmShell(executable, argv0, options)
+
+
+def _shell_level(value: str | None) -> int:
+    """``$SHLVL`` as ``bash -c`` would set it from the inherited value."""
+    try:
+        level = int(value or "0") + 1
+    except ValueError:
+        level = 1
+    return 1 if level >= 1000 else max(level, 0)
+
+
+def _payload(shell: WarmShell, script: str, env: Mapping[str, str], cwd: str, out_path: str) -> bytes:
+    """The bash text a worker ``eval``s in a step's subshell before ``eval "$__by_s"``."""
+    q = shlex.quote
+    cannot = f"buildyard: cannot start {shell.argv0!r}: cannot enter working directory {cwd}"
+    lines = [
+        f"exec 4>&1 1>{q(out_path)} 2>&1 || exit 126",
+        'printf "start %d\\n" "$BASHPID" >&4; exec 3<&- 4>&-',
+        "unset -v __by_n __by_m __by_w",
+        f"cd -P -- {q(cwd)} 2>&- || {{ printf '%s\\n' {q(cannot)}; exit 127; }}",
+    ]
+    pwd = env.get("PWD")
+    if pwd is not None and pwd.startswith("/"):
+        lines.append(f"[[ {q(pwd)} -ef . ]] && PWD={q(pwd)}")
+    lines.append("unset -v OLDPWD; declare -x OLDPWD")
+    old = env.get("OLDPWD")
+    if old is not None:
+        lines.append(f"[[ -d {q(old)} ]] && OLDPWD={q(old)}")
+    lines.append(f"export SHLVL={_shell_level(env.get('SHLVL'))}")
+    exports = [q(f"{k}={v}") for k, v in env.items() if k not in _SHELL_MANAGED]
+    if exports:
+        lines.append("export -- " + " ".join(exports))
+    lines.append(f"__by_o={q(' '.join(shell.options))}")
+    lines.append(f"__by_s={q(script)}")
+    return "\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+@dataclass(eq=False)
+class _Job:
+    """One step on a worker: futures resolved by control messages."""
+
+    out_w: int  # buildyard's write end of the step's output pipe, closed once the step opened it
+    started: asyncio.Future[int | None]
+    exited: asyncio.Future[None]
+    exit_code: int | None = None
+    cpu_seconds: float = 0.0
+    times_lines: int = -1  # lines of ``times`` still expected after ``exit``; -1 before ``exit``
+    lost: bool = False
+
+    def release_pipe(self) -> None:
+        if self.out_w >= 0:
+            os.close(self.out_w)
+            self.out_w = -1
+
+
+@dataclass(eq=False)
+class _Worker:
+    """One warm bash process and the buildyard ends of its pipes."""
+
+    shell: WarmShell
+    proc: subprocess.Popen[bytes]
+    cmd_w: int
+    ctl_r: int
+    loop: asyncio.AbstractEventLoop
+    job: _Job | None = None
+    alive: bool = True
+    cpu_base: float = 0.0
+    buffer: bytearray = field(default_factory=bytearray)
+
+    @classmethod
+    def start(cls, shell: WarmShell, loop: asyncio.AbstractEventLoop) -> _Worker:
+        cmd_r, cmd_w = os.pipe()
+        ctl_r, ctl_w = os.pipe()
+        stdin_r, stdin_w = os.pipe()
+        os.close(stdin_w)
+        try:
+            proc = subprocess.Popen(
+                [shell.argv0, "-c", (f"exec 3<&{cmd_r} {cmd_r}<&-; " if cmd_r != 3 else "") + _LOOP],
+                executable=shell.executable,
+                stdin=stdin_r,
+                stdout=ctl_w,
+                stderr=ctl_w,
+                pass_fds=(cmd_r,),
+                cwd="/",
+                env={},
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError:
+            os.close(cmd_w)
+            os.close(ctl_r)
+            raise
+        finally:
+            os.close(cmd_r)
+            os.close(ctl_w)
+            os.close(stdin_r)
+        worker = cls(shell, proc, cmd_w, ctl_r, loop)
+        os.set_blocking(ctl_r, False)
+        loop.add_reader(ctl_r, worker.on_control)
+        return worker
+
+    def submit(self, payload: bytes, out_w: int) -> _Job:
+        """Send one step; raises ``_WorkerLost`` if the worker is gone."""
+        job = _Job(out_w, self.loop.create_future(), self.loop.create_future())
+        message = b"%d\n%b" % (len(payload), payload)
+        try:
+            view = memoryview(message)
+            while view:
+                view = view[os.write(self.cmd_w, view) :]
+        except OSError as exc:
+            self.alive = False
+            raise _WorkerLost from exc
+        self.job = job
+        return job
+
+    def on_control(self) -> None:
+        try:
+            data = os.read(self.ctl_r, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lost()
+            return
+        self.buffer += data
+        *lines, rest = self.buffer.split(b"\n")
+        self.buffer = bytearray(rest)
+        try:
+            for line in lines:
+                self._message(bytes(line))
+        except ValueError:  # garbled control message: replace the worker (EOF follows the kill)
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+
+    def _message(self, line: bytes) -> None:
+        job = self.job
+        if job is None:
+            return  # bash's own notices between steps ("[1]+ Done ...")
+        if line.startswith(b"start ") and not job.started.done():
+            job.release_pipe()
+            job.started.set_result(int(line[6:]))
+        elif line.startswith(b"exit ") and job.times_lines < 0:
+            job.exit_code = int(line[5:])
+            job.times_lines = 2
+        elif job.times_lines > 0 and (m := _TIMES.fullmatch(line)):
+            job.times_lines -= 1
+            if job.times_lines == 0:  # second line: children's user and system time
+                total = int(m[1]) * 60 + float(m[2]) + int(m[3]) * 60 + float(m[4])
+                job.cpu_seconds = max(total - self.cpu_base, 0.0)
+                self.cpu_base = total
+                self._finish(job)
+
+    def _finish(self, job: _Job) -> None:
+        self.job = None
+        job.release_pipe()
+        if not job.started.done():
+            job.started.set_result(None)
+        if not job.exited.done():
+            job.exited.set_result(None)
+
+    def _lost(self) -> None:
+        self.alive = False
+        with contextlib.suppress(ValueError, OSError):
+            self.loop.remove_reader(self.ctl_r)
+        if self.job is not None:
+            self.job.lost = True
+            self._finish(self.job)
+
+    def death_status(self) -> int:
+        """Exit status of a worker that died, shell-style (128 + signal); reaps it."""
+        self.stop(kill=True)
+        code = self.proc.returncode or 0
+        return 128 - code if code < 0 else code
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Close the pipes (the worker exits at EOF), reap it; SIGKILL it if asked or if it lingers."""
+        self.alive = False
+        with contextlib.suppress(ValueError, OSError, RuntimeError):
+            self.loop.remove_reader(self.ctl_r)
+        for fd in (self.cmd_w, self.ctl_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.cmd_w = self.ctl_r = -1
+        if kill:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        try:
+            self.proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _shutdown(workers: set[_Worker]) -> None:
+    """Stop every worker: close all command pipes first so they exit in parallel, then reap."""
+    for worker in workers:
+        if worker.job is not None:  # a step still running (only on an error path): kill it
+            pid = worker.job.started.result() if worker.job.started.done() else None
+            if pid:
+                signal_tree(pid, descendants(pid), signal.SIGKILL)
+            worker.job.release_pipe()
+        with contextlib.suppress(OSError):
+            os.close(worker.cmd_w)
+        worker.cmd_w = -1
+    for worker in workers:
+        worker.stop()
+    workers.clear()
+
+
+class ShellPool:
+    """Warm bash workers for ``LocalExecutor``; ``run`` mirrors ``process.run_process``.
+
+    Workers are started on demand, one per concurrently running step, and bound to the running
+    event loop (a new loop gets new workers). ``close()`` stops them all; so does garbage collection.
+    """
+
+    def __init__(self) -> None:
+        self._workers: set[_Worker] = set()
+        self._idle: dict[WarmShell, list[_Worker]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.broken: str | None = None  # why the pool cannot work here (then every step spawns)
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+
+    def close(self) -> None:
+        """Stop every worker (idempotent; no step may be running)."""
+        _shutdown(self._workers)
+        self._idle.clear()
+        self._loop = None
+
+    def _acquire(self, shell: WarmShell) -> _Worker:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self.close()
+            self._loop = loop
+        idle = self._idle.get(shell)
+        while idle:
+            worker = idle.pop()
+            if worker.alive and worker.proc.poll() is None:
+                return worker
+            self._discard(worker)
+        worker = _Worker.start(shell, loop)
+        self._workers.add(worker)
+        return worker
+
+    def _release(self, worker: _Worker) -> None:
+        if worker.alive and worker.job is None:
+            self._idle.setdefault(worker.shell, []).append(worker)
+        else:
+            self._discard(worker)
+
+    def _discard(self, worker: _Worker) -> None:
+        self._workers.discard(worker)
+        worker.stop(kill=True)
+
+    async def run(
+        self,
+        shell: WarmShell,
+        script: str,
+        *,
+        env: Mapping[str, str],
+        cwd: str,
+        timeout: float | None,
+        on_output: Callable[[bytes], None],
+        grace: float = 5.0,
+    ) -> ProcessResult | None:
+        """Run ``script`` on a worker like ``run_process`` runs ``shell -c script``.
+
+        Returns None, having run nothing, when workers cannot be used here (``broken`` says why): the
+        caller then spawns the step instead.
+        """
+        if self.broken is not None:
+            return None
+        start = time.monotonic()
+        cwd = str(Path(cwd).absolute())
+        for _attempt in range(2):
+            try:
+                worker = self._acquire(shell)
+            except OSError as exc:
+                self.broken = f"cannot start {shell.executable}: {exc.strerror}"
+                return None
+            try:
+                result = await self._run_on(worker, shell, script, env, cwd, timeout, on_output, grace, start)
+            except _WorkerLost:
+                self._discard(worker)
+                continue
+            self._release(worker)
+            return result
+        self.broken = "shell workers keep dying before a step starts"
+        return None
+
+    async def _run_on(
+        self,
+        worker: _Worker,
+        shell: WarmShell,
+        script: str,
+        env: Mapping[str, str],
+        cwd: str,
+        timeout: float | None,
+        on_output: Callable[[bytes], None],
+        grace: float,
+        start: float,
+    ) -> ProcessResult | None:
+        read_fd, write_fd = os.pipe()
+        output = OutputPipe(read_fd, on_output)
+        try:
+            job = worker.submit(_payload(shell, script, env, cwd, f"{_PROC_FD}/{write_fd}"), write_fd)
+        except BaseException:
+            os.close(write_fd)
+            output.close()
+            raise
+        peak = [0]
+
+        async def sample() -> None:
+            pid = await asyncio.shield(job.started)
+            if pid:
+                await sample_rss(pid, peak)
+
+        sampler = asyncio.create_task(sample())
+        timed_out = cancelled = False
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(job.exited), timeout)
+            except TimeoutError:
+                timed_out = True
+                await self._terminate(job, grace)
+            except asyncio.CancelledError:
+                cancelled = True
+                await asyncio.shield(self._terminate(job, grace))
+            pid = job.started.result()
+            if pid is None:
+                if cancelled:
+                    raise asyncio.CancelledError
+                if job.lost:
+                    raise _WorkerLost
+                # The step's prelude failed (no /proc/<pid>/fd here?): nothing of the script ran.
+                self.broken = f"a shell worker could not open {_PROC_FD}/<fd> (exit {job.exit_code})"
+                return None
+            # Leftovers in the group would keep the output pipe open: they die with the step.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            exit_code = job.exit_code
+            if job.lost:  # the worker died under the step (``kill $$``?): take the step down too
+                signal_tree(pid, descendants(pid), signal.SIGKILL)
+                exit_code = worker.death_status()
+                on_output(f"\nbuildyard: the shell running this step died (status {exit_code})\n".encode())
+            await output.drained()
+        finally:
+            sampler.cancel()
+            output.close()
+            job.release_pipe()
+        if cancelled:
+            raise asyncio.CancelledError
+        return ProcessResult(
+            exit_code=exit_code if exit_code is not None else 1,
+            timed_out=timed_out,
+            cancelled=False,
+            duration=time.monotonic() - start,
+            cpu_seconds=job.cpu_seconds,
+            peak_rss=peak[0],
+        )
+
+    @staticmethod
+    async def _terminate(job: _Job, grace: float) -> None:
+        pid = await asyncio.shield(job.started)
+        if pid:
+            await terminate_tree(pid, job.exited, grace)
+        await job.exited
