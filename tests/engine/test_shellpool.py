@@ -130,6 +130,8 @@ def test_environment_is_exactly_the_requested_one(pool: ShellPool, tmp_path: Pat
             "EMPTY": "",
             "PWD": str(tmp_path),
         },
+        {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "UNI": "ünï ✓", "RAW": "\udcff\udcfe", "ONLY": "me"},
+        dict(os.environ),  # one worker serves them all in turn: each step gets exactly its own
     ]
 
     async def main() -> None:
@@ -246,7 +248,8 @@ def test_no_output_bleeds_into_the_next_step(pool: ShellPool, tmp_path: Path) ->
     pidfile = tmp_path / "escaped"
     # A process that escapes the step's group keeps its stdout: its late line must not reach step 2.
     first = (
-        f"echo first; setsid bash -c 'echo $$ > {pidfile}; sleep 0.4; echo LATE' & head -c 300000 /dev/zero"
+        f"echo first; setsid bash -c 'echo $$ > {pidfile}; sleep 0.4; echo LATE' &\n"
+        f"until [ -s {pidfile} ]; do sleep 0.01; done; head -c 300000 /dev/zero"
     )
 
     async def main() -> list[bytes]:
@@ -270,6 +273,24 @@ def test_a_killed_worker_is_replaced(pool: ShellPool) -> None:
         assert gone(worker)
         result, out = await on_pool(pool, "echo $$")
         assert result.exit_code == 0 and int(out) != worker
+
+    asyncio.run(main())
+
+
+def test_a_worker_that_stops_answering_is_replaced() -> None:
+    async def main() -> None:
+        pool = ShellPool(start_timeout=0.5)
+        try:
+            _, out = await on_pool(pool, "echo $$")
+            stuck = int(out)
+            os.kill(stuck, signal.SIGSTOP)  # alive, but it will never read the next step
+            start = time.monotonic()
+            result, out = await on_pool(pool, "echo $$")
+            assert result.exit_code == 0 and int(out) != stuck
+            assert time.monotonic() - start < 3
+            assert gone(stuck)
+        finally:
+            pool.close()
 
     asyncio.run(main())
 
@@ -318,7 +339,14 @@ def test_which_steps_get_a_warm_worker(tmp_path: Path) -> None:
         "zsh",
     ):
         assert warm_shell(shell, env, "x", cwd) is None, shell
-    for bad in ({"BASH_ENV": "/x"}, {"A-B": "1"}, {"SHELLOPTS": "x"}, {"X": "nul\0"}):
+    for bad in (
+        {"BASH_ENV": "/x"},
+        {"A-B": "1"},
+        {"SHELLOPTS": "x"},
+        {"TMOUT": "5"},
+        {"__by_s": ""},
+        {"X": "\0"},
+    ):
         assert warm_shell("bash", {**env, **bad}, "x", cwd) is None, bad
     assert warm_shell("bash", env, "nul\0", cwd) is None
     assert warm_shell("bash", {"PATH": str(tmp_path)}, "x", cwd) is None  # no bash on that PATH

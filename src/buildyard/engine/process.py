@@ -58,13 +58,25 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-async def sample_rss(pid: int, peak: list[int]) -> None:
-    """Record the peak RSS of ``pid``'s tree into ``peak[0]`` until cancelled."""
-    delay = 0.02
-    while True:
-        await asyncio.sleep(delay)
-        peak[0] = max(peak[0], _tree_rss(pid))
-        delay = min(delay * 2, 0.5)
+class RssSampler:
+    """Samples the RSS of ``pid``'s tree on the running loop (timer callbacks, no task) until ``stop``."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak = 0
+        self._pid = pid
+        self._delay = 0.02
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(self._delay, self._sample)
+
+    def _sample(self) -> None:
+        self.peak = max(self.peak, _tree_rss(self._pid))
+        self._delay = min(self._delay * 2, 0.5)
+        self._handle = self._loop.call_later(self._delay, self._sample)
+
+    def stop(self) -> int:
+        """Stop sampling; the peak seen so far (0 if the tree ended before the first sample)."""
+        self._handle.cancel()
+        return self.peak
 
 
 def signal_tree(pgid: int, extra: list[psutil.Process], sig: signal.Signals) -> None:
@@ -147,8 +159,7 @@ async def run_process(
     loop.add_reader(pidfd, on_exit)
     output = OutputPipe(read_fd, on_output)
     timed_out = cancelled = False
-    peak = [0]
-    sampler = asyncio.create_task(sample_rss(proc.pid, peak))
+    sampler = RssSampler(proc.pid)
     try:
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout)
@@ -166,7 +177,7 @@ async def run_process(
         proc.returncode = os.waitstatus_to_exitcode(status)
         await output.drained()
     finally:
-        sampler.cancel()
+        peak_rss = sampler.stop()
         output.close()
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(pidfd)
@@ -186,7 +197,7 @@ async def run_process(
         cancelled=False,
         duration=time.monotonic() - start,
         cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss=peak[0],
+        peak_rss=peak_rss,
     )
 
 
@@ -206,7 +217,7 @@ async def terminate_tree(pid: int, exited: asyncio.Future[None], grace: float) -
         _, alive = await asyncio.to_thread(psutil.wait_procs, extra, remaining)
         extra = list(alive)
     signal_tree(pid, extra, signal.SIGKILL)
-    await exited
+    await asyncio.shield(exited)  # shielded: a caller's timeout around this must not cancel ``exited``
 
 
 class OutputPipe:

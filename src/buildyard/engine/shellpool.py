@@ -47,17 +47,20 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from buildyard.engine.process import (
     OutputPipe,
     ProcessResult,
+    RssSampler,
     descendants,
-    sample_rss,
     signal_tree,
     terminate_tree,
 )
@@ -136,23 +139,37 @@ FALLBACK_NAMES = frozenset(
         "PIPESTATUS",
         "OPTIND",
         "COMP_WORDBREAKS",
+        "TMOUT",
+        "BASH_COMPAT",
     ]
 )
-"""Environment names bash reads at start-up, refuses to export or computes itself: such a step spawns."""
+"""Environment names bash reads at start-up, refuses to export or computes itself, or that would change
+how the worker itself behaves (``TMOUT`` times out its ``read``, ``IFS`` its word splitting): a step
+whose environment holds one is spawned."""
+
+START_TIMEOUT = 10.0
+"""Seconds a worker may take to start a step (or to report its end once killed) before it is dropped."""
 
 _SHELL_MANAGED = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
-_TIMES = re.compile(rb"(\d+)m([\d.]+)s (\d+)m([\d.]+)s")
+_TIMES = re.compile(rb"(\d+)m([\d.,]+)s (\d+)m([\d.,]+)s")  # the decimal point follows the locale
 _PROC_FD = f"/proc/{os.getpid()}/fd"
 
-# The worker's text. One line on purpose: the step's script is eval'ed on line 1, so its line numbers
-# match ``bash -c``. ``wait -f`` (bash >= 5.1) waits for the end of a job, not for it to stop.
-_LOOP = (
-    "__by_w=wait; "
-    "((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) && __by_w='wait -f'; set -m; "
-    'while IFS= read -r __by_n <&3 && IFS= read -r -N "$__by_n" __by_m <&3; do '
-    '( eval "$__by_m" || exit 126; set +m $__by_o; unset -v __by_o; eval "$__by_s" ) & '
-    '$__by_w $!; echo "exit $?"; times; done'
-)
+
+def _loop(payload_file: str) -> str:
+    """The worker's text: wait for a newline on fd 3, source the payload file, fork the step.
+
+    One line on purpose: the step's script is eval'ed on line 1, so its line numbers match ``bash -c``.
+    The payload travels in a file because bash reads pipes one byte per system call. ``wait -f``
+    (bash >= 5.1) waits for the end of a job, not for it to stop; its stderr is closed so that
+    job-control notices ("[1]+ Done ...") cost no write.
+    """
+    return (
+        "__by_w=wait; ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) && __by_w='wait -f'; set -m; "
+        f"while IFS= read -r __by_g <&3; do if . {shlex.quote(payload_file)}; then "
+        '( eval "$__by_c" || exit 126; set +m $__by_o; unset -v __by_o; eval "$__by_s" ) & '
+        'unset -v __by_c __by_o __by_s; $__by_w $! 2>&-; echo "exit $?"; '
+        'else echo "exit 126"; fi; times; done'
+    )
 
 
 class _WorkerLost(Exception):
@@ -216,7 +233,12 @@ def warm_shell(shell: str, env: Mapping[str, str], script: str, cwd: str) -> War
     if "\0" in script or "\0" in cwd:
         return None
     for name, value in env.items():
-        if not (name.isascii() and name.isidentifier()) or name in FALLBACK_NAMES or "\0" in value:
+        if (
+            not (name.isascii() and name.isidentifier())
+            or name in FALLBACK_NAMES
+            or name.startswith("__by_")
+            or "\0" in value
+        ):
             return None
     executable = _resolve_bash(argv0, env.get("PATH"))
     if executable is None:
@@ -233,30 +255,57 @@ def _shell_level(value: str | None) -> int:
     return 1 if level >= 1000 else max(level, 0)
 
 
-def _payload(shell: WarmShell, script: str, env: Mapping[str, str], cwd: str, out_path: str) -> bytes:
-    """The bash text a worker ``eval``s in a step's subshell before ``eval "$__by_s"``."""
+@functools.lru_cache(maxsize=4096)
+def _export_word(name: str, value: str) -> str:
+    return shlex.quote(f"{name}={value}")
+
+
+def _payload(
+    shell: WarmShell,
+    script: str,
+    env: Mapping[str, str],
+    cwd: str,
+    out_path: str,
+    exported: Mapping[str, str],
+) -> tuple[bytes, dict[str, str]]:
+    """The bash text a worker ``eval``s for one step, and what the worker exports afterwards.
+
+    The worker itself takes the step's directory and environment, as a difference from what it
+    exported for its previous step (``exported``), so the forked step inherits them without work
+    of its own: changing variables in the child costs copy-on-write page faults, changing a few
+    in the parent costs next to nothing. ``__by_c`` is the child's prelude.
+    """
     q = shlex.quote
-    cannot = f"buildyard: cannot start {shell.argv0!r}: cannot enter working directory {cwd}"
-    lines = [
-        f"exec 4>&1 1>{q(out_path)} 2>&1 || exit 126",
-        'printf "start %d\\n" "$BASHPID" >&4; exec 3<&- 4>&-',
-        "unset -v __by_n __by_m __by_w",
-        f"cd -P -- {q(cwd)} 2>&- || {{ printf '%s\\n' {q(cannot)}; exit 127; }}",
-    ]
+    wanted = {k: v for k, v in env.items() if k not in _SHELL_MANAGED}
+    lines = []
+    gone = [k for k in exported if k not in wanted]
+    if gone:
+        lines.append("unset -v " + " ".join(gone))
+    changed = [_export_word(k, v) for k, v in wanted.items() if exported.get(k) != v]
+    if changed:
+        lines.append("export -- " + " ".join(changed))
+    lines.append(f"cd -P -- {q(cwd)} 2>&- && __by_d=0 || __by_d=1")
     pwd = env.get("PWD")
-    if pwd is not None and pwd.startswith("/"):
+    if pwd is not None and pwd.startswith("/"):  # bash -c keeps an inherited $PWD naming its directory
         lines.append(f"[[ {q(pwd)} -ef . ]] && PWD={q(pwd)}")
-    lines.append("unset -v OLDPWD; declare -x OLDPWD")
+    lines.append("unset -v OLDPWD; declare -x OLDPWD")  # bash -c: exported, without a value ...
     old = env.get("OLDPWD")
-    if old is not None:
+    if old is not None:  # ... unless it inherits one naming a directory
         lines.append(f"[[ -d {q(old)} ]] && OLDPWD={q(old)}")
     lines.append(f"export SHLVL={_shell_level(env.get('SHLVL'))}")
-    exports = [q(f"{k}={v}") for k, v in env.items() if k not in _SHELL_MANAGED]
-    if exports:
-        lines.append("export -- " + " ".join(exports))
+    cannot = f"buildyard: cannot start {shell.argv0!r}: cannot enter working directory {cwd}"
+    prelude = "\n".join(
+        (
+            f"exec 4>&1 1>{q(out_path)} 2>&1 || exit 126",
+            'printf "start %d\\n" "$BASHPID" >&4; exec 3<&- 4>&-',
+            f"if ((__by_d)); then printf '%s\\n' {q(cannot)}; exit 127; fi",
+            "unset -v __by_g __by_w __by_c __by_d",
+        )
+    )
+    lines.append(f"__by_c={q(prelude)}")
     lines.append(f"__by_o={q(' '.join(shell.options))}")
     lines.append(f"__by_s={q(script)}")
-    return "\n".join(lines).encode("utf-8", "surrogateescape")
+    return "\n".join(lines).encode("utf-8", "surrogateescape"), wanted
 
 
 @dataclass(eq=False)
@@ -270,6 +319,8 @@ class _Job:
     cpu_seconds: float = 0.0
     times_lines: int = -1  # lines of ``times`` still expected after ``exit``; -1 before ``exit``
     lost: bool = False
+    sampler: RssSampler | None = None
+    peak_rss: int = 0
 
     def release_pipe(self) -> None:
         if self.out_w >= 0:
@@ -285,21 +336,29 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     cmd_w: int
     ctl_r: int
+    payload_fd: int
+    payload_file: str
     loop: asyncio.AbstractEventLoop
     job: _Job | None = None
     alive: bool = True
     cpu_base: float = 0.0
     buffer: bytearray = field(default_factory=bytearray)
+    exported: dict[str, str] = field(default_factory=dict)  # the step environment the worker holds
 
     @classmethod
-    def start(cls, shell: WarmShell, loop: asyncio.AbstractEventLoop) -> _Worker:
+    def start(cls, shell: WarmShell, loop: asyncio.AbstractEventLoop, payload_file: str) -> _Worker:
+        payload_fd = os.open(payload_file, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         cmd_r, cmd_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
         stdin_r, stdin_w = os.pipe()
         os.close(stdin_w)
         try:
             proc = subprocess.Popen(
-                [shell.argv0, "-c", (f"exec 3<&{cmd_r} {cmd_r}<&-; " if cmd_r != 3 else "") + _LOOP],
+                [
+                    shell.argv0,
+                    "-c",
+                    (f"exec 3<&{cmd_r} {cmd_r}<&-; " if cmd_r != 3 else "") + _loop(payload_file),
+                ],
                 executable=shell.executable,
                 stdin=stdin_r,
                 stdout=ctl_w,
@@ -313,28 +372,30 @@ class _Worker:
         except OSError:
             os.close(cmd_w)
             os.close(ctl_r)
+            os.close(payload_fd)
+            os.unlink(payload_file)
             raise
         finally:
             os.close(cmd_r)
             os.close(ctl_w)
             os.close(stdin_r)
-        worker = cls(shell, proc, cmd_w, ctl_r, loop)
+        worker = cls(shell, proc, cmd_w, ctl_r, payload_fd, payload_file, loop)
         os.set_blocking(ctl_r, False)
         loop.add_reader(ctl_r, worker.on_control)
         return worker
 
-    def submit(self, payload: bytes, out_w: int) -> _Job:
-        """Send one step; raises ``_WorkerLost`` if the worker is gone."""
+    def submit(self, payload: bytes, exported: dict[str, str], out_w: int) -> _Job:
+        """Write the payload file and wake the worker; raises ``_WorkerLost`` if it is gone."""
         job = _Job(out_w, self.loop.create_future(), self.loop.create_future())
-        message = b"%d\n%b" % (len(payload), payload)
         try:
-            view = memoryview(message)
-            while view:
-                view = view[os.write(self.cmd_w, view) :]
+            os.pwrite(self.payload_fd, payload, 0)
+            os.ftruncate(self.payload_fd, len(payload))
+            os.write(self.cmd_w, b"\n")
         except OSError as exc:
             self.alive = False
             raise _WorkerLost from exc
         self.job = job
+        self.exported = exported
         return job
 
     def on_control(self) -> None:
@@ -362,15 +423,18 @@ class _Worker:
         if job is None:
             return  # bash's own notices between steps ("[1]+ Done ...")
         if line.startswith(b"start ") and not job.started.done():
+            pid = int(line[6:])
             job.release_pipe()
-            job.started.set_result(int(line[6:]))
+            job.sampler = RssSampler(pid)
+            job.started.set_result(pid)
         elif line.startswith(b"exit ") and job.times_lines < 0:
             job.exit_code = int(line[5:])
             job.times_lines = 2
         elif job.times_lines > 0 and (m := _TIMES.fullmatch(line)):
             job.times_lines -= 1
             if job.times_lines == 0:  # second line: children's user and system time
-                total = int(m[1]) * 60 + float(m[2]) + int(m[3]) * 60 + float(m[4])
+                user, system = (float(x.replace(b",", b".")) for x in (m[2], m[4]))
+                total = int(m[1]) * 60 + user + int(m[3]) * 60 + system
                 job.cpu_seconds = max(total - self.cpu_base, 0.0)
                 self.cpu_base = total
                 self._finish(job)
@@ -378,6 +442,8 @@ class _Worker:
     def _finish(self, job: _Job) -> None:
         self.job = None
         job.release_pipe()
+        if job.sampler is not None:
+            job.peak_rss = job.sampler.stop()
         if not job.started.done():
             job.started.set_result(None)
         if not job.exited.done():
@@ -391,6 +457,16 @@ class _Worker:
             self.job.lost = True
             self._finish(self.job)
 
+    def abandon(self) -> None:
+        """Kill a worker that stopped answering, with whatever it forked, and settle its step as lost."""
+        doomed = [*descendants(self.proc.pid)]
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        for proc in doomed:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        self._lost()  # now: a stuck child may hold the control pipe open, so EOF may never come
+
     def death_status(self) -> int:
         """Exit status of a worker that died, shell-style (128 + signal); reaps it."""
         self.stop(kill=True)
@@ -402,10 +478,12 @@ class _Worker:
         self.alive = False
         with contextlib.suppress(ValueError, OSError, RuntimeError):
             self.loop.remove_reader(self.ctl_r)
-        for fd in (self.cmd_w, self.ctl_r):
+        for fd in (self.cmd_w, self.ctl_r, self.payload_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self.cmd_w = self.ctl_r = -1
+        self.cmd_w = self.ctl_r = self.payload_fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.payload_file)
         if kill:
             with contextlib.suppress(OSError):
                 self.proc.kill()
@@ -416,7 +494,7 @@ class _Worker:
             self.proc.wait()
 
 
-def _shutdown(workers: set[_Worker]) -> None:
+def _shutdown(workers: set[_Worker], directory: list[str]) -> None:
     """Stop every worker: close all command pipes first so they exit in parallel, then reap."""
     for worker in workers:
         if worker.job is not None:  # a step still running (only on an error path): kill it
@@ -430,6 +508,9 @@ def _shutdown(workers: set[_Worker]) -> None:
     for worker in workers:
         worker.stop()
     workers.clear()
+    for path in directory:
+        shutil.rmtree(path, ignore_errors=True)
+    directory.clear()
 
 
 class ShellPool:
@@ -439,16 +520,19 @@ class ShellPool:
     event loop (a new loop gets new workers). ``close()`` stops them all; so does garbage collection.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, start_timeout: float = START_TIMEOUT) -> None:
+        self.start_timeout = start_timeout
         self._workers: set[_Worker] = set()
         self._idle: dict[WarmShell, list[_Worker]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.broken: str | None = None  # why the pool cannot work here (then every step spawns)
-        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        self._directory: list[str] = []  # the private directory of the payload files, once made
+        self._spawned = 0
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._directory)
 
     def close(self) -> None:
         """Stop every worker (idempotent; no step may be running)."""
-        _shutdown(self._workers)
+        _shutdown(self._workers, self._directory)
         self._idle.clear()
         self._loop = None
 
@@ -463,7 +547,10 @@ class ShellPool:
             if worker.alive and worker.proc.poll() is None:
                 return worker
             self._discard(worker)
-        worker = _Worker.start(shell, loop)
+        if not self._directory:
+            self._directory.append(tempfile.mkdtemp(prefix="buildyard-shells-"))
+        self._spawned += 1
+        worker = _Worker.start(shell, loop, f"{self._directory[0]}/payload-{self._spawned}.sh")
         self._workers.add(worker)
         return worker
 
@@ -528,29 +615,22 @@ class ShellPool:
         read_fd, write_fd = os.pipe()
         output = OutputPipe(read_fd, on_output)
         try:
-            job = worker.submit(_payload(shell, script, env, cwd, f"{_PROC_FD}/{write_fd}"), write_fd)
+            payload, exported = _payload(shell, script, env, cwd, f"{_PROC_FD}/{write_fd}", worker.exported)
+            job = worker.submit(payload, exported, write_fd)
         except BaseException:
             os.close(write_fd)
             output.close()
             raise
-        peak = [0]
-
-        async def sample() -> None:
-            pid = await asyncio.shield(job.started)
-            if pid:
-                await sample_rss(pid, peak)
-
-        sampler = asyncio.create_task(sample())
         timed_out = cancelled = False
         try:
             try:
-                await asyncio.wait_for(asyncio.shield(job.exited), timeout)
-            except TimeoutError:
-                timed_out = True
-                await self._terminate(job, grace)
+                pid = await self._started(worker, job)
+                if pid is not None and not await _wait(job.exited, timeout):
+                    timed_out = True
+                    await self._terminate(worker, job, pid, grace)
             except asyncio.CancelledError:
                 cancelled = True
-                await asyncio.shield(self._terminate(job, grace))
+                await asyncio.shield(self._cancel(worker, job, grace))
             pid = job.started.result()
             if pid is None:
                 if cancelled:
@@ -570,9 +650,10 @@ class ShellPool:
                 on_output(f"\nbuildyard: the shell running this step died (status {exit_code})\n".encode())
             await output.drained()
         finally:
-            sampler.cancel()
             output.close()
             job.release_pipe()
+            if job.sampler is not None:
+                job.peak_rss = max(job.peak_rss, job.sampler.stop())
         if cancelled:
             raise asyncio.CancelledError
         return ProcessResult(
@@ -581,12 +662,36 @@ class ShellPool:
             cancelled=False,
             duration=time.monotonic() - start,
             cpu_seconds=job.cpu_seconds,
-            peak_rss=peak[0],
+            peak_rss=job.peak_rss,
         )
 
-    @staticmethod
-    async def _terminate(job: _Job, grace: float) -> None:
-        pid = await asyncio.shield(job.started)
-        if pid:
-            await terminate_tree(pid, job.exited, grace)
-        await job.exited
+    async def _started(self, worker: _Worker, job: _Job) -> int | None:
+        """The step's pid once it reports; None if it never will (a worker that does not start a
+        step within ``start_timeout`` is killed and the step counts as lost)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.started), self.start_timeout)
+        except TimeoutError:
+            worker.abandon()
+            return None
+
+    async def _terminate(self, worker: _Worker, job: _Job, pid: int, grace: float) -> None:
+        """``terminate_tree`` on the step; if the worker then fails to report its end, drop the worker."""
+        try:
+            await asyncio.wait_for(terminate_tree(pid, job.exited, grace), grace + self.start_timeout)
+        except TimeoutError:
+            signal_tree(pid, descendants(pid), signal.SIGKILL)
+            worker.abandon()
+
+    async def _cancel(self, worker: _Worker, job: _Job, grace: float) -> None:
+        pid = await self._started(worker, job)
+        if pid is not None:
+            await self._terminate(worker, job, pid, grace)
+
+
+async def _wait(future: asyncio.Future[None], timeout: float | None) -> bool:
+    """Wait for ``future`` (never cancelling it); False on timeout."""
+    try:
+        await asyncio.wait_for(asyncio.shield(future), timeout)
+    except TimeoutError:
+        return False
+    return True
