@@ -295,6 +295,27 @@ def test_a_worker_that_stops_answering_is_replaced() -> None:
     asyncio.run(main())
 
 
+def test_a_worker_that_never_reports_the_end_is_dropped() -> None:
+    async def main() -> None:
+        pool = ShellPool(watch_interval=0.2)
+        try:
+            _, out = await on_pool(pool, "echo $$")
+            worker = int(out)
+            task = asyncio.create_task(on_pool(pool, "sleep 0.3; echo done"))
+            await asyncio.sleep(0.1)
+            os.kill(worker, signal.SIGSTOP)  # the step ends, but nobody reports it
+            result, out = await task
+            assert result.exit_code == 128 + signal.SIGKILL and not result.timed_out
+            assert out.startswith(b"done\n") and b"was lost" in out
+            assert gone(worker)
+            result, out = await on_pool(pool, "echo next")
+            assert (result.exit_code, out) == (0, b"next\n")
+        finally:
+            pool.close()
+
+    asyncio.run(main())
+
+
 def test_kill_dollar_dollar_ends_the_step_like_bash_c(pool: ShellPool, tmp_path: Path) -> None:
     pidfile = tmp_path / "child"
 
@@ -303,7 +324,7 @@ def test_kill_dollar_dollar_ends_the_step_like_bash_c(pool: ShellPool, tmp_path:
         result, out = await on_pool(pool, f"sleep 30 & echo $! > {pidfile}; kill $$; sleep 30")
         assert result.exit_code == 128 + signal.SIGTERM
         assert time.monotonic() - start < 5
-        assert b"shell running this step died" in out
+        assert b"shell worker running this step was lost" in out
         result, out = await on_pool(pool, "echo fine")
         assert (result.exit_code, out) == (0, b"fine\n")
 

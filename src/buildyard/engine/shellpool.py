@@ -150,6 +150,9 @@ whose environment holds one is spawned."""
 START_TIMEOUT = 10.0
 """Seconds a worker may take to start a step (or to report its end once killed) before it is dropped."""
 
+WATCH_INTERVAL = 2.5
+"""A worker that has not reported the end of a step 1-2 intervals after the step ended is dropped."""
+
 _SHELL_MANAGED = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 _TIMES = re.compile(rb"(\d+)m([\d.,]+)s (\d+)m([\d.,]+)s")  # the decimal point follows the locale
 _PROC_FD = f"/proc/{os.getpid()}/fd"
@@ -159,15 +162,14 @@ def _loop(payload_file: str) -> str:
     """The worker's text: wait for a newline on fd 3, source the payload file, fork the step.
 
     One line on purpose: the step's script is eval'ed on line 1, so its line numbers match ``bash -c``.
-    The payload travels in a file because bash reads pipes one byte per system call. ``wait -f``
-    (bash >= 5.1) waits for the end of a job, not for it to stop; its stderr is closed so that
-    job-control notices ("[1]+ Done ...") cost no write.
+    The payload travels in a file because bash reads pipes one byte per system call. ``wait -n``
+    rather than ``wait $!``: it looks nothing up by pid (``wait -f $!`` was seen spinning forever
+    after its job had ended); its stderr is closed so that job-control notices cost no write.
     """
     return (
-        "__by_w=wait; ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) && __by_w='wait -f'; set -m; "
-        f"while IFS= read -r __by_g <&3; do if . {shlex.quote(payload_file)}; then "
+        f"set -m; while IFS= read -r __by_g <&3; do if . {shlex.quote(payload_file)}; then "
         '( eval "$__by_c" || exit 126; set +m $__by_o; unset -v __by_o; eval "$__by_s" ) & '
-        'unset -v __by_c __by_o __by_s; $__by_w $! 2>&-; echo "exit $?"; '
+        'unset -v __by_c __by_o __by_s; wait -n 2>&-; echo "exit $?"; '
         'else echo "exit 126"; fi; times; done'
     )
 
@@ -299,7 +301,7 @@ def _payload(
             f"exec 4>&1 1>{q(out_path)} 2>&1 || exit 126",
             'printf "start %d\\n" "$BASHPID" >&4; exec 3<&- 4>&-',
             f"if ((__by_d)); then printf '%s\\n' {q(cannot)}; exit 127; fi",
-            "unset -v __by_g __by_w __by_c __by_d",
+            "unset -v __by_g __by_c __by_d",
         )
     )
     lines.append(f"__by_c={q(prelude)}")
@@ -321,6 +323,7 @@ class _Job:
     lost: bool = False
     sampler: RssSampler | None = None
     peak_rss: int = 0
+    watchdog: asyncio.TimerHandle | None = None
 
     def release_pipe(self) -> None:
         if self.out_w >= 0:
@@ -344,6 +347,7 @@ class _Worker:
     cpu_base: float = 0.0
     buffer: bytearray = field(default_factory=bytearray)
     exported: dict[str, str] = field(default_factory=dict)  # the step environment the worker holds
+    watch_interval: float = WATCH_INTERVAL
 
     @classmethod
     def start(cls, shell: WarmShell, loop: asyncio.AbstractEventLoop, payload_file: str) -> _Worker:
@@ -426,6 +430,7 @@ class _Worker:
             pid = int(line[6:])
             job.release_pipe()
             job.sampler = RssSampler(pid)
+            job.watchdog = self.loop.call_later(self.watch_interval, self._watch, job, pid, False)
             job.started.set_result(pid)
         elif line.startswith(b"exit ") and job.times_lines < 0:
             job.exit_code = int(line[5:])
@@ -439,9 +444,24 @@ class _Worker:
                 self.cpu_base = total
                 self._finish(job)
 
+    def _watch(self, job: _Job, pid: int, suspicious: bool) -> None:
+        """Drop the worker if the step's leader has been gone for a whole interval unreported."""
+        if job is not self.job:
+            return
+        try:
+            alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if alive or not suspicious:
+            job.watchdog = self.loop.call_later(self.watch_interval, self._watch, job, pid, not alive)
+        else:
+            self.abandon()
+
     def _finish(self, job: _Job) -> None:
         self.job = None
         job.release_pipe()
+        if job.watchdog is not None:
+            job.watchdog.cancel()
         if job.sampler is not None:
             job.peak_rss = job.sampler.stop()
         if not job.started.done():
@@ -520,8 +540,11 @@ class ShellPool:
     event loop (a new loop gets new workers). ``close()`` stops them all; so does garbage collection.
     """
 
-    def __init__(self, *, start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(
+        self, *, start_timeout: float = START_TIMEOUT, watch_interval: float = WATCH_INTERVAL
+    ) -> None:
         self.start_timeout = start_timeout
+        self.watch_interval = watch_interval
         self._workers: set[_Worker] = set()
         self._idle: dict[WarmShell, list[_Worker]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -551,6 +574,7 @@ class ShellPool:
             self._directory.append(tempfile.mkdtemp(prefix="buildyard-shells-"))
         self._spawned += 1
         worker = _Worker.start(shell, loop, f"{self._directory[0]}/payload-{self._spawned}.sh")
+        worker.watch_interval = self.watch_interval
         self._workers.add(worker)
         return worker
 
@@ -647,7 +671,8 @@ class ShellPool:
             if job.lost:  # the worker died under the step (``kill $$``?): take the step down too
                 signal_tree(pid, descendants(pid), signal.SIGKILL)
                 exit_code = worker.death_status()
-                on_output(f"\nbuildyard: the shell running this step died (status {exit_code})\n".encode())
+                lost = f"\nbuildyard: the shell worker running this step was lost (status {exit_code})\n"
+                on_output(lost.encode())
             await output.drained()
         finally:
             output.close()
