@@ -16,7 +16,8 @@ import pytest
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.process import ProcessResult, run_process
 from buildyard.engine.request import JobRequest, StepRequest
-from buildyard.engine.shellpool import ShellPool, warm_shell
+from buildyard.engine.shellpool import ShellPool
+from buildyard.engine.warmshell import warm_shell
 from buildyard.errors import UsageError
 from buildyard.model import JobStatus
 
@@ -343,6 +344,35 @@ def test_close_stops_every_worker() -> None:
     workers = asyncio.run(main())
     assert len(set(workers)) == 3
     assert all(gone(pid, wait=0) for pid in workers)
+
+
+def test_many_quick_steps_each_report_their_own_status(pool: ShellPool) -> None:
+    """Steps that end before the worker waits for them still report their status (no 127s)."""
+
+    async def lane(start: int) -> list[tuple[int, int, bytes]]:
+        seen = []
+        for i in range(start, start + 150):
+            result, out = await on_pool(pool, f"echo {i}; exit {i % 4}", shell="bash")
+            seen.append((i, result.exit_code, out))
+        return seen
+
+    async def main() -> list[tuple[int, int, bytes]]:
+        first, second = await asyncio.gather(lane(0), lane(1000))
+        return first + second
+
+    for i, code, out in asyncio.run(main()):
+        assert (code, out) == (i % 4, f"{i}\n".encode())
+
+
+def test_a_stopped_step_ends_instead_of_hanging(pool: ShellPool) -> None:
+    async def main() -> ProcessResult:
+        result, _ = await on_pool(pool, "echo $BASHPID; kill -STOP $BASHPID; echo never", timeout=30)
+        return result
+
+    start = time.monotonic()
+    result = asyncio.run(main())
+    assert result.exit_code == 128 + signal.SIGSTOP and not result.timed_out
+    assert time.monotonic() - start < 5
 
 
 def test_which_steps_get_a_warm_worker(tmp_path: Path) -> None:

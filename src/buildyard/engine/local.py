@@ -18,7 +18,8 @@ from pathlib import Path
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import ProcessResult, run_process
 from buildyard.engine.request import JobOutcome, JobRequest, OutputSink, StepOutcome, StepRequest
-from buildyard.engine.shellpool import ShellPool, warm_shell
+from buildyard.engine.shellpool import ShellPool
+from buildyard.engine.warmshell import warm_shell
 from buildyard.errors import UsageError
 from buildyard.model import JobStatus
 

@@ -1,46 +1,55 @@
 """Warm bash workers: run bash steps without starting a shell per step.
 
-Starting ``bash`` costs about a millisecond per step, which dominates runs of many small jobs. A
+Starting ``bash`` costs over a millisecond per step here, which dominates runs of many small jobs. A
 ``ShellPool`` keeps long-lived bash workers (one per concurrently running step) and forks each step
 from one of them instead. Each worker is::
 
-    bash -c LOOP     env: empty   cwd: /   own session   stdin: an empty, already-closed pipe
-                     fd 3: commands from buildyard      fd 1/2: control messages to buildyard
+    bash -c LOOP   env: empty (env -i)   cwd: /   own session   stdin: an empty, already-closed pipe
+                   fd 3: wake-ups from buildyard      fd 1/2: control messages to buildyard
 
-A command is ``<length>\\n<payload>``, read with ``read -r -N`` (byte counts: the worker runs in the C
-locale), so no quoting of the protocol is involved. The payload is bash text built here with
-``shlex.quote`` around every value. The worker runs with ``set -m``, so each step is a background job
-``( eval payload; eval script ) &`` in a process group of its own; it then waits for it and reports
-``exit <status>`` plus the output of ``times`` (the CPU time of everything it reaped). The payload
+Protocol. For each step buildyard writes a *payload* (bash text; every value goes through
+``shlex.quote``) into the worker's private payload file, then a newline on fd 3 (the payload does not
+travel through the pipe: bash reads pipes one byte per system call). The worker sources the payload,
+which
 
-1. redirects stdout/stderr to a fresh output pipe made by buildyard for this step, opened through
-   ``/proc/<buildyard>/fd/<n>``, reports ``start <pid>`` and closes the control and command fds;
-2. clears the worker's own variables, ``cd``s to the step's directory and exports exactly the
-   step's environment (the worker's is empty, so nothing leaks in from it or between steps);
-3. assigns the options and the script to variables; the worker applies ``set -eo pipefail`` (or
-   whatever the shell options say) and ``eval``s the script on line 1 of its own text, so ``$LINENO``
-   and ``bash: line N:`` messages read as they do under ``bash -c``.
+1. makes the worker's exported environment exactly the step's, as a difference from the previous
+   step's (the worker starts from an empty one, so nothing leaks in from buildyard or between steps;
+   changing variables in the worker is far cheaper than in the forked child, where every touched page
+   is a copy-on-write fault), ``cd``s to the step's directory and sets ``PWD``/``OLDPWD``/``SHLVL`` as
+   ``bash -c`` would;
+2. sets ``__by_c`` (the child's prelude), ``__by_o`` (the ``set`` options) and ``__by_s`` (the script).
 
-Because every step gets its own output pipe, end-of-output means what it means for spawned steps
-(every holder of the pipe closed it) and nothing a step leaves behind can write into a later step's
-log. Timeouts and cancellation reuse ``process.terminate_tree`` on the step's process group; leftovers
-in the group are killed when the step ends. A worker that dies is replaced; ``close`` stops them all.
+The worker runs with ``set -m``, so the step ``( eval "$__by_c"; set $__by_o; eval "$__by_s" ) &`` is
+a process group of its own. The prelude points stdout/stderr at a fresh pipe made by buildyard for
+this step (opened through ``/proc/<buildyard>/fd/<n>``), reports ``start <pid>`` and closes the
+worker's fds. The script is eval'ed on line 1 of the worker's text, so ``$LINENO`` and ``bash: line
+N:`` messages read as under ``bash -c``. The worker ``wait``s for the step, then reports ``exit
+<status>`` and ``times`` (CPU time of all it reaped, i.e. the step's tree).
 
-Differences from ``bash -c`` that a script can observe: ``$$`` is the worker's pid (use
-``$BASHPID``), ``$BASH_SUBSHELL`` is 1, ``$BASH_EXECUTION_STRING`` is the worker's loop, the shell
-variable ``__by_s`` holds the script, and a syntax error reads ``bash: eval: line N: ...`` instead of
-``bash: -c: line N: ...``. ``kill $$`` kills the
-worker: the step's processes are then killed and the step ends with 128 + the signal, as it would
-under ``bash -c``. A step whose last command outlives a SIGTERM reports 143 rather than 137 when it
-times out, since the step's leader is a bash subshell. Steps that need anything else run through
-``process.run_process``: see ``warm_shell`` for exactly which.
+Output and kills: every step has its own output pipe, so end-of-output means what it means for a
+spawned step (every holder closed it) and nothing a step leaves behind can write into a later step's
+log. Timeouts and cancellation use ``process.terminate_tree`` on the step's group; leftovers in the
+group are killed when the step ends. A worker that dies, does not start a step within
+``start_timeout``, or does not report the end of a step whose leader is gone (a watchdog) is killed
+and replaced: a step it was running ends with 128 + signal and a note in its log; a step it never
+started is retried once on a fresh worker. If the prelude cannot open ``/proc`` the pool marks itself
+``broken`` and every step is spawned. ``close`` stops all workers.
+
+Differences from ``bash -c`` that a script can observe: ``$$`` is the worker's pid (use ``$BASHPID``);
+``$BASH_SUBSHELL`` is 1; ``$BASH_EXECUTION_STRING`` is the worker's loop; the shell variable ``__by_s``
+holds the script; a syntax error reads ``bash: eval: line N: ...`` instead of ``bash: -c: line N: ...``;
+``kill $$`` kills the worker, after which the step's processes are killed and the step ends with
+128 + the signal, as it would under ``bash -c``; a step whose last command ignores SIGTERM reports 143
+rather than 137 when it times out (the group's leader is a bash subshell that dies of the SIGTERM);
+a step stopped by a signal is reported as ended (128 + the signal) and killed instead of hanging until
+its timeout.
+Steps that need anything else are spawned (``process.run_process``): ``warmshell.warm_shell`` says which.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import re
 import shlex
@@ -64,88 +73,7 @@ from buildyard.engine.process import (
     signal_tree,
     terminate_tree,
 )
-
-SET_LETTERS = frozenset("abefhkuBCEHPTo")
-"""Single-letter bash options that ``set`` applies as the command line would (``o`` takes a name).
-
-Not ``-x``/``-v``: traces inside ``eval`` are prefixed ``++``, so traced steps are spawned."""
-
-SET_O_NAMES = frozenset(
-    [
-        "allexport",
-        "braceexpand",
-        "errexit",
-        "errtrace",
-        "functrace",
-        "hashall",
-        "histexpand",
-        "history",
-        "ignoreeof",
-        "interactive-comments",
-        "keyword",
-        "noclobber",
-        "noexec",
-        "noglob",
-        "nolog",
-        "notify",
-        "nounset",
-        "physical",
-        "pipefail",
-        "posix",
-        "privileged",
-    ]
-)
-"""``-o`` names accepted (not ``monitor``, ``onecmd``, ``emacs``/``vi``: they only make sense at start)."""
-
-FALLBACK_NAMES = frozenset(
-    [
-        "BASHOPTS",
-        "SHELLOPTS",
-        "BASH_ENV",
-        "ENV",
-        "POSIXLY_CORRECT",
-        "BASH_VERSINFO",
-        "BASH_VERSION",
-        "EUID",
-        "UID",
-        "PPID",
-        "BASHPID",
-        "BASH_ARGV0",
-        "BASH_SUBSHELL",
-        "BASH_XTRACEFD",
-        "BASH_EXECUTION_STRING",
-        "BASH_COMMAND",
-        "BASH_ARGC",
-        "BASH_ARGV",
-        "BASH_LINENO",
-        "BASH_SOURCE",
-        "BASH_ALIASES",
-        "BASH_CMDS",
-        "BASH_REMATCH",
-        "BASH_MONOSECONDS",
-        "BASH_TRAPSIG",
-        "IFS",
-        "PS4",
-        "SECONDS",
-        "RANDOM",
-        "SRANDOM",
-        "LINENO",
-        "EPOCHSECONDS",
-        "EPOCHREALTIME",
-        "GROUPS",
-        "FUNCNAME",
-        "HISTCMD",
-        "DIRSTACK",
-        "PIPESTATUS",
-        "OPTIND",
-        "COMP_WORDBREAKS",
-        "TMOUT",
-        "BASH_COMPAT",
-    ]
-)
-"""Environment names bash reads at start-up, refuses to export or computes itself, or that would change
-how the worker itself behaves (``TMOUT`` times out its ``read``, ``IFS`` its word splitting): a step
-whose environment holds one is spawned."""
+from buildyard.engine.warmshell import WarmShell, step_payload
 
 START_TIMEOUT = 10.0
 """Seconds a worker may take to start a step (or to report its end once killed) before it is dropped."""
@@ -153,161 +81,28 @@ START_TIMEOUT = 10.0
 WATCH_INTERVAL = 2.5
 """A worker that has not reported the end of a step 1-2 intervals after the step ended is dropped."""
 
-_SHELL_MANAGED = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 _TIMES = re.compile(rb"(\d+)m([\d.,]+)s (\d+)m([\d.,]+)s")  # the decimal point follows the locale
-_PROC_FD = f"/proc/{os.getpid()}/fd"
 
 
 def _loop(payload_file: str) -> str:
     """The worker's text: wait for a newline on fd 3, source the payload file, fork the step.
 
     One line on purpose: the step's script is eval'ed on line 1, so its line numbers match ``bash -c``.
-    The payload travels in a file because bash reads pipes one byte per system call. ``wait -n``
-    rather than ``wait $!``: it looks nothing up by pid (``wait -f $!`` was seen spinning forever
-    after its job had ended); its stderr is closed so that job-control notices cost no write.
+    The payload travels in a file because bash reads pipes one byte per system call. Plain
+    ``wait $!``: ``wait -f $!`` was seen spinning forever after its job had ended, and ``wait -n``
+    returning 127 for a job that had already ended and been cleaned up; ``wait $!`` falls back on
+    the remembered status. Its stderr is closed so that job-control notices cost no write.
     """
     return (
         f"set -m; while IFS= read -r __by_g <&3; do if . {shlex.quote(payload_file)}; then "
         '( eval "$__by_c" || exit 126; set +m $__by_o; unset -v __by_o; eval "$__by_s" ) & '
-        'unset -v __by_c __by_o __by_s; wait -n 2>&-; echo "exit $?"; '
+        'unset -v __by_c __by_o __by_s; wait $! 2>&-; echo "exit $?"; '
         'else echo "exit 126"; fi; times; done'
     )
 
 
 class _WorkerLost(Exception):
     """The worker ended before reporting the step's start: nothing of the step ran."""
-
-
-@dataclass(frozen=True, slots=True)
-class WarmShell:
-    """A step shell that a warm worker can stand in for: which bash, its ``$0``, its ``set`` options."""
-
-    executable: str
-    argv0: str
-    options: tuple[str, ...]  # ``set`` arguments, applied just before the script is eval'ed
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_options(shell: str) -> tuple[str, tuple[str, ...]] | None:
-    """``(argv0, set arguments)`` of a ``bash [options]`` shell string, or None if not one we can run."""
-    try:
-        parts = shlex.split(shell)
-    except ValueError:
-        return None
-    if not parts or "{0}" in shell:
-        return None
-    options: list[str] = []
-    rest = iter(parts[1:])
-    for word in rest:
-        if word in ("--noprofile", "--norc"):
-            continue
-        sign, letters = word[:1], word[1:]
-        if sign not in ("-", "+") or not letters or letters.count("o") > 1 or not set(letters) <= SET_LETTERS:
-            return None
-        options.append(word)
-        if "o" in letters:
-            name = next(rest, None)
-            if name not in SET_O_NAMES:
-                return None
-            options.append(name)
-    return parts[0], tuple(options)
-
-
-@functools.lru_cache(maxsize=64)
-def _resolve_bash(argv0: str, path: str | None) -> str | None:
-    found = shutil.which(argv0, path=path if path is not None else os.defpath)
-    if found is None or Path(found).resolve().name != "bash":
-        return None
-    return found
-
-
-def warm_shell(shell: str, env: Mapping[str, str], script: str, cwd: str) -> WarmShell | None:
-    """How a warm worker can run ``script`` under ``shell``, or None when it must be spawned.
-
-    A worker applies when ``shell`` is bash (as found on the step's ``PATH``) with only ``set``-able
-    options (``-e``, ``-o pipefail``, ``-x``, ``--noprofile``...), no ``{0}`` script file, every
-    environment name is a plain shell identifier outside ``FALLBACK_NAMES``, and no value holds NUL.
-    """
-    parsed = _parse_options(shell)
-    if parsed is None:
-        return None
-    argv0, options = parsed
-    if "\0" in script or "\0" in cwd:
-        return None
-    for name, value in env.items():
-        if (
-            not (name.isascii() and name.isidentifier())
-            or name in FALLBACK_NAMES
-            or name.startswith("__by_")
-            or "\0" in value
-        ):
-            return None
-    executable = _resolve_bash(argv0, env.get("PATH"))
-    if executable is None:
-        return None
-    return WarmShell(executable, argv0, options)
-
-
-def _shell_level(value: str | None) -> int:
-    """``$SHLVL`` as ``bash -c`` would set it from the inherited value."""
-    try:
-        level = int(value or "0") + 1
-    except ValueError:
-        level = 1
-    return 1 if level >= 1000 else max(level, 0)
-
-
-@functools.lru_cache(maxsize=4096)
-def _export_word(name: str, value: str) -> str:
-    return shlex.quote(f"{name}={value}")
-
-
-def _payload(
-    shell: WarmShell,
-    script: str,
-    env: Mapping[str, str],
-    cwd: str,
-    out_path: str,
-    exported: Mapping[str, str],
-) -> tuple[bytes, dict[str, str]]:
-    """The bash text a worker ``eval``s for one step, and what the worker exports afterwards.
-
-    The worker itself takes the step's directory and environment, as a difference from what it
-    exported for its previous step (``exported``), so the forked step inherits them without work
-    of its own: changing variables in the child costs copy-on-write page faults, changing a few
-    in the parent costs next to nothing. ``__by_c`` is the child's prelude.
-    """
-    q = shlex.quote
-    wanted = {k: v for k, v in env.items() if k not in _SHELL_MANAGED}
-    lines = []
-    gone = [k for k in exported if k not in wanted]
-    if gone:
-        lines.append("unset -v " + " ".join(gone))
-    changed = [_export_word(k, v) for k, v in wanted.items() if exported.get(k) != v]
-    if changed:
-        lines.append("export -- " + " ".join(changed))
-    lines.append(f"cd -P -- {q(cwd)} 2>&- && __by_d=0 || __by_d=1")
-    pwd = env.get("PWD")
-    if pwd is not None and pwd.startswith("/"):  # bash -c keeps an inherited $PWD naming its directory
-        lines.append(f"[[ {q(pwd)} -ef . ]] && PWD={q(pwd)}")
-    lines.append("unset -v OLDPWD; declare -x OLDPWD")  # bash -c: exported, without a value ...
-    old = env.get("OLDPWD")
-    if old is not None:  # ... unless it inherits one naming a directory
-        lines.append(f"[[ -d {q(old)} ]] && OLDPWD={q(old)}")
-    lines.append(f"export SHLVL={_shell_level(env.get('SHLVL'))}")
-    cannot = f"buildyard: cannot start {shell.argv0!r}: cannot enter working directory {cwd}"
-    prelude = "\n".join(
-        (
-            f"exec 4>&1 1>{q(out_path)} 2>&1 || exit 126",
-            'printf "start %d\\n" "$BASHPID" >&4; exec 3<&- 4>&-',
-            f"if ((__by_d)); then printf '%s\\n' {q(cannot)}; exit 127; fi",
-            "unset -v __by_g __by_c __by_d",
-        )
-    )
-    lines.append(f"__by_c={q(prelude)}")
-    lines.append(f"__by_o={q(' '.join(shell.options))}")
-    lines.append(f"__by_s={q(script)}")
-    return "\n".join(lines).encode("utf-8", "surrogateescape"), wanted
 
 
 @dataclass(eq=False)
@@ -639,7 +434,8 @@ class ShellPool:
         read_fd, write_fd = os.pipe()
         output = OutputPipe(read_fd, on_output)
         try:
-            payload, exported = _payload(shell, script, env, cwd, f"{_PROC_FD}/{write_fd}", worker.exported)
+            out_path = f"/proc/{os.getpid()}/fd/{write_fd}"  # getpid now, not at import: fork-safe
+            payload, exported = step_payload(shell, script, env, cwd, out_path, worker.exported)
             job = worker.submit(payload, exported, write_fd)
         except BaseException:
             os.close(write_fd)
@@ -662,7 +458,7 @@ class ShellPool:
                 if job.lost:
                     raise _WorkerLost
                 # The step's prelude failed (no /proc/<pid>/fd here?): nothing of the script ran.
-                self.broken = f"a shell worker could not open {_PROC_FD}/<fd> (exit {job.exit_code})"
+                self.broken = f"a shell worker could not open /proc/<pid>/fd/<fd> (exit {job.exit_code})"
                 return None
             # Leftovers in the group would keep the output pipe open: they die with the step.
             with contextlib.suppress(ProcessLookupError, PermissionError):
