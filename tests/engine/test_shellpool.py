@@ -172,6 +172,13 @@ def test_nothing_carries_over_between_steps(pool: ShellPool, tmp_path: Path) -> 
     assert first.strip() == lines[3].encode()  # same worker ($$), still a clean slate
 
 
+def test_only_the_documented_worker_variable_is_visible(pool: ShellPool) -> None:
+    async def main() -> list[bytes]:
+        return [(await on_pool(pool, "compgen -v __by_ || true"))[1] for _ in range(2)]
+
+    assert asyncio.run(main()) == [b"__by_s\n", b"__by_s\n"]
+
+
 def test_working_directory(pool: ShellPool, tmp_path: Path) -> None:
     (tmp_path / "sub dir").mkdir()
 

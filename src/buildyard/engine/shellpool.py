@@ -91,12 +91,15 @@ def _loop(payload_file: str) -> str:
     The payload travels in a file because bash reads pipes one byte per system call. Plain
     ``wait $!``: ``wait -f $!`` was seen spinning forever after its job had ended, and ``wait -n``
     returning 127 for a job that had already ended and been cleaned up; ``wait $!`` falls back on
-    the remembered status. Its stderr is closed so that job-control notices cost no write.
+    the remembered status. Its stderr is closed so that job-control notices cost no write. Leftovers
+    in the step's group are killed by the worker right after it reaped the leader: the group id cannot
+    have been reused in those microseconds (pids wrap quickly where ``pid_max`` is 32768).
     """
     return (
         f"set -m; while IFS= read -r __by_g <&3; do if . {shlex.quote(payload_file)}; then "
         '( eval "$__by_c" || exit 126; set +m $__by_o; unset -v __by_o; eval "$__by_s" ) & '
-        'unset -v __by_c __by_o __by_s; wait $! 2>&-; echo "exit $?"; '
+        'unset -v __by_c __by_o __by_s; wait $! 2>&-; __by_r=$?; kill -KILL -- -$! 2>&-; '
+        'echo "exit $__by_r"; '
         'else echo "exit 126"; fi; times; done'
     )
 
@@ -460,10 +463,7 @@ class ShellPool:
                 # The step's prelude failed (no /proc/<pid>/fd here?): nothing of the script ran.
                 self.broken = f"a shell worker could not open /proc/<pid>/fd/<fd> (exit {job.exit_code})"
                 return None
-            # Leftovers in the group would keep the output pipe open: they die with the step.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            exit_code = job.exit_code
+            exit_code = job.exit_code  # (the worker has killed what was left in the step's group)
             if job.lost:  # the worker died under the step (``kill $$``?): take the step down too
                 signal_tree(pid, descendants(pid), signal.SIGKILL)
                 exit_code = worker.death_status()

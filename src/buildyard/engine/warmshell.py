@@ -222,7 +222,7 @@ def step_payload(
             f"exec 4>&1 1>{q(out_path)} 2>&1 || exit 126",
             'printf "start %d\\n" "$BASHPID" >&4; exec 3<&- 4>&-',
             f"if ((__by_d)); then printf '%s\\n' {q(cannot)}; exit 127; fi",
-            "unset -v __by_g __by_c __by_d",
+            "unset -v __by_g __by_c __by_d __by_r",
         )
     )
     lines.append(f"__by_c={q(prelude)}")
