@@ -26,6 +26,39 @@ class StepRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class DependencyCacheRequest:
+    """One ``cache:`` entry of a job: key (literal, or files + prefix), paths, restore keys, policy."""
+
+    paths: tuple[str, ...]
+    key: str = ""
+    key_files: tuple[str, ...] = ()
+    prefix: str = ""
+    restore_keys: tuple[str, ...] = ()
+    policy: str = "pull-push"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRequest:
+    """What enters a job's cache key, and what the cache should do around the job.
+
+    ``env`` holds only declared values (pipeline variables, job and step env, matrix): the run's
+    volatile variables (run id, attempt…) and the machine's environment are not part of the key.
+    ``secrets`` names variables of the request env whose values enter the key salted.
+    """
+
+    definition: str  # canonical JSON of the normalized definition
+    project_root: str
+    upstream: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()
+    inputs: tuple[str, ...] | None = None
+    global_inputs: tuple[str, ...] = ()
+    key_commands: tuple[str, ...] = ()
+    job_cache: bool = True
+    dependency_caches: tuple[DependencyCacheRequest, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class JobRequest:
     """Everything needed to run one attempt of one job instance, anywhere."""
 
@@ -41,6 +74,7 @@ class JobRequest:
     kill_grace: float = 5.0
     input_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest) — restored before the job runs
     output_globs: tuple[str, ...] = ()
+    cache: CacheRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +106,10 @@ class JobOutcome:
     message: str = ""
     log_path: str = ""
     output_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest)
+    cache_key: str = ""
+    cache_status: str = "off"  # hit | miss | off
+    saved_s: float = 0.0
+    miss_reasons: tuple[str, ...] = ()
 
 
 OutputSink = Callable[[str, bytes], None]

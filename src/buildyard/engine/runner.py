@@ -14,7 +14,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from pathlib import Path
@@ -24,7 +24,13 @@ from buildyard.engine.gitinfo import GitInfo, read_git
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import kill_marked
-from buildyard.engine.request import Executor, JobRequest, StepRequest
+from buildyard.engine.request import (
+    CacheRequest,
+    DependencyCacheRequest,
+    Executor,
+    JobRequest,
+    StepRequest,
+)
 from buildyard.engine.scheduler import JobFinished, JobResult, JobSetupError, JobStarted, RunEvent, Scheduler
 from buildyard.engine.secrets import read_secrets_file, resolve
 from buildyard.model import Event, RunStatus
@@ -56,6 +62,9 @@ class RunOptions:
     db_url: str | None = None
     kill_grace: float = 5.0
     trigger: str = "cli"
+    cache: bool = True
+    cache_dir: Path | None = None
+    remote_cache: str | None = None
 
 
 @dataclass
@@ -82,6 +91,9 @@ class RunObserver(Protocol):
 
     def output(self, job_id: str, data: bytes) -> None:
         """Masked output of a running job."""
+
+    def warning(self, message: str) -> None:
+        """Something degraded but the run goes on (e.g. the remote cache is unreachable)."""
 
 
 def home_dir(options: RunOptions) -> Path:
@@ -165,6 +177,7 @@ class RequestFactory:
     ) -> None:
         self.options = options
         self.plan = plan
+        self.keys: dict[str, str] = {}  # cache keys of finished jobs, for their dependents' keys
         self.secrets = dict(secrets)
         self.log_dir = log_dir
         self.mask = tuple(sorted(set(self.secrets.values())))
@@ -213,6 +226,7 @@ class RequestFactory:
             }
         )
         return JobRequest(
+            cache=self.cache_request(inst) if self.options.cache else None,
             run_id=env["BUILDYARD_RUN_ID"],
             job_id=inst.id,
             attempt=attempt,
@@ -234,6 +248,54 @@ class RequestFactory:
             mask=self.mask,
             kill_grace=self.options.kill_grace,
             output_globs=inst.artifacts,
+        )
+
+    def cache_request(self, inst: JobInstance) -> CacheRequest:
+        """What enters ``inst``'s cache key: its definition, declared env, inputs, upstream keys."""
+        from buildyard.engine.caching import canonical_definition  # noqa: PLC0415 - cache stack is lazy
+
+        definition = {
+            "steps": [
+                {
+                    "name": s.name,
+                    "run": s.run,
+                    "env": dict(s.env),
+                    "timeout": s.timeout,
+                    "continue_on_error": s.continue_on_error,
+                }
+                for s in inst.steps
+            ],
+            "shell": inst.shell,
+            "working_directory": inst.working_directory or "",
+            "matrix": dict(inst.matrix),
+            "outputs": list(inst.artifacts),
+        }
+        declared = {
+            **self.plan.variables,
+            **{f"MATRIX_{k.upper()}": v for k, v in inst.matrix},
+            **dict(inst.env),
+        }
+        return CacheRequest(
+            definition=canonical_definition(definition),
+            project_root=str(self.options.project_dir),
+            upstream=tuple((d, self.keys.get(d, "")) for d in inst.needs),
+            env=tuple(sorted(declared.items())),
+            secrets=inst.secrets,
+            inputs=inst.inputs,
+            global_inputs=self.plan.cache_inputs,
+            key_commands=inst.key_commands,
+            job_cache=inst.cached,
+            dependency_caches=tuple(
+                DependencyCacheRequest(
+                    paths=tuple(d.paths),
+                    key=d.key if isinstance(d.key, str) else "",
+                    key_files=tuple(d.key.files) if not isinstance(d.key, str) else (),
+                    prefix=d.key.prefix if not isinstance(d.key, str) else "",
+                    restore_keys=tuple(d.restore_keys),
+                    policy=d.policy,
+                )
+                for d in inst.dependency_caches
+            ),
         )
 
 
@@ -375,13 +437,17 @@ def execute_run(
             observer.started(run, plan)
 
         def on_event(event: RunEvent) -> None:
+            if isinstance(event, JobFinished) and event.result.cache_key:
+                make_request.keys[event.result.id] = event.result.cache_key
             recorder.event(event)
             if observer is not None:
                 observer.event(event)
 
+        cache_stack = open_cache_stack(options, home, observer) if options.cache else None
+        inner = executor or LocalExecutor()
         scheduler = Scheduler(
             plan,
-            executor or LocalExecutor(),
+            cache_stack.wrap(inner) if cache_stack is not None else inner,
             make_request,
             slots=options.slots or os.cpu_count() or 1,
             fail_fast=options.fail_fast,
@@ -389,7 +455,11 @@ def execute_run(
             sink=observer.output if observer is not None else None,
             context=static_context(pipeline, trigger),
         )
-        asyncio.run(_drive(scheduler, recorder))
+        try:
+            asyncio.run(_drive(scheduler, recorder))
+        finally:
+            if cache_stack is not None:
+                cache_stack.close()
         recorder.flush(scheduler)
         kill_marked(f"BUILDYARD_RUN_ID={run.id}")
         status = scheduler.status()
@@ -403,6 +473,8 @@ def execute_run(
             queue_s=(recorder.first_start - created) if recorder.first_start else None,
         )
         final = history.get_run(run.id)
+        if scheduler.internal_errors:
+            raise scheduler.internal_errors[0]
         return RunResult(
             plan=plan,
             pipeline=pipeline,
@@ -415,6 +487,65 @@ def execute_run(
     finally:
         if history is not None:
             history.close()
+
+
+class CacheStack:
+    """The cache objects of one run: job cache (local + optional remote), hasher with its stat cache."""
+
+    def __init__(self, options: RunOptions, home: Path, warn: Callable[[str], None]) -> None:
+        from buildyard.cache import (  # noqa: PLC0415 - the cache stack is imported only when used
+            DependencyCache,
+            FileHasher,
+            InputIndex,
+            open_job_cache,
+            open_stat_cache,
+        )
+
+        cache_dir = options.cache_dir or (home / "cas")
+        self.job_cache = open_job_cache(
+            options.project_dir,
+            cache_dir=cache_dir,
+            remote_url=options.remote_cache,
+            remote_token=os.environ.get("BUILDYARD_REMOTE_CACHE_TOKEN"),
+            warn=warn,
+        )
+        self.stat_cache = open_stat_cache(home)
+        self.hasher = FileHasher(self.stat_cache)
+        self.index = InputIndex(options.project_dir)
+        self.deps = DependencyCache(self.job_cache.local.store)
+        self.warn = warn
+
+    def wrap(self, inner: Executor) -> Executor:
+        """``inner`` behind the job cache."""
+        from buildyard.engine.caching import CachingExecutor  # noqa: PLC0415
+
+        return CachingExecutor(
+            inner,
+            self.job_cache,
+            hasher=self.hasher,
+            index=self.index,
+            salt=self.job_cache.local.store.salt(),
+            dependency_cache=self.deps,
+            warn=self.warn,
+        )
+
+    def close(self) -> None:
+        """Persist the stat cache and release connections."""
+        try:
+            self.stat_cache.save()
+        except OSError as exc:
+            self.warn(f"could not save the stat cache ({exc})")
+        self.job_cache.close()
+
+
+def open_cache_stack(options: RunOptions, home: Path, observer: RunObserver | None) -> CacheStack:
+    """The run's cache stack; warnings go to the observer."""
+
+    def warn(message: str) -> None:
+        if observer is not None and hasattr(observer, "warning"):
+            observer.warning(message)
+
+    return CacheStack(options, home, warn)
 
 
 async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:

@@ -47,6 +47,10 @@ class JobResult:
     log_path: str = ""
     allow_failure: bool = False
     steps: tuple[StepOutcome, ...] = ()
+    cache_key: str = ""
+    cache_status: str = "off"
+    saved_s: float = 0.0
+    miss_reasons: tuple[str, ...] = ()
 
     @property
     def blocks_run(self) -> bool:
@@ -124,6 +128,8 @@ class Scheduler:
         self.context = dict(context or {})
         self._order = {iid: i for i, iid in enumerate(plan.instances)}
         self._stopping: JobStatus | None = None  # CANCELLED (Ctrl-C) or SKIPPED (fail-fast)
+        #: Unexpected exceptions raised while running jobs (bugs): the run finishes, then they surface.
+        self.internal_errors: list[Exception] = []
         self._done: asyncio.Future[None] | None = None
         self._state = _State(
             results={
@@ -281,6 +287,10 @@ class Scheduler:
                 delay = min(inst.retry.backoff * 2 ** (attempt - 1), inst.retry.max_backoff)
                 self.on_event(JobRetrying(iid, attempt, delay, outcome))
                 await asyncio.sleep(delay)
+        except Exception as exc:  # noqa: BLE001 - a bug must not hang the run: record it, re-raise later
+            self.internal_errors.append(exc)
+            self._finish(iid, status=JobStatus.FAILED, message=f"buildyard internal error: {exc!r}")
+            return
         except asyncio.CancelledError:
             why = "cancelled by --fail-fast" if self._stopping == JobStatus.SKIPPED else "cancelled"
             self._finish(iid, status=JobStatus.CANCELLED, message=why)
@@ -328,6 +338,10 @@ class Scheduler:
             result.peak_rss = outcome.peak_rss
             result.log_path = outcome.log_path
             result.steps = outcome.steps
+            result.cache_key = outcome.cache_key
+            result.cache_status = outcome.cache_status
+            result.saved_s = outcome.saved_s
+            result.miss_reasons = outcome.miss_reasons
         elif status == JobStatus.CANCELLED and result.started_at is not None:
             result.finished_at = time.time()
             result.duration_s = result.finished_at - result.started_at

@@ -18,7 +18,7 @@ from buildyard.model import Event, SkipReason, When
 from buildyard.plan.graph import closure, critical_path_lengths, topological_order
 from buildyard.spec import expr
 from buildyard.spec.load import effective_stages, job_stage
-from buildyard.spec.models import Job, Pipeline, Retry
+from buildyard.spec.models import DependencyCacheSpec, Job, Pipeline, Retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,10 @@ class JobInstance:
     shell: str
     working_directory: str | None
     artifacts: tuple[str, ...]
+    inputs: tuple[str, ...] | None = None
+    key_commands: tuple[str, ...] = ()
+    cached: bool = True
+    dependency_caches: tuple[DependencyCacheSpec, ...] = ()
 
     @property
     def display(self) -> str:
@@ -92,6 +96,7 @@ class Plan:
     skips: Mapping[str, Skip]
     priority: Mapping[str, float]
     dependents: Mapping[str, tuple[str, ...]]
+    cache_inputs: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -218,6 +223,7 @@ def build(
         skips=MappingProxyType(skips),
         priority=MappingProxyType(priority),
         dependents=MappingProxyType({k: tuple(v) for k, v in dependents.items()}),
+        cache_inputs=tuple(pipeline.cache_inputs),
     )
 
 
@@ -293,6 +299,10 @@ def _instance(
             shell=job.shell or pipeline.defaults.shell,
             working_directory=expr.interpolate(workdir, ctx) if workdir else None,
             artifacts=tuple(job.artifacts.paths),
+            inputs=tuple(job.inputs) if job.inputs is not None else None,
+            key_commands=tuple(expr.interpolate(c, ctx) for c in job.key_commands),
+            cached=job.cached,
+            dependency_caches=tuple(job.dependency_caches),
         ),
         skip,
     )

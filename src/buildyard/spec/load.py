@@ -161,6 +161,9 @@ class _Converter:
             rest = [a for a in args if a is not type(None)]
             tp = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]  # noqa: UP007 - runtime union
             origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType) and any(_has_spec(a) for a in args):
+            tp = _union_branch(args, raw)
+            origin, args = typing.get_origin(tp), typing.get_args(tp)
         if isinstance(tp, type) and issubclass(tp, Spec):
             obj = self.struct(tp, raw, path)
             return _FAIL if obj is None else obj
@@ -208,6 +211,25 @@ class _Converter:
         if isinstance(raw, int | float):
             return self.smap.scalars.get(path, str(raw))
         return raw
+
+
+def _has_spec(tp: Any) -> bool:
+    if isinstance(tp, type):
+        return issubclass(tp, Spec)
+    return any(_has_spec(a) for a in typing.get_args(tp))
+
+
+def _union_branch(args: tuple[Any, ...], raw: Any) -> Any:
+    """The member of a union of structs/lists/scalars that matches the shape of ``raw``."""
+    for arg in args:
+        origin = typing.get_origin(arg)
+        if isinstance(raw, dict) and isinstance(arg, type) and issubclass(arg, Spec):
+            return arg
+        if isinstance(raw, list) and origin is list:
+            return arg
+        if not isinstance(raw, dict | list) and not _has_spec(arg) and origin is not list:
+            return arg
+    return args[0]
 
 
 def _kind(value: Any) -> str:

@@ -115,6 +115,31 @@ class Matrix(Spec, frozen=True, kw_only=True):
         return out
 
 
+class CacheKeySpec(Spec, frozen=True, kw_only=True):
+    """A dependency-cache key computed from files (like actions/cache ``hashFiles`` / GitLab ``key: files``)."""
+
+    files: list[str]
+    prefix: str = ""
+
+
+class DependencyCacheSpec(Spec, frozen=True, kw_only=True):
+    """A directory restored before the job and saved after it succeeds (``.venv/``, ``node_modules/``)."""
+
+    key: str | CacheKeySpec
+    paths: list[str]
+    restore_keys: list[str] = msgspec.field(default_factory=list)
+    policy: str = "pull-push"
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Policy is one of pull, push, pull-push; at least one path."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.policy not in ("pull", "push", "pull-push"):
+            out.append((("policy",), f"cache policy must be pull, push or pull-push, not {self.policy!r}"))
+        if not self.paths:
+            out.append((("paths",), "a dependency cache needs at least one path"))
+        return out
+
+
 class Job(Spec, frozen=True, kw_only=True):
     """One job of the pipeline (a template when it has a matrix)."""
 
@@ -138,6 +163,9 @@ class Job(Spec, frozen=True, kw_only=True):
     shell: str | None = None
     working_directory: str | None = None
     description: str | None = None
+    inputs: list[str] | None = None
+    key_commands: list[str] = msgspec.field(default_factory=list)
+    cache: bool | list[DependencyCacheSpec] = True
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Exactly one of steps/script; secrets are environment variable names."""
@@ -150,6 +178,16 @@ class Job(Spec, frozen=True, kw_only=True):
             if not ENV_NAME.match(name):
                 out.append((("secrets", i), f"secret name {name!r} must be an environment variable name"))
         return out
+
+    @property
+    def cached(self) -> bool:
+        """False when the job opted out of the job cache (``cache: false``)."""
+        return self.cache is not False
+
+    @property
+    def dependency_caches(self) -> list[DependencyCacheSpec]:
+        """The dependency caches declared with ``cache: {key, paths, …}`` (or a list of them)."""
+        return self.cache if isinstance(self.cache, list) else []
 
     @property
     def all_steps(self) -> list[Step]:
@@ -178,6 +216,7 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     variables: dict[str, str] = msgspec.field(default_factory=dict)
     stages: list[str] | None = None
     defaults: Defaults = msgspec.field(default_factory=Defaults)
+    cache_inputs: list[str] = msgspec.field(default_factory=list)
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -220,6 +259,9 @@ def normalize_raw(cls: type[Spec], raw: Any) -> Any:
     if cls is Matrix and isinstance(raw, dict) and "axes" not in raw:
         axes = {k: v for k, v in raw.items() if k not in ("include", "exclude")}
         return {"axes": axes, **{k: v for k, v in raw.items() if k in ("include", "exclude")}}
-    if cls is Job and isinstance(raw, dict) and isinstance(raw.get("script"), str):
-        return {**raw, "script": [raw["script"]]}
+    if cls is Job and isinstance(raw, dict):
+        if isinstance(raw.get("script"), str):
+            raw = {**raw, "script": [raw["script"]]}
+        if isinstance(raw.get("cache"), dict):
+            raw = {**raw, "cache": [raw["cache"]]}
     return raw

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from buildyard.errors import NotFoundError, StoreError
 from buildyard.store.schema import jobs, metadata, runs, steps
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,10 @@ class JobRecord:
     skip_reason: str | None = None
     message: str = ""
     log_path: str = ""
+    cache_status: str = "off"
+    cache_key: str = ""
+    saved_s: float = 0.0
+    miss_reasons: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

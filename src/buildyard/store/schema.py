@@ -73,6 +73,10 @@ jobs = Table(
     Column("skip_reason", String(32)),
     Column("message", Text, nullable=False, default=""),
     Column("log_path", Text, nullable=False, default=""),
+    Column("cache_status", String(8), nullable=False, default="off"),
+    Column("cache_key", String(64), nullable=False, default=""),
+    Column("saved_s", Float, nullable=False, default=0.0),
+    Column("miss_reasons", JSON, nullable=False, default=list),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 Index("ix_jobs_job", jobs.c.job)
