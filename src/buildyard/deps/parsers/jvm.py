@@ -1,0 +1,110 @@
+"""Parsers for the JVM: Maven ``pom.xml`` (declared dependencies, properties resolved) and ``gradle.lockfile``."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET  # noqa: S405 - expat >= 2.4 refuses entity expansion attacks
+from pathlib import Path
+
+from buildyard.deps.errors import LockfileError
+from buildyard.deps.model import Ecosystem, Package, Scope
+from buildyard.deps.parsers._util import LineIndex
+
+_MAVEN = Ecosystem.MAVEN
+_PROP = re.compile(r"\$\{([^}]+)\}")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child(elem: ET.Element, name: str) -> ET.Element | None:
+    for child in elem:
+        if _local(child.tag) == name:
+            return child
+    return None
+
+
+def _text(elem: ET.Element, name: str) -> str:
+    child = _child(elem, name)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def parse_pom(text: str, file: str, path: Path) -> list[Package]:
+    """Dependencies declared in a ``pom.xml``, with ``${...}`` properties and dependencyManagement resolved.
+
+    Parent POMs and imported BOMs outside the file are not fetched; a version that stays unresolved
+    is reported as an error naming the property.
+    """
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - see import comment
+    except ET.ParseError as exc:
+        raise LockfileError(file, f"invalid XML: {exc.msg if hasattr(exc, 'msg') else exc}", exc.position[0]) from exc
+    if _local(root.tag) != "project":
+        raise LockfileError(file, "the root element is not <project> (is this a Maven POM?)", 1)
+    props: dict[str, str] = {}
+    props_elem = _child(root, "properties")
+    if props_elem is not None:
+        props.update({_local(p.tag): (p.text or "").strip() for p in props_elem})
+    parent = _child(root, "parent")
+    for key in ("groupId", "artifactId", "version"):
+        value = _text(root, key) or (_text(parent, key) if parent is not None else "")
+        props[f"project.{key}"] = value
+        props[f"pom.{key}"] = value
+        if parent is not None:
+            props[f"project.parent.{key}"] = _text(parent, key)
+
+    def resolve(value: str, depth: int = 0) -> str:
+        if depth > 10 or "${" not in value:
+            return value
+        return resolve(_PROP.sub(lambda m: props.get(m.group(1), m.group(0)), value), depth + 1)
+
+    managed: dict[str, str] = {}
+    mgmt = _child(root, "dependencyManagement")
+    deps_mgmt = _child(mgmt, "dependencies") if mgmt is not None else None
+    for dep in deps_mgmt if deps_mgmt is not None else []:
+        managed[f"{resolve(_text(dep, 'groupId'))}:{resolve(_text(dep, 'artifactId'))}"] = resolve(_text(dep, "version"))
+    lines = LineIndex(text)
+    if deps_mgmt is not None:
+        lines.find("</dependencyManagement>")
+    packages = []
+    deps = _child(root, "dependencies")
+    for dep in deps if deps is not None else []:
+        if _local(dep.tag) != "dependency":
+            continue
+        artifact = resolve(_text(dep, "artifactId"))
+        name = f"{resolve(_text(dep, 'groupId'))}:{artifact}"
+        line = lines.find(f"<artifactId>{_text(dep, 'artifactId')}</artifactId>")
+        version = resolve(_text(dep, "version")) or managed.get(name, "")
+        if "${" in version:
+            prop = _PROP.search(version)
+            raise LockfileError(
+                file, f"{name}: property ${{{prop.group(1) if prop else version}}} is not defined in this POM", line
+            )
+        if not version:
+            continue  # managed by a parent POM or BOM outside this file
+        scope_name = _text(dep, "scope") or "compile"
+        scope = Scope.DEV if scope_name == "test" else Scope.PROD
+        if _text(dep, "optional") == "true":
+            scope = Scope.OPTIONAL
+        packages.append(Package(_MAVEN, name, version, file, line, direct=True, scope=scope))
+    return packages
+
+
+def parse_gradle_lockfile(text: str, file: str, path: Path) -> list[Package]:
+    """Entries of a ``gradle.lockfile`` (``group:artifact:version=configurations``)."""
+    packages = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#") or line.startswith("empty="):
+            continue
+        coords, _, configs = line.partition("=")
+        parts = coords.split(":")
+        if len(parts) != 3:
+            raise LockfileError(file, f"malformed entry {line!r} (expected group:artifact:version=configs)", number)
+        configurations = [c for c in configs.split(",") if c]
+        dev = bool(configurations) and all(c.lower().startswith("test") for c in configurations)
+        packages.append(
+            Package(_MAVEN, f"{parts[0]}:{parts[1]}", parts[2], file, number, scope=Scope.DEV if dev else Scope.PROD)
+        )
+    return packages
