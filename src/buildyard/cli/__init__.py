@@ -25,7 +25,10 @@ def run_cli(argv: list[str] | None = None) -> int:
     app = build_app()
     command = __import__("typer").main.get_command(app)
     try:
-        command.main(args=argv, prog_name="buildyard", standalone_mode=False)
+        # With standalone_mode=False click returns the code of a typer.Exit instead of raising it.
+        returned = command.main(args=argv, prog_name="buildyard", standalone_mode=False)
+        if isinstance(returned, int):
+            return returned
     except UserError as exc:
         _print_error(str(exc))
         return exc.exit_code

@@ -19,6 +19,8 @@ from buildyard import __version__
 COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("buildyard.cli.run", None),
     ("buildyard.cli.history", None),
+    ("buildyard.cli.deps", "deps"),
+    ("buildyard.cli.scan", "scan"),
 )
 
 
