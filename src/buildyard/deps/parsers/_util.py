@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import tomllib
 from typing import Any
 
@@ -57,8 +58,9 @@ def load_toml(text: str, file: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", 0) or 0
-        msg = str(exc).split(" (at line")[0]
+        found = re.search(r"\(at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else 0
+        msg = str(exc).split(" (at ")[0]
         raise LockfileError(file, f"invalid TOML: {msg} (fix or regenerate the file)", line) from exc
 
 
