@@ -13,6 +13,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion as _PackagingInvalid
 from packaging.version import Version
+from packaging.utils import canonicalize_version
 
 from buildyard.deps.model import Ecosystem
 
@@ -98,7 +99,7 @@ def canonical(ecosystem: Ecosystem, version: str) -> str:
     """The spelling under which two equal versions compare equal in a ``versions`` list."""
     if ecosystem is Ecosystem.PYPI:
         try:
-            return str(_pep440_key(version))
+            return canonicalize_version(_pep440_key(version))
         except InvalidVersionError:
             return version
     if ecosystem is Ecosystem.GO:
