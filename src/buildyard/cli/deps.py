@@ -198,11 +198,11 @@ def sbom_command(
     name: Annotated[str | None, typer.Option("--name", help="Name of the root component.")] = None,
 ) -> None:
     """Write a CycloneDX 1.6 JSON SBOM of the dependencies."""
-    from buildyard.deps import api  # noqa: PLC0415
+    from buildyard.deps.inventory import build_inventory  # noqa: PLC0415
+    from buildyard.deps.sbom import bom_json, build_bom  # noqa: PLC0415
 
     root = project_dir(ctx)
-    inv = api.inventory(_paths(ctx, paths), root)
-    from buildyard.deps.sbom import bom_json, build_bom  # noqa: PLC0415
+    inv = build_inventory(_paths(ctx, paths), root)
 
     _write(bom_json(build_bom(inv, (), name or root.name)), output)
     code = _problems(inv.problems)

@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-import pathspec
+from typing import Any
 
 from buildyard.deps.errors import LockfileError
 from buildyard.deps.installed import is_installed_env, scan_installed
@@ -20,7 +19,7 @@ from buildyard.deps.parsers import parser_for
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox",
                        ".buildyard", ".mypy_cache", ".ruff_cache", ".pytest_cache", "site-packages"})
 
-_Specs = list[tuple[Path, pathspec.PathSpec]]
+_Specs = list[tuple[Path, Any]]
 
 
 def discover(root: Path) -> list[Path]:
@@ -37,6 +36,8 @@ def _walk(directory: Path, specs: _Specs, found: list[Path]) -> None:
             lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             lines = []
+        import pathspec  # noqa: PLC0415 - only projects with .gitignore files pay for it
+
         specs = [*specs, (directory, pathspec.GitIgnoreSpec.from_lines(lines))]
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)

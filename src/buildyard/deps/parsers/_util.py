@@ -8,8 +8,6 @@ import re
 import tomllib
 from typing import Any
 
-import yaml
-
 from buildyard.deps.errors import LockfileError
 
 
@@ -66,6 +64,8 @@ def load_toml(text: str, file: str) -> dict[str, Any]:
 
 def load_yaml(text: str, file: str) -> Any:
     """Parse YAML safely, turning a syntax error into a located ``LockfileError``."""
+    import yaml  # noqa: PLC0415 - only YAML lockfiles pay for it
+
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     except yaml.YAMLError as exc:
