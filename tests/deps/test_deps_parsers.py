@@ -13,6 +13,8 @@ Fixtures under ``fixtures/`` and how they were produced:
 
 from __future__ import annotations
 
+import importlib.metadata as md
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,10 @@ def assert_lines_point_at_names(packages: list[Package]) -> None:
     for pkg in packages:
         text = (FIXTURES / pkg.source).read_text().splitlines()
         assert pkg.line > 0, pkg
-        assert pkg.name.split(":")[-1].split("/")[-1].lower() in text[pkg.line - 1].lower(), (pkg, text[pkg.line - 1])
+        assert pkg.name.split(":")[-1].split("/")[-1].lower() in text[pkg.line - 1].lower(), (
+            pkg,
+            text[pkg.line - 1],
+        )
 
 
 def test_uv_lock_direct_dev_and_hashes():
@@ -78,7 +83,9 @@ def test_pipfile_lock_and_poetry_lock():
 
 
 def test_requirements_includes_markers_and_options(tmp_path):
-    (tmp_path / "base.txt").write_text("six==1.16.0 ; python_version >= '3'\nrequests>=2  # unpinned: skipped\n")
+    (tmp_path / "base.txt").write_text(
+        "six==1.16.0 ; python_version >= '3'\nrequests>=2  # unpinned: skipped\n"
+    )
     (tmp_path / "requirements-dev.txt").write_text(
         "# comment\n-r base.txt\n--index-url https://example.org/simple\n"
         "Django[bcrypt]==3.2.0 \\\n    --hash=sha256:" + "a" * 64 + "\n-e ./local\nflask===2.0.1\n"
@@ -106,10 +113,14 @@ def test_npm_family(name):
     express = pkgs[("express", "4.17.1")]
     assert express.direct is True and express.scope is Scope.PROD
     assert pkgs[("minimist", "1.2.0")].scope is Scope.DEV and pkgs[("minimist", "1.2.0")].direct
-    assert pkgs[("@babel/helper-plugin-utils", "7.10.4")].purl == "pkg:npm/%40babel/helper-plugin-utils@7.10.4"
+    assert (
+        pkgs[("@babel/helper-plugin-utils", "7.10.4")].purl == "pkg:npm/%40babel/helper-plugin-utils@7.10.4"
+    )
     assert pkgs[("body-parser", "1.19.0")].direct is False
     assert ("body-parser", "1.19.0") in express.dependencies
-    assert all(p.hashes and p.hashes[0][0] == "SHA-512" and len(p.hashes[0][1]) == 128 for p in result.packages)
+    assert all(
+        p.hashes and p.hashes[0][0] == "SHA-512" and len(p.hashes[0][1]) == 128 for p in result.packages
+    )
     assert all(p.line > 0 for p in result.packages)
 
 
@@ -123,7 +134,9 @@ def test_npm_lockfile_versions_agree():
 def test_yarn_berry():
     pkgs = by_name(inv("yarn-berry").packages)
     assert set(pkgs) == {"lodash", "minimist"}
-    assert pkgs["lodash"].version == "4.17.15" and pkgs["lodash"].direct and pkgs["lodash"].scope is Scope.PROD
+    assert (
+        pkgs["lodash"].version == "4.17.15" and pkgs["lodash"].direct and pkgs["lodash"].scope is Scope.PROD
+    )
     assert pkgs["minimist"].scope is Scope.DEV
 
 
@@ -131,26 +144,37 @@ def test_go_mod_with_replace_and_go_sum():
     pkgs = by_name(inv("go").packages)
     assert pkgs["github.com/gin-gonic/gin"].direct and pkgs["golang.org/x/text"].direct is False
     assert "github.com/old/thing" not in pkgs and pkgs["github.com/new/thing"].version == "v1.2.0"
-    assert pkgs["github.com/ugorji/go/codec"].version == "v1.1.7"  # highest go.sum version of an unlisted module
+    assert (
+        pkgs["github.com/ugorji/go/codec"].version == "v1.1.7"
+    )  # highest go.sum version of an unlisted module
     assert pkgs["gopkg.in/yaml.v2"].purl == "pkg:golang/gopkg.in/yaml.v2@v2.2.2"
 
 
 def test_cargo_maven_gradle_ruby_nuget_composer():
     cargo = by_name(inv("cargo").packages)
-    assert set(cargo) == {"libc", "smallvec", "time"} and cargo["smallvec"].direct and not cargo["libc"].direct
-    assert cargo["time"].dependencies == (("libc", ""),) or cargo["time"].dependencies == (("libc", "0.2.150"),)
+    assert (
+        set(cargo) == {"libc", "smallvec", "time"} and cargo["smallvec"].direct and not cargo["libc"].direct
+    )
+    assert cargo["time"].dependencies == (("libc", ""),) or cargo["time"].dependencies == (
+        ("libc", "0.2.150"),
+    )
     maven = by_name(inv("maven").packages)
     assert maven["org.apache.logging.log4j:log4j-core"].version == "2.14.1"  # ${log4j.version}
     assert maven["com.google.guava:guava"].version == "29.0-jre"  # from dependencyManagement
     assert maven["junit:junit"].scope is Scope.DEV
-    assert maven["org.apache.logging.log4j:log4j-core"].purl == "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"
+    assert (
+        maven["org.apache.logging.log4j:log4j-core"].purl
+        == "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"
+    )
     gradle = by_name(inv("gradle").packages)
     assert gradle["junit:junit"].scope is Scope.DEV and gradle["junit:junit"].line == 5
     ruby = by_name(inv("ruby").packages)
     assert ruby["nokogiri"].version == "1.10.4" and ruby["nokogiri"].direct and not ruby["loofah"].direct
     nuget = inv("nuget").packages
-    assert [(p.name, p.version, p.direct) for p in nuget] == [("Newtonsoft.Json", "12.0.1", True),
-                                                             ("System.Text.Json", "4.7.0", False)]
+    assert [(p.name, p.version, p.direct) for p in nuget] == [
+        ("Newtonsoft.Json", "12.0.1", True),
+        ("System.Text.Json", "4.7.0", False),
+    ]
     composer = by_name(inv("composer").packages)
     assert composer["guzzlehttp/guzzle"].license == "MIT" and composer["guzzlehttp/guzzle"].direct
     assert composer["phpunit/phpunit"].scope is Scope.DEV
@@ -160,8 +184,14 @@ def test_cargo_maven_gradle_ruby_nuget_composer():
 
 def test_discover_respects_gitignore(tmp_path):
     (tmp_path / ".gitignore").write_text("build/\n*.generated.txt\n")
-    for rel in ("a/poetry.lock", "build/package-lock.json", "node_modules/x/package-lock.json",
-                "requirements.generated.txt", "requirements.txt", "sub/.gitignore"):
+    for rel in (
+        "a/poetry.lock",
+        "build/package-lock.json",
+        "node_modules/x/package-lock.json",
+        "requirements.generated.txt",
+        "requirements.txt",
+        "sub/.gitignore",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("")
     (tmp_path / "sub" / ".gitignore").write_text("Cargo.lock\n")
@@ -174,14 +204,24 @@ def test_discover_respects_gitignore(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "line", "words"),
     [
-        ("package-lock.json", '{\n  "lockfileVersion": 3,\n  "packages": {\n    "": {}\n  ,}\n}', 5, "invalid JSON"),
+        (
+            "package-lock.json",
+            '{\n  "lockfileVersion": 3,\n  "packages": {\n    "": {}\n  ,}\n}',
+            5,
+            "invalid JSON",
+        ),
         ("uv.lock", 'version = 1\n[[package]]\nname = "x"\nversion = \n', 4, "invalid TOML"),
         ("go.mod", "module x\n\nrequire (\n  a v1\n", 0, "unterminated"),
         ("go.mod", "module x\nfrobnicate y\n", 2, "unknown directive"),
         ("yarn.lock", "# yarn lockfile v1\n\nx@1:\n  version\n", 4, "cannot parse"),
         ("pnpm-lock.yaml", "lockfileVersion: '9.0'\npackages: [\n", 3, "invalid YAML"),
-        ("pom.xml", "<project><dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId>"
-         "<version>${nope}</version></dependency></dependencies></project>", 1, "${nope}"),
+        (
+            "pom.xml",
+            "<project><dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId>"
+            "<version>${nope}</version></dependency></dependencies></project>",
+            1,
+            "${nope}",
+        ),
         ("package-lock.json", '{"lockfileVersion": 7}', 0, "unsupported lockfileVersion"),
     ],
 )
@@ -199,14 +239,13 @@ def test_unknown_explicit_file_and_binary_file(tmp_path):
     (tmp_path / "notes.md").write_text("hi")
     (tmp_path / "requirements.txt").write_bytes(b"\xff\xfe\x00bad")
     result = build_inventory([tmp_path / "notes.md", tmp_path / "requirements.txt"], tmp_path)
-    assert [(p.file, "unknown lockfile format" in p.message or "not UTF-8" in p.message) for p in result.problems] == [
-        ("notes.md", True), ("requirements.txt", True)]
+    assert [
+        (p.file, "unknown lockfile format" in p.message or "not UTF-8" in p.message) for p in result.problems
+    ] == [("notes.md", True), ("requirements.txt", True)]
 
 
 def test_installed_site_packages_of_this_venv():
     """The real environment running the tests: versions and licenses match importlib.metadata."""
-    import importlib.metadata as md
-    import sysconfig
 
     site = Path(sysconfig.get_paths()["purelib"])
     result = build_inventory([site], site)
@@ -221,11 +260,16 @@ def test_node_modules(tmp_path):
     for rel, doc in {
         "lodash/package.json": '{"name": "lodash", "version": "4.17.21", "license": "MIT"}',
         "@types/node/package.json": '{"name": "@types/node", "version": "20.1.0", "license": "MIT"}',
-        "a/package.json": '{"name": "a", "version": "1.0.0", "licenses": [{"type": "MIT"}, {"type": "Apache-2.0"}]}',
+        "a/package.json": '{"name": "a", "version": "1.0.0", '
+        '"licenses": [{"type": "MIT"}, {"type": "Apache-2.0"}]}',
         "a/node_modules/lodash/package.json": '{"name": "lodash", "version": "3.0.0"}',
     }.items():
         (nm / rel).parent.mkdir(parents=True, exist_ok=True)
         (nm / rel).write_text(doc)
     got = {(p.name, p.version, p.license) for p in build_inventory([nm], tmp_path).packages}
-    assert got == {("lodash", "4.17.21", "MIT"), ("@types/node", "20.1.0", "MIT"),
-                   ("a", "1.0.0", "MIT OR Apache-2.0"), ("lodash", "3.0.0", None)}
+    assert got == {
+        ("lodash", "4.17.21", "MIT"),
+        ("@types/node", "20.1.0", "MIT"),
+        ("a", "1.0.0", "MIT OR Apache-2.0"),
+        ("lodash", "3.0.0", None),
+    }

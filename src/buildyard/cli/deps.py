@@ -15,7 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-db_app = typer.Typer(help="The offline OSV vulnerability database.", no_args_is_help=True, rich_markup_mode=None)
+db_app = typer.Typer(
+    help="The offline OSV vulnerability database.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(db_app, name="db")
 
 PathsArg = Annotated[
@@ -78,19 +80,25 @@ def ls_command(
 
 
 @app.command("scan")
-def scan_command(
+def scan_command(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
     paths: PathsArg = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Directory of <Ecosystem>/all.zip OSV dumps.")] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Directory of <Ecosystem>/all.zip OSV dumps.")
+    ] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Index cache directory.")] = None,
     severity: Annotated[
-        str, typer.Option("--severity", help="Fail only on findings at or above: low, medium, high, critical.")
+        str,
+        typer.Option("--severity", help="Fail only on findings at or above: low, medium, high, critical."),
     ] = "none",
     ignore_file: Annotated[
-        Path | None, typer.Option("--ignore-file", help="YAML list of accepted findings (id, reason, expires).")
+        Path | None,
+        typer.Option("--ignore-file", help="YAML list of accepted findings (id, reason, expires)."),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, sarif or cyclonedx.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
+    ] = None,
 ) -> None:
     """Find known vulnerabilities (OSV) in the dependencies; exit 1 on findings, 2 on bad input."""
     from buildyard.deps import api  # noqa: PLC0415
@@ -102,15 +110,24 @@ def scan_command(
     try:
         threshold = Severity(severity.lower())
     except ValueError:
-        raise UsageError(f"--severity must be one of none, low, medium, high, critical, not {severity!r}") from None
+        raise UsageError(
+            f"--severity must be one of none, low, medium, high, critical, not {severity!r}"
+        ) from None
     root = project_dir(ctx)
-    result = api.scan(_paths(ctx, paths), project=root, db_dir=db, cache_dir=cache, threshold=threshold,
-                      ignore_file=ignore_file)
+    result = api.scan(
+        _paths(ctx, paths),
+        project=root,
+        db_dir=db,
+        cache_dir=cache,
+        threshold=threshold,
+        ignore_file=ignore_file,
+    )
     for warning in result.warnings:
         _warn(warning)
     if fmt == "json":
-        from buildyard.deps.report import scan_json  # noqa: PLC0415
         import json  # noqa: PLC0415
+
+        from buildyard.deps.report import scan_json  # noqa: PLC0415
 
         _write(json.dumps(scan_json(result), indent=2), output)
     elif fmt == "sarif":
@@ -133,14 +150,29 @@ def _scan_table(result: Any, output: Path | None) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table("severity", "package", "version", "vulnerability", "fixed in", "location", "note")
-    order = sorted(result.findings, key=lambda f: (-f.severity.rank if f.severity.value != "unknown" else -4.5,
-                                                   f.package.name, f.id))
+    order = sorted(
+        result.findings,
+        key=lambda f: (-f.severity.rank if f.severity.value != "unknown" else -4.5, f.package.name, f.id),
+    )
     for f in order:
-        note = "ignored: " + f.ignored_by.reason if f.ignored_by else "below threshold" if f.below_threshold else ""
+        note = (
+            "ignored: " + f.ignored_by.reason
+            if f.ignored_by
+            else "below threshold"
+            if f.below_threshold
+            else ""
+        )
         score = f" {f.rating.score:.1f}" if f.rating.score is not None else ""
         ids = f.id + (f" ({', '.join(f.aliases[:2])})" if f.aliases else "")
-        table.add_row(f"{f.severity.value}{score}", f.package.name, f.package.version, ids, f.fixed or "-",
-                      f.package.location, note)
+        table.add_row(
+            f"{f.severity.value}{score}",
+            f.package.name,
+            f.package.version,
+            ids,
+            f.fixed or "-",
+            f.package.location,
+            note,
+        )
     console = Console(width=220, file=output.open("w", encoding="utf-8") if output else None)
     console.print(table)
     console.print(
@@ -150,7 +182,7 @@ def _scan_table(result: Any, output: Path | None) -> None:
 
 
 @app.command("licenses")
-def licenses_command(
+def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
     paths: PathsArg = None,
     allow: Annotated[str, typer.Option("--allow", help="Comma-separated SPDX ids that are allowed.")] = "",
@@ -167,16 +199,25 @@ def licenses_command(
     policy = load_policy(policy_file) if policy_file else Policy()
     if allow or deny:
         extra = Policy.from_lists(allow.split(","), deny.split(","))
-        policy = Policy(policy.allow | extra.allow, policy.deny | extra.deny, policy.exceptions,
-                        policy.fail_on_unknown)
+        policy = Policy(
+            policy.allow | extra.allow, policy.deny | extra.deny, policy.exceptions, policy.fail_on_unknown
+        )
     report = api.licenses(_paths(ctx, paths), policy, project=project_dir(ctx))
     if as_json:
-        print_json([
-            {"package": r.package.name, "version": r.package.version, "ecosystem": r.package.ecosystem.value,
-             "license": r.license.expression, "status": r.license.status.value, "verdict": r.verdict.value,
-             "reason": r.reason}
-            for r in report.results
-        ])
+        print_json(
+            [
+                {
+                    "package": r.package.name,
+                    "version": r.package.version,
+                    "ecosystem": r.package.ecosystem.value,
+                    "license": r.license.expression,
+                    "status": r.license.status.value,
+                    "verdict": r.verdict.value,
+                    "reason": r.reason,
+                }
+                for r in report.results
+            ]
+        )
     else:
         from rich.console import Console  # noqa: PLC0415
         from rich.table import Table  # noqa: PLC0415
@@ -194,7 +235,9 @@ def licenses_command(
 def sbom_command(
     ctx: typer.Context,
     paths: PathsArg = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the SBOM to this file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the SBOM to this file.")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the root component.")] = None,
 ) -> None:
     """Write a CycloneDX 1.6 JSON SBOM of the dependencies."""
@@ -215,7 +258,8 @@ def db_update_command(
     ctx: typer.Context,
     db: Annotated[Path | None, typer.Option("--db", help="Directory to write the dumps to.")] = None,
     ecosystem: Annotated[
-        list[str] | None, typer.Option("--ecosystem", "-e", help="Ecosystem to fetch (repeatable; default: all).")
+        list[str] | None,
+        typer.Option("--ecosystem", "-e", help="Ecosystem to fetch (repeatable; default: all)."),
     ] = None,
     url: Annotated[str | None, typer.Option("--url", help="Base URL of the dumps.")] = None,
 ) -> None:
@@ -228,7 +272,9 @@ def db_update_command(
     chosen = []
     for value in ecosystem or [e.value for e in Ecosystem]:
         if value.lower() not in names:
-            raise UsageError(f"--ecosystem: unknown {value!r} (one of {', '.join(e.value for e in Ecosystem)})")
+            raise UsageError(
+                f"--ecosystem: unknown {value!r} (one of {', '.join(e.value for e in Ecosystem)})"
+            )
         chosen.append(names[value.lower()])
     target = db or default_db_dir(project_dir(ctx))
     written = update_database(target, chosen, url or DEFAULT_URL)

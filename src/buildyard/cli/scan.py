@@ -47,8 +47,13 @@ def secrets_command(
         doc = {
             "files_scanned": result.files_scanned,
             "findings": [
-                {"file": f.file, "line": f.line, "type": f.type, "hashed_secret": f.hashed_secret,
-                 "accepted": f.accepted}
+                {
+                    "file": f.file,
+                    "line": f.line,
+                    "type": f.type,
+                    "hashed_secret": f.hashed_secret,
+                    "accepted": f.accepted,
+                }
                 for f in result.findings
             ],
         }

@@ -44,7 +44,8 @@ def scan(
     for eco in loaded.missing:
         if eco in scanned_ecos:
             result.warnings.append(
-                f"no {eco.value} database in {db_dir} ({eco.value}/all.zip); {eco.value} packages were not checked"
+                f"no {eco.value} database in {db_dir} ({eco.value}/all.zip); "
+                f"{eco.value} packages were not checked"
             )
     return result
 
@@ -54,7 +55,9 @@ def licenses(paths: Sequence[Path], policy: Policy, *, project: Path) -> License
     return check_licenses(build_inventory(paths, project), policy)
 
 
-def sbom(paths: Sequence[Path], *, project: Path, name: str | None = None, result: ScanResult | None = None) -> str:
+def sbom(
+    paths: Sequence[Path], *, project: Path, name: str | None = None, result: ScanResult | None = None
+) -> str:
     """CycloneDX 1.6 JSON for the packages under ``paths`` (with ``result``'s vulnerabilities if given)."""
     inv = result.inventory if result is not None else build_inventory(paths, project)
     return bom_json(build_bom(inv, result.findings if result else (), name or project.resolve().name))

@@ -40,7 +40,11 @@ def _site_packages(path: Path, file: str) -> list[Package]:
             raise LockfileError(f"{file}/{info.name}/METADATA", "missing Name or Version header")
         packages.append(
             Package(
-                Ecosystem.PYPI, str(name), str(version), f"{file}/{info.name}", 0,
+                Ecosystem.PYPI,
+                str(name),
+                str(version),
+                f"{file}/{info.name}",
+                0,
                 license=python_license(
                     meta.get("License-Expression"), meta.get_all("Classifier") or [], meta.get("License")
                 ),
@@ -98,8 +102,13 @@ def _node_modules(path: Path, file: str) -> list[Package]:
 
         packages.append(
             Package(
-                Ecosystem.NPM, str(data["name"]), str(data["version"]), rel, 0,
-                scope=Scope.UNKNOWN, license=license_field(data.get("license") or data.get("licenses")),
+                Ecosystem.NPM,
+                str(data["name"]),
+                str(data["version"]),
+                rel,
+                0,
+                scope=Scope.UNKNOWN,
+                license=license_field(data.get("license") or data.get("licenses")),
             )
         )
         nested = manifest.parent / "node_modules"

@@ -16,8 +16,24 @@ from buildyard.deps.model import FileProblem, Inventory, Package
 from buildyard.deps.parsers import parser_for
 
 #: Directories never searched for lockfiles (installed trees are scanned only when named explicitly).
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox",
-                       ".buildyard", ".mypy_cache", ".ruff_cache", ".pytest_cache", "site-packages"})
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".buildyard",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        "site-packages",
+    }
+)
 
 _Specs = list[tuple[Path, Any]]
 
@@ -102,7 +118,9 @@ def _parse_one(path: Path, name: str, inventory: Inventory, explicit: bool) -> N
     if found is None:
         if explicit:
             inventory.problems.append(
-                FileProblem(name, 0, "unknown lockfile format (see 'buildyard deps ls --help' for supported files)")
+                FileProblem(
+                    name, 0, "unknown lockfile format (see 'buildyard deps ls --help' for supported files)"
+                )
             )
         return
     _, parser = found
@@ -133,19 +151,29 @@ def _link_dependencies(packages: list[Package]) -> list[Package]:
         if any(not v for _, v in pkg.dependencies):
             deps = []
             for dep, version in pkg.dependencies:
-                if not version:
+                resolved = version
+                if not resolved:
                     candidates = by_file.get((pkg.source, normalize_name(pkg.ecosystem, dep)), set())
                     if len(candidates) != 1:
                         continue
-                    version = next(iter(candidates))
-                deps.append((dep, version))
-            pkg = _with_deps(pkg, tuple(deps))
-        out.append(pkg)
+                    resolved = next(iter(candidates))
+                deps.append((dep, resolved))
+            out.append(_with_deps(pkg, tuple(deps)))
+        else:
+            out.append(pkg)
     return out
 
 
 def _with_deps(pkg: Package, deps: tuple[tuple[str, str], ...]) -> Package:
     return Package(
-        pkg.ecosystem, pkg.name, pkg.version, pkg.source, pkg.line, pkg.direct, pkg.scope,
-        pkg.hashes, pkg.license, deps,
+        pkg.ecosystem,
+        pkg.name,
+        pkg.version,
+        pkg.source,
+        pkg.line,
+        pkg.direct,
+        pkg.scope,
+        pkg.hashes,
+        pkg.license,
+        deps,
     )

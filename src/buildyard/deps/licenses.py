@@ -62,7 +62,9 @@ def normalize(raw: str | None) -> License:
     info = _licensing().validate(text)
     if not info.errors and info.normalized_expression:
         return License(LicenseStatus.SPDX, str(info.normalized_expression))
-    if info.invalid_symbols and all(str(s).startswith(("LicenseRef-", "DocumentRef-")) for s in info.invalid_symbols):
+    if info.invalid_symbols and all(
+        str(s).startswith(("LicenseRef-", "DocumentRef-")) for s in info.invalid_symbols
+    ):
         try:
             return License(LicenseStatus.SPDX, str(_licensing().parse(text, validate=False)))
         except Exception:  # noqa: BLE001 - license-expression raises several parse error types
@@ -90,7 +92,10 @@ class Policy:
 
     @classmethod
     def from_lists(
-        cls, allow: list[str], deny: list[str], exceptions: tuple[PackageException, ...] = (),
+        cls,
+        allow: list[str],
+        deny: list[str],
+        exceptions: tuple[PackageException, ...] = (),
         fail_on_unknown: bool = True,
     ) -> Policy:
         """A policy from license ids (validated and canonicalized)."""
@@ -107,13 +112,15 @@ class Policy:
 
 def _ids(values: list[str], what: str) -> frozenset[str]:
     out = set()
-    for value in values:
-        value = value.strip()
+    for raw in values:
+        value = raw.strip()
         if not value:
             continue
         lic = normalize(value)
         if lic.status is not LicenseStatus.SPDX or lic.expression is None or " " in lic.expression:
-            raise PolicyError(f"--{what}: {value!r} is not an SPDX license id (see https://spdx.org/licenses/)")
+            raise PolicyError(
+                f"--{what}: {value!r} is not an SPDX license id (see https://spdx.org/licenses/)"
+            )
         out.add(lic.expression.lower())
     return frozenset(out)
 
@@ -167,7 +174,9 @@ def evaluate(pkg: Package, lic: License, policy: Policy) -> LicenseResult:
     if lic.status is not LicenseStatus.SPDX or lic.expression is None:
         if policy.fail_on_unknown and (policy.allow or policy.deny):
             return LicenseResult(pkg, lic, Verdict.UNKNOWN, f"license is {lic.status.value}: {lic}")
-        return LicenseResult(pkg, lic, Verdict.ALLOWED, f"license is {lic.status.value}; policy does not fail on it")
+        return LicenseResult(
+            pkg, lic, Verdict.ALLOWED, f"license is {lic.status.value}; policy does not fail on it"
+        )
     tree = _licensing().parse(lic.expression, validate=False)
     if _passes(tree, policy):
         return LicenseResult(pkg, lic, Verdict.ALLOWED)
@@ -221,8 +230,11 @@ def load_policy(path: Path) -> Policy:
         if not isinstance(item, dict) or not item.get("package") or not str(item.get("reason", "")).strip():
             raise PolicyError(f"{path}: each exception needs 'package' and a non-empty 'reason'")
         version = item.get("version")
-        exceptions.append(PackageException(str(item["package"]), str(item["reason"]).strip(),
-                                           str(version) if version else None))
+        exceptions.append(
+            PackageException(
+                str(item["package"]), str(item["reason"]).strip(), str(version) if version else None
+            )
+        )
     return Policy.from_lists(
         [str(v) for v in section.get("allow") or []],
         [str(v) for v in section.get("deny") or []],

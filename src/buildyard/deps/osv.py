@@ -99,7 +99,9 @@ def index_records(records: Iterable[dict[str, Any]]) -> OsvIndex:
             rating=rate(record.get("severity"), record.get("database_specific")),
             published=record.get("published", ""),
             modified=record.get("modified", ""),
-            references=tuple(r["url"] for r in record.get("references") or [] if isinstance(r, dict) and "url" in r),
+            references=tuple(
+                r["url"] for r in record.get("references") or [] if isinstance(r, dict) and "url" in r
+            ),
         )
         for item in record.get("affected") or []:
             pkg = item.get("package") or {}

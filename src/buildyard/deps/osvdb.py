@@ -168,7 +168,9 @@ def update_database(
                 data = response.read()
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise DatabaseError(f"{url}: download failed ({reason}); check the network or use --db DIR") from exc
+            raise DatabaseError(
+                f"{url}: download failed ({reason}); check the network or use --db DIR"
+            ) from exc
         import io  # noqa: PLC0415
 
         try:

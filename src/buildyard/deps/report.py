@@ -64,8 +64,13 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         },
         "summary": finding.summary,
         "severity": finding.severity.value,
-        "cvss": {"score": finding.rating.score, "vector": finding.rating.vector, "type": finding.rating.method}
-        if finding.rating.score is not None else None,
+        "cvss": {
+            "score": finding.rating.score,
+            "vector": finding.rating.vector,
+            "type": finding.rating.method,
+        }
+        if finding.rating.score is not None
+        else None,
         "fixed_version": finding.fixed,
         "references": list(finding.references),
         "ignored": {"reason": ignore.reason, "expires": ignore.expires.isoformat()} if ignore else None,
@@ -82,7 +87,9 @@ def scan_json(result: ScanResult) -> dict[str, Any]:
         "findings": [finding_json(f) for f in result.findings],
         "failing": len(result.failing),
         "warnings": result.warnings,
-        "problems": [{"file": p.file, "line": p.line, "message": p.message} for p in result.inventory.problems],
+        "problems": [
+            {"file": p.file, "line": p.line, "message": p.message} for p in result.inventory.problems
+        ],
     }
 
 
@@ -97,11 +104,17 @@ def sarif_log(result: ScanResult) -> dict[str, Any]:
                 "name": finding.id.replace("-", ""),
                 "shortDescription": {"text": finding.summary or finding.id},
                 "fullDescription": {"text": finding.summary or finding.id},
-                "helpUri": finding.references[0] if finding.references else f"https://osv.dev/vulnerability/{finding.id}",
+                "helpUri": finding.references[0]
+                if finding.references
+                else f"https://osv.dev/vulnerability/{finding.id}",
                 "help": {"text": _help(finding)},
                 "properties": {
                     "tags": ["security", "vulnerability", *finding.aliases],
-                    **({"security-severity": f"{finding.rating.score:.1f}"} if finding.rating.score is not None else {}),
+                    **(
+                        {"security-severity": f"{finding.rating.score:.1f}"}
+                        if finding.rating.score is not None
+                        else {}
+                    ),
                 },
             }
         pkg = finding.package

@@ -23,8 +23,22 @@ if TYPE_CHECKING:
     from buildyard.deps.scan import Finding
 
 SCHEMA = "http://cyclonedx.org/schema/bom-1.6.schema.json"
-_HASH_ALGS = frozenset({"MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512", "SHA3-256", "SHA3-384", "SHA3-512",
-                        "BLAKE2b-256", "BLAKE2b-384", "BLAKE2b-512", "BLAKE3"})
+_HASH_ALGS = frozenset(
+    {
+        "MD5",
+        "SHA-1",
+        "SHA-256",
+        "SHA-384",
+        "SHA-512",
+        "SHA3-256",
+        "SHA3-384",
+        "SHA3-512",
+        "BLAKE2b-256",
+        "BLAKE2b-384",
+        "BLAKE2b-512",
+        "BLAKE3",
+    }
+)
 
 
 def _license_entries(raw: str | None) -> list[dict[str, Any]]:
@@ -39,7 +53,9 @@ def _license_entries(raw: str | None) -> list[dict[str, Any]]:
     return [{"license": {"name": lic.expression}}]
 
 
-def build_bom(inventory: Inventory, findings: Sequence[Finding] = (), project_name: str = "project") -> dict[str, Any]:
+def build_bom(
+    inventory: Inventory, findings: Sequence[Finding] = (), project_name: str = "project"
+) -> dict[str, Any]:
     """The CycloneDX 1.6 document (as JSON data) for the inventory and, if given, the findings."""
     root_ref = f"root:{project_name}"
     known = licenses_of(inventory)
@@ -69,11 +85,14 @@ def build_bom(inventory: Inventory, findings: Sequence[Finding] = (), project_na
     dependencies = []
     direct = []
     for pkg in packages:
-        depends = sorted({
-            target
-            for name, version in pkg.dependencies
-            if (target := refs.get((pkg.source, normalize_name(pkg.ecosystem, name), version))) and target != pkg.purl
-        })
+        depends = sorted(
+            {
+                target
+                for name, version in pkg.dependencies
+                if (target := refs.get((pkg.source, normalize_name(pkg.ecosystem, name), version)))
+                and target != pkg.purl
+            }
+        )
         dependencies.append({"ref": pkg.purl, "dependsOn": depends})
         if pkg.direct or pkg.direct is None:
             direct.append(pkg.purl)
@@ -108,7 +127,9 @@ def _vulnerabilities(findings: Sequence[Finding]) -> list[dict[str, Any]]:
             rating: dict[str, Any] = {"source": {"name": "OSV"}, "severity": finding.severity.value}
             if finding.rating.score is not None:
                 vector = finding.rating.vector or ""
-                method = _METHODS.get(finding.rating.method) or ("CVSSv31" if vector.startswith("CVSS:3.1") else "CVSSv3")
+                method = _METHODS.get(finding.rating.method) or (
+                    "CVSSv31" if vector.startswith("CVSS:3.1") else "CVSSv3"
+                )
                 rating.update({"score": finding.rating.score, "method": method, "vector": vector})
             vuln = {
                 "bom-ref": f"vuln:{finding.id}",
@@ -126,10 +147,14 @@ def _vulnerabilities(findings: Sequence[Finding]) -> list[dict[str, Any]]:
             if finding.ignored_by is not None:
                 vuln["analysis"] = {
                     "state": "in_triage",
-                    "detail": f"ignored until {finding.ignored_by.expires.isoformat()}: {finding.ignored_by.reason}",
+                    "detail": f"ignored until {finding.ignored_by.expires.isoformat()}: "
+                    f"{finding.ignored_by.reason}",
                 }
             merged[finding.id] = vuln
-        target = {"ref": finding.package.purl, "versions": [{"version": finding.package.version, "status": "affected"}]}
+        target = {
+            "ref": finding.package.purl,
+            "versions": [{"version": finding.package.version, "status": "affected"}],
+        }
         if target not in vuln["affects"]:
             vuln["affects"].append(target)
     return list(merged.values())

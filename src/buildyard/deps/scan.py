@@ -30,7 +30,10 @@ class Ignore:
 
     def covers(self, finding: Finding) -> bool:
         """True if this rule names the finding (by id or alias, and package when given)."""
-        if self.package is not None and normalize_name(finding.package.ecosystem, self.package) != finding.package.normalized_name:
+        if (
+            self.package is not None
+            and normalize_name(finding.package.ecosystem, self.package) != finding.package.normalized_name
+        ):
             return False
         return self.id == finding.id or self.id in finding.aliases
 
@@ -90,7 +93,9 @@ def match_package(index: OsvIndex, pkg: Package) -> list[Finding]:
         all_ids = sorted(ids | {a for v in members for a in v.aliases})
         primary = sorted(ids, key=_id_preference)[0]
         ratings = [r for _, r in group_matches if r is not None] + [v.rating for v in members]
-        rating = max(ratings, key=lambda r: (r.severity is not Severity.UNKNOWN, r.severity.rank, r.score or 0))
+        rating = max(
+            ratings, key=lambda r: (r.severity is not Severity.UNKNOWN, r.severity.rank, r.score or 0)
+        )
         fixes = [m.fixed for m, _ in group_matches if m.fixed]
         findings.append(
             Finding(
@@ -157,7 +162,8 @@ def scan_inventory(
     for rule in ignores or []:
         if rule.expires < today:
             result.warnings.append(
-                f"ignore of {rule.id} expired on {rule.expires.isoformat()} (line {rule.line}); it no longer applies"
+                f"ignore of {rule.id} expired on {rule.expires.isoformat()} (line {rule.line}); "
+                "it no longer applies"
             )
         else:
             live.append(rule)
@@ -168,11 +174,15 @@ def scan_inventory(
             if key in seen:
                 continue
             seen.add(key)
-            rule = next((r for r in live if r.covers(finding)), None)
+            covering = next((r for r in live if r.covers(finding)), None)
             result.findings.append(
                 Finding(
-                    **{s: getattr(finding, s) for s in finding.__slots__ if s not in ("ignored_by", "below_threshold")},
-                    ignored_by=rule,
+                    **{
+                        s: getattr(finding, s)
+                        for s in finding.__slots__
+                        if s not in ("ignored_by", "below_threshold")
+                    },
+                    ignored_by=covering,
                     below_threshold=not finding.severity.at_least(threshold),
                 )
             )
@@ -202,7 +212,10 @@ def load_ignores(path: Path) -> list[Ignore]:
             raise IgnoreFileError(f"{where}: each ignore must be a mapping with id, reason and expires")
         unknown = set(item) - {"id", "reason", "expires", "package"}
         if unknown:
-            raise IgnoreFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: id, reason, expires, package)")
+            raise IgnoreFileError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                "(allowed: id, reason, expires, package)"
+            )
         if not isinstance(item.get("id"), str) or not item["id"]:
             raise IgnoreFileError(f"{where}: 'id' is required (a vulnerability id or alias)")
         if not isinstance(item.get("reason"), str) or not item["reason"].strip():
@@ -216,7 +229,9 @@ def load_ignores(path: Path) -> list[Ignore]:
         if not isinstance(expires, dt.date):
             raise IgnoreFileError(f"{where}: ignore of {item['id']} needs 'expires: YYYY-MM-DD'")
         package = item.get("package")
-        rules.append(Ignore(item["id"], item["reason"].strip(), expires, str(package) if package else None, line))
+        rules.append(
+            Ignore(item["id"], item["reason"].strip(), expires, str(package) if package else None, line)
+        )
     return rules
 
 

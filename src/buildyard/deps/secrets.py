@@ -66,7 +66,7 @@ def _files(root: Path) -> list[Path]:
 
 def scan_secrets(root: Path, baseline: Path | None = None) -> SecretsResult:
     """Scan every non-ignored file under ``root`` with detect-secrets' default plugins and filters."""
-    from detect_secrets import SecretsCollection  # noqa: PLC0415 - loads all detector plugins
+    from detect_secrets.core.secrets_collection import SecretsCollection  # noqa: PLC0415 - loads plugins
     from detect_secrets.settings import default_settings  # noqa: PLC0415
 
     accepted = _load_baseline(baseline) if baseline else set()
@@ -84,8 +84,13 @@ def scan_secrets(root: Path, baseline: Path | None = None) -> SecretsResult:
     for filename, secret in collection:
         rel = Path(filename).as_posix()
         result.findings.append(
-            SecretFinding(rel, secret.line_number or 0, secret.type, secret.secret_hash,
-                          (rel, secret.secret_hash) in accepted)
+            SecretFinding(
+                rel,
+                secret.line_number or 0,
+                secret.type,
+                secret.secret_hash,
+                (rel, secret.secret_hash) in accepted,
+            )
         )
     result.findings.sort(key=lambda f: (f.file, f.line, f.type))
     return result
@@ -115,16 +120,26 @@ def write_baseline(result: SecretsResult, path: Path) -> None:
 
     from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
 
-    mapping = get_mapping_from_secret_type_to_class()
+    mapping: dict[str, Any] = get_mapping_from_secret_type_to_class()
     plugins = sorted({mapping[f.type].__name__ for f in result.findings if f.type in mapping})
     results: dict[str, list[dict[str, Any]]] = {}
     for finding in result.findings:
         results.setdefault(finding.file, []).append(
-            {"type": finding.type, "filename": finding.file, "hashed_secret": finding.hashed_secret,
-             "is_verified": False, "line_number": finding.line}
+            {
+                "type": finding.type,
+                "filename": finding.file,
+                "hashed_secret": finding.hashed_secret,
+                "is_verified": False,
+                "line_number": finding.line,
+            }
         )
-    doc = {"version": "1.5.0", "plugins_used": [{"name": p} for p in plugins], "filters_used": [],
-           "results": results, "generated_at": ""}
+    doc = {
+        "version": "1.5.0",
+        "plugins_used": [{"name": p} for p in plugins],
+        "filters_used": [],
+        "results": results,
+        "generated_at": "",
+    }
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
@@ -136,21 +151,38 @@ def secrets_sarif(result: SecretsResult) -> dict[str, Any]:
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "buildyard-secrets", "version": __version__,
-                                "rules": [{"id": r, "shortDescription": {"text": r}} for r in rules]}},
-            "results": [
-                {
-                    "ruleId": f.type,
-                    "ruleIndex": rules.index(f.type),
-                    "level": "error",
-                    "message": {"text": f"possible {f.type} committed"},
-                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": f.file},
-                                                        "region": {"startLine": max(f.line, 1)}}}],
-                    "partialFingerprints": {"hashedSecret": f.hashed_secret},
-                    **({"suppressions": [{"kind": "external", "status": "accepted"}]} if f.accepted else {}),
-                }
-                for f in result.findings
-            ],
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "buildyard-secrets",
+                        "version": __version__,
+                        "rules": [{"id": r, "shortDescription": {"text": r}} for r in rules],
+                    }
+                },
+                "results": [
+                    {
+                        "ruleId": f.type,
+                        "ruleIndex": rules.index(f.type),
+                        "level": "error",
+                        "message": {"text": f"possible {f.type} committed"},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": f.file},
+                                    "region": {"startLine": max(f.line, 1)},
+                                }
+                            }
+                        ],
+                        "partialFingerprints": {"hashedSecret": f.hashed_secret},
+                        **(
+                            {"suppressions": [{"kind": "external", "status": "accepted"}]}
+                            if f.accepted
+                            else {}
+                        ),
+                    }
+                    for f in result.findings
+                ],
+            }
+        ],
     }

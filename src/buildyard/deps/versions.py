@@ -11,9 +11,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion as _PackagingInvalid
 from packaging.version import Version
-from packaging.utils import canonicalize_version
 
 from buildyard.deps.model import Ecosystem
 
@@ -74,7 +74,7 @@ def _univers_key(ecosystem: Ecosystem, version: str) -> Any:
     }[ecosystem]
     try:
         return cls(version)
-    except Exception as exc:  # noqa: BLE001 - univers raises assorted types for bad input
+    except Exception as exc:
         raise InvalidVersionError(version) from exc
 
 

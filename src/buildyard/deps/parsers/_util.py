@@ -48,7 +48,9 @@ def load_json(text: str, file: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise LockfileError(file, f"invalid JSON: {exc.msg} (fix or regenerate the file)", exc.lineno) from exc
+        raise LockfileError(
+            file, f"invalid JSON: {exc.msg} (fix or regenerate the file)", exc.lineno
+        ) from exc
 
 
 def load_toml(text: str, file: str) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from buildyard.deps.errors import LockfileError
 from buildyard.deps.model import Ecosystem, Package, Scope
 
 _GO = Ecosystem.GO
-_DIRECTIVE = re.compile(r"^(require|replace|exclude|retract|module|go|toolchain|godebug|tool|ignore)\b\s*(.*)$")
+_DIRECTIVE = re.compile(
+    r"^(require|replace|exclude|retract|module|go|toolchain|godebug|tool|ignore)\b\s*(.*)$"
+)
 
 
 def _strip_comment(line: str) -> tuple[str, str]:
@@ -53,19 +55,27 @@ def parse_go_mod(text: str, file: str, path: Path) -> list[Package]:
     for module, version, indirect, line in requires:
         if (module, version) in excludes:
             continue
-        new_module, new_version = replaces.get((module, version)) or replaces.get((module, ""), (module, version))
+        new_module, new_version = replaces.get((module, version)) or replaces.get(
+            (module, ""), (module, version)
+        )
         if new_module.startswith((".", "/")):
             continue  # replaced by a local directory: no published version
         listed.add(new_module)
         packages.append(
-            Package(_GO, new_module, new_version or version, file, line, direct=not indirect, scope=Scope.PROD)
+            Package(
+                _GO, new_module, new_version or version, file, line, direct=not indirect, scope=Scope.PROD
+            )
         )
     packages.extend(_from_go_sum(path.parent / "go.sum", listed, file))
     return packages
 
 
-def _directive(
-    verb: str, rest: str, comment: str, number: int, file: str,
+def _directive(  # noqa: PLR0917 - one call site, collects into three accumulators
+    verb: str,
+    rest: str,
+    comment: str,
+    number: int,
+    file: str,
     requires: list[tuple[str, str, bool, int]],
     replaces: dict[tuple[str, str], tuple[str, str]],
     excludes: set[tuple[str, str]],
@@ -74,7 +84,9 @@ def _directive(
     if verb == "require":
         if len(parts) != 2:
             raise LockfileError(file, f"malformed require {rest!r} (expected 'module version')", number)
-        requires.append((parts[0].strip('"'), parts[1], "indirect" in comment.split(";")[0], number))
+        requires.append(
+            (parts[0].strip('"'), parts[1], "indirect" in comment.split(";", maxsplit=1)[0], number)
+        )
     elif verb == "replace":
         if "=>" not in parts:
             raise LockfileError(file, f"malformed replace {rest!r} (expected 'old => new')", number)

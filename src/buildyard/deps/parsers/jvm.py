@@ -1,9 +1,9 @@
-"""Parsers for the JVM: Maven ``pom.xml`` (declared dependencies, properties resolved) and ``gradle.lockfile``."""
+"""Parsers for the JVM: Maven ``pom.xml`` (declared dependencies, properties resolved), gradle.lockfile."""
 
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET  # noqa: S405 - expat >= 2.4 refuses entity expansion attacks
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from buildyard.deps.errors import LockfileError
@@ -39,7 +39,9 @@ def parse_pom(text: str, file: str, path: Path) -> list[Package]:
     try:
         root = ET.fromstring(text)  # noqa: S314 - see import comment
     except ET.ParseError as exc:
-        raise LockfileError(file, f"invalid XML: {exc.msg if hasattr(exc, 'msg') else exc}", exc.position[0]) from exc
+        raise LockfileError(
+            file, f"invalid XML: {exc.msg if hasattr(exc, 'msg') else exc}", exc.position[0]
+        ) from exc
     if _local(root.tag) != "project":
         raise LockfileError(file, "the root element is not <project> (is this a Maven POM?)", 1)
     props: dict[str, str] = {}
@@ -63,7 +65,9 @@ def parse_pom(text: str, file: str, path: Path) -> list[Package]:
     mgmt = _child(root, "dependencyManagement")
     deps_mgmt = _child(mgmt, "dependencies") if mgmt is not None else None
     for dep in deps_mgmt if deps_mgmt is not None else []:
-        managed[f"{resolve(_text(dep, 'groupId'))}:{resolve(_text(dep, 'artifactId'))}"] = resolve(_text(dep, "version"))
+        managed[f"{resolve(_text(dep, 'groupId'))}:{resolve(_text(dep, 'artifactId'))}"] = resolve(
+            _text(dep, "version")
+        )
     lines = LineIndex(text)
     if deps_mgmt is not None:
         lines.find("</dependencyManagement>")
@@ -79,7 +83,9 @@ def parse_pom(text: str, file: str, path: Path) -> list[Package]:
         if "${" in version:
             prop = _PROP.search(version)
             raise LockfileError(
-                file, f"{name}: property ${{{prop.group(1) if prop else version}}} is not defined in this POM", line
+                file,
+                f"{name}: property ${{{prop.group(1) if prop else version}}} is not defined in this POM",
+                line,
             )
         if not version:
             continue  # managed by a parent POM or BOM outside this file
@@ -96,15 +102,24 @@ def parse_gradle_lockfile(text: str, file: str, path: Path) -> list[Package]:
     packages = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#") or line.startswith("empty="):
+        if not line or line.startswith(("#", "empty=")):
             continue
         coords, _, configs = line.partition("=")
         parts = coords.split(":")
         if len(parts) != 3:
-            raise LockfileError(file, f"malformed entry {line!r} (expected group:artifact:version=configs)", number)
+            raise LockfileError(
+                file, f"malformed entry {line!r} (expected group:artifact:version=configs)", number
+            )
         configurations = [c for c in configs.split(",") if c]
         dev = bool(configurations) and all(c.lower().startswith("test") for c in configurations)
         packages.append(
-            Package(_MAVEN, f"{parts[0]}:{parts[1]}", parts[2], file, number, scope=Scope.DEV if dev else Scope.PROD)
+            Package(
+                _MAVEN,
+                f"{parts[0]}:{parts[1]}",
+                parts[2],
+                file,
+                number,
+                scope=Scope.DEV if dev else Scope.PROD,
+            )
         )
     return packages

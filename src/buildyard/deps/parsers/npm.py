@@ -92,7 +92,11 @@ def _parse_packages_section(data: dict[str, Any], text: str, file: str) -> list[
                 deps.append((dep, versions[found]))
         packages.append(
             Package(
-                _NPM, name, str(entry["version"]), file, lines.find(f'"{key}": {{'),
+                _NPM,
+                name,
+                str(entry["version"]),
+                file,
+                lines.find(f'"{key}": {{'),
                 direct=top and (name in prod_roots or name in dev_roots),
                 scope=_scope(entry),
                 hashes=integrity_hashes(entry.get("integrity")),
@@ -137,7 +141,9 @@ def _parse_v1(data: dict[str, Any], text: str, file: str, path: Path) -> list[Pa
     def walk(deps: dict[str, Any], chain: list[dict[str, Any]], depth: int) -> None:
         for name, entry in deps.items():
             if not isinstance(entry, dict):
-                raise LockfileError(file, f"dependencies[{name!r}] is not an object (regenerate the lockfile)")
+                raise LockfileError(
+                    file, f"dependencies[{name!r}] is not an object (regenerate the lockfile)"
+                )
             line = lines.find(f'"{name}": {{')
             version = str(entry.get("version", ""))
             scope_chain = [entry.get("dependencies") or {}, *chain]
@@ -149,9 +155,14 @@ def _parse_v1(data: dict[str, Any], text: str, file: str, path: Path) -> list[Pa
                         required.append((dep, str(target.get("version", ""))))
                 packages.append(
                     Package(
-                        _NPM, name, version, file, line,
+                        _NPM,
+                        name,
+                        version,
+                        file,
+                        line,
                         direct=(depth == 0 and (name in prod_roots or name in dev_roots))
-                        if manifest is not None else None,
+                        if manifest is not None
+                        else None,
                         scope=_scope(entry),
                         hashes=integrity_hashes(entry.get("integrity")),
                         dependencies=tuple(required),
@@ -216,9 +227,13 @@ def parse_yarn_lock(text: str, file: str, path: Path) -> list[Package]:
             by_spec[spec] = (spec_name(spec), fields.get("version", ""))
     manifest = _read_manifest(path.parent / "package.json")
     raw = [
-        (spec_name(specs[0]), fields.get("version", ""), number, fields, {
-            (by_spec.get(f"{n}@{r}", (n, ""))) for n, r in deps.items()
-        })
+        (
+            spec_name(specs[0]),
+            fields.get("version", ""),
+            number,
+            fields,
+            {(by_spec.get(f"{n}@{r}", (n, ""))) for n, r in deps.items()},
+        )
         for specs, number, fields, deps in blocks
     ]
     roots = _manifest_specs(manifest, by_spec)
@@ -233,7 +248,9 @@ def _manifest_specs(
     prod: set[tuple[str, str]] = set()
     dev: set[tuple[str, str]] = set()
     for section, target in (
-        ("dependencies", prod), ("optionalDependencies", prod), ("peerDependencies", prod),
+        ("dependencies", prod),
+        ("optionalDependencies", prod),
+        ("peerDependencies", prod),
         ("devDependencies", dev),
     ):
         for name, rng in (manifest.get(section) or {}).items():
@@ -263,7 +280,11 @@ def _npm_packages(
             scope = Scope.PROD if key in prod else Scope.DEV
         packages.append(
             Package(
-                _NPM, name, version, file, line,
+                _NPM,
+                name,
+                version,
+                file,
+                line,
                 direct=(key in prod_roots or key in dev_roots) if know_roots else None,
                 scope=scope,
                 hashes=integrity_hashes(fields.get("integrity")),
@@ -273,7 +294,9 @@ def _npm_packages(
     return packages
 
 
-def _closure(graph: dict[tuple[str, str], set[tuple[str, str]]], start: set[tuple[str, str]]) -> set[tuple[str, str]]:
+def _closure(
+    graph: dict[tuple[str, str], set[tuple[str, str]]], start: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
     seen = set(start)
     stack = list(start)
     while stack:
@@ -300,12 +323,14 @@ def _parse_berry(text: str, file: str, path: Path) -> list[Package]:
             by_spec[spec.strip()] = (name, version)
         entries.append((key, name, version, entry, resolution))
     manifest = _read_manifest(path.parent / "package.json")
-    raw = []
+    raw: list[tuple[str, str, int, dict[str, Any], set[tuple[str, str]]]] = []
     for key, name, version, entry, resolution in entries:
         deps = {by_spec.get(_berry_spec(n, r), (n, "")) for n, r in (entry.get("dependencies") or {}).items()}
         if "@workspace:" in resolution:
             if resolution.endswith("@workspace:."):
-                workspace_deps = _manifest_specs(manifest, {k.replace("@npm:", "@", 1): v for k, v in by_spec.items()})
+                workspace_deps = _manifest_specs(
+                    manifest, {k.replace("@npm:", "@", 1): v for k, v in by_spec.items()}
+                )
             continue
         if "@npm:" not in resolution:
             continue  # git, file, patch and link protocols carry no registry version
@@ -343,7 +368,9 @@ def parse_pnpm_lock(text: str, file: str, path: Path) -> list[Package]:
     dev_roots: set[tuple[str, str]] = set()
     for importer in expect_dict(importers, file, "importers").values():
         for section, target in (
-            ("dependencies", prod_roots), ("optionalDependencies", prod_roots), ("devDependencies", dev_roots),
+            ("dependencies", prod_roots),
+            ("optionalDependencies", prod_roots),
+            ("devDependencies", dev_roots),
         ):
             for name, ref in (importer.get(section) or {}).items():
                 version = ref.get("version") if isinstance(ref, dict) else ref
@@ -374,10 +401,16 @@ def parse_pnpm_lock(text: str, file: str, path: Path) -> list[Package]:
         resolution = entry.get("resolution") or {}
         packages.append(
             Package(
-                _NPM, name, version, file, lines.find(key),
+                _NPM,
+                name,
+                version,
+                file,
+                lines.find(key),
                 direct=(name, version) in prod_roots or (name, version) in dev_roots,
                 scope=scope,
-                hashes=integrity_hashes(resolution.get("integrity") if isinstance(resolution, dict) else None),
+                hashes=integrity_hashes(
+                    resolution.get("integrity") if isinstance(resolution, dict) else None
+                ),
                 dependencies=tuple(sorted(graph.get((name, version), set()))),
             )
         )

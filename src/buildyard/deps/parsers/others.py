@@ -1,4 +1,4 @@
-"""Parsers for RubyGems (``Gemfile.lock``), NuGet (``packages.lock.json``) and Composer (``composer.lock``)."""
+"""Parsers for RubyGems (``Gemfile.lock``), NuGet (``packages.lock.json``), Composer (``composer.lock``)."""
 
 from __future__ import annotations
 
@@ -55,8 +55,13 @@ def parse_gemfile_lock(text: str, file: str, path: Path) -> list[Package]:
     versions = {name: version for name, version, _, _ in specs}
     return [
         Package(
-            Ecosystem.RUBYGEMS, name, version, file, number,
-            direct=name in direct, scope=Scope.UNKNOWN,
+            Ecosystem.RUBYGEMS,
+            name,
+            version,
+            file,
+            number,
+            direct=name in direct,
+            scope=Scope.UNKNOWN,
             dependencies=tuple((d, versions.get(d, "")) for d in deps),
         )
         for name, version, number, deps in specs
@@ -84,9 +89,14 @@ def parse_nuget_lock(text: str, file: str, path: Path) -> list[Package]:
                 except (binascii.Error, ValueError):
                     hashes = ()
             seen[(name.lower(), version)] = Package(
-                Ecosystem.NUGET, name, version, file, line,
+                Ecosystem.NUGET,
+                name,
+                version,
+                file,
+                line,
                 direct=kind == "Direct",
-                scope=Scope.PROD, hashes=hashes,
+                scope=Scope.PROD,
+                hashes=hashes,
                 dependencies=tuple((d, "") for d in entry.get("dependencies") or {}),
             )
     return list(seen.values())
@@ -97,7 +107,7 @@ def _composer_version(version: str) -> str:
 
 
 def parse_composer_lock(text: str, file: str, path: Path) -> list[Package]:
-    """Packages of a ``composer.lock`` (``packages`` prod, ``packages-dev`` dev); direct from composer.json."""
+    """Packages of a ``composer.lock`` (packages: prod, packages-dev: dev); direct from composer.json."""
     data = expect_dict(load_json(text, file), file, "the document")
     lines = LineIndex(text)
     direct = _composer_direct(path.parent / "composer.json")
@@ -105,21 +115,24 @@ def parse_composer_lock(text: str, file: str, path: Path) -> list[Package]:
     for section, scope in (("packages", Scope.PROD), ("packages-dev", Scope.DEV)):
         for entry in data.get(section) or []:
             if not isinstance(entry, dict) or "name" not in entry or "version" not in entry:
-                raise LockfileError(file, f"an entry of {section} lacks name or version (run composer update --lock)")
+                raise LockfileError(
+                    file, f"an entry of {section} lacks name or version (run composer update --lock)"
+                )
             name = entry["name"]
             licenses = entry.get("license") or []
             shasum = (entry.get("dist") or {}).get("shasum") or ""
             packages.append(
                 Package(
-                    Ecosystem.PACKAGIST, name, _composer_version(str(entry["version"])), file,
+                    Ecosystem.PACKAGIST,
+                    name,
+                    _composer_version(str(entry["version"])),
+                    file,
                     lines.find(f'"name": "{name}"'),
                     direct=name.lower() in direct if direct is not None else None,
                     scope=scope,
                     hashes=(("SHA-1", shasum),) if shasum else (),
                     license=" OR ".join(licenses) if isinstance(licenses, list) and licenses else None,
-                    dependencies=tuple(
-                        (d, "") for d in entry.get("require") or {} if "/" in d
-                    ),
+                    dependencies=tuple((d, "") for d in entry.get("require") or {} if "/" in d),
                 )
             )
     return packages

@@ -24,7 +24,9 @@ _VIA = re.compile(r"^#\s+via\b\s*(.*)$")
 _VIA_CONT = re.compile(r"^#\s{2,}(\S.*)$")
 
 
-def parse_requirements(text: str, file: str, path: Path, _seen: frozenset[Path] = frozenset()) -> list[Package]:
+def parse_requirements(
+    text: str, file: str, path: Path, _seen: frozenset[Path] = frozenset()
+) -> list[Package]:
     """Pinned requirements of a pip requirements/constraints file (``==``/``===`` only).
 
     Hashes, markers and ``-r``/``-c`` includes are followed; unpinned lines carry no version and are
@@ -86,9 +88,7 @@ def parse_requirements(text: str, file: str, path: Path, _seen: frozenset[Path] 
         if len(pins) != 1:
             continue
         current = len(packages)
-        packages.append(
-            Package(_PY, req.name, pins[0].version, file, start + 1, hashes=hashes)
-        )
+        packages.append(Package(_PY, req.name, pins[0].version, file, start + 1, hashes=hashes))
     if not via:
         return packages
     names = {p.normalized_name for p in packages}
@@ -138,9 +138,15 @@ def parse_poetry_lock(text: str, file: str, path: Path) -> list[Package]:
         norm = normalize_name(_PY, name)
         packages.append(
             Package(
-                _PY, name, version, file, _toml_line(lines, name),
+                _PY,
+                name,
+                version,
+                file,
+                _toml_line(lines, name),
                 direct=(norm in direct_names) if direct_names is not None else None,
-                scope=scope, hashes=hashes, dependencies=deps,
+                scope=scope,
+                hashes=hashes,
+                dependencies=deps,
             )
         )
     return packages
@@ -204,7 +210,11 @@ def parse_uv_lock(text: str, file: str, path: Path) -> list[Package]:
                 hashes.append(h)
         packages.append(
             Package(
-                _PY, name, version, file, line,
+                _PY,
+                name,
+                version,
+                file,
+                line,
                 direct=norm in direct if roots else None,
                 scope=(Scope.PROD if norm in prod else Scope.DEV) if roots else Scope.UNKNOWN,
                 hashes=tuple(hashes),
@@ -216,9 +226,11 @@ def parse_uv_lock(text: str, file: str, path: Path) -> list[Package]:
 
 def _is_local(entry: Any) -> bool:
     source = entry.get("source", {}) if isinstance(entry, dict) else {}
-    return isinstance(source, dict) and bool({"virtual", "editable"} & source.keys()) and source.get(
-        "virtual", source.get("editable")
-    ) == "."
+    return (
+        isinstance(source, dict)
+        and bool({"virtual", "editable"} & source.keys())
+        and source.get("virtual", source.get("editable")) == "."
+    )
 
 
 def _prod_of(roots: list[dict[str, Any]]) -> set[str]:
@@ -255,9 +267,14 @@ def parse_pipfile_lock(text: str, file: str, path: Path) -> list[Package]:
             hashes = tuple(h for h in (split_hash(v) for v in entry.get("hashes", [])) if h)
             packages.append(
                 Package(
-                    _PY, name, version[2:], file, lines.find(f'"{name}": {{'),
+                    _PY,
+                    name,
+                    version[2:],
+                    file,
+                    lines.find(f'"{name}": {{'),
                     direct=normalize_name(_PY, name) in direct if direct is not None else None,
-                    scope=scope, hashes=hashes,
+                    scope=scope,
+                    hashes=hashes,
                 )
             )
     return packages
@@ -284,7 +301,7 @@ def parse_pylock(text: str, file: str, path: Path) -> list[Package]:
         name, version = _name_version(entry, file)
         if not version:
             continue  # a direct URL / VCS entry without a version cannot be matched
-        hashes = []
+        hashes: list[tuple[str, str] | None] = []
         for art in [entry.get("sdist"), *entry.get("wheels", []), entry.get("archive")]:
             if isinstance(art, dict):
                 hashes.extend(_alg_name(k, v) for k, v in art.get("hashes", {}).items())

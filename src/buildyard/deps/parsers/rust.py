@@ -24,7 +24,10 @@ def parse_cargo_lock(text: str, file: str, path: Path) -> list[Package]:
         raise LockfileError(file, "[[package]] must be an array of tables (regenerate with cargo)")
     lines = LineIndex(text)
     direct = {
-        _dep_ref(d)[0] for e in entries if isinstance(e, dict) and "source" not in e for d in e.get("dependencies", [])
+        _dep_ref(d)[0]
+        for e in entries
+        if isinstance(e, dict) and "source" not in e
+        for d in e.get("dependencies", [])
     }
     has_members = any(isinstance(e, dict) and "source" not in e for e in entries)
     packages = []
@@ -39,7 +42,11 @@ def parse_cargo_lock(text: str, file: str, path: Path) -> list[Package]:
         )
         packages.append(
             Package(
-                _CARGO, entry["name"], str(entry["version"]), file, line,
+                _CARGO,
+                entry["name"],
+                str(entry["version"]),
+                file,
+                line,
                 direct=entry["name"] in direct if has_members else None,
                 scope=Scope.UNKNOWN,
                 hashes=(("SHA-256", checksum),) if checksum else (),
