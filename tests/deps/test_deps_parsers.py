@@ -4,11 +4,14 @@ Fixtures under ``fixtures/`` and how they were produced:
 - ``uv/uv.lock``: ``uv lock`` (uv 0.13.9) on ``uv/pyproject.toml``; ``pip/requirements-hashes.txt`` and
   ``pylock/pylock.toml``: ``uv export --format requirements.txt`` / ``--format pylock.toml`` of that lock.
 - ``pipenv/Pipfile.lock``: ``pipenv lock`` (pipenv from PyPI) on ``pipenv/Pipfile``.
+- ``poetry/poetry.lock``: ``poetry lock`` (poetry 2.x from PyPI, with https://pypi.org/simple as source).
+- ``pip-tools/requirements.txt``: ``pip-compile --generate-hashes requirements.in`` (pip-tools from PyPI).
 - ``npm-v1|v2|v3/package-lock.json``: ``npm install --package-lock-only --lockfile-version N`` (npm 11.19)
-  on the same ``package.json``; ``yarn-v1/yarn.lock``: yarn 1.22 from npm; ``pnpm/pnpm-lock.yaml``: pnpm 9.
-- Written by hand, faithful to each tool's format: poetry.lock (poetry 2.x could not resolve against
-  this machine's index), yarn berry, go.mod/go.sum, Cargo.lock, pom.xml, gradle.lockfile, Gemfile.lock,
-  packages.lock.json, composer.lock.
+  on the same ``package.json``; ``yarn-v1/yarn.lock``: yarn 1.22 from npm; ``pnpm/pnpm-lock.yaml``: pnpm 9
+  (lockfile 9.0); ``pnpm-v6/pnpm-lock.yaml``: pnpm 8 (lockfile 6.0); ``yarn-berry/yarn.lock``: yarn 4
+  (``@yarnpkg/cli-dist`` from npm, ``yarn install --mode=update-lockfile``).
+- Written by hand, faithful to each tool's format (the tools are not installable here): go.mod/go.sum,
+  Cargo.lock, pom.xml, gradle.lockfile, Gemfile.lock, packages.lock.json, composer.lock.
 """
 
 from __future__ import annotations
@@ -78,8 +81,17 @@ def test_pipfile_lock_and_poetry_lock():
     assert pipenv["urllib3"].direct is False
     poetry = by_name(inv("poetry").packages)
     assert poetry["jinja2"].direct and poetry["markupsafe"].direct is False
-    assert poetry["pytest"].scope is Scope.DEV
-    assert ("MarkupSafe", "3.0.2") in poetry["jinja2"].dependencies
+    assert poetry["pytest"].scope is Scope.DEV and poetry["pytest"].direct
+    assert poetry["iniconfig"].scope is Scope.DEV and not poetry["iniconfig"].direct
+    assert ("MarkupSafe", poetry["markupsafe"].version) in poetry["jinja2"].dependencies
+    assert all(alg == "SHA-256" for p in poetry.values() for alg, _ in p.hashes) and poetry["jinja2"].hashes
+    assert_lines_point_at_names(list(poetry.values()))
+
+
+def test_pip_compile_annotations():
+    pkgs = by_name(inv("pip-tools").packages)
+    assert {n for n, p in pkgs.items() if p.direct} == {"jinja2", "requests"}  # '# via -r requirements.in'
+    assert pkgs["urllib3"].version == "1.23" and pkgs["urllib3"].hashes
 
 
 def test_requirements_includes_markers_and_options(tmp_path):
@@ -102,7 +114,7 @@ def test_requirements_includes_markers_and_options(tmp_path):
     assert django.purl == "pkg:pypi/django@3.2.0"
 
 
-NPM_FORMATS = ["npm-v1", "npm-v2", "npm-v3", "yarn-v1", "pnpm"]
+NPM_FORMATS = ["npm-v1", "npm-v2", "npm-v3", "yarn-v1", "pnpm", "pnpm-v6"]
 
 
 @pytest.mark.parametrize("name", NPM_FORMATS)
@@ -133,11 +145,13 @@ def test_npm_lockfile_versions_agree():
 
 def test_yarn_berry():
     pkgs = by_name(inv("yarn-berry").packages)
-    assert set(pkgs) == {"lodash", "minimist"}
-    assert (
-        pkgs["lodash"].version == "4.17.15" and pkgs["lodash"].direct and pkgs["lodash"].scope is Scope.PROD
-    )
-    assert pkgs["minimist"].scope is Scope.DEV
+    assert pkgs["lodash"].direct and pkgs["lodash"].scope is Scope.PROD
+    assert pkgs["express"].version == "4.17.1" and pkgs["express"].direct
+    assert pkgs["minimist"].scope is Scope.DEV and pkgs["minimist"].direct
+    assert pkgs["body-parser"].direct is False and pkgs["body-parser"].scope is Scope.PROD
+    assert ("body-parser", "1.19.0") in pkgs["express"].dependencies
+    assert "demo-berry" not in pkgs
+    assert_lines_point_at_names(list(pkgs.values()))
 
 
 def test_go_mod_with_replace_and_go_sum():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,22 +159,7 @@ def _link_dependencies(packages: list[Package]) -> list[Package]:
                         continue
                     resolved = next(iter(candidates))
                 deps.append((dep, resolved))
-            out.append(_with_deps(pkg, tuple(deps)))
+            out.append(replace(pkg, dependencies=tuple(deps)))
         else:
             out.append(pkg)
     return out
-
-
-def _with_deps(pkg: Package, deps: tuple[tuple[str, str], ...]) -> Package:
-    return Package(
-        pkg.ecosystem,
-        pkg.name,
-        pkg.version,
-        pkg.source,
-        pkg.line,
-        pkg.direct,
-        pkg.scope,
-        pkg.hashes,
-        pkg.license,
-        deps,
-    )

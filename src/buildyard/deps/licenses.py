@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from buildyard.deps.errors import PolicyError
+from buildyard.deps.errors import LockfileError, PolicyError
 from buildyard.deps.model import Ecosystem, Inventory, Package, normalize_name
 from buildyard.deps.parsers._util import load_yaml
 
@@ -217,7 +217,10 @@ def load_policy(path: Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the policy: {exc.strerror}") from exc
-    data = load_yaml(text, str(path)) or {}
+    try:
+        data = load_yaml(text, str(path), hint="fix the policy file") or {}
+    except LockfileError as exc:
+        raise PolicyError(str(exc)) from exc
     section = data.get("deps", data) if isinstance(data, dict) else None
     section = section.get("licenses") if isinstance(section, dict) else None
     if not isinstance(section, dict):

@@ -7,10 +7,10 @@ every output can show them; ``ScanResult.failing`` is what decides the exit code
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from buildyard.deps.errors import IgnoreFileError
+from buildyard.deps.errors import IgnoreFileError, LockfileError
 from buildyard.deps.model import Ecosystem, Inventory, Package, Severity, normalize_name
 from buildyard.deps.osv import Match, OsvIndex, Vulnerability, affected
 from buildyard.deps.parsers._util import load_yaml
@@ -176,14 +176,8 @@ def scan_inventory(
             seen.add(key)
             covering = next((r for r in live if r.covers(finding)), None)
             result.findings.append(
-                Finding(
-                    **{
-                        s: getattr(finding, s)
-                        for s in finding.__slots__
-                        if s not in ("ignored_by", "below_threshold")
-                    },
-                    ignored_by=covering,
-                    below_threshold=not finding.severity.at_least(threshold),
+                replace(
+                    finding, ignored_by=covering, below_threshold=not finding.severity.at_least(threshold)
                 )
             )
     return result
@@ -197,7 +191,10 @@ def load_ignores(path: Path) -> list[Ignore]:
         raise IgnoreFileError(f"{path}: cannot read the ignore file: {exc.strerror}") from exc
     import yaml  # noqa: PLC0415
 
-    data = load_yaml(text, str(path))
+    try:
+        data = load_yaml(text, str(path), hint="fix the ignore file")
+    except LockfileError as exc:
+        raise IgnoreFileError(str(exc)) from exc
     nodes = yaml.compose(text, Loader=yaml.SafeLoader)
     if data is None:
         return []

@@ -64,7 +64,7 @@ def load_toml(text: str, file: str) -> dict[str, Any]:
         raise LockfileError(file, f"invalid TOML: {msg} (fix or regenerate the file)", line) from exc
 
 
-def load_yaml(text: str, file: str) -> Any:
+def load_yaml(text: str, file: str, hint: str = "fix or regenerate the file") -> Any:
     """Parse YAML safely, turning a syntax error into a located ``LockfileError``."""
     import yaml  # noqa: PLC0415 - only YAML lockfiles pay for it
 
@@ -74,7 +74,7 @@ def load_yaml(text: str, file: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(exc, "problem", None) or "syntax error"
-        raise LockfileError(file, f"invalid YAML: {problem} (fix or regenerate the file)", line) from exc
+        raise LockfileError(file, f"invalid YAML: {problem} ({hint})", line) from exc
 
 
 def expect_dict(value: Any, file: str, what: str) -> dict[str, Any]:

@@ -349,14 +349,14 @@ _PEER_SUFFIX = re.compile(r"\(.*\)$|_[^/]*$")
 
 def pnpm_key(key: str) -> tuple[str, str]:
     """``(name, version)`` of a pnpm packages key in any lockfile version (5.x, 6.x, 9.x)."""
-    key = key.lstrip("/")
-    key = re.sub(r"\(.*$", "", key)
+    key = re.sub(r"\(.*$", "", key.lstrip("/"))
+    segments = key.split("/")
+    if len(segments) >= (3 if key.startswith("@") else 2):
+        # lockfile 5.x: name/version[_peer-suffix]
+        name, _, version = key.rpartition("/")
+        return name, _PEER_SUFFIX.sub("", version)
     at = key.find("@", 1)
-    if at != -1:
-        return key[:at], key[at + 1 :]
-    # lockfile v5: name/version[_peer-suffix]
-    name, _, version = key.rpartition("/")
-    return name, _PEER_SUFFIX.sub("", version)
+    return (key[:at], key[at + 1 :]) if at != -1 else (key, "")
 
 
 def parse_pnpm_lock(text: str, file: str, path: Path) -> list[Package]:

@@ -7,6 +7,7 @@ Each takes the file's text and returns ``Package`` values; the requirements pars
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def parse_requirements(
     for i, pkg in enumerate(packages):
         parents = via.get(i, [])
         direct = any(p.startswith("-") or normalize_name(_PY, p) not in names for p in parents)
-        result.append(_replace(pkg, direct=direct))
+        result.append(replace(pkg, direct=direct))
     return result
 
 
@@ -107,12 +108,6 @@ def _via_names(text: str) -> list[str]:
     if text.startswith("-"):
         return [text]
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _replace(pkg: Package, **changes: Any) -> Package:
-    fields = {name: getattr(pkg, name) for name in pkg.__slots__}
-    fields.update(changes)
-    return Package(**fields)
 
 
 def _toml_line(lines: LineIndex, name: str) -> int:
