@@ -245,3 +245,30 @@ def test_scan_secrets_with_detect_secrets_baseline(capsys, tmp_path):
     (tmp_path / "config.py").write_text(f'aws_access_key_id = "{AWS}"\nother = "AKIAJ7Q5EXAMPLE2ZZZZ"\n')
     code, out, _ = cli(capsys, "-C", str(tmp_path), "scan", "secrets", "--baseline", str(baseline))
     assert code == 1 and "config.py:2: AWS Access Key" in out and "(accepted)" in out
+
+
+def test_go_scan_against_real_go_data(capsys):
+    code, out, _ = cli(capsys, "-C", str(FIXTURES), "deps", "scan", "go", "--db", str(SHARED), "-f", "json")
+    doc = json.loads(out)
+    found = {(f["package"]["name"], f["id"]): f for f in doc["findings"]}
+    assert code == 1
+    text = found[("golang.org/x/text", "GO-2022-1059")]
+    assert text["fixed_version"] == "v0.3.8" and "CVE-2022-32149" in text["aliases"]
+    assert ("github.com/gin-gonic/gin", "GO-2021-0052") in found
+    assert not any(name == "github.com/old/thing" for name, _ in found)  # replaced module
+
+
+def test_license_policy_from_buildyard_yml(capsys, tmp_path):
+    lock = {
+        "lockfileVersion": 3,
+        "packages": {
+            "": {"dependencies": {"a": "1"}},
+            "node_modules/a": {"version": "1.0.0", "license": "GPL-3.0-only"},
+        },
+    }
+    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    (tmp_path / "buildyard.yml").write_text("deps:\n  licenses:\n    deny: [GPL-3.0-only]\njobs: {}\n")
+    code, out, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--json")
+    assert code == 1 and json.loads(out)[0]["verdict"] == "denied"
+    code, _, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--allow", "GPL-3.0-only")
+    assert code == 0  # explicit flags replace the project policy

@@ -192,17 +192,24 @@ def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
-    """Check dependency licenses against an allow/deny policy; exit 1 on violations."""
-    from buildyard.deps import api  # noqa: PLC0415
-    from buildyard.deps.licenses import Policy, load_policy  # noqa: PLC0415
+    """Check dependency licenses against an allow/deny policy; exit 1 on violations.
 
-    policy = load_policy(policy_file) if policy_file else Policy()
+    Without --allow/--deny/--policy, the 'deps: licenses:' section of buildyard.yml applies.
+    """
+    from buildyard.deps import api  # noqa: PLC0415
+    from buildyard.deps.licenses import Policy, load_policy, project_policy  # noqa: PLC0415
+
+    root = project_dir(ctx)
+    if policy_file:
+        policy = load_policy(policy_file)
+    else:
+        policy = (None if allow or deny else project_policy(root)) or Policy()
     if allow or deny:
         extra = Policy.from_lists(allow.split(","), deny.split(","))
         policy = Policy(
             policy.allow | extra.allow, policy.deny | extra.deny, policy.exceptions, policy.fail_on_unknown
         )
-    report = api.licenses(_paths(ctx, paths), policy, project=project_dir(ctx))
+    report = api.licenses(_paths(ctx, paths), policy, project=root)
     if as_json:
         print_json(
             [
@@ -239,6 +246,7 @@ def sbom_command(
         Path | None, typer.Option("--output", "-o", help="Write the SBOM to this file.")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the root component.")] = None,
+    pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
 ) -> None:
     """Write a CycloneDX 1.6 JSON SBOM of the dependencies."""
     from buildyard.deps.inventory import build_inventory  # noqa: PLC0415
@@ -247,7 +255,7 @@ def sbom_command(
     root = project_dir(ctx)
     inv = build_inventory(_paths(ctx, paths), root)
 
-    _write(bom_json(build_bom(inv, (), name or root.name)), output)
+    _write(bom_json(build_bom(inv, (), name or root.name), pretty=pretty), output)
     code = _problems(inv.problems)
     if code:
         raise typer.Exit(code)

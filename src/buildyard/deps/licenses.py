@@ -208,6 +208,21 @@ def check_licenses(inventory: Inventory, policy: Policy) -> LicenseReport:
     return report
 
 
+def project_policy(project: Path) -> Policy | None:
+    """The ``deps: licenses:`` policy of ``<project>/buildyard.yml``, or None if it has none."""
+    spec = project / "buildyard.yml"
+    if not spec.is_file():
+        return None
+    try:
+        data = load_yaml(spec.read_text(encoding="utf-8"), str(spec), hint="fix the pipeline file")
+    except (OSError, LockfileError):
+        return None  # the pipeline loader reports its own errors
+    deps = data.get("deps") if isinstance(data, dict) else None
+    if not isinstance(deps, dict) or "licenses" not in deps:
+        return None
+    return load_policy(spec)
+
+
 def load_policy(path: Path) -> Policy:
     """A policy file: ``licenses: {allow, deny, exceptions: [{package, reason, version?}], fail_on_unknown}``.
 

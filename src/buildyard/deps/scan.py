@@ -142,9 +142,12 @@ def _highest(ecosystem: Ecosystem, versions: list[str]) -> str | None:
     if not versions:
         return None
     try:
-        return max(set(versions), key=lambda v: sort_key(ecosystem, v))
+        best = max(set(versions), key=lambda v: sort_key(ecosystem, v))
     except (InvalidVersionError, TypeError):
-        return sorted(versions)[-1]
+        best = sorted(versions)[-1]
+    if ecosystem is Ecosystem.GO and not best.startswith("v"):
+        best = "v" + best  # OSV drops Go's "v"; go.mod and `go get` spell it
+    return best
 
 
 def scan_inventory(
