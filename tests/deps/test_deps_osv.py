@@ -13,11 +13,12 @@ import pytest
 import semantic_version
 from packaging.version import InvalidVersion, Version
 
+from buildyard.deps import api
 from buildyard.deps.errors import DatabaseError
 from buildyard.deps.inventory import build_inventory
 from buildyard.deps.model import Ecosystem, Inventory, Package, Severity
 from buildyard.deps.osv import affected, index_records
-from buildyard.deps.osvdb import load_index
+from buildyard.deps.osvdb import DumpSource, RecordsSource, load_index
 from buildyard.deps.scan import match_package, scan_inventory
 from buildyard.deps.severity import cvss_base_score, rate
 from buildyard.deps.versions import semver_key, sort_key
@@ -379,3 +380,113 @@ def test_real_scan_of_uv_fixture(tmp_path):
     req = next(f for f in result.findings if f.id == "PYSEC-2018-28")
     assert req.fixed == "2.20.0" and "CVE-2018-18074" in req.aliases
     shutil.rmtree(tmp_path)
+
+
+ECOSYSTEM_RECORDS = [
+    # faithful reductions of real advisories, one per ecosystem the shared data does not cover
+    (
+        "npm",
+        record(
+            "GHSA-p6mc-m468-83gw",
+            "npm",
+            "lodash",
+            [rng("SEMVER", ("introduced", "0"), ("fixed", "4.17.19"))],
+            aliases=["CVE-2020-8203"],
+        ),
+    ),
+    (
+        "crates.io",
+        record(
+            "RUSTSEC-2021-0003",
+            "crates.io",
+            "smallvec",
+            [
+                rng(
+                    "SEMVER",
+                    ("introduced", "0.6.3"),
+                    ("fixed", "0.6.14"),
+                    ("introduced", "1.0.0"),
+                    ("fixed", "1.6.1"),
+                )
+            ],
+        ),
+    ),
+    (
+        "Maven",
+        record(
+            "GHSA-jfh8-c2jp-5v3q",
+            "Maven",
+            "org.apache.logging.log4j:log4j-core",
+            [rng("ECOSYSTEM", ("introduced", "2.0-beta9"), ("fixed", "2.15.0"))],
+            severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"}],
+        ),
+    ),
+    (
+        "RubyGems",
+        record(
+            "GHSA-vr8q-g5c7-m54m",
+            "RubyGems",
+            "nokogiri",
+            [rng("ECOSYSTEM", ("introduced", "0"), ("fixed", "1.11.0.rc4"))],
+        ),
+    ),
+    (
+        "NuGet",
+        record(
+            "GHSA-5crp-9r3c-p9vr",
+            "NuGet",
+            "newtonsoft.json",
+            [rng("ECOSYSTEM", ("introduced", "0"), ("fixed", "13.0.1"))],
+        ),
+    ),
+    (
+        "Packagist",
+        record(
+            "GHSA-q559-8m2m-g699",
+            "Packagist",
+            "guzzlehttp/psr7",
+            [rng("ECOSYSTEM", ("introduced", "2.0.0"), ("fixed", "2.1.1"))],
+        ),
+    ),
+]
+
+
+def test_every_ecosystem_through_a_dump(tmp_path):
+    """Dumps laid out like osv.dev's; the fixtures' packages match by each ecosystem's rules."""
+    db = tmp_path / "db"
+    for eco, rec in ECOSYSTEM_RECORDS:
+        (db / eco).mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(db / eco / "all.zip", "w") as z:
+            z.writestr(f"{rec['id']}.json", json.dumps(rec))
+    fixtures = Path(__file__).parent / "fixtures"
+    names = ["npm-v3", "cargo", "maven", "ruby", "nuget", "composer"]
+    inventory = build_inventory([fixtures / n for n in names], fixtures)
+    loaded = load_index(db, {p.ecosystem for p in inventory.packages}, tmp_path / "cache")
+    result = scan_inventory(inventory, loaded.index)
+    got = {(f.package.name, f.package.version, f.id, f.fixed) for f in result.findings}
+    assert got == {
+        ("lodash", "4.17.15", "GHSA-p6mc-m468-83gw", "4.17.19"),
+        ("smallvec", "1.6.0", "RUSTSEC-2021-0003", "1.6.1"),
+        ("org.apache.logging.log4j:log4j-core", "2.14.1", "GHSA-jfh8-c2jp-5v3q", "2.15.0"),
+        ("nokogiri", "1.10.4", "GHSA-vr8q-g5c7-m54m", "1.11.0.rc4"),  # platform suffix stripped
+        ("Newtonsoft.Json", "12.0.1", "GHSA-5crp-9r3c-p9vr", "13.0.1"),  # NuGet names are case-insensitive
+        ("guzzlehttp/psr7", "2.1.0", "GHSA-q559-8m2m-g699", "2.1.1"),
+    }
+    log4j = next(f for f in result.findings if f.id == "GHSA-jfh8-c2jp-5v3q")
+    assert log4j.severity is Severity.CRITICAL and log4j.rating.score == 10.0
+
+
+def test_api_scan_with_in_memory_source_and_missing_dump_warning(tmp_path):
+    (tmp_path / "requirements.txt").write_text("Jinja2==2.10\n")
+    (tmp_path / "Cargo.lock").write_text(
+        'version = 3\n[[package]]\nname = "smallvec"\nversion = "1.6.0"\n'
+        'source = "registry+https://github.com/rust-lang/crates.io-index"\n'
+    )
+    source = RecordsSource((record("X-1", "PyPI", "jinja2", versions=["2.10"]),))
+    result = api.scan([tmp_path], project=tmp_path, source=source)
+    assert [(f.package.name, f.id) for f in result.findings] == [("Jinja2", "X-1")]
+    result = api.scan([tmp_path], project=tmp_path, source=DumpSource(SHARED, tmp_path / "cache"))
+    assert any(f.id == "PYSEC-2019-217" for f in result.findings)
+    assert result.warnings == [
+        f"no crates.io database in {SHARED} (crates.io/all.zip); crates.io packages were not checked"
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 from buildyard.deps.inventory import build_inventory
 from buildyard.deps.licenses import LicenseReport, Policy, check_licenses
 from buildyard.deps.model import Inventory, Severity
-from buildyard.deps.osvdb import default_cache_dir, default_db_dir, load_index
+from buildyard.deps.osvdb import DumpSource, VulnerabilitySource, default_cache_dir, default_db_dir
 from buildyard.deps.sbom import bom_json, build_bom
 from buildyard.deps.scan import ScanResult, load_ignores, scan_inventory
 
@@ -27,24 +27,27 @@ def scan(
     project: Path,
     db_dir: Path | None = None,
     cache_dir: Path | None = None,
+    source: VulnerabilitySource | None = None,
     threshold: Severity = Severity.NONE,
     ignore_file: Path | None = None,
 ) -> ScanResult:
-    """Inventory ``paths`` and match it against the OSV dumps in ``db_dir`` (default: project database).
+    """Inventory ``paths`` and match it against ``source`` (default: the OSV dumps in ``db_dir``, else
+    the project database, indexed into ``cache_dir``).
 
     Raises ``DatabaseError``/``IgnoreFileError`` for a bad database or ignore file; unreadable
     lockfiles are returned as ``result.inventory.problems``.
     """
     ignores = load_ignores(ignore_file) if ignore_file else []
     inv = build_inventory(paths, project)
-    db_dir = db_dir or default_db_dir(project)
-    loaded = load_index(db_dir, {p.ecosystem for p in inv.packages}, cache_dir or default_cache_dir(project))
+    if source is None:
+        source = DumpSource(db_dir or default_db_dir(project), cache_dir or default_cache_dir(project))
+    scanned = {p.ecosystem for p in inv.packages}
+    loaded = source.load(scanned)
     result = scan_inventory(inv, loaded.index, threshold=threshold, ignores=ignores)
-    scanned_ecos = {p.ecosystem for p in inv.packages}
     for eco in loaded.missing:
-        if eco in scanned_ecos:
+        if eco in scanned:
             result.warnings.append(
-                f"no {eco.value} database in {db_dir} ({eco.value}/all.zip); "
+                f"no {eco.value} database in {loaded.location} ({eco.value}/all.zip); "
                 f"{eco.value} packages were not checked"
             )
     return result

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import blake3
 
@@ -52,6 +52,7 @@ class LoadedDatabase:
     """The merged index of the dumps read, which ecosystems had none, and cache statistics."""
 
     index: OsvIndex
+    location: str = ""
     dumps: dict[Ecosystem, str] = field(default_factory=dict)
     missing: list[Ecosystem] = field(default_factory=list)
     cache_hits: int = 0
@@ -69,7 +70,7 @@ def load_index(db_dir: Path, ecosystems: Iterable[Ecosystem], cache_dir: Path | 
         raise DatabaseError(
             f"{db_dir}: vulnerability database not found (run 'buildyard deps db update' or pass --db DIR)"
         )
-    loaded = LoadedDatabase(OsvIndex())
+    loaded = LoadedDatabase(OsvIndex(), str(db_dir))
     for eco in sorted(set(ecosystems)):
         path = dump_path(db_dir, eco)
         if not path.is_file():
@@ -95,6 +96,37 @@ def load_index(db_dir: Path, ecosystems: Iterable[Ecosystem], cache_dir: Path | 
             f"{db_dir}: no <Ecosystem>/all.zip dump found (run 'buildyard deps db update' or pass --db DIR)"
         )
     return loaded
+
+
+class VulnerabilitySource(Protocol):
+    """Where vulnerability records come from: the index of the records for some ecosystems."""
+
+    def load(self, ecosystems: Iterable[Ecosystem]) -> LoadedDatabase:
+        """Index the records of ``ecosystems`` (raise ``DatabaseError`` if the source is unusable)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DumpSource:
+    """The default source: ``<db_dir>/<Ecosystem>/all.zip`` dumps, indexed into ``cache_dir``."""
+
+    db_dir: Path
+    cache_dir: Path | None = None
+
+    def load(self, ecosystems: Iterable[Ecosystem]) -> LoadedDatabase:
+        """See :func:`load_index`."""
+        return load_index(self.db_dir, ecosystems, self.cache_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsSource:
+    """OSV records held in memory (tests, feeds assembled by the caller)."""
+
+    records: tuple[dict[str, Any], ...]
+
+    def load(self, ecosystems: Iterable[Ecosystem]) -> LoadedDatabase:
+        """Index every record; ecosystems without records are simply absent."""
+        return LoadedDatabase(index_records(self.records), "in-memory records")
 
 
 def _records(path: Path, data: bytes) -> Iterator[dict[str, Any]]:
