@@ -287,3 +287,16 @@ def test_node_modules(tmp_path):
         ("a", "1.0.0", "MIT OR Apache-2.0"),
         ("lodash", "3.0.0", None),
     }
+
+
+def test_yarn_v1_entry_without_integrity_uses_resolved_sha1(tmp_path):
+    (tmp_path / "yarn.lock").write_text(
+        "# yarn lockfile v1\n\n\n"
+        'left-pad@^1.0.0, "left-pad@>=1.1":\n'
+        '  version "1.3.0"\n'
+        '  resolved "https://registry.yarnpkg.com/left-pad/-/left-pad-1.3.0.tgz#5b8a3a7765dfe001261dde915589e782f8c94d1e"\n'
+    )
+    [pkg] = build_inventory([tmp_path], tmp_path).packages
+    assert (pkg.name, pkg.version, pkg.line) == ("left-pad", "1.3.0", 4)
+    assert pkg.hashes == (("SHA-1", "5b8a3a7765dfe001261dde915589e782f8c94d1e"),)
+    assert pkg.direct is None  # no package.json next to it

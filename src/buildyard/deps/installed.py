@@ -12,6 +12,7 @@ from pathlib import Path
 
 from buildyard.deps.errors import LockfileError
 from buildyard.deps.model import Ecosystem, Package, Scope
+from buildyard.deps.parsers.npm import license_field
 
 
 def is_installed_env(path: Path) -> bool:
@@ -98,8 +99,6 @@ def _node_modules(path: Path, file: str) -> list[Package]:
             raise LockfileError(rel, f"cannot read package.json: {exc}") from exc
         if not isinstance(data, dict) or not data.get("name") or not data.get("version"):
             continue
-        from buildyard.deps.parsers.npm import license_field  # noqa: PLC0415 - shared field reader
-
         packages.append(
             Package(
                 Ecosystem.NPM,

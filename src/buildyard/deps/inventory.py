@@ -13,7 +13,7 @@ from typing import Any
 
 from buildyard.deps.errors import LockfileError
 from buildyard.deps.installed import is_installed_env, scan_installed
-from buildyard.deps.model import FileProblem, Inventory, Package
+from buildyard.deps.model import FileProblem, Inventory, Package, normalize_name
 from buildyard.deps.parsers import parser_for
 
 #: Directories never searched for lockfiles (installed trees are scanned only when named explicitly).
@@ -146,8 +146,6 @@ def _link_dependencies(packages: list[Package]) -> list[Package]:
     for pkg in packages:
         by_file.setdefault((pkg.source, pkg.normalized_name), set()).add(pkg.version)
     out = []
-    from buildyard.deps.model import normalize_name  # noqa: PLC0415
-
     for pkg in packages:
         if any(not v for _, v in pkg.dependencies):
             deps = []

@@ -8,6 +8,7 @@ when its content changed. ``update_database`` downloads fresh dumps when a netwo
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import pickle
@@ -130,8 +131,6 @@ class RecordsSource:
 
 
 def _records(path: Path, data: bytes) -> Iterator[dict[str, Any]]:
-    import io  # noqa: PLC0415 - only needed when (re)indexing
-
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -203,8 +202,6 @@ def update_database(
             raise DatabaseError(
                 f"{url}: download failed ({reason}); check the network or use --db DIR"
             ) from exc
-        import io  # noqa: PLC0415
-
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 bad = archive.testzip()

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from buildyard import __version__
 from buildyard.deps.errors import DepsError
 from buildyard.deps.inventory import SKIP_DIRS, _ignored
+from buildyard.fsutil import atomic_write_text
 
 _Specs = list[tuple[Path, Any]]
 
@@ -118,8 +120,6 @@ def write_baseline(result: SecretsResult, path: Path) -> None:
     """Write a detect-secrets compatible baseline accepting every current finding."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class  # noqa: PLC0415
 
-    from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
-
     mapping: dict[str, Any] = get_mapping_from_secret_type_to_class()
     plugins = sorted({mapping[f.type].__name__ for f in result.findings if f.type in mapping})
     results: dict[str, list[dict[str, Any]]] = {}
@@ -145,8 +145,6 @@ def write_baseline(result: SecretsResult, path: Path) -> None:
 
 def secrets_sarif(result: SecretsResult) -> dict[str, Any]:
     """A SARIF 2.1.0 log of the findings (accepted ones carry a suppression)."""
-    from buildyard import __version__  # noqa: PLC0415
-
     rules = sorted({f.type for f in result.findings})
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

@@ -287,11 +287,17 @@ def _npm_packages(
                 line,
                 direct=(key in prod_roots or key in dev_roots) if know_roots else None,
                 scope=scope,
-                hashes=integrity_hashes(fields.get("integrity")),
+                hashes=integrity_hashes(fields.get("integrity")) or _resolved_sha1(fields.get("resolved")),
                 dependencies=tuple(sorted(d for d in deps if d[1])),
             )
         )
     return packages
+
+
+def _resolved_sha1(resolved: str | None) -> tuple[tuple[str, str], ...]:
+    """Old yarn v1 entries carry only ``resolved "<url>#<sha1>"``."""
+    digest = (resolved or "").rpartition("#")[2]
+    return (("SHA-1", digest),) if re.fullmatch(r"[0-9a-f]{40}", digest) else ()
 
 
 def _closure(
