@@ -272,3 +272,25 @@ def test_license_policy_from_buildyard_yml(capsys, tmp_path):
     assert code == 1 and json.loads(out)[0]["verdict"] == "denied"
     code, _, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--allow", "GPL-3.0-only")
     assert code == 0  # explicit flags replace the project policy
+
+
+def test_plain_table_output_when_not_a_terminal(capsys, project, tmp_path):
+    code, out, _ = scan(capsys, project, "--severity", "high")
+    lines = out.splitlines()
+    assert code == 1 and lines[0].split("\t")[:3] == ["severity", "package", "version"]
+    idna = next(line.split("\t") for line in lines if "\tidna\t" in line)
+    assert idna[0] == "high 7.5" and idna[4] == "3.7" and idna[5].startswith("app/uv.lock:")
+    assert any(line.endswith("below threshold") for line in lines)
+    assert lines[-1].startswith("17 packages scanned")
+    report = tmp_path / "report.txt"
+    code, out, _ = scan(capsys, project, "-o", str(report))
+    assert out == "" and "PYSEC-2018-28" in report.read_text()
+    code, out, _ = cli(capsys, "-C", str(FIXTURES), "deps", "ls", "cargo")
+    assert out.splitlines()[1].split("\t") == [
+        "crates.io",
+        "libc",
+        "0.2.150",
+        "no",
+        "unknown",
+        "cargo/Cargo.lock:14",
+    ]

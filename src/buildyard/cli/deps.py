@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,15 +66,19 @@ def ls_command(
     if as_json:
         print_json(inventory_json(inv))
     else:
-        from rich.console import Console  # noqa: PLC0415
-        from rich.table import Table  # noqa: PLC0415
-
-        table = Table("ecosystem", "name", "version", "direct", "scope", "source")
-        for pkg in inv.packages:
-            direct = "?" if pkg.direct is None else "yes" if pkg.direct else "no"
-            table.add_row(pkg.ecosystem.value, pkg.name, pkg.version, direct, pkg.scope.value, pkg.location)
-        Console(width=200).print(table)
-        typer.echo(f"{len(inv.packages)} packages in {len(inv.files)} files")
+        rows = [
+            [
+                p.ecosystem.value,
+                p.name,
+                p.version,
+                "?" if p.direct is None else "yes" if p.direct else "no",
+                p.scope.value,
+                p.location,
+            ]
+            for p in inv.packages
+        ]
+        text = render_table(["ecosystem", "name", "version", "direct", "scope", "source"], rows)
+        _write(text + f"{len(inv.packages)} packages in {len(inv.files)} files", None)
     code = _problems(inv.problems)
     if code:
         raise typer.Exit(code)
@@ -146,39 +151,51 @@ def scan_command(  # noqa: PLR0917 - Typer maps parameters to options
 
 
 def _scan_table(result: Any, output: Path | None) -> None:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
-
-    table = Table("severity", "package", "version", "vulnerability", "fixed in", "location", "note")
     order = sorted(
         result.findings,
         key=lambda f: (-f.severity.rank if f.severity.value != "unknown" else -4.5, f.package.name, f.id),
     )
+    rows = []
     for f in order:
-        note = (
-            "ignored: " + f.ignored_by.reason
-            if f.ignored_by
-            else "below threshold"
-            if f.below_threshold
-            else ""
-        )
+        note = "below threshold" if f.below_threshold else ""
+        if f.ignored_by:
+            note = f"ignored until {f.ignored_by.expires}: {f.ignored_by.reason}"
         score = f" {f.rating.score:.1f}" if f.rating.score is not None else ""
         ids = f.id + (f" ({', '.join(f.aliases[:2])})" if f.aliases else "")
-        table.add_row(
-            f"{f.severity.value}{score}",
-            f.package.name,
-            f.package.version,
-            ids,
-            f.fixed or "-",
-            f.package.location,
-            note,
+        rows.append(
+            [
+                f"{f.severity.value}{score}",
+                f.package.name,
+                f.package.version,
+                ids,
+                f.fixed or "-",
+                f.package.location,
+                note,
+            ]
         )
-    console = Console(width=220, file=output.open("w", encoding="utf-8") if output else None)
-    console.print(table)
-    console.print(
+    headers = ["severity", "package", "version", "vulnerability", "fixed in", "location", "note"]
+    summary = (
         f"{len(result.inventory.packages)} packages scanned, {len(result.findings)} findings, "
         f"{len(result.failing)} failing"
     )
+    _write(render_table(headers, rows, plain=True if output else None) + summary, output)
+
+
+def render_table(headers: list[str], rows: list[list[str]], *, plain: bool | None = None) -> str:
+    """A Rich table on a terminal; tab-separated lines (header first) when piped or written to a file."""
+    if plain is None:
+        plain = not sys.stdout.isatty()
+    if plain:
+        return "".join("\t".join(cells) + "\n" for cells in [headers, *rows])
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(*headers)
+    for cells in rows:
+        table.add_row(*cells)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(table)
+    return console.export_text(styles=True)
 
 
 @app.command("licenses")
@@ -226,14 +243,12 @@ def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
             ]
         )
     else:
-        from rich.console import Console  # noqa: PLC0415
-        from rich.table import Table  # noqa: PLC0415
-
-        table = Table("verdict", "package", "version", "license", "reason")
-        for r in sorted(report.results, key=lambda r: (r.verdict.value, r.package.name)):
-            table.add_row(r.verdict.value, r.package.name, r.package.version, str(r.license), r.reason)
-        Console(width=200).print(table)
-        typer.echo(f"{len(report.results)} packages, {len(report.violations)} violations")
+        rows = [
+            [r.verdict.value, r.package.name, r.package.version, str(r.license), r.reason]
+            for r in sorted(report.results, key=lambda r: (r.verdict.value, r.package.name))
+        ]
+        text = render_table(["verdict", "package", "version", "license", "reason"], rows)
+        _write(text + f"{len(report.results)} packages, {len(report.violations)} violations", None)
     if report.violations:
         raise typer.Exit(1)
 
