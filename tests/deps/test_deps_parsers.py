@@ -300,3 +300,36 @@ def test_yarn_v1_entry_without_integrity_uses_resolved_sha1(tmp_path):
     assert (pkg.name, pkg.version, pkg.line) == ("left-pad", "1.3.0", 4)
     assert pkg.hashes == (("SHA-1", "5b8a3a7765dfe001261dde915589e782f8c94d1e"),)
     assert pkg.direct is None  # no package.json next to it
+
+
+def test_pom_inherits_properties_and_managed_versions_from_local_parent(tmp_path):
+    (tmp_path / "pom.xml").write_text(
+        "<project><groupId>com.example</groupId><artifactId>parent</artifactId><version>1</version>"
+        "<properties><jackson.version>2.13.0</jackson.version></properties>"
+        "<dependencyManagement><dependencies><dependency><groupId>org.slf4j</groupId>"
+        "<artifactId>slf4j-api</artifactId><version>1.7.36</version></dependency></dependencies>"
+        "</dependencyManagement></project>"
+    )
+    child = tmp_path / "app"
+    child.mkdir()
+    (child / "pom.xml").write_text(
+        "<project>\n<parent><groupId>com.example</groupId><artifactId>parent</artifactId><version>1</version>"
+        "</parent>\n<artifactId>app</artifactId>\n<dependencies>\n"
+        "<dependency><groupId>com.fasterxml.jackson.core</groupId><artifactId>jackson-core</artifactId>"
+        "<version>${jackson.version}</version></dependency>\n"
+        "<dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId></dependency>\n"
+        "<dependency><groupId>x</groupId><artifactId>y</artifactId><version>${remote.only}</version></dependency>\n"
+        "</dependencies></project>"
+    )
+    result = build_inventory([child / "pom.xml"], tmp_path)
+    assert result.packages == []
+    [problem] = result.problems
+    assert problem.line == 7 and "${remote.only} is not defined" in problem.message
+    text = (child / "pom.xml").read_text().replace("${remote.only}", "3.0")
+    (child / "pom.xml").write_text(text)
+    got = {(p.name, p.version) for p in build_inventory([child / "pom.xml"], tmp_path).packages}
+    assert got == {
+        ("com.fasterxml.jackson.core:jackson-core", "2.13.0"),
+        ("org.slf4j:slf4j-api", "1.7.36"),
+        ("x:y", "3.0"),
+    }

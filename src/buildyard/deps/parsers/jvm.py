@@ -30,24 +30,57 @@ def _text(elem: ET.Element, name: str) -> str:
     return (child.text or "").strip() if child is not None else ""
 
 
-def parse_pom(text: str, file: str, path: Path) -> list[Package]:
-    """Dependencies declared in a ``pom.xml``, with ``${...}`` properties and dependencyManagement resolved.
-
-    Parent POMs and imported BOMs outside the file are not fetched; a version that stays unresolved
-    is reported as an error naming the property.
-    """
+def _parse_xml(text: str, file: str) -> ET.Element:
     try:
         root = ET.fromstring(text)  # noqa: S314 - see import comment
     except ET.ParseError as exc:
-        raise LockfileError(
-            file, f"invalid XML: {exc.msg if hasattr(exc, 'msg') else exc}", exc.position[0]
-        ) from exc
+        raise LockfileError(file, f"invalid XML: {exc}", exc.position[0]) from exc
     if _local(root.tag) != "project":
         raise LockfileError(file, "the root element is not <project> (is this a Maven POM?)", 1)
+    return root
+
+
+def _local_parents(root: ET.Element, path: Path, limit: int = 8) -> list[ET.Element]:
+    """Parent POMs found on disk through ``<relativePath>`` (default ``../pom.xml``), nearest first.
+
+    A file is taken as the parent only if its groupId:artifactId is the one ``<parent>`` names.
+    """
+    chain: list[ET.Element] = []
+    current, current_path = root, path
+    while len(chain) < limit:
+        parent = _child(current, "parent")
+        if parent is None:
+            break
+        rel = _text(parent, "relativePath") or "../pom.xml"
+        candidate = (current_path.parent / rel).resolve()
+        if candidate.is_dir():
+            candidate = candidate / "pom.xml"
+        try:
+            elem = ET.fromstring(candidate.read_text(encoding="utf-8"))  # noqa: S314 - see import comment
+        except (OSError, ET.ParseError):
+            break
+        grandparent = _child(elem, "parent")
+        group = _text(elem, "groupId") or (_text(grandparent, "groupId") if grandparent is not None else "")
+        if (group, _text(elem, "artifactId")) != (_text(parent, "groupId"), _text(parent, "artifactId")):
+            break
+        chain.append(elem)
+        current, current_path = elem, candidate
+    return chain
+
+
+def parse_pom(text: str, file: str, path: Path) -> list[Package]:
+    """Dependencies declared in a ``pom.xml``, with ``${...}`` properties and dependencyManagement resolved.
+
+    Properties and managed versions are inherited from parent POMs found on disk; remote parents and
+    imported BOMs are not fetched, so a version that stays unresolved is an error naming the property.
+    """
+    root = _parse_xml(text, file)
+    lineage = [*reversed(_local_parents(root, path)), root]  # farthest ancestor first: children override
     props: dict[str, str] = {}
-    props_elem = _child(root, "properties")
-    if props_elem is not None:
-        props.update({_local(p.tag): (p.text or "").strip() for p in props_elem})
+    for pom in lineage:
+        props_elem = _child(pom, "properties")
+        if props_elem is not None:
+            props.update({_local(p.tag): (p.text or "").strip() for p in props_elem})
     parent = _child(root, "parent")
     for key in ("groupId", "artifactId", "version"):
         value = _text(root, key) or (_text(parent, key) if parent is not None else "")
@@ -62,12 +95,13 @@ def parse_pom(text: str, file: str, path: Path) -> list[Package]:
         return resolve(_PROP.sub(lambda m: props.get(m.group(1), m.group(0)), value), depth + 1)
 
     managed: dict[str, str] = {}
-    mgmt = _child(root, "dependencyManagement")
-    deps_mgmt = _child(mgmt, "dependencies") if mgmt is not None else None
-    for dep in deps_mgmt if deps_mgmt is not None else []:
-        managed[f"{resolve(_text(dep, 'groupId'))}:{resolve(_text(dep, 'artifactId'))}"] = resolve(
-            _text(dep, "version")
-        )
+    deps_mgmt = None
+    for pom in lineage:
+        mgmt = _child(pom, "dependencyManagement")
+        deps_mgmt = _child(mgmt, "dependencies") if mgmt is not None else None
+        for dep in deps_mgmt if deps_mgmt is not None else []:
+            key = f"{resolve(_text(dep, 'groupId'))}:{resolve(_text(dep, 'artifactId'))}"
+            managed[key] = resolve(_text(dep, "version"))
     lines = LineIndex(text)
     if deps_mgmt is not None:
         lines.find("</dependencyManagement>")
@@ -84,7 +118,8 @@ def parse_pom(text: str, file: str, path: Path) -> list[Package]:
             prop = _PROP.search(version)
             raise LockfileError(
                 file,
-                f"{name}: property ${{{prop.group(1) if prop else version}}} is not defined in this POM",
+                f"{name}: property ${{{prop.group(1) if prop else version}}} is not defined in this POM "
+                "or a parent POM on disk (define it, or add the parent's <relativePath>)",
                 line,
             )
         if not version:
