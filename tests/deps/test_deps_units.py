@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from buildyard.deps.errors import IgnoreFileError
 from buildyard.deps.licenses import LicenseStatus, normalize
 from buildyard.deps.model import Ecosystem, make_purl, normalize_name
+from buildyard.deps.osv import AffectedEntry, Event, Range, affected
 from buildyard.deps.parsers.npm import integrity_hashes, pnpm_key, spec_name
 from buildyard.deps.scan import load_ignores
 from buildyard.deps.versions import semver_key
@@ -104,3 +105,33 @@ def test_ignore_file(tmp_path):
     path.write_text("ignore: [\n")
     with pytest.raises(IgnoreFileError, match="invalid YAML"):
         load_ignores(path)
+
+
+UNIVERSE = [f"{major}.{minor}.0" for major in range(3) for minor in range(4)]  # sorted SemVer universe
+event_kinds = st.sampled_from(["introduced", "fixed", "last_affected", "limit"])
+
+
+@given(
+    st.lists(st.tuples(event_kinds, st.integers(-1, len(UNIVERSE) - 1)), min_size=1, max_size=6),
+    st.integers(0, len(UNIVERSE) - 1),
+)
+def test_range_evaluation_matches_the_schema_pseudocode(events, probe):
+    """OSV's IsVulnerable pseudocode, run on positions in a known-sorted universe, is the oracle."""
+    raw = [(kind, "0" if pos < 0 and kind == "introduced" else UNIVERSE[max(pos, 0)]) for kind, pos in events]
+    if not any(kind == "introduced" for kind, _ in raw):
+        raw.insert(0, ("introduced", "0"))
+    position = {v: i for i, v in enumerate(UNIVERSE)} | {"0": -1}
+    v = probe
+    limits = [position[value] for kind, value in raw if kind == "limit"]
+    expected = False
+    if not limits or any(v < limit for limit in limits):
+        state = False
+        for kind, value in sorted((e for e in raw if e[0] != "limit"), key=lambda e: position[e[1]]):
+            at = position[value]
+            if kind == "introduced" and (value == "0" or v >= at):
+                state = True
+            elif (kind == "fixed" and v >= at) or (kind == "last_affected" and v > at):
+                state = False
+        expected = state
+    entry = AffectedEntry("X", frozenset(), (Range("SEMVER", tuple(Event(k, val) for k, val in raw)),))
+    assert (affected(entry, Ecosystem.NPM, UNIVERSE[probe]) is not None) == expected

@@ -27,7 +27,7 @@ from buildyard.deps.model import Ecosystem
 from buildyard.deps.osv import OsvIndex, index_records
 from buildyard.fsutil import atomic_write_bytes
 
-#: Bump when the pickled index layout changes; old cache files are then ignored.
+#: Bump when the pickled index layout or version canonicalization changes; old cache files are then ignored.
 INDEX_FORMAT = 1
 DEFAULT_URL = "https://osv-vulnerabilities.storage.googleapis.com"
 
