@@ -129,7 +129,7 @@ def test_cyclonedx_with_vulnerabilities_validates(capsys, project):
 def test_sbom_validates_with_graph_hashes_and_licenses(capsys, tmp_path):
 
     out_file = tmp_path / "bom.json"
-    code, _, _ = cli(capsys, "-C", str(FIXTURES), "deps", "sbom", "npm-v3", "-o", str(out_file))
+    code, _, _ = cli(capsys, "-C", str(FIXTURES), "deps", "sbom", "npm-v3", "-o", str(out_file), "--validate")
     text = out_file.read_text()
     assert code == 0 and validate_bom_json(text) is None
     bom = json.loads(text)

@@ -254,7 +254,7 @@ def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
 
 
 @app.command("sbom")
-def sbom_command(
+def sbom_command(  # noqa: PLR0917 - Typer maps parameters to options
     ctx: typer.Context,
     paths: PathsArg = None,
     output: Annotated[
@@ -262,6 +262,9 @@ def sbom_command(
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the root component.")] = None,
     pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
+    validate: Annotated[
+        bool, typer.Option("--validate", help="Check the document against the CycloneDX 1.6 schema first.")
+    ] = False,
 ) -> None:
     """Write a CycloneDX 1.6 JSON SBOM of the dependencies."""
     from buildyard.deps.inventory import build_inventory  # noqa: PLC0415
@@ -270,7 +273,15 @@ def sbom_command(
     root = project_dir(ctx)
     inv = build_inventory(_paths(ctx, paths), root)
 
-    _write(bom_json(build_bom(inv, (), name or root.name), pretty=pretty), output)
+    text = bom_json(build_bom(inv, (), name or root.name), pretty=pretty)
+    if validate:
+        from buildyard.deps.sbom import validate_bom_json  # noqa: PLC0415
+        from buildyard.errors import BuildyardError  # noqa: PLC0415
+
+        error = validate_bom_json(text)
+        if error is not None:  # a bug in the writer, not a user mistake: show it whole
+            raise BuildyardError(f"generated SBOM is not valid CycloneDX 1.6: {error}")
+    _write(text, output)
     code = _problems(inv.problems)
     if code:
         raise typer.Exit(code)
