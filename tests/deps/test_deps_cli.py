@@ -294,3 +294,30 @@ def test_plain_table_output_when_not_a_terminal(capsys, project, tmp_path):
         "unknown",
         "cargo/Cargo.lock:14",
     ]
+
+
+def test_licenses_from_installed_trees_next_to_lockfiles(capsys, tmp_path):
+    shutil.copytree(FIXTURES / "npm-v1", tmp_path / "web")  # lockfile v1 declares no licenses
+    (tmp_path / "web" / "node_modules" / "express").mkdir(parents=True)
+    (tmp_path / "web" / "node_modules" / "express" / "package.json").write_text(
+        '{"name": "express", "version": "4.17.1", "license": "MIT"}'
+    )
+    (tmp_path / "requirements.txt").write_text("jinja2==2.10\nsix==1.16.0\n")
+    site = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages"
+    for name, version, headers in [
+        ("Jinja2", "2.10", "Classifier: License :: OSI Approved :: BSD License\n"),
+        ("six", "1.16.0", "License-Expression: MIT\n"),
+    ]:
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.4\nName: {name}\nVersion: {version}\n{headers}")
+    code, out, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--json")
+    got = {r["package"]: (r["license"], r["status"]) for r in json.loads(out)}
+    assert code == 0
+    assert got["express"] == ("MIT", "spdx")
+    assert got["jinja2"] == ("BSD-3-Clause", "spdx") and got["six"] == ("MIT", "spdx")
+    assert got["accepts"] == (None, "unknown")  # not installed: stays unknown, never guessed
+    out_file = tmp_path / "bom.json"
+    cli(capsys, "-C", str(tmp_path), "deps", "sbom", "-o", str(out_file))
+    comps = {c["name"]: c for c in json.loads(out_file.read_text())["components"]}
+    assert comps["six"]["licenses"] == [{"license": {"id": "MIT"}}]

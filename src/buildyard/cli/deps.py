@@ -267,11 +267,13 @@ def sbom_command(  # noqa: PLR0917 - Typer maps parameters to options
     ] = False,
 ) -> None:
     """Write a CycloneDX 1.6 JSON SBOM of the dependencies."""
+    from buildyard.deps.installed import with_installed_licenses  # noqa: PLC0415
     from buildyard.deps.inventory import build_inventory  # noqa: PLC0415
     from buildyard.deps.sbom import bom_json, build_bom  # noqa: PLC0415
 
     root = project_dir(ctx)
     inv = build_inventory(_paths(ctx, paths), root)
+    inv.packages = with_installed_licenses(inv.packages, root, inv.files)
 
     text = bom_json(build_bom(inv, (), name or root.name), pretty=pretty)
     if validate:

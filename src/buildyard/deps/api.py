@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from buildyard.deps.installed import with_installed_licenses
 from buildyard.deps.inventory import build_inventory
 from buildyard.deps.licenses import LicenseReport, Policy, check_licenses
 from buildyard.deps.model import Inventory, Severity
@@ -54,8 +55,11 @@ def scan(
 
 
 def licenses(paths: Sequence[Path], policy: Policy, *, project: Path) -> LicenseReport:
-    """Evaluate ``policy`` on every package found under ``paths`` (installed envs add license data)."""
-    return check_licenses(build_inventory(paths, project), policy)
+    """Evaluate ``policy`` on every package found under ``paths``; installed trees next to the lockfiles
+    (node_modules, .venv) supply licenses the lockfiles do not declare."""
+    inv = build_inventory(paths, project)
+    inv.packages = with_installed_licenses(inv.packages, project, inv.files)
+    return check_licenses(inv, policy)
 
 
 def sbom(
@@ -63,4 +67,5 @@ def sbom(
 ) -> str:
     """CycloneDX 1.6 JSON for the packages under ``paths`` (with ``result``'s vulnerabilities if given)."""
     inv = result.inventory if result is not None else build_inventory(paths, project)
+    inv.packages = with_installed_licenses(inv.packages, project, inv.files)
     return bom_json(build_bom(inv, result.findings if result else (), name or project.resolve().name))

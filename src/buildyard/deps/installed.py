@@ -7,6 +7,7 @@ the free-text ``License`` field; for npm the ``license`` of each ``package.json`
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from email.parser import HeaderParser
 from pathlib import Path
 
@@ -114,3 +115,37 @@ def _node_modules(path: Path, file: str) -> list[Package]:
         if nested.is_dir():
             packages.extend(_node_modules(nested, f"{file}/{manifest.parent.relative_to(path)}/node_modules"))
     return packages
+
+
+def nearby_environments(directories: list[Path]) -> list[Path]:
+    """Installed trees next to lockfiles: ``node_modules`` and ``.venv``/``venv`` site-packages."""
+    found: list[Path] = []
+    for directory in dict.fromkeys(directories):
+        candidates = [directory / "node_modules"]
+        for venv in (".venv", "venv"):
+            candidates.extend(sorted((directory / venv / "lib").glob("python*/site-packages")))
+        found.extend(c for c in candidates if c.is_dir() and c not in found)
+    return found
+
+
+def with_installed_licenses(packages: list[Package], base: Path, files: list[str]) -> list[Package]:
+    """Fill the license of packages whose lockfile does not declare one from installed metadata found
+    next to those lockfiles (the best source: PEP 639 expressions, classifiers, package.json)."""
+    if all(p.license for p in packages):
+        return packages
+    envs = nearby_environments([(base / f).parent for f in files] + [base])
+    known: dict[tuple[Ecosystem, str, str], str] = {}
+    for env in envs:
+        try:
+            installed = scan_installed(env, str(env))
+        except LockfileError:
+            continue  # an unreadable installed tree only costs license data
+        for pkg in installed:
+            if pkg.license:
+                known.setdefault((pkg.ecosystem, pkg.normalized_name, pkg.version), pkg.license)
+    if not known:
+        return packages
+    return [
+        p if p.license else replace(p, license=known.get((p.ecosystem, p.normalized_name, p.version)))
+        for p in packages
+    ]
