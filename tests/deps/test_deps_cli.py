@@ -321,3 +321,12 @@ def test_licenses_from_installed_trees_next_to_lockfiles(capsys, tmp_path):
     cli(capsys, "-C", str(tmp_path), "deps", "sbom", "-o", str(out_file))
     comps = {c["name"]: c for c in json.loads(out_file.read_text())["components"]}
     assert comps["six"]["licenses"] == [{"license": {"id": "MIT"}}]
+
+
+def test_allow_unknown_flag(capsys, tmp_path):
+    lock = {"lockfileVersion": 3, "packages": {"": {}, "node_modules/a": {"version": "1.0.0"}}}
+    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    code, _, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--allow", "MIT")
+    assert code == 1
+    code, _, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--allow", "MIT", "--allow-unknown")
+    assert code == 0

@@ -207,6 +207,9 @@ def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
     policy_file: Annotated[
         Path | None, typer.Option("--policy", help="YAML policy (licenses: allow, deny, exceptions).")
     ] = None,
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="Do not fail on packages whose license is unknown.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
     """Check dependency licenses against an allow/deny policy; exit 1 on violations.
@@ -214,18 +217,16 @@ def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
     Without --allow/--deny/--policy, the 'deps: licenses:' section of buildyard.yml applies.
     """
     from buildyard.deps import api  # noqa: PLC0415
-    from buildyard.deps.licenses import Policy, load_policy, project_policy  # noqa: PLC0415
+    from buildyard.deps.licenses import resolve_policy  # noqa: PLC0415
 
     root = project_dir(ctx)
-    if policy_file:
-        policy = load_policy(policy_file)
-    else:
-        policy = (None if allow or deny else project_policy(root)) or Policy()
-    if allow or deny:
-        extra = Policy.from_lists(allow.split(","), deny.split(","))
-        policy = Policy(
-            policy.allow | extra.allow, policy.deny | extra.deny, policy.exceptions, policy.fail_on_unknown
-        )
+    policy = resolve_policy(
+        root,
+        policy_file=policy_file,
+        allow=allow.split(","),
+        deny=deny.split(","),
+        allow_unknown=allow_unknown,
+    )
     report = api.licenses(_paths(ctx, paths), policy, project=root)
     if as_json:
         print_json(

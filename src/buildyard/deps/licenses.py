@@ -208,6 +208,31 @@ def check_licenses(inventory: Inventory, policy: Policy) -> LicenseReport:
     return report
 
 
+def resolve_policy(
+    project: Path,
+    *,
+    policy_file: Path | None = None,
+    allow: list[str] | None = None,
+    deny: list[str] | None = None,
+    allow_unknown: bool = False,
+) -> Policy:
+    """The policy in force: ``policy_file`` (else buildyard.yml's, unless ids are given) plus the ids."""
+    allow = [a for a in allow or [] if a.strip()]
+    deny = [d for d in deny or [] if d.strip()]
+    if policy_file is not None:
+        base: Policy | None = load_policy(policy_file)
+    else:
+        base = None if allow or deny else project_policy(project)
+    base = base or Policy()
+    extra = Policy.from_lists(allow, deny)
+    return Policy(
+        base.allow | extra.allow,
+        base.deny | extra.deny,
+        base.exceptions,
+        base.fail_on_unknown and not allow_unknown,
+    )
+
+
 def project_policy(project: Path) -> Policy | None:
     """The ``deps: licenses:`` policy of ``<project>/buildyard.yml``, or None if it has none."""
     spec = project / "buildyard.yml"
