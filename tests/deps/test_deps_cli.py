@@ -330,3 +330,17 @@ def test_allow_unknown_flag(capsys, tmp_path):
     assert code == 1
     code, _, _ = cli(capsys, "-C", str(tmp_path), "deps", "licenses", "--allow", "MIT", "--allow-unknown")
     assert code == 0
+
+
+def test_relative_options_follow_the_project_directory(capsys, project, monkeypatch, tmp_path):
+    db = project / "osvdb"
+    shutil.copytree(SHARED / "PyPI", db / "PyPI")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("BUILDYARD_HOME", raising=False)
+    code, _, _ = cli(
+        capsys, "-C", str(project), "deps", "scan", "--db", "osvdb", "-f", "sarif", "-o", "out.sarif"
+    )
+    assert code == 1 and (project / "out.sarif").is_file() and not (elsewhere / "out.sarif").exists()
+    assert (project / ".buildyard" / "cache" / "osv-index").is_dir()  # default cache under the project

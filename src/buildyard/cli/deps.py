@@ -33,6 +33,13 @@ def _paths(ctx: typer.Context, paths: list[Path] | None) -> list[Path]:
     return [p if p.is_absolute() else root / p for p in paths] if paths else [root]
 
 
+def _opt(ctx: typer.Context, path: Path | None) -> Path | None:
+    """A path option, relative to the project directory like PATH arguments (``-C`` semantics)."""
+    if path is None or path.is_absolute():
+        return path
+    return project_dir(ctx) / path
+
+
 def _warn(message: str) -> None:
     sys.stderr.write(f"buildyard: warning: {message}\n")
 
@@ -122,11 +129,12 @@ def scan_command(  # noqa: PLR0917 - Typer maps parameters to options
     result = api.scan(
         _paths(ctx, paths),
         project=root,
-        db_dir=db,
-        cache_dir=cache,
+        db_dir=_opt(ctx, db),
+        cache_dir=_opt(ctx, cache),
         threshold=threshold,
-        ignore_file=ignore_file,
+        ignore_file=_opt(ctx, ignore_file),
     )
+    output = _opt(ctx, output)
     for warning in result.warnings:
         _warn(warning)
     if fmt == "json":
@@ -222,7 +230,7 @@ def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
     root = project_dir(ctx)
     policy = resolve_policy(
         root,
-        policy_file=policy_file,
+        policy_file=_opt(ctx, policy_file),
         allow=allow.split(","),
         deny=deny.split(","),
         allow_unknown=allow_unknown,
@@ -277,6 +285,7 @@ def sbom_command(  # noqa: PLR0917 - Typer maps parameters to options
     inv.packages = with_installed_licenses(inv.packages, root, inv.files)
 
     text = bom_json(build_bom(inv, (), name or root.name), pretty=pretty)
+    output = _opt(ctx, output)
     if validate:
         from buildyard.deps.sbom import validate_bom_json  # noqa: PLC0415
         from buildyard.errors import BuildyardError  # noqa: PLC0415
@@ -313,7 +322,7 @@ def db_update_command(
                 f"--ecosystem: unknown {value!r} (one of {', '.join(e.value for e in Ecosystem)})"
             )
         chosen.append(names[value.lower()])
-    target = db or default_db_dir(project_dir(ctx))
+    target = _opt(ctx, db) or default_db_dir(project_dir(ctx))
     written = update_database(target, chosen, url or DEFAULT_URL)
     for eco, size in written.items():
         typer.echo(f"{eco.value}: {size} bytes -> {target / eco.value / 'all.zip'}")

@@ -36,6 +36,8 @@ def secrets_command(
         raise UsageError("--update-baseline needs --baseline FILE")
     root = project_dir(ctx)
     target = (path if path.is_absolute() else root / path) if path else root
+    if baseline is not None and not baseline.is_absolute():
+        baseline = root / baseline
     if not target.exists():
         raise UsageError(f"{target}: no such file or directory")
     result = scan_secrets(target, None if update_baseline else baseline)
