@@ -148,7 +148,10 @@ def test_sbom_validates_with_graph_hashes_and_licenses(capsys, tmp_path):
 
 
 def test_db_update_from_local_http_server(capsys, tmp_path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SHARED))
+    served = tmp_path / "served"
+    shutil.copytree(SHARED, served)
+    (served / "Go" / "all.zip").write_bytes(b"<html>captive portal</html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -165,6 +168,15 @@ def test_db_update_from_local_http_server(capsys, tmp_path):
             capsys, "deps", "db", "update", "--db", str(tmp_path / "db"), "-e", "npm", "--url", url
         )
         assert code == 2 and "npm/all.zip: download failed" in err
+        (tmp_path / "db" / "Go").mkdir()
+        (tmp_path / "db" / "Go" / "all.zip").write_bytes((SHARED / "Go" / "all.zip").read_bytes())
+        code, _, err = cli(
+            capsys, "deps", "db", "update", "--db", str(tmp_path / "db"), "-e", "Go", "--url", url
+        )
+        assert code == 2 and "Go/all.zip: the download is not a zip archive" in err
+        # the previous dump is untouched and no temporary file is left behind
+        assert (tmp_path / "db" / "Go" / "all.zip").read_bytes() == (SHARED / "Go" / "all.zip").read_bytes()
+        assert [p.name for p in (tmp_path / "db" / "Go").iterdir()] == ["all.zip"]
     finally:
         server.shutdown()
         server.server_close()

@@ -12,6 +12,8 @@ import io
 import json
 import os
 import pickle
+import shutil
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -25,7 +27,7 @@ import blake3
 from buildyard.deps.errors import DatabaseError
 from buildyard.deps.model import Ecosystem
 from buildyard.deps.osv import OsvIndex, index_records
-from buildyard.fsutil import atomic_write_bytes
+from buildyard.fsutil import atomic_write_bytes, fsync_dir
 
 #: Bump when the pickled index layout or version canonicalization changes; old cache files are then ignored.
 INDEX_FORMAT = 1
@@ -187,28 +189,45 @@ def update_database(
 ) -> dict[Ecosystem, int]:
     """Download ``<base_url>/<Ecosystem>/all.zip`` for each ecosystem; returns bytes written per dump.
 
-    Each dump is verified to be a readable zip before it atomically replaces the previous one.
+    Each dump streams to a temporary file beside its target, is verified to be a readable zip, then
+    atomically replaces the previous one: an interrupted update leaves the old dump in place.
     """
     written: dict[Ecosystem, int] = {}
     for eco in ecosystems:
         url = f"{base_url.rstrip('/')}/{eco.value}/all.zip"
         if not url.startswith(("http://", "https://")):
             raise DatabaseError(f"{url}: only http(s) URLs are supported")
+        target = dump_path(db_dir, eco)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".all.zip.", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - scheme checked above
-                data = response.read()
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DatabaseError(
-                f"{url}: download failed ({reason}); check the network or use --db DIR"
-            ) from exc
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                bad = archive.testzip()
-        except zipfile.BadZipFile as exc:
-            raise DatabaseError(f"{url}: the download is not a zip archive ({exc})") from exc
-        if bad is not None:
-            raise DatabaseError(f"{url}: member {bad} is corrupt")
-        atomic_write_bytes(dump_path(db_dir, eco), data)
-        written[eco] = len(data)
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - scheme checked
+                        shutil.copyfileobj(response, out, 1 << 20)
+                except (urllib.error.URLError, OSError) as exc:
+                    reason = getattr(exc, "reason", exc)
+                    raise DatabaseError(
+                        f"{url}: download failed ({reason}); check the network or use --db DIR"
+                    ) from exc
+                out.flush()
+                os.fsync(out.fileno())
+            _verify_zip(tmp, url)
+            tmp.replace(target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        fsync_dir(target.parent)
+        written[eco] = target.stat().st_size
     return written
+
+
+def _verify_zip(path: Path, url: str) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile as exc:
+        raise DatabaseError(f"{url}: the download is not a zip archive ({exc})") from exc
+    if bad is not None:
+        raise DatabaseError(f"{url}: member {bad} is corrupt")
