@@ -333,3 +333,19 @@ def test_pom_inherits_properties_and_managed_versions_from_local_parent(tmp_path
         ("org.slf4j:slf4j-api", "1.7.36"),
         ("x:y", "3.0"),
     }
+
+
+def test_uv_workspace_members_and_path_dependencies_are_not_packages(tmp_path):
+    (tmp_path / "uv.lock").write_text(
+        'version = 1\nrequires-python = ">=3.11"\n\n[manifest]\nmembers = ["app", "lib"]\n\n'
+        '[[package]]\nname = "app"\nversion = "0.1.0"\nsource = { virtual = "." }\n'
+        'dependencies = [{ name = "lib" }, { name = "six" }]\n\n'
+        '[[package]]\nname = "lib"\nversion = "0.2.0"\nsource = { editable = "packages/lib" }\n'
+        'dependencies = [{ name = "idna" }, { name = "vendored" }]\n\n'
+        '[[package]]\nname = "vendored"\nversion = "1.0.0"\nsource = { directory = "vendor/v" }\n\n'
+        '[[package]]\nname = "six"\nversion = "1.16.0"\nsource = { registry = "https://pypi.org/simple" }\n\n'
+        '[[package]]\nname = "idna"\nversion = "3.7"\nsource = { registry = "https://pypi.org/simple" }\n'
+    )
+    pkgs = by_name(build_inventory([tmp_path], tmp_path).packages)
+    assert set(pkgs) == {"six", "idna"}
+    assert pkgs["six"].direct and pkgs["idna"].direct  # a direct dependency of a workspace member

@@ -179,7 +179,16 @@ def parse_uv_lock(text: str, file: str, path: Path) -> list[Package]:
     data = load_toml(text, file)
     entries = data.get("package", [])
     lines = LineIndex(text)
-    roots = [e for e in entries if _is_local(e)]
+    members = {normalize_name(_PY, m) for m in data.get("manifest", {}).get("members", [])}
+    roots = [
+        e
+        for e in entries
+        if _is_local(e)
+        and (
+            normalize_name(_PY, e["name"]) in members
+            or _source(e).get("virtual", _source(e).get("editable")) == "."
+        )
+    ]
     direct: set[str] = set()
     dev: set[str] = set()
     for root in roots:
@@ -219,13 +228,14 @@ def parse_uv_lock(text: str, file: str, path: Path) -> list[Package]:
     return packages
 
 
-def _is_local(entry: Any) -> bool:
+def _source(entry: Any) -> dict[str, Any]:
     source = entry.get("source", {}) if isinstance(entry, dict) else {}
-    return (
-        isinstance(source, dict)
-        and bool({"virtual", "editable"} & source.keys())
-        and source.get("virtual", source.get("editable")) == "."
-    )
+    return source if isinstance(source, dict) else {}
+
+
+def _is_local(entry: Any) -> bool:
+    """Workspace members and path dependencies: built from this checkout, not from an index."""
+    return bool({"virtual", "editable", "directory", "path"} & _source(entry).keys())
 
 
 def _prod_of(roots: list[dict[str, Any]]) -> set[str]:
