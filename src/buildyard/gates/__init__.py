@@ -1,0 +1,1 @@
+"""Quality gates and test analytics (filled in below)."""
