@@ -19,6 +19,7 @@ from buildyard import __version__
 COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("buildyard.cli.run", None),
     ("buildyard.cli.history", None),
+    ("buildyard.cli.gates", "gates"),
 )
 
 

@@ -62,7 +62,9 @@ class GateContext:
       (a branch name). A ``baseline`` naming an existing file under ``root`` is read from that file;
     - ``vulnerabilities`` / ``licenses``: findings of the deps scan (None: no scan ran -> gate fails);
     - ``duration``: seconds the pipeline (or, for a job's gates, the job) took (None -> gate fails);
-    - ``seed``: seed of the benchmark bootstrap, so a verdict is reproducible.
+    - ``seed``: seed of the benchmark bootstrap, so a verdict is reproducible;
+    - ``unavailable``: status of a gate whose non-file input (findings, duration) is None: FAILED in
+      a run; ``buildyard gates check`` uses WARNING since nothing ran.
     """
 
     root: Path
@@ -72,6 +74,7 @@ class GateContext:
     licenses: Sequence[LicenseFinding] | None = None
     duration: float | None = None
     seed: int = 0
+    unavailable: GateStatus = GateStatus.FAILED
 
 
 def evaluate(gates: Sequence[AnyGate], context: GateContext) -> list[GateResult]:
@@ -127,21 +130,23 @@ def _dispatch(gate: AnyGate, context: GateContext) -> GateResult:
         return check_artifact_size(gate, _sizes(root, gate.paths))
     if isinstance(gate, VulnerabilitiesGate):
         if context.vulnerabilities is None:
-            return _missing_input(gate, "no vulnerability scan results (run the dependency scan first)")
+            return _missing_input(
+                gate, context, "no vulnerability scan results (run the dependency scan first)"
+            )
         return check_vulnerabilities(gate, context.vulnerabilities)
     if isinstance(gate, LicensesGate):
         if context.licenses is None:
-            return _missing_input(gate, "no license verdicts (run the dependency scan first)")
+            return _missing_input(gate, context, "no license verdicts (run the dependency scan first)")
         return check_licenses(gate, context.licenses)
     if isinstance(gate, DurationGate):
         if context.duration is None:
-            return _missing_input(gate, "duration unknown (the pipeline has not run)")
+            return _missing_input(gate, context, "duration unknown (the pipeline has not run)")
         return check_duration(gate, context.duration)
     raise AssertionError(f"unhandled gate kind {gate.kind}")  # pragma: no cover - exhaustive union
 
 
-def _missing_input(gate: AnyGate, reason: str) -> GateResult:
-    return GateResult(gate.label, GateKind(gate.kind), GateStatus.FAILED, reason)
+def _missing_input(gate: AnyGate, context: GateContext, reason: str) -> GateResult:
+    return GateResult(gate.label, GateKind(gate.kind), context.unavailable, reason)
 
 
 def _baseline_file(root: Path, baseline: str) -> bool:
