@@ -58,7 +58,7 @@ def _sniff(path: Path, data: bytes) -> str:
         raise ReportError(str(path), message)
     if head.startswith(b"{"):
         return "coverage-json"
-    if re.match(rb"(TN|SF):", head):
+    if re.match(rb"[A-Z]+:", head):  # LCOV: every line is KEY:VALUE with an upper-case key
         return "lcov"
     expected = "Cobertura/JaCoCo XML, LCOV or coverage.py JSON"
     raise ReportError(str(path), f"unknown coverage format (expected {expected})")
