@@ -159,25 +159,31 @@ def test_sorted(benchmark):
 
 @pytest.fixture(scope="session")
 def bench_json_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """pytest-benchmark JSON with raw data (--benchmark-save-data) and with stats only."""
+    """pytest-benchmark JSON: ``--benchmark-json`` (always carries raw data) and a file saved with
+    ``--benchmark-save`` without ``--benchmark-save-data`` (summary statistics only)."""
     work = tmp_path_factory.mktemp("bench")
     (work / "test_bench.py").write_text(BENCH_TESTS)
-    out = {"data": work / "with-data.json", "stats": work / "stats-only.json"}
-    common = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "test_bench.py",
-        "--benchmark-min-rounds=20",
-        "--benchmark-max-time=0.05",
-        "--benchmark-disable-gc",
-    ]
-    run_tool([*common, f"--benchmark-json={out['data']}", "--benchmark-save-data"], work)
-    run_tool([*common, f"--benchmark-json={out['stats']}"], work)
-    return out
+    data = work / "with-data.json"
+    run_tool(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "test_bench.py",
+            "--benchmark-min-rounds=20",
+            "--benchmark-max-time=0.05",
+            "--benchmark-disable-gc",
+            f"--benchmark-json={data}",
+            f"--benchmark-storage=file://{work / 'store'}",
+            "--benchmark-save=stats",
+        ],
+        work,
+    )
+    (saved,) = (work / "store").rglob("*_stats.json")
+    return {"data": data, "stats": saved}
 
 
 @pytest.fixture

@@ -118,7 +118,8 @@ def test_lcov_records_and_merging(tmp_path: Path) -> None:
         ("c.xml", "<coverage><packages><package><classes><class name='x'>", r"c.xml:1: malformed XML"),
         (
             "c.xml",
-            "<coverage>\n<packages><package><classes>\n<class name='x'/></classes></package></packages></coverage>",
+            "<coverage>\n<packages><package><classes>\n<class name='x'/>"
+            "</classes></package></packages></coverage>",
             r"c.xml:3: <class> lacks the 'filename' attribute",
         ),
         ("c.xml", "<foo/>", r"c.xml: unknown coverage XML: root element <foo>"),
