@@ -52,6 +52,7 @@ def check(  # noqa: PLR0917 - Typer maps each option to a parameter
     """Evaluate the gates of the pipeline file against existing reports; exit 1 if one fails."""
     # Lazy imports keep `buildyard --help` fast (see cli/app.py).
     from buildyard.errors import UsageError  # noqa: PLC0415
+    from buildyard.gates.errors import GatesFailedError  # noqa: PLC0415
     from buildyard.gates.standalone import check_gates  # noqa: PLC0415
     from buildyard.gates.units import parse_duration  # noqa: PLC0415
 
@@ -87,7 +88,9 @@ def check(  # noqa: PLR0917 - Typer maps each option to a parameter
         )
     else:
         _render(outcome)
-    raise typer.Exit(outcome.exit_code)
+    failed = [r.gate for r in outcome.results if r.failed]
+    if failed:
+        raise GatesFailedError(f"{len(failed)} gate(s) failed: {', '.join(failed)}")
 
 
 def _render(outcome: CheckOutcome) -> None:

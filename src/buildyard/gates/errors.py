@@ -21,3 +21,9 @@ class ReportError(UserError):
 
 class GateConfigError(UserError):
     """The ``gates:`` section is invalid (message names the file, the gate and the field)."""
+
+
+class GatesFailedError(UserError):
+    """At least one gate failed: the CLI prints which and exits 1 (a result, reported as one line)."""
+
+    exit_code = 1
