@@ -54,16 +54,31 @@ def parse_json(path: Path, data: bytes) -> Any:
 
 
 class XmlDoc:
-    """A parsed XML document that remembers the source line of every element."""
+    """A parsed XML document that can say on which line an element starts.
 
-    def __init__(self, path: Path, root: ET.Element, lines: dict[int, int]) -> None:
+    Parsing uses the C tree builder (fast); line numbers are only needed for error messages, so
+    they are computed on demand by re-parsing with a builder that records each element's line.
+    """
+
+    def __init__(self, path: Path, data: bytes, root: ET.Element) -> None:
         self.path = path
         self.root = root
-        self._lines = lines
+        self._data = data
+        self._lines: list[int] | None = None
 
     def line_of(self, element: ET.Element) -> int | None:
-        """The line where ``element`` starts (None if unknown)."""
-        return self._lines.get(id(element))
+        """The line where ``element`` starts (None if it is not part of this document)."""
+        index = next((i for i, e in enumerate(self.root.iter()) if e is element), None)
+        if index is None:
+            return None
+        if self._lines is None:
+            builder = _LineTreeBuilder()
+            parser = SafeET.DefusedXMLParser(target=builder)
+            builder.parser = parser
+            parser.feed(self._data)
+            parser.close()
+            self._lines = builder.lines
+        return self._lines[index] if index < len(self._lines) else None
 
     def error(self, element: ET.Element, message: str) -> ReportError:
         """A ``ReportError`` located at ``element``."""
@@ -71,34 +86,29 @@ class XmlDoc:
 
 
 class _LineTreeBuilder(ET.TreeBuilder):
-    """A TreeBuilder recording the expat line number of each element start."""
+    """A TreeBuilder recording the expat line number of each element start, in document order."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.lines: dict[int, int] = {}
+        self.lines: list[int] = []
         self.parser: Any = None
 
     def start(self, tag: Any, attrs: dict[Any, Any]) -> ET.Element:
-        element = super().start(tag, attrs)
-        self.lines[id(element)] = self.parser.parser.CurrentLineNumber
-        return element
+        self.lines.append(self.parser.parser.CurrentLineNumber)
+        return super().start(tag, attrs)
 
 
 def parse_xml(path: Path, data: bytes) -> XmlDoc:
     """Parse XML with defusedxml (no entity expansion, no external references)."""
-    builder = _LineTreeBuilder()
-    parser = SafeET.DefusedXMLParser(target=builder)
-    builder.parser = parser
     try:
-        parser.feed(data)
-        root: ET.Element = parser.close()
+        root: ET.Element = SafeET.fromstring(data)
     except ET.ParseError as exc:
         line, col = exc.position
         message = str(exc).split(":", 1)[0]
         raise ReportError(str(path), f"malformed XML: {message} (column {col + 1})", line=line) from None
     except defusedxml.DefusedXmlException as exc:
         raise ReportError(str(path), f"unsafe XML refused: {exc}") from None
-    return XmlDoc(path, root, builder.lines)
+    return XmlDoc(path, data, root)
 
 
 def local_name(element: ET.Element) -> str:

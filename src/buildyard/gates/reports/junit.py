@@ -104,6 +104,8 @@ def _fold_reruns(raw: list[TestCase]) -> tuple[TestCase, ...]:
     The last element is the final outcome; every earlier one was an attempt that failed (that is
     why it was rerun), whatever it looks like in the XML.
     """
+    if len({(c.suite, c.classname, c.name) for c in raw}) == len(raw):
+        return tuple(raw)  # the common case: no reruns
     order: list[tuple[str, str, str]] = []
     groups: dict[tuple[str, str, str], list[TestCase]] = {}
     for case in raw:
