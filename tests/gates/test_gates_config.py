@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from gatestools import write
 from hypothesis import given
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from buildyard.errors import NotFoundError
@@ -22,6 +24,7 @@ from buildyard.gates.config import (
     Severity,
     TestsGate,
     VulnerabilitiesGate,
+    gates_json_schema,
 )
 from buildyard.gates.units import parse_duration, parse_percent, parse_size
 
@@ -55,7 +58,7 @@ def test_issue_example_parses_into_typed_gates(tmp_path: Path) -> None:
     assert isinstance(tests, TestsGate) and tests.junit == ("reports/*.xml",) and tests.max_failures == 0
     assert isinstance(coverage, CoverageGate) and (coverage.min_line, coverage.min_branch) == (90, 80)
     assert isinstance(bench, BenchmarksGate) and bench.max_regression == 5.0 and bench.baseline == "main"
-    assert isinstance(vulns, VulnerabilitiesGate) and vulns.max_severity is Severity.MEDIUM
+    assert isinstance(vulns, VulnerabilitiesGate) and vulns.severity is Severity.MEDIUM
     assert isinstance(sarif, SarifGate) and sarif.max_level == "warning"
     assert isinstance(duration, DurationGate) and duration.max == 600
     assert isinstance(size, ArtifactSizeGate) and size.max == 50_000_000
@@ -176,3 +179,21 @@ def test_bad_percentages(value: object) -> None:
 def test_duration_roundtrip(amount: int, unit: str) -> None:
     factor = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
     assert parse_duration(f"{amount}{unit}") == pytest.approx(amount * factor)
+
+
+def test_json_schema_describes_the_yaml_form() -> None:
+    validator = Draft202012Validator(gates_json_schema())
+    Draft202012Validator.check_schema(gates_json_schema())
+    example = yaml.safe_load(ISSUE_EXAMPLE)["gates"]
+    assert list(validator.iter_errors(example)) == []
+    assert list(validator.iter_errors([{"licenses": None}, {"duration": {"max": 30}}])) == []
+    for bad in (
+        [{"tset": {"junit": "a.xml"}}],
+        [{"tests": {"junit": "a.xml", "colour": 1}}],
+        [{"artifact_size": {"paths": "dist/*", "max": "50mb"}}],
+        [{"coverage": {"report": "c.xml", "min_line": 120}}],
+        [{"tests": {"junit": "a.xml"}, "coverage": {"report": "c.xml"}}],
+    ):
+        assert list(validator.iter_errors(bad)), bad
+        with pytest.raises(GateConfigError):
+            parse_gates(bad)

@@ -9,6 +9,7 @@ import pytest
 from gatestools import FIXTURES, hyperfine_or_skip, run_tool, write
 
 from buildyard.gates import (
+    AnyGate,
     GateContext,
     GateKind,
     GateStatus,
@@ -23,7 +24,7 @@ from buildyard.gates.findings import LicenseVerdict, Vulnerability
 from buildyard.gates.reports import CoverageTotals
 
 
-def gate(kind: str, **options: object):  # type: ignore[no-untyped-def]
+def gate(kind: str, **options: object) -> AnyGate:
     (parsed,) = parse_gates([{kind: options}])
     return parsed
 

@@ -231,15 +231,15 @@ def check_vulnerabilities(gate: VulnerabilitiesGate, findings: Sequence[Vulnerab
     """No finding (outside ``ignore``) more severe than ``max_severity``."""
     ignored = set(gate.ignore)
     open_findings = [f for f in findings if f.id not in ignored]
-    above = [f for f in open_findings if _severity(f.severity).rank > gate.max_severity.rank]
+    above = [f for f in open_findings if _severity(f.severity).rank > gate.severity.rank]
     counts = {s.value: sum(1 for f in open_findings if _severity(f.severity) is s) for s in Severity}
     metrics = {"findings": len(open_findings), "ignored": len(findings) - len(open_findings)} | counts
     details = tuple(f"{f.severity}: {f.id} in {f.package}" for f in above)
     if above:
         names = _names([f"{f.id} ({f.package}, {f.severity})" for f in above])
-        reason = f"{len(above)} vulnerabilit(ies) above {gate.max_severity.value}: {names}"
+        reason = f"{len(above)} vulnerabilit(ies) above {gate.max_severity}: {names}"
         return _result(gate.label, GateKind.VULNERABILITIES, False, reason, metrics=metrics, details=details)
-    reason = f"{len(open_findings)} known vulnerabilit(ies), none above {gate.max_severity.value}"
+    reason = f"{len(open_findings)} known vulnerabilit(ies), none above {gate.max_severity}"
     return _result(gate.label, GateKind.VULNERABILITIES, True, reason, metrics=metrics)
 
 

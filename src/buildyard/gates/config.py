@@ -33,6 +33,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
 
 from buildyard.gates.errors import GateConfigError
@@ -94,11 +95,48 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
-Patterns = Annotated[tuple[str, ...], BeforeValidator(_patterns)]
-Percent = Annotated[float, BeforeValidator(_percent)]
-Growth = Annotated[float, BeforeValidator(_growth)]
-Seconds = Annotated[float, BeforeValidator(_positive_duration)]
-Bytes = Annotated[int, BeforeValidator(parse_size)]
+_PERCENT_TEXT = {"type": "string", "pattern": r"^\d+(\.\d+)?\s?%$"}
+Patterns = Annotated[
+    tuple[str, ...],
+    BeforeValidator(_patterns),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
+    ),
+]
+Percent = Annotated[
+    float,
+    BeforeValidator(_percent),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": 100}, _PERCENT_TEXT]}),
+]
+Growth = Annotated[
+    float,
+    BeforeValidator(_growth),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, _PERCENT_TEXT]}),
+]
+Seconds = Annotated[
+    float,
+    BeforeValidator(_positive_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
+            ]
+        }
+    ),
+]
+Bytes = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"},
+            ]
+        }
+    ),
+]
 NonNegative = Annotated[StrictInt, Field(ge=0)]
 
 
@@ -157,8 +195,13 @@ class VulnerabilitiesGate(_Gate):
     """No open vulnerability above ``max_severity`` (findings come from the deps scan)."""
 
     kind: Literal["vulnerabilities"] = "vulnerabilities"
-    max_severity: Severity
+    max_severity: Literal["none", "low", "medium", "high", "critical"]
     ignore: tuple[str, ...] = Field(default=(), description="Vulnerability ids accepted on purpose.")
+
+    @property
+    def severity(self) -> Severity:
+        """``max_severity`` as a :class:`Severity`."""
+        return Severity(self.max_severity)
 
 
 class LicensesGate(_Gate):
@@ -225,12 +268,52 @@ def _unwrap(value: Any) -> Any:
     return {"kind": kind, **options}
 
 
-GateSpec = Annotated[AnyGate, Field(discriminator="kind"), BeforeValidator(_unwrap)]
-"""One validated gate; embed ``list[GateSpec]`` in pipeline and job models."""
+_MODELS: tuple[type[_Gate], ...] = (
+    TestsGate,
+    CoverageGate,
+    BenchmarksGate,
+    VulnerabilitiesGate,
+    LicensesGate,
+    SarifGate,
+    DurationGate,
+    ArtifactSizeGate,
+)
+
+
+def _yaml_item_schema() -> dict[str, Any]:
+    """JSON Schema of one gate as written in YAML (``{kind: {options}}``), for editors and docs."""
+    choices = []
+    for model in _MODELS:
+        schema = model.model_json_schema()
+        schema["properties"].pop("kind")
+        schema.pop("title", None)
+        kind = model.model_fields["kind"].default
+        options = schema if schema.get("required") else {"anyOf": [schema, {"type": "null"}]}
+        choices.append(
+            {
+                "type": "object",
+                "properties": {kind: options},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+        )
+    return {"oneOf": choices}
+
+
+GateSpec = Annotated[
+    AnyGate, Field(discriminator="kind"), BeforeValidator(_unwrap), WithJsonSchema(_yaml_item_schema())
+]
+"""One validated gate; embed ``list[GateSpec]`` in pipeline and job models (its JSON Schema is the
+YAML form)."""
 
 GateList = list[GateSpec]
 
 _ADAPTER: TypeAdapter[list[AnyGate]] = TypeAdapter(GateList)
+
+
+def gates_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the ``gates:`` list in its YAML form."""
+    return _ADAPTER.json_schema()
 
 
 def parse_gates(
