@@ -107,6 +107,10 @@ def test_lcov_records_and_merging(tmp_path: Path) -> None:
     )
     merged = report.merged(parse_coverage(FIXTURES / "jacoco.xml"))
     assert merged.format == "mixed" and merged.lines_valid == 11 and merged.sources[0].endswith("lcov.info")
+    # The same file measured twice is not double counted.
+    other = write(tmp_path / "other.info", "SF:src/a.js\nDA:1,0\nDA:2,4\nend_of_record\n")
+    again = report.merged(parse_coverage(other))
+    assert (again.lines_valid, again.lines_covered) == (3, 2)
 
 
 @pytest.mark.parametrize(

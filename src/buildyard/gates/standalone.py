@@ -24,11 +24,6 @@ class CheckOutcome:
         """FAILED if any gate failed, else WARNING if any warned, else PASSED."""
         return GateStatus.worst([r.status for r in self.results])
 
-    @property
-    def exit_code(self) -> int:
-        """1 when a gate failed, else 0."""
-        return 1 if self.status is GateStatus.FAILED else 0
-
 
 def check_gates(
     config: Path,

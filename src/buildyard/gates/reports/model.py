@@ -165,16 +165,36 @@ class CoverageReport:
         )
 
     def merged(self, other: CoverageReport) -> CoverageReport:
-        """Counts of both reports added (reports of disjoint source sets, e.g. one per package)."""
-        fmt = self.format if self.format == other.format else "mixed"
+        """Both reports in one, file by file.
+
+        Reports of disjoint files (one per package or language) add up exactly. A file present in
+        both (the same code measured by two test runs) keeps the larger counts: a lower bound of the
+        true union, since per-line data is not kept -- combine such runs with the coverage tool
+        (``coverage combine``, ``lcov -a``) for exact numbers.
+        """
+        files: dict[str, FileCoverage] = {f.path: f for f in self.files}
+        for f in other.files:
+            seen = files.get(f.path)
+            files[f.path] = (
+                f
+                if seen is None
+                else FileCoverage(
+                    path=f.path,
+                    lines_valid=max(seen.lines_valid, f.lines_valid),
+                    lines_covered=max(seen.lines_covered, f.lines_covered),
+                    branches_valid=max(seen.branches_valid, f.branches_valid),
+                    branches_covered=max(seen.branches_covered, f.branches_covered),
+                )
+            )
+        merged = tuple(files.values())
         return CoverageReport(
             sources=self.sources + other.sources,
-            format=fmt,
-            files=self.files + other.files,
-            lines_valid=self.lines_valid + other.lines_valid,
-            lines_covered=self.lines_covered + other.lines_covered,
-            branches_valid=self.branches_valid + other.branches_valid,
-            branches_covered=self.branches_covered + other.branches_covered,
+            format=self.format if self.format == other.format else "mixed",
+            files=merged,
+            lines_valid=sum(f.lines_valid for f in merged),
+            lines_covered=sum(f.lines_covered for f in merged),
+            branches_valid=sum(f.branches_valid for f in merged),
+            branches_covered=sum(f.branches_covered for f in merged),
             has_branches=self.has_branches and other.has_branches,
         )
 
