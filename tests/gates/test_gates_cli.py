@@ -110,7 +110,7 @@ def test_findings_and_baselines_options(project: Path, cli: Cli, capsys: pytest.
     )
     assert code == 1
     gates = {g["gate"]: g for g in json.loads(capsys.readouterr().out)["gates"]}
-    assert gates["vulnerabilities"]["reason"] == "1 vulnerabilit(ies) above high: GHSA-x (urllib3, critical)"
+    assert gates["vulnerabilities"]["reason"] == "1 vulnerability above high: GHSA-x (urllib3, critical)"
     assert gates["licenses"]["status"] == "passed"
     assert gates["benchmarks"]["benchmarks"][0]["verdict"] == "ok"
     assert gates["coverage"]["status"] == "passed" and "baseline line" in gates["coverage"]["reason"]

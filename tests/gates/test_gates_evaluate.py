@@ -210,7 +210,7 @@ def test_findings_gates(tmp_path: Path) -> None:
     )
     result = evaluate_gate(gate("vulnerabilities", max_severity="medium"), ctx)
     assert result.status is GateStatus.FAILED
-    assert result.reason == "2 vulnerabilit(ies) above medium: GHSA-1 (requests, HIGH), OSV-3 (rich, )"
+    assert result.reason == "2 vulnerabilities above medium: GHSA-1 (requests, HIGH), OSV-3 (rich, unrated)"
     ignored = evaluate_gate(gate("vulnerabilities", max_severity="medium", ignore=["GHSA-1", "OSV-3"]), ctx)
     assert ignored.status is GateStatus.PASSED and ignored.metrics["ignored"] == 2
     assert evaluate_gate(gate("vulnerabilities", max_severity="critical"), ctx).status is GateStatus.PASSED

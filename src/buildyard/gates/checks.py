@@ -65,6 +65,10 @@ class LicenseFinding(Protocol):
     def verdict(self) -> str: ...
 
 
+def _count(n: int, singular: str, plural: str) -> str:
+    return f"{n} {singular if n == 1 else plural}"
+
+
 def _names(items: Sequence[str]) -> str:
     shown = ", ".join(items[:_NAMED])
     return f"{shown} and {len(items) - _NAMED} more" if len(items) > _NAMED else shown
@@ -234,12 +238,15 @@ def check_vulnerabilities(gate: VulnerabilitiesGate, findings: Sequence[Vulnerab
     above = [f for f in open_findings if _severity(f.severity).rank > gate.severity.rank]
     counts = {s.value: sum(1 for f in open_findings if _severity(f.severity) is s) for s in Severity}
     metrics = {"findings": len(open_findings), "ignored": len(findings) - len(open_findings)} | counts
-    details = tuple(f"{f.severity}: {f.id} in {f.package}" for f in above)
+    details = tuple(f"{f.severity or 'unrated'}: {f.id} in {f.package}" for f in above)
     if above:
-        names = _names([f"{f.id} ({f.package}, {f.severity})" for f in above])
-        reason = f"{len(above)} vulnerabilit(ies) above {gate.max_severity}: {names}"
+        names = _names([f"{f.id} ({f.package}, {f.severity or 'unrated'})" for f in above])
+        reason = (
+            f"{_count(len(above), 'vulnerability', 'vulnerabilities')} above {gate.max_severity}: {names}"
+        )
         return _result(gate.label, GateKind.VULNERABILITIES, False, reason, metrics=metrics, details=details)
-    reason = f"{len(open_findings)} known vulnerabilit(ies), none above {gate.max_severity}"
+    known = _count(len(open_findings), "known vulnerability", "known vulnerabilities")
+    reason = f"{known}, none above {gate.max_severity}"
     return _result(gate.label, GateKind.VULNERABILITIES, True, reason, metrics=metrics)
 
 
