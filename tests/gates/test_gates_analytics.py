@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buildyard.gates import find_flaky, results_from_junit, slowest, triage_failures
+from buildyard.gates import find_flaky, history_of, results_from_junit, slowest, triage_failures
 from buildyard.gates.analytics import TestResult
 from buildyard.gates.reports import TestOutcome, parse_junit
 
@@ -111,3 +111,12 @@ def test_slowest_by_median_duration() -> None:
         ("mod::slow", 3.0, 4.0, 2),
         ("mod::spiky", 0.1, 9.0, 3),
     ]
+
+
+def test_history_of_a_test() -> None:
+    results = [r("test_a", P, hours_ago=3), r("test_a", F, hours_ago=1), r("test_ab", P, hours_ago=2)]
+    assert [x.outcome for x in history_of(results, "test_a")] == [F, P]  # exact name, newest first
+    assert len(history_of(results, "mod::test_a")) == 2
+    assert len(history_of(results, "suite::mod::test_ab")) == 1
+    assert len(history_of(results, "test_")) == 3  # no exact match: substring
+    assert history_of(results, "nothing") == []

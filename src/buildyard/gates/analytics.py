@@ -224,3 +224,19 @@ def slowest(results: Sequence[TestResult], *, limit: int = 10) -> list[SlowTest]
     ]
     stats.sort(key=lambda s: (-s.median, s.test))
     return stats[:limit]
+
+
+def history_of(results: Sequence[TestResult], query: str) -> list[TestResult]:
+    """Results of the test(s) ``query`` names, newest first (for ``buildyard tests history NAME``).
+
+    ``query`` matches a test's ``name``, ``classname::name`` or ``suite::classname::name`` exactly;
+    when nothing matches exactly, every test whose ``classname::name`` contains ``query``.
+    """
+
+    def keys(r: TestResult) -> tuple[str, ...]:
+        full = _display(r.identity)
+        return (r.name, full, f"{r.suite}::{full}")
+
+    exact = [r for r in results if query in keys(r)]
+    chosen = exact or [r for r in results if query in _display(r.identity)]
+    return sorted(chosen, key=lambda r: (r.time, r.run_id, r.attempt), reverse=True)
