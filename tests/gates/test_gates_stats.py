@@ -82,3 +82,9 @@ def test_constant_samples() -> None:
 def test_identical_distributions_never_regress(samples: list[float]) -> None:
     result = compare(bench(samples), bench(samples), max_regression=0.0)
     assert result.verdict is not Verdict.REGRESSION
+
+
+def test_large_sample_sets_are_subsampled_and_still_decide() -> None:
+    base = bench(RNG.normal(1.0, 0.02, 3000))
+    assert compare(base, bench(RNG.normal(1.1, 0.02, 3000)), max_regression=5).verdict is Verdict.REGRESSION
+    assert compare(base, bench(RNG.normal(1.0, 0.02, 3000)), max_regression=5).verdict is Verdict.OK

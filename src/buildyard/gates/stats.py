@@ -29,6 +29,10 @@ from buildyard.gates.reports.model import Benchmark
 MIN_SAMPLES = 5
 #: Bootstrap resamples; 2000 keeps the percentile interval's Monte Carlo error well under 1%.
 RESAMPLES = 2000
+#: Larger sample sets are subsampled (seeded, without replacement) to this size before the
+#: bootstrap: it keeps a gate over thousands of pytest-benchmark rounds fast, and only widens the
+#: interval (a conservative direction: fewer regressions claimed, never more).
+MAX_BOOTSTRAP_SAMPLES = 2000
 _CHUNK_CELLS = 2_000_000  # bound memory: resamples x samples per chunk
 
 
@@ -115,6 +119,12 @@ def _medians(rng: np.random.Generator, values: np.ndarray, resamples: int) -> np
     return out
 
 
+def _cap(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
+    if len(values) <= MAX_BOOTSTRAP_SAMPLES:
+        return values
+    return rng.choice(values, size=MAX_BOOTSTRAP_SAMPLES, replace=False)
+
+
 def _bootstrap(
     name: str, *, baseline: Benchmark, current: Benchmark, threshold: float, confidence: float, seed: int
 ) -> BenchmarkComparison:
@@ -126,8 +136,8 @@ def _bootstrap(
             name, Verdict.INCONCLUSIVE, b_med, c_med, method="bootstrap", note="baseline median is zero"
         )
     rng = np.random.default_rng(seed)
-    b_boot = _medians(rng, b, RESAMPLES)
-    c_boot = _medians(rng, c, RESAMPLES)
+    b_boot = _medians(rng, _cap(rng, b), RESAMPLES)
+    c_boot = _medians(rng, _cap(rng, c), RESAMPLES)
     valid = b_boot > 0
     ratios = 100.0 * (c_boot[valid] / b_boot[valid] - 1.0)
     alpha = 1.0 - confidence
