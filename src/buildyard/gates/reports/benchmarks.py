@@ -107,7 +107,7 @@ def _pytest_benchmark(path: Path, data: Mapping[str, Any]) -> list[Benchmark]:
             out.append(_from_samples(path, name, raw))
             continue
         rounds = stats.get("rounds")
-        if not isinstance(rounds, int) or rounds < 1:
+        if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1:
             raise ReportError(str(path), f"benchmarks[{i}] ({name}).stats.rounds must be a positive integer")
         out.append(
             Benchmark(
@@ -133,7 +133,7 @@ def _google_benchmark(path: Path, data: Mapping[str, Any]) -> list[Benchmark]:
             detail = entry.get("error_message", "")
             raise ReportError(str(path), f"benchmark {name!r} reported an error: {detail}")
         unit = entry.get("time_unit", "ns")
-        if unit not in _UNITS:
+        if not isinstance(unit, str) or unit not in _UNITS:
             raise ReportError(str(path), f"benchmarks[{i}] ({name}) has unknown time_unit {unit!r}")
         value = _positive(path, f"{name}: real_time", entry.get("real_time")) * _UNITS[unit]
         if entry.get("run_type", "iteration") == "aggregate":
@@ -162,7 +162,7 @@ def _generic(path: Path, data: Mapping[str, Any]) -> list[Benchmark]:
     for i, entry in enumerate(_list(path, data, "benchmarks")):
         name = _name(path, entry, f"benchmarks[{i}]", "name")
         unit = entry.get("unit", "s")
-        if unit not in _UNITS:
+        if not isinstance(unit, str) or unit not in _UNITS:
             message = f"benchmarks[{i}] ({name}): unknown unit {unit!r} (use s, ms, us or ns)"
             raise ReportError(str(path), message)
         samples = entry.get("samples")

@@ -97,7 +97,7 @@ def _result(
         rule_id = rule.get("id") if isinstance(rule, dict) else None
     rule_id = rule_id if isinstance(rule_id, str) else ""
     raw_level = result.get("level", rule_levels.get(rule_id, "warning"))
-    if raw_level not in _LEVELS:
+    if not isinstance(raw_level, str) or raw_level not in _LEVELS:
         raise ReportError(str(path), f"{where}.level {raw_level!r} is not one of none, note, warning, error")
     message = _obj(result, "message").get("text")
     if not isinstance(message, str):
