@@ -9,6 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# The helpers module sits next to this file; make it importable under any --import-mode.
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 from gatestools import run_tool
 
 from buildyard.cli import app as app_module
