@@ -80,4 +80,4 @@ class SkipReason(StrEnum):
     MANUAL = "manual"
     NOT_ON_FAILURE = "not_on_failure"
     FAIL_FAST = "fail_fast"
-    MISSING_SECRET = "missing_secret"
+    CONDITION_ERROR = "condition_error"

@@ -1,62 +1,82 @@
-"""Assembles the Typer application from the command modules.
+"""The root command group. Subcommands are loaded lazily from the modules listed in ``COMMANDS``.
 
-Each command module owns one command group and imports only ``typer`` at module level; services are
-imported inside the command functions.
+A command module exposes a ``click.Command``/``click.Group`` under the attribute named here. Nothing
+is imported until a command is actually invoked.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
-import typer
+import click
 
 from buildyard import __version__
 
-#: (module, group name or None for top-level commands). A group module exposes ``app``; a top-level
-#: module exposes ``register(app)``.
-COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
-    ("buildyard.cli.run", None),
-    ("buildyard.cli.history", None),
-    ("buildyard.cli.gates", "gates"),
+#: command name → (module, attribute, one-line help shown by ``--help`` without importing).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("buildyard.cli.run", "run", "Run the pipeline as a DAG on this machine and record it."),
+    "validate": ("buildyard.cli.run", "validate", "Check the pipeline file; print every problem."),
+    "schema": ("buildyard.cli.run", "schema", "Print the JSON Schema of buildyard.yml."),
+    "history": ("buildyard.cli.history", "history", "List recent runs."),
+    "show": ("buildyard.cli.history", "show", "Show one run: jobs, statuses, timings, resources."),
+    "logs": ("buildyard.cli.history", "logs", "Print the (masked) logs of a run or job."),
+    "gates": ("buildyard.cli.gates", "gates", "Check quality gates against existing report files."),
+}
+
+
+def _load(module_name: str, attribute: str) -> click.Command:
+    obj: Any = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(obj, click.Command):
+        raise TypeError(f"{module_name}.{attribute} is not a click command")
+    return obj
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """All command names, without importing them."""
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import the command's module when it is asked for."""
+        if cmd_name in COMMANDS:
+            module_name, attribute, _ = COMMANDS[cmd_name]
+            return _load(module_name, attribute)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands with their registered one-line help (no imports)."""
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"buildyard {__version__}")
+        ctx.exit(0)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    help="Project directory (default: current).",
 )
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"buildyard {__version__}")
-        raise typer.Exit
-
-
-def build_app() -> typer.Typer:
-    """Return the full CLI application."""
-    app = typer.Typer(
-        name="buildyard",
-        help="Run buildyard.yml pipelines as a DAG on this machine, cached, gated and recorded.",
-        no_args_is_help=True,
-        add_completion=False,
-        pretty_exceptions_enable=False,
-        rich_markup_mode=None,
-    )
-
-    @app.callback()
-    def root(
-        ctx: typer.Context,
-        directory: Annotated[
-            Path, typer.Option("-C", "--directory", help="Project directory (default: current).")
-        ] = Path(),
-        version: Annotated[
-            bool,
-            typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
-        ] = False,
-    ) -> None:
-        ctx.obj = directory
-
-    for module_name, group in COMMAND_MODULES:
-        module = importlib.import_module(module_name)
-        if group is None:
-            module.register(app)
-        else:
-            app.add_typer(module.app, name=group)
-    return app
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Print the version and exit.",
+)
+@click.pass_context
+def root(ctx: click.Context, directory: Path) -> None:
+    """Run buildyard.yml pipelines as a DAG on this machine: cached, gated and recorded."""
+    ctx.obj = directory

@@ -1,0 +1,153 @@
+"""Engine benchmarks against GNU make, measured in the same run, alternating, medians and ratios.
+
+1. 500 independent trivial jobs (`echo x > out/<i>`) at parallelism 2: buildyard vs `make -j2`
+   (target: buildyard ≤ 1.5× make).
+2. A layered DAG of sleeping jobs: buildyard's makespan vs the lower bound
+   max(critical path, total work / slots) (target: within 5 %).
+3. Start-up: `buildyard --version` and `buildyard validate` on a small file (target: < 150 ms).
+
+Run: `.venv/bin/python bench/bench_engine.py [--rounds N]`. Needs git, make and bash on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BUILDYARD = str(Path(sys.executable).with_name("buildyard"))
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # a normal install writes .pyc
+
+
+def sh(cmd: list[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def git_init(root: Path) -> None:
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    (root / ".gitignore").write_text(".buildyard/\nout/\n")
+
+
+def trivial_jobs(work: Path, n: int, rounds: int) -> tuple[float, float]:
+    root = work / "trivial"
+    root.mkdir()
+    git_init(root)
+    with (root / "Makefile").open("w") as f:
+        f.write("all: " + " ".join(f"out/{i}" for i in range(n)) + "\n")
+        for i in range(n):
+            f.write(f"out/{i}:\n\techo x > out/{i}\n")
+    with (root / "buildyard.yml").open("w") as f:
+        f.write("name: trivial\njobs:\n")
+        for i in range(n):
+            f.write(f"  j{i}: {{script: echo x > out/{i}}}\n")
+    times: dict[str, list[float]] = {"make": [], "buildyard": []}
+    commands = {"make": ["make", "-s", "-j2"], "buildyard": [BUILDYARD, "run", "-j", "2"]}
+    for r in range(rounds + 1):  # round 0 warms caches (and compiles .pyc) and is discarded
+        for name in ("make", "buildyard") if r % 2 else ("buildyard", "make"):
+            shutil.rmtree(root / "out", ignore_errors=True)
+            (root / "out").mkdir()
+            elapsed = sh(commands[name], root)
+            assert len(list((root / "out").iterdir())) == n
+            if r:
+                times[name].append(elapsed)
+    return statistics.median(times["make"]), statistics.median(times["buildyard"])
+
+
+def layered_dag(work: Path, slots: int, seed: int) -> tuple[float, float]:
+    rng = random.Random(seed)
+    layers, width = 6, 5
+    duration: dict[str, float] = {}
+    needs: dict[str, list[str]] = {}
+    for layer in range(layers):
+        for i in range(width):
+            name = f"l{layer}_{i}"
+            duration[name] = round(rng.uniform(0.05, 0.4), 3)
+            prev = [f"l{layer - 1}_{j}" for j in range(width)] if layer else []
+            needs[name] = rng.sample(prev, k=min(len(prev), rng.randint(1, 2))) if prev else []
+    root = work / f"dag{slots}_{seed}"
+    root.mkdir()
+    git_init(root)
+    with (root / "buildyard.yml").open("w") as f:
+        f.write("name: dag\njobs:\n")
+        for name, d in duration.items():
+            f.write(f"  {name}: {{needs: {json.dumps(needs[name])}, script: sleep {d}}}\n")
+    out = subprocess.run(
+        [BUILDYARD, "run", "-j", str(slots), "--json"],
+        cwd=root,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    jobs = json.loads(out)["jobs"]
+
+    def ts(value: str) -> float:
+        from datetime import datetime
+
+        return datetime.fromisoformat(value).timestamp()
+
+    makespan = max(ts(j["finished_at"]) for j in jobs) - min(ts(j["started_at"]) for j in jobs)
+    # lower bound: the longest chain of sleeps, and total work spread over the slots
+    longest: dict[str, float] = {}
+    for name in duration:  # insertion order is topological (layers)
+        longest[name] = duration[name] + max((longest[d] for d in needs[name]), default=0.0)
+    bound = max(max(longest.values()), sum(duration.values()) / slots)
+    return makespan, bound
+
+
+def startup(work: Path, rounds: int) -> dict[str, float]:
+    root = work / "startup"
+    root.mkdir()
+    (root / "buildyard.yml").write_text(
+        "name: small\nstages: [build, test]\njobs:\n  build: {stage: build, script: make}\n"
+        "  test:\n    stage: test\n    matrix: {python: ['3.11', '3.12']}\n    script: [pytest]\n"
+        "  deploy: {needs: [test], if: \"event == 'push' && branch == 'main'\", when: manual, script: ./d}\n"
+    )
+    results = {}
+    for label, args in (("--version", ["--version"]), ("validate", ["validate"])):
+        sh([BUILDYARD, *args], root)
+        results[label] = statistics.median(sh([BUILDYARD, *args], root) for _ in range(rounds))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        make_s, by_s = trivial_jobs(work, 500, args.rounds)
+        print("\n500 independent trivial jobs, parallelism 2 (median of", args.rounds, "alternating rounds)")
+        print(f"{'tool':<12}{'wall':>10}{'per job':>12}")
+        print(f"{'make -j2':<12}{make_s * 1000:>8.0f}ms{make_s / 500 * 1e3:>10.2f}ms")
+        print(f"{'buildyard':<12}{by_s * 1000:>8.0f}ms{by_s / 500 * 1e3:>10.2f}ms")
+        print(f"ratio buildyard/make = {by_s / make_s:.2f}  (target ≤ 1.50)")
+
+        print("\nlayered DAG of sleeping jobs (6 layers × 5, 50–400 ms each)")
+        print(f"{'slots':<7}{'seed':<6}{'makespan':>10}{'bound':>10}{'ratio':>8}")
+        worst = 0.0
+        for slots in (2, 3, 4):
+            for seed in (1, 2):
+                makespan, bound = layered_dag(work, slots, seed)
+                worst = max(worst, makespan / bound)
+                print(f"{slots:<7}{seed:<6}{makespan:>9.3f}s{bound:>9.3f}s{makespan / bound:>8.3f}")
+        print(f"worst makespan / lower bound = {worst:.3f}  (target ≤ 1.05)")
+
+        times = startup(work, max(args.rounds, 15))
+        print("\nstart-up (median)")
+        for label, seconds in times.items():
+            print(f"buildyard {label:<12}{seconds * 1000:>6.0f}ms  (target < 150ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The local executor: runs a job's steps as processes on this machine, writing a masked log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import tempfile
+import time
+from pathlib import Path
+
+from buildyard.engine.masking import Masker
+from buildyard.engine.process import run_process
+from buildyard.engine.request import JobOutcome, JobRequest, OutputSink, StepOutcome, StepRequest
+from buildyard.model import JobStatus
+
+
+def shell_argv(step: StepRequest, script_file: str | None = None) -> list[str]:
+    """The command line of a step: ``shell -c script``, or ``shell`` with ``{0}`` → script file."""
+    parts = shlex.split(step.shell)
+    if script_file is not None:
+        return [p.replace("{0}", script_file) for p in parts]
+    return [*parts, "-c", step.script]
+
+
+class LocalExecutor:
+    """Executes requests as local subprocesses (one process per step, in the request's cwd)."""
+
+    async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
+        """Run the steps in order; stop at the first failing step unless it may continue on error."""
+        masker = Masker(request.mask)
+        log_path = Path(request.log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        started_at = time.time()
+        start = time.monotonic()
+        deadline = start + request.timeout if request.timeout else None
+        steps: list[StepOutcome] = []
+        status = JobStatus.SUCCESS
+        exit_code: int | None = 0
+        cpu = 0.0
+        rss = 0
+        message = ""
+        with log_path.open("ab" if request.attempt > 1 else "wb") as log:
+            if request.attempt > 1:
+                log.write(f"\n──── attempt {request.attempt} ────\n".encode())
+
+            def emit(data: bytes) -> None:
+                out = masker.feed(data)
+                if out:
+                    log.write(out)
+                    if sink is not None:
+                        sink(request.job_id, out)
+
+            base_env = dict(request.env)
+            for index, step in enumerate(request.steps):
+                remaining = deadline - time.monotonic() if deadline else None
+                if remaining is not None and remaining <= 0:
+                    status, exit_code = JobStatus.TIMED_OUT, None
+                    message = f"timed out after {request.timeout:g}s"
+                    break
+                limits = [t for t in (step.timeout, remaining) if t is not None]
+                limit = min(limits) if limits else None
+                if len(request.steps) > 1:
+                    emit(f"▶ {step.name}\n".encode())
+                env = {**base_env, **dict(step.env), "BUILDYARD_STEP": str(index + 1)}
+                step_start, step_mono = time.time(), time.monotonic()
+                script_file = _script_file(step) if "{0}" in step.shell else None
+                try:
+                    result = await run_process(
+                        shell_argv(step, script_file),
+                        env=env,
+                        cwd=request.cwd,
+                        timeout=limit,
+                        on_output=emit,
+                        grace=request.kill_grace,
+                    )
+                except asyncio.CancelledError:
+                    log.write(masker.flush() + b"\nbuildyard: cancelled\n")
+                    raise
+                finally:
+                    if script_file is not None:
+                        with contextlib.suppress(OSError):
+                            os.unlink(script_file)
+                cpu += result.cpu_seconds
+                rss = max(rss, result.peak_rss)
+                if result.timed_out:
+                    step_status = JobStatus.TIMED_OUT
+                    which = "step" if step.timeout is not None and step.timeout == limit else "job"
+                    shown = step.timeout if which == "step" else request.timeout
+                    message = f"{which} timed out after {shown:g}s" if shown else "timed out"
+                    emit(f"\nbuildyard: {message}\n".encode())
+                else:
+                    step_status = JobStatus.SUCCESS if result.exit_code == 0 else JobStatus.FAILED
+                steps.append(
+                    StepOutcome(
+                        step.name,
+                        step_status,
+                        result.exit_code,
+                        step_start,
+                        time.time(),
+                        time.monotonic() - step_mono,
+                    )
+                )
+                if step_status != JobStatus.SUCCESS:
+                    if step_status == JobStatus.FAILED and step.continue_on_error:
+                        note = f"buildyard: step {step.name!r} failed (exit {result.exit_code}), continuing\n"
+                        emit(note.encode())
+                        continue
+                    status = step_status
+                    exit_code = result.exit_code if step_status == JobStatus.FAILED else None
+                    if step_status == JobStatus.FAILED:
+                        message = f"step '{step.name}' exited with code {result.exit_code}"
+                    break
+            tail = masker.flush()
+            if tail:
+                log.write(tail)
+                if sink is not None:
+                    sink(request.job_id, tail)
+        return JobOutcome(
+            job_id=request.job_id,
+            attempt=request.attempt,
+            status=status,
+            exit_code=exit_code,
+            started_at=started_at,
+            finished_at=time.time(),
+            duration_s=time.monotonic() - start,
+            cpu_seconds=cpu,
+            peak_rss=rss,
+            steps=tuple(steps),
+            message=masker.mask_text(message),
+            log_path=str(log_path),
+        )
+
+
+def _script_file(step: StepRequest) -> str:
+    fd, path = tempfile.mkstemp(prefix="buildyard-step-", suffix=".sh")
+    with os.fdopen(fd, "w") as f:
+        f.write(step.script)
+    return path

@@ -1,0 +1,86 @@
+"""The executor contract: a serializable ``JobRequest`` in, a ``JobOutcome`` out.
+
+Both are frozen dataclasses of plain values (strings, numbers, tuples) so a remote executor (a Dask
+worker) can receive and return them unchanged. The scheduler never knows how a request is executed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from buildyard.model import JobStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StepRequest:
+    """One step: ``argv`` runs ``script`` (either inline or via a file path substituted for ``{0}``)."""
+
+    name: str
+    shell: str
+    script: str
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = None
+    continue_on_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """Everything needed to run one attempt of one job instance, anywhere."""
+
+    run_id: str
+    job_id: str
+    attempt: int
+    steps: tuple[StepRequest, ...]
+    env: tuple[tuple[str, str], ...]
+    cwd: str
+    log_path: str
+    timeout: float | None = None
+    mask: tuple[str, ...] = ()
+    kill_grace: float = 5.0
+    input_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest) — restored before the job runs
+    output_globs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """How one step ended."""
+
+    name: str
+    status: JobStatus
+    exit_code: int | None
+    started_at: float
+    finished_at: float
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """How one attempt ended: status, timings (wall clock + monotonic duration) and resource figures."""
+
+    job_id: str
+    attempt: int
+    status: JobStatus
+    exit_code: int | None
+    started_at: float
+    finished_at: float
+    duration_s: float
+    cpu_seconds: float = 0.0
+    peak_rss: int = 0
+    steps: tuple[StepOutcome, ...] = ()
+    message: str = ""
+    log_path: str = ""
+    output_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest)
+
+
+OutputSink = Callable[[str, bytes], None]
+"""Receives ``(job_id, masked bytes)`` as a job writes output."""
+
+
+class Executor(Protocol):
+    """Runs job requests. Cancellation is asyncio task cancellation: kill everything, then re-raise."""
+
+    async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
+        """Run every step of ``request`` and report how it went."""
+        ...

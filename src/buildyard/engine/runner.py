@@ -1,0 +1,438 @@
+"""One run as a list of named steps: ``load → plan → execute → record``.
+
+Each step is a plain function. ``execute_run`` wires them together, owns the asyncio loop and the
+signal handlers (Ctrl-C / SIGTERM cancel the run cleanly), and streams job events to the history
+store and to an observer (the CLI's renderer). Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from pathlib import Path
+from typing import Protocol
+
+from buildyard.engine.gitinfo import GitInfo, read_git
+from buildyard.engine.local import LocalExecutor
+from buildyard.engine.masking import Masker
+from buildyard.engine.process import kill_marked
+from buildyard.engine.request import Executor, JobRequest, StepRequest
+from buildyard.engine.scheduler import JobFinished, JobResult, JobSetupError, JobStarted, RunEvent, Scheduler
+from buildyard.engine.secrets import read_secrets_file, resolve
+from buildyard.model import Event, RunStatus
+from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
+from buildyard.spec.load import find_file, load
+from buildyard.spec.models import Pipeline
+from buildyard.store.history import History, JobRecord, RunRecord, SqlHistory, StepRecord, default_url
+
+FLUSH_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run is asked to do (the CLI fills it from flags, environment and defaults)."""
+
+    project_dir: Path
+    file: Path | None = None
+    select: tuple[str, ...] = ()
+    slots: int | None = None
+    event: Event = Event.PUSH
+    branch: str | None = None
+    tag: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    manual: frozenset[str] = frozenset()
+    fail_fast: bool = False
+    dry_run: bool = False
+    secrets_file: Path | None = None
+    home: Path | None = None
+    db_url: str | None = None
+    kill_grace: float = 5.0
+    trigger: str = "cli"
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    plan: Plan
+    pipeline: Pipeline
+    status: RunStatus
+    run: RunRecord | None = None
+    jobs: list[JobResult] = field(default_factory=list)
+    masker: Masker = field(default_factory=lambda: Masker(()))
+    home: Path = Path()
+
+
+class RunObserver(Protocol):
+    """Presentation hooks; called on the loop thread, must not block."""
+
+    def started(self, run: RunRecord, plan: Plan) -> None:
+        """The run is recorded and about to start."""
+
+    def event(self, event: RunEvent) -> None:
+        """A job started, is retrying or finished."""
+
+    def output(self, job_id: str, data: bytes) -> None:
+        """Masked output of a running job."""
+
+
+def home_dir(options: RunOptions) -> Path:
+    """``BUILDYARD_HOME``, else ``.buildyard/`` in the project."""
+    if options.home is not None:
+        return options.home
+    env = os.environ.get("BUILDYARD_HOME")
+    return Path(env) if env else options.project_dir / ".buildyard"
+
+
+def open_history(options: RunOptions) -> SqlHistory:
+    """The history store selected by ``--db``/``BUILDYARD_DB``, else SQLite under the home directory."""
+    url = options.db_url or os.environ.get("BUILDYARD_DB") or default_url(home_dir(options))
+    return SqlHistory(url)
+
+
+# --- steps ---------------------------------------------------------------------------------------
+
+
+def load_step(options: RunOptions) -> Pipeline:
+    """Find and validate the pipeline file."""
+    return load(find_file(options.project_dir, options.file))
+
+
+def trigger_step(
+    options: RunOptions, pipeline: Pipeline, git: GitInfo
+) -> tuple[TriggerContext, dict[str, str]]:
+    """The trigger context and the secret values available to this run."""
+    names = {s for job in pipeline.jobs.values() for s in job.secrets}
+    file_values = read_secrets_file(options.secrets_file) if options.secrets_file else {}
+    secrets = resolve(names, os.environ, file_values)
+    branch = options.branch if options.branch is not None else git.branch
+    tag = options.tag if options.tag is not None else git.tag
+    ref = f"refs/tags/{tag}" if options.tag else (f"refs/heads/{branch}" if branch else git.ref)
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    trigger = TriggerContext(
+        event=options.event,
+        branch=branch,
+        tag=tag,
+        sha=git.sha,
+        ref=ref,
+        variables=dict(options.variables),
+        env=env,
+        manual=options.manual,
+    )
+    return trigger, secrets
+
+
+def plan_step(
+    options: RunOptions, pipeline: Pipeline, trigger: TriggerContext, history: History | None
+) -> Plan:
+    """Build the plan, using past durations (when known) as critical-path weights."""
+    durations = history.durations(pipeline.name) if history is not None else {}
+    return build(pipeline, trigger, select=options.select, durations=durations)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def log_name(job_id: str) -> str:
+    """A file name for a job instance's log (readable, collision-free)."""
+    safe = _UNSAFE.sub("_", job_id).strip("_") or "job"
+    if safe != job_id:
+        safe += "-" + blake2b(job_id.encode(), digest_size=4).hexdigest()
+    return safe + ".log"
+
+
+class RequestFactory:
+    """Turns a job instance into a ``JobRequest`` (environment, working directory, log path)."""
+
+    def __init__(
+        self,
+        *,
+        options: RunOptions,
+        pipeline: Pipeline,
+        plan: Plan,
+        trigger: TriggerContext,
+        run: RunRecord,
+        secrets: Mapping[str, str],
+        log_dir: Path,
+    ) -> None:
+        self.options = options
+        self.plan = plan
+        self.secrets = dict(secrets)
+        self.log_dir = log_dir
+        self.mask = tuple(sorted(set(self.secrets.values())))
+        declared = {s for job in pipeline.jobs.values() for s in job.secrets}
+        base = {k: v for k, v in os.environ.items() if k not in declared and not k.startswith("BUILDYARD_")}
+        base.update(plan.variables)
+        base.update(
+            {
+                "CI": "true",
+                "BUILDYARD": "true",
+                "BUILDYARD_RUN_ID": run.id,
+                "BUILDYARD_RUN_NUMBER": str(run.number),
+                "BUILDYARD_PIPELINE": pipeline.name,
+                "BUILDYARD_EVENT": str(trigger.event),
+                "BUILDYARD_COMMIT_SHA": trigger.sha,
+                "BUILDYARD_BRANCH": trigger.branch,
+                "BUILDYARD_TAG": trigger.tag,
+                "BUILDYARD_REF": trigger.ref,
+                "BUILDYARD_PROJECT_DIR": str(options.project_dir),
+            }
+        )
+        self.base_env = base
+
+    def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
+        """The request of ``attempt`` of ``inst``; raise ``JobSetupError`` when it cannot start."""
+        missing = [s for s in inst.secrets if s not in self.secrets]
+        if missing:
+            raise JobSetupError(f"secret {missing[0]} is not set (export it or put it in --secrets-file)")
+        cwd = (
+            self.options.project_dir / inst.working_directory
+            if inst.working_directory
+            else self.options.project_dir
+        )
+        if not cwd.is_dir():
+            raise JobSetupError(f"working_directory '{inst.working_directory}' does not exist")
+        env = dict(self.base_env)
+        env.update({f"MATRIX_{k.upper()}": v for k, v in inst.matrix})
+        env.update(inst.env)
+        env.update({s: self.secrets[s] for s in inst.secrets})
+        env.update(
+            {
+                "BUILDYARD_JOB": inst.id,
+                "BUILDYARD_JOB_NAME": inst.job,
+                "BUILDYARD_STAGE": inst.stage or "",
+                "BUILDYARD_ATTEMPT": str(attempt),
+            }
+        )
+        return JobRequest(
+            run_id=env["BUILDYARD_RUN_ID"],
+            job_id=inst.id,
+            attempt=attempt,
+            steps=tuple(
+                StepRequest(
+                    name=s.name,
+                    shell=inst.shell,
+                    script=s.run,
+                    env=s.env,
+                    timeout=s.timeout,
+                    continue_on_error=s.continue_on_error,
+                )
+                for s in inst.steps
+            ),
+            env=tuple(env.items()),
+            cwd=str(cwd),
+            log_path=str(self.log_dir / log_name(inst.id)),
+            timeout=inst.timeout,
+            mask=self.mask,
+            kill_grace=self.options.kill_grace,
+            output_globs=inst.artifacts,
+        )
+
+
+class Recorder:
+    """Buffers job updates and writes them to history in batches (every ``FLUSH_INTERVAL``)."""
+
+    def __init__(self, history: History, run: RunRecord, masker: Masker) -> None:
+        self.history = history
+        self.run = run
+        self.masker = masker
+        self.pending: dict[str, JobResult] = {}
+        self.first_start: float | None = None
+
+    def event(self, event: RunEvent) -> None:
+        """Remember the latest state of the job the event is about."""
+        if isinstance(event, JobStarted):
+            if self.first_start is None:
+                self.first_start = event.at
+        elif isinstance(event, JobFinished):
+            self.pending[event.result.id] = event.result
+
+    def flush(self, scheduler: Scheduler) -> None:
+        """Write buffered finished jobs and the current state of running ones."""
+        results = scheduler.results
+        running = [r for r in results.values() if r.started_at is not None and not r.status.is_final]
+        batch = list(self.pending.values()) + running
+        self.pending.clear()
+        if not batch:
+            return
+        self.history.save_jobs([self.job_record(r) for r in batch])
+        step_rows = [
+            StepRecord(
+                self.run.id,
+                r.id,
+                i,
+                s.name,
+                str(s.status),
+                s.exit_code,
+                s.started_at,
+                s.finished_at,
+                s.duration_s,
+            )
+            for r in batch
+            if r.status.is_final
+            for i, s in enumerate(r.steps)
+        ]
+        self.history.save_steps(step_rows)
+
+    def job_record(self, r: JobResult) -> JobRecord:
+        """The history row of a job result (messages masked)."""
+        queue = r.started_at - r.ready_at if r.started_at and r.ready_at else None
+        return JobRecord(
+            run_id=self.run.id,
+            id=r.id,
+            job=r.job,
+            status=str(r.status),
+            stage=r.stage,
+            matrix=r.matrix,
+            attempts=r.attempts,
+            exit_code=r.exit_code,
+            allow_failure=r.allow_failure,
+            ready_at=r.ready_at,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            duration_s=r.duration_s,
+            queue_s=queue,
+            cpu_seconds=r.cpu_seconds,
+            peak_rss=r.peak_rss,
+            skip_reason=str(r.skip_reason) if r.skip_reason else None,
+            message=self.masker.mask_text(r.message),
+            log_path=r.log_path,
+        )
+
+
+def execute_run(
+    options: RunOptions, observer: RunObserver | None = None, executor: Executor | None = None
+) -> RunResult:
+    """Run the pipeline of ``options`` to completion and record it."""
+    pipeline = load_step(options)
+    git = read_git(options.project_dir)
+    trigger, secrets = trigger_step(options, pipeline, git)
+    masker = Masker(secrets.values())
+    history = None if options.dry_run else open_history(options)
+    try:
+        plan = plan_step(options, pipeline, trigger, history)
+        if history is None:
+            return RunResult(plan=plan, pipeline=pipeline, status=RunStatus.SUCCESS, masker=masker)
+        home = home_dir(options)
+        created = time.time()
+        run = history.create_run(
+            RunRecord(
+                id=uuid.uuid4().hex,
+                pipeline=pipeline.name,
+                number=0,
+                status=str(RunStatus.RUNNING),
+                event=str(trigger.event),
+                created_at=created,
+                ref=trigger.ref,
+                branch=trigger.branch,
+                tag=trigger.tag,
+                sha=trigger.sha,
+                trigger=options.trigger,
+                project_dir=str(options.project_dir),
+                pipeline_file=pipeline.file,
+                variables={k: masker.mask_text(v) for k, v in plan.variables.items()},
+                selected=list(options.select),
+                jobs_total=len(plan),
+            )
+        )
+        log_dir = home / "logs" / _UNSAFE.sub("_", pipeline.name) / str(run.number)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        make_request = RequestFactory(
+            options=options,
+            pipeline=pipeline,
+            plan=plan,
+            trigger=trigger,
+            run=run,
+            secrets=secrets,
+            log_dir=log_dir,
+        )
+        recorder = Recorder(history, run, masker)
+        history.save_jobs(
+            [
+                JobRecord(
+                    run_id=run.id,
+                    id=i.id,
+                    job=i.job,
+                    status="pending",
+                    stage=i.stage,
+                    matrix=dict(i.matrix),
+                    allow_failure=i.allow_failure,
+                    log_path=str(log_dir / log_name(i.id)),
+                )
+                for i in plan.instances.values()
+            ],
+            insert=True,
+        )
+        if observer is not None:
+            observer.started(run, plan)
+
+        def on_event(event: RunEvent) -> None:
+            recorder.event(event)
+            if observer is not None:
+                observer.event(event)
+
+        scheduler = Scheduler(
+            plan,
+            executor or LocalExecutor(),
+            make_request,
+            slots=options.slots or os.cpu_count() or 1,
+            fail_fast=options.fail_fast,
+            on_event=on_event,
+            sink=observer.output if observer is not None else None,
+            context=static_context(pipeline, trigger),
+        )
+        asyncio.run(_drive(scheduler, recorder))
+        recorder.flush(scheduler)
+        kill_marked(f"BUILDYARD_RUN_ID={run.id}")
+        status = scheduler.status()
+        finished = time.time()
+        history.update_run(
+            run.id,
+            status=str(status),
+            started_at=recorder.first_start,
+            finished_at=finished,
+            duration_s=finished - created,
+            queue_s=(recorder.first_start - created) if recorder.first_start else None,
+        )
+        final = history.get_run(run.id)
+        return RunResult(
+            plan=plan,
+            pipeline=pipeline,
+            status=status,
+            run=final,
+            jobs=list(scheduler.results.values()),
+            masker=masker,
+            home=home,
+        )
+    finally:
+        if history is not None:
+            history.close()
+
+
+async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, scheduler.cancel)
+
+    async def flusher() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            recorder.flush(scheduler)
+
+    task = asyncio.create_task(flusher())
+    try:
+        await scheduler.run()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

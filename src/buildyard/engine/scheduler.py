@@ -1,0 +1,343 @@
+"""The DAG scheduler: starts each job the moment its own dependencies are done.
+
+No stage or level barriers. Ready jobs wait in a heap ordered by longest remaining critical path and
+are started while ``-j`` slots are free (a job may weigh several slots; smaller ready jobs backfill).
+It knows nothing about how a job runs: it hands a ``JobRequest`` to an ``Executor`` and reacts to the
+``JobOutcome``. Retries with exponential backoff, fail-fast and cancellation live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, StepOutcome
+from buildyard.model import JobStatus, RunStatus, SkipReason, When
+from buildyard.plan.build import JobInstance, Plan, Skip
+from buildyard.spec import expr
+
+
+class JobSetupError(Exception):
+    """Raised by a request factory when a job cannot start (e.g. a secret is missing)."""
+
+
+@dataclass
+class JobResult:
+    """Final record of one job instance in a run."""
+
+    id: str
+    job: str
+    stage: str | None
+    matrix: dict[str, str]
+    status: JobStatus = JobStatus.PENDING
+    attempts: int = 0
+    exit_code: int | None = None
+    ready_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    cpu_seconds: float | None = None
+    peak_rss: int | None = None
+    skip_reason: SkipReason | None = None
+    message: str = ""
+    log_path: str = ""
+    allow_failure: bool = False
+    steps: tuple[StepOutcome, ...] = ()
+
+    @property
+    def blocks_run(self) -> bool:
+        """True when this result fails the run."""
+        return self.status.is_failure and not self.allow_failure
+
+    @property
+    def satisfies_dependents(self) -> bool:
+        """True when ``on_success`` dependents may start."""
+        return self.status.is_ok or (self.status.is_failure and self.allow_failure)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted:
+    """A job attempt started."""
+
+    job_id: str
+    attempt: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobRetrying:
+    """An attempt failed and the job will be retried after ``delay`` seconds."""
+
+    job_id: str
+    attempt: int
+    delay: float
+    outcome: JobOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class JobFinished:
+    """A job reached its final status (ran, skipped, cancelled…)."""
+
+    result: JobResult
+
+
+RunEvent = JobStarted | JobRetrying | JobFinished
+RequestFactory = Callable[[JobInstance, int], JobRequest]
+
+
+@dataclass
+class _State:
+    results: dict[str, JobResult]
+    remaining: dict[str, int]
+    ready: list[tuple[float, int, str]] = field(default_factory=list)
+    running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    used_slots: int = 0
+    finished: int = 0
+
+
+class Scheduler:
+    """Runs a ``Plan`` through an ``Executor`` with ``slots`` parallel slots."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        executor: Executor,
+        make_request: RequestFactory,
+        *,
+        slots: int,
+        fail_fast: bool = False,
+        on_event: Callable[[RunEvent], None] | None = None,
+        sink: OutputSink | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.executor = executor
+        self.make_request = make_request
+        self.slots = max(1, slots)
+        self.fail_fast = fail_fast
+        self.on_event = on_event or (lambda _e: None)
+        self.sink = sink
+        self.context = dict(context or {})
+        self._order = {iid: i for i, iid in enumerate(plan.instances)}
+        self._stopping: JobStatus | None = None  # CANCELLED (Ctrl-C) or SKIPPED (fail-fast)
+        self._done: asyncio.Future[None] | None = None
+        self._state = _State(
+            results={
+                iid: JobResult(iid, inst.job, inst.stage, dict(inst.matrix), allow_failure=inst.allow_failure)
+                for iid, inst in plan.instances.items()
+            },
+            remaining={iid: len(inst.needs) for iid, inst in plan.instances.items()},
+        )
+
+    @property
+    def results(self) -> dict[str, JobResult]:
+        """Results so far (final once ``run`` returned)."""
+        return self._state.results
+
+    def status(self) -> RunStatus:
+        """The run status implied by the job results."""
+        if self._stopping == JobStatus.CANCELLED:
+            return RunStatus.CANCELLED
+        if any(r.blocks_run for r in self._state.results.values()):
+            return RunStatus.FAILED
+        return RunStatus.SUCCESS
+
+    async def run(self) -> dict[str, JobResult]:
+        """Run every instance to a final status and return the results."""
+        self._done = asyncio.get_running_loop().create_future()
+        if not self.plan.instances:
+            return self._state.results
+        for iid, count in self._state.remaining.items():
+            if count == 0:
+                self._on_ready(iid)
+        self._dispatch()
+        await self._done
+        return self._state.results
+
+    def cancel(self) -> None:
+        """Cancel the run: running jobs are killed, pending ones never start."""
+        self._stop(JobStatus.CANCELLED)
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _stop(self, how: JobStatus) -> None:
+        if self._stopping is not None:
+            if how == JobStatus.CANCELLED:
+                self._stopping = how
+            return
+        self._stopping = how
+        for task in list(self._state.running.values()):
+            task.cancel()
+        self._state.ready.clear()
+        for iid, result in self._state.results.items():
+            if not result.status.is_final and iid not in self._state.running:
+                reason = SkipReason.FAIL_FAST if how == JobStatus.SKIPPED else None
+                message = "not started: --fail-fast after a failure" if reason else "run cancelled"
+                self._finish(iid, status=how, reason=reason, message=message)
+
+    def _on_ready(self, iid: str) -> None:
+        result = self._state.results[iid]
+        result.ready_at = time.time()
+        decision = self._decide(iid)
+        if decision is None:
+            heapq.heappush(self._state.ready, (-self.plan.priority[iid], self._order[iid], iid))
+        else:
+            status = {
+                SkipReason.MANUAL: JobStatus.MANUAL,
+                SkipReason.CONDITION_ERROR: JobStatus.FAILED,
+            }.get(decision.reason, JobStatus.SKIPPED)
+            self._finish(iid, status=status, reason=decision.reason, message=decision.message)
+
+    def _decide(self, iid: str) -> Skip | None:
+        """``None`` to run the instance, or why it does not run."""
+        inst = self.plan.instances[iid]
+        static = self.plan.skips.get(iid)
+        if static is not None:
+            return static
+        deps = [self._state.results[d] for d in inst.needs]
+        failed = [d for d in deps if d.status.is_failure and not d.allow_failure]
+        if inst.when == When.ON_FAILURE:
+            if not failed:
+                return Skip(SkipReason.NOT_ON_FAILURE, "when: on_failure and no dependency failed")
+        elif inst.when != When.ALWAYS:
+            if failed:
+                return Skip(SkipReason.DEPENDENCY_FAILED, f"dependency '{failed[0].id}' {failed[0].status}")
+            blocked = [d for d in deps if not d.satisfies_dependents]
+            if blocked:
+                what = (
+                    "was not run (manual)"
+                    if blocked[0].status == JobStatus.MANUAL
+                    else str(blocked[0].status)
+                )
+                return Skip(SkipReason.DEPENDENCY_SKIPPED, f"dependency '{blocked[0].id}' {what}")
+        if inst.condition is not None:
+            ctx = {**self.context, "matrix": dict(inst.matrix), "needs": self._needs_context(deps)}
+            try:
+                if not expr.is_true(inst.condition, ctx):
+                    return Skip(SkipReason.CONDITION_FALSE, f"condition is false: {inst.condition}")
+            except expr.ExprError as exc:
+                return Skip(SkipReason.CONDITION_ERROR, str(exc))
+        return None
+
+    @staticmethod
+    def _needs_context(deps: list[JobResult]) -> dict[str, dict[str, str]]:
+        by_job: dict[str, list[JobResult]] = {}
+        for d in deps:
+            by_job.setdefault(d.job, []).append(d)
+        out: dict[str, dict[str, str]] = {}
+        for job, results in by_job.items():
+            worst = next((r for r in results if r.status.is_failure), None) or next(
+                (r for r in results if not r.status.is_ok), results[0]
+            )
+            out[job] = {"status": str(worst.status), "result": str(worst.status)}
+        return out
+
+    def _weight(self, iid: str) -> int:
+        return min(self.plan.instances[iid].cpus, self.slots)
+
+    def _dispatch(self) -> None:
+        st = self._state
+        if self._stopping is not None:
+            return
+        skipped: list[tuple[float, int, str]] = []
+        while st.ready and st.used_slots < self.slots:
+            item = heapq.heappop(st.ready)
+            iid = item[2]
+            weight = self._weight(iid)
+            if st.used_slots + weight > self.slots:
+                skipped.append(item)  # too big for the free slots now; smaller jobs may backfill
+                continue
+            st.used_slots += weight
+            st.running[iid] = asyncio.create_task(self._run(iid), name=iid)
+        for item in skipped:
+            heapq.heappush(st.ready, item)
+
+    async def _run(self, iid: str) -> None:
+        inst = self.plan.instances[iid]
+        result = self._state.results[iid]
+        result.status = JobStatus.RUNNING
+        outcome: JobOutcome | None = None
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                result.attempts = attempt
+                try:
+                    request = self.make_request(inst, attempt)
+                except JobSetupError as exc:
+                    self._finish(iid, status=JobStatus.FAILED, message=str(exc))
+                    return
+                started = time.time()
+                if result.started_at is None:
+                    result.started_at = started
+                self.on_event(JobStarted(iid, attempt, started))
+                outcome = await self.executor.execute(request, self.sink)
+                if not self._should_retry(inst, outcome, attempt):
+                    break
+                delay = min(inst.retry.backoff * 2 ** (attempt - 1), inst.retry.max_backoff)
+                self.on_event(JobRetrying(iid, attempt, delay, outcome))
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            why = "cancelled by --fail-fast" if self._stopping == JobStatus.SKIPPED else "cancelled"
+            self._finish(iid, status=JobStatus.CANCELLED, message=why)
+            return
+        finally:
+            self._state.used_slots -= self._weight(iid)
+            self._state.running.pop(iid, None)
+        self._finish(iid, status=outcome.status, outcome=outcome, message=outcome.message)
+        self._dispatch()
+
+    @staticmethod
+    def _should_retry(inst: JobInstance, outcome: JobOutcome, attempt: int) -> bool:
+        if outcome.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT) or attempt > inst.retry.max:
+            return False
+        when = inst.retry.when
+        if not when:
+            return True
+        if outcome.status == JobStatus.TIMED_OUT:
+            return "timeout" in when
+        return outcome.exit_code in when
+
+    def _finish(
+        self,
+        iid: str,
+        *,
+        status: JobStatus,
+        reason: SkipReason | None = None,
+        message: str = "",
+        outcome: JobOutcome | None = None,
+    ) -> None:
+        st = self._state
+        result = st.results[iid]
+        if result.status.is_final:
+            return
+        result.status = status
+        result.skip_reason = reason
+        result.message = message
+        if outcome is not None:
+            result.exit_code = outcome.exit_code
+            result.finished_at = outcome.finished_at
+            result.duration_s = (
+                outcome.finished_at - result.started_at if result.started_at else outcome.duration_s
+            )
+            result.cpu_seconds = outcome.cpu_seconds
+            result.peak_rss = outcome.peak_rss
+            result.log_path = outcome.log_path
+            result.steps = outcome.steps
+        elif status == JobStatus.CANCELLED and result.started_at is not None:
+            result.finished_at = time.time()
+            result.duration_s = result.finished_at - result.started_at
+        self.on_event(JobFinished(replace(result)))
+        st.finished += 1
+        if result.blocks_run and self.fail_fast:
+            self._stop(JobStatus.SKIPPED)
+        for child in self.plan.dependents.get(iid, ()):
+            st.remaining[child] -= 1
+            if st.remaining[child] == 0 and not st.results[child].status.is_final:
+                self._on_ready(child)
+        if st.finished == len(st.results) and self._done is not None and not self._done.done():
+            self._done.set_result(None)

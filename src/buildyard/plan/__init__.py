@@ -1,0 +1,1 @@
+"""Planning (pure): matrix expansion, conditions, the DAG of job instances, priorities, selection."""

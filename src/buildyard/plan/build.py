@@ -1,0 +1,298 @@
+"""``plan.build``: Pipeline + TriggerContext → Plan (pure, no I/O).
+
+Expands matrices into job instances, resolves ``needs`` and stage ordering into instance edges,
+interpolates ``${{ }}`` with the static context, evaluates conditions that do not depend on other
+jobs, applies job selection and computes critical-path priorities.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from buildyard.errors import Diagnostic, SpecError, UsageError
+from buildyard.model import Event, SkipReason, When
+from buildyard.plan.graph import closure, critical_path_lengths, topological_order
+from buildyard.spec import expr
+from buildyard.spec.load import effective_stages, job_stage
+from buildyard.spec.models import Job, Pipeline, Retry
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerContext:
+    """What triggered the run: the values conditions and interpolation see."""
+
+    event: Event = Event.PUSH
+    branch: str = ""
+    tag: str = ""
+    sha: str = ""
+    ref: str = ""
+    variables: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    manual: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One resolved step."""
+
+    name: str
+    run: str
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = None
+    continue_on_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobInstance:
+    """One runnable job: a job, or one combination of its matrix."""
+
+    id: str
+    job: str
+    matrix: tuple[tuple[str, str], ...]
+    stage: str | None
+    needs: tuple[str, ...]
+    steps: tuple[StepSpec, ...]
+    env: tuple[tuple[str, str], ...]
+    secrets: tuple[str, ...]
+    condition: str | None
+    when: When
+    allow_failure: bool
+    timeout: float | None
+    retry: Retry
+    cpus: int
+    shell: str
+    working_directory: str | None
+    artifacts: tuple[str, ...]
+
+    @property
+    def display(self) -> str:
+        """Name shown to users."""
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A decision not to run an instance, with its reason."""
+
+    reason: SkipReason
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The DAG of job instances of one run, in topological order."""
+
+    pipeline: str
+    variables: Mapping[str, str]
+    instances: Mapping[str, JobInstance]
+    skips: Mapping[str, Skip]
+    priority: Mapping[str, float]
+    dependents: Mapping[str, tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+
+def instance_id(job: str, combo: Mapping[str, str]) -> str:
+    """``test`` + ``{python: 3.11, os: linux}`` → ``test[3.11,linux]``."""
+    return f"{job}[{','.join(combo.values())}]" if combo else job
+
+
+def expand_matrix(job: Job) -> list[dict[str, str]]:
+    """Combinations of a job's matrix (GitHub semantics for ``include``/``exclude``); ``[{}]`` without one."""
+    matrix = job.matrix
+    if matrix is None:
+        return [{}]
+    axes = matrix.axes
+    combos = (
+        [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())] if axes else []
+    )
+    combos = [
+        c for c in combos if not any(all(c.get(k) == v for k, v in ex.items()) for ex in matrix.exclude)
+    ]
+    originals = [dict(c) for c in combos]
+    for entry in matrix.include:
+        matched = False
+        for combo, original in zip(combos, originals, strict=True):
+            overlap = {k: v for k, v in entry.items() if k in axes}
+            if all(original.get(k) == v for k, v in overlap.items()) and overlap:
+                combo.update({k: v for k, v in entry.items() if k not in axes})
+                matched = True
+        if not matched:
+            combos.append(dict(entry))
+    return combos
+
+
+def static_context(pipeline: Pipeline, trigger: TriggerContext) -> dict[str, Any]:
+    """The expression context known before any job runs."""
+    return {
+        "event": str(trigger.event),
+        "branch": trigger.branch,
+        "tag": trigger.tag,
+        "ref": trigger.ref,
+        "sha": trigger.sha,
+        "vars": {**pipeline.variables, **trigger.variables},
+        "env": dict(trigger.env),
+        "matrix": {},
+    }
+
+
+def build(
+    pipeline: Pipeline,
+    trigger: TriggerContext,
+    *,
+    select: Iterable[str] = (),
+    durations: Mapping[str, float] | None = None,
+) -> Plan:
+    """Build the plan of one run. ``select`` restricts it to named jobs plus what they need."""
+    base_ctx = static_context(pipeline, trigger)
+    variables = dict(base_ctx["vars"])
+    instances_of: dict[str, list[str]] = {}
+    combos_of: dict[str, list[dict[str, str]]] = {}
+    for name, job in pipeline.jobs.items():
+        combos_of[name] = expand_matrix(job)
+        instances_of[name] = [instance_id(name, c) for c in combos_of[name]]
+
+    stages = effective_stages(pipeline)
+    stage_rank = {s: i for i, s in enumerate(stages or [])}
+    job_stages = {name: job_stage(pipeline, job) for name, job in pipeline.jobs.items()}
+
+    deps: dict[str, list[str]] = {}
+    made: dict[str, JobInstance] = {}
+    skips: dict[str, Skip] = {}
+    problems: list[Diagnostic] = []
+    for name, job in pipeline.jobs.items():
+        if job.needs is not None:
+            upstream = [i for n in job.needs for i in instances_of[n]]
+        elif stages is not None:
+            rank = stage_rank[job_stages[name] or ""]
+            upstream = [
+                i
+                for other, st in job_stages.items()
+                if stage_rank[st or ""] < rank
+                for i in instances_of[other]
+            ]
+        else:
+            upstream = []
+        for combo in combos_of[name]:
+            iid = instance_id(name, combo)
+            ctx = {**base_ctx, "matrix": combo}
+            try:
+                made[iid], skip = _instance(
+                    pipeline, name, job, iid, combo, job_stages[name], upstream, ctx, trigger
+                )
+            except expr.ExprError as exc:
+                line, col = pipeline.position(name)
+                problems.append(Diagnostic(pipeline.file, line, col, f"jobs.{name}", str(exc)))
+                continue
+            if skip is not None:
+                skips[iid] = skip
+            deps[iid] = upstream
+    if problems:
+        raise SpecError(problems)
+
+    if select := list(select):
+        roots = _resolve_selection(select, instances_of, made)
+        keep = closure(deps, roots)
+        deps = {k: v for k, v in deps.items() if k in keep}
+        # A manual job the user selected by name is a request to run it.
+        skips = {
+            k: v for k, v in skips.items() if k in keep and not (v.reason == SkipReason.MANUAL and k in roots)
+        }
+
+    order = topological_order(deps)
+    weights = {iid: (durations or {}).get(iid, 1.0) for iid in order}
+    priority = critical_path_lengths(deps, weights)
+    dependents: dict[str, list[str]] = {iid: [] for iid in order}
+    for iid in order:
+        for d in deps[iid]:
+            dependents[d].append(iid)
+    return Plan(
+        pipeline=pipeline.name,
+        variables=MappingProxyType(variables),
+        instances=MappingProxyType({iid: _with_needs(made[iid], deps[iid]) for iid in order}),
+        skips=MappingProxyType(skips),
+        priority=MappingProxyType(priority),
+        dependents=MappingProxyType({k: tuple(v) for k, v in dependents.items()}),
+    )
+
+
+def _with_needs(inst: JobInstance, needs: list[str]) -> JobInstance:
+    return replace(inst, needs=tuple(needs))
+
+
+def _resolve_selection(
+    select: list[str], instances_of: dict[str, list[str]], made: dict[str, JobInstance]
+) -> set[str]:
+    roots: set[str] = set()
+    for name in select:
+        if name in instances_of:
+            roots.update(instances_of[name])
+        elif name in made:
+            roots.add(name)
+        else:
+            import difflib  # noqa: PLC0415 - error path only
+
+            close = difflib.get_close_matches(name, [*instances_of, *made], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (jobs: {', '.join(instances_of)})"
+            raise UsageError(f"unknown job '{name}'{hint}")
+    return roots
+
+
+def _instance(
+    pipeline: Pipeline,
+    name: str,
+    job: Job,
+    iid: str,
+    combo: dict[str, str],
+    stage: str | None,
+    upstream: list[str],
+    ctx: dict[str, Any],
+    trigger: TriggerContext,
+) -> tuple[JobInstance, Skip | None]:
+    steps = tuple(
+        StepSpec(
+            name=step.name or f"step {i + 1}",
+            run=expr.interpolate(step.run, ctx),
+            env=tuple((k, expr.interpolate(v, ctx)) for k, v in step.env.items()),
+            timeout=step.timeout,
+            continue_on_error=step.continue_on_error,
+        )
+        for i, step in enumerate(job.all_steps)
+    )
+    env = {k: expr.interpolate(v, ctx) for k, v in job.env.items()}
+    skip: Skip | None = None
+    condition = job.if_.strip() if job.if_ else None
+    if condition is not None and not expr.is_runtime(condition):
+        if not expr.is_true(condition, ctx):
+            skip = Skip(SkipReason.CONDITION_FALSE, f"condition is false: {condition}")
+        condition = None
+    if skip is None and job.when == When.MANUAL and name not in trigger.manual and iid not in trigger.manual:
+        skip = Skip(SkipReason.MANUAL, "manual job (run it with --manual " + name + ")")
+    workdir = job.working_directory or pipeline.defaults.working_directory
+    return (
+        JobInstance(
+            id=iid,
+            job=name,
+            matrix=tuple(combo.items()),
+            stage=stage,
+            needs=tuple(upstream),
+            steps=steps,
+            env=tuple(env.items()),
+            secrets=tuple(job.secrets),
+            condition=condition,
+            when=job.when,
+            allow_failure=job.allow_failure,
+            timeout=job.timeout if job.timeout is not None else pipeline.defaults.timeout,
+            retry=job.retry,
+            cpus=job.resources.cpus,
+            shell=job.shell or pipeline.defaults.shell,
+            working_directory=expr.interpolate(workdir, ctx) if workdir else None,
+            artifacts=tuple(job.artifacts.paths),
+        ),
+        skip,
+    )

@@ -1,0 +1,1 @@
+"""The pipeline specification: loading ``buildyard.yml`` with positions, models, expressions, schema."""

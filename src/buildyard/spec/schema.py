@@ -1,0 +1,42 @@
+"""JSON Schema of ``buildyard.yml``, generated from the spec structs plus the shorthands users may write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from buildyard.spec.models import INTERNAL_FIELDS, Pipeline
+
+_DURATION = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
+    ],
+    "description": "Seconds, or a duration such as 30s, 10m, 1h30m.",
+}
+_SCALAR = {"type": ["string", "number", "boolean"]}
+
+
+def json_schema() -> dict[str, Any]:
+    """The schema (draft 2020-12) editors use to validate and complete pipeline files."""
+    schema: dict[str, Any] = msgspec.json.schema(Pipeline)
+    defs = schema["$defs"]
+    for name in ("Step", "Retry", "Artifacts", "Resources", "Matrix", "Job", "Defaults", "Pipeline"):
+        props = defs[name].get("properties", {})
+        for key in INTERNAL_FIELDS:
+            props.pop(key, None)
+        for key in ("timeout", "backoff", "max_backoff"):
+            if key in props:
+                props[key] = _DURATION
+        for key in ("env", "variables"):
+            if key in props:
+                props[key] = {"type": "object", "additionalProperties": _SCALAR}
+    job = defs["Job"]["properties"]
+    job["steps"] = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/Step"}]}}
+    job["script"] = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    job["retry"] = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10}, {"$ref": "#/$defs/Retry"}]}
+    matrix = defs["Matrix"]
+    matrix["properties"].pop("axes", None)
+    matrix["additionalProperties"] = {"type": "array", "items": _SCALAR, "minItems": 1}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "buildyard.yml", **schema}

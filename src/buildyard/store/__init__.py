@@ -1,0 +1,1 @@
+"""History of every run (runs, job instances, steps) in SQLite or PostgreSQL via SQLAlchemy Core."""

@@ -1,0 +1,361 @@
+"""The history repository: record runs, job instances and steps; query them back.
+
+``SqlHistory`` works on SQLite (default, WAL) and PostgreSQL (``BUILDYARD_DB=postgresql://…``). The
+schema is migrated with Alembic on open, but Alembic is only imported when the stored revision is not
+the head one, so opening an up-to-date store costs one query.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from buildyard.errors import NotFoundError, StoreError
+from buildyard.store.schema import jobs, metadata, runs, steps
+
+HEAD_REVISION = "0001"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as stored."""
+
+    id: str
+    pipeline: str
+    number: int
+    status: str
+    event: str
+    created_at: float
+    ref: str = ""
+    branch: str = ""
+    tag: str = ""
+    sha: str = ""
+    trigger: str = "cli"
+    project_dir: str = ""
+    pipeline_file: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    selected: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    queue_s: float | None = None
+    jobs_total: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job instance of a run as stored."""
+
+    run_id: str
+    id: str
+    job: str
+    status: str
+    stage: str | None = None
+    matrix: dict[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    exit_code: int | None = None
+    allow_failure: bool = False
+    ready_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+    queue_s: float | None = None
+    cpu_seconds: float | None = None
+    peak_rss: int | None = None
+    skip_reason: str | None = None
+    message: str = ""
+    log_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step of a job instance."""
+
+    run_id: str
+    job_id: str
+    idx: int
+    name: str
+    status: str
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration_s: float | None = None
+
+
+class History(Protocol):
+    """What the engine and the faces need from a history store."""
+
+    def create_run(self, record: RunRecord) -> RunRecord:
+        """Insert a run, allocating its number; return the stored record."""
+        ...
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Update fields of a run."""
+        ...
+
+    def save_jobs(self, records: Sequence[JobRecord], *, insert: bool = False) -> None:
+        """Insert (``insert=True``) or update job instance rows."""
+        ...
+
+    def save_steps(self, records: Sequence[StepRecord]) -> None:
+        """Insert step rows."""
+        ...
+
+    def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """Newest runs first."""
+        ...
+
+    def get_run(self, ref: str | None, *, pipeline: str | None = None) -> RunRecord:
+        """A run by number, id (or unique id prefix), or the latest when ``ref`` is None."""
+        ...
+
+    def jobs(self, run_id: str) -> list[JobRecord]:
+        """Job instances of a run, in recorded order."""
+        ...
+
+    def steps(self, run_id: str, job_id: str | None = None) -> list[StepRecord]:
+        """Steps of a run (optionally of one job)."""
+        ...
+
+    def durations(self, pipeline: str, limit_runs: int = 5) -> dict[str, float]:
+        """Recent mean duration per job instance (scheduling priorities)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def default_url(home: Path) -> str:
+    """The embedded SQLite database under ``home``."""
+    return f"sqlite:///{home / 'buildyard.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class SqlHistory:
+    """History in a SQL database through SQLAlchemy Core."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        try:
+            if self.is_sqlite:
+                path = url.removeprefix("sqlite:///")
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 30})
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            else:
+                self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self._migrate()
+        except (OperationalError, ProgrammingError) as exc:
+            raise StoreError(f"cannot open history database {_redact(url)}: {exc.orig}") from None
+        except sa.exc.ArgumentError as exc:
+            raise StoreError(f"invalid database URL {_redact(url)}: {exc}") from None
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                f"database driver missing for {_redact(url)}: {exc.name} (pip install it)"
+            ) from None
+
+    # --- schema -----------------------------------------------------------------------------------
+
+    def _revision(self, conn: Connection) -> str | None:
+        try:
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError):
+            conn.rollback()
+            return None
+
+    def _migrate(self) -> None:
+        with self.engine.connect() as conn:
+            if self._revision(conn) == HEAD_REVISION:
+                return
+        with self._migration_lock(), self.engine.connect() as conn:
+            if self._revision(conn) == HEAD_REVISION:  # another process migrated meanwhile
+                return
+            from alembic import command  # noqa: PLC0415
+            from alembic.config import Config  # noqa: PLC0415 - only when migrating
+
+            cfg = Config()
+            cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.is_sqlite:
+            db = self.url.removeprefix("sqlite:///")
+            if not db or db == ":memory:":
+                yield
+                return
+            with Path(db + ".lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+        else:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_lock(424242)"))
+                try:
+                    yield
+                finally:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(424242)"))
+                    conn.commit()
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def create_run(self, record: RunRecord) -> RunRecord:
+        """Insert ``record`` with the next number of its pipeline (retries on a concurrent insert)."""
+        for _ in range(50):
+            try:
+                with self.engine.begin() as conn:
+                    number = conn.execute(
+                        sa.select(sa.func.coalesce(sa.func.max(runs.c.number), 0) + 1).where(
+                            runs.c.pipeline == record.pipeline
+                        )
+                    ).scalar_one()
+                    values = {**asdict(record), "number": number}
+                    conn.execute(runs.insert().values(**values))
+                    return RunRecord(**values)
+            except IntegrityError:
+                time.sleep(0.01)
+        raise StoreError("could not allocate a run number (too many concurrent runs); try again")
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Update fields of a run."""
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+
+    def save_jobs(self, records: Sequence[JobRecord], *, insert: bool = False) -> None:
+        """Insert or update job rows in one transaction."""
+        if not records:
+            return
+        rows = [asdict(r) for r in records]
+        with self.engine.begin() as conn:
+            if insert:
+                conn.execute(jobs.insert(), rows)
+                return
+            cols = [c for c in rows[0] if c not in ("run_id", "id")]
+            stmt = (
+                jobs.update()
+                .where(jobs.c.run_id == sa.bindparam("b_run_id"), jobs.c.id == sa.bindparam("b_id"))
+                .values({c: sa.bindparam(c) for c in cols})
+            )
+            conn.execute(
+                stmt, [{**{c: r[c] for c in cols}, "b_run_id": r["run_id"], "b_id": r["id"]} for r in rows]
+            )
+
+    def save_steps(self, records: Sequence[StepRecord]) -> None:
+        """Insert step rows (replacing a previous attempt's steps of the same jobs)."""
+        if not records:
+            return
+        with self.engine.begin() as conn:
+            for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
+                conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.job_id == job_id))
+            conn.execute(steps.insert(), [asdict(r) for r in records])
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """Newest runs first."""
+        query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        if pipeline:
+            query = query.where(runs.c.pipeline == pipeline)
+        with self.engine.connect() as conn:
+            return [RunRecord(**row._asdict()) for row in conn.execute(query)]
+
+    def get_run(self, ref: str | None, *, pipeline: str | None = None) -> RunRecord:
+        """A run by number, id or id prefix (latest run when ``ref`` is None or 'last')."""
+        query = sa.select(runs).order_by(runs.c.created_at.desc())
+        if pipeline:
+            query = query.where(runs.c.pipeline == pipeline)
+        if ref in (None, "last", "latest"):
+            query = query.limit(1)
+        elif ref.isdigit():
+            query = query.where(runs.c.number == int(ref)).limit(1)
+        else:
+            query = query.where(runs.c.id.startswith(ref, autoescape=True)).limit(2)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            what = "no runs recorded yet" if ref in (None, "last", "latest") else f"no run '{ref}'"
+            raise NotFoundError(f"{what} (see 'buildyard history')")
+        if len(rows) > 1:
+            raise NotFoundError(f"run id prefix '{ref}' is ambiguous; give more characters")
+        return RunRecord(**rows[0]._asdict())
+
+    def jobs(self, run_id: str) -> list[JobRecord]:
+        """Job rows of a run, in the order they were planned."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs).where(jobs.c.run_id == run_id).order_by(sa.text("rowid"))
+                if self.is_sqlite
+                else sa.select(jobs).where(jobs.c.run_id == run_id).order_by(jobs.c.ready_at)
+            )
+            return [JobRecord(**r._asdict()) for r in rows]
+
+    def steps(self, run_id: str, job_id: str | None = None) -> list[StepRecord]:
+        """Step rows of a run (or of one job)."""
+        query = sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.job_id, steps.c.idx)
+        if job_id is not None:
+            query = query.where(steps.c.job_id == job_id)
+        with self.engine.connect() as conn:
+            return [StepRecord(**r._asdict()) for r in conn.execute(query)]
+
+    def durations(self, pipeline: str, limit_runs: int = 5) -> dict[str, float]:
+        """Mean duration of each job instance over the last successful runs of ``pipeline``."""
+        recent = (
+            sa.select(runs.c.id)
+            .where(runs.c.pipeline == pipeline, runs.c.status.in_(("success", "failed")))
+            .order_by(runs.c.created_at.desc())
+            .limit(limit_runs)
+            .subquery()
+        )
+        query = (
+            sa.select(jobs.c.id, sa.func.avg(jobs.c.duration_s))
+            .where(jobs.c.run_id.in_(sa.select(recent.c.id)), jobs.c.status == "success")
+            .group_by(jobs.c.id)
+        )
+        with self.engine.connect() as conn:
+            return {row[0]: float(row[1]) for row in conn.execute(query) if row[1] is not None}
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<invalid url>"
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """Split ``items`` into slices of at most ``size``."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+_ = metadata  # the schema module is the single source of table definitions

@@ -1,0 +1,93 @@
+"""The history schema, one SQLAlchemy Core ``MetaData`` shared by the repository and Alembic.
+
+Timestamps are UTC epoch seconds (double precision): portable between SQLite and PostgreSQL,
+cheap to compare and to chart. Changing a table means adding an Alembic revision.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("ref", String(500), nullable=False, default=""),
+    Column("branch", String(500), nullable=False, default=""),
+    Column("tag", String(500), nullable=False, default=""),
+    Column("sha", String(64), nullable=False, default=""),
+    Column("trigger", String(32), nullable=False, default="cli"),
+    Column("project_dir", Text, nullable=False, default=""),
+    Column("pipeline_file", Text, nullable=False, default=""),
+    Column("variables", JSON, nullable=False, default=dict),
+    Column("selected", JSON, nullable=False, default=list),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    Column("queue_s", Float),
+    Column("jobs_total", Integer, nullable=False, default=0),
+    Column("message", Text, nullable=False, default=""),
+    UniqueConstraint("pipeline", "number", name="uq_runs_pipeline_number"),
+)
+Index("ix_runs_created", runs.c.created_at)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("id", String(300), primary_key=True),
+    Column("job", String(200), nullable=False),
+    Column("stage", String(100)),
+    Column("matrix", JSON, nullable=False, default=dict),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("exit_code", Integer),
+    Column("allow_failure", Boolean, nullable=False, default=False),
+    Column("ready_at", Float),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    Column("queue_s", Float),
+    Column("cpu_seconds", Float),
+    Column("peak_rss", Integer),
+    Column("skip_reason", String(32)),
+    Column("message", Text, nullable=False, default=""),
+    Column("log_path", Text, nullable=False, default=""),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
+Index("ix_jobs_job", jobs.c.job)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", String(300), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("exit_code", Integer),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("duration_s", Float),
+    ForeignKeyConstraint(["run_id", "job_id"], ["jobs.run_id", "jobs.id"], ondelete="CASCADE"),
+)

@@ -1,0 +1,1 @@
+"""In-memory fakes of buildyard's interfaces, for tests of code that uses them."""

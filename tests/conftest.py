@@ -1,0 +1,105 @@
+"""Shared fixtures: projects made from a dict of files (a real git repo), the CLI run in-process,
+and a guard that fails any test leaking child processes or environment changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from buildyard.cli import run_cli
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` with a fixed identity."""
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Path]:
+    """Create a git repository from ``{path: content}`` (committed on branch ``main``)."""
+
+    def make(files: dict[str, str], *, name: str = "proj", commit: bool = True) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        for rel, content in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        (root / ".gitignore").write_text(".buildyard/\n")
+        git(root, "init", "-q", "-b", "main")
+        if commit:
+            git(root, "add", "-A")
+            git(root, "commit", "-q", "-m", "init")
+        return root
+
+    return make
+
+
+@dataclass
+class CliResult:
+    """Exit code and captured output of an in-process CLI call."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``buildyard ARGS`` in-process; returns exit code and output."""
+
+    def invoke(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        code = run_cli([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Iterator[None]:
+    """Fail a test that leaves child processes behind or changes os.environ.
+
+    Autouse and independent of ``monkeypatch``, so it is torn down after monkeypatch has undone
+    the test's own (legitimate) changes.
+    """
+    before = dict(os.environ)
+    os.environ["BUILDYARD_KILL_GRACE"] = "0.5"
+    try:
+        yield
+    finally:
+        os.environ.pop("BUILDYARD_KILL_GRACE", None)
+    me = psutil.Process()
+    deadline = time.monotonic() + 3
+    children = [
+        c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+    ]
+    while children and time.monotonic() < deadline:
+        time.sleep(0.05)
+        children = [
+            c for c in me.children(recursive=True) if c.is_running() and c.status() != psutil.STATUS_ZOMBIE
+        ]
+    for child in children:
+        child.kill()
+    assert not children, f"test leaked child processes: {[c.cmdline() for c in children]}"
+    ignore = ("PYTEST_CURRENT_TEST",)
+    after = {k: v for k, v in os.environ.items() if k not in ignore}
+    assert after == {k: v for k, v in before.items() if k not in ignore}, "test leaked environment changes"

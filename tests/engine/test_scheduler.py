@@ -1,0 +1,190 @@
+"""The scheduler with a fake executor: no barriers, slots, priorities, retries, failure handling."""
+
+from __future__ import annotations
+
+import asyncio
+
+from buildyard.engine.request import JobRequest
+from buildyard.engine.scheduler import JobFinished, JobRetrying, RunEvent, Scheduler
+from buildyard.model import JobStatus, RunStatus, SkipReason
+from buildyard.plan.build import JobInstance, TriggerContext, build
+from buildyard.spec.load import loads
+from buildyard.testing.executors import FakeExecutor
+
+
+def request(inst: JobInstance, attempt: int) -> JobRequest:
+    return JobRequest(run_id="r", job_id=inst.id, attempt=attempt, steps=(), env=(), cwd=".", log_path="")
+
+
+def run(
+    text: str,
+    executor: FakeExecutor,
+    *,
+    slots: int = 4,
+    fail_fast: bool = False,
+    events: list[RunEvent] | None = None,
+) -> Scheduler:
+    plan = build(loads(text), TriggerContext())
+    sched = Scheduler(
+        plan,
+        executor,
+        request,
+        slots=slots,
+        fail_fast=fail_fast,
+        on_event=(events.append if events is not None else None),
+    )
+    asyncio.run(sched.run())
+    return sched
+
+
+def durations(table: dict[str, float], fail: dict[str, int] | None = None) -> FakeExecutor:
+    def script(req: JobRequest) -> tuple[float, JobStatus, int | None]:
+        code = (fail or {}).get(req.job_id, 0)
+        return table.get(req.job_id, 0.0), JobStatus.FAILED if code else JobStatus.SUCCESS, code
+
+    return FakeExecutor(script)
+
+
+def starts(executor: FakeExecutor) -> dict[str, float]:
+    t0 = min(c[2] for c in executor.calls)
+    return {job: start - t0 for job, _a, start, _e in executor.calls}
+
+
+def test_a_job_starts_when_its_own_needs_are_done_not_at_a_stage_barrier() -> None:
+    text = """
+stages: [one, two]
+jobs:
+  slow: {stage: one, script: x}
+  fast: {stage: one, script: x}
+  after_fast: {stage: two, needs: [fast], script: x}
+  after_all: {stage: two, script: x}
+"""
+    ex = durations({"slow": 0.5, "fast": 0.05, "after_fast": 0.05})
+    sched = run(text, ex)
+    s = starts(ex)
+    assert s["after_fast"] < 0.3  # did not wait for "slow"
+    assert s["after_all"] >= 0.5  # stage semantics: waits for every job of stage one
+    assert sched.status() == RunStatus.SUCCESS
+
+
+def test_slots_bound_parallelism_and_cpus_weigh() -> None:
+    jobs = "\n".join(f"  j{i}: {{script: x}}" for i in range(6))
+    ex = durations(dict.fromkeys([f"j{i}" for i in range(6)], 0.05))
+    run(f"jobs:\n{jobs}\n", ex, slots=2)
+    assert ex.max_running == 2
+    ex = durations({"big": 0.1, "a": 0.1, "b": 0.1})
+    run("jobs:\n  big: {resources: {cpus: 2}, script: x}\n  a: {script: x}\n  b: {script: x}\n", ex, slots=2)
+    s = starts(ex)
+    assert s["big"] == 0.0 and min(s["a"], s["b"]) >= 0.1  # big took both slots
+
+
+def test_ready_jobs_run_longest_critical_path_first() -> None:
+    text = (
+        "jobs:\n  lone: {script: x}\n  head: {script: x}\n  mid: {needs: [head], script: x}\n"
+        "  tail: {needs: [mid], script: x}\n"
+    )
+    ex = durations({})
+    run(text, ex, slots=1)
+    assert [c[0] for c in ex.calls][0] == "head"
+
+
+def test_failure_skips_dependents_and_independent_branches_continue() -> None:
+    text = (
+        "jobs:\n  a: {script: x}\n  b: {needs: [a], script: x}\n  c: {needs: [b], script: x}\n"
+        "  other: {script: x}\n  after_other: {needs: [other], script: x}\n"
+    )
+    sched = run(text, durations({"other": 0.05}, fail={"a": 2}))
+    r = sched.results
+    assert r["a"].status == JobStatus.FAILED and r["a"].exit_code == 2
+    assert r["b"].status == JobStatus.SKIPPED and r["b"].skip_reason == SkipReason.DEPENDENCY_FAILED
+    assert r["b"].message == "dependency 'a' failed"
+    assert r["c"].status == JobStatus.SKIPPED and r["c"].skip_reason == SkipReason.DEPENDENCY_SKIPPED
+    assert r["after_other"].status == JobStatus.SUCCESS
+    assert sched.status() == RunStatus.FAILED
+
+
+def test_allow_failure_does_not_fail_the_run_or_block_dependents() -> None:
+    sched = run(
+        "jobs:\n  a: {allow_failure: true, script: x}\n  b: {needs: [a], script: x}\n",
+        durations({}, fail={"a": 1}),
+    )
+    assert sched.results["a"].status == JobStatus.FAILED and sched.results["b"].status == JobStatus.SUCCESS
+    assert sched.status() == RunStatus.SUCCESS
+
+
+def test_when_on_failure_always_and_runtime_conditions() -> None:
+    text = """
+jobs:
+  a: {script: x}
+  cleanup: {needs: [a], when: always, script: x}
+  alert: {needs: [a], when: on_failure, script: x}
+  on_ok: {needs: [a], script: x}
+  cond: {needs: [a], when: always, if: "needs.a.status == 'failed'", script: x}
+  cond_false: {needs: [a], when: always, if: "needs.a.status == 'success'", script: x}
+"""
+    r = run(text, durations({}, fail={"a": 1})).results
+    assert r["cleanup"].status == JobStatus.SUCCESS and r["alert"].status == JobStatus.SUCCESS
+    assert r["on_ok"].status == JobStatus.SKIPPED and r["cond"].status == JobStatus.SUCCESS
+    assert r["cond_false"].skip_reason == SkipReason.CONDITION_FALSE
+    r = run(text, durations({})).results
+    assert r["alert"].status == JobStatus.SKIPPED and r["alert"].skip_reason == SkipReason.NOT_ON_FAILURE
+
+
+def test_retries_with_exponential_backoff() -> None:
+    attempts: dict[str, int] = {}
+
+    def script(req: JobRequest) -> tuple[float, JobStatus, int | None]:
+        attempts[req.job_id] = req.attempt
+        if req.job_id == "flaky" and req.attempt < 3:
+            return 0.0, JobStatus.FAILED, 1
+        if req.job_id == "wrong_code":
+            return 0.0, JobStatus.FAILED, 2
+        return 0.0, JobStatus.SUCCESS, 0
+
+    ex = FakeExecutor(script)
+    events: list[RunEvent] = []
+    text = (
+        "jobs:\n  flaky: {retry: {max: 3, backoff: 0.05}, script: x}\n"
+        "  wrong_code: {retry: {max: 3, backoff: 0.01, when: [1]}, script: x}\n"
+    )
+    sched = run(text, ex, events=events)
+    assert sched.results["flaky"].status == JobStatus.SUCCESS and sched.results["flaky"].attempts == 3
+    assert sched.results["wrong_code"].attempts == 1  # exit 2 is not in retry.when
+    delays = [e.delay for e in events if isinstance(e, JobRetrying)]
+    assert delays == [0.05, 0.1]
+    flaky = [c for c in ex.calls if c[0] == "flaky"]
+    assert flaky[1][2] - flaky[0][3] >= 0.045 and flaky[2][2] - flaky[1][3] >= 0.095
+
+
+def test_fail_fast_cancels_running_and_skips_pending() -> None:
+    text = "jobs:\n  bad: {script: x}\n  long: {script: x}\n  later: {needs: [long], script: x}\n"
+    sched = run(text, durations({"bad": 0.05, "long": 5}, fail={"bad": 1}), fail_fast=True)
+    r = sched.results
+    assert r["long"].status == JobStatus.CANCELLED
+    assert r["later"].status == JobStatus.SKIPPED and r["later"].skip_reason == SkipReason.FAIL_FAST
+    assert sched.status() == RunStatus.FAILED
+
+
+def test_cancel_marks_everything_cancelled() -> None:
+    plan = build(loads("jobs:\n  a: {script: x}\n  b: {needs: [a], script: x}\n"), TriggerContext())
+    events: list[RunEvent] = []
+    sched = Scheduler(plan, durations({"a": 5}), request, slots=2, on_event=events.append)
+
+    async def main() -> None:
+        task = asyncio.create_task(sched.run())
+        await asyncio.sleep(0.05)
+        sched.cancel()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(main())
+    assert {r.status for r in sched.results.values()} == {JobStatus.CANCELLED}
+    assert sched.status() == RunStatus.CANCELLED
+    assert len([e for e in events if isinstance(e, JobFinished)]) == 2
+
+
+def test_manual_job_blocks_its_dependents() -> None:
+    r = run(
+        "jobs:\n  gate: {when: manual, script: x}\n  ship: {needs: [gate], script: x}\n", durations({})
+    ).results
+    assert r["gate"].status == JobStatus.MANUAL
+    assert r["ship"].status == JobStatus.SKIPPED and "was not run (manual)" in r["ship"].message
