@@ -122,7 +122,7 @@ def test_findings_and_baselines_options(project: Path, cli: Cli, capsys: pytest.
         ({}, [], "buildyard.yml: no such file (pass --config to name the pipeline file)"),
         ({"buildyard.yml": "gates:\n  - tset: {}\n"}, [], "buildyard.yml:2: gates[0]: unknown gate 'tset'"),
         ({"buildyard.yml": "gates: []\n"}, ["--baseline", "main"], "--baseline 'main': expected REF=FILE"),
-        ({"buildyard.yml": "gates: []\n"}, ["--duration", "soon"], "--duration: 'soon' is not a duration"),
+        ({"buildyard.yml": "gates: []\n"}, ["--duration", "soon"], "--duration: invalid duration 'soon'"),
         (
             {"buildyard.yml": "gates: []\n", "f.json": "{"},
             ["--findings", "f.json"],

@@ -5,64 +5,75 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-import typer
+import click
 
-from buildyard.cli._common import print_json, project_dir
+from buildyard.cli._common import json_option, print_json, project_dir
 
 if TYPE_CHECKING:
     from buildyard.gates.standalone import CheckOutcome
 
-app = typer.Typer(
-    help="Quality gates: tests, coverage, benchmarks, scans, duration, artifact size.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
+
+@click.group("gates")
+def gates() -> None:
+    """Quality gates: tests, coverage, benchmarks, scans, duration, artifact size."""
+
+
+@gates.command("check")
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("buildyard.yml"),
+    show_default=True,
+    help="Pipeline file whose 'gates:' list is checked.",
 )
-
-
-@app.command("check")
-def check(  # noqa: PLR0917 - Typer maps each option to a parameter
-    ctx: typer.Context,
-    config: Annotated[
-        Path, typer.Option("--config", "-c", help="Pipeline file whose 'gates:' list is checked.")
-    ] = Path("buildyard.yml"),
-    coverage_baseline: Annotated[
-        Path | None,
-        typer.Option("--coverage-baseline", help="Coverage report of the baseline (no_decrease)."),
-    ] = None,
-    baseline: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--baseline", help="REF=FILE: benchmark results standing for baseline REF (repeatable)."
-        ),
-    ] = None,
-    findings: Annotated[
-        Path | None,
-        typer.Option("--findings", help="Dependency scan findings JSON (vulnerabilities, licenses)."),
-    ] = None,
-    duration: Annotated[
-        str | None, typer.Option("--duration", help="Pipeline duration to check (e.g. 8m30s).")
-    ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Fail gates whose input was not given (findings, duration).")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+@click.option(
+    "--coverage-baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Coverage report of the baseline (for no_decrease).",
+)
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    metavar="REF=FILE",
+    help="Benchmark results standing for baseline REF (repeatable).",
+)
+@click.option(
+    "--findings",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Dependency scan findings JSON (vulnerabilities, licenses).",
+)
+@click.option("--duration", help="Pipeline duration to check against duration gates (e.g. 8m30s).")
+@click.option("--strict", is_flag=True, help="Fail gates whose input was not given (findings, duration).")
+@json_option
+@click.pass_context
+def check(
+    ctx: click.Context,
+    config: Path,
+    coverage_baseline: Path | None,
+    baselines: tuple[str, ...],
+    findings: Path | None,
+    duration: str | None,
+    strict: bool,
+    as_json: bool,
 ) -> None:
     """Evaluate the gates of the pipeline file against existing reports; exit 1 if one fails."""
     # Lazy imports keep `buildyard --help` fast (see cli/app.py).
     from buildyard.errors import UsageError  # noqa: PLC0415
     from buildyard.gates.errors import GatesFailedError  # noqa: PLC0415
     from buildyard.gates.standalone import check_gates  # noqa: PLC0415
-    from buildyard.gates.units import parse_duration  # noqa: PLC0415
+    from buildyard.spec.durations import parse_duration  # noqa: PLC0415
 
     root = project_dir(ctx)
-    baselines: dict[str, Path] = {}
-    for item in baseline or []:
+    refs: dict[str, Path] = {}
+    for item in baselines:
         ref, sep, file = item.partition("=")
         if not sep or not ref or not file:
             raise UsageError(f"--baseline {item!r}: expected REF=FILE, e.g. main=bench/main.json")
-        baselines[ref] = Path(file)
+        refs[ref] = Path(file)
     seconds = None
     if duration is not None:
         try:
@@ -73,7 +84,7 @@ def check(  # noqa: PLR0917 - Typer maps each option to a parameter
         config if config.is_absolute() else root / config,
         root=root,
         coverage_baseline=coverage_baseline,
-        benchmark_baselines=baselines,
+        benchmark_baselines=refs,
         findings=findings,
         duration=seconds,
         strict=strict,
@@ -102,14 +113,14 @@ def _render(outcome: CheckOutcome) -> None:
     )
 
     if not outcome.results:
-        typer.echo(f"{outcome.config}: no gates to check")
+        click.echo(f"{outcome.config}: no gates to check")
         return
     _table(GATE_HEADER, gate_rows(outcome.results))
     for result in outcome.results:
         if result.benchmarks:
-            typer.echo(f"\nbenchmarks ({result.gate}):")
+            click.echo(f"\nbenchmarks ({result.gate}):")
             _table(BENCHMARK_HEADER, benchmark_rows(result.benchmarks))
-    typer.echo(f"\n{len(outcome.results)} gate(s): {outcome.status.value}")
+    click.echo(f"\n{len(outcome.results)} gate(s): {outcome.status.value}")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -126,4 +137,4 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     for row in (header, *rows):
         cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
-        typer.echo("  ".join([*cells, row[-1]]).rstrip())
+        click.echo("  ".join([*cells, row[-1]]).rstrip())

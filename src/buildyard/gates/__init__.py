@@ -23,7 +23,16 @@ from buildyard.gates.analytics import (
     triage_failures,
 )
 from buildyard.gates.checks import LicenseFinding, VulnerabilityFinding
-from buildyard.gates.config import AnyGate, GateKind, GateList, GateSpec, Severity, parse_gates
+from buildyard.gates.config import (
+    AnyGate,
+    GateKind,
+    GateList,
+    GateSpec,
+    Severity,
+    gates_json_schema,
+    parse_gates,
+    validate_gates,
+)
 from buildyard.gates.configfile import load_gates_file
 from buildyard.gates.errors import GateConfigError, ReportError
 from buildyard.gates.evaluate import (
@@ -64,6 +73,7 @@ __all__ = [
     "evaluate",
     "evaluate_gate",
     "find_flaky",
+    "gates_json_schema",
     "history_of",
     "load_benchmarks",
     "load_coverage",
@@ -75,4 +85,5 @@ __all__ = [
     "results_from_junit",
     "slowest",
     "triage_failures",
+    "validate_gates",
 ]

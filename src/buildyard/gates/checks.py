@@ -30,7 +30,8 @@ from buildyard.gates.reports.model import (
 )
 from buildyard.gates.results import GateResult, GateStatus, Metric
 from buildyard.gates.stats import BenchmarkComparison, Verdict, compare
-from buildyard.gates.units import format_duration, format_size
+from buildyard.gates.units import format_size
+from buildyard.spec.durations import format_duration
 
 #: How many offending items a reason names before "and N more".
 _NAMED = 3

@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-
-import numpy as np
-from scipy import stats as sps
+from typing import TYPE_CHECKING
 
 from buildyard.gates.reports.model import Benchmark
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Fewest raw samples per side for the bootstrap; below, the Welch interval on summary stats is used.
 MIN_SAMPLES = 5
@@ -109,6 +110,8 @@ def _pct(current: float, baseline: float) -> float | None:
 
 
 def _medians(rng: np.random.Generator, values: np.ndarray, resamples: int) -> np.ndarray:
+    import numpy as np  # noqa: PLC0415 - numpy/scipy load only when benchmarks are compared
+
     n = len(values)
     per_chunk = max(1, _CHUNK_CELLS // n)
     out = np.empty(resamples)
@@ -120,6 +123,7 @@ def _medians(rng: np.random.Generator, values: np.ndarray, resamples: int) -> np
 
 
 def _cap(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
+    """At most ``MAX_BOOTSTRAP_SAMPLES`` of ``values`` (seeded subsample)."""
     if len(values) <= MAX_BOOTSTRAP_SAMPLES:
         return values
     return rng.choice(values, size=MAX_BOOTSTRAP_SAMPLES, replace=False)
@@ -128,6 +132,9 @@ def _cap(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
 def _bootstrap(
     name: str, *, baseline: Benchmark, current: Benchmark, threshold: float, confidence: float, seed: int
 ) -> BenchmarkComparison:
+    import numpy as np  # noqa: PLC0415 - see _medians
+    from scipy import stats as sps  # noqa: PLC0415
+
     b = np.asarray(baseline.samples, dtype=float)
     c = np.asarray(current.samples, dtype=float)
     b_med, c_med = float(np.median(b)), float(np.median(c))
@@ -165,6 +172,8 @@ def _bootstrap(
 def _welch(
     name: str, baseline: Benchmark, current: Benchmark, threshold: float, confidence: float
 ) -> BenchmarkComparison:
+    from scipy import stats as sps  # noqa: PLC0415 - see _medians
+
     mb, sb, nb = baseline.mean, baseline.stddev, baseline.rounds
     mc, sc, nc = current.mean, current.stddev, current.rounds
     if mb <= 0:

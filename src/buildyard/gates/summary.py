@@ -13,7 +13,8 @@ from buildyard.gates.config import GateKind
 from buildyard.gates.reports.model import CoverageTotals, TestTotals
 from buildyard.gates.results import GateResult, GateStatus
 from buildyard.gates.stats import BenchmarkComparison
-from buildyard.gates.units import format_duration, format_time
+from buildyard.gates.units import format_time
+from buildyard.spec.durations import format_duration
 
 GATE_HEADER = ("gate", "status", "reason")
 BENCHMARK_HEADER = ("benchmark", "baseline", "current", "change", "CI", "verdict")

@@ -1,11 +1,10 @@
-"""Strict parsing of the quantities gate configs use: sizes, percentages, durations.
+"""Strict parsing and formatting of the quantities gates use: sizes, percentages, benchmark times.
 
 - size: ``512``, ``"512B"``, ``"50MB"`` (decimal, 10^6), ``"1.5GiB"`` (binary, 2^30) -> bytes;
-- percentage: ``"5%"``, ``"2.5%"`` or a bare number meaning percent (``90`` is 90%) -> percent;
-- duration: ``"90s"``, ``"10m"``, ``"1h30m"``, ``"500ms"``, ``"2d"`` or a bare number of seconds -> seconds.
+- percentage: ``"5%"``, ``"2.5%"`` or a bare number meaning percent (``90`` is 90%) -> percent.
 
-Anything else (``"5"`` as a string, ``"10 minutes"``, ``"50mb"``, negatives) is rejected with a
-message saying what is accepted.
+Anything else (``"5"`` as a string, ``"50mb"``, ``"5 MBs"``, negatives) is rejected with a message
+saying what is accepted. Durations use the pipeline's own syntax, :mod:`buildyard.spec.durations`.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ _SIZE_UNITS = {
 }
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def _number(value: object) -> float | None:
@@ -66,21 +63,6 @@ def parse_percent(value: object, *, maximum: float | None = 100.0) -> float:
     return number
 
 
-def parse_duration(value: object) -> float:
-    """Seconds from ``"10m"``, ``"1h30m"``, ``"500ms"`` or a bare number of seconds."""
-    number = _number(value)
-    if number is not None:
-        return number
-    if isinstance(value, str):
-        text = value.strip()
-        parts = list(_DURATION_PART.finditer(text))
-        if parts and "".join(p.group(0) for p in parts) == text:
-            units = [p.group(2) for p in parts]
-            if len(set(units)) == len(units):
-                return sum(float(p.group(1)) * _DURATION_UNITS[p.group(2)] for p in parts)
-    raise ValueError(f"{value!r} is not a duration (use e.g. 90s, 10m, 1h30m, 500ms)")
-
-
 def format_size(size: float) -> str:
     """Human-readable decimal size (``52.4MB``)."""
     for unit in ("B", "KB", "MB", "GB"):
@@ -88,19 +70,6 @@ def format_size(size: float) -> str:
             return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
         size /= 1000
     return f"{size:.1f}GB"  # pragma: no cover - loop always returns
-
-
-def format_duration(seconds: float) -> str:
-    """Compact duration (``1m05s``, ``3.2s``, ``120ms``)."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def format_time(seconds: float) -> str:
