@@ -24,3 +24,14 @@ def test_service_does_not_import_faces_or_engine() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_config_import_stays_light_for_the_spec_loader() -> None:
+    code = (
+        "import sys, buildyard.gates.config;"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy', 'defusedxml')"
+        " or m.startswith('buildyard.gates.reports'));"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

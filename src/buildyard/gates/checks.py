@@ -1,6 +1,6 @@
 """One pure function per gate kind: parsed reports (or findings) in, :class:`GateResult` out.
 
-No I/O here; :mod:`buildyard.gates.evaluate` loads the files and calls these.
+No I/O here; :mod:`buildyard.gates.evaluation` loads the files and calls these.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``*_to_dict`` output is JSON-serialisable with stable keys; ``*_from_dict`` rebuilds the value object
 (``ValueError`` on malformed data). The store can keep these as JSON columns and give them back to
-:class:`~buildyard.gates.evaluate.GateContext` (baselines) or the run summary (results).
+:class:`~buildyard.gates.evaluation.GateContext` (baselines) or the run summary (results).
 """
 
 from __future__ import annotations

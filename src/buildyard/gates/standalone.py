@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from buildyard.gates.configfile import load_gates_file
-from buildyard.gates.evaluate import GateContext, evaluate, load_benchmarks, load_coverage
+from buildyard.gates.evaluation import GateContext, evaluate, load_benchmarks, load_coverage
 from buildyard.gates.findings import load_findings
 from buildyard.gates.results import GateResult, GateStatus
 
