@@ -19,7 +19,7 @@ def test_service_does_not_import_faces_or_engine() -> None:
     code = (
         "import sys, buildyard.gates, buildyard.gates.standalone, buildyard.gates.serialize;"
         "bad = sorted(m for m in sys.modules if m.startswith(('buildyard.cli', 'buildyard.engine',"
-        " 'buildyard.server', 'typer', 'rich')));"
+        " 'buildyard.server', 'click', 'rich')));"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
