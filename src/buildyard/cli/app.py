@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("buildyard.cli.history", "show", "Show one run: jobs, statuses, timings, resources."),
     "logs": ("buildyard.cli.history", "logs", "Print the (masked) logs of a run or job."),
     "cache": ("buildyard.cli.cache", "app", "Inspect, verify, prune and serve the content-addressed cache."),
+    "gates": ("buildyard.cli.gates", "gates", "Check quality gates against existing report files."),
+    "deps": ("buildyard.cli.deps", "app", "Dependency inventory, vulnerabilities, licenses, SBOM."),
+    "scan": ("buildyard.cli.scan", "app", "Scan the project for committed secrets."),
 }
 
 
