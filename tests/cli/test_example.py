@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
-
-import subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 

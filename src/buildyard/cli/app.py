@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("buildyard.cli.history", "history", "List recent runs."),
     "show": ("buildyard.cli.history", "show", "Show one run: jobs, statuses, timings, resources."),
     "logs": ("buildyard.cli.history", "logs", "Print the (masked) logs of a run or job."),
+    "explain": (
+        "buildyard.cli.history",
+        "explain",
+        "Why a job ran instead of being restored from the cache.",
+    ),
     "cache": ("buildyard.cli.cache", "app", "Inspect, verify, prune and serve the content-addressed cache."),
     "gates": ("buildyard.cli.gates", "gates", "Check quality gates against existing report files."),
     "deps": ("buildyard.cli.deps", "app", "Dependency inventory, vulnerabilities, licenses, SBOM."),

@@ -92,7 +92,7 @@ def ls_command(
 
 
 @app.command("scan")
-def scan_command(  # noqa: PLR0917 - Typer maps parameters to options
+def scan_command(
     ctx: typer.Context,
     paths: PathsArg = None,
     db: Annotated[
@@ -207,7 +207,7 @@ def render_table(headers: list[str], rows: list[list[str]], *, plain: bool | Non
 
 
 @app.command("licenses")
-def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
+def licenses_command(
     ctx: typer.Context,
     paths: PathsArg = None,
     allow: Annotated[str, typer.Option("--allow", help="Comma-separated SPDX ids that are allowed.")] = "",
@@ -263,7 +263,7 @@ def licenses_command(  # noqa: PLR0917 - Typer maps parameters to options
 
 
 @app.command("sbom")
-def sbom_command(  # noqa: PLR0917 - Typer maps parameters to options
+def sbom_command(
     ctx: typer.Context,
     paths: PathsArg = None,
     output: Annotated[

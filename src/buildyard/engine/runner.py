@@ -367,6 +367,10 @@ class Recorder:
             skip_reason=str(r.skip_reason) if r.skip_reason else None,
             message=self.masker.mask_text(r.message),
             log_path=r.log_path,
+            cache_status=r.cache_status,
+            cache_key=r.cache_key,
+            saved_s=r.saved_s,
+            miss_reasons=list(r.miss_reasons),
         )
 
 

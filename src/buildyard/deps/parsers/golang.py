@@ -70,7 +70,7 @@ def parse_go_mod(text: str, file: str, path: Path) -> list[Package]:
     return packages
 
 
-def _directive(  # noqa: PLR0917 - one call site, collects into three accumulators
+def _directive(
     verb: str,
     rest: str,
     comment: str,
