@@ -116,7 +116,7 @@ class Matrix(Spec, frozen=True, kw_only=True):
 
 
 class CacheKeySpec(Spec, frozen=True, kw_only=True):
-    """A dependency-cache key computed from files (like actions/cache ``hashFiles`` / GitLab ``key: files``)."""
+    """A dependency-cache key from files (like actions/cache ``hashFiles`` or GitLab ``key: files``)."""
 
     files: list[str]
     prefix: str = ""
