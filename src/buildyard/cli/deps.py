@@ -4,36 +4,36 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
 from buildyard.cli._common import print_json, project_dir
 
-app = typer.Typer(
-    help="Dependencies: inventory, vulnerabilities (OSV, offline), licenses and SBOMs.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-db_app = typer.Typer(
-    help="The offline OSV vulnerability database.", no_args_is_help=True, rich_markup_mode=None
-)
-app.add_typer(db_app, name="db")
-
-PathsArg = Annotated[
-    list[Path] | None,
-    typer.Argument(help="Lockfiles, project directories, site-packages or node_modules (default: project)."),
-]
 FORMATS = ("table", "json", "sarif", "cyclonedx")
 
+#: The optional PATHS... argument of ls, scan, licenses and sbom (explained in each command's help).
+paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 
-def _paths(ctx: typer.Context, paths: list[Path] | None) -> list[Path]:
+
+@click.group(name="deps")
+def app() -> None:
+    """Dependencies: inventory, vulnerabilities (OSV, offline), licenses and SBOMs."""
+
+
+@app.group(name="db")
+def db_app() -> None:
+    """The offline OSV vulnerability database."""
+
+
+def _paths(ctx: click.Context, paths: Sequence[Path]) -> list[Path]:
     root = project_dir(ctx)
     return [p if p.is_absolute() else root / p for p in paths] if paths else [root]
 
 
-def _opt(ctx: typer.Context, path: Path | None) -> Path | None:
+def _opt(ctx: click.Context, path: Path | None) -> Path | None:
     """A path option, relative to the project directory like PATH arguments (``-C`` semantics)."""
     if path is None or path.is_absolute():
         return path
@@ -60,12 +60,14 @@ def _write(text: str, output: Path | None) -> None:
 
 
 @app.command("ls")
-def ls_command(
-    ctx: typer.Context,
-    paths: PathsArg = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the inventory as JSON.")] = False,
-) -> None:
-    """List every dependency found in the lockfiles under PATH (respecting .gitignore)."""
+@paths_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+@click.pass_context
+def ls_command(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> int:
+    """List every dependency found in the lockfiles under PATH (respecting .gitignore).
+
+    PATHS: lockfiles, project directories, site-packages or node_modules (default: project).
+    """
     from buildyard.deps import api  # noqa: PLC0415
     from buildyard.deps.report import inventory_json  # noqa: PLC0415
 
@@ -86,33 +88,43 @@ def ls_command(
         ]
         text = render_table(["ecosystem", "name", "version", "direct", "scope", "source"], rows)
         _write(text + f"{len(inv.packages)} packages in {len(inv.files)} files", None)
-    code = _problems(inv.problems)
-    if code:
-        raise typer.Exit(code)
+    return _problems(inv.problems)
 
 
 @app.command("scan")
+@paths_argument
+@click.option("--db", type=click.Path(path_type=Path), help="Directory of <Ecosystem>/all.zip OSV dumps.")
+@click.option("--cache", type=click.Path(path_type=Path), help="Index cache directory.")
+@click.option(
+    "--severity",
+    default="none",
+    show_default=True,
+    help="Fail only on findings at or above: low, medium, high, critical.",
+)
+@click.option(
+    "--ignore-file",
+    type=click.Path(path_type=Path),
+    help="YAML list of accepted findings (id, reason, expires).",
+)
+@click.option(
+    "--format", "-f", "fmt", default="table", show_default=True, help="table, json, sarif or cyclonedx."
+)
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report to this file.")
+@click.pass_context
 def scan_command(
-    ctx: typer.Context,
-    paths: PathsArg = None,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="Directory of <Ecosystem>/all.zip OSV dumps.")
-    ] = None,
-    cache: Annotated[Path | None, typer.Option("--cache", help="Index cache directory.")] = None,
-    severity: Annotated[
-        str,
-        typer.Option("--severity", help="Fail only on findings at or above: low, medium, high, critical."),
-    ] = "none",
-    ignore_file: Annotated[
-        Path | None,
-        typer.Option("--ignore-file", help="YAML list of accepted findings (id, reason, expires)."),
-    ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, sarif or cyclonedx.")] = "table",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
-    ] = None,
-) -> None:
-    """Find known vulnerabilities (OSV) in the dependencies; exit 1 on findings, 2 on bad input."""
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    db: Path | None,
+    cache: Path | None,
+    severity: str,
+    ignore_file: Path | None,
+    fmt: str,
+    output: Path | None,
+) -> int:
+    """Find known vulnerabilities (OSV) in the dependencies; exit 1 on findings, 2 on bad input.
+
+    PATHS: lockfiles, project directories, site-packages or node_modules (default: project).
+    """
     from buildyard.deps import api  # noqa: PLC0415
     from buildyard.deps.model import Severity  # noqa: PLC0415
     from buildyard.errors import UsageError  # noqa: PLC0415
@@ -153,9 +165,7 @@ def scan_command(
         _write(api.sbom([], project=root, result=result), output)
     else:
         _scan_table(result, output)
-    code = _problems(result.inventory.problems) or (1 if result.failing else 0)
-    if code:
-        raise typer.Exit(code)
+    return _problems(result.inventory.problems) or (1 if result.failing else 0)
 
 
 def _scan_table(result: Any, output: Path | None) -> None:
@@ -207,22 +217,32 @@ def render_table(headers: list[str], rows: list[list[str]], *, plain: bool | Non
 
 
 @app.command("licenses")
+@paths_argument
+@click.option("--allow", default="", help="Comma-separated SPDX ids that are allowed.")
+@click.option("--deny", default="", help="Comma-separated SPDX ids that are denied.")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path),
+    help="YAML policy (licenses: allow, deny, exceptions).",
+)
+@click.option("--allow-unknown", is_flag=True, help="Do not fail on packages whose license is unknown.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.pass_context
 def licenses_command(
-    ctx: typer.Context,
-    paths: PathsArg = None,
-    allow: Annotated[str, typer.Option("--allow", help="Comma-separated SPDX ids that are allowed.")] = "",
-    deny: Annotated[str, typer.Option("--deny", help="Comma-separated SPDX ids that are denied.")] = "",
-    policy_file: Annotated[
-        Path | None, typer.Option("--policy", help="YAML policy (licenses: allow, deny, exceptions).")
-    ] = None,
-    allow_unknown: Annotated[
-        bool, typer.Option("--allow-unknown", help="Do not fail on packages whose license is unknown.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
-) -> None:
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    allow: str,
+    deny: str,
+    policy_file: Path | None,
+    allow_unknown: bool,
+    as_json: bool,
+) -> int:
     """Check dependency licenses against an allow/deny policy; exit 1 on violations.
 
     Without --allow/--deny/--policy, the 'deps: licenses:' section of buildyard.yml applies.
+
+    PATHS: lockfiles, project directories, site-packages or node_modules (default: project).
     """
     from buildyard.deps import api  # noqa: PLC0415
     from buildyard.deps.licenses import resolve_policy  # noqa: PLC0415
@@ -258,24 +278,28 @@ def licenses_command(
         ]
         text = render_table(["verdict", "package", "version", "license", "reason"], rows)
         _write(text + f"{len(report.results)} packages, {len(report.violations)} violations", None)
-    if report.violations:
-        raise typer.Exit(1)
+    return 1 if report.violations else 0
 
 
 @app.command("sbom")
+@paths_argument
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the SBOM to this file.")
+@click.option("--name", help="Name of the root component.")
+@click.option("--pretty", is_flag=True, help="Indent the JSON.")
+@click.option("--validate", is_flag=True, help="Check the document against the CycloneDX 1.6 schema first.")
+@click.pass_context
 def sbom_command(
-    ctx: typer.Context,
-    paths: PathsArg = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the SBOM to this file.")
-    ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Name of the root component.")] = None,
-    pretty: Annotated[bool, typer.Option("--pretty", help="Indent the JSON.")] = False,
-    validate: Annotated[
-        bool, typer.Option("--validate", help="Check the document against the CycloneDX 1.6 schema first.")
-    ] = False,
-) -> None:
-    """Write a CycloneDX 1.6 JSON SBOM of the dependencies."""
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    output: Path | None,
+    name: str | None,
+    pretty: bool,
+    validate: bool,
+) -> int:
+    """Write a CycloneDX 1.6 JSON SBOM of the dependencies.
+
+    PATHS: lockfiles, project directories, site-packages or node_modules (default: project).
+    """
     from buildyard.deps.installed import with_installed_licenses  # noqa: PLC0415
     from buildyard.deps.inventory import build_inventory  # noqa: PLC0415
     from buildyard.deps.sbom import bom_json, build_bom  # noqa: PLC0415
@@ -294,20 +318,16 @@ def sbom_command(
         if error is not None:  # a bug in the writer, not a user mistake: show it whole
             raise BuildyardError(f"generated SBOM is not valid CycloneDX 1.6: {error}")
     _write(text, output)
-    code = _problems(inv.problems)
-    if code:
-        raise typer.Exit(code)
+    return _problems(inv.problems)
 
 
 @db_app.command("update")
+@click.option("--db", type=click.Path(path_type=Path), help="Directory to write the dumps to.")
+@click.option("--ecosystem", "-e", multiple=True, help="Ecosystem to fetch (repeatable; default: all).")
+@click.option("--url", help="Base URL of the dumps.")
+@click.pass_context
 def db_update_command(
-    ctx: typer.Context,
-    db: Annotated[Path | None, typer.Option("--db", help="Directory to write the dumps to.")] = None,
-    ecosystem: Annotated[
-        list[str] | None,
-        typer.Option("--ecosystem", "-e", help="Ecosystem to fetch (repeatable; default: all)."),
-    ] = None,
-    url: Annotated[str | None, typer.Option("--url", help="Base URL of the dumps.")] = None,
+    ctx: click.Context, db: Path | None, ecosystem: tuple[str, ...], url: str | None
 ) -> None:
     """Download the OSV per-ecosystem dumps (<Ecosystem>/all.zip) for offline scans."""
     from buildyard.deps.model import Ecosystem  # noqa: PLC0415
@@ -325,4 +345,4 @@ def db_update_command(
     target = _opt(ctx, db) or default_db_dir(project_dir(ctx))
     written = update_database(target, chosen, url or DEFAULT_URL)
     for eco, size in written.items():
-        typer.echo(f"{eco.value}: {size} bytes -> {target / eco.value / 'all.zip'}")
+        click.echo(f"{eco.value}: {size} bytes -> {target / eco.value / 'all.zip'}")

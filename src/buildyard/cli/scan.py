@@ -5,28 +5,32 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
+import click
 
 from buildyard.cli._common import project_dir
 
-app = typer.Typer(help="Scan the project for security problems.", no_args_is_help=True, rich_markup_mode=None)
+
+@click.group(name="scan")
+def app() -> None:
+    """Scan the project for security problems."""
 
 
 @app.command("secrets")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--baseline", type=click.Path(path_type=Path), help="detect-secrets baseline of accepted secrets."
+)
+@click.option("--update-baseline", is_flag=True, help="Accept every current finding into --baseline.")
+@click.option("--format", "-f", "fmt", default="table", show_default=True, help="table, json or sarif.")
+@click.pass_context
 def secrets_command(
-    ctx: typer.Context,
-    path: Annotated[Path | None, typer.Argument(help="File or directory to scan (default: project).")] = None,
-    baseline: Annotated[
-        Path | None, typer.Option("--baseline", help="detect-secrets baseline of accepted secrets.")
-    ] = None,
-    update_baseline: Annotated[
-        bool, typer.Option("--update-baseline", help="Accept every current finding into --baseline.")
-    ] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or sarif.")] = "table",
-) -> None:
-    """Find committed credentials (detect-secrets); exit 1 on findings not in the baseline."""
+    ctx: click.Context, path: Path | None, baseline: Path | None, update_baseline: bool, fmt: str
+) -> int:
+    """Find committed credentials (detect-secrets); exit 1 on findings not in the baseline.
+
+    PATH: file or directory to scan (default: project).
+    """
     from buildyard.deps.secrets import scan_secrets, secrets_sarif, write_baseline  # noqa: PLC0415
     from buildyard.errors import UsageError  # noqa: PLC0415
 
@@ -43,8 +47,8 @@ def secrets_command(
     result = scan_secrets(target, None if update_baseline else baseline)
     if update_baseline and baseline is not None:
         write_baseline(result, baseline)
-        typer.echo(f"{len(result.findings)} secrets accepted into {baseline}")
-        return
+        click.echo(f"{len(result.findings)} secrets accepted into {baseline}")
+        return 0
     if fmt == "json":
         doc = {
             "files_scanned": result.files_scanned,
@@ -65,7 +69,6 @@ def secrets_command(
     else:
         for f in result.findings:
             mark = " (accepted)" if f.accepted else ""
-            typer.echo(f"{f.file}:{f.line}: {f.type}{mark}")
-        typer.echo(f"{result.files_scanned} files scanned, {len(result.new)} new secrets")
-    if result.new:
-        raise typer.Exit(1)
+            click.echo(f"{f.file}:{f.line}: {f.type}{mark}")
+        click.echo(f"{result.files_scanned} files scanned, {len(result.new)} new secrets")
+    return 1 if result.new else 0
