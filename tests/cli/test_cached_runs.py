@@ -31,8 +31,12 @@ jobs:
   flaky:
     script: "test -f ok"
 """
-FILES = {"buildyard.yml": PIPELINE, "lib/a.txt": "alpha\n", "app/main.txt": "main\n",
-         ".gitignore": ".buildyard/\nout/\nalways.log\nok\n"}
+FILES = {
+    "buildyard.yml": PIPELINE,
+    "lib/a.txt": "alpha\n",
+    "app/main.txt": "main\n",
+    ".gitignore": ".buildyard/\nout/\nalways.log\nok\n",
+}
 
 
 def run(cli, root: Path, *args: str) -> dict[str, dict]:
@@ -43,8 +47,12 @@ def run(cli, root: Path, *args: str) -> dict[str, dict]:
 def test_unchanged_jobs_are_restored_not_rerun(cli, make_project) -> None:
     root = make_project(FILES)
     first = run(cli, root)
-    assert {n: j["cache"] for n, j in first.items()} == {"gen": "miss", "use": "miss", "always": "off",
-                                                         "flaky": "miss"}
+    assert {n: j["cache"] for n, j in first.items()} == {
+        "gen": "miss",
+        "use": "miss",
+        "always": "off",
+        "flaky": "miss",
+    }
     assert first["flaky"]["status"] == "failed"
     shutil.rmtree(root / "out")
     (root / "ok").write_text("")
@@ -87,11 +95,12 @@ def test_no_cache_flag_runs_everything(cli, make_project) -> None:
 
 
 def test_dependency_cache_restores_directories_by_lockfile_key(cli, make_project) -> None:
-    root = make_project({
-        ".gitignore": ".buildyard/\nvendor/\n",
-        "deps.lock": "left-pad==1.0\n",
-        "src.txt": "v1\n",
-        "buildyard.yml": """\
+    root = make_project(
+        {
+            ".gitignore": ".buildyard/\nvendor/\n",
+            "deps.lock": "left-pad==1.0\n",
+            "src.txt": "v1\n",
+            "buildyard.yml": """\
 jobs:
   install:
     cache: {key: {files: [deps.lock], prefix: vendor}, paths: [vendor/]}
@@ -99,7 +108,8 @@ jobs:
       - test -f vendor/installed || { mkdir -p vendor; cp deps.lock vendor/installed; echo FRESH INSTALL; }
       - cat src.txt
 """,
-    })
+        }
+    )
     first = run(cli, root)
     assert "FRESH INSTALL" in Path(first["install"]["log"]).read_text()
     shutil.rmtree(root / "vendor")
@@ -123,16 +133,30 @@ def free_port() -> int:
 def test_two_clones_share_results_through_the_cache_server(cli, make_project, tmp_path, monkeypatch) -> None:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "buildyard", "cache", "serve", "--port", str(port), "--token", "rw-secret",
-         "--cache-dir", str(tmp_path / "server-cache")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "buildyard",
+            "cache",
+            "serve",
+            "--port",
+            str(port),
+            "--token",
+            "rw-secret",
+            "--cache-dir",
+            str(tmp_path / "server-cache"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{url}/v8/artifacts/status", headers={"Authorization": "Bearer rw-secret"}, timeout=1)
+                httpx.get(
+                    f"{url}/v8/artifacts/status", headers={"Authorization": "Bearer rw-secret"}, timeout=1
+                )
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from buildyard.model import JobStatus
 
@@ -75,6 +75,9 @@ class JobRequest:
     input_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest) — restored before the job runs
     output_globs: tuple[str, ...] = ()
     cache: CacheRequest | None = None
+    gates: tuple[Any, ...] = ()  # gate definitions (msgspec structs from buildyard.gates.config)
+    gate_node: bool = False  # evaluate the pipeline's gates instead of running steps
+    failed_needs: tuple[str, ...] = ()  # for the gates node: dependencies that failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class JobOutcome:
     cache_status: str = "off"  # hit | miss | off
     saved_s: float = 0.0
     miss_reasons: tuple[str, ...] = ()
+    gate_results: tuple[dict[str, Any], ...] = ()
 
 
 OutputSink = Callable[[str, bytes], None]

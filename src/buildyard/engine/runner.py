@@ -37,7 +37,15 @@ from buildyard.model import Event, RunStatus
 from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
 from buildyard.spec.load import find_file, load
 from buildyard.spec.models import Pipeline
-from buildyard.store.history import History, JobRecord, RunRecord, SqlHistory, StepRecord, default_url
+from buildyard.store.history import (
+    GateRecord,
+    History,
+    JobRecord,
+    RunRecord,
+    SqlHistory,
+    StepRecord,
+    default_url,
+)
 
 FLUSH_INTERVAL = 0.5
 
@@ -178,6 +186,7 @@ class RequestFactory:
         self.options = options
         self.plan = plan
         self.keys: dict[str, str] = {}  # cache keys of finished jobs, for their dependents' keys
+        self.failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
         self.secrets = dict(secrets)
         self.log_dir = log_dir
         self.mask = tuple(sorted(set(self.secrets.values())))
@@ -226,7 +235,10 @@ class RequestFactory:
             }
         )
         return JobRequest(
-            cache=self.cache_request(inst) if self.options.cache else None,
+            gates=inst.gates,
+            gate_node=inst.gate_node,
+            failed_needs=tuple(d for d in inst.needs if d in self.failed) if inst.gate_node else (),
+            cache=self.cache_request(inst) if self.options.cache and not inst.gate_node else None,
             run_id=env["BUILDYARD_RUN_ID"],
             job_id=inst.id,
             attempt=attempt,
@@ -343,6 +355,15 @@ class Recorder:
             for i, s in enumerate(r.steps)
         ]
         self.history.save_steps(step_rows)
+        gate_rows = [
+            GateRecord(
+                self.run.id, r.id, i, g["gate"], g["kind"], g["status"], self.masker.mask_text(g["reason"]), g
+            )
+            for r in batch
+            if r.status.is_final
+            for i, g in enumerate(r.gate_results)
+        ]
+        self.history.save_gates(gate_rows)
 
     def job_record(self, r: JobResult) -> JobRecord:
         """The history row of a job result (messages masked)."""
@@ -441,17 +462,25 @@ def execute_run(
             observer.started(run, plan)
 
         def on_event(event: RunEvent) -> None:
-            if isinstance(event, JobFinished) and event.result.cache_key:
-                make_request.keys[event.result.id] = event.result.cache_key
+            if isinstance(event, JobFinished):
+                if event.result.cache_key:
+                    make_request.keys[event.result.id] = event.result.cache_key
+                if event.result.blocks_run:
+                    make_request.failed.add(event.result.id)
             recorder.event(event)
             if observer is not None:
                 observer.event(event)
 
         cache_stack = open_cache_stack(options, home, observer) if options.cache else None
         inner = executor or LocalExecutor()
+        if cache_stack is not None:
+            inner = cache_stack.wrap(inner)
+        from buildyard.engine.gating import GatingExecutor  # noqa: PLC0415
+
+        inner = GatingExecutor(inner, project=options.project_dir, run_started=created)
         scheduler = Scheduler(
             plan,
-            cache_stack.wrap(inner) if cache_stack is not None else inner,
+            inner,
             make_request,
             slots=options.slots or os.cpu_count() or 1,
             fail_fast=options.fail_fast,

@@ -51,6 +51,7 @@ class JobResult:
     cache_status: str = "off"
     saved_s: float = 0.0
     miss_reasons: tuple[str, ...] = ()
+    gate_results: tuple[dict[str, Any], ...] = ()
 
     @property
     def blocks_run(self) -> bool:
@@ -211,7 +212,10 @@ class Scheduler:
                 return Skip(SkipReason.NOT_ON_FAILURE, "when: on_failure and no dependency failed")
         elif inst.when != When.ALWAYS:
             if failed:
-                return Skip(SkipReason.DEPENDENCY_FAILED, f"dependency '{failed[0].id}' {failed[0].status}")
+                why = f": {failed[0].message}" if failed[0].message.startswith("gate ") else ""
+                return Skip(
+                    SkipReason.DEPENDENCY_FAILED, f"dependency '{failed[0].id}' {failed[0].status}{why}"
+                )
             blocked = [d for d in deps if not d.satisfies_dependents]
             if blocked:
                 what = (
@@ -342,6 +346,7 @@ class Scheduler:
             result.cache_status = outcome.cache_status
             result.saved_s = outcome.saved_s
             result.miss_reasons = outcome.miss_reasons
+            result.gate_results = outcome.gate_results
         elif status == JobStatus.CANCELLED and result.started_at is not None:
             result.finished_at = time.time()
             result.duration_s = result.finished_at - result.started_at

@@ -21,6 +21,7 @@ from buildyard.plan.graph import find_cycle
 from buildyard.spec import expr
 from buildyard.spec.durations import parse_duration
 from buildyard.spec.models import (
+    GATES_NODE,
     INTERNAL_FIELDS,
     MAX_MATRIX,
     Job,
@@ -126,6 +127,9 @@ class _Converter:
                 complete = False
                 continue
             f = fields[name]
+            if name == "gates":
+                values[f.name] = self.gates(value, sub)
+                continue
             if name in cls.durations and value is not None:
                 try:
                     value = parse_duration(value)
@@ -151,6 +155,15 @@ class _Converter:
             self.fail((*path, *rel), message, at_key=not rel)
             complete = False
         return obj if complete or cls is Pipeline else None
+
+    def gates(self, raw: Any, path: FieldPath) -> list[Any]:
+        """Gate definitions, validated by the gates service (imported only when a file has gates)."""
+        from buildyard.gates.config import validate_gates  # noqa: PLC0415 - keeps validate fast without gates
+
+        gates, problems = validate_gates(raw)
+        for rel, message in problems:
+            self.fail((*path, *rel), message)
+        return gates
 
     def value(self, tp: Any, raw: Any, path: FieldPath) -> Any:
         """Convert one field value of type ``tp``."""
@@ -299,6 +312,8 @@ def _semantic_checks(pipeline: Pipeline, smap: SourceMap, names: list[str] | Non
                 hint = f"did you mean '{close[0]}'?" if close else f"declared stages: {', '.join(stages)}"
                 out.append(smap.diag(where, f"stage '{stage}' is not in stages", hint))
         for i, target in enumerate(job.needs or []):
+            if target == GATES_NODE and pipeline.gates:
+                continue
             if target == name:
                 out.append(smap.diag((*base, "needs", i), f"job '{name}' cannot need itself"))
             elif target not in names:

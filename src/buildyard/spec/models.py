@@ -21,6 +21,8 @@ from buildyard.model import When
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 MAX_MATRIX = 256
+#: Name of the DAG node that evaluates the pipeline-level gates (jobs may ``needs: [gates]``).
+GATES_NODE = "gates"
 
 
 class Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -166,6 +168,8 @@ class Job(Spec, frozen=True, kw_only=True):
     inputs: list[str] | None = None
     key_commands: list[str] = msgspec.field(default_factory=list)
     cache: bool | list[DependencyCacheSpec] = True
+    #: Quality gates evaluated when this job succeeds (validated by ``buildyard.gates.config``).
+    gates: list[Any] = msgspec.field(default_factory=list)
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Exactly one of steps/script; secrets are environment variable names."""
@@ -217,6 +221,8 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     stages: list[str] | None = None
     defaults: Defaults = msgspec.field(default_factory=Defaults)
     cache_inputs: list[str] = msgspec.field(default_factory=list)
+    #: Pipeline gates: the ``gates`` node of the DAG, after every job that does not need it.
+    gates: list[Any] = msgspec.field(default_factory=list)
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -230,6 +236,8 @@ class Pipeline(Spec, frozen=True, kw_only=True):
                     (("variables", name), f"variable name {name!r} must be an environment variable name")
                 )
         for name in self.jobs:
+            if name == GATES_NODE and self.gates:
+                out.append((("jobs", name), f"'{GATES_NODE}' is the pipeline's gate check; rename this job"))
             if not JOB_NAME.match(name):
                 out.append(
                     (("jobs", name), f"job name {name!r} may only contain letters, digits, '_', '-' and '.'")

@@ -20,9 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from buildyard.errors import NotFoundError, StoreError
-from buildyard.store.schema import jobs, metadata, runs, steps
+from buildyard.store.schema import gate_results, jobs, runs, steps
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,20 @@ class StepRecord:
     duration_s: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """One gate decision of a run (``job_id`` is ``gates`` for pipeline-level gates)."""
+
+    run_id: str
+    job_id: str
+    idx: int
+    gate: str
+    kind: str
+    status: str
+    reason: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
 class History(Protocol):
     """What the engine and the faces need from a history store."""
 
@@ -113,6 +127,14 @@ class History(Protocol):
 
     def save_steps(self, records: Sequence[StepRecord]) -> None:
         """Insert step rows."""
+        ...
+
+    def save_gates(self, records: Sequence[GateRecord]) -> None:
+        """Insert gate results (replacing earlier ones of the same jobs)."""
+        ...
+
+    def gates(self, run_id: str) -> list[GateRecord]:
+        """Gate results of a run."""
         ...
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -278,7 +300,30 @@ class SqlHistory:
                 conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.job_id == job_id))
             conn.execute(steps.insert(), [asdict(r) for r in records])
 
+    def save_gates(self, records: Sequence[GateRecord]) -> None:
+        """Insert gate results (replacing earlier ones of the same jobs)."""
+        if not records:
+            return
+        with self.engine.begin() as conn:
+            for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
+                conn.execute(
+                    gate_results.delete().where(
+                        gate_results.c.run_id == run_id, gate_results.c.job_id == job_id
+                    )
+                )
+            conn.execute(gate_results.insert(), [asdict(r) for r in records])
+
     # --- reads ------------------------------------------------------------------------------------
+
+    def gates(self, run_id: str) -> list[GateRecord]:
+        """Gate results of a run, by job then order."""
+        query = (
+            sa.select(gate_results)
+            .where(gate_results.c.run_id == run_id)
+            .order_by(gate_results.c.job_id, gate_results.c.idx)
+        )
+        with self.engine.connect() as conn:
+            return [GateRecord(**r._asdict()) for r in conn.execute(query)]
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest runs first."""
@@ -360,6 +405,3 @@ def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     """Split ``items`` into slices of at most ``size``."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-_ = metadata  # the schema module is the single source of table definitions

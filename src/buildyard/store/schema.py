@@ -95,3 +95,17 @@ steps = Table(
     Column("duration_s", Float),
     ForeignKeyConstraint(["run_id", "job_id"], ["jobs.run_id", "jobs.id"], ondelete="CASCADE"),
 )
+
+gate_results = Table(
+    "gate_results",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", String(300), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("gate", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)

@@ -1,0 +1,137 @@
+"""Quality gates around any executor: a job's own gates after it succeeds, and the ``gates`` node.
+
+``GatingExecutor`` is the outermost executor wrapper. After a job succeeds (or is restored from the
+cache), its ``gates:`` are evaluated against the reports in its working directory; a failed gate
+turns the job into a failure whose message names the gate, so its dependents are skipped with that
+reason. The synthetic ``gates`` node of the plan runs no process: it evaluates the pipeline-level
+gates against the project once every job it waits for is done. Results go to the job's log and to
+the outcome (``gate_results``), from where the history store records them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink
+from buildyard.model import JobStatus
+
+
+def _vulnerabilities(gates: Sequence[Any], project: Path) -> list[Any] | None:
+    """Findings of an offline OSV scan when a vulnerabilities gate asks for them (None: no database)."""
+    from buildyard.gates.config import VulnerabilitiesGate  # noqa: PLC0415 - only with gates
+    from buildyard.gates.findings import Vulnerability  # noqa: PLC0415
+
+    if not any(isinstance(g, VulnerabilitiesGate) for g in gates):
+        return None
+    db = os.environ.get("BUILDYARD_OSV_DB")
+    if not db:
+        return None
+    from buildyard.deps.api import scan  # noqa: PLC0415 - the scanner is heavy
+
+    result = scan([project], project=project, db_dir=Path(db))
+    return [
+        Vulnerability(
+            id=f.id, package=f"{f.package.name}@{f.package.version}", severity=str(f.rating.severity)
+        )
+        for f in result.findings
+        if f.ignored_by is None
+    ]
+
+
+def evaluate_gates(gates: Sequence[Any], *, root: Path, project: Path, duration: float | None) -> list[Any]:
+    """Evaluate ``gates`` with reports under ``root``; returns ``GateResult``s."""
+    from buildyard.gates.evaluation import GateContext, evaluate  # noqa: PLC0415 - only with gates
+
+    context = GateContext(root=root, duration=duration, vulnerabilities=_vulnerabilities(gates, project))
+    return evaluate(gates, context)
+
+
+def _report(results: Sequence[Any]) -> bytes:
+    lines = ["", "──── gates ────"]
+    for r in results:
+        lines.append(f"{r.status.value:<8} {r.gate}: {r.reason}")
+        lines.extend(f"           {d}" for d in r.details[:20])
+    return ("\n".join(lines) + "\n").encode()
+
+
+class GatingExecutor:
+    """Evaluates gates around ``inner``'s jobs and runs the pipeline's ``gates`` node."""
+
+    def __init__(self, inner: Executor, *, project: Path, run_started: float) -> None:
+        self.inner = inner
+        self.project = project
+        self.run_started = run_started
+
+    async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
+        """Run the job (or evaluate the gates node), then apply its gates."""
+        if request.gate_node:
+            return await self._gate_node(request, sink)
+        outcome = await self.inner.execute(request, sink)
+        if not request.gates or outcome.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
+            return outcome
+        results = await asyncio.to_thread(
+            evaluate_gates,
+            request.gates,
+            root=Path(request.cwd),
+            project=self.project,
+            duration=outcome.duration_s,
+        )
+        return self._apply(request, outcome, results, sink)
+
+    async def _gate_node(self, request: JobRequest, sink: OutputSink | None) -> JobOutcome:
+        started_at, start = time.time(), time.monotonic()
+        results = await asyncio.to_thread(
+            evaluate_gates,
+            request.gates,
+            root=self.project,
+            project=self.project,
+            duration=time.time() - self.run_started,
+        )
+        Path(request.log_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(request.log_path).write_bytes(b"")
+        outcome = JobOutcome(
+            job_id=request.job_id,
+            attempt=request.attempt,
+            status=JobStatus.SUCCESS,
+            exit_code=0,
+            started_at=started_at,
+            finished_at=time.time(),
+            duration_s=time.monotonic() - start,
+            log_path=request.log_path,
+        )
+        outcome = self._apply(request, outcome, results, sink)
+        if request.failed_needs and outcome.status == JobStatus.SUCCESS:
+            names = ", ".join(request.failed_needs)
+            outcome = replace(
+                outcome, status=JobStatus.FAILED, exit_code=None, message=f"failed jobs: {names}"
+            )
+        return outcome
+
+    @staticmethod
+    def _apply(
+        request: JobRequest, outcome: JobOutcome, results: Sequence[Any], sink: OutputSink | None
+    ) -> JobOutcome:
+        report = _report(results)
+        with Path(request.log_path).open("ab") as log:
+            log.write(report)
+        if sink is not None:
+            sink(request.job_id, report)
+        records = tuple(r.to_dict() for r in results)
+        failed = [r for r in results if r.failed]
+        if not failed:
+            return replace(outcome, gate_results=records)
+        first = failed[0]
+        more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
+        return replace(
+            outcome,
+            status=JobStatus.FAILED,
+            exit_code=None,
+            gate_results=records,
+            message=f"gate {first.gate} failed: {first.reason}{more}",
+        )

@@ -1,0 +1,87 @@
+"""Quality gates in pipelines, with reports written by the real pytest and coverage.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+PY = sys.executable
+CODE = {
+    "calc.py": "def add(a, b):\n    return a + b\n\n\ndef unused(x):\n    if x:\n        return 1\n    return 2\n",
+    "tests/test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+    ".gitignore": ".buildyard/\nreports/\n.coverage\n",
+}
+
+
+def pipeline(min_line: int, extra_job_gate: str = "") -> str:
+    return f"""\
+gates:
+  - tests: {{junit: "reports/junit.xml", max_failures: 0}}
+  - coverage: {{report: reports/coverage.xml, min_line: {min_line}}}
+jobs:
+  test:
+    env: {{PYTHONPATH: "."}}
+    script:
+      - {PY} -m coverage run -m pytest -q -p no:cacheprovider --junitxml=reports/junit.xml tests
+      - {PY} -m coverage xml -o reports/coverage.xml
+    artifacts: {{paths: [reports/]}}
+    {extra_job_gate}
+  deploy:
+    needs: [gates]
+    script: echo deployed > deployed.txt
+"""
+
+
+def run(cli, root: Path, *args: str):  # noqa: ANN001, ANN201
+    result = cli("-C", root, "run", "--json", "--no-cache", *args)
+    return result, {j["name"]: j for j in json.loads(result.out)["jobs"]}
+
+
+def test_passing_gates_let_the_deployment_run(cli, make_project, tmp_path) -> None:  # noqa: ANN001
+    root = make_project({**CODE, "buildyard.yml": pipeline(min_line=50)})
+    summary = tmp_path / "summary.md"
+    result, jobs = run(cli, root, "--summary", str(summary))
+    assert result.code == 0, result.err
+    assert jobs["gates"]["status"] == "success" and jobs["deploy"]["status"] == "success"
+    gates = {g["gate"]: g for g in jobs["gates"]["gates"]}
+    assert set(gates) == {"tests", "coverage"} and {g["status"] for g in gates.values()} == {"passed"}
+    assert gates["tests"]["metrics"]["passed"] == 1
+    text = summary.read_text()
+    assert "## Gates" in text and "coverage" in text and "| deploy |" in text
+
+
+def test_failing_gate_fails_the_run_and_skips_the_deployment(cli, make_project) -> None:  # noqa: ANN001
+    root = make_project({**CODE, "buildyard.yml": pipeline(min_line=95)})
+    result, jobs = run(cli, root)
+    assert result.code == 1
+    assert jobs["test"]["status"] == "success"
+    assert jobs["gates"]["status"] == "failed" and jobs["gates"]["message"].startswith(
+        "gate coverage failed:"
+    )
+    assert jobs["deploy"]["status"] == "skipped"
+    assert "gate coverage failed" in jobs["deploy"]["message"]
+    assert not (root / "deployed.txt").exists()
+    shown = json.loads(cli("-C", root, "show", "--json").out)
+    recorded = {j["id"]: j["gates"] for j in shown["jobs"]}["gates"]
+    assert [(g["gate"], g["status"]) for g in recorded] == [("tests", "passed"), ("coverage", "failed")]
+
+
+def test_job_gate_with_a_missing_report_fails_that_job_naming_the_file(cli, make_project) -> None:  # noqa: ANN001
+    job_gate = 'gates: [{sarif: {files: "reports/lint.sarif", max_level: warning}}]'
+    root = make_project({**CODE, "buildyard.yml": pipeline(min_line=10, extra_job_gate=job_gate)})
+    result, jobs = run(cli, root)
+    assert result.code == 1
+    assert jobs["test"]["status"] == "failed"
+    assert "gate sarif failed" in jobs["test"]["message"] and "reports/lint.sarif" in jobs["test"]["message"]
+    assert "──── gates ────" in Path(jobs["test"]["log"]).read_text()
+    assert jobs["deploy"]["status"] == "skipped"
+
+
+def test_invalid_gate_config_is_a_located_spec_error(cli, make_project) -> None:  # noqa: ANN001
+    root = make_project(
+        {"buildyard.yml": "gates:\n  - coverage: {report: c.xml, min_lines: 5}\njobs:\n  a: {script: x}\n"}
+    )
+    result = cli("-C", root, "validate")
+    assert result.code == 2
+    assert "buildyard.yml:2:" in result.err and "min_lines" in result.err and "Traceback" not in result.err
