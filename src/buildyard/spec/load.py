@@ -7,6 +7,7 @@ Every problem is collected and reported at once as a ``SpecError`` whose diagnos
 from __future__ import annotations
 
 import difflib
+import functools
 import enum
 import re
 import types
@@ -110,7 +111,7 @@ class _Converter:
         if not isinstance(raw, dict):
             self.fail(path, f"expected a mapping, got {_kind(raw)}")
             return None
-        fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+        fields = _fields(cls)
         allowed = field_names(cls)
         values: dict[str, Any] = {}
         complete = True
@@ -224,6 +225,12 @@ class _Converter:
         if isinstance(raw, int | float):
             return self.smap.scalars.get(path, str(raw))
         return raw
+
+
+@functools.cache
+def _fields(cls: type[Spec]) -> dict[str, msgspec.structs.FieldInfo]:
+    """Fields of a spec struct by the key users write (resolving annotations is slow: once per class)."""
+    return {f.encode_name: f for f in msgspec.structs.fields(cls)}
 
 
 def _has_spec(tp: Any) -> bool:

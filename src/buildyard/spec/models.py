@@ -11,6 +11,7 @@ models costs ~270 ms on our CI machine, and ``buildyard validate`` must start in
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, ClassVar
 
@@ -253,6 +254,7 @@ class Pipeline(Spec, frozen=True, kw_only=True):
 INTERNAL_FIELDS = frozenset({"file", "positions"})
 
 
+@functools.cache
 def field_names(cls: type[Spec]) -> list[str]:
     """The keys users may write for ``cls``."""
     return [f.encode_name for f in msgspec.structs.fields(cls) if f.encode_name not in INTERNAL_FIELDS]
