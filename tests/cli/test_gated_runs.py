@@ -85,3 +85,36 @@ def test_invalid_gate_config_is_a_located_spec_error(cli, make_project) -> None:
     result = cli("-C", root, "validate")
     assert result.code == 2
     assert "buildyard.yml:2:" in result.err and "min_lines" in result.err and "Traceback" not in result.err
+
+
+def test_test_results_are_recorded_and_flaky_tests_found(cli, make_project) -> None:  # noqa: ANN001
+    flaky_test = (
+        "import pathlib\n\n\ndef test_flaky():\n    marker = pathlib.Path('seen')\n"
+        "    first = not marker.exists()\n    marker.write_text('x')\n    assert not first\n\n\n"
+        "def test_slow():\n    import time\n    time.sleep(0.3)\n"
+    )
+    root = make_project(
+        {
+            "tests/test_f.py": flaky_test,
+            ".gitignore": ".buildyard/\nreports/\nseen\n",
+            "buildyard.yml": f"""\
+gates:
+  - tests: {{junit: "reports/junit.xml", max_failures: 0}}
+jobs:
+  test:
+    cache: false
+    script: {PY} -m pytest -q -p no:cacheprovider --junitxml=reports/junit.xml tests
+""",
+        }
+    )
+    first = cli("-C", root, "run")
+    assert first.code == 1
+    second = cli("-C", root, "run")
+    assert second.code == 0
+    flaky = json.loads(cli("-C", root, "tests", "flaky", "--json").out)
+    assert [f["test"] for f in flaky] == ["tests.test_f::test_flaky"]
+    assert flaky[0]["passes"] == 1 and flaky[0]["failures"] == 1
+    slow = json.loads(cli("-C", root, "tests", "slowest", "--json").out)
+    assert slow[0]["test"].endswith("test_slow") and slow[0]["median_s"] >= 0.3 and slow[0]["runs"] == 2
+    hist = json.loads(cli("-C", root, "tests", "history", "test_flaky", "--json").out)
+    assert [h["outcome"] for h in hist] == ["passed", "failed"]

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Why a job ran instead of being restored from the cache.",
     ),
     "cache": ("buildyard.cli.cache", "app", "Inspect, verify, prune and serve the content-addressed cache."),
+    "tests": ("buildyard.cli.tests", "app", "Test analytics: flaky, slowest, history of a test."),
     "gates": ("buildyard.cli.gates", "gates", "Check quality gates against existing report files."),
     "deps": ("buildyard.cli.deps", "app", "Dependency inventory, vulnerabilities, licenses, SBOM."),
     "scan": ("buildyard.cli.scan", "app", "Scan the project for committed secrets."),

@@ -32,7 +32,9 @@ def _dur(seconds: float | None) -> str:
 
 
 @click.command()
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs.")
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs."
+)
 @click.option("--pipeline", help="Only this pipeline.")
 @json_option
 @db_option
@@ -50,10 +52,15 @@ def history(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool,
     if not runs:
         print("no runs recorded yet (start one with 'buildyard run')")
         return
-    print(f"{'#':>5}  {'status':<9} {'pipeline':<16} {'event':<12} {'branch':<16} {'started':<19} {'took':>8}")
+    print(
+        f"{'#':>5}  {'status':<9} {'pipeline':<16} {'event':<12} {'branch':<16} {'started':<19} {'took':>8}"
+    )
     for r in runs:
-        print(f"{r.number:>5}  {r.status:<9} {r.pipeline[:16]:<16} {r.event:<12} {(r.branch or r.tag)[:16]:<16} "
-              f"{_when(r.created_at):<19} {_dur(r.duration_s):>8}")
+        print(
+            f"{r.number:>5}  {r.status:<9} {r.pipeline[:16]:<16} {r.event:<12} {(r.branch or r.tag)[:16]:<16} "
+            f"{_when(r.created_at):<19} {_dur(r.duration_s):>8}"
+        )
+
 
 @click.command()
 @click.argument("run", required=False)
@@ -79,24 +86,37 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
             gates_by_job.setdefault(g.job_id, []).append(
                 {"gate": g.gate, "kind": g.kind, "status": g.status, "reason": g.reason}
             )
-        print_json({**asdict(record), "jobs": [
-            {**asdict(j), "steps": by_job.get(j.id, []), "gates": gates_by_job.get(j.id, [])} for j in jobs
-        ]})
+        print_json(
+            {
+                **asdict(record),
+                "jobs": [
+                    {**asdict(j), "steps": by_job.get(j.id, []), "gates": gates_by_job.get(j.id, [])}
+                    for j in jobs
+                ],
+            }
+        )
         return
-    print(f"run #{record.number} {record.status}  pipeline={record.pipeline} event={record.event} "
-          f"branch={record.branch or '-'} tag={record.tag or '-'} sha={record.sha[:12] or '-'}")
-    print(f"id {record.id}  started {_when(record.created_at)}  took {_dur(record.duration_s)}  "
-          f"queued {_dur(record.queue_s)}")
+    print(
+        f"run #{record.number} {record.status}  pipeline={record.pipeline} event={record.event} "
+        f"branch={record.branch or '-'} tag={record.tag or '-'} sha={record.sha[:12] or '-'}"
+    )
+    print(
+        f"id {record.id}  started {_when(record.created_at)}  took {_dur(record.duration_s)}  "
+        f"queued {_dur(record.queue_s)}"
+    )
     print(f"{'job':<32} {'status':<10} {'try':>3} {'exit':>4} {'took':>8} {'cpu':>7} {'rss':>8}  note")
     for j in jobs:
         rss = f"{j.peak_rss / 1e6:.0f}MB" if j.peak_rss else "-"
         cpu = f"{j.cpu_seconds:.2f}s" if j.cpu_seconds is not None else "-"
         code = "-" if j.exit_code is None else str(j.exit_code)
         note = j.message or (j.skip_reason or "")
-        print(f"{j.id[:32]:<32} {j.status:<10} {j.attempts:>3} {code:>4} {_dur(j.duration_s):>8} {cpu:>7} "
-              f"{rss:>8}  {note}")
+        print(
+            f"{j.id[:32]:<32} {j.status:<10} {j.attempts:>3} {code:>4} {_dur(j.duration_s):>8} {cpu:>7} "
+            f"{rss:>8}  {note}"
+        )
     for g in gates:
         print(f"gate {g.status:<7} {g.job_id}: {g.gate}: {g.reason}")
+
 
 @click.command()
 @click.argument("run", required=False)
@@ -105,7 +125,9 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
 @json_option
 @db_option
 @click.pass_context
-def logs(ctx: click.Context, run: str | None, job: str | None, follow: bool, as_json: bool, db: str | None) -> None:
+def logs(
+    ctx: click.Context, run: str | None, job: str | None, follow: bool, as_json: bool, db: str | None
+) -> None:
     """Print the (masked) log of a job, or of every job of a run."""
     store = _open(ctx, db)
     try:
@@ -154,8 +176,19 @@ def explain(ctx: click.Context, args: tuple[str, ...], as_json: bool, db: str | 
     if not jobs:
         raise NotFoundError(f"run #{record.number} has no job '{job}'")
     if as_json:
-        print_json([{"job": j.id, "status": j.status, "cache": j.cache_status, "cache_key": j.cache_key,
-                     "saved_s": j.saved_s, "reasons": j.miss_reasons} for j in jobs])
+        print_json(
+            [
+                {
+                    "job": j.id,
+                    "status": j.status,
+                    "cache": j.cache_status,
+                    "cache_key": j.cache_key,
+                    "saved_s": j.saved_s,
+                    "reasons": j.miss_reasons,
+                }
+                for j in jobs
+            ]
+        )
         return
     for j in jobs:
         if j.cache_status == "hit":

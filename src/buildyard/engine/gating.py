@@ -52,6 +52,36 @@ def evaluate_gates(gates: Sequence[Any], *, root: Path, project: Path, duration:
     return evaluate(gates, context)
 
 
+def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], ...]:
+    """Every test case (per attempt) of the JUnit reports the ``tests`` gates read, for analytics."""
+    from buildyard.gates.config import TestsGate  # noqa: PLC0415 - only with gates
+    from buildyard.gates.errors import ReportError  # noqa: PLC0415
+    from buildyard.gates.evaluation import load_junit  # noqa: PLC0415
+
+    out: list[dict[str, Any]] = []
+    for gate in gates:
+        if not isinstance(gate, TestsGate):
+            continue
+        try:
+            report = load_junit(root, gate.junit)
+        except ReportError:
+            continue  # the gate itself reports the broken file
+        for case in report.cases:
+            outcomes = ["failed"] * case.failed_attempts + [str(case.outcome)]
+            out.extend(
+                {
+                    "suite": case.suite,
+                    "classname": case.classname,
+                    "name": case.name,
+                    "outcome": outcome,
+                    "duration": case.duration,
+                    "attempt": attempt,
+                }
+                for attempt, outcome in enumerate(outcomes, start=1)
+            )
+    return tuple(out)
+
+
 def _report(results: Sequence[Any]) -> bytes:
     lines = ["", "──── gates ────"]
     for r in results:
@@ -105,7 +135,8 @@ class GatingExecutor:
             duration_s=time.monotonic() - start,
             log_path=request.log_path,
         )
-        outcome = self._apply(request, outcome, results, sink)
+        tests = await asyncio.to_thread(collect_tests, request.gates, root=self.project)
+        outcome = replace(self._apply(request, outcome, results, sink), test_results=tests)
         if request.failed_needs and outcome.status == JobStatus.SUCCESS:
             names = ", ".join(request.failed_needs)
             outcome = replace(

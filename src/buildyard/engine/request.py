@@ -114,6 +114,7 @@ class JobOutcome:
     saved_s: float = 0.0
     miss_reasons: tuple[str, ...] = ()
     gate_results: tuple[dict[str, Any], ...] = ()
+    test_results: tuple[dict[str, Any], ...] = ()  # from the JUnit reports of tests gates
 
 
 OutputSink = Callable[[str, bytes], None]

@@ -44,6 +44,7 @@ from buildyard.store.history import (
     RunRecord,
     SqlHistory,
     StepRecord,
+    TestRecord,
     default_url,
 )
 
@@ -364,6 +365,26 @@ class Recorder:
             for i, g in enumerate(r.gate_results)
         ]
         self.history.save_gates(gate_rows)
+        sha = self.run.sha
+        test_rows = [
+            TestRecord(
+                self.run.id,
+                r.id,
+                i,
+                t["suite"],
+                t["classname"],
+                t["name"],
+                t["outcome"],
+                float(t["duration"]),
+                int(t["attempt"]),
+                sha,
+                r.finished_at or time.time(),
+            )
+            for r in batch
+            if r.status.is_final
+            for i, t in enumerate(r.test_results)
+        ]
+        self.history.save_tests(test_rows)
 
     def job_record(self, r: JobResult) -> JobRecord:
         """The history row of a job result (messages masked)."""

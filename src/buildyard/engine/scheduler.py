@@ -52,6 +52,7 @@ class JobResult:
     saved_s: float = 0.0
     miss_reasons: tuple[str, ...] = ()
     gate_results: tuple[dict[str, Any], ...] = ()
+    test_results: tuple[dict[str, Any], ...] = ()
 
     @property
     def blocks_run(self) -> bool:
@@ -347,6 +348,7 @@ class Scheduler:
             result.saved_s = outcome.saved_s
             result.miss_reasons = outcome.miss_reasons
             result.gate_results = outcome.gate_results
+            result.test_results = outcome.test_results
         elif status == JobStatus.CANCELLED and result.started_at is not None:
             result.finished_at = time.time()
             result.duration_s = result.finished_at - result.started_at

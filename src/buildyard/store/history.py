@@ -20,9 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from buildyard.errors import NotFoundError, StoreError
-from buildyard.store.schema import gate_results, jobs, runs, steps
+from buildyard.store.schema import gate_results, jobs, runs, steps, test_results
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,25 @@ class GateRecord:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class TestRecord:
+    """One attempt of one test in one run (from the JUnit reports of a ``tests`` gate)."""
+
+    __test__ = False  # not a pytest test class
+
+    run_id: str
+    job_id: str
+    idx: int
+    suite: str
+    classname: str
+    name: str
+    outcome: str
+    duration: float
+    attempt: int
+    sha: str
+    at: float
+
+
 class History(Protocol):
     """What the engine and the faces need from a history store."""
 
@@ -135,6 +154,14 @@ class History(Protocol):
 
     def gates(self, run_id: str) -> list[GateRecord]:
         """Gate results of a run."""
+        ...
+
+    def save_tests(self, records: Sequence[TestRecord]) -> None:
+        """Insert test results."""
+        ...
+
+    def tests_since(self, since: float) -> list[TestRecord]:
+        """Test results recorded at or after ``since`` (epoch seconds)."""
         ...
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -313,7 +340,26 @@ class SqlHistory:
                 )
             conn.execute(gate_results.insert(), [asdict(r) for r in records])
 
+    def save_tests(self, records: Sequence[TestRecord]) -> None:
+        """Insert test results (replacing earlier ones of the same jobs)."""
+        if not records:
+            return
+        with self.engine.begin() as conn:
+            for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
+                conn.execute(
+                    test_results.delete().where(
+                        test_results.c.run_id == run_id, test_results.c.job_id == job_id
+                    )
+                )
+            conn.execute(test_results.insert(), [asdict(r) for r in records])
+
     # --- reads ------------------------------------------------------------------------------------
+
+    def tests_since(self, since: float) -> list[TestRecord]:
+        """Test results recorded at or after ``since``, oldest first."""
+        query = sa.select(test_results).where(test_results.c.at >= since).order_by(test_results.c.at)
+        with self.engine.connect() as conn:
+            return [TestRecord(**r._asdict()) for r in conn.execute(query)]
 
     def gates(self, run_id: str) -> list[GateRecord]:
         """Gate results of a run, by job then order."""

@@ -109,3 +109,21 @@ gate_results = Table(
     Column("data", JSON, nullable=False),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
+
+test_results = Table(
+    "test_results",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", String(300), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("suite", Text, nullable=False),
+    Column("classname", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
+Index("ix_test_results_at", test_results.c.at)
