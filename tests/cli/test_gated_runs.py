@@ -118,3 +118,33 @@ jobs:
     assert slow[0]["test"].endswith("test_slow") and slow[0]["median_s"] >= 0.3 and slow[0]["runs"] == 2
     hist = json.loads(cli("-C", root, "tests", "history", "test_flaky", "--json").out)
     assert [h["outcome"] for h in hist] == ["passed", "failed"]
+
+
+BENCH_PIPELINE = f"""\
+gates:
+  - benchmarks: {{results: "bench.json", baseline: main, max_regression: 5%}}
+jobs:
+  bench:
+    cache: false
+    script: |
+      {PY} - <<'PY'
+      import json, os, random
+      rnd = random.Random(7)
+      factor = float(os.environ["FACTOR"])
+      samples = [0.010 * factor * (1 + rnd.uniform(-0.02, 0.02)) for _ in range(40)]
+      json.dump({{"benchmarks": [{{"name": "parse", "unit": "s", "samples": samples}}]}}, open("bench.json", "w"))
+      PY
+"""
+
+
+def test_benchmark_regression_against_the_baseline_branch_from_history(cli, make_project) -> None:  # noqa: ANN001
+    root = make_project({"buildyard.yml": BENCH_PIPELINE, ".gitignore": ".buildyard/\nbench.json\n"})
+    first, jobs = run(cli, root, "--branch", "main", "--var", "FACTOR=1.0")
+    assert first.code == 0
+    assert jobs["gates"]["gates"][0]["status"] == "warning"  # nothing to compare with yet
+    slower, jobs = run(cli, root, "--branch", "feature", "--var", "FACTOR=1.5")
+    assert slower.code == 1
+    gate = jobs["gates"]["gates"][0]
+    assert gate["status"] == "failed" and "parse" in json.dumps(gate)
+    same, jobs = run(cli, root, "--branch", "other", "--var", "FACTOR=1.0")
+    assert same.code == 0 and jobs["gates"]["gates"][0]["status"] == "passed"

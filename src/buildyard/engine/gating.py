@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,70 @@ def _vulnerabilities(gates: Sequence[Any], project: Path) -> list[Any] | None:
     ]
 
 
-def evaluate_gates(gates: Sequence[Any], *, root: Path, project: Path, duration: float | None) -> list[Any]:
-    """Evaluate ``gates`` with reports under ``root``; returns ``GateResult``s."""
+BaselineLookup = Callable[[str, str], "dict[str, Any] | None"]
+"""``(gate label, branch or "") -> recorded data`` of that gate in the latest successful run (or None)."""
+
+
+def _baselines(gates: Sequence[Any], root: Path, lookup: BaselineLookup | None) -> dict[str, Any]:
+    """Coverage and benchmark baselines from history, for the gates that need them."""
+    from buildyard.gates.config import BenchmarksGate, CoverageGate  # noqa: PLC0415
+    from buildyard.gates.evaluation import baselines_needed  # noqa: PLC0415
+    from buildyard.gates.serialize import benchmarks_from_dict, coverage_from_dict  # noqa: PLC0415
+
+    out: dict[str, Any] = {"coverage_baseline": None, "benchmark_baselines": {}}
+    if lookup is None:
+        return out
+    for gate in gates:
+        if isinstance(gate, CoverageGate) and gate.no_decrease:
+            data = lookup(gate.label, "")
+            if data and "report" in data:
+                out["coverage_baseline"] = coverage_from_dict(data["report"])
+    needed = baselines_needed(gates, root)
+    for gate in gates:
+        if isinstance(gate, BenchmarksGate) and gate.baseline in needed:
+            data = lookup(gate.label, gate.baseline)
+            if data and "report" in data:
+                out["benchmark_baselines"][gate.baseline] = benchmarks_from_dict(data["report"])
+    return out
+
+
+def _current_reports(gates: Sequence[Any], root: Path) -> dict[str, Any]:
+    """The coverage totals and benchmark results measured now, recorded as future baselines."""
+    from buildyard.gates.config import BenchmarksGate, CoverageGate  # noqa: PLC0415
+    from buildyard.gates.errors import ReportError  # noqa: PLC0415
+    from buildyard.gates.evaluation import load_benchmarks, load_coverage  # noqa: PLC0415
+    from buildyard.gates.serialize import benchmarks_to_dict, coverage_to_dict  # noqa: PLC0415
+
+    out: dict[str, Any] = {}
+    for gate in gates:
+        try:
+            if isinstance(gate, CoverageGate):
+                out[gate.label] = coverage_to_dict(load_coverage(root, gate.report, gate.format).totals)
+            elif isinstance(gate, BenchmarksGate):
+                out[gate.label] = benchmarks_to_dict(load_benchmarks(root, gate.results, gate.format))
+        except ReportError:
+            continue  # the gate itself reports the broken file
+    return out
+
+
+def evaluate_gates(
+    gates: Sequence[Any],
+    *,
+    root: Path,
+    project: Path,
+    duration: float | None,
+    baselines: BaselineLookup | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """Evaluate ``gates`` with reports under ``root``: ``(GateResult list, reports to record by gate)``."""
     from buildyard.gates.evaluation import GateContext, evaluate  # noqa: PLC0415 - only with gates
 
-    context = GateContext(root=root, duration=duration, vulnerabilities=_vulnerabilities(gates, project))
-    return evaluate(gates, context)
+    context = GateContext(
+        root=root,
+        duration=duration,
+        vulnerabilities=_vulnerabilities(gates, project),
+        **_baselines(gates, root, baselines),
+    )
+    return evaluate(gates, context), _current_reports(gates, root)
 
 
 def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], ...]:
@@ -93,10 +151,13 @@ def _report(results: Sequence[Any]) -> bytes:
 class GatingExecutor:
     """Evaluates gates around ``inner``'s jobs and runs the pipeline's ``gates`` node."""
 
-    def __init__(self, inner: Executor, *, project: Path, run_started: float) -> None:
+    def __init__(
+        self, inner: Executor, *, project: Path, run_started: float, baselines: BaselineLookup | None = None
+    ) -> None:
         self.inner = inner
         self.project = project
         self.run_started = run_started
+        self.baselines = baselines
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
         """Run the job (or evaluate the gates node), then apply its gates."""
@@ -105,23 +166,26 @@ class GatingExecutor:
         outcome = await self.inner.execute(request, sink)
         if not request.gates or outcome.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
             return outcome
-        results = await asyncio.to_thread(
+        results, reports = await asyncio.to_thread(
             evaluate_gates,
             request.gates,
             root=Path(request.cwd),
             project=self.project,
             duration=outcome.duration_s,
+            baselines=self.baselines,
         )
-        return self._apply(request, outcome, results, sink)
+        tests = await asyncio.to_thread(collect_tests, request.gates, root=Path(request.cwd))
+        return replace(self._apply(request, outcome, results, reports, sink), test_results=tests)
 
     async def _gate_node(self, request: JobRequest, sink: OutputSink | None) -> JobOutcome:
         started_at, start = time.time(), time.monotonic()
-        results = await asyncio.to_thread(
+        results, reports = await asyncio.to_thread(
             evaluate_gates,
             request.gates,
             root=self.project,
             project=self.project,
             duration=time.time() - self.run_started,
+            baselines=self.baselines,
         )
         Path(request.log_path).parent.mkdir(parents=True, exist_ok=True)
         Path(request.log_path).write_bytes(b"")
@@ -136,7 +200,7 @@ class GatingExecutor:
             log_path=request.log_path,
         )
         tests = await asyncio.to_thread(collect_tests, request.gates, root=self.project)
-        outcome = replace(self._apply(request, outcome, results, sink), test_results=tests)
+        outcome = replace(self._apply(request, outcome, results, reports, sink), test_results=tests)
         if request.failed_needs and outcome.status == JobStatus.SUCCESS:
             names = ", ".join(request.failed_needs)
             outcome = replace(
@@ -146,14 +210,20 @@ class GatingExecutor:
 
     @staticmethod
     def _apply(
-        request: JobRequest, outcome: JobOutcome, results: Sequence[Any], sink: OutputSink | None
+        request: JobRequest,
+        outcome: JobOutcome,
+        results: Sequence[Any],
+        reports: dict[str, Any],
+        sink: OutputSink | None,
     ) -> JobOutcome:
         report = _report(results)
         with Path(request.log_path).open("ab") as log:
             log.write(report)
         if sink is not None:
             sink(request.job_id, report)
-        records = tuple(r.to_dict() for r in results)
+        records = tuple(
+            {**r.to_dict(), **({"report": reports[r.gate]} if r.gate in reports else {})} for r in results
+        )
         failed = [r for r in results if r.failed]
         if not failed:
             return replace(outcome, gate_results=records)

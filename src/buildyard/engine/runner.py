@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from buildyard.engine.gitinfo import GitInfo, read_git
 from buildyard.engine.local import LocalExecutor
@@ -498,7 +498,12 @@ def execute_run(
             inner = cache_stack.wrap(inner)
         from buildyard.engine.gating import GatingExecutor  # noqa: PLC0415
 
-        inner = GatingExecutor(inner, project=options.project_dir, run_started=created)
+        def baseline(gate: str, branch: str) -> dict[str, Any] | None:
+            return history.latest_gate_data(
+                pipeline=pipeline.name, branch=branch or trigger.branch, gate=gate, before=created
+            )
+
+        inner = GatingExecutor(inner, project=options.project_dir, run_started=created, baselines=baseline)
         scheduler = Scheduler(
             plan,
             inner,

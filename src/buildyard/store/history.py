@@ -355,6 +355,28 @@ class SqlHistory:
 
     # --- reads ------------------------------------------------------------------------------------
 
+    def latest_gate_data(
+        self, *, pipeline: str, branch: str, gate: str, before: float
+    ) -> dict[str, Any] | None:
+        """The recorded data of ``gate`` in the latest successful run of ``pipeline`` on ``branch``
+        created before ``before`` (a baseline for coverage ``no_decrease`` and benchmark regressions)."""
+        query = (
+            sa.select(gate_results.c.data)
+            .join(runs, runs.c.id == gate_results.c.run_id)
+            .where(
+                runs.c.pipeline == pipeline,
+                runs.c.branch == branch,
+                runs.c.status == "success",
+                runs.c.created_at < before,
+                gate_results.c.gate == gate,
+            )
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return dict(row[0]) if row is not None else None
+
     def tests_since(self, since: float) -> list[TestRecord]:
         """Test results recorded at or after ``since``, oldest first."""
         query = sa.select(test_results).where(test_results.c.at >= since).order_by(test_results.c.at)
