@@ -33,12 +33,12 @@ jobs:
 """
 
 
-def run(cli, root: Path, *args: str):  # noqa: ANN001, ANN201
+def run(cli, root: Path, *args: str):
     result = cli("-C", root, "run", "--json", "--no-cache", *args)
     return result, {j["name"]: j for j in json.loads(result.out)["jobs"]}
 
 
-def test_passing_gates_let_the_deployment_run(cli, make_project, tmp_path) -> None:  # noqa: ANN001
+def test_passing_gates_let_the_deployment_run(cli, make_project, tmp_path) -> None:
     root = make_project({**CODE, "buildyard.yml": pipeline(min_line=50)})
     summary = tmp_path / "summary.md"
     result, jobs = run(cli, root, "--summary", str(summary))
@@ -51,7 +51,7 @@ def test_passing_gates_let_the_deployment_run(cli, make_project, tmp_path) -> No
     assert "## Gates" in text and "coverage" in text and "| deploy |" in text
 
 
-def test_failing_gate_fails_the_run_and_skips_the_deployment(cli, make_project) -> None:  # noqa: ANN001
+def test_failing_gate_fails_the_run_and_skips_the_deployment(cli, make_project) -> None:
     root = make_project({**CODE, "buildyard.yml": pipeline(min_line=95)})
     result, jobs = run(cli, root)
     assert result.code == 1
@@ -67,7 +67,7 @@ def test_failing_gate_fails_the_run_and_skips_the_deployment(cli, make_project) 
     assert [(g["gate"], g["status"]) for g in recorded] == [("tests", "passed"), ("coverage", "failed")]
 
 
-def test_job_gate_with_a_missing_report_fails_that_job_naming_the_file(cli, make_project) -> None:  # noqa: ANN001
+def test_job_gate_with_a_missing_report_fails_that_job_naming_the_file(cli, make_project) -> None:
     job_gate = 'gates: [{sarif: {files: "reports/lint.sarif", max_level: warning}}]'
     root = make_project({**CODE, "buildyard.yml": pipeline(min_line=10, extra_job_gate=job_gate)})
     result, jobs = run(cli, root)
@@ -78,7 +78,7 @@ def test_job_gate_with_a_missing_report_fails_that_job_naming_the_file(cli, make
     assert jobs["deploy"]["status"] == "skipped"
 
 
-def test_invalid_gate_config_is_a_located_spec_error(cli, make_project) -> None:  # noqa: ANN001
+def test_invalid_gate_config_is_a_located_spec_error(cli, make_project) -> None:
     root = make_project(
         {"buildyard.yml": "gates:\n  - coverage: {report: c.xml, min_lines: 5}\njobs:\n  a: {script: x}\n"}
     )
@@ -87,7 +87,7 @@ def test_invalid_gate_config_is_a_located_spec_error(cli, make_project) -> None:
     assert "buildyard.yml:2:" in result.err and "min_lines" in result.err and "Traceback" not in result.err
 
 
-def test_test_results_are_recorded_and_flaky_tests_found(cli, make_project) -> None:  # noqa: ANN001
+def test_test_results_are_recorded_and_flaky_tests_found(cli, make_project) -> None:
     flaky_test = (
         "import pathlib\n\n\ndef test_flaky():\n    marker = pathlib.Path('seen')\n"
         "    first = not marker.exists()\n    marker.write_text('x')\n    assert not first\n\n\n"
@@ -137,7 +137,7 @@ jobs:
 """
 
 
-def test_benchmark_regression_against_the_baseline_branch_from_history(cli, make_project) -> None:  # noqa: ANN001
+def test_benchmark_regression_against_the_baseline_branch_from_history(cli, make_project) -> None:
     root = make_project({"buildyard.yml": BENCH_PIPELINE, ".gitignore": ".buildyard/\nbench.json\n"})
     first, jobs = run(cli, root, "--branch", "main", "--var", "FACTOR=1.0")
     assert first.code == 0

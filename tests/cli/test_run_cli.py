@@ -337,7 +337,7 @@ def test_stream_prefixes_output(cli, make_project, flag) -> None:
     assert "alpha | one" in result.out and "alpha | two" in result.out
 
 
-def test_logs_follow_streams_a_running_job_until_it_ends(make_project) -> None:  # noqa: ANN001
+def test_logs_follow_streams_a_running_job_until_it_ends(make_project) -> None:
     root = make_project(
         {"buildyard.yml": "jobs:\n  slow: {script: 'for i in 1 2 3; do echo line $i; sleep 0.4; done'}\n"}
     )

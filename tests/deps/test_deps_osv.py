@@ -16,12 +16,13 @@ from packaging.version import InvalidVersion, Version
 from buildyard.deps import api
 from buildyard.deps.errors import DatabaseError
 from buildyard.deps.inventory import build_inventory
-from buildyard.deps.model import Ecosystem, Inventory, Package, Severity
+from buildyard.deps.model import Ecosystem, Inventory, Package
 from buildyard.deps.osv import affected, index_records
 from buildyard.deps.osvdb import DumpSource, RecordsSource, load_index
 from buildyard.deps.scan import match_package, scan_inventory
 from buildyard.deps.severity import cvss_base_score, rate
 from buildyard.deps.versions import semver_key, sort_key
+from buildyard.model import Severity
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "osv"
 if not SHARED.is_dir():

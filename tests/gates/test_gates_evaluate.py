@@ -213,7 +213,12 @@ def test_findings_gates(tmp_path: Path) -> None:
     assert result.reason == "2 vulnerabilities above medium: GHSA-1 (requests, HIGH), OSV-3 (rich, unrated)"
     ignored = evaluate_gate(gate("vulnerabilities", max_severity="medium", ignore=["GHSA-1", "OSV-3"]), ctx)
     assert ignored.status is GateStatus.PASSED and ignored.metrics["ignored"] == 2
-    assert evaluate_gate(gate("vulnerabilities", max_severity="critical"), ctx).status is GateStatus.PASSED
+    # An unrated finding never hides (same rule as `deps scan`): it fails even a "critical" threshold...
+    critical = evaluate_gate(gate("vulnerabilities", max_severity="critical"), ctx)
+    assert critical.status is GateStatus.FAILED and critical.reason.endswith("OSV-3 (rich, unrated)")
+    # ...until it is explicitly ignored.
+    accepted = evaluate_gate(gate("vulnerabilities", max_severity="critical", ignore=["OSV-3"]), ctx)
+    assert accepted.status is GateStatus.PASSED
     licenses = evaluate_gate(gate("licenses"), ctx)
     assert licenses.status is GateStatus.FAILED and "b (GPL-3.0-only)" in licenses.reason
     review = GateContext(root=tmp_path, licenses=[LicenseVerdict("c", "", "unknown")])

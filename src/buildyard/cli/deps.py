@@ -126,8 +126,8 @@ def scan_command(
     PATHS: lockfiles, project directories, site-packages or node_modules (default: project).
     """
     from buildyard.deps import api  # noqa: PLC0415
-    from buildyard.deps.model import Severity  # noqa: PLC0415
     from buildyard.errors import UsageError  # noqa: PLC0415
+    from buildyard.model import Severity  # noqa: PLC0415
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")

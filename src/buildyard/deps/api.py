@@ -11,10 +11,11 @@ from pathlib import Path
 from buildyard.deps.installed import with_installed_licenses
 from buildyard.deps.inventory import build_inventory
 from buildyard.deps.licenses import LicenseReport, Policy, check_licenses
-from buildyard.deps.model import Inventory, Severity
+from buildyard.deps.model import Inventory
 from buildyard.deps.osvdb import DumpSource, VulnerabilitySource, default_cache_dir, default_db_dir
 from buildyard.deps.sbom import bom_json, build_bom
 from buildyard.deps.scan import ScanResult, load_ignores, scan_inventory
+from buildyard.model import Severity
 
 
 def inventory(paths: Sequence[Path], base: Path | None = None) -> Inventory:

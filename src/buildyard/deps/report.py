@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from buildyard import __version__
-from buildyard.deps.model import Inventory, Package, Severity
+from buildyard.deps.model import Inventory, Package
 from buildyard.deps.scan import Finding, ScanResult
+from buildyard.model import Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from buildyard.deps.errors import IgnoreFileError, LockfileError
-from buildyard.deps.model import Ecosystem, Inventory, Package, Severity, normalize_name
+from buildyard.deps.model import Ecosystem, Inventory, Package, normalize_name
 from buildyard.deps.osv import Match, OsvIndex, Vulnerability, affected
 from buildyard.deps.parsers._util import load_yaml
 from buildyard.deps.severity import Rating
 from buildyard.deps.versions import InvalidVersionError, sort_key
+from buildyard.model import Severity
 
 
 @dataclass(frozen=True, slots=True)

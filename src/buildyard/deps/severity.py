@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from buildyard.deps.model import Severity
+from buildyard.model import Severity
 
 
 @dataclass(frozen=True, slots=True)

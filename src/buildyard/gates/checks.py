@@ -16,7 +16,6 @@ from buildyard.gates.config import (
     GateKind,
     LicensesGate,
     SarifGate,
-    Severity,
     TestsGate,
     VulnerabilitiesGate,
 )
@@ -31,6 +30,7 @@ from buildyard.gates.reports.model import (
 from buildyard.gates.results import GateResult, GateStatus, Metric
 from buildyard.gates.stats import BenchmarkComparison, Verdict, compare
 from buildyard.gates.units import format_size
+from buildyard.model import Severity
 from buildyard.spec.durations import format_duration
 
 #: How many offending items a reason names before "and N more".
@@ -225,10 +225,11 @@ def check_benchmarks(
 
 
 def _severity(raw: str) -> Severity:
+    """A finding's severity; anything unrecognised is UNKNOWN, which never hides (it ranks above critical)."""
     try:
         return Severity(raw.strip().lower())
     except ValueError:
-        return Severity.HIGH
+        return Severity.UNKNOWN
 
 
 def check_vulnerabilities(gate: VulnerabilitiesGate, findings: Sequence[VulnerabilityFinding]) -> GateResult:

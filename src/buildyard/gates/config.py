@@ -32,6 +32,7 @@ import msgspec
 
 from buildyard.gates.errors import GateConfigError
 from buildyard.gates.units import parse_percent, parse_size
+from buildyard.model import Severity
 from buildyard.spec.durations import parse_duration
 
 FieldPath = tuple[str | int, ...]
@@ -49,21 +50,6 @@ class GateKind(StrEnum):
     SARIF = "sarif"
     DURATION = "duration"
     ARTIFACT_SIZE = "artifact_size"
-
-
-class Severity(StrEnum):
-    """Vulnerability severities, least to most severe."""
-
-    NONE = "none"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """0 (none) … 4 (critical)."""
-        return list(Severity).index(self)
 
 
 class _Unit(NamedTuple):

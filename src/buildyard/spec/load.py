@@ -7,8 +7,8 @@ Every problem is collected and reported at once as a ``SpecError`` whose diagnos
 from __future__ import annotations
 
 import difflib
-import functools
 import enum
+import functools
 import re
 import types
 import typing
