@@ -55,9 +55,14 @@ def build_statement(
     """The in-toto Statement v1 (SLSA provenance v1 predicate) describing one artifact version."""
     external: dict[str, Any] = {"artifact": {"name": name, "version": version, "type": artifact_type}}
     if build.pipeline_file:
-        external["pipeline"] = {"path": build.pipeline_file, "digest": {"sha256": build.pipeline_sha256 or ""}}
+        external["pipeline"] = {
+            "path": build.pipeline_file,
+            "digest": {"sha256": build.pipeline_sha256 or ""},
+        }
     invocation = {
-        k: v for k, v in {"event": build.event, "ref": build.tag or build.branch, "job": build.job_id}.items() if v
+        k: v
+        for k, v in {"event": build.event, "ref": build.tag or build.branch, "job": build.job_id}.items()
+        if v
     }
     if invocation:
         external["invocation"] = invocation
@@ -76,7 +81,9 @@ def build_statement(
         {"name": MANIFEST_NAME, "digest": {"sha256": manifest_sha256}, "mediaType": "application/json"}
     ]
     if sbom_sha256:
-        byproducts.append({"name": SBOM_NAME, "digest": {"sha256": sbom_sha256}, "mediaType": SBOM_MEDIA_TYPE})
+        byproducts.append(
+            {"name": SBOM_NAME, "digest": {"sha256": sbom_sha256}, "mediaType": SBOM_MEDIA_TYPE}
+        )
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": f.path, "digest": {"sha256": f.sha256, "sha512": f.sha512}} for f in files],
@@ -155,7 +162,9 @@ def verify_envelope(envelope: bytes, trusted: Sequence[PublicKey], *, what: str)
         data = json.loads(envelope)
         payload = base64.b64decode(data["payload"], validate=True)
         payload_type = data["payloadType"]
-        signatures = [(str(s["keyid"]), base64.b64decode(s["sig"], validate=True)) for s in data["signatures"]]
+        signatures = [
+            (str(s["keyid"]), base64.b64decode(s["sig"], validate=True)) for s in data["signatures"]
+        ]
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise VerificationError(f"{what}: the signature envelope is malformed") from None
     if payload_type != PAYLOAD_TYPE:
@@ -174,7 +183,9 @@ def verify_envelope(envelope: bytes, trusted: Sequence[PublicKey], *, what: str)
             statement["_type"] == STATEMENT_TYPE
             and statement["predicateType"] == PROVENANCE_TYPE
             and isinstance(statement["subject"], list)
-            and all(isinstance(s["name"], str) and isinstance(s["digest"], dict) for s in statement["subject"])
+            and all(
+                isinstance(s["name"], str) and isinstance(s["digest"], dict) for s in statement["subject"]
+            )
             and isinstance(statement["predicate"]["buildDefinition"]["externalParameters"]["artifact"], dict)
         )
     except (ValueError, KeyError, TypeError):

@@ -111,7 +111,9 @@ class AuditLog:
         """Append one event (fsynced). The caller holds the repository lock."""
         lines = self._lines()
         prev = _line_hash(lines[-1]) if lines else _GENESIS
-        event = AuditEvent(len(lines) + 1, round(time.time(), 3), actor, action, artifact, version, channel, reason)
+        event = AuditEvent(
+            len(lines) + 1, round(time.time(), 3), actor, action, artifact, version, channel, reason
+        )
         line = json.dumps({**event.to_json(), "prev": prev}, sort_keys=True).encode() + b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -137,7 +139,9 @@ class AuditLog:
                 prev = _line_hash(line)
                 continue
             if d.get("prev") != prev:
-                problems.append(f"{self.path}:{n}: audit chain broken (a line before it was edited or removed)")
+                problems.append(
+                    f"{self.path}:{n}: audit chain broken (a line before it was edited or removed)"
+                )
             if d.get("seq") != n:
                 problems.append(f"{self.path}:{n}: sequence number {d.get('seq')} (expected {n})")
             prev = _line_hash(line)

@@ -33,12 +33,14 @@ class ChannelState:
 
     def channels_of(self, artifact: str, version: str) -> list[str]:
         """Channels currently pointing at ``version``."""
-        return sorted(ch for (a, ch), vs in self.history.items() if a == artifact and vs and vs[-1] == version)
+        return sorted(
+            ch for (a, ch), vs in self.history.items() if a == artifact and vs and vs[-1] == version
+        )
 
     def protected(self) -> set[tuple[str, str]]:
         """``(artifact, version)`` pairs that retention must keep: every channel's current and previous."""
         keep: set[tuple[str, str]] = set()
-        for (artifact, channel) in self.history:
+        for artifact, channel in self.history:
             for v in (self.current(artifact, channel), self.previous(artifact, channel)):
                 if v is not None:
                     keep.add((artifact, v))

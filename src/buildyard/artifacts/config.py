@@ -88,7 +88,9 @@ def load_config(path: Path) -> RepoConfig:
         if c.name in seen:
             raise ArtifactError(f"{path}: channel {c.name!r} is listed twice")
         if c.requires is not None and c.requires not in seen:
-            raise ArtifactError(f"{path}: channel {c.name!r} requires {c.requires!r}, which is not listed before it")
+            raise ArtifactError(
+                f"{path}: channel {c.name!r} requires {c.requires!r}, which is not listed before it"
+            )
         seen.add(c.name)
     if not config.channels:
         raise ArtifactError(f"{path}: at least one channel is required")

@@ -78,6 +78,7 @@ class SigningKey:
 
 def load_public_key(data: bytes, *, name: str, source: str) -> PublicKey:
     """Parse an Ed25519 public key from PEM (or an OpenSSH ``ssh-ed25519`` line)."""
+    key: object
     try:
         if data.lstrip().startswith(b"ssh-ed25519"):
             key = serialization.load_ssh_public_key(data.strip())
@@ -149,7 +150,7 @@ class KeyRing:
             if self._private_path(name).exists():
                 raise KeyError_(f"key {name!r} already exists in {self.private_dir} (choose another --name)")
             signing = _load_private(data, name=name, source=str(source))
-            pem = signing._key.private_bytes(  # noqa: SLF001 - same module family, key never leaves
+            pem = signing._key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
             atomic_write_bytes(self._private_path(name), pem, mode=0o600)
@@ -177,7 +178,9 @@ class KeyRing:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise KeyError_(f"no trusted key {name!r} in {self.trusted_dir} (see 'buildyard keys list')") from None
+            raise KeyError_(
+                f"no trusted key {name!r} in {self.trusted_dir} (see 'buildyard keys list')"
+            ) from None
         return load_public_key(data, name=name, source=str(path))
 
     def trusted(self) -> list[PublicKey]:

@@ -227,7 +227,9 @@ class Repository:
         """Check the envelope against trusted keys and tie the manifest to it (files not read)."""
         envelope = self.blob(record.envelope_blob, what=record.name)
         stmt = attest.verify_envelope(envelope, self.trusted(trusted), what=record.name)
-        manifest = check_consistency(stmt, self.blob(record.manifest_blob, what=record.name), what=record.name)
+        manifest = check_consistency(
+            stmt, self.blob(record.manifest_blob, what=record.name), what=record.name
+        )
         if record.sbom_blob is not None:
             sbom = self.blob(record.sbom_blob, what=record.name)
             if stmt.byproduct_sha256(attest.SBOM_NAME) != _sha256(sbom):
@@ -294,7 +296,11 @@ class Repository:
             builder_id=builder_id,
         )
         envelope = attest.sign_envelope(statement, signing)
-        parts = {"manifest": manifest_bytes, "envelope": envelope, **({"sbom": sbom} if sbom is not None else {})}
+        parts = {
+            "manifest": manifest_bytes,
+            "envelope": envelope,
+            **({"sbom": sbom} if sbom is not None else {}),
+        }
         digests: dict[str, str] = {}
         for part, data in parts.items():
             had = self.cas.has(_b3(data))
@@ -325,7 +331,8 @@ class Repository:
         entries, written = ingest(self.cas, sources, workers=workers)
         if tuple(entries) != manifest.files:
             raise ArtifactError(
-                f"{existing.name} already exists with different files; versions are immutable (bump the version)"
+                f"{existing.name} already exists with different files; "
+                "versions are immutable (bump the version)"
             )
         return PushResult(manifest, existing, False, written)
 
@@ -360,7 +367,9 @@ class Repository:
             try:
                 materialize(self.cas, result.manifest.files, staging)
             except VerificationError as exc:
-                raise VerificationError(f"{result.record.name}: {exc}; nothing was written to {dest}") from None
+                raise VerificationError(
+                    f"{result.record.name}: {exc}; nothing was written to {dest}"
+                ) from None
             _move_into(staging, dest, [f.path for f in result.manifest.files])
         finally:
             shutil.rmtree(staging, ignore_errors=True)

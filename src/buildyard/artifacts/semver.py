@@ -125,14 +125,23 @@ def release_version(base: str, *, build_number: int | None = None, commit: str |
     return Version.parse(text)
 
 
-def branch_version(last_release: str, branch: str, build_number: int, *, commit: str | None = None) -> Version:
-    """A branch build as a pre-release of the next patch: ``("1.4.0", "feature/x", 57)`` gives
-    ``1.4.1-feature-x.57`` (plus ``+build.57.<short commit>`` when ``commit`` is given)."""
-    v = Version.parse(last_release)
+def prerelease_version(version: str, branch: str, build_number: int, *, commit: str | None = None) -> Version:
+    """A branch build of the upcoming ``version``: ``("1.4.1", "feature/x", 57)`` gives ``1.4.1-feature-x.57``
+    (plus ``+build.57.<short commit>`` when ``commit`` is given)."""
+    v = Version.parse(version)
     pre = _sanitize_identifier(branch)
     if pre.isdigit():
         pre = f"b{pre}"  # a purely numeric identifier would sort below every named branch
-    text = f"{v.major}.{v.minor}.{v.patch + 1}-{pre}.{build_number}"
+    text = f"{v.major}.{v.minor}.{v.patch}-{pre}.{build_number}"
     if commit:
         text += f"+build.{build_number}.{_sanitize_identifier(commit[:7])}"
     return Version.parse(text)
+
+
+def branch_version(
+    last_release: str, branch: str, build_number: int, *, commit: str | None = None
+) -> Version:
+    """A branch build after ``last_release``, as a pre-release of the next patch: ``("1.4.0", "feature/x",
+    57)`` gives ``1.4.1-feature-x.57``."""
+    v = Version.parse(last_release)
+    return prerelease_version(f"{v.major}.{v.minor}.{v.patch + 1}", branch, build_number, commit=commit)

@@ -182,7 +182,9 @@ def materialize(cas: CAS, entries: Sequence[FileEntry], staging: Path, *, worker
         finally:
             os.close(fd)
         if not ok:
-            raise VerificationError(f"{entry.path}: blob {entry.blob[:16]}… is missing or corrupt in the store")
+            raise VerificationError(
+                f"{entry.path}: blob {entry.blob[:16]}… is missing or corrupt in the store"
+            )
         problem = _mismatch(entry, sink)
         if problem:
             raise VerificationError(problem)
