@@ -18,6 +18,5 @@ BUILD = BuildInfo(
 )
 
 
-
 def random_bytes(n: int) -> bytes:
     return os.urandom(n)

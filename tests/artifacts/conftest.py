@@ -11,7 +11,6 @@ from buildyard.artifacts.keys import KeyRing
 from buildyard.artifacts.repo import Repository
 
 
-
 @pytest.fixture
 def keyring(tmp_path: Path) -> KeyRing:
     ring = KeyRing(tmp_path / "keys")

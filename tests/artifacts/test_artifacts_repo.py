@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from artifacts_testdata import BUILD, random_bytes
 
 from buildyard.artifacts.bundle import export_bundle, verify_bundle
 from buildyard.artifacts.errors import (
@@ -21,8 +22,6 @@ from buildyard.artifacts.errors import (
 from buildyard.artifacts.keys import KeyRing
 from buildyard.artifacts.repo import Repository
 from buildyard.cache.store import CacheStore
-
-from artifacts_testdata import BUILD, random_bytes
 
 FILES: dict[str, bytes | str] = {
     "app.whl": random_bytes(300_000),
@@ -41,7 +40,12 @@ def test_push_pull_round_trip(repo: Repository, make_tree: Callable[..., Path], 
     (src / "run.sh").chmod(0o755)
     result = repo.push("shop-api", "1.4.0+build.57.a1b2c3d", [src], build=BUILD)
     assert result.created
-    assert [f.path for f in result.manifest.files] == ["app.whl", "docs/deep/x.txt", "docs/readme.md", "run.sh"]
+    assert [f.path for f in result.manifest.files] == [
+        "app.whl",
+        "docs/deep/x.txt",
+        "docs/readme.md",
+        "run.sh",
+    ]
     dest = tmp_path / "out"
     verified = repo.pull("shop-api@1.4.0", dest)
     assert verified.signer.name == "default"
@@ -114,7 +118,9 @@ def test_pull_refuses_a_tampered_file_and_writes_nothing(
     assert not [p for p in tmp_path.iterdir() if ".pull-" in p.name]
 
 
-def test_pull_refuses_a_deleted_blob(repo: Repository, make_tree: Callable[..., Path], tmp_path: Path) -> None:
+def test_pull_refuses_a_deleted_blob(
+    repo: Repository, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
     result = repo.push("shop-api", "1.0.0", [make_tree(FILES)], build=BUILD)
     repo.cas.path_for(result.manifest.files[1].blob).unlink()
     with pytest.raises(VerificationError, match="missing or corrupt"):
@@ -161,7 +167,9 @@ def test_forged_envelope_with_valid_blob_is_refused(
         repo.verify("shop-api@1.0.0")
 
 
-def test_missing_signing_key_fails_before_reading_files(tmp_path: Path, make_tree: Callable[..., Path]) -> None:
+def test_missing_signing_key_fails_before_reading_files(
+    tmp_path: Path, make_tree: Callable[..., Path]
+) -> None:
     repo = Repository(tmp_path / "r", keyring=KeyRing(tmp_path / "empty"))
     with pytest.raises(KeyError_, match="keys generate"):
         repo.push("a", "1.0.0", [make_tree({"a": "1"})], build=BUILD)

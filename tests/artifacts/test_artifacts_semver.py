@@ -18,7 +18,9 @@ from buildyard.artifacts.semver import (
 )
 
 numeric = st.integers(min_value=0, max_value=10**6).map(str)
-alnum = st.from_regex(r"\A[0-9A-Za-z-]*[A-Za-z-][0-9A-Za-z-]*\Z", fullmatch=True).filter(lambda s: len(s) <= 8)
+alnum = st.from_regex(r"\A[0-9A-Za-z-]*[A-Za-z-][0-9A-Za-z-]*\Z", fullmatch=True).filter(
+    lambda s: len(s) <= 8
+)
 pre_ident = st.one_of(numeric, alnum)
 build_ident = st.from_regex(r"\A[0-9A-Za-z-]{1,8}\Z", fullmatch=True)
 

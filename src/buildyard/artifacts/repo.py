@@ -264,8 +264,43 @@ class Repository:
         """Store ``paths`` as ``name@version``, signed with the key ``key``; atomic and idempotent.
 
         Pushing a version that exists with the same files is a no-op (``created=False``); with other
-        files it is refused (versions are immutable).
+        files it is refused (versions are immutable). An I/O failure (disk full, unreadable file)
+        is reported as one line and publishes nothing.
         """
+        try:
+            return self._push(
+                name,
+                version,
+                paths,
+                build,
+                artifact_type,
+                key,
+                sbom,
+                dependencies,
+                builder_id,
+                actor,
+                workers,
+            )
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise ArtifactError(
+                f"push of {name}@{version} failed: {exc.strerror or exc}{where}; nothing was published"
+            ) from None
+
+    def _push(
+        self,
+        name: str,
+        version: str,
+        paths: Sequence[Path],
+        build: BuildInfo,
+        artifact_type: ArtifactType,
+        key: str,
+        sbom: bytes | None,
+        dependencies: Sequence[Dependency],
+        builder_id: str,
+        actor: str | None,
+        workers: int | None,
+    ) -> PushResult:
         check_name(name)
         version = str(Version.parse(version))
         signing = self.keyring.signing_key(key)  # fail before reading any file
