@@ -27,7 +27,8 @@ if limit:
 repo = Repository(Path(sys.argv[1]), keyring=KeyRing(Path(sys.argv[2])))
 from buildyard.errors import UserError
 try:
-    repo.push("big", sys.argv[3], [Path(sys.argv[5])], build=BuildInfo(builder="t", build_time="2026-01-01T00:00:00Z"))
+    build = BuildInfo(builder="t", build_time="2026-01-01T00:00:00Z")
+    repo.push("big", sys.argv[3], [Path(sys.argv[5])], build=build)
 except UserError as exc:
     print(exc, file=sys.stderr)
     sys.exit(2)

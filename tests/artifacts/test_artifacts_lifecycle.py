@@ -165,7 +165,7 @@ def test_diff_files_dependencies_and_metadata(repo: Repository, make_tree: Calla
 def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text('{"channels": [{"name": "prod", "requires": "staging"}]}')
-    with pytest.raises(ArtifactError, match="config.json: channel 'prod' requires 'staging'"):
+    with pytest.raises(ArtifactError, match=r"config.json: channel 'prod' requires 'staging'"):
         load_config(path)
     path.write_text('{"channels": [{"name": "dev", "keep": 3}]}')
     with pytest.raises(

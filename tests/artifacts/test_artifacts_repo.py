@@ -83,7 +83,7 @@ def test_resolve_selectors(repo: Repository, make_tree: Callable[..., Path]) -> 
     assert repo.resolve("x@1.0.0").version == "1.0.0+build.12.bbb"
     assert repo.resolve("x@1.0.0+build.3.aaa").version == "1.0.0+build.3.aaa"
     assert repo.resolve("x@1.1.0-rc.1").version == "1.1.0-rc.1"
-    with pytest.raises(ArtifactNotFoundError, match="no version 2.0.0"):
+    with pytest.raises(ArtifactNotFoundError, match=r"no version 2.0.0"):
         repo.resolve("x@2.0.0")
     with pytest.raises(ArtifactNotFoundError, match="no artifact named 'nope'"):
         repo.resolve("nope@1.0.0")
@@ -106,7 +106,7 @@ def test_pull_refuses_a_tampered_file_and_writes_nothing(
     big = next(f for f in result.manifest.files if f.path == "app.whl")
     _tamper_blob(repo, big.blob)
     dest = tmp_path / "dest"
-    with pytest.raises(VerificationError, match="app.whl.*nothing was written"):
+    with pytest.raises(VerificationError, match=r"app.whl.*nothing was written"):
         repo.pull("shop-api@1.0.0", dest)
     assert not dest.exists()
     existing = tmp_path / "existing"
@@ -224,18 +224,17 @@ def test_bundle_verifies_offline_and_detects_tampering(
     def rewrite(change: Callable[[tarfile.TarInfo, bytes], tuple[tarfile.TarInfo, bytes] | None]) -> Path:
         out = tmp_path / "bad.tar"
         with tarfile.open(bundle) as src, tarfile.open(out, "w") as dst:
-            for m in src:
-                f = src.extractfile(m)
-                data = f.read() if f else b""
-                changed = change(m, data)
+            for member in src:
+                f = src.extractfile(member)
+                changed = change(member, f.read() if f else b"")
                 if changed is not None:
-                    m, data = changed
-                    m.size = len(data)
-                    dst.addfile(m, io.BytesIO(data))
+                    info, data = changed
+                    info.size = len(data)
+                    dst.addfile(info, io.BytesIO(data))
         return out
 
     flipped = rewrite(lambda m, d: (m, d + b"!") if m.name == "files/docs/readme.md" else (m, d))
-    with pytest.raises(VerificationError, match="readme.md.*does not match"):
+    with pytest.raises(VerificationError, match=r"readme.md.*does not match"):
         verify_bundle(flipped, [public])
     dropped = rewrite(lambda m, d: None if m.name == "files/docs/readme.md" else (m, d))
     with pytest.raises(VerificationError, match="missing from the bundle"):

@@ -92,7 +92,7 @@ def test_build_metadata_ignored_by_precedence_and_tie_broken_by_build_number() -
 
 @pytest.mark.parametrize("bad", ["1.4", "v1.4.0", "01.4.0", "1.4.0-01", "1.4.0+", "1.4.0-a..b", " 1.4.0", ""])
 def test_invalid_versions_are_rejected_with_a_hint(bad: str) -> None:
-    with pytest.raises(VersionError, match="MAJOR.MINOR.PATCH"):
+    with pytest.raises(VersionError, match=r"MAJOR.MINOR.PATCH"):
         Version.parse(bad)
 
 
