@@ -74,9 +74,13 @@ def resolve_version(
 ) -> Version:
     """Turn a ``version:`` setting into a SemVer.
 
-    A release build (a tag on HEAD, or ``main``/``master`` for a literal/file version) gets
-    ``+build.N.<short commit>``; any other branch gets ``<next patch>-<branch>.N+build.N.<commit>``.
+    - a literal (``"1.4.0"``) is taken as given; with a build number it gets ``+build.N.<commit>``;
+    - ``from_git_tag``: the tag on HEAD (``v`` stripped) plus build metadata; with no tag on HEAD, a
+      pre-release of the next patch after the last tag: ``1.4.1-feature-x.N+build.N.<commit>``;
+    - ``{"from_file": "pyproject.toml"|"package.json"}``: that version plus build metadata on
+      ``main``/``master``, a tag or a detached HEAD; on any other branch ``1.4.0-<branch>.N+…``.
     """
+    branch_build = git.tag is None and git.branch is not None and git.branch not in _RELEASE_BRANCHES
     if isinstance(setting, dict):
         if set(setting) != {"from_file"}:
             raise ArtifactError(f"version setting {setting!r}: expected from_git_tag, a version or from_file")
@@ -89,17 +93,18 @@ def resolve_version(
             base = last.removeprefix("v") if last else "0.0.0"
             return branch_version(base, git.branch or "detached", build_number or 0, commit=git.commit)
     else:
-        base = setting
+        base, branch_build = setting, False
     try:
         parsed = Version.parse(base)
     except VersionError as exc:
         raise ArtifactError(f"version {base!r}: {exc}") from None
     if parsed.build:
         return parsed
-    release = git.tag is not None or git.branch is None or git.branch in _RELEASE_BRANCHES
-    if release or parsed.is_prerelease:
-        return release_version(parsed.base(), build_number=build_number, commit=git.commit)
-    return prerelease_version(parsed.base(), git.branch or "detached", build_number or 0, commit=git.commit)
+    if branch_build and not parsed.is_prerelease:
+        return prerelease_version(parsed.base(), str(git.branch), build_number or 0, commit=git.commit)
+    if build_number is None:
+        return parsed
+    return release_version(parsed.base(), build_number=build_number, commit=git.commit)
 
 
 def project_inventory(project: Path, name: str) -> tuple[bytes, list[Dependency]]:
