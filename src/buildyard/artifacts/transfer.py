@@ -8,6 +8,8 @@ processed on a small thread pool: hashlib, blake3 and zstd release the GIL on la
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import stat
@@ -31,7 +33,10 @@ _R = TypeVar("_R")
 
 
 def default_workers() -> int:
-    """Threads for hashing/compressing: the CPUs available, at most 4."""
+    """Threads for hashing/compressing: ``$BUILDYARD_ARTIFACT_THREADS``, else the CPUs available (max 4)."""
+    env = os.environ.get("BUILDYARD_ARTIFACT_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
@@ -101,9 +106,36 @@ class _Counter:
             self.value += n
 
 
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty page and inode of the filesystem holding ``path`` (``syncfs(2)``; ``sync(2)``
+    where it is unavailable). One barrier replaces two fsyncs per blob: the same guarantee for a push
+    of many files (all blobs durable before the record that names them), at a fraction of the cost."""
+    libc = _libc()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if libc is None or libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        lib = ctypes.CDLL(name, use_errno=True) if name else None
+    except OSError:
+        return None
+    return lib if lib is not None and hasattr(lib, "syncfs") else None
+
+
 def ingest(cas: CAS, sources: Sequence[Source], *, workers: int | None = None) -> tuple[list[FileEntry], int]:
-    """Hash every source and store the blobs the CAS lacks; returns the entries and blobs written."""
+    """Hash every source and store the blobs the CAS lacks; returns the entries and blobs written.
+
+    Blobs are written without per-file fsync; when ``cas.durable``, one :func:`sync_filesystem`
+    barrier at the end makes them all durable before this returns.
+    """
     written = _Counter()
+    fast = CAS(cas.root, durable=False)
 
     def one(src: Source) -> FileEntry:
         sha256, sha512, b3 = hashlib.sha256(), hashlib.sha512(), blake3()
@@ -115,8 +147,8 @@ def ingest(cas: CAS, sources: Sequence[Source], *, workers: int | None = None) -
                 b3.update(chunk)
                 size += len(chunk)
         digest = b3.hexdigest()
-        if not cas.has(digest):
-            stored = cas.put_file(src.path)
+        if not fast.has(digest):
+            stored = fast.put_file(src.path)
             if stored != digest:
                 raise ArtifactError(f"{src.path}: file changed while it was being published; try again")
             written.add()
@@ -126,6 +158,8 @@ def ingest(cas: CAS, sources: Sequence[Source], *, workers: int | None = None) -
     order = sorted(range(len(sources)), key=lambda i: -sources[i].path.stat().st_size)
     results = _parallel(one, [sources[i] for i in order], workers or default_workers())
     entries = sorted(results, key=lambda e: e.path)
+    if cas.durable and written.value:
+        sync_filesystem(cas.root)
     return entries, written.value
 
 
