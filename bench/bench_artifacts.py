@@ -120,9 +120,11 @@ def main() -> None:
         med = statistics.median
         peer = med(cp)
         print()
-        print(f"data: {args.size_mib} MiB, {n_files} files; first push wrote {first['blobs_written']} blobs, "
-              f"{stored / 2**20:.0f} MiB stored (zstd)")
-        print(f"{'operation':<34}{'median s':>10}{'MiB/s':>9}{'vs cp -r':>10}")
+        print(
+            f"data: {args.size_mib} MiB, {n_files} files; first push wrote {first['blobs_written']} blobs, "
+            f"{stored / 2**20:.0f} MiB stored (zstd)"
+        )
+        print(f"{'operation':<40}{'median s':>10}{'MiB/s':>9}{'vs cp -r':>10}")
         rows = [
             ("cp -r (peer)", peer),
             ("cp -r + sync", med(cp_sync)),
@@ -132,7 +134,7 @@ def main() -> None:
             ("artifacts pull (verified)", med(pull)),
         ]
         for label, value in rows:
-            print(f"{label:<34}{value:>10.2f}{args.size_mib / value:>9.0f}{value / peer:>9.2f}×")
+            print(f"{label:<40}{value:>10.2f}{args.size_mib / value:>9.0f}{value / peer:>9.2f}×")
         ok = med(push) <= 2 * peer and med(pull) <= 2 * peer
         print(f"\ntarget push and pull ≤ 2× cp -r: {'met' if ok else 'NOT met'}")
     finally:
