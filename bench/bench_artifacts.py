@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,12 +51,24 @@ def make_tree(root: Path, size_mib: int, many_mib: int) -> None:
             f.write(os.urandom(1024 * 1024))
 
 
-def timed(cmd: list[str], **kw: object) -> tuple[float, str]:
+CPU: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], label: str = "", **kw: object) -> tuple[float, str]:
+    """Wall time of ``cmd`` (and its user+system CPU time, recorded under ``label``)."""
+    cpu0 = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+    if label:
+        CPU.setdefault(label, []).append(_children_cpu() - cpu0)
     return elapsed, proc.stdout
 
 
@@ -81,7 +94,7 @@ def main() -> None:
         cp, cp_sync, push, repush, newver, pull = [], [], [], [], [], []
         for r in range(args.rounds):
             dst = work / f"cp{r}"
-            t, _ = timed(["cp", "-r", str(src), str(dst)])
+            t, _ = timed(["cp", "-r", str(src), str(dst)], "cp")
             cp.append(t)
             shutil.rmtree(dst)
             start = time.perf_counter()
@@ -93,21 +106,23 @@ def main() -> None:
             repo = work / f"repo{r}"
             base = [*CLI, "artifacts"]
             push_cmd = [*base, "push", "bench", str(src), "--no-sbom", "--json", "--repo", str(repo)]
-            t, out = timed([*push_cmd, "--version", "1.0.0"], env=env)
+            t, out = timed([*push_cmd, "--version", "1.0.0"], "push", env=env)
             push.append(t)
             first = json.loads(out)
-            t, out = timed([*push_cmd, "--version", "1.0.0"], env=env)
+            t, out = timed([*push_cmd, "--version", "1.0.0"], "repush", env=env)
             repush.append(t)
             again = json.loads(out)
             if again["blobs_written"] != 0 or again["created"]:
                 raise SystemExit(f"re-push wrote {again['blobs_written']} blobs (expected 0)")
-            t, out = timed([*push_cmd, "--version", "1.0.1"], env=env)
+            t, out = timed([*push_cmd, "--version", "1.0.1"], "newver", env=env)
             newver.append(t)
             if json.loads(out)["blobs_written"] != 2:
                 raise SystemExit("a new version of unchanged files wrote more than manifest + envelope")
 
             dest = work / f"pull{r}"
-            t, _ = timed([*base, "pull", "bench@1.0.0", "--dest", str(dest), "--repo", str(repo)], env=env)
+            t, _ = timed(
+                [*base, "pull", "bench@1.0.0", "--dest", str(dest), "--repo", str(repo)], "pull", env=env
+            )
             pull.append(t)
             same = subprocess.run(["diff", "-r", "-q", str(src), str(dest)], capture_output=True, check=False)
             if same.returncode != 0:
@@ -124,17 +139,19 @@ def main() -> None:
             f"data: {args.size_mib} MiB, {n_files} files; first push wrote {first['blobs_written']} blobs, "
             f"{stored / 2**20:.0f} MiB stored (zstd)"
         )
-        print(f"{'operation':<40}{'median s':>10}{'MiB/s':>9}{'vs cp -r':>10}")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(f"{'operation':<40}{'median s':>10}{'MiB/s':>9}{'vs cp -r':>10}{'CPU s':>8}")
         rows = [
-            ("cp -r (peer)", peer),
-            ("cp -r + sync", med(cp_sync)),
-            ("artifacts push", med(push)),
-            ("artifacts push, unchanged (0 blobs)", med(repush)),
-            ("artifacts push, new version (2 blobs)", med(newver)),
-            ("artifacts pull (verified)", med(pull)),
+            ("cp -r (peer)", peer, "cp"),
+            ("cp -r + sync", med(cp_sync), ""),
+            ("artifacts push", med(push), "push"),
+            ("artifacts push, unchanged (0 blobs)", med(repush), "repush"),
+            ("artifacts push, new version (2 blobs)", med(newver), "newver"),
+            ("artifacts pull (verified)", med(pull), "pull"),
         ]
-        for label, value in rows:
-            print(f"{label:<40}{value:>10.2f}{args.size_mib / value:>9.0f}{value / peer:>9.2f}×")
+        for label, value, key in rows:
+            cpu = f"{med(CPU[key]):>8.2f}" if key else f"{'':>8}"
+            print(f"{label:<40}{value:>10.2f}{args.size_mib / value:>9.0f}{value / peer:>9.2f}×{cpu}")
         ok = med(push) <= 2 * peer and med(pull) <= 2 * peer
         print(f"\ntarget push and pull ≤ 2× cp -r: {'met' if ok else 'NOT met'}")
     finally:

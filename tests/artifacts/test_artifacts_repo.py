@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from artifacts_testdata import BUILD, random_bytes
 
-from buildyard.artifacts.bundle import export_bundle, verify_bundle
+from buildyard.artifacts.bundle import export_bundle, import_bundle, verify_bundle
 from buildyard.artifacts.errors import (
     ArtifactError,
     ArtifactNotFoundError,
@@ -275,3 +275,26 @@ def test_cache_prune_never_evicts_artifact_blobs(repo: Repository, make_tree: Ca
     report = CacheStore(repo.root).prune(max_size=0, older_than_s=0, grace_s=0)
     assert report.blobs_removed == 0 and _blob_count(repo) == before
     repo.verify("shop-api@1.0.0")
+
+
+def test_bundle_import_keeps_the_original_signature(
+    repo: Repository, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    repo.push("shop-api", "1.0.0", [make_tree(FILES)], build=BUILD, sbom=b"{}")
+    bundle = tmp_path / "b.tar"
+    export_bundle(repo, "shop-api@1.0.0", bundle)
+    public = repo.keyring.public_key("default")
+    other = Repository(tmp_path / "mirror", keyring=KeyRing(tmp_path / "mirror-keys"))
+    with pytest.raises(VerificationError, match="no trusted public keys"):
+        import_bundle(other, bundle, actor="m")
+    manifest, created = import_bundle(other, bundle, actor="m", trusted=[public])
+    assert created and manifest.ref == "shop-api@1.0.0"
+    assert not import_bundle(other, bundle, actor="m", trusted=[public])[1]
+    src, dst = repo.resolve("shop-api"), other.resolve("shop-api")
+    assert (src.envelope_blob, src.manifest_blob, src.sbom_blob) == (
+        dst.envelope_blob,
+        dst.manifest_blob,
+        dst.sbom_blob,
+    )
+    other.pull("shop-api@1.0.0", tmp_path / "pulled", trusted=[public])
+    assert (tmp_path / "pulled" / "app.whl").read_bytes() == FILES["app.whl"]

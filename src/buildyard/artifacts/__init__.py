@@ -5,14 +5,14 @@ Public API (what the CLI and the pipeline engine import):
 - :func:`open_repository`, :class:`Repository` (push, resolve, pull, verify, records)
 - :func:`publish`, :class:`RunContext`, :func:`resolve_version` (the ``publish:`` integration)
 - :func:`promote`, :class:`GateVerdict`, :func:`plan_prune`, :func:`prune`, :func:`fsck`, :func:`diff`
-- :func:`export_bundle`, :func:`verify_bundle` (offline verification with only a public key)
+- :func:`export_bundle`, :func:`verify_bundle` (offline, only a public key), :func:`import_bundle`
 - :class:`KeyRing` (Ed25519 keys), :class:`Version` (SemVer with the build-number tie-break)
 """
 
 from __future__ import annotations
 
 from buildyard.artifacts.api import RunContext, open_repository, publish, resolve_version
-from buildyard.artifacts.bundle import BundleVerified, export_bundle, verify_bundle
+from buildyard.artifacts.bundle import BundleVerified, export_bundle, import_bundle, verify_bundle
 from buildyard.artifacts.errors import (
     ArtifactError,
     ArtifactNotFoundError,
@@ -48,6 +48,7 @@ __all__ = [
     "diff",
     "export_bundle",
     "fsck",
+    "import_bundle",
     "open_repository",
     "plan_prune",
     "promote",

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from buildyard.artifacts import attest
 from buildyard.artifacts.errors import ArtifactError, UnsafeNameError, VerificationError
@@ -35,6 +35,7 @@ MANIFEST = "manifest.json"
 SBOM = "sbom.cdx.json"
 _FILES = "files/"
 _META_LIMIT = 64 * 1024 * 1024
+_PARTS = {ENVELOPE: "envelope", MANIFEST: "manifest", SBOM: "sbom"}
 _CHUNK = 1024 * 1024
 
 
@@ -45,6 +46,8 @@ class BundleVerified:
     manifest: Manifest
     signer: PublicKey
     sbom: bytes | None
+    manifest_bytes: bytes
+    envelope: bytes
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -136,7 +139,7 @@ def verify_bundle(path: Path, trusted: Sequence[PublicKey]) -> BundleVerified:
             raise VerificationError(f"{what}: file {rel!r} is not in the signed file list")
         if digests[rel] != expected[rel]:
             raise VerificationError(f"{what}: file {rel!r} does not match its signed digests")
-    return BundleVerified(manifest, stmt.signer, sbom)
+    return BundleVerified(manifest, stmt.signer, sbom, meta[MANIFEST], meta[ENVELOPE])
 
 
 def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[int, str, str]:
@@ -148,3 +151,45 @@ def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[int, st
             sha512.update(chunk)
             size += len(chunk)
     return size, sha256.hexdigest(), sha512.hexdigest()
+
+
+def import_bundle(
+    repo: Repository, path: Path, *, actor: str, trusted: Sequence[PublicKey] = ()
+) -> tuple[Manifest, bool]:
+    """Verify the bundle against trusted keys, then store it in ``repo`` with its original signature.
+
+    The files are streamed into the CAS on a second read; each blob's BLAKE3 must equal the signed
+    manifest's, so a bundle swapped between the two reads is refused. Returns the manifest and
+    whether the version is new.
+    """
+    verified = verify_bundle(path, repo.trusted(trusted))
+    manifest = verified.manifest
+    by_path = {f.path: f for f in manifest.files}
+    parts: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            for member in tar:
+                f = tar.extractfile(member) if member.isfile() else None
+                if f is None:
+                    raise UnsafeNameError(f"{path}: member {member.name!r} is not a regular file")
+                if member.name in _PARTS:
+                    parts[_PARTS[member.name]] = f.read(_META_LIMIT + 1)
+                    continue
+                entry = by_path.get(member.name.removeprefix(_FILES))
+                if entry is None:
+                    raise VerificationError(f"{path}: {member.name!r} changed while importing")
+                if not repo.cas.has(entry.blob) and repo.cas.put_stream(cast(BinaryIO, f)) != entry.blob:
+                    raise VerificationError(f"{path}: {entry.path!r} changed while importing")
+    except (tarfile.TarError, EOFError) as exc:
+        raise ArtifactError(f"{path}: not a readable artifact bundle ({exc})") from None
+    except OSError as exc:
+        raise ArtifactError(f"import of {path} failed: {exc.strerror or exc}; nothing was imported") from None
+    sha = hashlib.sha256
+    if sha(parts.get("manifest", b"")).hexdigest() != sha(verified.manifest_bytes).hexdigest():
+        raise VerificationError(f"{path}: the manifest changed while importing")
+    if sha(parts.get("envelope", b"")).hexdigest() != sha(verified.envelope).hexdigest():
+        raise VerificationError(f"{path}: the envelope changed while importing")
+    if verified.sbom is not None:
+        parts["sbom"] = verified.sbom
+    _, created = repo.adopt(manifest, parts, actor=actor, reason=f"imported from {path.name}")
+    return manifest, created

@@ -371,6 +371,44 @@ class Repository:
             )
         return PushResult(manifest, existing, False, written)
 
+    def adopt(
+        self,
+        manifest: Manifest,
+        parts: dict[str, bytes],
+        *,
+        actor: str,
+        reason: str,
+    ) -> tuple[Record, bool]:
+        """Record a version whose file blobs are already in the CAS (an imported bundle), keeping its
+        original manifest, envelope and SBOM bytes (``parts``); the caller has verified them.
+        Returns the record and whether it is new."""
+        missing = [f.path for f in manifest.files if not self.cas.has(f.blob)]
+        if missing:
+            raise VerificationError(f"{manifest.ref}: blobs of {missing[0]!r} are not in the store")
+        digests = {part: self.cas.put_bytes(data) for part, data in parts.items()}
+        record = Record(
+            name=manifest.ref,
+            artifact=manifest.name,
+            version=manifest.version,
+            manifest_blob=digests["manifest"],
+            envelope_blob=digests["envelope"],
+            sbom_blob=digests.get("sbom"),
+            blobs=tuple(sorted({f.blob for f in manifest.files} | set(digests.values()))),
+            pushed_at=round(time.time(), 3),
+            pushed_by=actor,
+        )
+        with self.lock():
+            existing = self.record(manifest.name, manifest.version)
+            if existing is not None:
+                if self.manifest(existing).files != manifest.files:
+                    raise ArtifactError(
+                        f"{manifest.ref} already exists with different files; versions are immutable"
+                    )
+                return existing, False
+            self._write_record(record)
+            self.audit.append(Action.PUSH, manifest.name, manifest.version, actor=actor, reason=reason)
+        return record, True
+
     def _write_record(self, record: Record) -> None:
         path = self.store.refs.path(NAMESPACE, record.name)
         atomic_write_bytes(path, encode(record), durable=True)

@@ -222,6 +222,28 @@ def export(ctx: click.Context, ref: str, out: Path, repo_dir: Path | None, keys_
     click.echo(f"{manifest.ref}  exported to {out}")
 
 
+@app.command("import")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@trusted_option
+@repo_option
+@keys_option
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    bundle: Path,
+    key_files: tuple[Path, ...],
+    repo_dir: Path | None,
+    keys_dir: Path | None,
+) -> None:
+    """Verify an exported BUNDLE and add it to the repository with its original signature."""
+    from buildyard.artifacts.audit import current_actor  # noqa: PLC0415 - lazy
+    from buildyard.artifacts.bundle import import_bundle  # noqa: PLC0415 - lazy
+
+    repo = _open(ctx, repo_dir, keys_dir)
+    manifest, created = import_bundle(repo, bundle, actor=current_actor(), trusted=_load_keys(key_files))
+    click.echo(f"{manifest.ref}  {'imported' if created else 'already present'} (signature verified)")
+
+
 @app.command("list")
 @click.argument("name", required=False)
 @repo_option
