@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from artifacts_testdata import BUILD, random_bytes
 
+from buildyard.artifacts.api import artifact_env
 from buildyard.artifacts.bundle import export_bundle, import_bundle, verify_bundle
 from buildyard.artifacts.errors import (
     ArtifactError,
     ArtifactNotFoundError,
-    KeyError_,
+    KeyRingError,
     UnsafeNameError,
     VerificationError,
 )
@@ -49,6 +50,9 @@ def test_push_pull_round_trip(repo: Repository, make_tree: Callable[..., Path], 
     dest = tmp_path / "out"
     verified = repo.pull("shop-api@1.4.0", dest)
     assert verified.signer.name == "default"
+    env = artifact_env(verified, dest)
+    assert env["BUILDYARD_ARTIFACT_VERSION"] == "1.4.0+build.57.a1b2c3d"
+    assert (env["BUILDYARD_ARTIFACT_DIR"], env["BUILDYARD_ARTIFACT_COMMIT"]) == (str(dest), BUILD.commit)
     for rel in [*FILES, "run.sh"]:
         assert (dest / rel).read_bytes() == (src / rel).read_bytes()
     assert os.access(dest / "run.sh", os.X_OK) and not os.access(dest / "app.whl", os.X_OK)
@@ -171,7 +175,7 @@ def test_missing_signing_key_fails_before_reading_files(
     tmp_path: Path, make_tree: Callable[..., Path]
 ) -> None:
     repo = Repository(tmp_path / "r", keyring=KeyRing(tmp_path / "empty"))
-    with pytest.raises(KeyError_, match="keys generate"):
+    with pytest.raises(KeyRingError, match="keys generate"):
         repo.push("a", "1.0.0", [make_tree({"a": "1"})], build=BUILD)
     assert not (tmp_path / "r" / "blobs").exists()
 

@@ -3,7 +3,8 @@
 Public API (what the CLI and the pipeline engine import):
 
 - :func:`open_repository`, :class:`Repository` (push, resolve, pull, verify, records)
-- :func:`publish`, :class:`RunContext`, :func:`resolve_version` (the ``publish:`` integration)
+- :func:`publish`, :class:`RunContext`, :func:`resolve_version` (the ``publish:`` integration),
+  :func:`artifact_env` (what a deployment job gets)
 - :func:`promote`, :class:`GateVerdict`, :func:`plan_prune`, :func:`prune`, :func:`fsck`, :func:`diff`
 - :func:`export_bundle`, :func:`verify_bundle` (offline, only a public key), :func:`import_bundle`
 - :class:`KeyRing` (Ed25519 keys), :class:`Version` (SemVer with the build-number tie-break)
@@ -11,7 +12,7 @@ Public API (what the CLI and the pipeline engine import):
 
 from __future__ import annotations
 
-from buildyard.artifacts.api import RunContext, open_repository, publish, resolve_version
+from buildyard.artifacts.api import RunContext, artifact_env, open_repository, publish, resolve_version
 from buildyard.artifacts.bundle import BundleVerified, export_bundle, import_bundle, verify_bundle
 from buildyard.artifacts.errors import (
     ArtifactError,
@@ -45,6 +46,7 @@ __all__ = [
     "VerificationError",
     "Verified",
     "Version",
+    "artifact_env",
     "diff",
     "export_bundle",
     "fsck",

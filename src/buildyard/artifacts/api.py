@@ -7,6 +7,7 @@
   become pre-releases.
 - :func:`publish` — what a job with ``publish:`` does when it succeeds: git metadata, the project's
   dependency inventory and CycloneDX SBOM, provenance, signature, atomic push.
+- :func:`artifact_env` — the ``BUILDYARD_ARTIFACT_*`` variables of a job that deploys a pulled version.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from pathlib import Path
 from buildyard import __version__
 from buildyard.artifacts.attest import DEFAULT_BUILDER_ID
 from buildyard.artifacts.errors import ArtifactError
-from buildyard.artifacts.gitmeta import GitMeta, _git, read_git
+from buildyard.artifacts.gitmeta import GitMeta, git_output, read_git
 from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, default_keys_dir
 from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency
-from buildyard.artifacts.repo import PushResult, Repository, buildyard_home, default_root
+from buildyard.artifacts.repo import PushResult, Repository, Verified, buildyard_home, default_root
 from buildyard.artifacts.semver import (
     Version,
     VersionError,
@@ -89,7 +90,7 @@ def resolve_version(
         if git.tag:
             base = git.tag.removeprefix("v")
         else:
-            last = _git(project, "describe", "--tags", "--abbrev=0")
+            last = git_output(project, "describe", "--tags", "--abbrev=0")
             base = last.removeprefix("v") if last else "0.0.0"
             return branch_version(base, git.branch or "detached", build_number or 0, commit=git.commit)
     else:
@@ -179,3 +180,18 @@ def publish(
         actor=actor,
         builder_id=builder_id,
     )
+
+
+def artifact_env(verified: Verified, dest: Path) -> dict[str, str]:
+    """Environment of a deployment job for a version pulled into ``dest`` (see ``Repository.pull``)."""
+    m = verified.manifest
+    env = {
+        "BUILDYARD_ARTIFACT_NAME": m.name,
+        "BUILDYARD_ARTIFACT_VERSION": m.version,
+        "BUILDYARD_ARTIFACT_TYPE": m.type.value,
+        "BUILDYARD_ARTIFACT_DIR": str(dest),
+        "BUILDYARD_ARTIFACT_SIGNER": verified.signer.keyid,
+    }
+    if m.build.commit:
+        env["BUILDYARD_ARTIFACT_COMMIT"] = m.build.commit
+    return env

@@ -7,6 +7,7 @@ the repository lock and are fsynced. Channel pointers are derived from this log 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
@@ -154,8 +155,6 @@ def current_actor() -> str:
     if actor:
         return actor
     try:
-        import getpass  # noqa: PLC0415 - rarely needed
-
         return getpass.getuser()
     except (OSError, KeyError):
         return "unknown"

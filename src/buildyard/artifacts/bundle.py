@@ -15,6 +15,7 @@ absolute, contains ``..`` or is unknown, is refused.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tarfile
 import tempfile
@@ -51,8 +52,6 @@ class BundleVerified:
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io  # noqa: PLC0415 - small helper
-
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644

@@ -27,7 +27,7 @@ class PolicyError(ArtifactError):
     """A promotion is refused by the channel policy."""
 
 
-class KeyError_(ArtifactError):  # noqa: N801 - trailing underscore: KeyError is a builtin
+class KeyRingError(ArtifactError):
     """A signing or trusted key is missing, malformed or of the wrong type."""
 
 

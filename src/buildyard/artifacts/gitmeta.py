@@ -17,7 +17,8 @@ class GitMeta:
     repository: str | None = None
 
 
-def _git(project: Path, *args: str) -> str | None:
+def git_output(project: Path, *args: str) -> str | None:
+    """Stripped stdout of ``git -C project ARGS``, or None if git fails or prints nothing."""
     try:
         proc = subprocess.run(
             ["git", "-C", str(project), *args], capture_output=True, text=True, timeout=10, check=False
@@ -30,9 +31,9 @@ def _git(project: Path, *args: str) -> str | None:
 
 def read_git(project: Path) -> GitMeta:
     """Commit, branch (None when detached), tag pointing at HEAD, and the ``origin`` URL."""
-    commit = _git(project, "rev-parse", "--verify", "-q", "HEAD")
+    commit = git_output(project, "rev-parse", "--verify", "-q", "HEAD")
     if commit is None:
         return GitMeta()
-    branch = _git(project, "symbolic-ref", "--short", "-q", "HEAD")
-    tag = _git(project, "describe", "--tags", "--exact-match", "HEAD")
-    return GitMeta(commit, branch, tag, _git(project, "remote", "get-url", "origin"))
+    branch = git_output(project, "symbolic-ref", "--short", "-q", "HEAD")
+    tag = git_output(project, "describe", "--tags", "--exact-match", "HEAD")
+    return GitMeta(commit, branch, tag, git_output(project, "remote", "get-url", "origin"))

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from buildyard.artifacts.errors import KeyError_
+from buildyard.artifacts.errors import KeyRingError
 from buildyard.artifacts.names import check_key_name
 from buildyard.fsutil import atomic_write_bytes
 
@@ -85,9 +85,9 @@ def load_public_key(data: bytes, *, name: str, source: str) -> PublicKey:
         else:
             key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
-        raise KeyError_(f"{source}: not a PEM public key ({exc})") from None
+        raise KeyRingError(f"{source}: not a PEM public key ({exc})") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise KeyError_(f"{source}: not an Ed25519 public key (only Ed25519 is supported)")
+        raise KeyRingError(f"{source}: not an Ed25519 public key (only Ed25519 is supported)")
     return PublicKey(name, key_id(key), key)
 
 
@@ -96,9 +96,9 @@ def _load_private(data: bytes, *, name: str, source: str) -> SigningKey:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         # never include the exception text: it could quote key material
-        raise KeyError_(f"{source}: not an unencrypted PEM private key") from None
+        raise KeyRingError(f"{source}: not an unencrypted PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyError_(f"{source}: not an Ed25519 private key (only Ed25519 is supported)")
+        raise KeyRingError(f"{source}: not an Ed25519 private key (only Ed25519 is supported)")
     return SigningKey(name, key_id(key.public_key()), key)
 
 
@@ -127,7 +127,7 @@ class KeyRing:
         """Create a new key pair ``name`` (0600 private key) and trust its public key."""
         path = self._private_path(name)
         if path.exists() and not overwrite:
-            raise KeyError_(f"key {name!r} already exists in {self.private_dir} (choose another --name)")
+            raise KeyRingError(f"key {name!r} already exists in {self.private_dir} (choose another --name)")
         self._ensure_dirs()
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
@@ -144,11 +144,13 @@ class KeyRing:
         try:
             data = source.read_bytes()
         except OSError as exc:
-            raise KeyError_(f"{source}: cannot read key file ({exc.strerror})") from None
+            raise KeyRingError(f"{source}: cannot read key file ({exc.strerror})") from None
         self._ensure_dirs()
         if b"PRIVATE KEY" in data:
             if self._private_path(name).exists():
-                raise KeyError_(f"key {name!r} already exists in {self.private_dir} (choose another --name)")
+                raise KeyRingError(
+                    f"key {name!r} already exists in {self.private_dir} (choose another --name)"
+                )
             signing = _load_private(data, name=name, source=str(source))
             pem = signing._key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -167,7 +169,7 @@ class KeyRing:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise KeyError_(
+            raise KeyRingError(
                 f"no signing key {name!r} in {self.private_dir} (run 'buildyard keys generate --name {name}')"
             ) from None
         return _load_private(data, name=name, source=str(path))
@@ -178,7 +180,7 @@ class KeyRing:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise KeyError_(
+            raise KeyRingError(
                 f"no trusted key {name!r} in {self.trusted_dir} (see 'buildyard keys list')"
             ) from None
         return load_public_key(data, name=name, source=str(path))
@@ -197,11 +199,11 @@ class KeyRing:
         """Copy the private key to ``dest`` (created 0600; refuses to overwrite)."""
         data = self._private_path(name).read_bytes() if self.has_private(name) else None
         if data is None:
-            raise KeyError_(f"no signing key {name!r} in {self.private_dir}")
+            raise KeyRingError(f"no signing key {name!r} in {self.private_dir}")
         try:
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            raise KeyError_(f"{dest} already exists; refusing to overwrite a key file") from None
+            raise KeyRingError(f"{dest} already exists; refusing to overwrite a key file") from None
         with os.fdopen(fd, "wb") as f:
             f.write(data)
 

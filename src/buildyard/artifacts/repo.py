@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -464,15 +463,6 @@ def _move_into(staging: Path, dest: Path, paths: Sequence[str]) -> None:
         if target.is_dir():
             raise ArtifactError(f"{target}: is a directory; cannot replace it with a file")
         os.replace(staging / rel, target)
-
-
-def statement_json(envelope: bytes) -> dict[str, object]:
-    """The (unverified) statement inside an envelope, for display."""
-    import base64  # noqa: PLC0415 - display helper
-
-    data = json.loads(envelope)
-    result: dict[str, object] = json.loads(base64.b64decode(data["payload"]))
-    return result
 
 
 __all__ = [

@@ -48,7 +48,7 @@ def _open(ctx: click.Context, repo_dir: Path | None, keys_dir: Path | None) -> R
 
 
 def _load_keys(files: tuple[Path, ...]) -> list[PublicKey]:
-    from buildyard.artifacts.errors import KeyError_  # noqa: PLC0415 - lazy
+    from buildyard.artifacts.errors import KeyRingError  # noqa: PLC0415 - lazy
     from buildyard.artifacts.keys import load_public_key  # noqa: PLC0415 - lazy
 
     keys = []
@@ -56,7 +56,7 @@ def _load_keys(files: tuple[Path, ...]) -> list[PublicKey]:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise KeyError_(f"{path}: cannot read public key ({exc.strerror})") from None
+            raise KeyRingError(f"{path}: cannot read public key ({exc.strerror})") from None
         keys.append(load_public_key(data, name=path.stem, source=str(path)))
     return keys
 
