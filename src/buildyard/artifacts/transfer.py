@@ -35,7 +35,7 @@ _R = TypeVar("_R")
 def default_workers() -> int:
     """Threads for hashing/compressing: ``$BUILDYARD_ARTIFACT_THREADS``, else 1.
 
-    Measured on the 2-core CI machine (bench/bench_artifacts.py, 128 MiB in 513 files): one thread
+    Measured on the 2-core dev machine (an in-process push of 128 MiB in 513 files): one thread
     pushed in 0.53 s wall / 0.43 s CPU, two threads in 1.22 s / 1.31 s — the GIL hand-offs between
     1 MiB hash/compress calls cost more than the second core gives back.
     """
