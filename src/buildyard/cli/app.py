@@ -32,6 +32,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gates": ("buildyard.cli.gates", "gates", "Check quality gates against existing report files."),
     "deps": ("buildyard.cli.deps", "app", "Dependency inventory, vulnerabilities, licenses, SBOM."),
     "scan": ("buildyard.cli.scan", "app", "Scan the project for committed secrets."),
+    "artifacts": (
+        "buildyard.cli.artifacts",
+        "app",
+        "Versioned, signed artifacts: push, pull, verify, promote, prune.",
+    ),
+    "keys": ("buildyard.cli.keys", "app", "Ed25519 keys that sign artifacts; keys trusted to verify them."),
 }
 
 
