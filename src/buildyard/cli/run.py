@@ -167,6 +167,7 @@ def run(
                     "cache_key": j.cache_key or None,
                     "saved_s": j.saved_s,
                     "gates": list(j.gate_results),
+                    "published": j.published or None,
                 }
                 for j in result.jobs
             ],

@@ -59,6 +59,20 @@ class CacheRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """Push these files (globs relative to the project) as artifact ``name`` when the job succeeds."""
+
+    name: str
+    paths: tuple[str, ...]
+    version: str | tuple[tuple[str, str], ...]  # literal / "from_git_tag", or (("from_file", FILE),)
+    type: str = "application"
+    key: str = "default"
+    build_number: int | None = None
+    event: str = ""
+    pipeline_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class JobRequest:
     """Everything needed to run one attempt of one job instance, anywhere."""
 
@@ -78,6 +92,7 @@ class JobRequest:
     gates: tuple[Any, ...] = ()  # gate definitions (msgspec structs from buildyard.gates.config)
     gate_node: bool = False  # evaluate the pipeline's gates instead of running steps
     failed_needs: tuple[str, ...] = ()  # for the gates node: dependencies that failed
+    publish: PublishRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,7 @@ class JobOutcome:
     miss_reasons: tuple[str, ...] = ()
     gate_results: tuple[dict[str, Any], ...] = ()
     test_results: tuple[dict[str, Any], ...] = ()  # from the JUnit reports of tests gates
+    published: str = ""  # NAME@VERSION pushed to the artifact repository
 
 
 OutputSink = Callable[[str, bytes], None]

@@ -29,6 +29,7 @@ from buildyard.engine.request import (
     DependencyCacheRequest,
     Executor,
     JobRequest,
+    PublishRequest,
     StepRequest,
 )
 from buildyard.engine.scheduler import JobFinished, JobResult, JobSetupError, JobStarted, RunEvent, Scheduler
@@ -210,6 +211,7 @@ class RequestFactory:
             }
         )
         self.base_env = base
+        self.pipeline_file = pipeline.file
 
     def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
         """The request of ``attempt`` of ``inst``; raise ``JobSetupError`` when it cannot start."""
@@ -239,6 +241,7 @@ class RequestFactory:
             gates=inst.gates,
             gate_node=inst.gate_node,
             failed_needs=tuple(d for d in inst.needs if d in self.failed) if inst.gate_node else (),
+            publish=self.publish_request(inst),
             cache=self.cache_request(inst) if self.options.cache and not inst.gate_node else None,
             run_id=env["BUILDYARD_RUN_ID"],
             job_id=inst.id,
@@ -261,6 +264,23 @@ class RequestFactory:
             mask=self.mask,
             kill_grace=self.options.kill_grace,
             output_globs=inst.artifacts,
+        )
+
+    def publish_request(self, inst: JobInstance) -> PublishRequest | None:
+        """What ``publish:`` pushes for ``inst`` (None without one)."""
+        spec = inst.publish
+        if spec is None:
+            return None
+        version = spec.version if isinstance(spec.version, str) else tuple(sorted(spec.version.items()))
+        return PublishRequest(
+            name=spec.name,
+            paths=tuple(spec.paths),
+            version=version,
+            type=spec.type,
+            key=spec.key,
+            build_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
+            event=self.base_env["BUILDYARD_EVENT"],
+            pipeline_file=self.pipeline_file,
         )
 
     def cache_request(self, inst: JobInstance) -> CacheRequest:
@@ -504,6 +524,10 @@ def execute_run(
             )
 
         inner = GatingExecutor(inner, project=options.project_dir, run_started=created, baselines=baseline)
+        if any(i.publish is not None for i in plan.instances.values()):
+            from buildyard.engine.publishing import PublishingExecutor  # noqa: PLC0415
+
+            inner = PublishingExecutor(inner, project=options.project_dir)
         scheduler = Scheduler(
             plan,
             inner,

@@ -53,6 +53,7 @@ class JobResult:
     miss_reasons: tuple[str, ...] = ()
     gate_results: tuple[dict[str, Any], ...] = ()
     test_results: tuple[dict[str, Any], ...] = ()
+    published: str = ""
 
     @property
     def blocks_run(self) -> bool:
@@ -349,6 +350,7 @@ class Scheduler:
             result.miss_reasons = outcome.miss_reasons
             result.gate_results = outcome.gate_results
             result.test_results = outcome.test_results
+            result.published = outcome.published
         elif status == JobStatus.CANCELLED and result.started_at is not None:
             result.finished_at = time.time()
             result.duration_s = result.finished_at - result.started_at

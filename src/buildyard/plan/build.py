@@ -18,7 +18,7 @@ from buildyard.model import Event, SkipReason, When
 from buildyard.plan.graph import closure, critical_path_lengths, topological_order
 from buildyard.spec import expr
 from buildyard.spec.load import effective_stages, job_stage
-from buildyard.spec.models import GATES_NODE, DependencyCacheSpec, Job, Pipeline, Retry
+from buildyard.spec.models import GATES_NODE, DependencyCacheSpec, Job, Pipeline, PublishSpec, Retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,7 @@ class JobInstance:
     gates: tuple[Any, ...] = ()
     #: True for the synthetic node that evaluates the pipeline-level gates.
     gate_node: bool = False
+    publish: PublishSpec | None = None
 
     @property
     def display(self) -> str:
@@ -354,6 +355,7 @@ def _instance(
             cached=job.cached,
             dependency_caches=tuple(job.dependency_caches),
             gates=tuple(job.gates),
+            publish=job.publish,
         ),
         skip,
     )

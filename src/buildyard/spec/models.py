@@ -143,6 +143,32 @@ class DependencyCacheSpec(Spec, frozen=True, kw_only=True):
         return out
 
 
+ARTIFACT_TYPES = ("application", "library", "container", "docs", "config", "report")
+
+
+class PublishSpec(Spec, frozen=True, kw_only=True):
+    """Push the job's files as a signed, versioned artifact when it succeeds (and its gates pass)."""
+
+    name: str
+    paths: list[str]
+    version: str | dict[str, str] = "from_git_tag"
+    type: str = "application"
+    key: str = "default"
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Known type; version is a literal, from_git_tag, or {from_file: FILE}."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.type not in ARTIFACT_TYPES:
+            out.append(
+                (("type",), f"artifact type must be one of {', '.join(ARTIFACT_TYPES)}, not {self.type!r}")
+            )
+        if isinstance(self.version, dict) and set(self.version) != {"from_file"}:
+            out.append((("version",), "version must be from_git_tag, a version, or {from_file: FILE}"))
+        if not self.paths:
+            out.append((("paths",), "publish needs at least one path"))
+        return out
+
+
 class Job(Spec, frozen=True, kw_only=True):
     """One job of the pipeline (a template when it has a matrix)."""
 
@@ -171,6 +197,7 @@ class Job(Spec, frozen=True, kw_only=True):
     cache: bool | list[DependencyCacheSpec] = True
     #: Quality gates evaluated when this job succeeds (validated by ``buildyard.gates.config``).
     gates: list[Any] = msgspec.field(default_factory=list)
+    publish: PublishSpec | None = None
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Exactly one of steps/script; secrets are environment variable names."""
