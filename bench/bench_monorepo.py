@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_cache import LAYERS, TURBO_ENV, WIDTH, deps_of, make_monorepo, name  # noqa: E402
+from bench_cache import LAYERS, TURBO_ENV, WIDTH, deps_of, make_monorepo, name
 
 BUILDYARD = str(Path(sys.executable).with_name("buildyard"))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -76,15 +76,22 @@ def main() -> None:
         turbo = args.turbo
         if turbo is None:
             (base / "t").mkdir()
-            subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "turbo@^2"],
-                           cwd=base / "t", check=True, capture_output=True)
+            subprocess.run(
+                ["npm", "install", "--silent", "--no-audit", "--no-fund", "turbo@^2"],
+                cwd=base / "t",
+                check=True,
+                capture_output=True,
+            )
             turbo = base / "t" / "node_modules" / ".bin" / "turbo"
         roots = {"buildyard": base / "by", "turbo": base / "turbo"}
         make_monorepo(roots["buildyard"])
         write_pipeline(roots["buildyard"])
         subprocess.run(["git", "add", "buildyard.yml"], cwd=roots["buildyard"], check=True)
-        subprocess.run(["git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "pipeline"],
-                       cwd=roots["buildyard"], check=True)
+        subprocess.run(
+            ["git", "-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "pipeline"],
+            cwd=roots["buildyard"],
+            check=True,
+        )
         shutil.copytree(roots["buildyard"], roots["turbo"], symlinks=True)
         commands = {
             "buildyard": ([BUILDYARD, "run", "-j", "2"], ENV),
@@ -105,8 +112,14 @@ def main() -> None:
                 src.write_text(f"module.exports = 'p0-0 round {r}';\n")
                 results.setdefault(("one bottom file changed", tool), []).append(timed(cmd, root, env)[0])
         # what changed re-ran: 55 jobs for buildyard (check it, the figure means nothing otherwise)
-        out = subprocess.run([BUILDYARD, "show", "--json"], cwd=roots["buildyard"], env=ENV,
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [BUILDYARD, "show", "--json"],
+            cwd=roots["buildyard"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         reran = sum(1 for j in json.loads(out)["jobs"] if j["status"] == "success")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""``buildyard run`` with the job cache: skipped jobs, restored outputs, explain, dependency caches, remote."""
+"""``buildyard run`` with the job cache: restored outputs, explain, dependency caches, remote cache."""
 
 from __future__ import annotations
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 PY = sys.executable
 CODE = {
-    "calc.py": "def add(a, b):\n    return a + b\n\n\ndef unused(x):\n    if x:\n        return 1\n    return 2\n",
+    "calc.py": (
+        "def add(a, b):\n    return a + b\n\n\ndef unused(x):\n    if x:\n        return 1\n    return 2\n"
+    ),
     "tests/test_calc.py": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
     ".gitignore": ".buildyard/\nreports/\n.coverage\n",
 }
@@ -132,7 +134,8 @@ jobs:
       rnd = random.Random(7)
       factor = float(os.environ["FACTOR"])
       samples = [0.010 * factor * (1 + rnd.uniform(-0.02, 0.02)) for _ in range(40)]
-      json.dump({{"benchmarks": [{{"name": "parse", "unit": "s", "samples": samples}}]}}, open("bench.json", "w"))
+      doc = {{"benchmarks": [{{"name": "parse", "unit": "s", "samples": samples}}]}}
+      json.dump(doc, open("bench.json", "w"))
       PY
 """
 

@@ -17,7 +17,7 @@ jobs:
 """
 
 
-def test_publish_after_success_and_pull_verifies(cli, make_project, tmp_path) -> None:  # noqa: ANN001
+def test_publish_after_success_and_pull_verifies(cli, make_project, tmp_path) -> None:
     root = make_project({"buildyard.yml": PIPELINE, ".gitignore": ".buildyard/\ndist/\n"})
     no_key = cli("-C", root, "run", "--json")
     jobs = {j["name"]: j for j in json.loads(no_key.out)["jobs"]}

@@ -56,8 +56,9 @@ def history(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool,
         f"{'#':>5}  {'status':<9} {'pipeline':<16} {'event':<12} {'branch':<16} {'started':<19} {'took':>8}"
     )
     for r in runs:
+        where = (r.branch or r.tag)[:16]
         print(
-            f"{r.number:>5}  {r.status:<9} {r.pipeline[:16]:<16} {r.event:<12} {(r.branch or r.tag)[:16]:<16} "
+            f"{r.number:>5}  {r.status:<9} {r.pipeline[:16]:<16} {r.event:<12} {where:<16} "
             f"{_when(r.created_at):<19} {_dur(r.duration_s):>8}"
         )
 

@@ -8,7 +8,6 @@ job with the one-line reason, so nothing downstream deploys an artifact that doe
 from __future__ import annotations
 
 import asyncio
-import glob
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,10 +22,10 @@ def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest)
 
     paths: list[Path] = []
     for pattern in spec.paths:
-        matches = sorted(glob.glob(pattern, root_dir=project, recursive=True))
+        matches = sorted(project.glob(pattern))
         if not matches:
             raise UserError(f"publish: '{pattern}' matches no file (did the job write it?)")
-        paths += [project / m for m in matches]
+        paths += matches
     version = spec.version if isinstance(spec.version, str) else dict(spec.version)
     context = RunContext(
         run_id=run_id,
