@@ -151,3 +151,44 @@ def test_benchmark_regression_against_the_baseline_branch_from_history(cli, make
     assert gate["status"] == "failed" and "parse" in json.dumps(gate)
     same, jobs = run(cli, root, "--branch", "other", "--var", "FACTOR=1.0")
     assert same.code == 0 and jobs["gates"]["gates"][0]["status"] == "passed"
+
+
+LOCK = {
+    "name": "app",
+    "lockfileVersion": 3,
+    "requires": True,
+    "packages": {
+        "": {"name": "app", "dependencies": {"left-pad": "1.3.0", "copyleft": "1.0.0"}},
+        "node_modules/left-pad": {"version": "1.3.0", "license": "MIT"},
+        "node_modules/copyleft": {"version": "1.0.0", "license": "GPL-3.0-only"},
+    },
+}
+
+
+def test_license_and_vulnerability_gates_use_the_deps_service(cli, make_project, monkeypatch) -> None:  # noqa: ANN001
+    osv = Path(__file__).resolve().parents[3] / "shared" / "data" / "osv"
+    monkeypatch.setenv("BUILDYARD_OSV_DB", str(osv))
+    root = make_project(
+        {
+            "package-lock.json": json.dumps(LOCK),
+            "requirements.txt": "requests==2.19.0\n",
+            "buildyard.yml": """\
+deps:
+  licenses: {allow: [MIT], deny: [GPL-3.0-only]}
+gates:
+  - licenses: {policy: default}
+  - vulnerabilities: {max_severity: critical}
+jobs:
+  build: {script: 'true'}
+""",
+        }
+    )
+    result, jobs = run(cli, root)
+    assert result.code == 1
+    gates = {g["gate"]: g for g in jobs["gates"]["gates"]}
+    assert gates["licenses"]["status"] == "failed" and "copyleft" in gates["licenses"]["reason"]
+    assert "left-pad" not in gates["licenses"]["reason"]
+    vulns = gates["vulnerabilities"]
+    # requests 2.19.0 is affected by CVE-2018-18074 (PYSEC-2018-28); the shared PyPI dump has no CVSS
+    # vector for it, and a finding of unknown severity counts even against a "critical" threshold.
+    assert vulns["status"] == "failed" and "PYSEC-2018-28 (requests@2.19.0, unknown)" in vulns["reason"]

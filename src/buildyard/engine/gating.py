@@ -90,6 +90,28 @@ def _current_reports(gates: Sequence[Any], root: Path) -> dict[str, Any]:
     return out
 
 
+def _licenses(gates: Sequence[Any], project: Path) -> list[Any] | None:
+    """License verdicts of every dependency under the project's policy, when a licenses gate asks."""
+    from buildyard.gates.config import LicensesGate  # noqa: PLC0415 - only with gates
+    from buildyard.gates.findings import LicenseVerdict  # noqa: PLC0415
+
+    if not any(isinstance(g, LicensesGate) for g in gates):
+        return None
+    from buildyard.deps.api import licenses  # noqa: PLC0415 - the scanner is heavy
+    from buildyard.deps.licenses import resolve_policy  # noqa: PLC0415
+
+    report = licenses([project], resolve_policy(project), project=project)
+    verdicts = {"allowed": "allowed", "exception": "allowed", "denied": "denied", "unknown": "unknown"}
+    return [
+        LicenseVerdict(
+            package=f"{r.package.name}@{r.package.version}",
+            license=str(r.license),
+            verdict=verdicts.get(str(r.verdict), "review"),
+        )
+        for r in report.results
+    ]
+
+
 def evaluate_gates(
     gates: Sequence[Any],
     *,
@@ -105,6 +127,7 @@ def evaluate_gates(
         root=root,
         duration=duration,
         vulnerabilities=_vulnerabilities(gates, project),
+        licenses=_licenses(gates, project),
         **_baselines(gates, root, baselines),
     )
     return evaluate(gates, context), _current_reports(gates, root)

@@ -251,6 +251,8 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     cache_inputs: list[str] = msgspec.field(default_factory=list)
     #: Pipeline gates: the ``gates`` node of the DAG, after every job that does not need it.
     gates: list[Any] = msgspec.field(default_factory=list)
+    #: Dependency policy (``licenses: {allow, deny, exceptions, fail_on_unknown}``), read by the deps service.
+    deps: dict[str, Any] = msgspec.field(default_factory=dict)
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
