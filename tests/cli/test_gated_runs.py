@@ -165,7 +165,7 @@ LOCK = {
 }
 
 
-def test_license_and_vulnerability_gates_use_the_deps_service(cli, make_project, monkeypatch) -> None:  # noqa: ANN001
+def test_license_and_vulnerability_gates_use_the_deps_service(cli, make_project, monkeypatch) -> None:
     osv = Path(__file__).resolve().parents[3] / "shared" / "data" / "osv"
     monkeypatch.setenv("BUILDYARD_OSV_DB", str(osv))
     root = make_project(
