@@ -51,7 +51,8 @@ def trivial_jobs(work: Path, n: int, rounds: int) -> tuple[float, float]:
         for i in range(n):
             f.write(f"  j{i}: {{script: echo x > out/{i}}}\n")
     times: dict[str, list[float]] = {"make": [], "buildyard": []}
-    commands = {"make": ["make", "-s", "-j2"], "buildyard": [BUILDYARD, "run", "-j", "2"]}
+    # --no-cache: make re-runs every recipe whose output was deleted; buildyard must do the same work
+    commands = {"make": ["make", "-s", "-j2"], "buildyard": [BUILDYARD, "run", "-j", "2", "--no-cache"]}
     for r in range(rounds + 1):  # round 0 warms caches (and compiles .pyc) and is discarded
         for name in ("make", "buildyard") if r % 2 else ("buildyard", "make"):
             shutil.rmtree(root / "out", ignore_errors=True)
@@ -89,7 +90,7 @@ def layered_dag(work: Path, slots: int, seed: int) -> tuple[float, float]:
         for name, d in duration.items():
             f.write(f"  {name}: {{needs: {json.dumps(needs[name])}, script: sleep {d}}}\n")
     out = subprocess.run(
-        [BUILDYARD, "run", "-j", str(slots), "--json"],
+        [BUILDYARD, "run", "-j", str(slots), "--json", "--no-cache"],
         cwd=root,
         env=ENV,
         check=True,
