@@ -189,6 +189,11 @@ class History(Protocol):
         ...
 
 
+def _row(record: Any) -> dict[str, Any]:
+    """A record's fields as a dict (shallow: ``dataclasses.asdict`` deep-copies and costs ~0.1 ms a row)."""
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
 def default_url(home: Path) -> str:
     """The embedded SQLite database under ``home``."""
     return f"sqlite:///{home / 'buildyard.db'}"
@@ -303,7 +308,7 @@ class SqlHistory:
         """Insert or update job rows in one transaction."""
         if not records:
             return
-        rows = [asdict(r) for r in records]
+        rows = [_row(r) for r in records]
         with self.engine.begin() as conn:
             if insert:
                 conn.execute(jobs.insert(), rows)
@@ -325,7 +330,7 @@ class SqlHistory:
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
                 conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.job_id == job_id))
-            conn.execute(steps.insert(), [asdict(r) for r in records])
+            conn.execute(steps.insert(), [_row(r) for r in records])
 
     def save_gates(self, records: Sequence[GateRecord]) -> None:
         """Insert gate results (replacing earlier ones of the same jobs)."""
@@ -338,7 +343,7 @@ class SqlHistory:
                         gate_results.c.run_id == run_id, gate_results.c.job_id == job_id
                     )
                 )
-            conn.execute(gate_results.insert(), [asdict(r) for r in records])
+            conn.execute(gate_results.insert(), [_row(r) for r in records])
 
     def save_tests(self, records: Sequence[TestRecord]) -> None:
         """Insert test results (replacing earlier ones of the same jobs)."""
@@ -351,7 +356,7 @@ class SqlHistory:
                         test_results.c.run_id == run_id, test_results.c.job_id == job_id
                     )
                 )
-            conn.execute(test_results.insert(), [asdict(r) for r in records])
+            conn.execute(test_results.insert(), [_row(r) for r in records])
 
     # --- reads ------------------------------------------------------------------------------------
 
