@@ -81,3 +81,56 @@ class SkipReason(StrEnum):
     NOT_ON_FAILURE = "not_on_failure"
     FAIL_FAST = "fail_fast"
     CONDITION_ERROR = "condition_error"
+
+
+class Severity(StrEnum):
+    """Qualitative severity of a vulnerability (CVSS bands); ``UNKNOWN`` when no score exists."""
+
+    UNKNOWN = "unknown"
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Order of seriousness; ``UNKNOWN`` ranks above ``CRITICAL`` so it never hides."""
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def from_score(cls, score: float) -> Severity:
+        """The CVSS v3/v4 qualitative band of a base score."""
+        if score == 0.0:
+            return cls.NONE
+        if score < 4.0:
+            return cls.LOW
+        if score < 7.0:
+            return cls.MEDIUM
+        if score < 9.0:
+            return cls.HIGH
+        return cls.CRITICAL
+
+    def at_least(self, threshold: Severity) -> bool:
+        """True if a finding of this severity meets ``threshold`` (unknown always does)."""
+        if self is Severity.UNKNOWN:
+            return True
+        return self.rank >= threshold.rank
+
+    @staticmethod
+    def worst(values: list[Severity]) -> Severity:
+        """The most serious known severity of ``values``; ``UNKNOWN`` only if none is known."""
+        known = [v for v in values if v is not Severity.UNKNOWN]
+        if not known:
+            return Severity.UNKNOWN
+        return max(known, key=lambda s: s.rank)
+
+
+_SEVERITY_RANK = {
+    Severity.NONE: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+    Severity.UNKNOWN: 5,
+}

@@ -11,11 +11,11 @@ import time
 
 import httpx
 import pytest
-from conftest import CLI, free_port, stop_server
 
 from buildyard.cache.action_cache import ActionCache
 from buildyard.cache.store import CacheStore
 from buildyard.cli import run_cli
+from conftest import CLI, free_port, stop_server
 
 
 @pytest.fixture

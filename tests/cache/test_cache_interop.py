@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RO, RW
 
 from buildyard.cache.store import CacheStore
+from conftest import RO, RW
 
 pytestmark = pytest.mark.integration
 

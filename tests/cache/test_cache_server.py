@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from blake3 import blake3
-from conftest import RO, RW
 
 from buildyard.cache.action_cache import ActionCache
 from buildyard.cache.keys import KeyManifest
 from buildyard.cache.remote import RemoteCache, TieredActionCache
 from buildyard.cache.store import CacheStore
+from conftest import RO, RW
 
 W = {"authorization": f"Bearer {RW}"}
 R = {"authorization": f"Bearer {RO}"}

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
-
-import subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,8 +18,11 @@ def test_example_shop_package_job(cli, tmp_path) -> None:
         project,
         ignore=shutil.ignore_patterns(".buildyard", "build", "dist", "__pycache__"),
     )
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "example"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "example"],
+    ):
         subprocess.run(["git", *args], cwd=project, check=True)
     result = cli("-C", project, "run", "package", "--json")
     assert result.code == 0, result.err

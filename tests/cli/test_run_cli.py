@@ -335,3 +335,41 @@ def test_stream_prefixes_output(cli, make_project, flag) -> None:
     root = make_project({"buildyard.yml": "jobs:\n  alpha: {script: 'echo one; echo two'}\n"})
     result = cli("-C", root, "run", flag)
     assert "alpha | one" in result.out and "alpha | two" in result.out
+
+
+def test_logs_follow_streams_a_running_job_until_it_ends(make_project) -> None:
+    root = make_project(
+        {"buildyard.yml": "jobs:\n  slow: {script: 'for i in 1 2 3; do echo line $i; sleep 0.4; done'}\n"}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "buildyard", "-C", str(root), "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        db = root / ".buildyard" / "buildyard.db"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if (
+                    sqlite3.connect(db)
+                    .execute("select count(*) from jobs where status = 'running'")
+                    .fetchone()[0]
+                ):
+                    break
+            except sqlite3.OperationalError:  # not created or not migrated yet
+                pass
+            time.sleep(0.05)
+        follow = subprocess.run(
+            [sys.executable, "-m", "buildyard", "-C", str(root), "logs", "last", "slow", "-f"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert follow.returncode == 0
+        assert follow.stdout.splitlines() == ["line 1", "line 2", "line 3"]
+    finally:
+        runner.wait(timeout=30)

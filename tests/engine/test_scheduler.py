@@ -85,7 +85,7 @@ def test_ready_jobs_run_longest_critical_path_first() -> None:
     )
     ex = durations({})
     run(text, ex, slots=1)
-    assert [c[0] for c in ex.calls][0] == "head"
+    assert ex.calls[0][0] == "head"
 
 
 def test_failure_skips_dependents_and_independent_branches_continue() -> None:

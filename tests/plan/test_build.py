@@ -99,7 +99,10 @@ def test_selecting_a_manual_job_runs_it() -> None:
 
 
 def test_priorities_follow_the_critical_path() -> None:
-    text = "jobs:\n  a: {script: x}\n  b: {needs: [a], script: x}\n  c: {needs: [b], script: x}\n  d: {script: x}\n"
+    text = (
+        "jobs:\n  a: {script: x}\n  b: {needs: [a], script: x}\n  c: {needs: [b], script: x}\n"
+        "  d: {script: x}\n"
+    )
     plan = build(loads(text), TriggerContext(), durations={"d": 10.0})
     assert plan.priority["a"] == 3.0 and plan.priority["c"] == 1.0 and plan.priority["d"] == 10.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from hypothesis import given, settings
@@ -43,7 +44,7 @@ def test_added_back_edge_is_found_as_a_real_cycle(deps: dict[str, list[str]], da
     deps[dep].append(node)  # dep → node closes node → dep
     cycle = find_cycle(deps)
     assert cycle is not None and cycle[0] == cycle[-1]
-    for a, b in zip(cycle, cycle[1:], strict=False):
+    for a, b in itertools.pairwise(cycle):
         assert b in deps[a], f"{a} -> {b} is not an edge"
 
 

@@ -22,7 +22,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("buildyard.cli.history", "history", "List recent runs."),
     "show": ("buildyard.cli.history", "show", "Show one run: jobs, statuses, timings, resources."),
     "logs": ("buildyard.cli.history", "logs", "Print the (masked) logs of a run or job."),
+    "explain": (
+        "buildyard.cli.history",
+        "explain",
+        "Why a job ran instead of being restored from the cache.",
+    ),
     "cache": ("buildyard.cli.cache", "app", "Inspect, verify, prune and serve the content-addressed cache."),
+    "tests": ("buildyard.cli.tests", "app", "Test analytics: flaky, slowest, history of a test."),
+    "gates": ("buildyard.cli.gates", "gates", "Check quality gates against existing report files."),
+    "deps": ("buildyard.cli.deps", "app", "Dependency inventory, vulnerabilities, licenses, SBOM."),
+    "scan": ("buildyard.cli.scan", "app", "Scan the project for committed secrets."),
+    "artifacts": (
+        "buildyard.cli.artifacts",
+        "app",
+        "Versioned, signed artifacts: push, pull, verify, promote, prune.",
+    ),
+    "keys": ("buildyard.cli.keys", "app", "Ed25519 keys that sign artifacts; keys trusted to verify them."),
 }
 
 

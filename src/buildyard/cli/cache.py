@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from buildyard.cache.store import CacheStore
 
 cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
     help="Cache directory (default: $BUILDYARD_HOME/cas, BUILDYARD_HOME=.buildyard).",
 )
 
@@ -160,12 +161,20 @@ def prune(
 @click.option("--port", type=int, default=8585, show_default=True, help="Port to listen on.")
 @click.option("--token", multiple=True, help="Read-write bearer token (repeatable).")
 @click.option("--read-token", multiple=True, help="Read-only bearer token (repeatable).")
-@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="File of '<read|write> <token>' lines.")
+@click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File of '<read|write> <token>' lines.",
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, cache_dir: Path | None, host: str, port: int, token: tuple[str, ...],
-    read_token: tuple[str, ...], tokens_file: Path | None,
+    ctx: click.Context,
+    cache_dir: Path | None,
+    host: str,
+    port: int,
+    token: tuple[str, ...],
+    read_token: tuple[str, ...],
+    tokens_file: Path | None,
 ) -> None:
     """Serve the cache over HTTP: Turborepo, Bazel, ccache/Gradle and buildyard clients."""
     from buildyard.server.cache_app import Tokens, load_tokens_file, serve_store  # noqa: PLC0415 - lazy

@@ -47,6 +47,8 @@ def describe(result: JobResult) -> str:
         parts.append("[allowed]")
     if result.duration_s is not None:
         parts.append(f"in {format_duration(result.duration_s)}")
+    if result.status == JobStatus.CACHED and result.saved_s:
+        parts.append(f"(saved {format_duration(result.saved_s)})")
     if result.attempts > 1:
         parts.append(f"after {result.attempts} attempts")
     text = " ".join(parts)
@@ -104,6 +106,10 @@ class PlainRenderer:
                     for line in tail:
                         self._line(f"  │ {line}")
                     self._line("  └")
+
+    def warning(self, message: str) -> None:
+        """Print a warning line."""
+        self._line(f"! warning: {message}")
 
     def output(self, job_id: str, data: bytes) -> None:
         """With ``stream``, print complete output lines prefixed by the job name."""

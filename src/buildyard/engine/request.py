@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from buildyard.model import JobStatus
 
@@ -23,6 +23,53 @@ class StepRequest:
     env: tuple[tuple[str, str], ...] = ()
     timeout: float | None = None
     continue_on_error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyCacheRequest:
+    """One ``cache:`` entry of a job: key (literal, or files + prefix), paths, restore keys, policy."""
+
+    paths: tuple[str, ...]
+    key: str = ""
+    key_files: tuple[str, ...] = ()
+    prefix: str = ""
+    restore_keys: tuple[str, ...] = ()
+    policy: str = "pull-push"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRequest:
+    """What enters a job's cache key, and what the cache should do around the job.
+
+    ``env`` holds only declared values (pipeline variables, job and step env, matrix): the run's
+    volatile variables (run id, attempt…) and the machine's environment are not part of the key.
+    ``secrets`` names variables of the request env whose values enter the key salted.
+    """
+
+    definition: str  # canonical JSON of the normalized definition
+    project_root: str
+    upstream: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()
+    inputs: tuple[str, ...] | None = None
+    global_inputs: tuple[str, ...] = ()
+    key_commands: tuple[str, ...] = ()
+    job_cache: bool = True
+    dependency_caches: tuple[DependencyCacheRequest, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """Push these files (globs relative to the project) as artifact ``name`` when the job succeeds."""
+
+    name: str
+    paths: tuple[str, ...]
+    version: str | tuple[tuple[str, str], ...]  # literal / "from_git_tag", or (("from_file", FILE),)
+    type: str = "application"
+    key: str = "default"
+    build_number: int | None = None
+    event: str = ""
+    pipeline_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +88,11 @@ class JobRequest:
     kill_grace: float = 5.0
     input_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest) — restored before the job runs
     output_globs: tuple[str, ...] = ()
+    cache: CacheRequest | None = None
+    gates: tuple[Any, ...] = ()  # gate definitions (msgspec structs from buildyard.gates.config)
+    gate_node: bool = False  # evaluate the pipeline's gates instead of running steps
+    failed_needs: tuple[str, ...] = ()  # for the gates node: dependencies that failed
+    publish: PublishRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +124,13 @@ class JobOutcome:
     message: str = ""
     log_path: str = ""
     output_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest)
+    cache_key: str = ""
+    cache_status: str = "off"  # hit | miss | off
+    saved_s: float = 0.0
+    miss_reasons: tuple[str, ...] = ()
+    gate_results: tuple[dict[str, Any], ...] = ()
+    test_results: tuple[dict[str, Any], ...] = ()  # from the JUnit reports of tests gates
+    published: str = ""  # NAME@VERSION pushed to the artifact repository
 
 
 OutputSink = Callable[[str, bytes], None]

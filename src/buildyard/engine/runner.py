@@ -14,24 +14,40 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from buildyard.engine.gitinfo import GitInfo, read_git
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import kill_marked
-from buildyard.engine.request import Executor, JobRequest, StepRequest
+from buildyard.engine.request import (
+    CacheRequest,
+    DependencyCacheRequest,
+    Executor,
+    JobRequest,
+    PublishRequest,
+    StepRequest,
+)
 from buildyard.engine.scheduler import JobFinished, JobResult, JobSetupError, JobStarted, RunEvent, Scheduler
 from buildyard.engine.secrets import read_secrets_file, resolve
 from buildyard.model import Event, RunStatus
 from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
 from buildyard.spec.load import find_file, load
 from buildyard.spec.models import Pipeline
-from buildyard.store.history import History, JobRecord, RunRecord, SqlHistory, StepRecord, default_url
+from buildyard.store.history import (
+    GateRecord,
+    History,
+    JobRecord,
+    RunRecord,
+    SqlHistory,
+    StepRecord,
+    TestRecord,
+    default_url,
+)
 
 FLUSH_INTERVAL = 0.5
 
@@ -56,6 +72,9 @@ class RunOptions:
     db_url: str | None = None
     kill_grace: float = 5.0
     trigger: str = "cli"
+    cache: bool = True
+    cache_dir: Path | None = None
+    remote_cache: str | None = None
 
 
 @dataclass
@@ -82,6 +101,9 @@ class RunObserver(Protocol):
 
     def output(self, job_id: str, data: bytes) -> None:
         """Masked output of a running job."""
+
+    def warning(self, message: str) -> None:
+        """Something degraded but the run goes on (e.g. the remote cache is unreachable)."""
 
 
 def home_dir(options: RunOptions) -> Path:
@@ -165,6 +187,8 @@ class RequestFactory:
     ) -> None:
         self.options = options
         self.plan = plan
+        self.keys: dict[str, str] = {}  # cache keys of finished jobs, for their dependents' keys
+        self.failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
         self.secrets = dict(secrets)
         self.log_dir = log_dir
         self.mask = tuple(sorted(set(self.secrets.values())))
@@ -187,6 +211,7 @@ class RequestFactory:
             }
         )
         self.base_env = base
+        self.pipeline_file = pipeline.file
 
     def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
         """The request of ``attempt`` of ``inst``; raise ``JobSetupError`` when it cannot start."""
@@ -213,6 +238,11 @@ class RequestFactory:
             }
         )
         return JobRequest(
+            gates=inst.gates,
+            gate_node=inst.gate_node,
+            failed_needs=tuple(d for d in inst.needs if d in self.failed) if inst.gate_node else (),
+            publish=self.publish_request(inst),
+            cache=self.cache_request(inst) if self.options.cache and not inst.gate_node else None,
             run_id=env["BUILDYARD_RUN_ID"],
             job_id=inst.id,
             attempt=attempt,
@@ -234,6 +264,71 @@ class RequestFactory:
             mask=self.mask,
             kill_grace=self.options.kill_grace,
             output_globs=inst.artifacts,
+        )
+
+    def publish_request(self, inst: JobInstance) -> PublishRequest | None:
+        """What ``publish:`` pushes for ``inst`` (None without one)."""
+        spec = inst.publish
+        if spec is None:
+            return None
+        version = spec.version if isinstance(spec.version, str) else tuple(sorted(spec.version.items()))
+        return PublishRequest(
+            name=spec.name,
+            paths=tuple(spec.paths),
+            version=version,
+            type=spec.type,
+            key=spec.key,
+            build_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
+            event=self.base_env["BUILDYARD_EVENT"],
+            pipeline_file=self.pipeline_file,
+        )
+
+    def cache_request(self, inst: JobInstance) -> CacheRequest:
+        """What enters ``inst``'s cache key: its definition, declared env, inputs, upstream keys."""
+        from buildyard.engine.caching import canonical_definition  # noqa: PLC0415 - cache stack is lazy
+
+        definition = {
+            "steps": [
+                {
+                    "name": s.name,
+                    "run": s.run,
+                    "env": dict(s.env),
+                    "timeout": s.timeout,
+                    "continue_on_error": s.continue_on_error,
+                }
+                for s in inst.steps
+            ],
+            "shell": inst.shell,
+            "working_directory": inst.working_directory or "",
+            "matrix": dict(inst.matrix),
+            "outputs": list(inst.artifacts),
+        }
+        declared = {
+            **self.plan.variables,
+            **{f"MATRIX_{k.upper()}": v for k, v in inst.matrix},
+            **dict(inst.env),
+        }
+        return CacheRequest(
+            definition=canonical_definition(definition),
+            project_root=str(self.options.project_dir),
+            upstream=tuple((d, self.keys.get(d, "")) for d in inst.needs),
+            env=tuple(sorted(declared.items())),
+            secrets=inst.secrets,
+            inputs=inst.inputs,
+            global_inputs=self.plan.cache_inputs,
+            key_commands=inst.key_commands,
+            job_cache=inst.cached,
+            dependency_caches=tuple(
+                DependencyCacheRequest(
+                    paths=tuple(d.paths),
+                    key=d.key if isinstance(d.key, str) else "",
+                    key_files=tuple(d.key.files) if not isinstance(d.key, str) else (),
+                    prefix=d.key.prefix if not isinstance(d.key, str) else "",
+                    restore_keys=tuple(d.restore_keys),
+                    policy=d.policy,
+                )
+                for d in inst.dependency_caches
+            ),
         )
 
 
@@ -281,6 +376,35 @@ class Recorder:
             for i, s in enumerate(r.steps)
         ]
         self.history.save_steps(step_rows)
+        gate_rows = [
+            GateRecord(
+                self.run.id, r.id, i, g["gate"], g["kind"], g["status"], self.masker.mask_text(g["reason"]), g
+            )
+            for r in batch
+            if r.status.is_final
+            for i, g in enumerate(r.gate_results)
+        ]
+        self.history.save_gates(gate_rows)
+        sha = self.run.sha
+        test_rows = [
+            TestRecord(
+                self.run.id,
+                r.id,
+                i,
+                t["suite"],
+                t["classname"],
+                t["name"],
+                t["outcome"],
+                float(t["duration"]),
+                int(t["attempt"]),
+                sha,
+                r.finished_at or time.time(),
+            )
+            for r in batch
+            if r.status.is_final
+            for i, t in enumerate(r.test_results)
+        ]
+        self.history.save_tests(test_rows)
 
     def job_record(self, r: JobResult) -> JobRecord:
         """The history row of a job result (messages masked)."""
@@ -305,6 +429,10 @@ class Recorder:
             skip_reason=str(r.skip_reason) if r.skip_reason else None,
             message=self.masker.mask_text(r.message),
             log_path=r.log_path,
+            cache_status=r.cache_status,
+            cache_key=r.cache_key,
+            saved_s=r.saved_s,
+            miss_reasons=list(r.miss_reasons),
         )
 
 
@@ -375,16 +503,37 @@ def execute_run(
             observer.started(run, plan)
 
         def on_event(event: RunEvent) -> None:
+            if isinstance(event, JobFinished):
+                if event.result.cache_key:
+                    make_request.keys[event.result.id] = event.result.cache_key
+                if event.result.blocks_run:
+                    make_request.failed.add(event.result.id)
             recorder.event(event)
             if observer is not None:
                 observer.event(event)
 
+        cache_stack = open_cache_stack(options, home, observer) if options.cache else None
         local = None  # an executor made here is ours to close: it owns warm shell workers
         if executor is None:
             executor = local = LocalExecutor()
+        inner: Executor = executor
+        if cache_stack is not None:
+            inner = cache_stack.wrap(inner)
+        from buildyard.engine.gating import GatingExecutor  # noqa: PLC0415
+
+        def baseline(gate: str, branch: str) -> dict[str, Any] | None:
+            return history.latest_gate_data(
+                pipeline=pipeline.name, branch=branch or trigger.branch, gate=gate, before=created
+            )
+
+        inner = GatingExecutor(inner, project=options.project_dir, run_started=created, baselines=baseline)
+        if any(i.publish is not None for i in plan.instances.values()):
+            from buildyard.engine.publishing import PublishingExecutor  # noqa: PLC0415
+
+            inner = PublishingExecutor(inner, project=options.project_dir)
         scheduler = Scheduler(
             plan,
-            executor,
+            inner,
             make_request,
             slots=options.slots or os.cpu_count() or 1,
             fail_fast=options.fail_fast,
@@ -397,6 +546,8 @@ def execute_run(
         finally:
             if local is not None:
                 local.close()
+            if cache_stack is not None:
+                cache_stack.close()
         recorder.flush(scheduler)
         kill_marked(f"BUILDYARD_RUN_ID={run.id}")
         status = scheduler.status()
@@ -410,6 +561,8 @@ def execute_run(
             queue_s=(recorder.first_start - created) if recorder.first_start else None,
         )
         final = history.get_run(run.id)
+        if scheduler.internal_errors:
+            raise scheduler.internal_errors[0]
         return RunResult(
             plan=plan,
             pipeline=pipeline,
@@ -422,6 +575,65 @@ def execute_run(
     finally:
         if history is not None:
             history.close()
+
+
+class CacheStack:
+    """The cache objects of one run: job cache (local + optional remote), hasher with its stat cache."""
+
+    def __init__(self, options: RunOptions, home: Path, warn: Callable[[str], None]) -> None:
+        from buildyard.cache import (  # noqa: PLC0415 - the cache stack is imported only when used
+            DependencyCache,
+            FileHasher,
+            InputIndex,
+            open_job_cache,
+            open_stat_cache,
+        )
+
+        cache_dir = options.cache_dir or (home / "cas")
+        self.job_cache = open_job_cache(
+            options.project_dir,
+            cache_dir=cache_dir,
+            remote_url=options.remote_cache,
+            remote_token=os.environ.get("BUILDYARD_REMOTE_CACHE_TOKEN"),
+            warn=warn,
+        )
+        self.stat_cache = open_stat_cache(home)
+        self.hasher = FileHasher(self.stat_cache)
+        self.index = InputIndex(options.project_dir)
+        self.deps = DependencyCache(self.job_cache.local.store)
+        self.warn = warn
+
+    def wrap(self, inner: Executor) -> Executor:
+        """``inner`` behind the job cache."""
+        from buildyard.engine.caching import CachingExecutor  # noqa: PLC0415
+
+        return CachingExecutor(
+            inner,
+            self.job_cache,
+            hasher=self.hasher,
+            index=self.index,
+            salt=self.job_cache.local.store.salt(),
+            dependency_cache=self.deps,
+            warn=self.warn,
+        )
+
+    def close(self) -> None:
+        """Persist the stat cache and release connections."""
+        try:
+            self.stat_cache.save()
+        except OSError as exc:
+            self.warn(f"could not save the stat cache ({exc})")
+        self.job_cache.close()
+
+
+def open_cache_stack(options: RunOptions, home: Path, observer: RunObserver | None) -> CacheStack:
+    """The run's cache stack; warnings go to the observer."""
+
+    def warn(message: str) -> None:
+        if observer is not None and hasattr(observer, "warning"):
+            observer.warning(message)
+
+    return CacheStack(options, home, warn)
 
 
 async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:

@@ -47,6 +47,13 @@ class JobResult:
     log_path: str = ""
     allow_failure: bool = False
     steps: tuple[StepOutcome, ...] = ()
+    cache_key: str = ""
+    cache_status: str = "off"
+    saved_s: float = 0.0
+    miss_reasons: tuple[str, ...] = ()
+    gate_results: tuple[dict[str, Any], ...] = ()
+    test_results: tuple[dict[str, Any], ...] = ()
+    published: str = ""
 
     @property
     def blocks_run(self) -> bool:
@@ -124,6 +131,8 @@ class Scheduler:
         self.context = dict(context or {})
         self._order = {iid: i for i, iid in enumerate(plan.instances)}
         self._stopping: JobStatus | None = None  # CANCELLED (Ctrl-C) or SKIPPED (fail-fast)
+        #: Unexpected exceptions raised while running jobs (bugs): the run finishes, then they surface.
+        self.internal_errors: list[Exception] = []
         self._done: asyncio.Future[None] | None = None
         self._state = _State(
             results={
@@ -205,7 +214,10 @@ class Scheduler:
                 return Skip(SkipReason.NOT_ON_FAILURE, "when: on_failure and no dependency failed")
         elif inst.when != When.ALWAYS:
             if failed:
-                return Skip(SkipReason.DEPENDENCY_FAILED, f"dependency '{failed[0].id}' {failed[0].status}")
+                why = f": {failed[0].message}" if failed[0].message.startswith("gate ") else ""
+                return Skip(
+                    SkipReason.DEPENDENCY_FAILED, f"dependency '{failed[0].id}' {failed[0].status}{why}"
+                )
             blocked = [d for d in deps if not d.satisfies_dependents]
             if blocked:
                 what = (
@@ -281,6 +293,10 @@ class Scheduler:
                 delay = min(inst.retry.backoff * 2 ** (attempt - 1), inst.retry.max_backoff)
                 self.on_event(JobRetrying(iid, attempt, delay, outcome))
                 await asyncio.sleep(delay)
+        except Exception as exc:  # noqa: BLE001 - a bug must not hang the run: record it, re-raise later
+            self.internal_errors.append(exc)
+            self._finish(iid, status=JobStatus.FAILED, message=f"buildyard internal error: {exc!r}")
+            return
         except asyncio.CancelledError:
             why = "cancelled by --fail-fast" if self._stopping == JobStatus.SKIPPED else "cancelled"
             self._finish(iid, status=JobStatus.CANCELLED, message=why)
@@ -328,6 +344,13 @@ class Scheduler:
             result.peak_rss = outcome.peak_rss
             result.log_path = outcome.log_path
             result.steps = outcome.steps
+            result.cache_key = outcome.cache_key
+            result.cache_status = outcome.cache_status
+            result.saved_s = outcome.saved_s
+            result.miss_reasons = outcome.miss_reasons
+            result.gate_results = outcome.gate_results
+            result.test_results = outcome.test_results
+            result.published = outcome.published
         elif status == JobStatus.CANCELLED and result.started_at is not None:
             result.finished_at = time.time()
             result.duration_s = result.finished_at - result.started_at

@@ -18,7 +18,7 @@ from buildyard.model import Event, SkipReason, When
 from buildyard.plan.graph import closure, critical_path_lengths, topological_order
 from buildyard.spec import expr
 from buildyard.spec.load import effective_stages, job_stage
-from buildyard.spec.models import Job, Pipeline, Retry
+from buildyard.spec.models import GATES_NODE, DependencyCacheSpec, Job, Pipeline, PublishSpec, Retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,14 @@ class JobInstance:
     shell: str
     working_directory: str | None
     artifacts: tuple[str, ...]
+    inputs: tuple[str, ...] | None = None
+    key_commands: tuple[str, ...] = ()
+    cached: bool = True
+    dependency_caches: tuple[DependencyCacheSpec, ...] = ()
+    gates: tuple[Any, ...] = ()
+    #: True for the synthetic node that evaluates the pipeline-level gates.
+    gate_node: bool = False
+    publish: PublishSpec | None = None
 
     @property
     def display(self) -> str:
@@ -92,6 +100,7 @@ class Plan:
     skips: Mapping[str, Skip]
     priority: Mapping[str, float]
     dependents: Mapping[str, tuple[str, ...]]
+    cache_inputs: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -156,6 +165,8 @@ def build(
     for name, job in pipeline.jobs.items():
         combos_of[name] = expand_matrix(job)
         instances_of[name] = [instance_id(name, c) for c in combos_of[name]]
+    if pipeline.gates:
+        instances_of[GATES_NODE] = [GATES_NODE]
 
     stages = effective_stages(pipeline)
     stage_rank = {s: i for i, s in enumerate(stages or [])}
@@ -194,6 +205,10 @@ def build(
             deps[iid] = upstream
     if problems:
         raise SpecError(problems)
+    if pipeline.gates:
+        made[GATES_NODE] = _gate_node(pipeline)
+        after = closure_of_dependents(deps, GATES_NODE)
+        deps[GATES_NODE] = [i for i in deps if i not in after]
 
     if select := list(select):
         roots = _resolve_selection(select, instances_of, made)
@@ -218,6 +233,48 @@ def build(
         skips=MappingProxyType(skips),
         priority=MappingProxyType(priority),
         dependents=MappingProxyType({k: tuple(v) for k, v in dependents.items()}),
+        cache_inputs=tuple(pipeline.cache_inputs),
+    )
+
+
+def closure_of_dependents(deps: Mapping[str, list[str]], node: str) -> set[str]:
+    """Every instance that (transitively) needs ``node``."""
+    dependents: dict[str, list[str]] = {}
+    for child, parents in deps.items():
+        for parent in parents:
+            dependents.setdefault(parent, []).append(child)
+    seen: set[str] = set()
+    stack = [node]
+    while stack:
+        for child in dependents.get(stack.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def _gate_node(pipeline: Pipeline) -> JobInstance:
+    return JobInstance(
+        id=GATES_NODE,
+        job=GATES_NODE,
+        matrix=(),
+        stage=None,
+        needs=(),
+        steps=(),
+        env=(),
+        secrets=(),
+        condition=None,
+        when=When.ALWAYS,
+        allow_failure=False,
+        timeout=None,
+        retry=Retry(),
+        cpus=1,
+        shell=pipeline.defaults.shell,
+        working_directory=None,
+        artifacts=(),
+        cached=False,
+        gates=tuple(pipeline.gates),
+        gate_node=True,
     )
 
 
@@ -293,6 +350,12 @@ def _instance(
             shell=job.shell or pipeline.defaults.shell,
             working_directory=expr.interpolate(workdir, ctx) if workdir else None,
             artifacts=tuple(job.artifacts.paths),
+            inputs=tuple(job.inputs) if job.inputs is not None else None,
+            key_commands=tuple(expr.interpolate(c, ctx) for c in job.key_commands),
+            cached=job.cached,
+            dependency_caches=tuple(job.dependency_caches),
+            gates=tuple(job.gates),
+            publish=job.publish,
         ),
         skip,
     )

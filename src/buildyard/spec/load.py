@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import functools
 import re
 import types
 import typing
@@ -21,6 +22,7 @@ from buildyard.plan.graph import find_cycle
 from buildyard.spec import expr
 from buildyard.spec.durations import parse_duration
 from buildyard.spec.models import (
+    GATES_NODE,
     INTERNAL_FIELDS,
     MAX_MATRIX,
     Job,
@@ -29,7 +31,6 @@ from buildyard.spec.models import (
     Spec,
     field_names,
     normalize_raw,
-    struct_fields,
 )
 from buildyard.spec.yamlpos import Path as FieldPath
 from buildyard.spec.yamlpos import SourceMap, load_yaml
@@ -110,7 +111,7 @@ class _Converter:
         if not isinstance(raw, dict):
             self.fail(path, f"expected a mapping, got {_kind(raw)}")
             return None
-        fields = struct_fields(cls)
+        fields = _fields(cls)
         allowed = field_names(cls)
         values: dict[str, Any] = {}
         complete = True
@@ -127,6 +128,9 @@ class _Converter:
                 complete = False
                 continue
             f = fields[name]
+            if name == "gates":
+                values[f.name] = self.gates(value, sub)
+                continue
             if name in cls.durations and value is not None:
                 try:
                     value = parse_duration(value)
@@ -153,6 +157,15 @@ class _Converter:
             complete = False
         return obj if complete or cls is Pipeline else None
 
+    def gates(self, raw: Any, path: FieldPath) -> list[Any]:
+        """Gate definitions, validated by the gates service (imported only when a file has gates)."""
+        from buildyard.gates.config import validate_gates  # noqa: PLC0415 - keeps validate fast without gates
+
+        gates, problems = validate_gates(raw)
+        for rel, message in problems:
+            self.fail((*path, *rel), message)
+        return gates
+
     def value(self, tp: Any, raw: Any, path: FieldPath) -> Any:
         """Convert one field value of type ``tp``."""
         origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -161,6 +174,9 @@ class _Converter:
                 return None
             rest = [a for a in args if a is not type(None)]
             tp = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]  # noqa: UP007 - runtime union
+            origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType) and any(_has_spec(a) for a in args):
+            tp = _union_branch(args, raw)
             origin, args = typing.get_origin(tp), typing.get_args(tp)
         if isinstance(tp, type) and issubclass(tp, Spec):
             obj = self.struct(tp, raw, path)
@@ -209,6 +225,31 @@ class _Converter:
         if isinstance(raw, int | float):
             return self.smap.scalars.get(path, str(raw))
         return raw
+
+
+@functools.cache
+def _fields(cls: type[Spec]) -> dict[str, msgspec.structs.FieldInfo]:
+    """Fields of a spec struct by the key users write (resolving annotations is slow: once per class)."""
+    return {f.encode_name: f for f in msgspec.structs.fields(cls)}
+
+
+def _has_spec(tp: Any) -> bool:
+    if isinstance(tp, type):
+        return issubclass(tp, Spec)
+    return any(_has_spec(a) for a in typing.get_args(tp))
+
+
+def _union_branch(args: tuple[Any, ...], raw: Any) -> Any:
+    """The member of a union of structs/lists/scalars that matches the shape of ``raw``."""
+    for arg in args:
+        origin = typing.get_origin(arg)
+        if isinstance(raw, dict) and isinstance(arg, type) and issubclass(arg, Spec):
+            return arg
+        if isinstance(raw, list) and origin is list:
+            return arg
+        if not isinstance(raw, dict | list) and not _has_spec(arg) and origin is not list:
+            return arg
+    return args[0]
 
 
 def _kind(value: Any) -> str:
@@ -278,6 +319,8 @@ def _semantic_checks(pipeline: Pipeline, smap: SourceMap, names: list[str] | Non
                 hint = f"did you mean '{close[0]}'?" if close else f"declared stages: {', '.join(stages)}"
                 out.append(smap.diag(where, f"stage '{stage}' is not in stages", hint))
         for i, target in enumerate(job.needs or []):
+            if target == GATES_NODE and pipeline.gates:
+                continue
             if target == name:
                 out.append(smap.diag((*base, "needs", i), f"job '{name}' cannot need itself"))
             elif target not in names:

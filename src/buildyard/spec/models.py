@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 import msgspec
@@ -24,6 +22,8 @@ from buildyard.model import When
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 MAX_MATRIX = 256
+#: Name of the DAG node that evaluates the pipeline-level gates (jobs may ``needs: [gates]``).
+GATES_NODE = "gates"
 
 
 class Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -118,6 +118,57 @@ class Matrix(Spec, frozen=True, kw_only=True):
         return out
 
 
+class CacheKeySpec(Spec, frozen=True, kw_only=True):
+    """A dependency-cache key from files (like actions/cache ``hashFiles`` or GitLab ``key: files``)."""
+
+    files: list[str]
+    prefix: str = ""
+
+
+class DependencyCacheSpec(Spec, frozen=True, kw_only=True):
+    """A directory restored before the job and saved after it succeeds (``.venv/``, ``node_modules/``)."""
+
+    key: str | CacheKeySpec
+    paths: list[str]
+    restore_keys: list[str] = msgspec.field(default_factory=list)
+    policy: str = "pull-push"
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Policy is one of pull, push, pull-push; at least one path."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.policy not in ("pull", "push", "pull-push"):
+            out.append((("policy",), f"cache policy must be pull, push or pull-push, not {self.policy!r}"))
+        if not self.paths:
+            out.append((("paths",), "a dependency cache needs at least one path"))
+        return out
+
+
+ARTIFACT_TYPES = ("application", "library", "container", "docs", "config", "report")
+
+
+class PublishSpec(Spec, frozen=True, kw_only=True):
+    """Push the job's files as a signed, versioned artifact when it succeeds (and its gates pass)."""
+
+    name: str
+    paths: list[str]
+    version: str | dict[str, str] = "from_git_tag"
+    type: str = "application"
+    key: str = "default"
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Known type; version is a literal, from_git_tag, or {from_file: FILE}."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.type not in ARTIFACT_TYPES:
+            out.append(
+                (("type",), f"artifact type must be one of {', '.join(ARTIFACT_TYPES)}, not {self.type!r}")
+            )
+        if isinstance(self.version, dict) and set(self.version) != {"from_file"}:
+            out.append((("version",), "version must be from_git_tag, a version, or {from_file: FILE}"))
+        if not self.paths:
+            out.append((("paths",), "publish needs at least one path"))
+        return out
+
+
 class Job(Spec, frozen=True, kw_only=True):
     """One job of the pipeline (a template when it has a matrix)."""
 
@@ -141,6 +192,12 @@ class Job(Spec, frozen=True, kw_only=True):
     shell: str | None = None
     working_directory: str | None = None
     description: str | None = None
+    inputs: list[str] | None = None
+    key_commands: list[str] = msgspec.field(default_factory=list)
+    cache: bool | list[DependencyCacheSpec] = True
+    #: Quality gates evaluated when this job succeeds (validated by ``buildyard.gates.config``).
+    gates: list[Any] = msgspec.field(default_factory=list)
+    publish: PublishSpec | None = None
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Exactly one of steps/script; secrets are environment variable names."""
@@ -153,6 +210,16 @@ class Job(Spec, frozen=True, kw_only=True):
             if not ENV_NAME.match(name):
                 out.append((("secrets", i), f"secret name {name!r} must be an environment variable name"))
         return out
+
+    @property
+    def cached(self) -> bool:
+        """False when the job opted out of the job cache (``cache: false``)."""
+        return self.cache is not False
+
+    @property
+    def dependency_caches(self) -> list[DependencyCacheSpec]:
+        """The dependency caches declared with ``cache: {key, paths, …}`` (or a list of them)."""
+        return self.cache if isinstance(self.cache, list) else []
 
     @property
     def all_steps(self) -> list[Step]:
@@ -181,6 +248,11 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     variables: dict[str, str] = msgspec.field(default_factory=dict)
     stages: list[str] | None = None
     defaults: Defaults = msgspec.field(default_factory=Defaults)
+    cache_inputs: list[str] = msgspec.field(default_factory=list)
+    #: Pipeline gates: the ``gates`` node of the DAG, after every job that does not need it.
+    gates: list[Any] = msgspec.field(default_factory=list)
+    #: Dependency policy (``licenses: {allow, deny, exceptions, fail_on_unknown}``), read by the deps service.
+    deps: dict[str, Any] = msgspec.field(default_factory=dict)
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -194,6 +266,8 @@ class Pipeline(Spec, frozen=True, kw_only=True):
                     (("variables", name), f"variable name {name!r} must be an environment variable name")
                 )
         for name in self.jobs:
+            if name == GATES_NODE and self.gates:
+                out.append((("jobs", name), f"'{GATES_NODE}' is the pipeline's gate check; rename this job"))
             if not JOB_NAME.match(name):
                 out.append(
                     (("jobs", name), f"job name {name!r} may only contain letters, digits, '_', '-' and '.'")
@@ -209,16 +283,10 @@ class Pipeline(Spec, frozen=True, kw_only=True):
 INTERNAL_FIELDS = frozenset({"file", "positions"})
 
 
-@functools.cache  # msgspec resolves the annotations on every call: ~0.35 ms, for every job otherwise
-def struct_fields(cls: type[Spec]) -> Mapping[str, msgspec.structs.FieldInfo]:
-    """``cls``'s fields by the key written in the file."""
-    return MappingProxyType({f.encode_name: f for f in msgspec.structs.fields(cls)})
-
-
 @functools.cache
-def field_names(cls: type[Spec]) -> tuple[str, ...]:
+def field_names(cls: type[Spec]) -> list[str]:
     """The keys users may write for ``cls``."""
-    return tuple(name for name in struct_fields(cls) if name not in INTERNAL_FIELDS)
+    return [f.encode_name for f in msgspec.structs.fields(cls) if f.encode_name not in INTERNAL_FIELDS]
 
 
 def normalize_raw(cls: type[Spec], raw: Any) -> Any:
@@ -230,6 +298,9 @@ def normalize_raw(cls: type[Spec], raw: Any) -> Any:
     if cls is Matrix and isinstance(raw, dict) and "axes" not in raw:
         axes = {k: v for k, v in raw.items() if k not in ("include", "exclude")}
         return {"axes": axes, **{k: v for k, v in raw.items() if k in ("include", "exclude")}}
-    if cls is Job and isinstance(raw, dict) and isinstance(raw.get("script"), str):
-        return {**raw, "script": [raw["script"]]}
+    if cls is Job and isinstance(raw, dict):
+        if isinstance(raw.get("script"), str):
+            raw = {**raw, "script": [raw["script"]]}
+        if isinstance(raw.get("cache"), dict):
+            raw = {**raw, "cache": [raw["cache"]]}
     return raw

@@ -20,9 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from buildyard.errors import NotFoundError, StoreError
-from buildyard.store.schema import jobs, metadata, runs, steps
+from buildyard.store.schema import gate_results, jobs, runs, steps, test_results
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0004"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,10 @@ class JobRecord:
     skip_reason: str | None = None
     message: str = ""
     log_path: str = ""
+    cache_status: str = "off"
+    cache_key: str = ""
+    saved_s: float = 0.0
+    miss_reasons: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,39 @@ class StepRecord:
     started_at: float | None = None
     finished_at: float | None = None
     duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    """One gate decision of a run (``job_id`` is ``gates`` for pipeline-level gates)."""
+
+    run_id: str
+    job_id: str
+    idx: int
+    gate: str
+    kind: str
+    status: str
+    reason: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TestRecord:
+    """One attempt of one test in one run (from the JUnit reports of a ``tests`` gate)."""
+
+    __test__ = False  # not a pytest test class
+
+    run_id: str
+    job_id: str
+    idx: int
+    suite: str
+    classname: str
+    name: str
+    outcome: str
+    duration: float
+    attempt: int
+    sha: str
+    at: float
 
 
 class History(Protocol):
@@ -109,6 +146,22 @@ class History(Protocol):
 
     def save_steps(self, records: Sequence[StepRecord]) -> None:
         """Insert step rows."""
+        ...
+
+    def save_gates(self, records: Sequence[GateRecord]) -> None:
+        """Insert gate results (replacing earlier ones of the same jobs)."""
+        ...
+
+    def gates(self, run_id: str) -> list[GateRecord]:
+        """Gate results of a run."""
+        ...
+
+    def save_tests(self, records: Sequence[TestRecord]) -> None:
+        """Insert test results."""
+        ...
+
+    def tests_since(self, since: float) -> list[TestRecord]:
+        """Test results recorded at or after ``since`` (epoch seconds)."""
         ...
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -134,6 +187,11 @@ class History(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def _row(record: Any) -> dict[str, Any]:
+    """A record's fields as a dict (shallow: ``dataclasses.asdict`` deep-copies and costs ~0.1 ms a row)."""
+    return {name: getattr(record, name) for name in record.__slots__}
 
 
 def default_url(home: Path) -> str:
@@ -250,7 +308,7 @@ class SqlHistory:
         """Insert or update job rows in one transaction."""
         if not records:
             return
-        rows = [asdict(r) for r in records]
+        rows = [_row(r) for r in records]
         with self.engine.begin() as conn:
             if insert:
                 conn.execute(jobs.insert(), rows)
@@ -272,9 +330,73 @@ class SqlHistory:
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
                 conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.job_id == job_id))
-            conn.execute(steps.insert(), [asdict(r) for r in records])
+            conn.execute(steps.insert(), [_row(r) for r in records])
+
+    def save_gates(self, records: Sequence[GateRecord]) -> None:
+        """Insert gate results (replacing earlier ones of the same jobs)."""
+        if not records:
+            return
+        with self.engine.begin() as conn:
+            for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
+                conn.execute(
+                    gate_results.delete().where(
+                        gate_results.c.run_id == run_id, gate_results.c.job_id == job_id
+                    )
+                )
+            conn.execute(gate_results.insert(), [_row(r) for r in records])
+
+    def save_tests(self, records: Sequence[TestRecord]) -> None:
+        """Insert test results (replacing earlier ones of the same jobs)."""
+        if not records:
+            return
+        with self.engine.begin() as conn:
+            for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
+                conn.execute(
+                    test_results.delete().where(
+                        test_results.c.run_id == run_id, test_results.c.job_id == job_id
+                    )
+                )
+            conn.execute(test_results.insert(), [_row(r) for r in records])
 
     # --- reads ------------------------------------------------------------------------------------
+
+    def latest_gate_data(
+        self, *, pipeline: str, branch: str, gate: str, before: float
+    ) -> dict[str, Any] | None:
+        """The recorded data of ``gate`` in the latest successful run of ``pipeline`` on ``branch``
+        created before ``before`` (a baseline for coverage ``no_decrease`` and benchmark regressions)."""
+        query = (
+            sa.select(gate_results.c.data)
+            .join(runs, runs.c.id == gate_results.c.run_id)
+            .where(
+                runs.c.pipeline == pipeline,
+                runs.c.branch == branch,
+                runs.c.status == "success",
+                runs.c.created_at < before,
+                gate_results.c.gate == gate,
+            )
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return dict(row[0]) if row is not None else None
+
+    def tests_since(self, since: float) -> list[TestRecord]:
+        """Test results recorded at or after ``since``, oldest first."""
+        query = sa.select(test_results).where(test_results.c.at >= since).order_by(test_results.c.at)
+        with self.engine.connect() as conn:
+            return [TestRecord(**r._asdict()) for r in conn.execute(query)]
+
+    def gates(self, run_id: str) -> list[GateRecord]:
+        """Gate results of a run, by job then order."""
+        query = (
+            sa.select(gate_results)
+            .where(gate_results.c.run_id == run_id)
+            .order_by(gate_results.c.job_id, gate_results.c.idx)
+        )
+        with self.engine.connect() as conn:
+            return [GateRecord(**r._asdict()) for r in conn.execute(query)]
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest runs first."""
@@ -356,6 +478,3 @@ def iter_chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     """Split ``items`` into slices of at most ``size``."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-_ = metadata  # the schema module is the single source of table definitions

@@ -73,6 +73,10 @@ jobs = Table(
     Column("skip_reason", String(32)),
     Column("message", Text, nullable=False, default=""),
     Column("log_path", Text, nullable=False, default=""),
+    Column("cache_status", String(8), nullable=False, default="off"),
+    Column("cache_key", String(64), nullable=False, default=""),
+    Column("saved_s", Float, nullable=False, default=0.0),
+    Column("miss_reasons", JSON, nullable=False, default=list),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 Index("ix_jobs_job", jobs.c.job)
@@ -91,3 +95,35 @@ steps = Table(
     Column("duration_s", Float),
     ForeignKeyConstraint(["run_id", "job_id"], ["jobs.run_id", "jobs.id"], ondelete="CASCADE"),
 )
+
+gate_results = Table(
+    "gate_results",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", String(300), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("gate", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
+
+test_results = Table(
+    "test_results",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", String(300), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("suite", Text, nullable=False),
+    Column("classname", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
+Index("ix_test_results_at", test_results.c.at)

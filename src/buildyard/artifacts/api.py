@@ -1,0 +1,197 @@
+"""The artifact service's entry points for the CLI and the pipeline engine.
+
+- :func:`open_repository` — the repository of a project (``$BUILDYARD_HOME/artifacts``, keys in
+  ``$BUILDYARD_HOME/keys``).
+- :func:`resolve_version` — a ``publish: version:`` setting (``from_git_tag``, a literal, or
+  ``from_file: pyproject.toml|package.json``) turned into a SemVer with build metadata; branch builds
+  become pre-releases.
+- :func:`publish` — what a job with ``publish:`` does when it succeeds: git metadata, the project's
+  dependency inventory and CycloneDX SBOM, provenance, signature, atomic push.
+- :func:`artifact_env` — the ``BUILDYARD_ARTIFACT_*`` variables of a job that deploys a pulled version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildyard import __version__
+from buildyard.artifacts.attest import DEFAULT_BUILDER_ID
+from buildyard.artifacts.errors import ArtifactError
+from buildyard.artifacts.gitmeta import GitMeta, git_output, read_git
+from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, default_keys_dir
+from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency
+from buildyard.artifacts.repo import PushResult, Repository, Verified, buildyard_home, default_root
+from buildyard.artifacts.semver import (
+    Version,
+    VersionError,
+    branch_version,
+    prerelease_version,
+    release_version,
+)
+
+FROM_GIT_TAG = "from_git_tag"
+_RELEASE_BRANCHES = frozenset({"main", "master"})
+
+
+def open_repository(project: Path, root: Path | None = None, *, keys_dir: Path | None = None) -> Repository:
+    """The artifact repository of ``project`` (or at ``root``)."""
+    home = buildyard_home(project)
+    return Repository(root or default_root(project), keyring=KeyRing(keys_dir or default_keys_dir(home)))
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What the engine knows about the job publishing an artifact (all optional)."""
+
+    run_id: str | None = None
+    job_id: str | None = None
+    build_number: int | None = None
+    event: str | None = None
+    pipeline_file: Path | None = None
+
+
+def _version_from_file(path: Path) -> str:
+    try:
+        if path.name == "package.json":
+            value = json.loads(path.read_text())["version"]
+        else:
+            value = tomllib.loads(path.read_text())["project"]["version"]
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: version file not found") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: no version found ({type(exc).__name__}: {exc})") from None
+    return str(value)
+
+
+def resolve_version(
+    setting: str | dict[str, str], *, project: Path, git: GitMeta, build_number: int | None
+) -> Version:
+    """Turn a ``version:`` setting into a SemVer.
+
+    - a literal (``"1.4.0"``) is taken as given; with a build number it gets ``+build.N.<commit>``;
+    - ``from_git_tag``: the tag on HEAD (``v`` stripped) plus build metadata; with no tag on HEAD, a
+      pre-release of the next patch after the last tag: ``1.4.1-feature-x.N+build.N.<commit>``;
+    - ``{"from_file": "pyproject.toml"|"package.json"}``: that version plus build metadata on
+      ``main``/``master``, a tag or a detached HEAD; on any other branch ``1.4.0-<branch>.N+…``.
+    """
+    branch_build = git.tag is None and git.branch is not None and git.branch not in _RELEASE_BRANCHES
+    if isinstance(setting, dict):
+        if set(setting) != {"from_file"}:
+            raise ArtifactError(f"version setting {setting!r}: expected from_git_tag, a version or from_file")
+        base = _version_from_file(project / setting["from_file"])
+    elif setting == FROM_GIT_TAG:
+        if git.tag:
+            base = git.tag.removeprefix("v")
+        else:
+            last = git_output(project, "describe", "--tags", "--abbrev=0")
+            base = last.removeprefix("v") if last else "0.0.0"
+            return branch_version(base, git.branch or "detached", build_number or 0, commit=git.commit)
+    else:
+        base, branch_build = setting, False
+    try:
+        parsed = Version.parse(base)
+    except VersionError as exc:
+        raise ArtifactError(f"version {base!r}: {exc}") from None
+    if parsed.build:
+        return parsed
+    if branch_build and not parsed.is_prerelease:
+        return prerelease_version(parsed.base(), str(git.branch), build_number or 0, commit=git.commit)
+    if build_number is None:
+        return parsed
+    return release_version(parsed.base(), build_number=build_number, commit=git.commit)
+
+
+def project_inventory(project: Path, name: str) -> tuple[bytes, list[Dependency]]:
+    """The CycloneDX 1.6 SBOM and dependency list of ``project``'s lockfiles (buildyard.deps)."""
+    from buildyard.deps import api as deps_api  # noqa: PLC0415 - heavy; only pushes need it
+
+    inventory = deps_api.inventory([project], project)
+    deps = sorted(
+        {Dependency(p.ecosystem.value, p.name, p.version, p.purl) for p in inventory.packages},
+        key=lambda d: (d.ecosystem, d.name, d.version),
+    )
+    return deps_api.sbom([project], project=project, name=name).encode(), deps
+
+
+def build_info(project: Path, git: GitMeta, context: RunContext) -> BuildInfo:
+    """Build metadata of a push from ``project`` (pipeline file digest if it exists)."""
+    pipeline = context.pipeline_file
+    if pipeline is None and (project / "buildyard.yml").is_file():
+        pipeline = project / "buildyard.yml"
+    digest = hashlib.sha256(pipeline.read_bytes()).hexdigest() if pipeline and pipeline.is_file() else None
+    rel = None
+    if pipeline is not None:
+        try:
+            rel = pipeline.resolve().relative_to(project.resolve()).as_posix()
+        except ValueError:
+            rel = str(pipeline)
+    return BuildInfo(
+        builder=f"buildyard {__version__} on {platform.node() or 'unknown'}",
+        build_time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        commit=git.commit,
+        branch=git.branch,
+        tag=git.tag,
+        build_number=context.build_number,
+        run_id=context.run_id,
+        job_id=context.job_id,
+        event=context.event,
+        pipeline_file=rel if digest else None,
+        pipeline_sha256=digest,
+        repository=git.repository,
+    )
+
+
+def publish(
+    project: Path,
+    *,
+    name: str,
+    paths: Sequence[Path],
+    version: str | dict[str, str],
+    artifact_type: ArtifactType = ArtifactType.APPLICATION,
+    context: RunContext | None = None,
+    repo: Repository | None = None,
+    key: str = DEFAULT_KEY,
+    with_sbom: bool = True,
+    actor: str | None = None,
+    builder_id: str = DEFAULT_BUILDER_ID,
+) -> PushResult:
+    """Push ``paths`` as a signed, versioned artifact of ``project`` (what ``publish:`` does)."""
+    context = context or RunContext()
+    git = read_git(project)
+    resolved = resolve_version(version, project=project, git=git, build_number=context.build_number)
+    repo = repo or open_repository(project)
+    sbom, deps = project_inventory(project, name) if with_sbom else (None, [])
+    return repo.push(
+        name,
+        str(resolved),
+        paths,
+        build=build_info(project, git, context),
+        artifact_type=artifact_type,
+        key=key,
+        sbom=sbom,
+        dependencies=deps,
+        actor=actor,
+        builder_id=builder_id,
+    )
+
+
+def artifact_env(verified: Verified, dest: Path) -> dict[str, str]:
+    """Environment of a deployment job for a version pulled into ``dest`` (see ``Repository.pull``)."""
+    m = verified.manifest
+    env = {
+        "BUILDYARD_ARTIFACT_NAME": m.name,
+        "BUILDYARD_ARTIFACT_VERSION": m.version,
+        "BUILDYARD_ARTIFACT_TYPE": m.type.value,
+        "BUILDYARD_ARTIFACT_DIR": str(dest),
+        "BUILDYARD_ARTIFACT_SIGNER": verified.signer.keyid,
+    }
+    if m.build.commit:
+        env["BUILDYARD_ARTIFACT_COMMIT"] = m.build.commit
+    return env

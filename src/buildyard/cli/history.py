@@ -1,0 +1,238 @@
+"""``buildyard history``, ``show`` and ``logs``: read the run history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from buildyard.cli._common import db_option, json_option, print_json, project_dir
+from buildyard.errors import NotFoundError
+from buildyard.store.history import SqlHistory
+
+
+def _open(ctx: click.Context, db: str | None) -> SqlHistory:
+    from buildyard.engine.runner import RunOptions, open_history  # noqa: PLC0415
+
+    return open_history(RunOptions(project_dir=project_dir(ctx), db_url=db))
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _dur(seconds: float | None) -> str:
+    from buildyard.spec.durations import format_duration  # noqa: PLC0415
+
+    return format_duration(seconds) if seconds is not None else "-"
+
+
+@click.command()
+@click.option(
+    "-n", "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="How many runs."
+)
+@click.option("--pipeline", help="Only this pipeline.")
+@json_option
+@db_option
+@click.pass_context
+def history(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool, db: str | None) -> None:
+    """List recent runs, newest first."""
+    store = _open(ctx, db)
+    try:
+        runs = store.list_runs(pipeline=pipeline, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        print_json([asdict(r) for r in runs])
+        return
+    if not runs:
+        print("no runs recorded yet (start one with 'buildyard run')")
+        return
+    print(
+        f"{'#':>5}  {'status':<9} {'pipeline':<16} {'event':<12} {'branch':<16} {'started':<19} {'took':>8}"
+    )
+    for r in runs:
+        where = (r.branch or r.tag)[:16]
+        print(
+            f"{r.number:>5}  {r.status:<9} {r.pipeline[:16]:<16} {r.event:<12} {where:<16} "
+            f"{_when(r.created_at):<19} {_dur(r.duration_s):>8}"
+        )
+
+
+@click.command()
+@click.argument("run", required=False)
+@json_option
+@db_option
+@click.pass_context
+def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> None:
+    """Show one run: its jobs, statuses, timings and resources."""
+    store = _open(ctx, db)
+    try:
+        record = store.get_run(run)
+        jobs = store.jobs(record.id)
+        steps = store.steps(record.id)
+        gates = store.gates(record.id)
+    finally:
+        store.close()
+    if as_json:
+        by_job: dict[str, list[dict[str, object]]] = {}
+        for s in steps:
+            by_job.setdefault(s.job_id, []).append(asdict(s))
+        gates_by_job: dict[str, list[dict[str, object]]] = {}
+        for g in gates:
+            gates_by_job.setdefault(g.job_id, []).append(
+                {"gate": g.gate, "kind": g.kind, "status": g.status, "reason": g.reason}
+            )
+        print_json(
+            {
+                **asdict(record),
+                "jobs": [
+                    {**asdict(j), "steps": by_job.get(j.id, []), "gates": gates_by_job.get(j.id, [])}
+                    for j in jobs
+                ],
+            }
+        )
+        return
+    print(
+        f"run #{record.number} {record.status}  pipeline={record.pipeline} event={record.event} "
+        f"branch={record.branch or '-'} tag={record.tag or '-'} sha={record.sha[:12] or '-'}"
+    )
+    print(
+        f"id {record.id}  started {_when(record.created_at)}  took {_dur(record.duration_s)}  "
+        f"queued {_dur(record.queue_s)}"
+    )
+    print(f"{'job':<32} {'status':<10} {'try':>3} {'exit':>4} {'took':>8} {'cpu':>7} {'rss':>8}  note")
+    for j in jobs:
+        rss = f"{j.peak_rss / 1e6:.0f}MB" if j.peak_rss else "-"
+        cpu = f"{j.cpu_seconds:.2f}s" if j.cpu_seconds is not None else "-"
+        code = "-" if j.exit_code is None else str(j.exit_code)
+        note = j.message or (j.skip_reason or "")
+        print(
+            f"{j.id[:32]:<32} {j.status:<10} {j.attempts:>3} {code:>4} {_dur(j.duration_s):>8} {cpu:>7} "
+            f"{rss:>8}  {note}"
+        )
+    for g in gates:
+        print(f"gate {g.status:<7} {g.job_id}: {g.gate}: {g.reason}")
+
+
+@click.command()
+@click.argument("run", required=False)
+@click.argument("job", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing while the job runs.")
+@json_option
+@db_option
+@click.pass_context
+def logs(
+    ctx: click.Context, run: str | None, job: str | None, follow: bool, as_json: bool, db: str | None
+) -> None:
+    """Print the (masked) log of a job, or of every job of a run."""
+    store = _open(ctx, db)
+    try:
+        record = store.get_run(run)
+        jobs = store.jobs(record.id)
+        if job is not None:
+            matching = [j for j in jobs if j.id == job] or [j for j in jobs if j.job == job]
+            if not matching:
+                import difflib  # noqa: PLC0415
+
+                close = difflib.get_close_matches(job, [j.id for j in jobs], n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise NotFoundError(f"run #{record.number} has no job '{job}'{hint}")
+            jobs = matching
+        if as_json:
+            print_json([{"job": j.id, "status": j.status, "log": _read(j.log_path)} for j in jobs])
+            return
+        for j in jobs:
+            if len(jobs) > 1:
+                print(f"──── {j.id} ({j.status})")
+            if follow:
+                _follow(store, record.id, j.id, j.log_path)
+            elif j.log_path:
+                sys.stdout.write(_read(j.log_path))
+                sys.stdout.flush()
+    finally:
+        store.close()
+
+
+@click.command()
+@click.argument("args", nargs=-1, required=True, metavar="[RUN] JOB")
+@json_option
+@db_option
+@click.pass_context
+def explain(ctx: click.Context, args: tuple[str, ...], as_json: bool, db: str | None) -> None:
+    """Why a job ran instead of being restored from the cache (default run: the latest)."""
+    if len(args) > 2:
+        raise click.UsageError("expected [RUN] JOB")
+    run, job = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+    store = _open(ctx, db)
+    try:
+        record = store.get_run(run)
+        jobs = [j for j in store.jobs(record.id) if job in (j.id, j.job)]
+    finally:
+        store.close()
+    if not jobs:
+        raise NotFoundError(f"run #{record.number} has no job '{job}'")
+    if as_json:
+        print_json(
+            [
+                {
+                    "job": j.id,
+                    "status": j.status,
+                    "cache": j.cache_status,
+                    "cache_key": j.cache_key,
+                    "saved_s": j.saved_s,
+                    "reasons": j.miss_reasons,
+                }
+                for j in jobs
+            ]
+        )
+        return
+    for j in jobs:
+        if j.cache_status == "hit":
+            print(f"{j.id}: cache hit (key {j.cache_key[:16]}), saved {_dur(j.saved_s)}")
+        elif j.cache_status == "off":
+            why = j.skip_reason or "caching disabled for this job or run"
+            print(f"{j.id}: not cached ({j.status}; {why})")
+        else:
+            print(f"{j.id}: ran (cache miss, key {j.cache_key[:16]})")
+            for reason in j.miss_reasons or ["no_entry"]:
+                print(f"  - {reason}")
+
+
+def _read(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _follow(store: SqlHistory, run_id: str, job_id: str, log_path: str) -> None:
+    """Print the log as it grows until the job reaches a final status."""
+    final = {"success", "failed", "timed_out", "skipped", "cached", "cancelled", "manual"}
+    offset = 0
+    path = log_path
+    while True:
+        current = next((j for j in store.jobs(run_id) if j.id == job_id), None)
+        path = (current.log_path if current else "") or path
+        if path:
+            try:
+                with Path(path).open("rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+            except OSError:
+                chunk = b""
+            if chunk:
+                offset += len(chunk)
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+        if current is None or current.status in final:
+            if not chunk:
+                return
+            continue
+        time.sleep(0.2)

@@ -1,0 +1,262 @@
+"""``buildyard run``, ``validate`` and ``schema``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from buildyard.cli._common import db_option, json_option, print_json, project_dir
+from buildyard.errors import UsageError
+from buildyard.model import Event
+
+
+def _parse_vars(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--var expects KEY=VALUE, got '{item}'")
+        out[key] = value
+    return out
+
+
+def _iso(ts: float | None) -> str | None:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts else None
+
+
+@click.command()
+@click.argument("jobs", nargs=-1)
+@click.option("-j", "--jobs", "parallel", type=click.IntRange(min=1), help="Parallel slots (default: CPUs).")
+@click.option(
+    "--event",
+    type=click.Choice([e.value for e in Event]),
+    default=Event.PUSH.value,
+    show_default=True,
+    help="Trigger event.",
+)
+@click.option("--branch", help="Branch (default: from git).")
+@click.option("--tag", help="Tag (default: from git).")
+@click.option("--var", "var", multiple=True, metavar="KEY=VALUE", help="Set a pipeline variable.")
+@click.option("--manual", multiple=True, metavar="JOB", help="Run this manual job.")
+@click.option("--fail-fast", is_flag=True, help="Stop everything at the first failure.")
+@click.option("--dry-run", is_flag=True, help="Show the plan without running it.")
+@json_option
+@click.option("--stream", is_flag=True, help="Print all job output, prefixed by the job name.")
+@click.option(
+    "--secrets-file", type=click.Path(dir_okay=False, path_type=Path), help="KEY=VALUE secrets file."
+)
+@click.option("-f", "--file", type=click.Path(dir_okay=False, path_type=Path), help="Pipeline file.")
+@db_option
+@click.option("--no-cache", is_flag=True, help="Run every job; neither read nor write the job cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Shared cache directory (default: .buildyard/cas).",
+)
+@click.option(
+    "--remote-cache",
+    metavar="URL",
+    envvar="BUILDYARD_REMOTE_CACHE",
+    help="Remote cache server (token from BUILDYARD_REMOTE_CACHE_TOKEN).",
+)
+@click.option(
+    "--summary",
+    "summary_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a Markdown run summary (jobs, cache, gates, tests, coverage, benchmarks) here.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    jobs: tuple[str, ...],
+    parallel: int | None,
+    event: str,
+    branch: str | None,
+    tag: str | None,
+    var: tuple[str, ...],
+    manual: tuple[str, ...],
+    fail_fast: bool,
+    dry_run: bool,
+    as_json: bool,
+    stream: bool,
+    secrets_file: Path | None,
+    file: Path | None,
+    db: str | None,
+    no_cache: bool,
+    cache_dir: Path | None,
+    remote_cache: str | None,
+    summary_file: Path | None,
+) -> int:
+    """Run the pipeline as a DAG on this machine and record it."""
+    from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
+
+    options = RunOptions(
+        project_dir=project_dir(ctx),
+        file=file,
+        select=jobs,
+        slots=parallel,
+        event=Event(event),
+        branch=branch,
+        tag=tag,
+        variables=_parse_vars(list(var)),
+        manual=frozenset(manual),
+        fail_fast=fail_fast,
+        dry_run=dry_run,
+        secrets_file=secrets_file,
+        db_url=db,
+        kill_grace=float(os.environ.get("BUILDYARD_KILL_GRACE", "5")),
+        cache=not no_cache,
+        cache_dir=cache_dir,
+        remote_cache=remote_cache,
+    )
+    if dry_run:
+        _print_plan(execute_run(options).plan, as_json=as_json)
+        return 0
+    out = sys.stderr if as_json else sys.stdout
+    renderer: Any
+    if out.isatty() and not stream:
+        from buildyard.cli.render import RichRenderer  # noqa: PLC0415
+
+        renderer = RichRenderer()
+    else:
+        from buildyard.cli.render import PlainRenderer  # noqa: PLC0415
+
+        renderer = PlainRenderer(out, stream=stream)
+    try:
+        result = execute_run(options, renderer)
+    finally:
+        if hasattr(renderer, "close"):
+            renderer.close()
+    run_rec = result.run
+    assert run_rec is not None  # noqa: S101 - a non-dry run is always recorded
+    if as_json:
+        summary = {
+            "run_id": run_rec.id,
+            "number": run_rec.number,
+            "pipeline": run_rec.pipeline,
+            "status": str(result.status),
+            "event": run_rec.event,
+            "branch": run_rec.branch,
+            "tag": run_rec.tag,
+            "sha": run_rec.sha,
+            "duration_s": run_rec.duration_s,
+            "jobs": [
+                {
+                    "name": j.id,
+                    "job": j.job,
+                    "matrix": j.matrix,
+                    "stage": j.stage,
+                    "status": str(j.status),
+                    "attempts": j.attempts,
+                    "exit_code": j.exit_code,
+                    "started_at": _iso(j.started_at),
+                    "finished_at": _iso(j.finished_at),
+                    "duration_s": j.duration_s,
+                    "cpu_seconds": j.cpu_seconds,
+                    "peak_rss": j.peak_rss,
+                    "skip_reason": str(j.skip_reason) if j.skip_reason else None,
+                    "message": j.message,
+                    "log": j.log_path or None,
+                    "cache": j.cache_status,
+                    "cache_key": j.cache_key or None,
+                    "saved_s": j.saved_s,
+                    "gates": list(j.gate_results),
+                    "published": j.published or None,
+                }
+                for j in result.jobs
+            ],
+        }
+        sys.stdout.write(result.masker.mask_text(json.dumps(summary, indent=2)) + "\n")
+    else:
+        from buildyard.spec.durations import format_duration  # noqa: PLC0415
+
+        for j in result.jobs:
+            for gate in j.gate_results:
+                print(f"gate {gate['status']:<7} {j.id}: {gate['gate']}: {gate['reason']}", file=out)
+        counts: dict[str, int] = {}
+        for j in result.jobs:
+            counts[str(j.status)] = counts.get(str(j.status), 0) + 1
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        took = format_duration(run_rec.duration_s or 0.0)
+        print(
+            f"run #{run_rec.number} {result.status} in {took} ({detail}); "
+            f"details: buildyard show {run_rec.number}",
+            file=out,
+        )
+    if summary_file is not None:
+        _write_summary(summary_file, result)
+    return result.status.exit_code
+
+
+def _write_summary(path: Path, result: Any) -> None:
+    """The Markdown summary a reviewer reads (written atomically)."""
+    from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
+    from buildyard.gates.serialize import result_from_dict  # noqa: PLC0415
+    from buildyard.gates.summary import JobRow, render_summary  # noqa: PLC0415
+
+    run_rec = result.run
+    rows = [
+        JobRow(
+            name=j.id,
+            status=str(j.status),
+            duration=j.duration_s,
+            cached=j.cache_status == "hit",
+            note=j.message or (str(j.skip_reason) if j.skip_reason else ""),
+        )
+        for j in result.jobs
+    ]
+    gates = [result_from_dict(g) for j in result.jobs for g in j.gate_results]
+    text = render_summary(
+        title=f"{run_rec.pipeline} run #{run_rec.number}", status=str(result.status), jobs=rows, gates=gates
+    )
+    atomic_write_text(path, result.masker.mask_text(text))
+
+
+@click.command()
+@click.option("-f", "--file", type=click.Path(dir_okay=False, path_type=Path), help="Pipeline file.")
+@click.pass_context
+def validate(ctx: click.Context, file: Path | None) -> int:
+    """Check the pipeline file; print every problem with file:line:col."""
+    from buildyard.spec.load import find_file, load  # noqa: PLC0415
+
+    path = find_file(project_dir(ctx), file)
+    pipeline = load(path)
+    print(f"{path}: valid ({len(pipeline.jobs)} jobs)")
+    return 0
+
+
+@click.command()
+def schema() -> int:
+    """Print the JSON Schema of buildyard.yml (for editors)."""
+    from buildyard.spec.schema import json_schema  # noqa: PLC0415
+
+    print_json(json_schema())
+    return 0
+
+
+def _print_plan(plan: Any, *, as_json: bool) -> None:
+    rows = [
+        {
+            "name": iid,
+            "stage": inst.stage,
+            "needs": list(inst.needs),
+            "priority": plan.priority[iid],
+            "skip": str(plan.skips[iid].reason) if iid in plan.skips else None,
+            "reason": plan.skips[iid].message if iid in plan.skips else None,
+        }
+        for iid, inst in plan.instances.items()
+    ]
+    if as_json:
+        print_json({"pipeline": plan.pipeline, "jobs": rows})
+        return
+    print(f"plan of {plan.pipeline}: {len(rows)} jobs")
+    for row in rows:
+        needs = f" ← {', '.join(row['needs'])}" if row["needs"] else ""
+        skip = f"  [{row['skip']}: {row['reason']}]" if row["skip"] else ""
+        print(f"  {row['name']}{needs}{skip}")

@@ -1,0 +1,214 @@
+"""The job cache around any executor: look up → restore, or run → store; dependency caches around it.
+
+``CachingExecutor`` wraps an ``Executor`` (local today, remote later) and talks to the cache service
+only through its interfaces (``JobCache``, ``DependencyCache``, ``FileHasher``). Blocking work
+(hashing inputs, copying blobs) runs in worker threads so other jobs keep running meanwhile. A cache
+that fails (I/O error, corrupt entry) never fails a job: it is a miss, reported once as a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from buildyard.cache import (
+    CachePolicy,
+    DependencyCache,
+    DepRestore,
+    FileHasher,
+    InputIndex,
+    JobCache,
+    JobKeySpec,
+    KeyManifest,
+    UnsafePathError,
+    compute_key_manifest,
+    dependency_cache_key,
+)
+from buildyard.engine.request import (
+    CacheRequest,
+    DependencyCacheRequest,
+    Executor,
+    JobOutcome,
+    JobRequest,
+    OutputSink,
+)
+from buildyard.fsutil import atomic_write_bytes
+from buildyard.model import JobStatus
+
+
+def canonical_definition(data: object) -> str:
+    """Deterministic JSON of a job definition (what enters the key as 'definition')."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class CachingExecutor:
+    """An ``Executor`` that skips jobs whose key has a stored result, restoring their outputs."""
+
+    def __init__(
+        self,
+        inner: Executor,
+        cache: JobCache,
+        *,
+        hasher: FileHasher,
+        index: InputIndex | None,
+        salt: bytes,
+        dependency_cache: DependencyCache | None = None,
+        read: bool = True,
+        write: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.hasher = hasher
+        self.index = index
+        self.salt = salt
+        self.deps = dependency_cache
+        self.read = read
+        self.write = write
+        self.warn = warn or (lambda _m: None)
+        self._warned = False
+
+    def _problem(self, what: str, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            self.warn(f"cache {what} failed ({exc}); continuing without it for this job")
+
+    def _manifest(self, request: JobRequest, spec: CacheRequest) -> KeyManifest:
+        env = dict(request.env)
+        key_spec = JobKeySpec(
+            definition=json.loads(spec.definition),
+            workdir=Path(request.cwd),
+            project_root=Path(spec.project_root),
+            inputs=list(spec.inputs) if spec.inputs is not None else None,
+            env=dict(spec.env),
+            secrets={name: env[name] for name in spec.secrets if name in env},
+            upstream=dict(spec.upstream),
+            global_inputs=list(spec.global_inputs),
+            key_commands=list(spec.key_commands),
+        )
+        index = self.index if spec.inputs is None else None
+        return compute_key_manifest(
+            key_spec, hasher=self.hasher, salt=self.salt, index=index, command_env=env
+        )
+
+    async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
+        """Restore a cached result, or run the job and store its result."""
+        spec = request.cache
+        if spec is None or (not spec.job_cache and not spec.dependency_caches):
+            return await self.inner.execute(request, sink)
+        started_at, start = time.time(), time.monotonic()
+        manifest: KeyManifest | None = None
+        key = ""
+        reasons: tuple[str, ...] = ()
+        if spec.job_cache:
+            try:
+                manifest = await asyncio.to_thread(self._manifest, request, spec)
+                key = manifest.key()
+                if self.read:
+                    hit = await asyncio.to_thread(self._restore, key, spec)
+                    if hit is not None:
+                        saved, log = hit
+                        atomic_write_bytes(Path(request.log_path), log, durable=False)
+                        if sink is not None and log:
+                            sink(request.job_id, log)
+                        return JobOutcome(
+                            job_id=request.job_id,
+                            attempt=request.attempt,
+                            status=JobStatus.CACHED,
+                            exit_code=0,
+                            started_at=started_at,
+                            finished_at=time.time(),
+                            duration_s=time.monotonic() - start,
+                            log_path=request.log_path,
+                            cache_key=key,
+                            cache_status="hit",
+                            saved_s=saved,
+                        )
+                reasons = tuple(
+                    str(r) for r in await asyncio.to_thread(self.cache.explain, request.job_id, manifest)
+                )
+                self.cache.record_miss(key)
+            except (OSError, ValueError, UnsafePathError) as exc:
+                self._problem("lookup", exc)
+                manifest = None
+        restored = await asyncio.to_thread(self._restore_dependencies, request, spec)
+        outcome = await self.inner.execute(request, sink)
+        if outcome.status == JobStatus.SUCCESS:
+            await asyncio.to_thread(self._save_dependencies, request, spec, restored)
+            if manifest is not None and self.write:
+                try:
+                    await asyncio.to_thread(
+                        self.cache.store_outputs,
+                        key,
+                        workspace=Path(spec.project_root),
+                        outputs=list(request.output_globs),
+                        log=Path(outcome.log_path),
+                        exit_code=0,
+                        duration_s=outcome.duration_s,
+                        job=request.job_id,
+                        key_manifest=manifest,
+                    )
+                except (OSError, ValueError, UnsafePathError) as exc:
+                    self._problem("store", exc)
+        status = "miss" if manifest is not None else "off"
+        return replace(outcome, cache_key=key, cache_status=status, miss_reasons=reasons)
+
+    def _restore(self, key: str, spec: CacheRequest) -> tuple[float, bytes] | None:
+        entry = self.cache.lookup(key)
+        if entry is None:
+            return None
+        try:
+            result = self.cache.restore(entry, Path(spec.project_root))
+        except UnsafePathError:
+            return None
+        if result is None:
+            return None
+        return result.saved_s or entry.duration_s, result.log or b""
+
+    def _dep_key(self, request: JobRequest, dep: DependencyCacheRequest) -> str:
+        if dep.key_files:
+            digests = self.hasher.digest_paths(Path(request.cwd), list(dep.key_files))
+            return dependency_cache_key(files=digests, prefix=dep.prefix)
+        return dep.key
+
+    def _restore_dependencies(self, request: JobRequest, spec: CacheRequest) -> list[DepRestore | None]:
+        out: list[DepRestore | None] = []
+        if self.deps is None:
+            return out
+        for dep in spec.dependency_caches:
+            try:
+                key = self._dep_key(request, dep)
+                out.append(
+                    self.deps.restore(
+                        key=key,
+                        restore_keys=list(dep.restore_keys),
+                        workspace=Path(request.cwd),
+                        policy=CachePolicy(dep.policy),
+                    )
+                )
+            except (OSError, ValueError, UnsafePathError) as exc:
+                self._problem("dependency restore", exc)
+                out.append(None)
+        return out
+
+    def _save_dependencies(
+        self, request: JobRequest, spec: CacheRequest, restored: list[DepRestore | None]
+    ) -> None:
+        if self.deps is None or not self.write:
+            return
+        for dep, previous in zip(spec.dependency_caches, restored, strict=False):
+            try:
+                key = self._dep_key(request, dep)
+                self.deps.save(
+                    key=key,
+                    paths=list(dep.paths),
+                    workspace=Path(request.cwd),
+                    policy=CachePolicy(dep.policy),
+                    restored=previous,
+                )
+            except (OSError, ValueError, UnsafePathError) as exc:
+                self._problem("dependency save", exc)

@@ -1,0 +1,77 @@
+"""``publish:`` around any executor: push a successful job's files to the artifact repository.
+
+The outermost wrapper, so a job publishes only once it succeeded (or was restored from the cache)
+and its own gates passed. A push that fails (no signing key, bad version file, disk full) fails the
+job with the one-line reason, so nothing downstream deploys an artifact that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, PublishRequest
+from buildyard.errors import UserError
+from buildyard.model import JobStatus
+
+
+def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest) -> str:
+    """Push ``spec``'s files; return ``NAME@VERSION``."""
+    from buildyard.artifacts import ArtifactType, RunContext, publish  # noqa: PLC0415 - only with publish:
+
+    paths: list[Path] = []
+    for pattern in spec.paths:
+        matches = sorted(project.glob(pattern))
+        if not matches:
+            raise UserError(f"publish: '{pattern}' matches no file (did the job write it?)")
+        paths += matches
+    version = spec.version if isinstance(spec.version, str) else dict(spec.version)
+    context = RunContext(
+        run_id=run_id,
+        job_id=job_id,
+        build_number=spec.build_number,
+        event=spec.event,
+        pipeline_file=Path(spec.pipeline_file) if spec.pipeline_file else None,
+    )
+    result = publish(
+        project,
+        name=spec.name,
+        paths=paths,
+        version=version,
+        artifact_type=ArtifactType(spec.type),
+        context=context,
+        key=spec.key,
+    )
+    return f"{spec.name}@{result.manifest.version}"
+
+
+class PublishingExecutor:
+    """Publishes the artifact of a job that declares ``publish:`` once it succeeded."""
+
+    def __init__(self, inner: Executor, *, project: Path) -> None:
+        self.inner = inner
+        self.project = project
+
+    async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
+        """Run the job, then push its artifact."""
+        outcome = await self.inner.execute(request, sink)
+        spec = request.publish
+        if spec is None or outcome.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
+            return outcome
+        try:
+            ref = await asyncio.to_thread(publish_files, self.project, request.run_id, request.job_id, spec)
+        except UserError as exc:
+            note = f"publish failed: {exc}"
+            self._log(request, note, sink)
+            return replace(outcome, status=JobStatus.FAILED, exit_code=None, message=note)
+        self._log(request, f"published {ref}", sink)
+        return replace(outcome, published=ref)
+
+    @staticmethod
+    def _log(request: JobRequest, line: str, sink: OutputSink | None) -> None:
+        data = f"buildyard: {line}\n".encode()
+        with Path(request.log_path).open("ab") as log:
+            log.write(data)
+        if sink is not None:
+            sink(request.job_id, data)

@@ -1,0 +1,90 @@
+"""Benchmark comparison statistics: bootstrap + Mann-Whitney on samples, Welch on summary stats."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from buildyard.gates.reports import Benchmark
+from buildyard.gates.stats import Verdict, compare
+
+
+def bench(samples: np.ndarray | list[float], name: str = "b") -> Benchmark:
+    values = tuple(float(x) for x in samples)
+    stdev = statistics.stdev(values) if len(values) > 1 else 0.0
+    return Benchmark(name, values, statistics.median(values), statistics.fmean(values), stdev, len(values))
+
+
+def summary(mean: float, stddev: float, rounds: int) -> Benchmark:
+    return Benchmark("b", (), mean, mean, stddev, rounds)
+
+
+RNG = np.random.default_rng(7)
+BASE = bench(RNG.normal(1.0, 0.01, 40))
+
+
+def test_clear_regression_fails() -> None:
+    result = compare(BASE, bench(RNG.normal(1.10, 0.01, 40)), max_regression=5)
+    assert result.verdict is Verdict.REGRESSION
+    assert result.ci_low is not None and result.ci_low > 5
+    assert result.p_value is not None and result.p_value < 0.05
+    assert 8 < (result.change or 0) < 12
+
+
+def test_small_slowdown_within_threshold_is_ok() -> None:
+    result = compare(BASE, bench(RNG.normal(1.02, 0.01, 40)), max_regression=5)
+    assert result.verdict is Verdict.OK
+    assert result.ci_high is not None and result.ci_high <= 5
+
+
+def test_speedup_is_improved() -> None:
+    assert compare(BASE, bench(RNG.normal(0.8, 0.01, 40)), max_regression=5).verdict is Verdict.IMPROVED
+
+
+def test_noisy_data_is_inconclusive_even_with_large_median_change() -> None:
+    noisy = bench(RNG.lognormal(np.log(1.1), 0.5, 8))
+    result = compare(BASE, noisy, max_regression=5)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.note == "inconclusive (too noisy)"
+    assert result.ci_low is not None and result.ci_high is not None and result.ci_low < 5 < result.ci_high
+
+
+def test_seeded_bootstrap_is_reproducible() -> None:
+    current = bench(RNG.normal(1.05, 0.05, 30))
+    first = compare(BASE, current, max_regression=5, seed=3)
+    assert compare(BASE, current, max_regression=5, seed=3) == first
+
+
+def test_welch_on_summary_statistics() -> None:
+    base = summary(1.0, 0.01, 50)
+    assert compare(base, summary(1.2, 0.01, 50), max_regression=5).verdict is Verdict.REGRESSION
+    assert compare(base, summary(1.01, 0.01, 50), max_regression=5).verdict is Verdict.OK
+    wide = compare(base, summary(1.08, 0.5, 5), max_regression=5)
+    assert wide.verdict is Verdict.INCONCLUSIVE and wide.method.startswith("welch")
+
+
+def test_too_few_samples_never_fails() -> None:
+    result = compare(bench([1.0]), bench([3.0]), max_regression=5)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.change == 200.0 and "too few samples" in result.note
+
+
+def test_constant_samples() -> None:
+    assert compare(bench([1.0] * 6), bench([1.2] * 6), max_regression=5).verdict is Verdict.REGRESSION
+    assert compare(bench([1.0] * 6), bench([1.0] * 6), max_regression=5).verdict is Verdict.OK
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(min_value=1e-6, max_value=10.0), min_size=1, max_size=30))
+def test_identical_distributions_never_regress(samples: list[float]) -> None:
+    result = compare(bench(samples), bench(samples), max_regression=0.0)
+    assert result.verdict is not Verdict.REGRESSION
+
+
+def test_large_sample_sets_are_subsampled_and_still_decide() -> None:
+    base = bench(RNG.normal(1.0, 0.02, 3000))
+    assert compare(base, bench(RNG.normal(1.1, 0.02, 3000)), max_regression=5).verdict is Verdict.REGRESSION
+    assert compare(base, bench(RNG.normal(1.0, 0.02, 3000)), max_regression=5).verdict is Verdict.OK
