@@ -315,12 +315,14 @@ def test_two_concurrent_runs_get_distinct_numbers(make_project) -> None:
         subprocess.Popen(
             [sys.executable, "-m", "buildyard", "-C", str(root), "run", "--json"],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(3)
     ]
-    numbers = sorted(json.loads(p.communicate(timeout=60)[0])["number"] for p in procs)
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _out, err in outputs]
+    numbers = sorted(json.loads(out)["number"] for out, _err in outputs)
     assert numbers == [1, 2, 3]
 
 
