@@ -98,7 +98,7 @@ def _loop(payload_file: str) -> str:
     return (
         f"set -m; while IFS= read -r __by_g <&3; do if . {shlex.quote(payload_file)}; then "
         '( eval "$__by_c" || exit 126; set +m $__by_o; unset -v __by_o; eval "$__by_s" ) & '
-        'unset -v __by_c __by_o __by_s; wait $! 2>&-; __by_r=$?; kill -KILL -- -$! 2>&-; '
+        "unset -v __by_c __by_o __by_s; wait $! 2>&-; __by_r=$?; kill -KILL -- -$! 2>&-; "
         'echo "exit $__by_r"; '
         'else echo "exit 126"; fi; times; done'
     )
