@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from by_testutil import shared_osv
+
 PY = sys.executable
 CODE = {
     "calc.py": (
@@ -166,8 +168,7 @@ LOCK = {
 
 
 def test_license_and_vulnerability_gates_use_the_deps_service(cli, make_project, monkeypatch) -> None:
-    osv = Path(__file__).resolve().parents[3] / "shared" / "data" / "osv"
-    monkeypatch.setenv("BUILDYARD_OSV_DB", str(osv))
+    monkeypatch.setenv("BUILDYARD_OSV_DB", str(shared_osv()))
     root = make_project(
         {
             "package-lock.json": json.dumps(LOCK),

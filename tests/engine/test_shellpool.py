@@ -193,7 +193,7 @@ def test_working_directory(pool: ShellPool, tmp_path: Path) -> None:
 
 def test_cpu_time_and_peak_rss(pool: ShellPool) -> None:
     # burns 0.6 s of CPU time (not wall time: the machine may be busy) holding 150 MB
-    hog = "x = bytearray(150 * 1024 * 1024); import time\nwhile time.process_time() < 0.6: pass"
+    hog = "x = bytes(range(256)) * (600 * 1024); import time\nwhile time.process_time() < 0.6: pass"
 
     async def main() -> ProcessResult:
         result, _ = await on_pool(pool, f"{sys.executable} -c '{hog}'; echo after")
