@@ -6,6 +6,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from buildyard import gitinfo
+
 
 @dataclass(frozen=True, slots=True)
 class GitMeta:
@@ -31,9 +33,9 @@ def git_output(project: Path, *args: str) -> str | None:
 
 def read_git(project: Path) -> GitMeta:
     """Commit, branch (None when detached), tag pointing at HEAD, and the ``origin`` URL."""
-    commit = git_output(project, "rev-parse", "--verify", "-q", "HEAD")
-    if commit is None:
+    info = gitinfo.read_git(project)
+    if not info.sha:
         return GitMeta()
-    branch = git_output(project, "symbolic-ref", "--short", "-q", "HEAD")
-    tag = git_output(project, "describe", "--tags", "--exact-match", "HEAD")
-    return GitMeta(commit, branch, tag, git_output(project, "remote", "get-url", "origin"))
+    return GitMeta(
+        info.sha, info.branch or None, info.tag or None, git_output(project, "remote", "get-url", "origin")
+    )

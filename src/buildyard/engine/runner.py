@@ -20,7 +20,6 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Protocol
 
-from buildyard.engine.gitinfo import GitInfo, read_git
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import kill_marked
@@ -34,6 +33,7 @@ from buildyard.engine.request import (
 )
 from buildyard.engine.scheduler import JobFinished, JobResult, JobSetupError, JobStarted, RunEvent, Scheduler
 from buildyard.engine.secrets import read_secrets_file, resolve
+from buildyard.gitinfo import GitInfo, read_git
 from buildyard.model import Event, RunStatus
 from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
 from buildyard.spec.load import find_file, load

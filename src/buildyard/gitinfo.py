@@ -1,4 +1,5 @@
-"""What git says about the project: commit, branch, tag (one ``git`` call)."""
+"""What git says about a checkout: commit, branch, tag (one ``git`` call). Shared by the engine (trigger
+context) and the artifact repository (build metadata)."""
 
 from __future__ import annotations
 
