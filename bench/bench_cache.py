@@ -147,6 +147,18 @@ def run_turbo(turbo: Path, root: Path) -> tuple[str, float]:
     return proc.stdout, time.perf_counter() - start
 
 
+def install_turbo(base: Path) -> Path:
+    """``npm install turbo@^2`` into ``base/t``; the path of its binary."""
+    (base / "t").mkdir()
+    subprocess.run(
+        ["npm", "install", "--silent", "--no-audit", "--no-fund", "turbo@^2"],
+        cwd=base / "t",
+        check=True,
+        capture_output=True,
+    )
+    return base / "t" / "node_modules" / ".bin" / "turbo"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -154,16 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="by-bench-cache-"))
     try:
-        turbo = args.turbo
-        if turbo is None:
-            (base / "t").mkdir()
-            subprocess.run(
-                ["npm", "install", "--silent", "--no-audit", "--no-fund", "turbo@^2"],
-                cwd=base / "t",
-                check=True,
-                capture_output=True,
-            )
-            turbo = base / "t" / "node_modules" / ".bin" / "turbo"
+        turbo = args.turbo or install_turbo(base)
         ours_root, turbo_root = base / "by", base / "turbo"
         make_monorepo(ours_root)
         shutil.copytree(ours_root, turbo_root, symlinks=True)

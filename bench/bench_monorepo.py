@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_cache import LAYERS, TURBO_ENV, WIDTH, deps_of, make_monorepo, name
+from bench_cache import LAYERS, TURBO_ENV, WIDTH, deps_of, install_turbo, make_monorepo, name
 
 BUILDYARD = str(Path(sys.executable).with_name("buildyard"))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -73,16 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="by-bench-mono-"))
     try:
-        turbo = args.turbo
-        if turbo is None:
-            (base / "t").mkdir()
-            subprocess.run(
-                ["npm", "install", "--silent", "--no-audit", "--no-fund", "turbo@^2"],
-                cwd=base / "t",
-                check=True,
-                capture_output=True,
-            )
-            turbo = base / "t" / "node_modules" / ".bin" / "turbo"
+        turbo = args.turbo or install_turbo(base)
         roots = {"buildyard": base / "by", "turbo": base / "turbo"}
         make_monorepo(roots["buildyard"])
         write_pipeline(roots["buildyard"])
