@@ -193,3 +193,34 @@ jobs:
     # requests 2.19.0 is affected by CVE-2018-18074 (PYSEC-2018-28); the shared PyPI dump has no CVSS
     # vector for it, and a finding of unknown severity counts even against a "critical" threshold.
     assert vulns["status"] == "failed" and "PYSEC-2018-28 (requests@2.19.0, unknown)" in vulns["reason"]
+
+
+def test_new_failures_are_called_out_against_the_last_green_run(cli, make_project, tmp_path) -> None:
+    tests = (
+        "import os\n\n\ndef test_stable():\n    pass\n\n\n"
+        "def test_toggle():\n    assert os.environ['MODE'] == 'ok'\n"
+    )
+    root = make_project(
+        {
+            "tests/test_t.py": tests,
+            ".gitignore": ".buildyard/\nreports/\n",
+            "buildyard.yml": f"""\
+gates:
+  - tests: {{junit: "reports/junit.xml", max_failures: 0}}
+jobs:
+  test:
+    cache: false
+    env: {{MODE: "${{{{ vars.MODE }}}}"}}
+    script: {PY} -m pytest -q -p no:cacheprovider --junitxml=reports/junit.xml tests || true
+""",
+        }
+    )
+    assert cli("-C", root, "run", "--var", "MODE=ok").code == 0
+    summary = tmp_path / "s.md"
+    broken = cli("-C", root, "run", "--var", "MODE=broken", "--summary", str(summary))
+    assert broken.code == 1
+    assert "new failure: tests.test_t::test_toggle" in broken.out
+    assert "test_stable" not in broken.out
+    assert "test_toggle" in summary.read_text()
+    again = cli("-C", root, "run", "--var", "MODE=broken")
+    assert "new failure" in again.out  # the last green run is still the baseline: still new, not "known"

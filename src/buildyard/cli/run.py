@@ -179,6 +179,16 @@ def run(
         for j in result.jobs:
             for gate in j.gate_results:
                 print(f"gate {gate['status']:<7} {j.id}: {gate['gate']}: {gate['reason']}", file=out)
+        if result.triage is not None:
+            for label, tests in (
+                ("new failure", result.triage.new),
+                ("known failure", result.triage.known),
+                ("fixed", result.triage.fixed),
+            ):
+                for test in tests:
+                    print(f"{label}: {'::'.join(part for part in test[1:] if part)}", file=out)
+        for flaky in result.flaky:
+            print(f"flaky: {flaky.display_name}", file=out)
         counts: dict[str, int] = {}
         for j in result.jobs:
             counts[str(j.status)] = counts.get(str(j.status), 0) + 1
@@ -213,7 +223,12 @@ def _write_summary(path: Path, result: Any) -> None:
     ]
     gates = [result_from_dict(g) for j in result.jobs for g in j.gate_results]
     text = render_summary(
-        title=f"{run_rec.pipeline} run #{run_rec.number}", status=str(result.status), jobs=rows, gates=gates
+        title=f"{run_rec.pipeline} run #{run_rec.number}",
+        status=str(result.status),
+        jobs=rows,
+        gates=gates,
+        triage=result.triage,
+        flaky=result.flaky,
     )
     atomic_write_text(path, result.masker.mask_text(text))
 

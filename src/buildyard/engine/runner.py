@@ -88,6 +88,10 @@ class RunResult:
     jobs: list[JobResult] = field(default_factory=list)
     masker: Masker = field(default_factory=lambda: Masker(()))
     home: Path = Path()
+    #: New / known / fixed test failures against the last successful run of the branch (with tests gates).
+    triage: Any = None
+    #: Tests flaky as of this run (passed and failed on one commit within 14 days).
+    flaky: list[Any] = field(default_factory=list)
 
 
 class RunObserver(Protocol):
@@ -563,6 +567,7 @@ def execute_run(
         final = history.get_run(run.id)
         if scheduler.internal_errors:
             raise scheduler.internal_errors[0]
+        triage, flaky = analytics_step(history, final, created)
         return RunResult(
             plan=plan,
             pipeline=pipeline,
@@ -571,6 +576,8 @@ def execute_run(
             jobs=list(scheduler.results.values()),
             masker=masker,
             home=home,
+            triage=triage,
+            flaky=flaky,
         )
     finally:
         if history is not None:
@@ -634,6 +641,42 @@ def open_cache_stack(options: RunOptions, home: Path, observer: RunObserver | No
             observer.warning(message)
 
     return CacheStack(options, home, warn)
+
+
+def analytics_step(history: SqlHistory, run: RunRecord, created: float) -> tuple[Any, list[Any]]:
+    """Failure triage against the branch's last successful run, and flaky tests (None, [] without tests)."""
+    current = history.tests_of_run(run.id)
+    if not current:
+        return None, []
+    import datetime as dt  # noqa: PLC0415
+
+    from buildyard.gates.analytics import TestResult, find_flaky, triage_failures  # noqa: PLC0415
+    from buildyard.gates.reports.model import TestOutcome  # noqa: PLC0415
+
+    def convert(rows: list[TestRecord]) -> list[TestResult]:
+        return [
+            TestResult(
+                r.suite,
+                r.classname,
+                r.name,
+                TestOutcome(r.outcome),
+                r.duration,
+                r.sha,
+                dt.datetime.fromtimestamp(r.at, dt.UTC),
+                attempt=r.attempt,
+                run_id=r.run_id,
+            )
+            for r in rows
+        ]
+
+    baseline_id = history.latest_run_id(
+        pipeline=run.pipeline, branch=run.branch, status="success", before=created
+    )
+    baseline = convert(history.tests_of_run(baseline_id)) if baseline_id else []
+    triage = triage_failures(convert(current), baseline)
+    window = history.tests_since(created - 14 * 86400)
+    flaky = find_flaky(convert(window), now=dt.datetime.now(dt.UTC))
+    return triage, flaky
 
 
 async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:

@@ -382,6 +382,28 @@ class SqlHistory:
             row = conn.execute(query).first()
         return dict(row[0]) if row is not None else None
 
+    def latest_run_id(self, *, pipeline: str, branch: str, status: str, before: float) -> str | None:
+        """Id of the newest run of ``pipeline`` on ``branch`` with ``status`` created before ``before``."""
+        query = (
+            sa.select(runs.c.id)
+            .where(
+                runs.c.pipeline == pipeline,
+                runs.c.branch == branch,
+                runs.c.status == status,
+                runs.c.created_at < before,
+            )
+            .order_by(runs.c.created_at.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def tests_of_run(self, run_id: str) -> list[TestRecord]:
+        """Test results of one run."""
+        query = sa.select(test_results).where(test_results.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [TestRecord(**r._asdict()) for r in conn.execute(query)]
+
     def tests_since(self, since: float) -> list[TestRecord]:
         """Test results recorded at or after ``since``, oldest first."""
         query = sa.select(test_results).where(test_results.c.at >= since).order_by(test_results.c.at)
