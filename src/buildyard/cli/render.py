@@ -131,18 +131,18 @@ class PlainRenderer:
 class RichRenderer(PlainRenderer):
     """A live view: finished jobs scroll above, running jobs with elapsed time and overall progress below."""
 
-    def __init__(self, *, stream: bool = False) -> None:
+    def __init__(self, *, stream: bool = False, console: Any = None) -> None:
         from rich.console import Console  # noqa: PLC0415 - only on a TTY
         from rich.live import Live  # noqa: PLC0415
 
-        self.console = Console()
+        self.console = console if console is not None else Console()
         super().__init__(sys.stdout, stream=stream)
+        self.running: dict[str, float] = {}  # set before Live: it renders once when created
+        self.total = 0
+        self.done = 0
         self.live = Live(
             console=self.console, refresh_per_second=8, transient=True, get_renderable=self._render
         )
-        self.running: dict[str, float] = {}
-        self.total = 0
-        self.done = 0
 
     def _line(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
@@ -162,9 +162,11 @@ class RichRenderer(PlainRenderer):
             self.running.pop(event.result.id, None)
             self.done += 1
             result = event.result
-            style = STYLES.get(result.status, "")
-            self.console.print(f"[{style}]{SYMBOLS.get(result.status, '?')}[/] ", end="")
-            self.console.print(describe(result), markup=False, highlight=False)
+            from rich.text import Text  # noqa: PLC0415
+
+            symbol = (SYMBOLS.get(result.status, "?"), STYLES.get(result.status, ""))
+            # One print per line: the live area is redrawn between prints.
+            self.console.print(Text.assemble(symbol, " ", describe(result)), highlight=False)
             if result.status.is_failure and not self.stream and result.log_path:
                 for line in log_tail(result.log_path):
                     self.console.print(f"  │ {line}", highlight=False, markup=False)
