@@ -16,30 +16,14 @@ if TYPE_CHECKING:
 
 
 def _results(ctx: click.Context, db: str | None, days: float) -> list[TestResult]:
-    """Recorded test results of the last ``days`` as the analytics' ``TestResult`` values."""
-    from buildyard.gates.reports.model import TestOutcome  # noqa: PLC0415
+    """Recorded test results of the last ``days``."""
+    from buildyard.engine.analytics import convert  # noqa: PLC0415
 
     store = _open(ctx, db)
     try:
-        rows = store.tests_since(time.time() - days * 86400)
+        return convert(store.tests_since(time.time() - days * 86400))
     finally:
         store.close()
-    from buildyard.gates.analytics import TestResult  # noqa: PLC0415
-
-    return [
-        TestResult(
-            r.suite,
-            r.classname,
-            r.name,
-            TestOutcome(r.outcome),
-            r.duration,
-            r.sha,
-            dt.datetime.fromtimestamp(r.at, dt.UTC),
-            attempt=r.attempt,
-            run_id=r.run_id,
-        )
-        for r in rows
-    ]
 
 
 @click.group(name="tests")

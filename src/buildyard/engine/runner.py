@@ -20,6 +20,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Protocol
 
+from buildyard.engine.analytics import analytics_step
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import kill_marked
@@ -641,42 +642,6 @@ def open_cache_stack(options: RunOptions, home: Path, observer: RunObserver | No
             observer.warning(message)
 
     return CacheStack(options, home, warn)
-
-
-def analytics_step(history: SqlHistory, run: RunRecord, created: float) -> tuple[Any, list[Any]]:
-    """Failure triage against the branch's last successful run, and flaky tests (None, [] without tests)."""
-    current = history.tests_of_run(run.id)
-    if not current:
-        return None, []
-    import datetime as dt  # noqa: PLC0415
-
-    from buildyard.gates.analytics import TestResult, find_flaky, triage_failures  # noqa: PLC0415
-    from buildyard.gates.reports.model import TestOutcome  # noqa: PLC0415
-
-    def convert(rows: list[TestRecord]) -> list[TestResult]:
-        return [
-            TestResult(
-                r.suite,
-                r.classname,
-                r.name,
-                TestOutcome(r.outcome),
-                r.duration,
-                r.sha,
-                dt.datetime.fromtimestamp(r.at, dt.UTC),
-                attempt=r.attempt,
-                run_id=r.run_id,
-            )
-            for r in rows
-        ]
-
-    baseline_id = history.latest_run_id(
-        pipeline=run.pipeline, branch=run.branch, status="success", before=created
-    )
-    baseline = convert(history.tests_of_run(baseline_id)) if baseline_id else []
-    triage = triage_failures(convert(current), baseline)
-    window = history.tests_since(created - 14 * 86400)
-    flaky = find_flaky(convert(window), now=dt.datetime.now(dt.UTC))
-    return triage, flaky
 
 
 async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
