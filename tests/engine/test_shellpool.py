@@ -192,8 +192,12 @@ def test_working_directory(pool: ShellPool, tmp_path: Path) -> None:
 
 
 def test_cpu_time_and_peak_rss(pool: ShellPool) -> None:
-    # burns 0.6 s of CPU time (not wall time: the machine may be busy) holding 150 MB
-    hog = "x = bytes(range(256)) * (600 * 1024); import time\nwhile time.process_time() < 0.6: pass"
+    # holds 150 MB (written, so resident), then burns 0.8 s of CPU time (not wall time: the machine may be
+    # busy), long enough for the sampler (20 ms, backing off to 500 ms) to see it after the allocation
+    hog = (
+        "x = bytes(range(256)) * (600 * 1024); import time; t = time.process_time()\n"
+        "while time.process_time() - t < 0.8: pass"
+    )
 
     async def main() -> ProcessResult:
         result, _ = await on_pool(pool, f"{sys.executable} -c '{hog}'; echo after")
