@@ -32,6 +32,11 @@ def json_schema() -> dict[str, Any]:
         for key in ("env", "variables"):
             if key in props:
                 props[key] = {"type": "object", "additionalProperties": _SCALAR}
+    from buildyard.gates.config import gates_json_schema  # noqa: PLC0415 - only for `buildyard schema`
+
+    gates = gates_json_schema()
+    for name in ("Job", "Pipeline"):
+        defs[name]["properties"]["gates"] = gates
     job = defs["Job"]["properties"]
     job["steps"] = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/Step"}]}}
     job["script"] = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
