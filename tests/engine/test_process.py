@@ -8,35 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from buildyard.engine.process import kill_marked, run_process
-
-# A process that ignores SIGTERM and starts a grandchild that also ignores it; both write their pids.
-STUBBORN = """
-import os, signal, subprocess, sys, time
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-child = subprocess.Popen([sys.executable, "-c",
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
-open(sys.argv[1], "w").write(f"{os.getpid()} {child.pid}")
-print("ready", flush=True)
-time.sleep(60)
-"""
-
-
-def gone(pid: int, wait: float = 3.0) -> bool:
-    """True once ``pid`` is dead (a zombie counts), polling up to ``wait`` seconds for SIGKILL to land."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
+from by_testutil import STUBBORN, gone
 
 
 async def collect(

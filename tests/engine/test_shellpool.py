@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from buildyard.engine.local import LocalExecutor
@@ -20,19 +19,11 @@ from buildyard.engine.shellpool import ShellPool
 from buildyard.engine.warmshell import warm_shell
 from buildyard.errors import UsageError
 from buildyard.model import JobStatus
+from by_testutil import STUBBORN, gone
 
 SHELL = "bash -eo pipefail"
 
 # Ignores SIGTERM and starts a grandchild that ignores it too; both write their pids, then sleep.
-STUBBORN = """
-import os, signal, subprocess, sys, time
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-child = subprocess.Popen([sys.executable, "-c",
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
-open(sys.argv[1], "w").write(f"{os.getpid()} {child.pid}")
-print("ready", flush=True)
-time.sleep(60)
-"""
 
 TRICKY = [
     "echo out; echo err >&2; exit 3",
@@ -55,20 +46,6 @@ def pool() -> Iterator[ShellPool]:
     p = ShellPool()
     yield p
     p.close()
-
-
-def gone(pid: int, wait: float = 3.0) -> bool:
-    """True once ``pid`` is dead (a zombie counts), polling up to ``wait`` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
 
 
 async def on_pool(

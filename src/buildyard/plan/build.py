@@ -76,11 +76,6 @@ class JobInstance:
     gate_node: bool = False
     publish: PublishSpec | None = None
 
-    @property
-    def display(self) -> str:
-        """Name shown to users."""
-        return self.id
-
 
 @dataclass(frozen=True, slots=True)
 class Skip:
