@@ -15,6 +15,9 @@ import pytest
 
 from buildyard.cli import run_cli
 
+# Commands started by tests run in-process, never through a user's warm daemon (tests/daemon opt in).
+os.environ["BUILDYARD_DAEMON"] = "0"
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "t@example.com",

@@ -43,3 +43,12 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: b
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644, durable: bool = True) -> None:
     """Text variant of :func:`atomic_write_bytes` (UTF-8)."""
     atomic_write_bytes(path, text.encode(), mode=mode, durable=durable)
+
+
+def write_new_file(path: Path, data: bytes) -> None:
+    """Write a file that only this process knows about yet (e.g. a job log of the current run).
+
+    No temp file and rename: nothing can observe it half-written before the writer reports it.
+    """
+    with open(path, "wb") as f:  # noqa: PTH123
+        f.write(data)

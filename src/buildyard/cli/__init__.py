@@ -11,8 +11,12 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``buildyard`` command."""
-    sys.exit(run_cli(argv))
+    """Entry point of the ``buildyard`` command: through the warm daemon when there is one."""
+    args = sys.argv[1:] if argv is None else argv
+    from buildyard.daemon.client import run_via_daemon  # noqa: PLC0415 - stdlib only, cheap
+
+    code = run_via_daemon(args)
+    sys.exit(run_cli(args) if code is None else code)
 
 
 def run_cli(argv: list[str] | None = None) -> int:

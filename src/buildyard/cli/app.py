@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Versioned, signed artifacts: push, pull, verify, promote, prune.",
     ),
     "keys": ("buildyard.cli.keys", "app", "Ed25519 keys that sign artifacts; keys trusted to verify them."),
+    "daemon": ("buildyard.cli.daemon", "app", "The warm daemon that serves commands: start, stop, status."),
 }
 
 

@@ -36,7 +36,7 @@ from buildyard.engine.request import (
     JobRequest,
     OutputSink,
 )
-from buildyard.fsutil import atomic_write_bytes
+from buildyard.fsutil import write_new_file
 from buildyard.model import JobStatus
 
 
@@ -106,30 +106,27 @@ class CachingExecutor:
         reasons: tuple[str, ...] = ()
         if spec.job_cache:
             try:
-                manifest = await asyncio.to_thread(self._manifest, request, spec)
-                key = manifest.key()
-                if self.read:
-                    hit = await asyncio.to_thread(self._restore, key, spec)
-                    if hit is not None:
-                        saved, log = hit
-                        atomic_write_bytes(Path(request.log_path), log, durable=False)
-                        if sink is not None and log:
-                            sink(request.job_id, log)
-                        return JobOutcome(
-                            job_id=request.job_id,
-                            attempt=request.attempt,
-                            status=JobStatus.CACHED,
-                            exit_code=0,
-                            started_at=started_at,
-                            finished_at=time.time(),
-                            duration_s=time.monotonic() - start,
-                            log_path=request.log_path,
-                            cache_key=key,
-                            cache_status="hit",
-                            saved_s=saved,
-                        )
+                found, hit = await asyncio.to_thread(self._lookup, request, spec)
+                manifest, key = found, found.key()
+                if hit is not None:
+                    saved, log = hit
+                    if sink is not None and log:
+                        sink(request.job_id, log)
+                    return JobOutcome(
+                        job_id=request.job_id,
+                        attempt=request.attempt,
+                        status=JobStatus.CACHED,
+                        exit_code=0,
+                        started_at=started_at,
+                        finished_at=time.time(),
+                        duration_s=time.monotonic() - start,
+                        log_path=request.log_path,
+                        cache_key=key,
+                        cache_status="hit",
+                        saved_s=saved,
+                    )
                 reasons = tuple(
-                    str(r) for r in await asyncio.to_thread(self.cache.explain, request.job_id, manifest)
+                    str(r) for r in await asyncio.to_thread(self.cache.explain, request.job_id, found)
                 )
                 self.cache.record_miss(key)
             except (OSError, ValueError, UnsafePathError) as exc:
@@ -156,6 +153,19 @@ class CachingExecutor:
                     self._problem("store", exc)
         status = "miss" if manifest is not None else "off"
         return replace(outcome, cache_key=key, cache_status=status, miss_reasons=reasons)
+
+    def _lookup(
+        self, request: JobRequest, spec: CacheRequest
+    ) -> tuple[KeyManifest, tuple[float, bytes] | None]:
+        """The job's key manifest and, on a hit, its restored (time saved, log) — log written too.
+
+        One worker-thread hop per job: on a fully cached run the hops, not the work, dominate.
+        """
+        manifest = self._manifest(request, spec)
+        hit = self._restore(manifest.key(), spec) if self.read else None
+        if hit is not None:
+            write_new_file(Path(request.log_path), hit[1])
+        return manifest, hit
 
     def _restore(self, key: str, spec: CacheRequest) -> tuple[float, bytes] | None:
         entry = self.cache.lookup(key)

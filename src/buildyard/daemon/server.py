@@ -1,0 +1,307 @@
+"""The daemon: import once, fork a fresh buildyard process per command.
+
+Single-threaded on purpose (only a single-threaded process forks safely): an accept loop with a
+one-second timeout that also reaps finished children, exits after ``BUILDYARD_DAEMON_IDLE`` seconds
+without a command (default 3 h), when its socket is taken over by another daemon, or when the
+buildyard installation changed (its source files or the interpreter's site-packages: a daemon never
+runs stale code — it answers ``stale`` and the client runs the command itself).
+
+Run it with ``python -m buildyard.daemon.server SOCKET`` (``buildyard daemon start`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import importlib
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from buildyard.daemon.client import HEADER
+
+#: Imported before the first fork, so children start warm (the modules of the served commands).
+PRELOAD = (
+    "click",
+    "buildyard.cli.app",
+    "buildyard.cli.run",
+    "buildyard.cli.history",
+    "buildyard.cli.render",
+    "buildyard.engine.runner",
+    "buildyard.engine.caching",
+    "buildyard.engine.gating",
+    "buildyard.engine.local",
+    "buildyard.cache",
+    "buildyard.store.history",
+    "sqlalchemy.dialects.sqlite.pysqlite",
+    "rich.console",
+    "rich.live",
+    "rich.table",
+)
+IDLE_DEFAULT = 3 * 3600.0
+MAX_REQUEST = 16 << 20
+
+
+def fingerprint() -> str:
+    """Digest of what the daemon's code is made of: buildyard's sources and the installed packages."""
+    import buildyard  # noqa: PLC0415
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(sys.executable.encode())
+    package = Path(buildyard.__file__).parent
+    for source in sorted(package.rglob("*.py")):
+        with contextlib.suppress(OSError):
+            st = source.stat()
+            h.update(f"{source}:{st.st_mtime_ns}:{st.st_size}\n".encode())
+    for entry in sys.path:
+        if entry.endswith("-packages"):
+            with contextlib.suppress(OSError):
+                h.update(f"{entry}:{Path(entry).stat().st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+class Daemon:
+    """Accepts commands on ``path`` and runs each in a forked child."""
+
+    def __init__(self, path: Path, *, idle: float) -> None:
+        self.path = path
+        self.idle = idle
+        self.started = time.time()
+        self.served = 0
+        self.children: set[int] = set()
+        self.code = fingerprint()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        self.sock.bind(str(tmp))
+        os.chmod(tmp, 0o600)
+        self.sock.listen(64)
+        tmp.rename(path)  # atomic take-over: a client never sees a socket nobody listens on
+        self.inode = path.stat().st_ino
+        self.sock.settimeout(1.0)
+
+    def owns_socket(self) -> bool:
+        """False once the socket file was removed or replaced (``daemon stop``, another daemon)."""
+        try:
+            return self.path.stat().st_ino == self.inode
+        except OSError:
+            return False
+
+    def serve(self) -> None:
+        """Accept commands until idle, replaced or stopped."""
+        last = time.monotonic()
+        try:
+            while True:
+                self.reap()
+                try:
+                    conn, _ = self.sock.accept()
+                except TimeoutError:
+                    if not self.owns_socket():
+                        return
+                    if not self.children and time.monotonic() - last > self.idle:
+                        return
+                    continue
+                last = time.monotonic()
+                if not self.handle(conn):
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop listening; remove the socket if it is still ours."""
+        if self.owns_socket():
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        self.sock.close()
+
+    def reap(self) -> None:
+        """Collect finished children (no zombies)."""
+        for pid in list(self.children):
+            with contextlib.suppress(ChildProcessError):
+                done, _ = os.waitpid(pid, os.WNOHANG)
+                if done == 0:
+                    continue
+            self.children.discard(pid)
+
+    def handle(self, conn: socket.socket) -> bool:
+        """Serve one connection; False when the daemon must exit."""
+        fds: list[int] = []
+        try:
+            conn.settimeout(5.0)
+            uid = struct_peer_uid(conn)
+            message, fds = receive(conn)
+            if uid != os.getuid():
+                return True
+            control = message.get("control")
+            if control is not None:
+                return self.control(conn, str(control))
+            if fingerprint() != self.code:
+                conn.sendall(b'{"stale": true}\n')
+                return False
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child reports through the client's exit code
+                self.sock.close()
+                run_child(conn, fds, message)
+            self.children.add(pid)
+            self.served += 1
+        except (OSError, ValueError):
+            pass  # a client that went away or spoke garbage: nothing was started
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            conn.close()
+        return True
+
+    def control(self, conn: socket.socket, command: str) -> bool:
+        """``status`` and ``stop``."""
+        status = {
+            "pid": os.getpid(),
+            "socket": str(self.path),
+            "started": self.started,
+            "served": self.served,
+            "commands_running": len(self.children),
+            "idle_timeout_s": self.idle,
+        }
+        conn.sendall(json.dumps(status).encode() + b"\n")
+        return command != "stop"
+
+
+def struct_peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end (``SO_PEERCRED``)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return int.from_bytes(creds[4:8], sys.byteorder)
+
+
+def receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
+    """One length-prefixed JSON message and the file descriptors attached to it."""
+    fds: list[int] = []
+    data, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(payload) - len(payload) % 4
+            fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+    if len(data) < HEADER.size:
+        raise ValueError("short request")
+    (size,) = HEADER.unpack_from(data)
+    if size > MAX_REQUEST:
+        raise ValueError("request too large")
+    body = bytearray(data[HEADER.size :])
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ValueError("truncated request")
+        body += chunk
+    message = json.loads(bytes(body))
+    if not isinstance(message, dict):
+        raise TypeError("bad request")
+    return message, fds
+
+
+def run_child(conn: socket.socket, fds: list[int], message: dict[str, object]) -> None:
+    """Become the client's buildyard process, run its command, report the exit code. Never returns."""
+    code = 1
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        random.seed()
+        _adopt(fds, message)
+        conn.settimeout(None)
+        conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
+        threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
+        from buildyard.cli import run_cli  # noqa: PLC0415
+
+        argv = message.get("argv")
+        code = run_cli([str(a) for a in argv] if isinstance(argv, list) else [])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - a bug: show it where the user looks, like the in-process CLI
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        with contextlib.suppress(OSError):
+            conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+        os._exit(code)
+
+
+def _adopt(fds: list[int], message: dict[str, object]) -> None:
+    """Take the client's standard streams, directory, environment and umask."""
+    if len(fds) != 3:
+        raise ValueError("expected the client's stdin, stdout and stderr")
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    fds.clear()
+    env = message.get("env")
+    os.environ.clear()
+    if isinstance(env, dict):
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+    os.chdir(str(message.get("cwd", "/")))
+    umask = message.get("umask")
+    if isinstance(umask, int):
+        os.umask(umask)
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    sys.stdin = open(0, encoding="utf-8", errors="surrogateescape", closefd=False)  # noqa: SIM115
+    sys.stdout = open(  # noqa: SIM115
+        1,
+        "w",
+        encoding="utf-8",
+        errors="surrogateescape",
+        closefd=False,
+        buffering=1 if os.isatty(1) else -1,
+    )
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)  # noqa: SIM115
+    if unbuffered:
+        sys.stdout.reconfigure(write_through=True)
+
+
+def _watch_client(conn: socket.socket) -> None:
+    """The client went away (killed, terminal closed): cancel the command as SIGTERM would."""
+    with contextlib.suppress(OSError):
+        while conn.recv(4096):
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def preload() -> None:
+    """Import what the served commands need."""
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m buildyard.daemon.server SOCKET``."""
+    if len(argv) != 1:
+        sys.stderr.write("usage: python -m buildyard.daemon.server SOCKET\n")
+        return 2
+    path = Path(argv[0])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    preload()
+    idle = float(os.environ.get("BUILDYARD_DAEMON_IDLE", IDLE_DEFAULT))
+    try:
+        daemon = Daemon(path, idle=idle)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EEXIST):
+            return 0
+        raise
+    daemon.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
