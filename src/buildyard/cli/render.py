@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from buildyard.engine.scheduler import JobFinished, JobResult, JobRetrying, JobStarted, RunEvent
+from buildyard.engine.scheduler import JobFinished, JobResult, JobRetrying, JobStarted, JobWaiting, RunEvent
 from buildyard.model import JobStatus
 from buildyard.plan.build import Plan
 from buildyard.spec.durations import format_duration
@@ -74,6 +74,7 @@ class PlainRenderer:
         self.stream = stream
         self._partial: dict[str, str] = {}
         self.width = 0
+        self.number = 0
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -82,6 +83,7 @@ class PlainRenderer:
     def started(self, run: RunRecord, plan: Plan) -> None:
         """Announce the run."""
         self.width = max((len(i) for i in plan.instances), default=0)
+        self.number = run.number
         where = f" on {run.branch}" if run.branch else ""
         self._line(f"buildyard: run #{run.number} of {run.pipeline}{where} ({len(plan)} jobs)")
 
@@ -90,6 +92,12 @@ class PlainRenderer:
         if isinstance(event, JobStarted):
             suffix = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._line(f"▶ {event.job_id} started{suffix}")
+        elif isinstance(event, JobWaiting):
+            job = event.result.id
+            self._line(
+                f"⏸ {job} waiting for approval: buildyard approve {self.number} {job} "
+                f"(or reject; timeout {format_duration(event.timeout)})"
+            )
         elif isinstance(event, JobRetrying):
             self._line(
                 f"↻ {event.job_id} {event.outcome.status} (attempt {event.attempt}), "

@@ -27,16 +27,26 @@ from buildyard.engine.process import kill_marked
 from buildyard.engine.request import (
     CacheRequest,
     DependencyCacheRequest,
+    DeployRequest,
     Executor,
     JobRequest,
     PublishRequest,
     StepRequest,
 )
-from buildyard.engine.scheduler import JobFinished, JobResult, JobSetupError, JobStarted, RunEvent, Scheduler
+from buildyard.engine.scheduler import (
+    JobFinished,
+    JobResult,
+    JobSetupError,
+    JobStarted,
+    JobWaiting,
+    RunEvent,
+    Scheduler,
+)
 from buildyard.engine.secrets import read_secrets_file, resolve
+from buildyard.errors import UserError
 from buildyard.gitinfo import GitInfo, read_git
-from buildyard.model import Event, RunStatus
-from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
+from buildyard.model import Event, RunStatus, SkipReason
+from buildyard.plan.build import JobInstance, Plan, Skip, TriggerContext, build, static_context
 from buildyard.spec.load import find_file, load
 from buildyard.spec.models import Pipeline
 from buildyard.store.history import (
@@ -51,6 +61,8 @@ from buildyard.store.history import (
 )
 
 FLUSH_INTERVAL = 0.5
+#: Actor of the rejection recorded when a deployment's approval timed out.
+TIMEOUT_ACTOR = "approval_timeout"
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,14 @@ class RunOptions:
     cache: bool = True
     cache_dir: Path | None = None
     remote_cache: str | None = None
+    #: Run the selected jobs without the jobs they need (``deploy rollback``).
+    alone: bool = False
+    #: Job name → artifact reference its deployment must use (``deploy rollback`` pins a version).
+    pins: Mapping[str, str] = field(default_factory=dict)
+    #: Who approves deployments selected with ``--manual`` (default: ``$USER``).
+    approver: str | None = None
+    #: Seconds between two looks at the history for an approval decision.
+    approval_poll: float = 0.5
 
 
 @dataclass
@@ -162,7 +182,7 @@ def plan_step(
 ) -> Plan:
     """Build the plan, using past durations (when known) as critical-path weights."""
     durations = history.durations(pipeline.name) if history is not None else {}
-    return build(pipeline, trigger, select=options.select, durations=durations)
+    return build(pipeline, trigger, select=options.select, durations=durations, alone=options.alone)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -193,6 +213,8 @@ class RequestFactory:
         self.options = options
         self.plan = plan
         self.keys: dict[str, str] = {}  # cache keys of finished jobs, for their dependents' keys
+        self.published: dict[str, str] = {}  # NAME@VERSION published by finished jobs (deployments)
+        self.approvals: dict[str, tuple[str, float]] = {}  # deployment job → (approver, when)
         self.failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
         self.secrets = dict(secrets)
         self.log_dir = log_dir
@@ -217,6 +239,7 @@ class RequestFactory:
         )
         self.base_env = base
         self.pipeline_file = pipeline.file
+        self.home = home_dir(options)
 
     def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
         """The request of ``attempt`` of ``inst``; raise ``JobSetupError`` when it cannot start."""
@@ -247,7 +270,12 @@ class RequestFactory:
             gate_node=inst.gate_node,
             failed_needs=tuple(d for d in inst.needs if d in self.failed) if inst.gate_node else (),
             publish=self.publish_request(inst),
-            cache=self.cache_request(inst) if self.options.cache and not inst.gate_node else None,
+            deploy=self.deploy_request(inst),
+            cache=(
+                self.cache_request(inst)
+                if self.options.cache and not inst.gate_node and inst.environment is None
+                else None
+            ),
             run_id=env["BUILDYARD_RUN_ID"],
             job_id=inst.id,
             attempt=attempt,
@@ -287,6 +315,74 @@ class RequestFactory:
             event=self.base_env["BUILDYARD_EVENT"],
             pipeline_file=self.pipeline_file,
         )
+
+    def deploy_request(self, inst: JobInstance) -> DeployRequest | None:
+        """What ``environment:`` deploys for ``inst`` (None for other jobs)."""
+        env = inst.environment
+        if env is None:
+            return None
+        health = env.health_check
+        approved_by, approved_at = self.approvals.get(inst.id, (None, None))
+        return DeployRequest(
+            environment=env.name,
+            artifact=self.artifact_ref(inst),
+            dest=str(self.home / "deploy" / self.base_env["BUILDYARD_RUN_NUMBER"] / log_name(inst.id)[:-4]),
+            url=env.url or "",
+            health_run=(health.run or "") if health else "",
+            health_url=(health.url or "") if health else "",
+            health_timeout=health.timeout if health else 0.0,
+            health_interval=health.interval if health else 0.0,
+            rollback=env.rollback or "",
+            auto_rollback=env.auto_rollback,
+            promote=env.promote,
+            approved_by=approved_by,
+            approved_at=approved_at,
+            run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
+        )
+
+    def artifact_ref(self, inst: JobInstance) -> str:
+        """The artifact a deployment deploys: pinned, declared, else published upstream in this run."""
+        env = inst.environment
+        assert env is not None  # noqa: S101 - only called for deployments
+        pinned = self.options.pins.get(inst.job) or self.options.pins.get(inst.id)
+        if pinned:
+            return pinned
+        declared = env.artifact
+        if declared is not None and "@" in declared:
+            return declared
+        upstream = self.upstream_publishers(inst)
+        refs = sorted(
+            {
+                self.published[i]
+                for i in upstream
+                if i in self.published
+                and (declared is None or self.published[i].partition("@")[0] == declared)
+            }
+        )
+        if len(refs) == 1:
+            return refs[0]
+        if len(refs) > 1:
+            raise JobSetupError(
+                f"environment {env.name}: the jobs it needs published several versions ({', '.join(refs)}); "
+                "set environment.artifact to NAME@VERSION"
+            )
+        if declared is not None:
+            return declared  # NAME: its latest version in the repository
+        raise JobSetupError(
+            f"environment {env.name}: no artifact was published in this run by the jobs it needs "
+            "(set environment.artifact to deploy one from the repository)"
+        )
+
+    def upstream_publishers(self, inst: JobInstance) -> list[str]:
+        """Instances ``inst`` depends on (transitively) that declare ``publish:``."""
+        seen: set[str] = set()
+        stack = list(inst.needs)
+        while stack:
+            iid = stack.pop()
+            if iid not in seen and iid in self.plan.instances:
+                seen.add(iid)
+                stack += self.plan.instances[iid].needs
+        return [i for i in seen if self.plan.instances[i].publish is not None]
 
     def cache_request(self, inst: JobInstance) -> CacheRequest:
         """What enters ``inst``'s cache key: its definition, declared env, inputs, upstream keys."""
@@ -352,7 +448,7 @@ class Recorder:
         if isinstance(event, JobStarted):
             if self.first_start is None:
                 self.first_start = event.at
-        elif isinstance(event, JobFinished):
+        elif isinstance(event, JobFinished | JobWaiting):
             self.pending[event.result.id] = event.result
 
     def flush(self, scheduler: Scheduler) -> None:
@@ -504,11 +600,16 @@ def execute_run(
             ],
             insert=True,
         )
+        pre_approve(options, plan, history, run, make_request)
         if observer is not None:
             observer.started(run, plan)
 
         def on_event(event: RunEvent) -> None:
+            if isinstance(event, JobWaiting):
+                history.save_jobs([recorder.job_record(event.result)])  # `approve` checks it at once
             if isinstance(event, JobFinished):
+                if event.result.published:
+                    make_request.published[event.result.id] = event.result.published
                 if event.result.cache_key:
                     make_request.keys[event.result.id] = event.result.cache_key
                 if event.result.blocks_run:
@@ -536,6 +637,10 @@ def execute_run(
             from buildyard.engine.publishing import PublishingExecutor  # noqa: PLC0415
 
             inner = PublishingExecutor(inner, project=options.project_dir)
+        if any(i.environment is not None for i in plan.instances.values()):
+            from buildyard.engine.deploying import DeployingExecutor  # noqa: PLC0415
+
+            inner = DeployingExecutor(inner, project=options.project_dir, history=history)
         scheduler = Scheduler(
             plan,
             inner,
@@ -545,6 +650,7 @@ def execute_run(
             on_event=on_event,
             sink=observer.output if observer is not None else None,
             context=static_context(pipeline, trigger),
+            approver=Approvals(history, run, make_request, poll=options.approval_poll).wait,
         )
         try:
             asyncio.run(_drive(scheduler, recorder))
@@ -583,6 +689,63 @@ def execute_run(
     finally:
         if history is not None:
             history.close()
+
+
+def pre_approve(
+    options: RunOptions, plan: Plan, history: History, run: RunRecord, factory: RequestFactory
+) -> None:
+    """Record the approval of deployments selected with ``--manual`` (approver: ``$USER``, else "cli")."""
+    from buildyard.store.deployments import ApprovalRecord  # noqa: PLC0415
+
+    actor = options.approver or os.environ.get("USER") or "cli"
+    now = time.time()
+    for inst in plan.instances.values():
+        env = inst.environment
+        if env is None or env.approval != "required" or not inst.pre_approved:
+            continue
+        history.decide(
+            ApprovalRecord(run.id, inst.id, "approve", actor, f"buildyard run --manual {inst.job}", now)
+        )
+        factory.approvals[inst.id] = (actor, now)
+
+
+class Approvals:
+    """Waits for ``buildyard approve``/``reject`` of a deployment job, polling the history store."""
+
+    def __init__(self, history: History, run: RunRecord, factory: RequestFactory, *, poll: float) -> None:
+        self.history = history
+        self.run = run
+        self.factory = factory
+        self.poll = poll
+
+    async def wait(self, inst: JobInstance) -> Skip | None:
+        """``None`` once approved; a skip when rejected or when ``approval_timeout`` passed first."""
+        from buildyard.spec.durations import format_duration  # noqa: PLC0415
+        from buildyard.store.deployments import ApprovalRecord  # noqa: PLC0415
+
+        env = inst.environment
+        assert env is not None  # noqa: S101 - the scheduler only waits for deployments
+        deadline = time.monotonic() + env.approval_timeout
+        while True:
+            decision = await asyncio.to_thread(self.history.approval, self.run.id, inst.id)
+            if decision is not None:
+                if decision.decision == "approve":
+                    self.factory.approvals[inst.id] = (decision.actor, decision.at)
+                    return None
+                if decision.actor == TIMEOUT_ACTOR:
+                    return Skip(SkipReason.APPROVAL_TIMEOUT, decision.comment)
+                why = f": {decision.comment}" if decision.comment else ""
+                return Skip(SkipReason.REJECTED, f"rejected by {decision.actor}{why}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                comment = f"no decision within approval_timeout {format_duration(env.approval_timeout)}"
+                with contextlib.suppress(UserError):  # someone decided meanwhile: read it next turn
+                    await asyncio.to_thread(
+                        self.history.decide,
+                        ApprovalRecord(self.run.id, inst.id, "reject", TIMEOUT_ACTOR, comment, time.time()),
+                    )
+                continue
+            await asyncio.sleep(min(self.poll, remaining))
 
 
 class CacheStack:
