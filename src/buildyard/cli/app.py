@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Versioned, signed artifacts: push, pull, verify, promote, prune.",
     ),
     "keys": ("buildyard.cli.keys", "app", "Ed25519 keys that sign artifacts; keys trusted to verify them."),
+    "approve": ("buildyard.cli.deploy", "approve", "Approve a deployment job waiting for approval."),
+    "reject": ("buildyard.cli.deploy", "reject", "Reject a deployment job waiting for approval."),
+    "deploy": ("buildyard.cli.deploy", "app", "Deployments per environment: history, rollback."),
 }
 
 

@@ -168,6 +168,7 @@ def run(
                     "saved_s": j.saved_s,
                     "gates": list(j.gate_results),
                     "published": j.published or None,
+                    "deployed": j.deployed or None,
                 }
                 for j in result.jobs
             ],
