@@ -17,10 +17,17 @@ jobs:
 
 
 def test_string_shorthand_and_defaults() -> None:
-    pipeline = loads(BUILD + "  deploy:\n    needs: [build]\n    environment: production\n    script: ./deploy\n")
+    pipeline = loads(
+        BUILD + "  deploy:\n    needs: [build]\n    environment: production\n    script: ./deploy\n"
+    )
     env = pipeline.jobs["deploy"].environment
     assert env is not None and env.name == "production"
-    assert (env.approval, env.approval_timeout, env.promote, env.auto_rollback) == ("none", 86400.0, True, False)
+    assert (env.approval, env.approval_timeout, env.promote, env.auto_rollback) == (
+        "none",
+        86400.0,
+        True,
+        False,
+    )
     assert env.artifact is None and env.health_check is None
 
 
@@ -79,7 +86,9 @@ def test_bad_values_are_located() -> None:
         "      health_check: {run: a, url: 'ftp://x'}\n"
     )
     text = "\n".join(found)
-    assert "buildyard.yml:7:17: jobs.deploy.environment.approval: approval must be 'required' or 'none'" in text
+    assert (
+        "buildyard.yml:7:17: jobs.deploy.environment.approval: approval must be 'required' or 'none'" in text
+    )
     assert "health_check needs exactly one of 'run' (a command) or 'url'" in text
     assert "health_check.url must start with http:// or https://" in text
     matrix = errors(
@@ -104,6 +113,10 @@ def test_json_schema_describes_environment() -> None:
     )
     jsonschema.validate(good, schema)
     jsonschema.validate({"jobs": {"d": {"script": "x", "environment": "prod"}}}, schema)
-    for bad in ({"name": "p", "approval": "maybe"}, {"name": "p", "health_check": {"bogus": 1}}, {"url": "x"}):
+    for bad in (
+        {"name": "p", "approval": "maybe"},
+        {"name": "p", "health_check": {"bogus": 1}},
+        {"url": "x"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"jobs": {"d": {"script": "x", "environment": bad}}}, schema)

@@ -108,7 +108,12 @@ class DeployingExecutor:
         except asyncio.CancelledError:
             self.history.finish_deployment(deployment, "failed")
             raise
-        return replace(outcome, deployed=f"{pulled.name}@{pulled.version}")
+        return replace(
+            outcome,
+            deployed=f"{pulled.name}@{pulled.version}",
+            finished_at=time.time(),
+            duration_s=time.monotonic() - start,
+        )
 
     # --- one deployment ---------------------------------------------------------------------------
 
@@ -121,9 +126,12 @@ class DeployingExecutor:
         sink: OutputSink | None,
     ) -> JobOutcome:
         deploy_request = self._with_artifact(request, spec, pulled)
+        note = f"buildyard: pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}\n".encode()
+        if sink is not None:
+            sink(request.job_id, note)
         outcome = await self.inner.execute(deploy_request, sink)
+        await asyncio.to_thread(_prepend, Path(request.log_path), note)
         what = f"{pulled.name}@{pulled.version} to {spec.environment}"
-        self._log(request, f"pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}", sink)
         if outcome.status != JobStatus.SUCCESS:
             await asyncio.to_thread(self.history.finish_deployment, deployment, "failed")
             self._log(request, f"deployment of {what} failed", sink)
@@ -224,10 +232,10 @@ class DeployingExecutor:
         step = StepRequest(name=name, shell=shell, script=script)
         sub = replace(request, steps=(step,), log_path=side_log, attempt=1, timeout=timeout, gates=())
         outcome = await self.inner.execute(sub, sink)
-        self._append(request, side_log, f"──── {name} ────")
-        if outcome.status == JobStatus.SUCCESS:
-            return True, "exit 0"
-        return False, outcome.message or f"{name} {outcome.status}"
+        ok = outcome.status == JobStatus.SUCCESS
+        result = "exit 0" if ok else (outcome.message or f"{name} {outcome.status}")
+        self._append(request, side_log, f"──── {name}: {result} ────")
+        return ok, result
 
     # --- rollback ---------------------------------------------------------------------------------
 
@@ -269,8 +277,8 @@ class DeployingExecutor:
             else:
                 sub = replace(rollback_request, log_path=f"{request.log_path}.rollback", attempt=1)
                 outcome = await self.inner.execute(sub, sink)
-                self._append(request, sub.log_path, "──── rollback (the job's steps) ────")
                 ok, why = outcome.status == JobStatus.SUCCESS, outcome.message
+                self._append(request, sub.log_path, f"──── rollback (the job's steps): {why or 'ok'} ────")
             if ok:
                 problem = await self._health(rollback_request, spec, sink, suffix="rollback-health")
                 ok, why = problem is None, f"health check failed: {problem}"
@@ -329,6 +337,15 @@ class DeployingExecutor:
             log.write(f"{header}\n".encode() + side.read_bytes())
         with contextlib.suppress(OSError):
             side.unlink()
+
+
+def _prepend(path: Path, data: bytes) -> None:
+    """Put ``data`` before a log the executor wrote (it truncates the log when a job starts)."""
+    try:
+        body = path.read_bytes()
+    except OSError:
+        body = b""
+    path.write_bytes(data + body)
 
 
 def _has_health(spec: DeployRequest) -> bool:
