@@ -340,6 +340,7 @@ GATES = """\
 gates:
   - tests: {junit: "reports/junit.xml", max_failures: 0}
 """
+TEST_JOB = "  test:\n    script:\n      - mkdir -p reports\n      - echo '{junit}' > reports/junit.xml\n"
 JUNIT = (
     '<testsuite name="s" tests="1" failures="1"><testcase classname="c" name="t">'
     '<failure message="boom"/></testcase></testsuite>'
@@ -347,7 +348,7 @@ JUNIT = (
 
 
 def test_a_failed_gate_blocks_the_deployment(cli, project) -> None:
-    tests = f"  test:\n    script:\n      - mkdir -p reports\n      - echo '{JUNIT}' > reports/junit.xml\n"
+    tests = TEST_JOB.format(junit=JUNIT)
     root = project(
         GATES + pipeline("{name: dev}", needs="[build, gates]", extra=tests).replace("name: shop\n", "")
     )
@@ -368,3 +369,19 @@ def test_environment_variables_stay_out_of_other_jobs(cli, project) -> None:
     assert run(cli, root)[0] == 0
     assert "BUILDYARD_ARTIFACT_" not in (root / "lint.env").read_text()
     assert os.environ.get("BUILDYARD_ENVIRONMENT") is None
+
+
+PASSING_JUNIT = '<testsuite name="s" tests="1"><testcase classname="c" name="t"/></testsuite>'
+
+
+def test_passed_gates_let_a_healthy_deployment_promote_to_a_gated_channel(cli, project) -> None:
+    tests = TEST_JOB.format(junit=PASSING_JUNIT)
+    text = GATES + pipeline("production", needs="[build, gates]", extra=tests).replace("name: shop\n", "")
+    root = project(text)
+    config = {"channels": [{"name": "dev"}, {"name": "production", "requires_gates": True}]}
+    (root / ".buildyard" / "artifacts").mkdir(parents=True, exist_ok=True)
+    (root / ".buildyard" / "artifacts" / "config.json").write_text(json.dumps(config))
+    code, jobs = run(cli, root)
+    assert code == 0 and jobs["gates"]["status"] == "success", jobs
+    version = str(jobs["deploy"]["deployed"]).split("@", 1)[1]
+    assert open_repository(root).channel_state().current("shop-api", "production") == version

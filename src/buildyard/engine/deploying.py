@@ -203,7 +203,7 @@ class DeployingExecutor:
         while True:
             tries += 1
             if spec.health_url:
-                last = await _get(spec.health_url, max(0.1, min(spec.health_interval, spec.health_timeout)))
+                last = await _get(spec.health_url, max(0.1, deadline - time.monotonic()))
                 ok = last.startswith("HTTP 2")
             else:
                 remaining = max(0.1, deadline - time.monotonic())

@@ -615,6 +615,8 @@ def execute_run(
                 if event.result.blocks_run:
                     make_request.failed.add(event.result.id)
             recorder.event(event)
+            if isinstance(event, JobFinished) and event.result.gate_results:
+                recorder.flush(scheduler)  # a deployment promoting this run's artifact asks for its gates
             if observer is not None:
                 observer.event(event)
 

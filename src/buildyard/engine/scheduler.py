@@ -207,6 +207,8 @@ class Scheduler:
         result.ready_at = time.time()
         decision = self._decide(iid)
         inst = self.plan.instances[iid]
+        if decision is None and inst.awaits_approval and self.approver is None:
+            decision = Skip(SkipReason.REJECTED, "needs approval and this run cannot wait for one")
         if decision is None and inst.awaits_approval and self.approver is not None:
             result.status = JobStatus.WAITING
             env = inst.environment
