@@ -126,11 +126,15 @@ class DeployingExecutor:
         sink: OutputSink | None,
     ) -> JobOutcome:
         deploy_request = self._with_artifact(request, spec, pulled)
-        note = f"buildyard: pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}\n".encode()
-        if sink is not None:
-            sink(request.job_id, note)
-        outcome = await self.inner.execute(deploy_request, sink)
-        await asyncio.to_thread(_prepend, Path(request.log_path), note)
+        note = f"pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}"
+        if request.attempt > 1:  # the executor appends to the log of earlier attempts
+            self._log(request, note, sink)
+            outcome = await self.inner.execute(deploy_request, sink)
+        else:  # the executor starts the log afresh: put the note first once it is written
+            if sink is not None:
+                sink(request.job_id, f"buildyard: {note}\n".encode())
+            outcome = await self.inner.execute(deploy_request, sink)
+            await asyncio.to_thread(_prepend, Path(request.log_path), f"buildyard: {note}\n".encode())
         what = f"{pulled.name}@{pulled.version} to {spec.environment}"
         if outcome.status != JobStatus.SUCCESS:
             await asyncio.to_thread(self.history.finish_deployment, deployment, "failed")
@@ -187,7 +191,7 @@ class DeployingExecutor:
                 "BUILDYARD_DEPLOY_VERSION": pulled.version,
             }
         )
-        return replace(request, env=tuple(env.items()), cache=None, deploy=None, publish=None)
+        return replace(request, env=tuple(env.items()), cache=None, deploy=None)
 
     # --- health -----------------------------------------------------------------------------------
 
@@ -230,7 +234,9 @@ class DeployingExecutor:
         shell = request.steps[0].shell if request.steps else "bash -eo pipefail"
         side_log = f"{request.log_path}.{suffix}"
         step = StepRequest(name=name, shell=shell, script=script)
-        sub = replace(request, steps=(step,), log_path=side_log, attempt=1, timeout=timeout, gates=())
+        sub = replace(
+            request, steps=(step,), log_path=side_log, attempt=1, timeout=timeout, gates=(), publish=None
+        )
         outcome = await self.inner.execute(sub, sink)
         ok = outcome.status == JobStatus.SUCCESS
         result = "exit 0" if ok else (outcome.message or f"{name} {outcome.status}")
@@ -275,7 +281,13 @@ class DeployingExecutor:
                     rollback_request, spec.rollback, "rollback", sink, "rollback", None
                 )
             else:
-                sub = replace(rollback_request, log_path=f"{request.log_path}.rollback", attempt=1)
+                sub = replace(
+                    rollback_request,
+                    log_path=f"{request.log_path}.rollback",
+                    attempt=1,
+                    gates=(),
+                    publish=None,
+                )
                 outcome = await self.inner.execute(sub, sink)
                 ok, why = outcome.status == JobStatus.SUCCESS, outcome.message
                 self._append(request, sub.log_path, f"──── rollback (the job's steps): {why or 'ok'} ────")
