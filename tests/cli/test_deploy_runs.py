@@ -158,6 +158,8 @@ def test_approval_from_another_process_without_holding_a_slot(cli, project, back
     # with one slot, 'other' runs while the deployment waits: waiting holds no slot
     wait_for(lambda: job_status(cli, root, "other") == "success", "other to run meanwhile")
     assert not (root / "deployed.env").exists()
+    assert "deploy                           waiting" in cli("-C", root, "show", "1").out
+    assert "waiting for approval" in cli("-C", root, "show", "1").out
     refused = cli("-C", root, "approve", "1", "other")
     assert refused.code == 2 and "job 'other' of run #1 is not waiting for approval (success)" in refused.err
     monkeypatch.setenv("BUILDYARD_ACTOR", "alice")
@@ -289,6 +291,11 @@ ROLLBACK_STEPS = """{name: dev, auto_rollback: true,
 def test_deploy_rollback_command_and_auto_rollback_through_the_jobs_steps(cli, project) -> None:
     root = project(pipeline(ROLLBACK_STEPS))
     assert run(cli, root)[0] == 0
+    only = cli("-C", root, "deploy", "rollback", "dev")
+    assert (
+        only.code == 2
+        and "dev has no successful deployment of shop-api other than the live 1.0.0+" in only.err
+    )
     (root / "README").write_text("second commit\n")  # a new commit: build runs and publishes again
     assert run(cli, root, "--no-cache")[0] == 0
     assert (root / "live.txt").read_text() == "shop-api build 2\n"

@@ -157,8 +157,9 @@ def rollback(ctx: click.Context, environment: str, version: str | None, db: str 
         if version is None:
             target = store.last_good_version(environment, artifact=last.artifact, exclude=current)
             if target is None:
+                what = f"other than the live {current}" if current else "to go back to"
                 raise NotFoundError(
-                    f"{environment} has no earlier successful deployment of {last.artifact} than {current} "
+                    f"{environment} has no successful deployment of {last.artifact} {what} "
                     "(give --to VERSION)"
                 )
             version = target.version

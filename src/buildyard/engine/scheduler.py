@@ -211,6 +211,7 @@ class Scheduler:
             decision = Skip(SkipReason.REJECTED, "needs approval and this run cannot wait for one")
         if decision is None and inst.awaits_approval and self.approver is not None:
             result.status = JobStatus.WAITING
+            result.message = "waiting for approval"
             env = inst.environment
             self.on_event(JobWaiting(replace(result), env.approval_timeout if env else 0.0))
             self._state.waiting[iid] = asyncio.create_task(self._await_approval(iid), name=f"approve {iid}")
@@ -288,6 +289,7 @@ class Scheduler:
             self._finish(iid, status=JobStatus.SKIPPED, reason=decision.reason, message=decision.message)
             return
         self._state.results[iid].status = JobStatus.PENDING
+        self._state.results[iid].message = ""
         heapq.heappush(self._state.ready, (-self.plan.priority[iid], self._order[iid], iid))
         self._dispatch()
 
