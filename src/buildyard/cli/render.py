@@ -146,6 +146,7 @@ class RichRenderer(PlainRenderer):
         self.console = console if console is not None else Console()
         super().__init__(sys.stdout, stream=stream)
         self.running: dict[str, float] = {}  # set before Live: it renders once when created
+        self.waiting: dict[str, float] = {}  # deployments waiting for approval
         self.total = 0
         self.done = 0
         self.live = Live(
@@ -163,10 +164,14 @@ class RichRenderer(PlainRenderer):
 
     def event(self, event: RunEvent) -> None:
         """Update state and print finished jobs above the live area."""
+        if isinstance(event, JobWaiting):
+            self.waiting[event.result.id] = time.monotonic()
         if isinstance(event, JobStarted):
+            self.waiting.pop(event.job_id, None)
             self.running[event.job_id] = time.monotonic()
             return
         if isinstance(event, JobFinished):
+            self.waiting.pop(event.result.id, None)
             self.running.pop(event.result.id, None)
             self.done += 1
             result = event.result
@@ -189,10 +194,15 @@ class RichRenderer(PlainRenderer):
         now = time.monotonic()
         for job_id, since in sorted(self.running.items(), key=lambda kv: kv[1]):
             table.add_row("[yellow]●[/]", job_id, f"[dim]{format_duration(now - since)}[/]")
+        for job_id, since in sorted(self.waiting.items(), key=lambda kv: kv[1]):
+            table.add_row(
+                "[yellow]⏸[/]", job_id, f"[dim]waiting for approval {format_duration(now - since)}[/]"
+            )
         bar = Table.grid(padding=(0, 1))
         bar.add_row(
             ProgressBar(total=max(self.total, 1), completed=self.done, width=40),
-            f"{self.done}/{self.total} jobs, {len(self.running)} running",
+            f"{self.done}/{self.total} jobs, {len(self.running)} running"
+            + (f", {len(self.waiting)} waiting for approval" if self.waiting else ""),
         )
         outer = Table.grid()
         outer.add_row(table)
