@@ -191,7 +191,8 @@ class DeployingExecutor:
                 "BUILDYARD_DEPLOY_VERSION": pulled.version,
             }
         )
-        return replace(request, env=tuple(env.items()), cache=None, deploy=None)
+        cache = replace(request.cache, job_cache=False) if request.cache is not None else None
+        return replace(request, env=tuple(env.items()), cache=cache, deploy=None)
 
     # --- health -----------------------------------------------------------------------------------
 
@@ -235,7 +236,15 @@ class DeployingExecutor:
         side_log = f"{request.log_path}.{suffix}"
         step = StepRequest(name=name, shell=shell, script=script)
         sub = replace(
-            request, steps=(step,), log_path=side_log, attempt=1, timeout=timeout, gates=(), publish=None
+            request,
+            steps=(step,),
+            log_path=side_log,
+            attempt=1,
+            timeout=timeout,
+            gates=(),
+            publish=None,
+            cache=None,
+            output_globs=(),
         )
         outcome = await self.inner.execute(sub, sink)
         ok = outcome.status == JobStatus.SUCCESS

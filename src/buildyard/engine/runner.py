@@ -271,11 +271,7 @@ class RequestFactory:
             failed_needs=tuple(d for d in inst.needs if d in self.failed) if inst.gate_node else (),
             publish=self.publish_request(inst),
             deploy=self.deploy_request(inst),
-            cache=(
-                self.cache_request(inst)
-                if self.options.cache and not inst.gate_node and inst.environment is None
-                else None
-            ),
+            cache=self.cache_request(inst) if self.options.cache and not inst.gate_node else None,
             run_id=env["BUILDYARD_RUN_ID"],
             job_id=inst.id,
             attempt=attempt,
@@ -418,7 +414,7 @@ class RequestFactory:
             inputs=inst.inputs,
             global_inputs=self.plan.cache_inputs,
             key_commands=inst.key_commands,
-            job_cache=inst.cached,
+            job_cache=inst.cached and inst.environment is None,  # deploying is the point of a deployment
             dependency_caches=tuple(
                 DependencyCacheRequest(
                     paths=tuple(d.paths),
