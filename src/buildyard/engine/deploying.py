@@ -16,19 +16,102 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from buildyard.engine.request import DeployRequest, Executor, JobOutcome, JobRequest, OutputSink, StepRequest
+from buildyard.engine.scheduler import JobSetupError
 from buildyard.errors import UserError
 from buildyard.model import JobStatus
+from buildyard.plan.build import JobInstance, Plan
 from buildyard.store.deployments import DeploymentRecord
 
 if TYPE_CHECKING:
     from buildyard.artifacts import GateVerdict, Manifest, Repository, Verified
     from buildyard.store.history import History
+
+
+def deploy_request(
+    inst: JobInstance,
+    *,
+    plan: Plan,
+    published: Mapping[str, str],
+    pins: Mapping[str, str],
+    approval: tuple[str, float] | None,
+    dest: Path,
+    run_number: int,
+) -> DeployRequest:
+    """The ``DeployRequest`` of deployment job ``inst`` (raise ``JobSetupError`` if it has no artifact)."""
+    env = inst.environment
+    assert env is not None  # noqa: S101 - only called for deployments
+    health = env.health_check
+    approved_by, approved_at = approval if approval is not None else (None, None)
+    return DeployRequest(
+        environment=env.name,
+        artifact=artifact_ref(inst, plan=plan, published=published, pins=pins),
+        dest=str(dest),
+        url=env.url or "",
+        health_run=(health.run or "") if health else "",
+        health_url=(health.url or "") if health else "",
+        health_timeout=health.timeout if health else 0.0,
+        health_interval=health.interval if health else 0.0,
+        rollback=env.rollback or "",
+        auto_rollback=env.auto_rollback,
+        promote=env.promote,
+        approved_by=approved_by,
+        approved_at=approved_at,
+        run_number=run_number,
+    )
+
+
+def artifact_ref(
+    inst: JobInstance, *, plan: Plan, published: Mapping[str, str], pins: Mapping[str, str]
+) -> str:
+    """What a deployment deploys: a pinned ref (``deploy rollback``), a declared ``NAME@…``, else the
+    version a job it needs published in this run (of the declared ``NAME``, if any), else the latest
+    ``NAME`` in the repository."""
+    env = inst.environment
+    assert env is not None  # noqa: S101 - only called for deployments
+    pinned = pins.get(inst.job) or pins.get(inst.id)
+    if pinned:
+        return pinned
+    declared = env.artifact
+    if declared is not None and "@" in declared:
+        return declared
+    refs = sorted(
+        {
+            published[i]
+            for i in _upstream(inst, plan)
+            if i in published and (declared is None or published[i].partition("@")[0] == declared)
+        }
+    )
+    if len(refs) == 1:
+        return refs[0]
+    if len(refs) > 1:
+        raise JobSetupError(
+            f"environment {env.name}: the jobs it needs published several versions ({', '.join(refs)}); "
+            "set environment.artifact to NAME@VERSION"
+        )
+    if declared is not None:
+        return declared
+    raise JobSetupError(
+        f"environment {env.name}: no artifact was published in this run by the jobs it needs "
+        "(set environment.artifact to deploy one from the repository)"
+    )
+
+
+def _upstream(inst: JobInstance, plan: Plan) -> set[str]:
+    """Every instance ``inst`` depends on, transitively."""
+    seen: set[str] = set()
+    stack = list(inst.needs)
+    while stack:
+        iid = stack.pop()
+        if iid not in seen and iid in plan.instances:
+            seen.add(iid)
+            stack += plan.instances[iid].needs
+    return seen
 
 
 def gate_check(history: History) -> Callable[[Manifest], GateVerdict]:

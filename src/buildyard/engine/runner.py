@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from buildyard.engine.analytics import analytics_step
+from buildyard.engine.approvals import Approvals
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import kill_marked
@@ -43,10 +44,9 @@ from buildyard.engine.scheduler import (
     Scheduler,
 )
 from buildyard.engine.secrets import read_secrets_file, resolve
-from buildyard.errors import UserError
 from buildyard.gitinfo import GitInfo, read_git
-from buildyard.model import Event, RunStatus, SkipReason
-from buildyard.plan.build import JobInstance, Plan, Skip, TriggerContext, build, static_context
+from buildyard.model import Event, RunStatus
+from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
 from buildyard.spec.load import find_file, load
 from buildyard.spec.models import Pipeline
 from buildyard.store.history import (
@@ -61,8 +61,6 @@ from buildyard.store.history import (
 )
 
 FLUSH_INTERVAL = 0.5
-#: Actor of the rejection recorded when a deployment's approval timed out.
-TIMEOUT_ACTOR = "approval_timeout"
 
 
 @dataclass(frozen=True)
@@ -314,71 +312,19 @@ class RequestFactory:
 
     def deploy_request(self, inst: JobInstance) -> DeployRequest | None:
         """What ``environment:`` deploys for ``inst`` (None for other jobs)."""
-        env = inst.environment
-        if env is None:
+        if inst.environment is None:
             return None
-        health = env.health_check
-        approved_by, approved_at = self.approvals.get(inst.id, (None, None))
-        return DeployRequest(
-            environment=env.name,
-            artifact=self.artifact_ref(inst),
-            dest=str(self.home / "deploy" / self.base_env["BUILDYARD_RUN_NUMBER"] / log_name(inst.id)[:-4]),
-            url=env.url or "",
-            health_run=(health.run or "") if health else "",
-            health_url=(health.url or "") if health else "",
-            health_timeout=health.timeout if health else 0.0,
-            health_interval=health.interval if health else 0.0,
-            rollback=env.rollback or "",
-            auto_rollback=env.auto_rollback,
-            promote=env.promote,
-            approved_by=approved_by,
-            approved_at=approved_at,
+        from buildyard.engine.deploying import deploy_request  # noqa: PLC0415 - only with environment:
+
+        return deploy_request(
+            inst,
+            plan=self.plan,
+            published=self.published,
+            pins=self.options.pins,
+            approval=self.approvals.get(inst.id),
+            dest=self.home / "deploy" / self.base_env["BUILDYARD_RUN_NUMBER"] / log_name(inst.id)[:-4],
             run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
         )
-
-    def artifact_ref(self, inst: JobInstance) -> str:
-        """The artifact a deployment deploys: pinned, declared, else published upstream in this run."""
-        env = inst.environment
-        assert env is not None  # noqa: S101 - only called for deployments
-        pinned = self.options.pins.get(inst.job) or self.options.pins.get(inst.id)
-        if pinned:
-            return pinned
-        declared = env.artifact
-        if declared is not None and "@" in declared:
-            return declared
-        upstream = self.upstream_publishers(inst)
-        refs = sorted(
-            {
-                self.published[i]
-                for i in upstream
-                if i in self.published
-                and (declared is None or self.published[i].partition("@")[0] == declared)
-            }
-        )
-        if len(refs) == 1:
-            return refs[0]
-        if len(refs) > 1:
-            raise JobSetupError(
-                f"environment {env.name}: the jobs it needs published several versions ({', '.join(refs)}); "
-                "set environment.artifact to NAME@VERSION"
-            )
-        if declared is not None:
-            return declared  # NAME: its latest version in the repository
-        raise JobSetupError(
-            f"environment {env.name}: no artifact was published in this run by the jobs it needs "
-            "(set environment.artifact to deploy one from the repository)"
-        )
-
-    def upstream_publishers(self, inst: JobInstance) -> list[str]:
-        """Instances ``inst`` depends on (transitively) that declare ``publish:``."""
-        seen: set[str] = set()
-        stack = list(inst.needs)
-        while stack:
-            iid = stack.pop()
-            if iid not in seen and iid in self.plan.instances:
-                seen.add(iid)
-                stack += self.plan.instances[iid].needs
-        return [i for i in seen if self.plan.instances[i].publish is not None]
 
     def cache_request(self, inst: JobInstance) -> CacheRequest:
         """What enters ``inst``'s cache key: its definition, declared env, inputs, upstream keys."""
@@ -596,7 +542,8 @@ def execute_run(
             ],
             insert=True,
         )
-        pre_approve(options, plan, history, run, make_request)
+        approvals = Approvals(history, run, make_request.approvals, poll=options.approval_poll)
+        approvals.pre_approve(plan, options.approver or os.environ.get("USER") or "cli")
         if observer is not None:
             observer.started(run, plan)
 
@@ -648,7 +595,7 @@ def execute_run(
             on_event=on_event,
             sink=observer.output if observer is not None else None,
             context=static_context(pipeline, trigger),
-            approver=Approvals(history, run, make_request, poll=options.approval_poll).wait,
+            approver=approvals.wait,
         )
         try:
             asyncio.run(_drive(scheduler, recorder))
@@ -687,63 +634,6 @@ def execute_run(
     finally:
         if history is not None:
             history.close()
-
-
-def pre_approve(
-    options: RunOptions, plan: Plan, history: History, run: RunRecord, factory: RequestFactory
-) -> None:
-    """Record the approval of deployments selected with ``--manual`` (approver: ``$USER``, else "cli")."""
-    from buildyard.store.deployments import ApprovalRecord  # noqa: PLC0415
-
-    actor = options.approver or os.environ.get("USER") or "cli"
-    now = time.time()
-    for inst in plan.instances.values():
-        env = inst.environment
-        if env is None or env.approval != "required" or not inst.pre_approved:
-            continue
-        history.decide(
-            ApprovalRecord(run.id, inst.id, "approve", actor, f"buildyard run --manual {inst.job}", now)
-        )
-        factory.approvals[inst.id] = (actor, now)
-
-
-class Approvals:
-    """Waits for ``buildyard approve``/``reject`` of a deployment job, polling the history store."""
-
-    def __init__(self, history: History, run: RunRecord, factory: RequestFactory, *, poll: float) -> None:
-        self.history = history
-        self.run = run
-        self.factory = factory
-        self.poll = poll
-
-    async def wait(self, inst: JobInstance) -> Skip | None:
-        """``None`` once approved; a skip when rejected or when ``approval_timeout`` passed first."""
-        from buildyard.spec.durations import format_duration  # noqa: PLC0415
-        from buildyard.store.deployments import ApprovalRecord  # noqa: PLC0415
-
-        env = inst.environment
-        assert env is not None  # noqa: S101 - the scheduler only waits for deployments
-        deadline = time.monotonic() + env.approval_timeout
-        while True:
-            decision = await asyncio.to_thread(self.history.approval, self.run.id, inst.id)
-            if decision is not None:
-                if decision.decision == "approve":
-                    self.factory.approvals[inst.id] = (decision.actor, decision.at)
-                    return None
-                if decision.actor == TIMEOUT_ACTOR:
-                    return Skip(SkipReason.APPROVAL_TIMEOUT, decision.comment)
-                why = f": {decision.comment}" if decision.comment else ""
-                return Skip(SkipReason.REJECTED, f"rejected by {decision.actor}{why}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                comment = f"no decision within approval_timeout {format_duration(env.approval_timeout)}"
-                with contextlib.suppress(UserError):  # someone decided meanwhile: read it next turn
-                    await asyncio.to_thread(
-                        self.history.decide,
-                        ApprovalRecord(self.run.id, inst.id, "reject", TIMEOUT_ACTOR, comment, time.time()),
-                    )
-                continue
-            await asyncio.sleep(min(self.poll, remaining))
 
 
 class CacheStack:
