@@ -32,6 +32,7 @@ class JobStatus(StrEnum):
     """Final (or current) status of one job instance."""
 
     PENDING = "pending"
+    WAITING = "waiting"  # a deployment waiting for approval (holds no slot)
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
@@ -44,7 +45,7 @@ class JobStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         """True once the job will not change status again in this run."""
-        return self not in (JobStatus.PENDING, JobStatus.RUNNING)
+        return self not in (JobStatus.PENDING, JobStatus.WAITING, JobStatus.RUNNING)
 
     @property
     def is_ok(self) -> bool:
@@ -81,6 +82,8 @@ class SkipReason(StrEnum):
     NOT_ON_FAILURE = "not_on_failure"
     FAIL_FAST = "fail_fast"
     CONDITION_ERROR = "condition_error"
+    REJECTED = "rejected"
+    APPROVAL_TIMEOUT = "approval_timeout"
 
 
 class Severity(StrEnum):

@@ -25,3 +25,24 @@ def test_rich_live_view_on_a_terminal(make_project) -> None:
     assert str(result.status) == "failed"
     assert "✓ a success" in text and "✗ b failed (exit 3)" in text
     assert "jobs" in text  # the progress line of the live area was drawn at least once
+
+
+def test_rich_live_view_shows_a_deployment_waiting_for_approval(make_project) -> None:
+    root = make_project(
+        {
+            "buildyard.yml": "jobs:\n  deploy:\n    script: 'true'\n    environment:\n"
+            "      {name: prod, artifact: a@1.0.0, approval: required, approval_timeout: 1s}\n"
+        }
+    )
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
+    renderer = RichRenderer(console=console)
+    try:
+        result = execute_run(RunOptions(project_dir=root, cache=False), renderer)
+    finally:
+        renderer.close()
+    text = buffer.getvalue()
+    assert str(result.status) == "success"
+    assert "deploy waiting for approval: buildyard approve 1 deploy" in text
+    assert "1 waiting for approval" in text  # the live area showed it while it waited
+    assert "○ deploy skipped" in text and "no decision within approval_timeout 1.0s" in text

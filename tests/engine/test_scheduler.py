@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from buildyard.engine.request import JobRequest
-from buildyard.engine.scheduler import JobFinished, JobRetrying, RunEvent, Scheduler
+from buildyard.engine.scheduler import JobFinished, JobRetrying, JobWaiting, RunEvent, Scheduler
 from buildyard.model import JobStatus, RunStatus, SkipReason
-from buildyard.plan.build import JobInstance, TriggerContext, build
+from buildyard.plan.build import JobInstance, Skip, TriggerContext, build
 from buildyard.spec.load import loads
 from buildyard.testing.executors import FakeExecutor
 
@@ -188,3 +188,54 @@ def test_manual_job_blocks_its_dependents() -> None:
     ).results
     assert r["gate"].status == JobStatus.MANUAL
     assert r["ship"].status == JobStatus.SKIPPED and "was not run (manual)" in r["ship"].message
+
+
+APPROVAL = """
+jobs:
+  deploy: {script: x, environment: {name: prod, artifact: a, approval: required}}
+  other: {script: x}
+"""
+
+
+def test_a_deployment_waits_for_approval_without_a_slot_and_can_be_rejected_or_cancelled() -> None:
+    plan = build(loads(APPROVAL), TriggerContext())
+    events: list[RunEvent] = []
+    gates: list[asyncio.Event] = []
+    answer: list[Skip | None] = [None]
+
+    async def approver(_inst: JobInstance) -> Skip | None:
+        await gates[-1].wait()
+        return answer[0]
+
+    async def drive(sched: Scheduler, *, cancel: bool = False) -> None:
+        gates.append(asyncio.Event())
+        task = asyncio.create_task(sched.run())
+        await asyncio.sleep(0.3)
+        assert sched.results["deploy"].status == JobStatus.WAITING, sched.results["deploy"].message
+        assert sched.results["other"].status == JobStatus.SUCCESS  # ran in the only slot meanwhile
+        if cancel:
+            sched.cancel()
+        else:
+            gates[-1].set()
+        await task
+
+    sched = Scheduler(
+        plan, durations({"other": 0.1}), request, slots=1, on_event=events.append, approver=approver
+    )
+    asyncio.run(drive(sched))
+    assert sched.results["deploy"].status == JobStatus.SUCCESS
+    assert [e.result.id for e in events if isinstance(e, JobWaiting)] == ["deploy"]
+
+    answer[0] = Skip(SkipReason.REJECTED, "rejected by bob")
+    sched = Scheduler(plan, durations({}), request, slots=1, approver=approver)
+    asyncio.run(drive(sched))
+    assert (sched.results["deploy"].status, sched.results["deploy"].message) == (
+        JobStatus.SKIPPED,
+        "rejected by bob",
+    )
+
+    sched = Scheduler(plan, durations({}), request, slots=1, approver=approver)
+    asyncio.run(drive(sched, cancel=True))
+    assert sched.results["deploy"].status == JobStatus.CANCELLED and sched.status() == RunStatus.CANCELLED
+    unattended = run(APPROVAL, durations({}))  # no approver: it never runs unapproved
+    assert unattended.results["deploy"].skip_reason == SkipReason.REJECTED

@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "keys": ("buildyard.cli.keys", "app", "Ed25519 keys that sign artifacts; keys trusted to verify them."),
     "daemon": ("buildyard.cli.daemon", "app", "The warm daemon that serves commands: start, stop, status."),
+    "approve": ("buildyard.cli.deploy", "approve", "Approve a deployment job waiting for approval."),
+    "reject": ("buildyard.cli.deploy", "reject", "Reject a deployment job waiting for approval."),
+    "deploy": ("buildyard.cli.deploy", "app", "Deployments per environment: history, rollback."),
 }
 
 

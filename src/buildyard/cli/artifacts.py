@@ -11,7 +11,11 @@ import click
 from buildyard.cli._common import json_option, print_json, project_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from buildyard.artifacts.keys import PublicKey
+    from buildyard.artifacts.lifecycle import GateVerdict
+    from buildyard.artifacts.model import Manifest
     from buildyard.artifacts.repo import Repository
 
 repo_option = click.option(
@@ -373,6 +377,22 @@ def diff(
             click.echo(f"  {marks[c.kind]} {c.key}{detail}")
 
 
+def _history_gate_check(ctx: click.Context) -> Callable[[Manifest], GateVerdict]:
+    """The verdict of an artifact's source run from the project's run history (opened when asked)."""
+
+    def check(manifest: Manifest) -> GateVerdict:
+        from buildyard.engine.deploying import gate_check  # noqa: PLC0415 - lazy
+        from buildyard.engine.runner import RunOptions, open_history  # noqa: PLC0415
+
+        store = open_history(RunOptions(project_dir=project_dir(ctx)))
+        try:
+            return gate_check(store)(manifest)
+        finally:
+            store.close()
+
+    return check
+
+
 @app.command()
 @click.argument("ref")
 @click.option("--to", "channel", required=True, help="Channel to promote to (dev, staging, production...).")
@@ -395,7 +415,12 @@ def promote(
     from buildyard.artifacts.lifecycle import promote as promote_version  # noqa: PLC0415 - lazy
 
     result = promote_version(
-        _open(ctx, repo_dir, keys_dir), ref, channel, actor=current_actor(), reason=reason
+        _open(ctx, repo_dir, keys_dir),
+        ref,
+        channel,
+        actor=current_actor(),
+        reason=reason,
+        gates_check=_history_gate_check(ctx),
     )
     if as_json:
         print_json(

@@ -76,8 +76,22 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
         jobs = store.jobs(record.id)
         steps = store.steps(record.id)
         gates = store.gates(record.id)
+        deployments = store.deployments(run_id=record.id)
     finally:
         store.close()
+    deployed: dict[str, list[dict[str, object]]] = {}
+    for d in reversed(deployments):  # oldest first: the deployment, then its rollback
+        deployed.setdefault(d.job_id, []).append(
+            {
+                "environment": d.environment,
+                "artifact": d.artifact,
+                "version": d.version,
+                "status": d.status,
+                "url": d.url or None,
+                "approved_by": d.approved_by,
+                "rollback_of": d.rollback_of,
+            }
+        )
     if as_json:
         by_job: dict[str, list[dict[str, object]]] = {}
         for s in steps:
@@ -91,7 +105,12 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
             {
                 **asdict(record),
                 "jobs": [
-                    {**asdict(j), "steps": by_job.get(j.id, []), "gates": gates_by_job.get(j.id, [])}
+                    {
+                        **asdict(j),
+                        "steps": by_job.get(j.id, []),
+                        "gates": gates_by_job.get(j.id, []),
+                        "deployments": deployed.get(j.id, []),
+                    }
                     for j in jobs
                 ],
             }
@@ -117,6 +136,10 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
         )
     for g in gates:
         print(f"gate {g.status:<7} {g.job_id}: {g.gate}: {g.reason}")
+    for d in reversed(deployments):
+        what = "rollback" if d.rollback_of else "deploy"
+        by = f" (approved by {d.approved_by})" if d.approved_by else ""
+        print(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.artifact}@{d.version}{by}")
 
 
 @click.command()

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from buildyard.engine.scheduler import JobFinished, JobResult, JobRetrying, JobStarted, RunEvent
+from buildyard.engine.scheduler import JobFinished, JobResult, JobRetrying, JobStarted, JobWaiting, RunEvent
 from buildyard.model import JobStatus
 from buildyard.plan.build import Plan
 from buildyard.spec.durations import format_duration
@@ -74,6 +74,7 @@ class PlainRenderer:
         self.stream = stream
         self._partial: dict[str, str] = {}
         self.width = 0
+        self.number = 0
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -82,6 +83,7 @@ class PlainRenderer:
     def started(self, run: RunRecord, plan: Plan) -> None:
         """Announce the run."""
         self.width = max((len(i) for i in plan.instances), default=0)
+        self.number = run.number
         where = f" on {run.branch}" if run.branch else ""
         self._line(f"buildyard: run #{run.number} of {run.pipeline}{where} ({len(plan)} jobs)")
 
@@ -90,6 +92,12 @@ class PlainRenderer:
         if isinstance(event, JobStarted):
             suffix = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._line(f"▶ {event.job_id} started{suffix}")
+        elif isinstance(event, JobWaiting):
+            job = event.result.id
+            self._line(
+                f"⏸ {job} waiting for approval: buildyard approve {self.number} {job} "
+                f"(or reject; timeout {format_duration(event.timeout)})"
+            )
         elif isinstance(event, JobRetrying):
             self._line(
                 f"↻ {event.job_id} {event.outcome.status} (attempt {event.attempt}), "
@@ -138,6 +146,7 @@ class RichRenderer(PlainRenderer):
         self.console = console if console is not None else Console()
         super().__init__(sys.stdout, stream=stream)
         self.running: dict[str, float] = {}  # set before Live: it renders once when created
+        self.waiting: dict[str, float] = {}  # deployments waiting for approval
         self.total = 0
         self.done = 0
         self.live = Live(
@@ -155,10 +164,14 @@ class RichRenderer(PlainRenderer):
 
     def event(self, event: RunEvent) -> None:
         """Update state and print finished jobs above the live area."""
+        if isinstance(event, JobWaiting):
+            self.waiting[event.result.id] = time.monotonic()
         if isinstance(event, JobStarted):
+            self.waiting.pop(event.job_id, None)
             self.running[event.job_id] = time.monotonic()
             return
         if isinstance(event, JobFinished):
+            self.waiting.pop(event.result.id, None)
             self.running.pop(event.result.id, None)
             self.done += 1
             result = event.result
@@ -181,10 +194,15 @@ class RichRenderer(PlainRenderer):
         now = time.monotonic()
         for job_id, since in sorted(self.running.items(), key=lambda kv: kv[1]):
             table.add_row("[yellow]●[/]", job_id, f"[dim]{format_duration(now - since)}[/]")
+        for job_id, since in sorted(self.waiting.items(), key=lambda kv: kv[1]):
+            table.add_row(
+                "[yellow]⏸[/]", job_id, f"[dim]waiting for approval {format_duration(now - since)}[/]"
+            )
         bar = Table.grid(padding=(0, 1))
         bar.add_row(
             ProgressBar(total=max(self.total, 1), completed=self.done, width=40),
-            f"{self.done}/{self.total} jobs, {len(self.running)} running",
+            f"{self.done}/{self.total} jobs, {len(self.running)} running"
+            + (f", {len(self.waiting)} waiting for approval" if self.waiting else ""),
         )
         outer = Table.grid()
         outer.add_row(table)

@@ -43,7 +43,9 @@ def _iso(ts: float | None) -> str | None:
 @click.option("--branch", help="Branch (default: from git).")
 @click.option("--tag", help="Tag (default: from git).")
 @click.option("--var", "var", multiple=True, metavar="KEY=VALUE", help="Set a pipeline variable.")
-@click.option("--manual", multiple=True, metavar="JOB", help="Run this manual job.")
+@click.option(
+    "--manual", multiple=True, metavar="JOB", help="Run this manual job; approve this deployment in advance."
+)
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failure.")
 @click.option("--dry-run", is_flag=True, help="Show the plan without running it.")
 @json_option
@@ -168,6 +170,7 @@ def run(
                     "saved_s": j.saved_s,
                     "gates": list(j.gate_results),
                     "published": j.published or None,
+                    "deployed": j.deployed or None,
                 }
                 for j in result.jobs
             ],

@@ -73,6 +73,30 @@ class PublishRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class DeployRequest:
+    """Deploy ``artifact`` (``NAME@VERSION``/``NAME@CHANNEL``/``NAME``) to ``environment``.
+
+    The artifact is pulled (verified) into ``dest`` before the steps; a health check (``health_run``
+    command or ``health_url``) follows them; ``rollback``/``auto_rollback`` say what a failed one does.
+    """
+
+    environment: str
+    artifact: str
+    dest: str
+    url: str = ""
+    health_run: str = ""
+    health_url: str = ""
+    health_timeout: float = 60.0
+    health_interval: float = 2.0
+    rollback: str = ""
+    auto_rollback: bool = False
+    promote: bool = True
+    approved_by: str | None = None
+    approved_at: float | None = None
+    run_number: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class JobRequest:
     """Everything needed to run one attempt of one job instance, anywhere."""
 
@@ -93,6 +117,7 @@ class JobRequest:
     gate_node: bool = False  # evaluate the pipeline's gates instead of running steps
     failed_needs: tuple[str, ...] = ()  # for the gates node: dependencies that failed
     publish: PublishRequest | None = None
+    deploy: DeployRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +156,7 @@ class JobOutcome:
     gate_results: tuple[dict[str, Any], ...] = ()
     test_results: tuple[dict[str, Any], ...] = ()  # from the JUnit reports of tests gates
     published: str = ""  # NAME@VERSION pushed to the artifact repository
+    deployed: str = ""  # NAME@VERSION deployed (whatever the health check said)
 
 
 OutputSink = Callable[[str, bytes], None]

@@ -24,18 +24,28 @@ import msgspec
 
 from buildyard import __version__
 from buildyard.engine.analytics import analytics_step
+from buildyard.engine.approvals import Approvals
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import kill_marked
 from buildyard.engine.request import (
     CacheRequest,
     DependencyCacheRequest,
+    DeployRequest,
     Executor,
     JobRequest,
     PublishRequest,
     StepRequest,
 )
-from buildyard.engine.scheduler import JobFinished, JobResult, JobSetupError, JobStarted, RunEvent, Scheduler
+from buildyard.engine.scheduler import (
+    JobFinished,
+    JobResult,
+    JobSetupError,
+    JobStarted,
+    JobWaiting,
+    RunEvent,
+    Scheduler,
+)
 from buildyard.engine.secrets import read_secrets_file, resolve
 from buildyard.fsutil import atomic_write_bytes
 from buildyard.gitinfo import GitInfo, read_git
@@ -82,6 +92,14 @@ class RunOptions:
     cache: bool = True
     cache_dir: Path | None = None
     remote_cache: str | None = None
+    #: Run the selected jobs without the jobs they need (``deploy rollback``).
+    alone: bool = False
+    #: Job name → artifact reference its deployment must use (``deploy rollback`` pins a version).
+    pins: Mapping[str, str] = field(default_factory=dict)
+    #: Who approves deployments selected with ``--manual`` (default: ``$USER``).
+    approver: str | None = None
+    #: Seconds between two looks at the history for an approval decision.
+    approval_poll: float = 0.5
 
 
 @dataclass
@@ -215,7 +233,7 @@ def plan_step(
 ) -> Plan:
     """Build the plan, using past durations (when known) as critical-path weights."""
     durations = history.durations(pipeline.name) if history is not None else {}
-    return build(pipeline, trigger, select=options.select, durations=durations)
+    return build(pipeline, trigger, select=options.select, durations=durations, alone=options.alone)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -246,6 +264,8 @@ class RequestFactory:
         self.options = options
         self.plan = plan
         self.keys: dict[str, str] = {}  # cache keys of finished jobs, for their dependents' keys
+        self.published: dict[str, str] = {}  # NAME@VERSION published by finished jobs (deployments)
+        self.approvals: dict[str, tuple[str, float]] = {}  # deployment job → (approver, when)
         self.failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
         self.secrets = dict(secrets)
         self.log_dir = log_dir
@@ -270,6 +290,7 @@ class RequestFactory:
         )
         self.base_env = base
         self.pipeline_file = pipeline.file
+        self.home = home_dir(options)
 
     def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
         """The request of ``attempt`` of ``inst``; raise ``JobSetupError`` when it cannot start."""
@@ -300,6 +321,7 @@ class RequestFactory:
             gate_node=inst.gate_node,
             failed_needs=tuple(d for d in inst.needs if d in self.failed) if inst.gate_node else (),
             publish=self.publish_request(inst),
+            deploy=self.deploy_request(inst),
             cache=self.cache_request(inst) if self.options.cache and not inst.gate_node else None,
             run_id=env["BUILDYARD_RUN_ID"],
             job_id=inst.id,
@@ -341,6 +363,22 @@ class RequestFactory:
             pipeline_file=self.pipeline_file,
         )
 
+    def deploy_request(self, inst: JobInstance) -> DeployRequest | None:
+        """What ``environment:`` deploys for ``inst`` (None for other jobs)."""
+        if inst.environment is None:
+            return None
+        from buildyard.engine.deploying import deploy_request  # noqa: PLC0415 - only with environment:
+
+        return deploy_request(
+            inst,
+            plan=self.plan,
+            published=self.published,
+            pins=self.options.pins,
+            approval=self.approvals.get(inst.id),
+            dest=self.home / "deploy" / self.base_env["BUILDYARD_RUN_NUMBER"] / log_name(inst.id)[:-4],
+            run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
+        )
+
     def cache_request(self, inst: JobInstance) -> CacheRequest:
         """What enters ``inst``'s cache key: its definition, declared env, inputs, upstream keys."""
         from buildyard.engine.caching import canonical_definition  # noqa: PLC0415 - cache stack is lazy
@@ -375,7 +413,7 @@ class RequestFactory:
             inputs=inst.inputs,
             global_inputs=self.plan.cache_inputs,
             key_commands=inst.key_commands,
-            job_cache=inst.cached,
+            job_cache=inst.cached and inst.environment is None,  # deploying is the point of a deployment
             dependency_caches=tuple(
                 DependencyCacheRequest(
                     paths=tuple(d.paths),
@@ -405,7 +443,7 @@ class Recorder:
         if isinstance(event, JobStarted):
             if self.first_start is None:
                 self.first_start = event.at
-        elif isinstance(event, JobFinished):
+        elif isinstance(event, JobFinished | JobWaiting):
             self.pending[event.result.id] = event.result
 
     def flush(self, scheduler: Scheduler) -> None:
@@ -557,16 +595,24 @@ def execute_run(
             ],
             insert=True,
         )
+        approvals = Approvals(history, run, make_request.approvals, poll=options.approval_poll)
+        approvals.pre_approve(plan, options.approver or os.environ.get("USER") or "cli")
         if observer is not None:
             observer.started(run, plan)
 
         def on_event(event: RunEvent) -> None:
+            if isinstance(event, JobWaiting):
+                history.save_jobs([recorder.job_record(event.result)])  # `approve` checks it at once
             if isinstance(event, JobFinished):
+                if event.result.published:
+                    make_request.published[event.result.id] = event.result.published
                 if event.result.cache_key:
                     make_request.keys[event.result.id] = event.result.cache_key
                 if event.result.blocks_run:
                     make_request.failed.add(event.result.id)
             recorder.event(event)
+            if isinstance(event, JobFinished) and event.result.gate_results:
+                recorder.flush(scheduler)  # a deployment promoting this run's artifact asks for its gates
             if observer is not None:
                 observer.event(event)
 
@@ -589,6 +635,10 @@ def execute_run(
             from buildyard.engine.publishing import PublishingExecutor  # noqa: PLC0415
 
             inner = PublishingExecutor(inner, project=options.project_dir)
+        if any(i.environment is not None for i in plan.instances.values()):
+            from buildyard.engine.deploying import DeployingExecutor  # noqa: PLC0415
+
+            inner = DeployingExecutor(inner, project=options.project_dir, history=history)
         scheduler = Scheduler(
             plan,
             inner,
@@ -598,6 +648,7 @@ def execute_run(
             on_event=on_event,
             sink=observer.output if observer is not None else None,
             context=static_context(pipeline, trigger),
+            approver=approvals.wait,
         )
         try:
             asyncio.run(_drive(scheduler, recorder))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,6 +54,7 @@ class JobResult:
     gate_results: tuple[dict[str, Any], ...] = ()
     test_results: tuple[dict[str, Any], ...] = ()
     published: str = ""
+    deployed: str = ""
 
     @property
     def blocks_run(self) -> bool:
@@ -76,6 +77,14 @@ class JobStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class JobWaiting:
+    """A deployment job is ready but waits for approval (it holds no slot meanwhile)."""
+
+    result: JobResult
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
 class JobRetrying:
     """An attempt failed and the job will be retried after ``delay`` seconds."""
 
@@ -92,8 +101,10 @@ class JobFinished:
     result: JobResult
 
 
-RunEvent = JobStarted | JobRetrying | JobFinished
+RunEvent = JobStarted | JobRetrying | JobFinished | JobWaiting
 RequestFactory = Callable[[JobInstance, int], JobRequest]
+#: Waits for the decision on a deployment that needs approval: ``None`` to run it, else why not.
+Approver = Callable[[JobInstance], Awaitable[Skip | None]]
 
 
 @dataclass
@@ -102,6 +113,7 @@ class _State:
     remaining: dict[str, int]
     ready: list[tuple[float, int, str]] = field(default_factory=list)
     running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    waiting: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     used_slots: int = 0
     finished: int = 0
 
@@ -120,8 +132,10 @@ class Scheduler:
         on_event: Callable[[RunEvent], None] | None = None,
         sink: OutputSink | None = None,
         context: Mapping[str, Any] | None = None,
+        approver: Approver | None = None,
     ) -> None:
         self.plan = plan
+        self.approver = approver
         self.executor = executor
         self.make_request = make_request
         self.slots = max(1, slots)
@@ -179,7 +193,7 @@ class Scheduler:
                 self._stopping = how
             return
         self._stopping = how
-        for task in list(self._state.running.values()):
+        for task in [*self._state.running.values(), *self._state.waiting.values()]:
             task.cancel()
         self._state.ready.clear()
         for iid, result in self._state.results.items():
@@ -192,7 +206,16 @@ class Scheduler:
         result = self._state.results[iid]
         result.ready_at = time.time()
         decision = self._decide(iid)
-        if decision is None:
+        inst = self.plan.instances[iid]
+        if decision is None and inst.awaits_approval and self.approver is None:
+            decision = Skip(SkipReason.REJECTED, "needs approval and this run cannot wait for one")
+        if decision is None and inst.awaits_approval and self.approver is not None:
+            result.status = JobStatus.WAITING
+            result.message = "waiting for approval"
+            env = inst.environment
+            self.on_event(JobWaiting(replace(result), env.approval_timeout if env else 0.0))
+            self._state.waiting[iid] = asyncio.create_task(self._await_approval(iid), name=f"approve {iid}")
+        elif decision is None:
             heapq.heappush(self._state.ready, (-self.plan.priority[iid], self._order[iid], iid))
         else:
             status = {
@@ -247,6 +270,28 @@ class Scheduler:
             )
             out[job] = {"status": str(worst.status), "result": str(worst.status)}
         return out
+
+    async def _await_approval(self, iid: str) -> None:
+        assert self.approver is not None  # noqa: S101 - only scheduled with an approver
+        try:
+            decision = await self.approver(self.plan.instances[iid])
+        except asyncio.CancelledError:
+            return  # _stop finishes the job as cancelled
+        except Exception as exc:  # noqa: BLE001 - a bug must not hang the run: record it, re-raise later
+            self.internal_errors.append(exc)
+            self._finish(iid, status=JobStatus.FAILED, message=f"buildyard internal error: {exc!r}")
+            return
+        finally:
+            self._state.waiting.pop(iid, None)
+        if self._stopping is not None:
+            return
+        if decision is not None:
+            self._finish(iid, status=JobStatus.SKIPPED, reason=decision.reason, message=decision.message)
+            return
+        self._state.results[iid].status = JobStatus.PENDING
+        self._state.results[iid].message = ""
+        heapq.heappush(self._state.ready, (-self.plan.priority[iid], self._order[iid], iid))
+        self._dispatch()
 
     def _weight(self, iid: str) -> int:
         return min(self.plan.instances[iid].cpus, self.slots)
@@ -351,6 +396,7 @@ class Scheduler:
             result.gate_results = outcome.gate_results
             result.test_results = outcome.test_results
             result.published = outcome.published
+            result.deployed = outcome.deployed
         elif status == JobStatus.CANCELLED and result.started_at is not None:
             result.finished_at = time.time()
             result.duration_s = result.finished_at - result.started_at

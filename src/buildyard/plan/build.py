@@ -18,7 +18,15 @@ from buildyard.model import Event, SkipReason, When
 from buildyard.plan.graph import closure, critical_path_lengths, topological_order
 from buildyard.spec import expr
 from buildyard.spec.load import effective_stages, job_stage
-from buildyard.spec.models import GATES_NODE, DependencyCacheSpec, Job, Pipeline, PublishSpec, Retry
+from buildyard.spec.models import (
+    GATES_NODE,
+    DependencyCacheSpec,
+    EnvironmentSpec,
+    Job,
+    Pipeline,
+    PublishSpec,
+    Retry,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,16 @@ class JobInstance:
     #: True for the synthetic node that evaluates the pipeline-level gates.
     gate_node: bool = False
     publish: PublishSpec | None = None
+    #: The deployment this job makes (``environment:``), None for other jobs.
+    environment: EnvironmentSpec | None = None
+    #: True when ``--manual JOB`` approved the deployment in advance.
+    pre_approved: bool = False
+
+    @property
+    def awaits_approval(self) -> bool:
+        """True for a deployment that must wait for ``buildyard approve`` before it starts."""
+        env = self.environment
+        return env is not None and env.approval == "required" and not self.pre_approved
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +169,10 @@ def build(
     *,
     select: Iterable[str] = (),
     durations: Mapping[str, float] | None = None,
+    alone: bool = False,
 ) -> Plan:
-    """Build the plan of one run. ``select`` restricts it to named jobs plus what they need."""
+    """Build the plan of one run. ``select`` restricts it to named jobs plus what they need (only the
+    named jobs, without their needs, with ``alone``)."""
     base_ctx = static_context(pipeline, trigger)
     variables = dict(base_ctx["vars"])
     instances_of: dict[str, list[str]] = {}
@@ -207,8 +227,8 @@ def build(
 
     if select := list(select):
         roots = _resolve_selection(select, instances_of, made)
-        keep = closure(deps, roots)
-        deps = {k: v for k, v in deps.items() if k in keep}
+        keep = set(roots) if alone else closure(deps, roots)
+        deps = {k: [d for d in v if d in keep] for k, v in deps.items() if k in keep}
         # A manual job the user selected by name is a request to run it.
         skips = {
             k: v for k, v in skips.items() if k in keep and not (v.reason == SkipReason.MANUAL and k in roots)
@@ -351,6 +371,8 @@ def _instance(
             dependency_caches=tuple(job.dependency_caches),
             gates=tuple(job.gates),
             publish=job.publish,
+            environment=job.environment,
+            pre_approved=name in trigger.manual or iid in trigger.manual,
         ),
         skip,
     )

@@ -22,6 +22,7 @@ from buildyard.plan.graph import find_cycle
 from buildyard.spec import expr
 from buildyard.spec.durations import parse_duration
 from buildyard.spec.models import (
+    ENVIRONMENT_KEYS,
     GATES_NODE,
     INTERNAL_FIELDS,
     MAX_MATRIX,
@@ -124,6 +125,8 @@ class _Converter:
                 shown = ["include", "exclude", "<axis>"] if cls is Matrix else allowed
                 close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(shown)}"
+                if cls is Job and name in ENVIRONMENT_KEYS:
+                    hint = f"'{name}' belongs to the deployment: move it under 'environment:'"
                 self.fail(sub, f"unknown key '{name}'", hint, at_key=True)
                 complete = False
                 continue
@@ -331,12 +334,77 @@ def _semantic_checks(pipeline: Pipeline, smap: SourceMap, names: list[str] | Non
         out += _check_expressions(job, base, smap)
     if not out:
         cycle = find_cycle(_job_deps(pipeline))
+        if not cycle:
+            out += _check_environments(pipeline, smap)
         if cycle:
             out.append(
                 smap.diag(
                     ("jobs", cycle[0], "needs"),
                     f"dependency cycle: {' -> '.join(cycle)}",
                     "remove one of these needs",
+                )
+            )
+    return out
+
+
+def upstream_jobs(pipeline: Pipeline, name: str) -> list[str]:
+    """Every job ``name`` depends on, directly or transitively (``needs``, else earlier stages)."""
+    stages = effective_stages(pipeline)
+    rank = {s: i for i, s in enumerate(stages or [])}
+
+    def direct(job: str) -> list[str]:
+        spec = pipeline.jobs[job]
+        if spec.needs is not None:
+            return [n for n in spec.needs if n in pipeline.jobs]
+        if stages is None:
+            return []
+        mine = rank[job_stage(pipeline, spec) or ""]
+        return [o for o, j in pipeline.jobs.items() if rank[job_stage(pipeline, j) or ""] < mine]
+
+    seen: list[str] = []
+    stack = direct(name)
+    while stack:
+        job = stack.pop()
+        if job not in seen:
+            seen.append(job)
+            stack += direct(job)
+    return seen
+
+
+def published_upstream(pipeline: Pipeline, name: str) -> list[str]:
+    """Names of the artifacts published by the jobs ``name`` depends on (sorted, distinct)."""
+    return sorted(
+        {
+            spec.publish.name
+            for job in upstream_jobs(pipeline, name)
+            if (spec := pipeline.jobs[job]).publish is not None
+        }
+    )
+
+
+def _check_environments(pipeline: Pipeline, smap: SourceMap) -> list[Diagnostic]:
+    """A deployment without ``artifact:`` deploys what exactly one needed job publishes."""
+    out: list[Diagnostic] = []
+    for name, job in pipeline.jobs.items():
+        env = job.environment
+        if env is None or env.artifact is not None:
+            continue
+        names = published_upstream(pipeline, name)
+        where = ("jobs", name, "environment")
+        if not names:
+            out.append(
+                smap.diag(
+                    where,
+                    f"deployment job '{name}' has no artifact to deploy: no job it needs has 'publish:'",
+                    "add 'publish:' to a job it needs, or set environment.artifact: NAME[@VERSION|@CHANNEL]",
+                )
+            )
+        elif len(names) > 1:
+            out.append(
+                smap.diag(
+                    where,
+                    f"deployment job '{name}' could deploy several artifacts ({', '.join(names)})",
+                    "set environment.artifact to the one it deploys",
                 )
             )
     return out

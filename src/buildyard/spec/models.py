@@ -169,6 +169,79 @@ class PublishSpec(Spec, frozen=True, kw_only=True):
         return out
 
 
+APPROVALS = ("none", "required")
+#: Keys of ``environment:`` users sometimes write at the job level.
+ENVIRONMENT_KEYS = frozenset({"health_check", "rollback", "auto_rollback", "approval", "approval_timeout"})
+
+
+class HealthCheck(Spec, frozen=True, kw_only=True):
+    """After a deployment: a command (exit 0) or an HTTP URL (2xx), polled every ``interval`` until
+    healthy or ``timeout``."""
+
+    durations: ClassVar[tuple[str, ...]] = ("timeout", "interval")
+
+    run: str | None = None
+    url: str | None = None
+    timeout: float = 60.0
+    interval: float = 2.0
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Exactly one of run/url; an http(s) URL; positive timings."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if (self.run is None) == (self.url is None):
+            out.append(((), "a health_check needs exactly one of 'run' (a command) or 'url'"))
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            out.append((("url",), f"health_check.url must start with http:// or https://, not {self.url!r}"))
+        if self.interval <= 0:
+            out.append((("interval",), "health_check.interval must be positive"))
+        if self.timeout <= 0:
+            out.append((("timeout",), "health_check.timeout must be positive"))
+        return out
+
+
+class EnvironmentSpec(Spec, frozen=True, kw_only=True):
+    """What makes a job a deployment: the environment it deploys an artifact to, and how."""
+
+    durations: ClassVar[tuple[str, ...]] = ("approval_timeout",)
+
+    name: str
+    url: str | None = None
+    approval: str = "none"
+    approval_timeout: float = 86400.0
+    #: ``NAME``, ``NAME@VERSION`` or ``NAME@CHANNEL``; default: the artifact a needed job publishes.
+    artifact: str | None = None
+    health_check: HealthCheck | None = None
+    rollback: str | None = None
+    auto_rollback: bool = False
+    promote: bool = True
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Well-formed name and artifact; known approval; auto_rollback has a health check to react to."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if not JOB_NAME.match(self.name):
+            out.append(
+                (("name",), f"environment name {self.name!r} may only contain letters, digits, '_', '-', '.'")
+            )
+        if self.approval not in APPROVALS:
+            out.append((("approval",), f"approval must be 'required' or 'none', not {self.approval!r}"))
+        if self.approval_timeout <= 0:
+            out.append((("approval_timeout",), "approval_timeout must be positive"))
+        if self.artifact is not None:
+            name, _, selector = self.artifact.partition("@")
+            if not name or ("@" in self.artifact and not selector):
+                out.append(
+                    (
+                        ("artifact",),
+                        f"artifact must be NAME, NAME@VERSION or NAME@CHANNEL, not {self.artifact!r}",
+                    )
+                )
+        if self.auto_rollback and self.health_check is None:
+            out.append(
+                (("auto_rollback",), "auto_rollback reacts to a failed health check: add a health_check")
+            )
+        return out
+
+
 class Job(Spec, frozen=True, kw_only=True):
     """One job of the pipeline (a template when it has a matrix)."""
 
@@ -198,9 +271,11 @@ class Job(Spec, frozen=True, kw_only=True):
     #: Quality gates evaluated when this job succeeds (validated by ``buildyard.gates.config``).
     gates: list[Any] = msgspec.field(default_factory=list)
     publish: PublishSpec | None = None
+    #: Makes the job a deployment to this environment (``environment: production`` is ``{name: production}``).
+    environment: EnvironmentSpec | None = None
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """Exactly one of steps/script; secrets are environment variable names."""
+        """Exactly one of steps/script; secrets are environment variable names; a deployment has no matrix."""
         out: list[tuple[tuple[str | int, ...], str]] = []
         if self.steps and self.script:
             out.append(((), "use either 'steps' or 'script', not both"))
@@ -209,6 +284,8 @@ class Job(Spec, frozen=True, kw_only=True):
         for i, name in enumerate(self.secrets):
             if not ENV_NAME.match(name):
                 out.append((("secrets", i), f"secret name {name!r} must be an environment variable name"))
+        if self.environment is not None and self.matrix is not None:
+            out.append((("environment",), "a deployment job cannot have a matrix (one job per environment)"))
         return out
 
     @property
@@ -303,4 +380,6 @@ def normalize_raw(cls: type[Spec], raw: Any) -> Any:
             raw = {**raw, "script": [raw["script"]]}
         if isinstance(raw.get("cache"), dict):
             raw = {**raw, "cache": [raw["cache"]]}
+        if isinstance(raw.get("environment"), str):
+            raw = {**raw, "environment": {"name": raw["environment"]}}
     return raw

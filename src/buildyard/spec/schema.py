@@ -22,11 +22,12 @@ def json_schema() -> dict[str, Any]:
     """The schema (draft 2020-12) editors use to validate and complete pipeline files."""
     schema: dict[str, Any] = msgspec.json.schema(Pipeline)
     defs = schema["$defs"]
-    for name in ("Step", "Retry", "Artifacts", "Resources", "Matrix", "Job", "Defaults", "Pipeline"):
+    names = ("Step", "Retry", "Artifacts", "Resources", "Matrix", "Job", "Defaults", "Pipeline")
+    for name in (*names, "EnvironmentSpec", "HealthCheck"):
         props = defs[name].get("properties", {})
         for key in INTERNAL_FIELDS:
             props.pop(key, None)
-        for key in ("timeout", "backoff", "max_backoff"):
+        for key in ("timeout", "backoff", "max_backoff", "interval", "approval_timeout"):
             if key in props:
                 props[key] = _DURATION
         for key in ("env", "variables"):
@@ -41,6 +42,12 @@ def json_schema() -> dict[str, Any]:
     job["steps"] = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/Step"}]}}
     job["script"] = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
     job["retry"] = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10}, {"$ref": "#/$defs/Retry"}]}
+    job["environment"] = {
+        "anyOf": [{"type": "string"}, {"$ref": "#/$defs/EnvironmentSpec"}],
+        "description": "Makes the job a deployment to this environment (a name, or the full mapping).",
+    }
+    environment = defs["EnvironmentSpec"]["properties"]
+    environment["approval"] = {"enum": ["none", "required"], "default": "none"}
     matrix = defs["Matrix"]
     matrix["properties"].pop("axes", None)
     matrix["additionalProperties"] = {"type": "array", "items": _SCALAR, "minItems": 1}

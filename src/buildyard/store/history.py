@@ -20,9 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from buildyard.errors import NotFoundError, StoreError
+from buildyard.store.deployments import ApprovalRecord, DeploymentRecord, DeploymentStore
 from buildyard.store.schema import gate_results, jobs, runs, steps, test_results
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,38 @@ class History(Protocol):
         """Recent mean duration per job instance (scheduling priorities)."""
         ...
 
+    def start_deployment(self, record: DeploymentRecord) -> int:
+        """Insert a deployment; return its id."""
+        ...
+
+    def finish_deployment(self, deployment_id: int, status: str) -> None:
+        """Record how a deployment ended."""
+        ...
+
+    def deployments(
+        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 50
+    ) -> list[DeploymentRecord]:
+        """Deployments, newest first."""
+        ...
+
+    def last_good_version(
+        self, environment: str, *, artifact: str, exclude: str | None = None, before: int | None = None
+    ) -> DeploymentRecord | None:
+        """The newest successful deployment of ``artifact`` to ``environment`` (rollback target)."""
+        ...
+
+    def decide(self, record: ApprovalRecord) -> None:
+        """Record an approval decision (refused if the job was already decided)."""
+        ...
+
+    def approval(self, run_id: str, job_id: str) -> ApprovalRecord | None:
+        """The decision on a job of a run, if any."""
+        ...
+
+    def gate_verdict(self, run_id: str) -> tuple[bool, str]:
+        """Did a run pass its gates? ``(passed, detail)``."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
@@ -208,7 +241,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class SqlHistory:
+class SqlHistory(DeploymentStore):
     """History in a SQL database through SQLAlchemy Core."""
 
     def __init__(self, url: str) -> None:

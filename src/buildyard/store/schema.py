@@ -127,3 +127,36 @@ test_results = Table(
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 Index("ix_test_results_at", test_results.c.at)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("environment", String(200), nullable=False),
+    Column("artifact", String(200), nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("job_id", String(300), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("url", Text, nullable=False, default=""),
+    Column("approved_by", String(200)),
+    Column("approved_at", Float),
+    Column("rollback_of", Integer),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)
+Index("ix_deployments_environment", deployments.c.environment, deployments.c.id)
+Index("ix_deployments_run", deployments.c.run_id)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("job_id", String(300), primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("at", Float, nullable=False),
+    ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
+)

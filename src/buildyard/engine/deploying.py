@@ -1,0 +1,468 @@
+"""``environment:`` around any executor: deploy a verified artifact, check its health, roll back.
+
+The outermost wrapper. For a deployment job it resolves the artifact, pulls it (digests and
+signature verified; nothing is deployed otherwise) into ``.buildyard/deploy/<run>/<job>/``, runs the
+job's steps with the ``BUILDYARD_ARTIFACT_*`` and ``BUILDYARD_ENVIRONMENT*`` variables, then polls
+the health check. A failed health check fails the job and, with ``auto_rollback``, deploys the
+environment's previous good version again (the ``rollback`` command, else the job's own steps).
+Every deployment and rollback is a row of the history's ``deployments`` table. A healthy deployment
+promotes the artifact to the channel named like the environment, when there is one.
+
+Deployment jobs are never served from the job cache: deploying is the point of running them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildyard.engine.request import DeployRequest, Executor, JobOutcome, JobRequest, OutputSink, StepRequest
+from buildyard.engine.scheduler import JobSetupError
+from buildyard.errors import UserError
+from buildyard.model import JobStatus
+from buildyard.plan.build import JobInstance, Plan
+from buildyard.store.deployments import DeploymentRecord
+
+if TYPE_CHECKING:
+    from buildyard.artifacts import GateVerdict, Manifest, Repository, Verified
+    from buildyard.store.history import History
+
+
+def deploy_request(
+    inst: JobInstance,
+    *,
+    plan: Plan,
+    published: Mapping[str, str],
+    pins: Mapping[str, str],
+    approval: tuple[str, float] | None,
+    dest: Path,
+    run_number: int,
+) -> DeployRequest:
+    """The ``DeployRequest`` of deployment job ``inst`` (raise ``JobSetupError`` if it has no artifact)."""
+    env = inst.environment
+    assert env is not None  # noqa: S101 - only called for deployments
+    health = env.health_check
+    approved_by, approved_at = approval if approval is not None else (None, None)
+    return DeployRequest(
+        environment=env.name,
+        artifact=artifact_ref(inst, plan=plan, published=published, pins=pins),
+        dest=str(dest),
+        url=env.url or "",
+        health_run=(health.run or "") if health else "",
+        health_url=(health.url or "") if health else "",
+        health_timeout=health.timeout if health else 0.0,
+        health_interval=health.interval if health else 0.0,
+        rollback=env.rollback or "",
+        auto_rollback=env.auto_rollback,
+        promote=env.promote,
+        approved_by=approved_by,
+        approved_at=approved_at,
+        run_number=run_number,
+    )
+
+
+def artifact_ref(
+    inst: JobInstance, *, plan: Plan, published: Mapping[str, str], pins: Mapping[str, str]
+) -> str:
+    """What a deployment deploys: a pinned ref (``deploy rollback``), a declared ``NAME@…``, else the
+    version a job it needs published in this run (of the declared ``NAME``, if any), else the latest
+    ``NAME`` in the repository."""
+    env = inst.environment
+    assert env is not None  # noqa: S101 - only called for deployments
+    pinned = pins.get(inst.job) or pins.get(inst.id)
+    if pinned:
+        return pinned
+    declared = env.artifact
+    if declared is not None and "@" in declared:
+        return declared
+    refs = sorted(
+        {
+            published[i]
+            for i in _upstream(inst, plan)
+            if i in published and (declared is None or published[i].partition("@")[0] == declared)
+        }
+    )
+    if len(refs) == 1:
+        return refs[0]
+    if len(refs) > 1:
+        raise JobSetupError(
+            f"environment {env.name}: the jobs it needs published several versions ({', '.join(refs)}); "
+            "set environment.artifact to NAME@VERSION"
+        )
+    if declared is not None:
+        return declared
+    raise JobSetupError(
+        f"environment {env.name}: no artifact was published in this run by the jobs it needs "
+        "(set environment.artifact to deploy one from the repository)"
+    )
+
+
+def _upstream(inst: JobInstance, plan: Plan) -> set[str]:
+    """Every instance ``inst`` depends on, transitively."""
+    seen: set[str] = set()
+    stack = list(inst.needs)
+    while stack:
+        iid = stack.pop()
+        if iid not in seen and iid in plan.instances:
+            seen.add(iid)
+            stack += plan.instances[iid].needs
+    return seen
+
+
+def gate_check(history: History) -> Callable[[Manifest], GateVerdict]:
+    """The promotion policy's gate check: the verdict of the artifact's source run, from history."""
+    from buildyard.artifacts import GateVerdict  # noqa: PLC0415 - artifacts are imported lazily
+
+    def check(manifest: Manifest) -> GateVerdict:
+        run_id = manifest.build.run_id
+        if not run_id:
+            return GateVerdict(False, "the artifact was not built by a recorded run")
+        passed, detail = history.gate_verdict(run_id)
+        return GateVerdict(passed, detail)
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class _Pulled:
+    verified: Verified
+    dest: Path
+
+    @property
+    def name(self) -> str:
+        return self.verified.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.verified.manifest.version
+
+
+class DeployingExecutor:
+    """Runs deployment jobs (requests with ``deploy``); passes every other request through."""
+
+    def __init__(self, inner: Executor, *, project: Path, history: History) -> None:
+        self.inner = inner
+        self.project = project
+        self.history = history
+        self._repo: Repository | None = None
+
+    def repo(self) -> Repository:
+        """The project's artifact repository (opened once)."""
+        if self._repo is None:
+            from buildyard.artifacts import open_repository  # noqa: PLC0415 - only with environment:
+
+            self._repo = open_repository(self.project)
+        return self._repo
+
+    async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
+        """Pull, deploy, check health, roll back if asked; record the deployment."""
+        spec = request.deploy
+        if spec is None:
+            return await self.inner.execute(request, sink)
+        started_at, start = time.time(), time.monotonic()
+        try:
+            pulled = await asyncio.to_thread(self._pull, spec.artifact, Path(spec.dest))
+        except UserError as exc:
+            note = f"deploy to {spec.environment} refused: {exc}"
+            Path(request.log_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(request.log_path).write_bytes(f"buildyard: {note}\n".encode())
+            if sink is not None:
+                sink(request.job_id, f"buildyard: {note}\n".encode())
+            now = time.time()
+            return JobOutcome(
+                job_id=request.job_id,
+                attempt=request.attempt,
+                status=JobStatus.FAILED,
+                exit_code=None,
+                started_at=started_at,
+                finished_at=now,
+                duration_s=time.monotonic() - start,
+                message=note,
+                log_path=request.log_path,
+            )
+        deployment = await self._start(request, spec, pulled)
+        try:
+            outcome = await self._deploy(request, spec, pulled, deployment, sink)
+        except asyncio.CancelledError:
+            self.history.finish_deployment(deployment, "failed")
+            raise
+        return replace(
+            outcome,
+            deployed=f"{pulled.name}@{pulled.version}",
+            finished_at=time.time(),
+            duration_s=time.monotonic() - start,
+        )
+
+    # --- one deployment ---------------------------------------------------------------------------
+
+    async def _deploy(
+        self,
+        request: JobRequest,
+        spec: DeployRequest,
+        pulled: _Pulled,
+        deployment: int,
+        sink: OutputSink | None,
+    ) -> JobOutcome:
+        deploy_request = self._with_artifact(request, spec, pulled)
+        note = f"pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}"
+        if request.attempt > 1:  # the executor appends to the log of earlier attempts
+            self._log(request, note, sink)
+            outcome = await self.inner.execute(deploy_request, sink)
+        else:  # the executor starts the log afresh: put the note first once it is written
+            if sink is not None:
+                sink(request.job_id, f"buildyard: {note}\n".encode())
+            outcome = await self.inner.execute(deploy_request, sink)
+            await asyncio.to_thread(_prepend, Path(request.log_path), f"buildyard: {note}\n".encode())
+        what = f"{pulled.name}@{pulled.version} to {spec.environment}"
+        if outcome.status != JobStatus.SUCCESS:
+            await asyncio.to_thread(self.history.finish_deployment, deployment, "failed")
+            self._log(request, f"deployment of {what} failed", sink)
+            return outcome
+        problem = await self._health(deploy_request, spec, sink, suffix="health")
+        if problem is None:
+            await asyncio.to_thread(self.history.finish_deployment, deployment, "success")
+            self._log(request, f"deployed {what}" + (" (healthy)" if _has_health(spec) else ""), sink)
+            if spec.promote:
+                await asyncio.to_thread(self._promote, request, spec, pulled, sink)
+            return outcome
+        message = f"health check failed: {problem}"
+        self._log(request, f"deployment of {what}: {message}", sink)
+        await asyncio.to_thread(self.history.finish_deployment, deployment, "failed")
+        if spec.auto_rollback:
+            message += "; " + await self._rollback(request, spec, pulled, deployment, sink)
+        return replace(outcome, status=JobStatus.FAILED, exit_code=None, message=message)
+
+    def _pull(self, ref: str, dest: Path) -> _Pulled:
+        if dest.exists():  # a retry pulls again into a clean directory
+            import shutil  # noqa: PLC0415
+
+            shutil.rmtree(dest)
+        return _Pulled(self.repo().pull(ref, dest), dest)
+
+    async def _start(
+        self, request: JobRequest, spec: DeployRequest, pulled: _Pulled, rollback_of: int | None = None
+    ) -> int:
+        record = DeploymentRecord(
+            environment=spec.environment,
+            artifact=pulled.name,
+            version=pulled.version,
+            run_id=request.run_id,
+            job_id=request.job_id,
+            status="running",
+            started_at=time.time(),
+            url=spec.url,
+            approved_by=spec.approved_by,
+            approved_at=spec.approved_at,
+            rollback_of=rollback_of,
+        )
+        return await asyncio.to_thread(self.history.start_deployment, record)
+
+    def _with_artifact(self, request: JobRequest, spec: DeployRequest, pulled: _Pulled) -> JobRequest:
+        from buildyard.artifacts import artifact_env  # noqa: PLC0415
+
+        env = dict(request.env)
+        env.update(artifact_env(pulled.verified, pulled.dest))
+        env.update(
+            {
+                "BUILDYARD_ENVIRONMENT": spec.environment,
+                "BUILDYARD_ENVIRONMENT_URL": spec.url,
+                "BUILDYARD_DEPLOY_VERSION": pulled.version,
+            }
+        )
+        cache = replace(request.cache, job_cache=False) if request.cache is not None else None
+        return replace(request, env=tuple(env.items()), cache=cache, deploy=None)
+
+    # --- health -----------------------------------------------------------------------------------
+
+    async def _health(
+        self, request: JobRequest, spec: DeployRequest, sink: OutputSink | None, *, suffix: str
+    ) -> str | None:
+        """``None`` when healthy (or no health check), else why not, after polling until the timeout."""
+        if not _has_health(spec):
+            return None
+        deadline = time.monotonic() + spec.health_timeout
+        tries = 0
+        last = "not checked"
+        while True:
+            tries += 1
+            if spec.health_url:
+                last = await _get(spec.health_url, max(0.1, deadline - time.monotonic()))
+                ok = last.startswith("HTTP 2")
+            else:
+                remaining = max(0.1, deadline - time.monotonic())
+                ok, last = await self._command(
+                    request, spec.health_run, "health check", sink, suffix, remaining
+                )
+            if ok:
+                self._log(request, f"health check passed ({last}, try {tries})", sink)
+                return None
+            if time.monotonic() + spec.health_interval > deadline:
+                return f"{last} after {tries} tries in {spec.health_timeout:g}s"
+            await asyncio.sleep(spec.health_interval)
+
+    async def _command(
+        self,
+        request: JobRequest,
+        script: str,
+        name: str,
+        sink: OutputSink | None,
+        suffix: str,
+        timeout: float | None,
+    ) -> tuple[bool, str]:
+        """Run ``script`` like a step of the job (same env and shell); its log is appended to the job's."""
+        shell = request.steps[0].shell if request.steps else "bash -eo pipefail"
+        side_log = f"{request.log_path}.{suffix}"
+        step = StepRequest(name=name, shell=shell, script=script)
+        sub = replace(
+            request,
+            steps=(step,),
+            log_path=side_log,
+            attempt=1,
+            timeout=timeout,
+            gates=(),
+            publish=None,
+            cache=None,
+            output_globs=(),
+        )
+        outcome = await self.inner.execute(sub, sink)
+        ok = outcome.status == JobStatus.SUCCESS
+        result = "exit 0" if ok else (outcome.message or f"{name} {outcome.status}")
+        self._append(request, side_log, f"──── {name}: {result} ────")
+        return ok, result
+
+    # --- rollback ---------------------------------------------------------------------------------
+
+    async def _rollback(
+        self,
+        request: JobRequest,
+        spec: DeployRequest,
+        failed: _Pulled,
+        deployment: int,
+        sink: OutputSink | None,
+    ) -> str:
+        """Deploy the previous good version again; return what happened (for the job's message)."""
+        previous = await asyncio.to_thread(
+            self.history.last_good_version,
+            spec.environment,
+            artifact=failed.name,
+            exclude=failed.version,
+            before=deployment,
+        )
+        if previous is None:
+            self._log(request, f"no previous good version of {failed.name} in {spec.environment}", sink)
+            return "no previous good version to roll back to"
+        ref = f"{failed.name}@{previous.version}"
+        try:
+            pulled = await asyncio.to_thread(self._pull, ref, Path(f"{spec.dest}.rollback"))
+        except UserError as exc:
+            self._log(request, f"rollback to {ref} refused: {exc}", sink)
+            return f"rollback to {previous.version} refused: {exc}"
+        back = await self._start(
+            request, replace(spec, approved_by=None, approved_at=None), pulled, deployment
+        )
+        self._log(request, f"rolling back {spec.environment} to {ref}", sink)
+        rollback_request = self._with_artifact(request, spec, pulled)
+        try:
+            if spec.rollback:
+                ok, why = await self._command(
+                    rollback_request, spec.rollback, "rollback", sink, "rollback", None
+                )
+            else:
+                sub = replace(
+                    rollback_request,
+                    log_path=f"{request.log_path}.rollback",
+                    attempt=1,
+                    gates=(),
+                    publish=None,
+                )
+                outcome = await self.inner.execute(sub, sink)
+                ok, why = outcome.status == JobStatus.SUCCESS, outcome.message
+                self._append(request, sub.log_path, f"──── rollback (the job's steps): {why or 'ok'} ────")
+            if ok:
+                problem = await self._health(rollback_request, spec, sink, suffix="rollback-health")
+                ok, why = problem is None, f"health check failed: {problem}"
+        except asyncio.CancelledError:
+            self.history.finish_deployment(back, "failed")
+            raise
+        await asyncio.to_thread(self.history.finish_deployment, back, "success" if ok else "failed")
+        if ok:
+            await asyncio.to_thread(self.history.finish_deployment, deployment, "rolled_back")
+            self._log(request, f"rolled back {spec.environment} to {ref}", sink)
+            return f"rolled back to {previous.version}"
+        self._log(request, f"rollback to {ref} failed: {why}", sink)
+        return f"rollback to {previous.version} failed: {why}"
+
+    # --- promotion --------------------------------------------------------------------------------
+
+    def _promote(
+        self, request: JobRequest, spec: DeployRequest, pulled: _Pulled, sink: OutputSink | None
+    ) -> None:
+        """Point the channel named like the environment at the deployed version (if such a channel exists)."""
+        from buildyard.artifacts import ArtifactError, promote  # noqa: PLC0415
+        from buildyard.artifacts.audit import current_actor  # noqa: PLC0415
+
+        repo = self.repo()
+        if spec.environment not in repo.config.names:
+            return
+        try:
+            result = promote(
+                repo,
+                f"{pulled.name}@{pulled.version}",
+                spec.environment,
+                actor=spec.approved_by or current_actor(),
+                reason=f"deployed by run #{spec.run_number} job {request.job_id}",
+                gates_check=gate_check(self.history),
+            )
+        except ArtifactError as exc:
+            self._log(request, f"not promoted to channel {spec.environment}: {exc}", sink)
+            return
+        if result.changed:
+            self._log(request, f"promoted {pulled.name}@{pulled.version} to channel {spec.environment}", sink)
+
+    # --- log --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _log(request: JobRequest, line: str, sink: OutputSink | None) -> None:
+        data = f"buildyard: {line}\n".encode()
+        with Path(request.log_path).open("ab") as log:
+            log.write(data)
+        if sink is not None:
+            sink(request.job_id, data)
+
+    @staticmethod
+    def _append(request: JobRequest, side_log: str, header: str) -> None:
+        side = Path(side_log)
+        with contextlib.suppress(OSError), Path(request.log_path).open("ab") as log:
+            log.write(f"{header}\n".encode() + side.read_bytes())
+        with contextlib.suppress(OSError):
+            side.unlink()
+
+
+def _prepend(path: Path, data: bytes) -> None:
+    """Put ``data`` before a log the executor wrote (it truncates the log when a job starts)."""
+    try:
+        body = path.read_bytes()
+    except OSError:
+        body = b""
+    path.write_bytes(data + body)
+
+
+def _has_health(spec: DeployRequest) -> bool:
+    return bool(spec.health_run or spec.health_url)
+
+
+async def _get(url: str, timeout: float) -> str:
+    """``HTTP <status>`` of a GET to ``url``, or the connection error in a few words."""
+    import httpx  # noqa: PLC0415 - only for URL health checks
+
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__} for {url}"
+    return f"HTTP {response.status_code} from {url}"
