@@ -236,6 +236,6 @@ def test_a_private_directory_is_required(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)
     shared.chmod(0o777)
-    assert client.private_dir(shared) is False
-    assert client.private_dir(tmp_path / "mine") is True
+    assert client.private_dir(str(shared)) is False
+    assert client.private_dir(str(tmp_path / "mine")) is True
     assert (tmp_path / "mine").stat().st_mode & 0o777 == 0o700

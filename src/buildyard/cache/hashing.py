@@ -147,12 +147,23 @@ class StatCache:
         self._dirty = False
 
 
-class FileHasher:
-    """Digests of many files under a root, using a :class:`StatCache` and a thread pool."""
+class NotCachedError(Exception):
+    """A ``cached_only`` hasher would have to read a file (its digest is not in the stat cache)."""
 
-    def __init__(self, stat_cache: StatCache | None = None, *, workers: int | None = None) -> None:
+
+class FileHasher:
+    """Digests of many files under a root, using a :class:`StatCache` and a thread pool.
+
+    ``cached_only=True`` never reads a file: it raises :class:`NotCachedError` instead, so a caller
+    can do the cheap, stat-only case inline and move the rest to a worker thread.
+    """
+
+    def __init__(
+        self, stat_cache: StatCache | None = None, *, workers: int | None = None, cached_only: bool = False
+    ) -> None:
         self.stat_cache = stat_cache if stat_cache is not None else StatCache()
         self.workers = workers or min(8, (os.cpu_count() or 2) * 2)
+        self.cached_only = cached_only
         self.files_read = 0  # how many files were actually read by the last call (for stats and tests)
 
     def digest_paths(self, root: Path, rel_paths: Iterable[str]) -> dict[str, str]:
@@ -181,6 +192,8 @@ class FileHasher:
                 pending_large.append((rel, full, st))
             else:
                 pending_small.append((rel, full, st))
+        if self.cached_only and (pending_small or pending_large):
+            raise NotCachedError((pending_small or pending_large)[0][1])
         self.files_read = len(pending_small) + len(pending_large)
         if not self.files_read:
             return result

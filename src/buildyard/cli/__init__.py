@@ -7,6 +7,7 @@ imported lazily (``buildyard --version`` must start in well under 150 ms).
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -20,7 +21,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_cli(argv: list[str] | None = None) -> int:
-    """Run the CLI in-process and return its exit code (used by tests)."""
+    """Run the CLI in-process and return its exit code (used by tests).
+
+    ``BUILDYARD_PROFILE=FILE`` writes a cProfile of the command to FILE (for ``python -m pstats``).
+    """
+    profile = os.environ.get("BUILDYARD_PROFILE")
+    if profile:
+        import cProfile  # noqa: PLC0415
+
+        profiler = cProfile.Profile()
+        try:
+            return profiler.runcall(_run_cli, argv)
+        finally:
+            profiler.dump_stats(profile)
+    return _run_cli(argv)
+
+
+def _run_cli(argv: list[str] | None) -> int:
     import click  # noqa: PLC0415 - keeps ``import buildyard.cli`` cheap
 
     from buildyard.cli.app import root  # noqa: PLC0415

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import marshal
+import os
 import time
 
 import click
 
-from buildyard.daemon.client import connect, private_dir, read_lines, send_message, socket_path, start_daemon
+from buildyard.daemon.client import connect, private_dir, read_all, send_message, socket_path, start_daemon
 from buildyard.errors import UserError
 
 
@@ -17,14 +19,23 @@ def app() -> None:
 
 
 def _status() -> dict[str, object] | None:
+    return _control("status")
+
+
+def _control(command: str) -> dict[str, object] | None:
     path = socket_path()
-    sock = connect(path) if path.exists() else None
+    sock = connect(path) if os.path.exists(path) else None  # noqa: PTH110
     if sock is None:
         return None
-    with sock:
-        send_message(sock, {"control": "status"})
-        replies = read_lines(sock)
-    return replies[0] if replies else None
+    try:
+        send_message(sock, {"control": command})
+        reply = read_all(sock)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    status = marshal.loads(reply) if reply else None  # noqa: S302 - our own daemon, private socket
+    return status if isinstance(status, dict) else None
 
 
 @app.command()
@@ -34,9 +45,10 @@ def start(wait_s: float) -> None:
     status = _status()
     if status is None:
         path = socket_path()
-        if not private_dir(path.parent):
-            raise UserError(f"{path.parent}: not a private directory of this user (set BUILDYARD_DAEMON_DIR)")
-        if start_daemon(path) is None:
+        folder = os.path.dirname(path)  # noqa: PTH120
+        if not private_dir(folder):
+            raise UserError(f"{folder}: not a private directory of this user (set BUILDYARD_DAEMON_DIR)")
+        if not start_daemon(path):
             raise UserError("cannot start the daemon (see BUILDYARD_DAEMON_DIR)")
         deadline = time.monotonic() + wait_s
         while status is None and time.monotonic() < deadline:
@@ -50,16 +62,11 @@ def start(wait_s: float) -> None:
 @app.command()
 def stop() -> None:
     """Stop the daemon (commands already running finish)."""
-    path = socket_path()
-    sock = connect(path) if path.exists() else None
-    if sock is None:
+    info = _control("stop")
+    if info is None:
         click.echo("no daemon running")
         return
-    with sock:
-        send_message(sock, {"control": "stop"})
-        replies = read_lines(sock)
-    pid = replies[0]["pid"] if replies else "?"
-    click.echo(f"daemon stopped (pid {pid})")
+    click.echo(f"daemon stopped (pid {info['pid']})")
 
 
 @app.command()

@@ -15,7 +15,7 @@ import contextlib
 import errno
 import hashlib
 import importlib
-import json
+import marshal
 import os
 import random
 import signal
@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from buildyard.daemon.client import HEADER
+from buildyard.daemon.client import MAX_REQUEST
 
 #: Imported before the first fork, so children start warm (the modules of the served commands).
 PRELOAD = (
@@ -47,7 +47,6 @@ PRELOAD = (
     "rich.table",
 )
 IDLE_DEFAULT = 3 * 3600.0
-MAX_REQUEST = 16 << 20
 
 
 def fingerprint() -> str:
@@ -137,15 +136,14 @@ class Daemon:
         fds: list[int] = []
         try:
             conn.settimeout(5.0)
-            uid = struct_peer_uid(conn)
+            if struct_peer_uid(conn) != os.getuid():
+                return True  # the directory is private anyway; never unmarshal a stranger's bytes
             message, fds = receive(conn)
-            if uid != os.getuid():
-                return True
             control = message.get("control")
             if control is not None:
                 return self.control(conn, str(control))
             if fingerprint() != self.code:
-                conn.sendall(b'{"stale": true}\n')
+                conn.sendall(b"stale\n")
                 return False
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child reports through the client's exit code
@@ -172,7 +170,7 @@ class Daemon:
             "commands_running": len(self.children),
             "idle_timeout_s": self.idle,
         }
-        conn.sendall(json.dumps(status).encode() + b"\n")
+        conn.sendall(marshal.dumps(status))
         return command != "stop"
 
 
@@ -183,25 +181,25 @@ def struct_peer_uid(conn: socket.socket) -> int:
 
 
 def receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
-    """One length-prefixed JSON message and the file descriptors attached to it."""
+    """One length-prefixed ``marshal`` message and the file descriptors attached to it."""
     fds: list[int] = []
     data, ancdata, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
             fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
-    if len(data) < HEADER.size:
+    if len(data) < 4:
         raise ValueError("short request")
-    (size,) = HEADER.unpack_from(data)
+    size = int.from_bytes(data[:4], "big")
     if size > MAX_REQUEST:
         raise ValueError("request too large")
-    body = bytearray(data[HEADER.size :])
+    body = bytearray(data[4:])
     while len(body) < size:
         chunk = conn.recv(size - len(body))
         if not chunk:
             raise ValueError("truncated request")
         body += chunk
-    message = json.loads(bytes(body))
+    message = marshal.loads(bytes(body))  # noqa: S302 - a peer of our own uid (checked), trusted like us
     if not isinstance(message, dict):
         raise TypeError("bad request")
     return message, fds
@@ -217,7 +215,7 @@ def run_child(conn: socket.socket, fds: list[int], message: dict[str, object]) -
         random.seed()
         _adopt(fds, message)
         conn.settimeout(None)
-        conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
+        conn.sendall(f"pid {os.getpid()}\n".encode())
         threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
         from buildyard.cli import run_cli  # noqa: PLC0415
 
@@ -233,7 +231,7 @@ def run_child(conn: socket.socket, fds: list[int], message: dict[str, object]) -
             with contextlib.suppress(Exception):
                 stream.flush()
         with contextlib.suppress(OSError):
-            conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+            conn.sendall(f"exit {code}\n".encode())
         os._exit(code)
 
 
