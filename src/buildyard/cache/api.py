@@ -74,6 +74,7 @@ def open_job_cache(
     """The job cache of a project: local store (``cache_dir`` or ``$BUILDYARD_HOME/cas``), plus a
     remote when ``remote_url`` is given (token defaults to ``BUILDYARD_REMOTE_CACHE_TOKEN``)."""
     store = CacheStore(cache_dir if cache_dir is not None else default_cache_dir(project))
+    store.buffer_events = True  # one append per run; written by ``close()``
     remote = (
         RemoteCache(remote_url, remote_token, timeout=remote_timeout_s, warn=warn) if remote_url else None
     )

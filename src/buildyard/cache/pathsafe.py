@@ -42,9 +42,9 @@ def check_symlink(rel: str, target: str) -> None:
 def safe_destination(workspace: Path, rel: str) -> Path:
     """Absolute destination of ``rel`` under ``workspace`` after checking no parent escapes via a symlink."""
     norm = check_relpath(rel)
-    root = Path(os.path.realpath(workspace))
-    dest = root / norm
-    parent = Path(os.path.realpath(dest.parent))
-    if parent != root and root not in parent.parents:
+    root = os.path.realpath(workspace)
+    dest = os.path.join(root, norm)  # noqa: PTH118 - str paths: this runs for every restored file
+    parent = os.path.realpath(os.path.dirname(dest))  # noqa: PTH120
+    if parent != root and not parent.startswith(root.rstrip("/") + "/"):
         raise UnsafePathError(f"{rel!r} would be written through a symlink that leaves the workspace")
-    return dest
+    return Path(dest)

@@ -164,7 +164,8 @@ class TieredActionCache:
         self.remote = remote
 
     def close(self) -> None:
-        """Release the remote's connections (the local store needs no closing)."""
+        """Write the local store's buffered events; release the remote's connections."""
+        self.local.store.flush_events()
         if self.remote is not None:
             self.remote.close()
 

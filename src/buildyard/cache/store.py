@@ -222,6 +222,9 @@ class CacheStore:
         self.cas = CAS(root, durable=durable)
         self.refs = RefStore(root)
         self._salt: bytes | None = None
+        #: When True, events are kept in memory until :meth:`flush_events` (one write per run).
+        self.buffer_events = False
+        self._pending_events: list[str] = []
 
     def salt(self) -> bytes:
         """The per-store 32-byte secret salt (``BUILDYARD_CACHE_SALT`` hex overrides; created 0600 once)."""
@@ -259,12 +262,21 @@ class CacheStore:
 
     # -- events ----------------------------------------------------------------------------------
     def record_event(self, event: str, *, key: str = "", saved_s: float = 0.0) -> None:
-        """Append a ``hit``/``miss`` event (one short O_APPEND write: safe across processes)."""
+        """Append a ``hit``/``miss`` event (an O_APPEND write: safe across processes)."""
         line = json.dumps({"t": round(time.time(), 3), "e": event, "k": key[:16], "s": round(saved_s, 3)})
+        self._pending_events.append(line + "\n")
+        if not self.buffer_events:
+            self.flush_events()
+
+    def flush_events(self) -> None:
+        """Write the buffered events in one append."""
+        if not self._pending_events:
+            return
+        data, self._pending_events = "".join(self._pending_events).encode(), []
         self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.root / "events.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, (line + "\n").encode())
+            os.write(fd, data)
         finally:
             os.close(fd)
 

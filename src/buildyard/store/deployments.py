@@ -66,7 +66,10 @@ def _deployment(row: Any) -> DeploymentRecord:
 class DeploymentStore:
     """Deployment and approval queries (needs ``self.engine``)."""
 
-    engine: Engine
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine of the store this is mixed into."""
+        raise NotImplementedError
 
     def start_deployment(self, record: DeploymentRecord) -> int:
         """Insert a deployment; return its id."""

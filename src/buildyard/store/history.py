@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,9 +22,11 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from buildyard.errors import NotFoundError, StoreError
 from buildyard.store.deployments import ApprovalRecord, DeploymentRecord, DeploymentStore
+from buildyard.store.rawsqlite import RawSqlite
 from buildyard.store.schema import gate_results, jobs, runs, steps, test_results
 
 HEAD_REVISION = "0005"
+RUN_ID_LENGTH = 32  # uuid4 hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,16 +250,20 @@ class SqlHistory(DeploymentStore):
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._engine: Engine | None = None
+        #: The embedded default (a SQLite file) is written and read on the run's hot path with the
+        #: stdlib driver directly (see ``RawSqlite``); SQLAlchemy is engaged lazily for the rest.
+        self.raw: RawSqlite | None = None
+        path = url.removeprefix("sqlite:///") if self.is_sqlite else ""
         try:
-            if self.is_sqlite:
-                path = url.removeprefix("sqlite:///")
-                if path and path != ":memory:":
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 30})
-                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            else:
-                self.engine = sa.create_engine(url, pool_pre_ping=True)
+            if path and path != ":memory:" and url.startswith("sqlite:///") and "?" not in path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.raw = RawSqlite(path)
+                if self.raw.revision() == HEAD_REVISION:
+                    return
             self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open history database {path}: {exc}") from None
         except (OperationalError, ProgrammingError) as exc:
             raise StoreError(f"cannot open history database {_redact(url)}: {exc.orig}") from None
         except sa.exc.ArgumentError as exc:
@@ -265,6 +272,17 @@ class SqlHistory(DeploymentStore):
             raise StoreError(
                 f"database driver missing for {_redact(url)}: {exc.name} (pip install it)"
             ) from None
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (created on first use)."""
+        if self._engine is None:
+            if self.is_sqlite:
+                self._engine = sa.create_engine(self.url, connect_args={"timeout": 30})
+                sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+            else:
+                self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+        return self._engine
 
     # --- schema -----------------------------------------------------------------------------------
 
@@ -317,6 +335,8 @@ class SqlHistory(DeploymentStore):
 
     def create_run(self, record: RunRecord) -> RunRecord:
         """Insert ``record`` with the next number of its pipeline (retries on a concurrent insert)."""
+        if self.raw is not None:
+            return RunRecord(**self.raw.create_run(_row(record)))
         for _ in range(50):
             try:
                 with self.engine.begin() as conn:
@@ -334,6 +354,9 @@ class SqlHistory(DeploymentStore):
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Update fields of a run."""
+        if self.raw is not None:
+            self.raw.update("runs", values, id=run_id)
+            return
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
 
@@ -342,6 +365,9 @@ class SqlHistory(DeploymentStore):
         if not records:
             return
         rows = [_row(r) for r in records]
+        if self.raw is not None:
+            self.raw.save_jobs(rows, insert=insert)
+            return
         with self.engine.begin() as conn:
             if insert:
                 conn.execute(jobs.insert(), rows)
@@ -360,6 +386,9 @@ class SqlHistory(DeploymentStore):
         """Insert step rows (replacing a previous attempt's steps of the same jobs)."""
         if not records:
             return
+        if self.raw is not None:
+            self.raw.replace_rows("steps", [_row(r) for r in records])
+            return
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
                 conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.job_id == job_id))
@@ -368,6 +397,9 @@ class SqlHistory(DeploymentStore):
     def save_gates(self, records: Sequence[GateRecord]) -> None:
         """Insert gate results (replacing earlier ones of the same jobs)."""
         if not records:
+            return
+        if self.raw is not None:
+            self.raw.replace_rows("gate_results", [_row(r) for r in records])
             return
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
@@ -381,6 +413,9 @@ class SqlHistory(DeploymentStore):
     def save_tests(self, records: Sequence[TestRecord]) -> None:
         """Insert test results (replacing earlier ones of the same jobs)."""
         if not records:
+            return
+        if self.raw is not None:
+            self.raw.replace_rows("test_results", [_row(r) for r in records])
             return
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
@@ -433,6 +468,8 @@ class SqlHistory(DeploymentStore):
 
     def tests_of_run(self, run_id: str) -> list[TestRecord]:
         """Test results of one run."""
+        if self.raw is not None:
+            return [TestRecord(**r) for r in self.raw.select("test_results", run_id=run_id)]
         query = sa.select(test_results).where(test_results.c.run_id == run_id)
         with self.engine.connect() as conn:
             return [TestRecord(**r._asdict()) for r in conn.execute(query)]
@@ -463,6 +500,10 @@ class SqlHistory(DeploymentStore):
 
     def get_run(self, ref: str | None, *, pipeline: str | None = None) -> RunRecord:
         """A run by number, id or id prefix (latest run when ``ref`` is None or 'last')."""
+        if self.raw is not None and ref is not None and len(ref) == RUN_ID_LENGTH:
+            found = self.raw.select("runs", id=ref)
+            if found and pipeline in (None, found[0]["pipeline"]):
+                return RunRecord(**found[0])
         query = sa.select(runs).order_by(runs.c.created_at.desc())
         if pipeline:
             query = query.where(runs.c.pipeline == pipeline)
@@ -501,6 +542,8 @@ class SqlHistory(DeploymentStore):
 
     def durations(self, pipeline: str, limit_runs: int = 5) -> dict[str, float]:
         """Mean duration of each job instance over the last successful runs of ``pipeline``."""
+        if self.raw is not None:
+            return self.raw.durations(pipeline, limit_runs)
         recent = (
             sa.select(runs.c.id)
             .where(runs.c.pipeline == pipeline, runs.c.status.in_(("success", "failed")))
@@ -517,8 +560,11 @@ class SqlHistory(DeploymentStore):
             return {row[0]: float(row[1]) for row in conn.execute(query) if row[1] is not None}
 
     def close(self) -> None:
-        """Dispose of the connection pool."""
-        self.engine.dispose()
+        """Close the direct connection and dispose of the connection pool."""
+        if self.raw is not None:
+            self.raw.close()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _redact(url: str) -> str:
