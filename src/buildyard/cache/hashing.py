@@ -286,13 +286,18 @@ class InputIndex:
         self.root = Path(os.path.realpath(root))
         files = git_input_files(self.root, existing_only=False)
         self._files: list[str] | None = sorted(files) if files is not None else None
+        self._real: dict[str, str] = {}  # job directories resolved once per run
 
     def files_under(self, directory: Path) -> list[str] | None:
         """Candidates under ``directory`` relative to it; None if the project is not a git work tree
         or ``directory`` is outside it."""
         if self._files is None:
             return None
-        rel = os.path.relpath(os.path.realpath(directory), self.root)
+        key = str(directory)
+        real = self._real.get(key)
+        if real is None:
+            real = self._real[key] = os.path.realpath(directory)
+        rel = os.path.relpath(real, self.root)
         if rel == ".":
             return list(self._files)
         if rel == ".." or rel.startswith("../"):

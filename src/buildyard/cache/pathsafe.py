@@ -6,6 +6,7 @@ stay inside the workspace, and no pre-existing symlinked directory that would ca
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from pathlib import Path
@@ -39,10 +40,16 @@ def check_symlink(rel: str, target: str) -> None:
         raise UnsafePathError(f"symlink {rel!r} -> {target!r} points outside the workspace")
 
 
+@functools.lru_cache(maxsize=64)
+def _real_root(workspace: str) -> str:
+    """The resolved workspace (stable for a process; every destination's parent is resolved afresh)."""
+    return os.path.realpath(workspace)
+
+
 def safe_destination(workspace: Path, rel: str) -> Path:
     """Absolute destination of ``rel`` under ``workspace`` after checking no parent escapes via a symlink."""
     norm = check_relpath(rel)
-    root = os.path.realpath(workspace)
+    root = _real_root(str(workspace))
     dest = os.path.join(root, norm)  # noqa: PTH118 - str paths: this runs for every restored file
     parent = os.path.realpath(os.path.dirname(dest))  # noqa: PTH120
     if parent != root and not parent.startswith(root.rstrip("/") + "/"):

@@ -50,20 +50,30 @@ IDLE_DEFAULT = 3 * 3600.0
 
 
 def fingerprint() -> str:
-    """Digest of what the daemon's code is made of: buildyard's sources and the installed packages."""
+    """Digest of what the daemon's code is made of: buildyard's sources and the installed packages.
+
+    Checked before every command (~0.5 ms: one ``scandir`` per package directory).
+    """
     import buildyard  # noqa: PLC0415
 
     h = hashlib.blake2b(digest_size=16)
     h.update(sys.executable.encode())
-    package = Path(buildyard.__file__).parent
-    for source in sorted(package.rglob("*.py")):
-        with contextlib.suppress(OSError):
-            st = source.stat()
-            h.update(f"{source}:{st.st_mtime_ns}:{st.st_size}\n".encode())
-    for entry in sys.path:
-        if entry.endswith("-packages"):
+    stack: list[str] = [os.path.dirname(buildyard.__file__)]  # noqa: PTH120
+    sources: list[str] = []
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        stack.append(entry.path)
+                elif entry.name.endswith(".py"):
+                    st = entry.stat(follow_symlinks=False)
+                    sources.append(f"{entry.path}:{st.st_mtime_ns}:{st.st_size}\n")
+    h.update("".join(sorted(sources)).encode())
+    for folder in sys.path:
+        if folder.endswith("-packages"):
             with contextlib.suppress(OSError):
-                h.update(f"{entry}:{Path(entry).stat().st_mtime_ns}\n".encode())
+                h.update(f"{folder}:{os.stat(folder).st_mtime_ns}\n".encode())  # noqa: PTH116
     return h.hexdigest()
 
 

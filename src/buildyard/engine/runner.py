@@ -169,6 +169,10 @@ def _spec_code_stamp() -> bytes:
     return "\n".join(parts).encode()
 
 
+#: Built once per process (the daemon builds it before forking): building it costs more than decoding.
+_PIPELINE_DECODER = msgspec.msgpack.Decoder(Pipeline)
+
+
 def _typed_gates(pipeline: Pipeline) -> Pipeline:
     """Gate definitions are typed ``Any`` in the spec: decode them back into their gate structs."""
     if not pipeline.gates and not any(job.gates for job in pipeline.jobs.values()):
@@ -196,7 +200,7 @@ def load_cached(path: Path, cache_dir: Path) -> Pipeline:
     digest = blake2b(data + b"\0" + str(path).encode() + b"\0" + _spec_code_stamp(), digest_size=16)
     entry = cache_dir / f"{digest.hexdigest()}.msgpack"
     with contextlib.suppress(OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return _typed_gates(msgspec.msgpack.decode(entry.read_bytes(), type=Pipeline))
+        return _typed_gates(_PIPELINE_DECODER.decode(entry.read_bytes()))
     pipeline = load(path)
     with contextlib.suppress(OSError):
         cache_dir.mkdir(parents=True, exist_ok=True)
