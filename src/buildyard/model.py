@@ -19,6 +19,13 @@ class Event(StrEnum):
     MANUAL = "manual"
 
 
+class EnvMode(StrEnum):
+    """Which variables of the machine's environment jobs see."""
+
+    LOOSE = "loose"  # all of them
+    STRICT = "strict"  # a base set (PATH, HOME, locale, …) plus ``pass_env``
+
+
 class When(StrEnum):
     """When a job runs relative to the outcome of its dependencies."""
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import os
 import re
 import signal
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from pathlib import Path
@@ -242,6 +243,20 @@ def plan_step(
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+#: What every job sees of the machine's environment in ``env_mode: strict`` (``*`` is a wildcard).
+STRICT_BASE_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR",
+    "HOSTNAME", "NO_COLOR", "FORCE_COLOR", "COLORTERM",
+)  # fmt: skip
+
+
+def passed_env(machine: Mapping[str, str], patterns: Sequence[str], *, base: bool = True) -> dict[str, str]:
+    """The variables of ``machine`` matching ``patterns`` (plus ``STRICT_BASE_ENV`` when ``base``)."""
+    wanted = (*STRICT_BASE_ENV, *patterns) if base else tuple(patterns)
+    exact = {p for p in wanted if "*" not in p}
+    globs = [p for p in wanted if "*" in p]
+    return {k: v for k, v in machine.items() if k in exact or any(fnmatch.fnmatchcase(k, g) for g in globs)}
+
 
 def log_name(job_id: str) -> str:
     """A file name for a job instance's log (readable, collision-free)."""
@@ -275,7 +290,11 @@ class RequestFactory:
         self.log_dir = log_dir
         self.mask = tuple(sorted(set(self.secrets.values())))
         declared = {s for job in pipeline.jobs.values() for s in job.secrets}
-        base = {k: v for k, v in os.environ.items() if k not in declared and not k.startswith("BUILDYARD_")}
+        self.machine = {
+            k: v for k, v in os.environ.items() if k not in declared and not k.startswith("BUILDYARD_")
+        }
+        self.strict = plan.env_mode == "strict"
+        base = passed_env(self.machine, plan.pass_env) if self.strict else dict(self.machine)
         base.update(plan.variables)
         base.update(
             {
@@ -309,6 +328,8 @@ class RequestFactory:
         if not cwd.is_dir():
             raise JobSetupError(f"working_directory '{inst.working_directory}' does not exist")
         env = dict(self.base_env)
+        if self.strict and inst.pass_env:
+            env.update(passed_env(self.machine, inst.pass_env, base=False))
         env.update({f"MATRIX_{k.upper()}": v for k, v in inst.matrix})
         env.update(inst.env)
         env.update({s: self.secrets[s] for s in inst.secrets})
@@ -404,6 +425,11 @@ class RequestFactory:
             "outputs": list(inst.artifacts),
         }
         declared = {
+            **(
+                passed_env(self.machine, (*self.plan.pass_env, *inst.pass_env), base=False)
+                if self.strict
+                else {}
+            ),
             **self.plan.variables,
             **{f"MATRIX_{k.upper()}": v for k, v in inst.matrix},
             **dict(inst.env),

@@ -77,6 +77,7 @@ class JobInstance:
     artifacts: tuple[str, ...]
     inputs: tuple[str, ...] | None = None
     key_commands: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = ()
     cached: bool = True
     dependency_caches: tuple[DependencyCacheSpec, ...] = ()
     gates: tuple[Any, ...] = ()
@@ -114,6 +115,8 @@ class Plan:
     priority: Mapping[str, float]
     dependents: Mapping[str, tuple[str, ...]]
     cache_inputs: tuple[str, ...] = ()
+    env_mode: str = "loose"
+    pass_env: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -249,6 +252,8 @@ def build(
         priority=MappingProxyType(priority),
         dependents=MappingProxyType({k: tuple(v) for k, v in dependents.items()}),
         cache_inputs=tuple(pipeline.cache_inputs),
+        env_mode=str(pipeline.env_mode),
+        pass_env=tuple(pipeline.pass_env),
     )
 
 
@@ -367,6 +372,7 @@ def _instance(
             artifacts=tuple(job.artifacts.paths),
             inputs=tuple(job.inputs) if job.inputs is not None else None,
             key_commands=tuple(expr.interpolate(c, ctx) for c in job.key_commands),
+            pass_env=tuple(job.pass_env),
             cached=job.cached,
             dependency_caches=tuple(job.dependency_caches),
             gates=tuple(job.gates),

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from buildyard.model import When
+from buildyard.model import EnvMode, When
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -267,6 +267,8 @@ class Job(Spec, frozen=True, kw_only=True):
     description: str | None = None
     inputs: list[str] | None = None
     key_commands: list[str] = msgspec.field(default_factory=list)
+    #: Machine environment variables (names or ``*`` patterns) this job sees in ``env_mode: strict``.
+    pass_env: list[str] = msgspec.field(default_factory=list)
     cache: bool | list[DependencyCacheSpec] = True
     #: Quality gates evaluated when this job succeeds (validated by ``buildyard.gates.config``).
     gates: list[Any] = msgspec.field(default_factory=list)
@@ -326,6 +328,11 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     stages: list[str] | None = None
     defaults: Defaults = msgspec.field(default_factory=Defaults)
     cache_inputs: list[str] = msgspec.field(default_factory=list)
+    #: ``loose``: jobs see the machine's environment; ``strict``: only a base set (PATH, HOME, locale…),
+    #: ``pass_env`` and what the pipeline declares — undeclared variables cannot leak into cached outputs.
+    env_mode: EnvMode = EnvMode.LOOSE
+    #: Machine environment variables (names or ``*`` patterns) every job sees in ``env_mode: strict``.
+    pass_env: list[str] = msgspec.field(default_factory=list)
     #: Pipeline gates: the ``gates`` node of the DAG, after every job that does not need it.
     gates: list[Any] = msgspec.field(default_factory=list)
     #: Dependency policy (``licenses: {allow, deny, exceptions, fail_on_unknown}``), read by the deps service.
