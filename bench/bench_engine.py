@@ -27,9 +27,11 @@ BUILDYARD = str(Path(sys.executable).with_name("buildyard"))
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # a normal install writes .pyc
 
 
-def sh(cmd: list[str], cwd: Path) -> float:
+def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, cwd=cwd, env=env or ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -38,7 +40,7 @@ def git_init(root: Path) -> None:
     (root / ".gitignore").write_text(".buildyard/\nout/\n")
 
 
-def trivial_jobs(work: Path, n: int, rounds: int) -> tuple[float, float]:
+def trivial_jobs(work: Path, n: int, rounds: int, env: dict[str, str]) -> tuple[float, float]:
     root = work / "trivial"
     root.mkdir()
     git_init(root)
@@ -57,14 +59,14 @@ def trivial_jobs(work: Path, n: int, rounds: int) -> tuple[float, float]:
         for name in ("make", "buildyard") if r % 2 else ("buildyard", "make"):
             shutil.rmtree(root / "out", ignore_errors=True)
             (root / "out").mkdir()
-            elapsed = sh(commands[name], root)
+            elapsed = sh(commands[name], root, env)
             assert len(list((root / "out").iterdir())) == n
             if r:
                 times[name].append(elapsed)
     return statistics.median(times["make"]), statistics.median(times["buildyard"])
 
 
-def layered_dag(work: Path, slots: int, seed: int) -> tuple[float, float]:
+def layered_dag(work: Path, slots: int, seed: int, env: dict[str, str]) -> tuple[float, float]:
     """6 layers of 4 sleeping jobs; each job needs 2 random jobs of the previous layer.
 
     Jobs of one layer sleep equally long (50–300 ms, random per layer), so the lower bound
@@ -92,7 +94,7 @@ def layered_dag(work: Path, slots: int, seed: int) -> tuple[float, float]:
     out = subprocess.run(
         [BUILDYARD, "run", "-j", str(slots), "--json", "--no-cache"],
         cwd=root,
-        env=ENV,
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -113,9 +115,10 @@ def layered_dag(work: Path, slots: int, seed: int) -> tuple[float, float]:
     return makespan, bound
 
 
-def startup(work: Path, rounds: int) -> dict[str, float]:
+def startup(work: Path, rounds: int, env: dict[str, str]) -> dict[str, float]:
     root = work / "startup"
     root.mkdir()
+    git_init(root)
     (root / "buildyard.yml").write_text(
         "name: small\nstages: [build, test]\njobs:\n  build: {stage: build, script: make}\n"
         "  test:\n    stage: test\n    matrix: {python: ['3.11', '3.12']}\n    script: [pytest]\n"
@@ -123,8 +126,8 @@ def startup(work: Path, rounds: int) -> dict[str, float]:
     )
     results = {}
     for label, args in (("--version", ["--version"]), ("validate", ["validate"])):
-        sh([BUILDYARD, *args], root)
-        results[label] = statistics.median(sh([BUILDYARD, *args], root) for _ in range(rounds))
+        sh([BUILDYARD, *args], root, env)
+        results[label] = statistics.median(sh([BUILDYARD, *args], root, env) for _ in range(rounds))
     return results
 
 
@@ -134,27 +137,43 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        make_s, by_s = trivial_jobs(work, 500, args.rounds)
-        print("\n500 independent trivial jobs, parallelism 2 (median of", args.rounds, "alternating rounds)")
-        print(f"{'tool':<12}{'wall':>10}{'per job':>12}")
-        print(f"{'make -j2':<12}{make_s * 1000:>8.0f}ms{make_s / 500 * 1e3:>10.2f}ms")
-        print(f"{'buildyard':<12}{by_s * 1000:>8.0f}ms{by_s / 500 * 1e3:>10.2f}ms")
-        print(f"ratio buildyard/make = {by_s / make_s:.2f}  (target ≤ 1.50)")
+        (work / "dd").mkdir(mode=0o700)
+        warm = {**ENV, "BUILDYARD_DAEMON": "1", "BUILDYARD_DAEMON_DIR": str(work / "dd")}
+        cold = {**ENV, "BUILDYARD_DAEMON": "0"}
+        subprocess.run([BUILDYARD, "daemon", "start"], env=warm, check=True, capture_output=True)
+        try:
+            _report(work, args.rounds, warm, cold)
+        finally:
+            subprocess.run([BUILDYARD, "daemon", "stop"], env=warm, check=False, capture_output=True)
 
-        print("\nlayered DAG of sleeping jobs (6 layers × 4, 50–300 ms per layer)")
-        print(f"{'slots':<7}{'seed':<6}{'makespan':>10}{'bound':>10}{'ratio':>8}")
-        worst = 0.0
-        for slots in (2, 4):
-            for seed in (1, 2):
-                makespan, bound = layered_dag(work, slots, seed)
-                worst = max(worst, makespan / bound)
-                print(f"{slots:<7}{seed:<6}{makespan:>9.3f}s{bound:>9.3f}s{makespan / bound:>8.3f}")
-        print(f"worst makespan / lower bound = {worst:.3f}  (target ≤ 1.05)")
 
-        times = startup(work, max(args.rounds, 15))
-        print("\nstart-up (median)")
-        for label, seconds in times.items():
-            print(f"buildyard {label:<12}{seconds * 1000:>6.0f}ms  (target < 150ms)")
+def _report(work: Path, rounds: int, warm: dict[str, str], cold: dict[str, str]) -> None:
+    make_s, by_s = trivial_jobs(work, 500, rounds, warm)
+    (work / "nodaemon").mkdir()
+    _, by_cold_s = trivial_jobs(work / "nodaemon", 500, rounds, cold)
+    print("\n500 independent trivial jobs, parallelism 2 (median of", rounds, "alternating rounds)")
+    print(f"{'tool':<22}{'wall':>10}{'per job':>12}")
+    print(f"{'make -j2':<22}{make_s * 1000:>8.0f}ms{make_s / 500 * 1e3:>10.2f}ms")
+    print(f"{'buildyard (daemon)':<22}{by_s * 1000:>8.0f}ms{by_s / 500 * 1e3:>10.2f}ms")
+    print(f"{'buildyard (no daemon)':<22}{by_cold_s * 1000:>8.0f}ms{by_cold_s / 500 * 1e3:>10.2f}ms")
+    print(f"ratio buildyard/make = {by_s / make_s:.2f}  (target ≤ 1.50)")
+    print(f"ratio without the daemon = {by_cold_s / make_s:.2f}")
+
+    print("\nlayered DAG of sleeping jobs (6 layers × 4, 50–300 ms per layer)")
+    print(f"{'slots':<7}{'seed':<6}{'makespan':>10}{'bound':>10}{'ratio':>8}")
+    worst = 0.0
+    for slots in (2, 4):
+        for seed in (1, 2):
+            makespan, bound = layered_dag(work, slots, seed, warm)
+            worst = max(worst, makespan / bound)
+            print(f"{slots:<7}{seed:<6}{makespan:>9.3f}s{bound:>9.3f}s{makespan / bound:>8.3f}")
+    print(f"worst makespan / lower bound = {worst:.3f}  (target ≤ 1.05)")
+
+    print("\nstart-up (median)")
+    for mode, env in (("daemon", warm), ("no daemon", cold)):
+        (work / f"startup-{mode}").mkdir()
+        for label, seconds in startup(work / f"startup-{mode}", max(rounds, 15), env).items():
+            print(f"buildyard {label:<12}{mode:<11}{seconds * 1000:>6.0f}ms  (target < 150ms)")
 
 
 if __name__ == "__main__":
