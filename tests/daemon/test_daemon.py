@@ -239,3 +239,54 @@ def test_a_private_directory_is_required(tmp_path: Path) -> None:
     assert client.private_dir(str(shared)) is False
     assert client.private_dir(str(tmp_path / "mine")) is True
     assert (tmp_path / "mine").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_daemon_in_a_shared_directory_or_another_context_is_not_used(
+    make_project: Callable[..., Path], daemon_env: dict[str, str]
+) -> None:
+    root = make_project({"buildyard.yml": PIPELINE})
+    subprocess.run([*BY, "daemon", "start"], env=daemon_env, check=True, capture_output=True)
+    folder = Path(daemon_env["BUILDYARD_DAEMON_DIR"])
+
+    # other resource limits than the daemon's: the jobs must get the client's, so it runs in-process
+    limited = [sys.executable, "-c", "import resource, sys, os; "
+               "resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
+               "os.execv(sys.executable, [sys.executable, '-m', 'buildyard', *sys.argv[1:]])"]  # fmt: skip
+    core = __import__("resource").getrlimit(__import__("resource").RLIMIT_CORE)
+    if core != (0, 0):
+        with subprocess.Popen([*limited, "-C", str(root), "run"], env=daemon_env) as proc:
+            assert proc.wait(timeout=60) == 0
+            assert int((root / "parent.txt").read_text()) == proc.pid
+        assert _status(daemon_env)["served"] == 0
+
+    # a directory others can enter: whatever listens there is not trusted
+    folder.chmod(0o755)
+    try:
+        code, _, err, client_pid = _run(daemon_env, "-C", str(root), "run")
+        assert code == 0, err
+        assert int((root / "parent.txt").read_text()) == client_pid
+    finally:
+        folder.chmod(0o700)
+    assert _status(daemon_env)["served"] == 0
+    code, _, err, client_pid = _run(daemon_env, "-C", str(root), "run")
+    assert int((root / "parent.txt").read_text()) != client_pid
+    assert _status(daemon_env)["served"] == 1
+
+
+def test_a_closed_terminal_cancels_the_run_cleanly(
+    make_project: Callable[..., Path], daemon_env: dict[str, str]
+) -> None:
+    root = make_project(
+        {"buildyard.yml": "name: hup\njobs:\n  sleepy:\n    script: ['echo $$ > job.pid; sleep 30']\n"}
+    )
+    subprocess.run([*BY, "daemon", "start"], env=daemon_env, check=True, capture_output=True)
+    with subprocess.Popen(
+        [*BY, "-C", str(root), "run"], env=daemon_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
+        _wait_for(lambda: (root / "job.pid").exists() and (root / "job.pid").read_text().strip() != "", "job")
+        job = int((root / "job.pid").read_text())
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=20) == 130
+    _wait_for(lambda: not Path(f"/proc/{job}").exists(), "the job to be killed")
+    with sqlite3.connect(root / ".buildyard" / "buildyard.db") as db:
+        assert db.execute("select status from runs").fetchall() == [("cancelled",)]

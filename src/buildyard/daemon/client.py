@@ -22,6 +22,7 @@ import _signal  # type: ignore[import-not-found]  # signal without its enum clas
 import _socket
 import marshal
 import os
+import resource
 import sys
 import zlib
 
@@ -143,48 +144,100 @@ def start_daemon(path: str) -> bool:
     return True
 
 
+def owned_private(path: str) -> bool:
+    """True when ``path`` is a real directory of this user that nobody else can enter."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_mode & 0o170000 == 0o040000 and st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+
+
+def peer_uid(sock: _socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return int.from_bytes(creds[4:8], sys.byteorder)
+
+
+def context_digest() -> str:
+    """What a forked child inherits from the daemon rather than from the client: groups, limits,
+    cgroup, namespaces. A client whose own differ runs in-process (its jobs get *its* context)."""
+    parts = [repr(sorted(os.getgroups())), str(os.getuid()), str(os.getgid())]
+    for name in ("RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_STACK", "RLIMIT_CPU"):
+        parts.append(repr(resource.getrlimit(getattr(resource, name))))
+    try:
+        with open("/proc/self/cgroup", "rb") as f:  # noqa: PTH123
+            parts.append(f.read().decode(errors="replace"))
+        parts += [os.readlink(f"/proc/self/ns/{ns}") for ns in ("mnt", "pid", "net", "user")]  # noqa: PTH115
+    except OSError:
+        pass
+    parts.append(str(os.nice(0)))
+    return f"{zlib.crc32(chr(0).join(parts).encode()):08x}"
+
+
 def run_via_daemon(argv: list[str]) -> int | None:
     """Run ``argv`` in a daemon child; its exit code, or None to run in-process instead."""
     mode = policy()
     if mode == "off" or command_of(argv) not in SERVED:
         return None
     path = socket_path()
+    if not owned_private(os.path.dirname(path)):  # noqa: PTH120 - a socket anyone could plant: never
+        if mode == "start" and private_dir(os.path.dirname(path)):  # noqa: PTH120
+            start_daemon(path)
+        return None
     sock = connect(path) if os.path.exists(path) else None  # noqa: PTH110
     if sock is None:
         if mode == "start":
             start_daemon(path)
         return None
     try:
+        if peer_uid(sock) != os.getuid():
+            return None
         return _hand_over(sock, argv)
     finally:
         sock.close()
 
 
+#: Seconds to wait for the daemon to start the command (a stuck daemon is bypassed, not waited for).
+START_TIMEOUT = 10.0
+
+
 def _hand_over(sock: _socket.socket, argv: list[str]) -> int | None:
     mask = os.umask(0o022)
     os.umask(mask)
-    request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": mask}  # noqa: PTH109
+    request = {
+        "argv": list(argv),
+        "cwd": os.getcwd(),  # noqa: PTH109
+        "env": dict(os.environ),
+        "umask": mask,
+        "context": context_digest(),
+    }
     try:
         send_message(sock, request, [0, 1, 2])
     except OSError:
         return None
     child = 0
+    early: list[int] = []  # signals received before the command's process was known
 
     def forward(signum: int, _frame: object) -> None:
-        if child:
-            try:  # noqa: SIM105 - contextlib is one import too many here
-                os.kill(child, signum)
-            except ProcessLookupError:
-                pass
+        target = _signal.SIGTERM if signum == _signal.SIGHUP else signum  # closed terminal: cancel cleanly
+        if not child:
+            early.append(target)
+            return
+        try:  # noqa: SIM105 - contextlib is one import too many here
+            os.kill(child, target)
+        except ProcessLookupError:
+            pass
 
     previous = {s: _signal.signal(s, forward) for s in _FORWARDED}
     buffer = b""
+    sock.settimeout(START_TIMEOUT)
     try:
         while True:
             try:
                 chunk = sock.recv(4096)
-            except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for old kernels
-                continue
+            except OSError:  # reset by a daemon that went away, or no answer in time
+                chunk = b""
             if not chunk:
                 break
             buffer += chunk
@@ -193,12 +246,17 @@ def _hand_over(sock: _socket.socket, argv: list[str]) -> int | None:
                 word, _, value = line.decode().partition(" ")
                 if word == "pid":
                     child = int(value)
+                    sock.settimeout(None)  # the command runs as long as it needs
+                    for signum in early:
+                        forward(signum, None)
                 elif word == "exit":
                     return int(value)
-                elif word == "stale":
-                    return None  # the daemon exits (installation changed): run here; the next starts anew
+                elif word in ("stale", "elsewhere"):
+                    return None  # run here (a stale daemon exits; the next command starts a fresh one)
         if child == 0:
-            return None  # refused before starting anything: run here
+            if early:
+                return 130  # interrupted before anything started
+            return None  # refused or unanswered before starting anything: run here
         sys.stderr.write(
             "buildyard: error: the daemon's process ended unexpectedly (BUILDYARD_DAEMON=0: no daemon)\n"
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import importlib
 import marshal
@@ -26,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from buildyard.daemon.client import MAX_REQUEST
+from buildyard.daemon.client import MAX_REQUEST, context_digest
 
 #: Imported before the first fork, so children start warm (the modules of the served commands).
 PRELOAD = (
@@ -80,13 +81,16 @@ def fingerprint() -> str:
 class Daemon:
     """Accepts commands on ``path`` and runs each in a forked child."""
 
-    def __init__(self, path: Path, *, idle: float) -> None:
+    def __init__(self, path: Path, *, idle: float, lock_fd: int = -1) -> None:
         self.path = path
+        self.lock_fd = lock_fd  # held by the daemon only: closed in every forked child
         self.idle = idle
         self.started = time.time()
         self.served = 0
         self.children: set[int] = set()
         self.code = fingerprint()
+        self.context = context_digest()
+        self.pid = os.getpid()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
@@ -126,8 +130,8 @@ class Daemon:
             self.close()
 
     def close(self) -> None:
-        """Stop listening; remove the socket if it is still ours."""
-        if self.owns_socket():
+        """Stop listening; remove the socket if it is still ours (never from a forked child)."""
+        if os.getpid() == self.pid and self.owns_socket():
             with contextlib.suppress(OSError):
                 self.path.unlink()
         self.sock.close()
@@ -155,14 +159,22 @@ class Daemon:
             if fingerprint() != self.code:
                 conn.sendall(b"stale\n")
                 return False
+            if message.get("context") != self.context:
+                conn.sendall(b"elsewhere\n")  # other groups/limits/cgroup/namespaces: client runs it
+                return True
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child reports through the client's exit code
-                self.sock.close()
-                run_child(conn, fds, message)
+                try:
+                    self.sock.close()
+                    if self.lock_fd >= 0:
+                        os.close(self.lock_fd)
+                    run_child(conn, fds, message)
+                finally:
+                    os._exit(1)
             self.children.add(pid)
             self.served += 1
-        except (OSError, ValueError):
-            pass  # a client that went away or spoke garbage: nothing was started
+        except Exception:  # noqa: BLE001, S110 - a client that went away or spoke garbage: nothing started
+            pass
         finally:
             for fd in fds:
                 with contextlib.suppress(OSError):
@@ -198,6 +210,19 @@ def receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             usable = len(payload) - len(payload) % 4
             fds += [int.from_bytes(payload[i : i + 4], sys.byteorder) for i in range(0, usable, 4)]
+    for fd in fds:
+        os.set_inheritable(fd, False)  # never leak a client's pipe into another command's jobs
+    try:
+        message = _message(conn, data)
+    except BaseException:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+    return message, fds
+
+
+def _message(conn: socket.socket, data: bytes) -> dict[str, object]:
     if len(data) < 4:
         raise ValueError("short request")
     size = int.from_bytes(data[:4], "big")
@@ -212,20 +237,23 @@ def receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
     message = marshal.loads(bytes(body))  # noqa: S302 - a peer of our own uid (checked), trusted like us
     if not isinstance(message, dict):
         raise TypeError("bad request")
-    return message, fds
+    return message
 
 
 def run_child(conn: socket.socket, fds: list[int], message: dict[str, object]) -> None:
     """Become the client's buildyard process, run its command, report the exit code. Never returns."""
     code = 1
     try:
+        conn.settimeout(None)
+        conn.sendall(f"pid {os.getpid()}\n".encode())
+    except OSError:
+        os._exit(0)  # the client gave up waiting (and runs the command itself): do nothing
+    try:
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         random.seed()
         _adopt(fds, message)
-        conn.settimeout(None)
-        conn.sendall(f"pid {os.getpid()}\n".encode())
         threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
         from buildyard.cli import run_cli  # noqa: PLC0415
 
@@ -299,10 +327,18 @@ def main(argv: list[str]) -> int:
     path = Path(argv[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    preload()
-    idle = float(os.environ.get("BUILDYARD_DAEMON_IDLE", IDLE_DEFAULT))
     try:
-        daemon = Daemon(path, idle=idle)
+        idle = float(os.environ.get("BUILDYARD_DAEMON_IDLE", IDLE_DEFAULT))
+    except ValueError:
+        idle = IDLE_DEFAULT
+    lock = path.with_name(path.name + ".lock").open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another daemon for this socket is starting or running
+    preload()
+    try:
+        daemon = Daemon(path, idle=idle, lock_fd=lock.fileno())
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EEXIST):
             return 0
