@@ -77,7 +77,7 @@ def test_deployment_gets_the_verified_artifact_and_is_recorded(cli, project) -> 
     assert env["BUILDYARD_ARTIFACT_NAME"] == "shop-api" and env["BUILDYARD_ARTIFACT_VERSION"] == version
     assert env["BUILDYARD_DEPLOY_VERSION"] == version and env["BUILDYARD_ENVIRONMENT"] == "dev"
     assert env["BUILDYARD_ENVIRONMENT_URL"] == "https://dev.example.com"
-    assert env["BUILDYARD_ARTIFACT_DIR"] == str(root / ".buildyard" / "deploy" / "1" / "deploy")
+    assert env["BUILDYARD_ARTIFACT_DIR"] == str(root / ".buildyard" / "deploy" / "shop" / "1" / "deploy")
     assert (root / "live.txt").read_text() == "shop-api build 1\n"
     assert jobs["deploy"]["cache"] == "off"
     log = Path(str(jobs["deploy"]["log"])).read_text()
@@ -392,3 +392,14 @@ def test_passed_gates_let_a_healthy_deployment_promote_to_a_gated_channel(cli, p
     assert code == 0 and jobs["gates"]["status"] == "success", jobs
     version = str(jobs["deploy"]["deployed"]).split("@", 1)[1]
     assert open_repository(root).channel_state().current("shop-api", "production") == version
+
+
+def test_an_unusable_health_check_url_is_reported_not_raised() -> None:
+    import asyncio
+
+    from buildyard.engine.deploying import _get
+
+    assert asyncio.run(_get("http://localhost:99999/health", 1.0)).endswith(
+        "for http://localhost:99999/health"
+    )
+    assert asyncio.run(_get("http://[::1/health", 1.0)).startswith("InvalidURL for")

@@ -102,3 +102,30 @@ def test_deployments_rollback_target_approvals_and_gate_verdict(tmp_path: Path) 
         assert store.gate_verdict(one.id) == (False, "run #1 failed gate(s): coverage")
     finally:
         store.close()
+
+
+def test_a_deployment_ends_once_and_a_replaced_one_is_no_rollback_target(tmp_path: Path) -> None:
+    store = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}")
+    try:
+        run = _run(store, "c" * 32)
+
+        def start(version: str) -> int:
+            return store.start_deployment(
+                DeploymentRecord("prod", "shop-api", version, run.id, "deploy", "running", time.time())
+            )
+
+        good = start("1.0.0")
+        store.finish_deployment(good, "success")
+        store.finish_deployment(good, "failed")  # a late cancellation does not undo a recorded success
+        newer = start("2.0.0")
+        store.finish_deployment(newer, "failed")
+        store.finish_deployment(newer, "rolled_back")  # failed → rolled back is the one later change
+        statuses = {r.id: r.status for r in store.deployments("prod")}
+        assert statuses == {good: "success", newer: "rolled_back"}
+        third = start("3.0.0")
+        store.finish_deployment(third, "success")
+        store.mark_rolled_back(third)  # replaced by a manual rollback to 1.0.0
+        assert store.last_good_version("prod", artifact="shop-api").version == "1.0.0"
+        assert store.last_good_version("prod", artifact="shop-api", exclude="1.0.0") is None
+    finally:
+        store.close()

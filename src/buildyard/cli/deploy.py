@@ -11,6 +11,7 @@ import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
 from buildyard.errors import NotFoundError, UsageError
+from buildyard.model import RunStatus
 
 if TYPE_CHECKING:
     from buildyard.store.history import SqlHistory
@@ -155,7 +156,10 @@ def rollback(ctx: click.Context, environment: str, version: str | None, db: str 
         live = store.last_good_version(environment, artifact=last.artifact)
         current = live.version if live is not None else None
         if version is None:
-            target = store.last_good_version(environment, artifact=last.artifact, exclude=current)
+            # after a failed deployment the last good version is what to restore; after a good one,
+            # the one before it (versions already rolled back from are not "good" any more)
+            exclude = current if last.status == "success" else None
+            target = store.last_good_version(environment, artifact=last.artifact, exclude=exclude)
             if target is None:
                 what = f"other than the live {current}" if current else "to go back to"
                 raise NotFoundError(
@@ -183,5 +187,11 @@ def rollback(ctx: click.Context, environment: str, version: str | None, db: str 
     result = execute_run(options, PlainRenderer(sys.stdout))
     run_rec = result.run
     assert run_rec is not None  # noqa: S101 - a non-dry run is always recorded
+    if result.status == RunStatus.SUCCESS and live is not None and live.version != version:
+        store = _open(ctx, db)
+        try:
+            store.mark_rolled_back(live.id)  # the next rollback goes further back, not forth
+        finally:
+            store.close()
     print(f"run #{run_rec.number} {result.status}; details: buildyard show {run_rec.number}")
     return result.status.exit_code

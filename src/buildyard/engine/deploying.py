@@ -185,12 +185,27 @@ class DeployingExecutor:
                 message=note,
                 log_path=request.log_path,
             )
-        deployment = await self._start(request, spec, pulled)
+        deployment = self._start(request, spec, pulled)
         try:
             outcome = await self._deploy(request, spec, pulled, deployment, sink)
         except asyncio.CancelledError:
-            self.history.finish_deployment(deployment, "failed")
+            self.history.finish_deployment(deployment, "failed")  # a no-op if it already ended
             raise
+        except Exception as exc:  # noqa: BLE001 - e.g. an unusable health-check URL: the job fails, not the run
+            self.history.finish_deployment(deployment, "failed")
+            note = f"deployment to {spec.environment} failed: {exc}"
+            self._log(request, note, sink)
+            outcome = JobOutcome(
+                job_id=request.job_id,
+                attempt=request.attempt,
+                status=JobStatus.FAILED,
+                exit_code=None,
+                started_at=started_at,
+                finished_at=time.time(),
+                duration_s=time.monotonic() - start,
+                message=note,
+                log_path=request.log_path,
+            )
         return replace(
             outcome,
             deployed=f"{pulled.name}@{pulled.version}",
@@ -244,9 +259,10 @@ class DeployingExecutor:
             shutil.rmtree(dest)
         return _Pulled(self.repo().pull(ref, dest), dest)
 
-    async def _start(
+    def _start(
         self, request: JobRequest, spec: DeployRequest, pulled: _Pulled, rollback_of: int | None = None
     ) -> int:
+        """Record the deployment as running (on the loop: a cancellation cannot lose the row)."""
         record = DeploymentRecord(
             environment=spec.environment,
             artifact=pulled.name,
@@ -260,7 +276,7 @@ class DeployingExecutor:
             approved_at=spec.approved_at,
             rollback_of=rollback_of,
         )
-        return await asyncio.to_thread(self.history.start_deployment, record)
+        return self.history.start_deployment(record)
 
     def _with_artifact(self, request: JobRequest, spec: DeployRequest, pulled: _Pulled) -> JobRequest:
         from buildyard.artifacts import artifact_env  # noqa: PLC0415
@@ -362,15 +378,13 @@ class DeployingExecutor:
         except UserError as exc:
             self._log(request, f"rollback to {ref} refused: {exc}", sink)
             return f"rollback to {previous.version} refused: {exc}"
-        back = await self._start(
-            request, replace(spec, approved_by=None, approved_at=None), pulled, deployment
-        )
+        back = self._start(request, replace(spec, approved_by=None, approved_at=None), pulled, deployment)
         self._log(request, f"rolling back {spec.environment} to {ref}", sink)
         rollback_request = self._with_artifact(request, spec, pulled)
         try:
             if spec.rollback:
                 ok, why = await self._command(
-                    rollback_request, spec.rollback, "rollback", sink, "rollback", None
+                    rollback_request, spec.rollback, "rollback", sink, "rollback", request.timeout
                 )
             else:
                 sub = replace(
@@ -463,6 +477,6 @@ async def _get(url: str, timeout: float) -> str:
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
             response = await client.get(url)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failed probe (bad URL, refused, reset…) means unhealthy
         return f"{type(exc).__name__} for {url}"
     return f"HTTP {response.status_code} from {url}"

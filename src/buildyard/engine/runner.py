@@ -400,7 +400,11 @@ class RequestFactory:
             published=self.published,
             pins=self.options.pins,
             approval=self.approvals.get(inst.id),
-            dest=self.home / "deploy" / self.base_env["BUILDYARD_RUN_NUMBER"] / log_name(inst.id)[:-4],
+            dest=self.home
+            / "deploy"
+            / _UNSAFE.sub("_", self.base_env["BUILDYARD_PIPELINE"])
+            / self.base_env["BUILDYARD_RUN_NUMBER"]
+            / log_name(inst.id)[:-4],
             run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
         )
 

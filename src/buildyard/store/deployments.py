@@ -81,14 +81,28 @@ class DeploymentStore:
             return int(key[0])
 
     def finish_deployment(self, deployment_id: int, status: str) -> None:
-        """Record how a deployment ended (one of ``DEPLOYMENT_STATUSES``)."""
+        """Record how a deployment ended (one of ``DEPLOYMENT_STATUSES``).
+
+        Only a running deployment ends, and only a failed one becomes ``rolled_back``: a late
+        "failed" (a cancellation racing the end) never overwrites a recorded success.
+        """
         if status not in DEPLOYMENT_STATUSES:
             raise ValueError(f"unknown deployment status {status!r}")
+        allowed = ("running", "failed") if status == "rolled_back" else ("running",)
         with self.engine.begin() as conn:
             conn.execute(
                 deployments.update()
-                .where(deployments.c.id == deployment_id)
+                .where(deployments.c.id == deployment_id, deployments.c.status.in_(allowed))
                 .values(status=status, finished_at=time.time())
+            )
+
+    def mark_rolled_back(self, deployment_id: int) -> None:
+        """A successful deployment that a rollback replaced (no longer a rollback target)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                deployments.update()
+                .where(deployments.c.id == deployment_id, deployments.c.status == "success")
+                .values(status="rolled_back")
             )
 
     def deployments(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import sqlite3
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -231,8 +233,8 @@ def _row(record: Any) -> dict[str, Any]:
 
 
 def default_url(home: Path) -> str:
-    """The embedded SQLite database under ``home``."""
-    return f"sqlite:///{home / 'buildyard.db'}"
+    """The embedded SQLite database under ``home`` (quoted: a URL decodes ``%xx`` and stops at ``?``)."""
+    return f"sqlite:///{urllib.parse.quote(str(home / 'buildyard.db'), safe='/')}"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -254,9 +256,11 @@ class SqlHistory(DeploymentStore):
         #: The embedded default (a SQLite file) is written and read on the run's hot path with the
         #: stdlib driver directly (see ``RawSqlite``); SQLAlchemy is engaged lazily for the rest.
         self.raw: RawSqlite | None = None
-        path = url.removeprefix("sqlite:///") if self.is_sqlite else ""
+        self._engine_lock = threading.Lock()
+        path = ""
         try:
-            if path and path != ":memory:" and url.startswith("sqlite:///") and "?" not in path:
+            path = (sa.engine.make_url(url).database or "") if url.startswith("sqlite:///") else ""
+            if path and path != ":memory:" and "?" not in url:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 self.raw = RawSqlite(path)
                 if self.raw.revision() == HEAD_REVISION:
@@ -275,7 +279,11 @@ class SqlHistory(DeploymentStore):
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine (created on first use)."""
+        """The SQLAlchemy engine (created on first use, by one thread)."""
+        with self._engine_lock:
+            return self._engine or self._create_engine()
+
+    def _create_engine(self) -> Engine:
         if self._engine is None:
             if self.is_sqlite:
                 self._engine = sa.create_engine(self.url, connect_args={"timeout": 30})
@@ -312,7 +320,7 @@ class SqlHistory(DeploymentStore):
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
         if self.is_sqlite:
-            db = self.url.removeprefix("sqlite:///")
+            db = sa.engine.make_url(self.url).database or ""
             if not db or db == ":memory:":
                 yield
                 return

@@ -63,10 +63,11 @@ class RawSqlite:
             self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 yield self.conn
+                self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if self.conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O)
+                    self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
 
     # --- writes -----------------------------------------------------------------------------------
 
