@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import shlex
@@ -49,6 +50,11 @@ _PLAIN = re.compile(r"[A-Za-z0-9_./@%+,:-]+(?: +[A-Za-z0-9_./@%+,:=-]+)*")
 _POSIX_SHELLS = frozenset({"bash", "sh", "dash", "zsh"})
 
 
+@functools.lru_cache(maxsize=64)
+def _shell_words(shell: str) -> tuple[str, ...]:
+    return tuple(shlex.split(shell))
+
+
 def direct_argv(step: StepRequest, path: str | None) -> list[str] | None:
     """The argv that runs a plain one-line command without a shell, or None when a shell is needed.
 
@@ -57,7 +63,7 @@ def direct_argv(step: StepRequest, path: str | None) -> list[str] | None:
     same way. Only for POSIX shells, plain words (see ``_PLAIN``), a first word that is no shell
     builtin or keyword and that resolves on ``path``; anything else keeps the shell and its messages.
     """
-    parts = shlex.split(step.shell)
+    parts = _shell_words(step.shell)
     if not parts or os.path.basename(parts[0]) not in _POSIX_SHELLS:  # noqa: PTH119
         return None
     if _PLAIN.fullmatch(step.script) is None:
@@ -71,7 +77,7 @@ def direct_argv(step: StepRequest, path: str | None) -> list[str] | None:
 
 def shell_argv(step: StepRequest, script_file: str | None = None) -> list[str]:
     """The command line of a step: ``shell -c script``, or ``shell`` with ``{0}`` → script file."""
-    parts = shlex.split(step.shell)
+    parts = _shell_words(step.shell)
     if script_file is not None:
         return [p.replace("{0}", script_file) for p in parts]
     return [*parts, "-c", step.script]

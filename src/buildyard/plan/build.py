@@ -17,7 +17,7 @@ from buildyard.errors import Diagnostic, SpecError, UsageError
 from buildyard.model import Event, SkipReason, When
 from buildyard.plan.graph import closure, critical_path_lengths, topological_order
 from buildyard.spec import expr
-from buildyard.spec.load import effective_stages, job_stage
+from buildyard.spec.load import effective_stages, stage_of
 from buildyard.spec.models import (
     GATES_NODE,
     DependencyCacheSpec,
@@ -188,7 +188,7 @@ def build(
 
     stages = effective_stages(pipeline)
     stage_rank = {s: i for i, s in enumerate(stages or [])}
-    job_stages = {name: job_stage(pipeline, job) for name, job in pipeline.jobs.items()}
+    job_stages = {name: stage_of(job, stages) for name, job in pipeline.jobs.items()}
 
     deps: dict[str, list[str]] = {}
     made: dict[str, JobInstance] = {}

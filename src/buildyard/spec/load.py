@@ -295,7 +295,11 @@ def effective_stages(pipeline: Pipeline) -> list[str] | None:
 
 def job_stage(pipeline: Pipeline, job: Job) -> str | None:
     """The stage a job belongs to (GitLab's default ``test`` when it names none)."""
-    stages = effective_stages(pipeline)
+    return stage_of(job, effective_stages(pipeline))
+
+
+def stage_of(job: Job, stages: list[str] | None) -> str | None:
+    """``job_stage`` given the pipeline's ``effective_stages`` (computed once for many jobs)."""
     if stages is None:
         return None
     return job.stage or ("test" if "test" in stages else stages[0])
@@ -315,7 +319,7 @@ def _semantic_checks(pipeline: Pipeline, smap: SourceMap, names: list[str] | Non
     for name, job in pipeline.jobs.items():
         base: FieldPath = ("jobs", name)
         if stages is not None:
-            stage = job_stage(pipeline, job)
+            stage = stage_of(job, stages)
             if stage not in stages:
                 where = (*base, "stage") if job.stage else base
                 close = difflib.get_close_matches(stage or "", stages, n=1)
@@ -358,8 +362,8 @@ def upstream_jobs(pipeline: Pipeline, name: str) -> list[str]:
             return [n for n in spec.needs if n in pipeline.jobs]
         if stages is None:
             return []
-        mine = rank[job_stage(pipeline, spec) or ""]
-        return [o for o, j in pipeline.jobs.items() if rank[job_stage(pipeline, j) or ""] < mine]
+        mine = rank[stage_of(spec, stages) or ""]
+        return [o for o, j in pipeline.jobs.items() if rank[stage_of(j, stages) or ""] < mine]
 
     seen: list[str] = []
     stack = direct(name)
