@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from rich.console import Console
 
 from buildyard.cli.render import RichRenderer
-from buildyard.engine.runner import RunOptions, execute_run
+from buildyard.engine.runner import RunOptions, RunResult, execute_run
 
 
-def test_rich_live_view_on_a_terminal(make_project) -> None:
-    root = make_project(
-        {"buildyard.yml": "jobs:\n  a: {script: 'sleep 0.3; echo a'}\n  b: {needs: [a], script: 'exit 3'}\n"}
-    )
+def _render(root: Path) -> tuple[RunResult, str]:
+    """Run the project with the live view on a (forced) terminal; the result and what was drawn."""
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
     renderer = RichRenderer(console=console)
@@ -21,7 +20,14 @@ def test_rich_live_view_on_a_terminal(make_project) -> None:
         result = execute_run(RunOptions(project_dir=root, cache=False), renderer)
     finally:
         renderer.close()
-    text = buffer.getvalue()
+    return result, buffer.getvalue()
+
+
+def test_rich_live_view_on_a_terminal(make_project) -> None:
+    root = make_project(
+        {"buildyard.yml": "jobs:\n  a: {script: 'sleep 0.3; echo a'}\n  b: {needs: [a], script: 'exit 3'}\n"}
+    )
+    result, text = _render(root)
     assert str(result.status) == "failed"
     assert "✓ a success" in text and "✗ b failed (exit 3)" in text
     assert "jobs" in text  # the progress line of the live area was drawn at least once
@@ -34,14 +40,7 @@ def test_rich_live_view_shows_a_deployment_waiting_for_approval(make_project) ->
             "      {name: prod, artifact: a@1.0.0, approval: required, approval_timeout: 1s}\n"
         }
     )
-    buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=True, width=100, color_system=None)
-    renderer = RichRenderer(console=console)
-    try:
-        result = execute_run(RunOptions(project_dir=root, cache=False), renderer)
-    finally:
-        renderer.close()
-    text = buffer.getvalue()
+    result, text = _render(root)
     assert str(result.status) == "success"
     assert "deploy waiting for approval: buildyard approve 1 deploy" in text
     assert "1 waiting for approval" in text  # the live area showed it while it waited

@@ -21,7 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from buildyard.engine.request import DeployRequest, Executor, JobOutcome, JobRequest, OutputSink, StepRequest
+from buildyard.engine.request import (
+    DeployRequest,
+    Executor,
+    JobOutcome,
+    JobRequest,
+    OutputSink,
+    StepRequest,
+    log_note,
+)
 from buildyard.engine.scheduler import JobSetupError
 from buildyard.errors import UserError
 from buildyard.model import JobStatus
@@ -194,7 +202,7 @@ class DeployingExecutor:
         except Exception as exc:  # noqa: BLE001 - e.g. an unusable health-check URL: the job fails, not the run
             self.history.finish_deployment(deployment, "failed")
             note = f"deployment to {spec.environment} failed: {exc}"
-            self._log(request, note, sink)
+            log_note(request, note, sink)
             outcome = JobOutcome(
                 job_id=request.job_id,
                 attempt=request.attempt,
@@ -226,7 +234,7 @@ class DeployingExecutor:
         deploy_request = self._with_artifact(request, spec, pulled)
         note = f"pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}"
         if request.attempt > 1:  # the executor appends to the log of earlier attempts
-            self._log(request, note, sink)
+            log_note(request, note, sink)
             outcome = await self.inner.execute(deploy_request, sink)
         else:  # the executor starts the log afresh: put the note first once it is written
             if sink is not None:
@@ -236,17 +244,17 @@ class DeployingExecutor:
         what = f"{pulled.name}@{pulled.version} to {spec.environment}"
         if outcome.status != JobStatus.SUCCESS:
             await asyncio.to_thread(self.history.finish_deployment, deployment, "failed")
-            self._log(request, f"deployment of {what} failed", sink)
+            log_note(request, f"deployment of {what} failed", sink)
             return outcome
         problem = await self._health(deploy_request, spec, sink, suffix="health")
         if problem is None:
             await asyncio.to_thread(self.history.finish_deployment, deployment, "success")
-            self._log(request, f"deployed {what}" + (" (healthy)" if _has_health(spec) else ""), sink)
+            log_note(request, f"deployed {what}" + (" (healthy)" if _has_health(spec) else ""), sink)
             if spec.promote:
                 await asyncio.to_thread(self._promote, request, spec, pulled, sink)
             return outcome
         message = f"health check failed: {problem}"
-        self._log(request, f"deployment of {what}: {message}", sink)
+        log_note(request, f"deployment of {what}: {message}", sink)
         await asyncio.to_thread(self.history.finish_deployment, deployment, "failed")
         if spec.auto_rollback:
             message += "; " + await self._rollback(request, spec, pulled, deployment, sink)
@@ -315,7 +323,7 @@ class DeployingExecutor:
                     request, spec.health_run, "health check", sink, suffix, remaining
                 )
             if ok:
-                self._log(request, f"health check passed ({last}, try {tries})", sink)
+                log_note(request, f"health check passed ({last}, try {tries})", sink)
                 return None
             if time.monotonic() + spec.health_interval > deadline:
                 return f"{last} after {tries} tries in {spec.health_timeout:g}s"
@@ -370,16 +378,16 @@ class DeployingExecutor:
             before=deployment,
         )
         if previous is None:
-            self._log(request, f"no previous good version of {failed.name} in {spec.environment}", sink)
+            log_note(request, f"no previous good version of {failed.name} in {spec.environment}", sink)
             return "no previous good version to roll back to"
         ref = f"{failed.name}@{previous.version}"
         try:
             pulled = await asyncio.to_thread(self._pull, ref, Path(f"{spec.dest}.rollback"))
         except UserError as exc:
-            self._log(request, f"rollback to {ref} refused: {exc}", sink)
+            log_note(request, f"rollback to {ref} refused: {exc}", sink)
             return f"rollback to {previous.version} refused: {exc}"
         back = self._start(request, replace(spec, approved_by=None, approved_at=None), pulled, deployment)
-        self._log(request, f"rolling back {spec.environment} to {ref}", sink)
+        log_note(request, f"rolling back {spec.environment} to {ref}", sink)
         rollback_request = self._with_artifact(request, spec, pulled)
         try:
             if spec.rollback:
@@ -406,9 +414,9 @@ class DeployingExecutor:
         await asyncio.to_thread(self.history.finish_deployment, back, "success" if ok else "failed")
         if ok:
             await asyncio.to_thread(self.history.finish_deployment, deployment, "rolled_back")
-            self._log(request, f"rolled back {spec.environment} to {ref}", sink)
+            log_note(request, f"rolled back {spec.environment} to {ref}", sink)
             return f"rolled back to {previous.version}"
-        self._log(request, f"rollback to {ref} failed: {why}", sink)
+        log_note(request, f"rollback to {ref} failed: {why}", sink)
         return f"rollback to {previous.version} failed: {why}"
 
     # --- promotion --------------------------------------------------------------------------------
@@ -433,20 +441,12 @@ class DeployingExecutor:
                 gates_check=gate_check(self.history),
             )
         except ArtifactError as exc:
-            self._log(request, f"not promoted to channel {spec.environment}: {exc}", sink)
+            log_note(request, f"not promoted to channel {spec.environment}: {exc}", sink)
             return
         if result.changed:
-            self._log(request, f"promoted {pulled.name}@{pulled.version} to channel {spec.environment}", sink)
+            log_note(request, f"promoted {pulled.name}@{pulled.version} to channel {spec.environment}", sink)
 
     # --- log --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _log(request: JobRequest, line: str, sink: OutputSink | None) -> None:
-        data = f"buildyard: {line}\n".encode()
-        with Path(request.log_path).open("ab") as log:
-            log.write(data)
-        if sink is not None:
-            sink(request.job_id, data)
 
     @staticmethod
     def _append(request: JobRequest, side_log: str, header: str) -> None:

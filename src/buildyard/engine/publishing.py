@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, PublishRequest
+from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, PublishRequest, log_note
 from buildyard.errors import UserError
 from buildyard.model import JobStatus
 
@@ -63,15 +63,7 @@ class PublishingExecutor:
             ref = await asyncio.to_thread(publish_files, self.project, request.run_id, request.job_id, spec)
         except UserError as exc:
             note = f"publish failed: {exc}"
-            self._log(request, note, sink)
+            log_note(request, note, sink)
             return replace(outcome, status=JobStatus.FAILED, exit_code=None, message=note)
-        self._log(request, f"published {ref}", sink)
+        log_note(request, f"published {ref}", sink)
         return replace(outcome, published=ref)
-
-    @staticmethod
-    def _log(request: JobRequest, line: str, sink: OutputSink | None) -> None:
-        data = f"buildyard: {line}\n".encode()
-        with Path(request.log_path).open("ab") as log:
-            log.write(data)
-        if sink is not None:
-            sink(request.job_id, data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from buildyard.model import JobStatus
@@ -161,6 +162,15 @@ class JobOutcome:
 
 OutputSink = Callable[[str, bytes], None]
 """Receives ``(job_id, masked bytes)`` as a job writes output."""
+
+
+def log_note(request: JobRequest, line: str, sink: OutputSink | None) -> None:
+    """Append ``buildyard: line`` to the job's log and show it like the job's own output."""
+    data = f"buildyard: {line}\n".encode()
+    with Path(request.log_path).open("ab") as log:
+        log.write(data)
+    if sink is not None:
+        sink(request.job_id, data)
 
 
 class Executor(Protocol):
