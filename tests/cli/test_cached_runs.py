@@ -60,11 +60,16 @@ def test_unchanged_jobs_are_restored_not_rerun(cli, make_project) -> None:
     assert second["gen"]["status"] == "cached" and second["use"]["status"] == "cached"
     assert second["gen"]["saved_s"] > 0 and second["gen"]["cache_key"] == first["gen"]["cache_key"]
     assert (root / "out" / "final.txt").read_text() == "ALPHA\nmain\n"  # outputs restored
-    assert Path(second["gen"]["log"]).read_text() == "generated\n"  # and the log
+    assert second["gen"]["log"] is None  # the log is not copied into the run's directory …
+    assert cli("-C", root, "logs", "last", "gen").out == "generated\n"  # … it is read from the entry
+    logs = json.loads(cli("-C", root, "logs", "last", "--json").out)
+    assert {j["job"]: j["log"] for j in logs}["gen"] == "generated\n"
     assert second["always"]["status"] == "success" and (root / "always.log").read_text() == "always\nalways\n"
     assert second["flaky"]["status"] == "success"  # a failure is never cached
     shown = json.loads(cli("-C", root, "show", "--json").out)
     assert {j["id"]: j["cache_status"] for j in shown["jobs"]}["gen"] == "hit"
+    shutil.rmtree(root / ".buildyard" / "cas")  # the entry is gone: logs says so instead of nothing
+    assert "no longer in the cache" in cli("-C", root, "logs", "last", "gen").out
 
 
 def test_changes_invalidate_exactly_the_affected_jobs_and_explain_says_why(cli, make_project) -> None:

@@ -12,7 +12,7 @@ import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
 from buildyard.errors import NotFoundError
-from buildyard.store.history import SqlHistory
+from buildyard.store.history import JobRecord, SqlHistory
 
 
 def _open(ctx: click.Context, db: str | None) -> SqlHistory:
@@ -166,16 +166,17 @@ def logs(
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise NotFoundError(f"run #{record.number} has no job '{job}'{hint}")
             jobs = matching
+        project = Path(record.project_dir) if record.project_dir else project_dir(ctx)
         if as_json:
-            print_json([{"job": j.id, "status": j.status, "log": _read(j.log_path)} for j in jobs])
+            print_json([{"job": j.id, "status": j.status, "log": _log_of(j, project)} for j in jobs])
             return
         for j in jobs:
             if len(jobs) > 1:
                 print(f"──── {j.id} ({j.status})")
-            if follow:
+            if follow and j.status not in ("cached", "skipped", "manual"):
                 _follow(store, record.id, j.id, j.log_path)
-            elif j.log_path:
-                sys.stdout.write(_read(j.log_path))
+            else:
+                sys.stdout.write(_log_of(j, project))
                 sys.stdout.flush()
     finally:
         store.close()
@@ -224,6 +225,20 @@ def explain(ctx: click.Context, args: tuple[str, ...], as_json: bool, db: str | 
             print(f"{j.id}: ran (cache miss, key {j.cache_key[:16]})")
             for reason in j.miss_reasons or ["no_entry"]:
                 print(f"  - {reason}")
+
+
+def _log_of(job: JobRecord, project: Path) -> str:
+    """A job's log: its file, or for a cache hit the log stored with the cache entry it came from."""
+    if job.log_path and Path(job.log_path).exists():
+        return _read(job.log_path)
+    if job.cache_status == "hit" and job.cache_key:
+        from buildyard.engine.caching import cached_log  # noqa: PLC0415
+
+        data = cached_log(project, job.cache_key)
+        if data is None:
+            return f"buildyard: the log of cache entry {job.cache_key[:16]} is no longer in the cache\n"
+        return data.decode(errors="replace")
+    return ""
 
 
 def _read(path: str) -> str:

@@ -164,7 +164,8 @@ def run(
                     "peak_rss": j.peak_rss,
                     "skip_reason": str(j.skip_reason) if j.skip_reason else None,
                     "message": j.message,
-                    "log": j.log_path or None,
+                    # a cache hit's log stays in the cache entry (``buildyard logs`` reads it there)
+                    "log": j.log_path if j.log_path and os.path.exists(j.log_path) else None,  # noqa: PTH110
                     "cache": j.cache_status,
                     "cache_key": j.cache_key or None,
                     "saved_s": j.saved_s,

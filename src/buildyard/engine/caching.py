@@ -46,6 +46,28 @@ from buildyard.model import JobStatus
 INLINE_RESTORE_BYTES = 1 << 20
 
 
+def _keeps_own_log(request: JobRequest) -> bool:
+    """Whether a cache hit writes its restored log into the run's log directory.
+
+    Not by default: the log is the entry's content-addressed log blob, and ``buildyard logs`` reads
+    it from there (``cached_log``) — writing 100 copies is most of a fully cached run's file I/O.
+    A job whose wrappers append to its log (publish, gates) gets its own file first.
+    """
+    return bool(request.publish or request.gates)
+
+
+def cached_log(project: Path, key: str, cache_dir: Path | None = None) -> bytes | None:
+    """The log stored with job-cache entry ``key`` (None when the entry or its blob is gone)."""
+    from buildyard.cache import ActionCache, CacheStore  # noqa: PLC0415
+    from buildyard.cache.store import default_cache_dir  # noqa: PLC0415
+
+    store = CacheStore(cache_dir or default_cache_dir(project))
+    entry = ActionCache(store).lookup(key)
+    if entry is None:
+        return None
+    return store.cas.get_bytes(entry.log_digest) if entry.log_digest else b""
+
+
 def canonical_definition(data: object) -> str:
     """Deterministic JSON of a job definition (what enters the key as 'definition')."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
@@ -191,7 +213,7 @@ class CachingExecutor:
         if sum(o.size or 0 for o in entry.outputs) > INLINE_RESTORE_BYTES:
             return None
         hit = self._restored(local.restore(entry, Path(spec.project_root)), entry.duration_s)
-        if hit is not None:
+        if hit is not None and _keeps_own_log(request):
             write_new_file(Path(request.log_path), hit[1])
         return manifest, hit
 
@@ -201,7 +223,7 @@ class CachingExecutor:
         """The job's key manifest and, on a hit, its restored (time saved, log) — log written too."""
         manifest = self._manifest(request, spec)
         hit = self._restore(manifest.key(), spec) if self.read else None
-        if hit is not None:
+        if hit is not None and _keeps_own_log(request):
             write_new_file(Path(request.log_path), hit[1])
         return manifest, hit
 
