@@ -184,6 +184,7 @@ class Daemon:
 
     def control(self, conn: socket.socket, command: str) -> bool:
         """``status`` and ``stop``."""
+        self.reap()
         status = {
             "pid": os.getpid(),
             "socket": str(self.path),
