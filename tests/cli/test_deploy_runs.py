@@ -403,3 +403,36 @@ def test_an_unusable_health_check_url_is_reported_not_raised() -> None:
         "for http://localhost:99999/health"
     )
     assert asyncio.run(_get("http://[::1/health", 1.0)).startswith("InvalidURL for")
+
+
+def test_two_runs_never_deploy_to_one_environment_at_once(project) -> None:
+    script = """\
+    script:
+      - echo "start $BUILDYARD_RUN_NUMBER $(date +%s.%N)" >> intervals.txt
+      - sleep 1
+      - echo "end $BUILDYARD_RUN_NUMBER $(date +%s.%N)" >> intervals.txt
+"""
+    root = project(BUILD + "  deploy:\n    needs: [build]\n    environment: prod\n" + script)
+    cmd = [sys.executable, "-m", "buildyard", "-C", str(root), "run"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    events = [line.split() for line in (root / "intervals.txt").read_text().splitlines()]
+    spans: dict[str, list[float]] = {}
+    for _kind, run_number, at in events:
+        spans.setdefault(run_number, []).append(float(at))
+    (a_start, a_end), (b_start, b_end) = sorted(spans.values())
+    assert a_end <= b_start, events  # the second deployment started after the first had ended
+    logs = [p.read_text() for p in (root / ".buildyard" / "logs" / "shop").glob("*/deploy.log")]
+    assert any("for another run's deployment to prod" in log for log in logs), logs
+
+
+def test_only_the_newest_pulled_copies_are_kept(tmp_path: Path) -> None:
+    from buildyard.engine.deploying import prune_deploy_dirs
+
+    for n in (1, 2, 3, 4, 5, 9):
+        (tmp_path / str(n) / "deploy").mkdir(parents=True)
+    (tmp_path / "locks").mkdir()
+    removed = prune_deploy_dirs(tmp_path, current=5, keep=3)
+    assert sorted(p.name for p in removed) == ["1", "2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3", "4", "5", "9", "locks"]  # 9: a newer run

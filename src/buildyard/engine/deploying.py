@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +52,7 @@ def deploy_request(
     approval: tuple[str, float] | None,
     dest: Path,
     run_number: int,
+    locks: Path | None = None,
 ) -> DeployRequest:
     """The ``DeployRequest`` of deployment job ``inst`` (raise ``JobSetupError`` if it has no artifact)."""
     env = inst.environment
@@ -71,7 +74,61 @@ def deploy_request(
         approved_by=approved_by,
         approved_at=approved_at,
         run_number=run_number,
+        lock=str(locks / f"{_SAFE.sub('_', env.name)}.lock") if locks is not None else "",
     )
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+LOCK_POLL = 0.2
+
+
+@contextlib.asynccontextmanager
+async def environment_lock(
+    spec: DeployRequest, request: JobRequest, sink: OutputSink | None
+) -> AsyncIterator[float]:
+    """Hold ``spec.lock`` (an flock) for a whole deployment: two runs never deploy to one environment
+    at once — the second waits (shown live, noted in its log), cancellable. Yields the seconds waited."""
+    if not spec.lock:
+        yield 0.0
+        return
+    path = Path(spec.lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        began = time.monotonic()
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not told and sink is not None:
+                    told = True
+                    sink(
+                        request.job_id,
+                        f"buildyard: waiting: another run is deploying to {spec.environment}\n".encode(),
+                    )
+                await asyncio.sleep(LOCK_POLL)
+        try:
+            yield time.monotonic() - began if told else 0.0
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: Runs whose pulled artifacts stay on disk per pipeline (the artifacts themselves stay in the repository).
+KEEP_DEPLOY_RUNS = 3
+
+
+def prune_deploy_dirs(pipeline_dir: Path, current: int, keep: int = KEEP_DEPLOY_RUNS) -> list[Path]:
+    """Remove the pulled copies of all but the ``keep`` newest runs up to ``current``; the removed."""
+    import shutil  # noqa: PLC0415
+
+    runs = sorted(
+        (int(p.name), p) for p in pipeline_dir.glob("*") if p.name.isdigit() and int(p.name) <= current
+    )
+    doomed = [p for _, p in runs[:-keep]] if len(runs) > keep else []
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
 
 
 def artifact_ref(
@@ -172,6 +229,12 @@ class DeployingExecutor:
         spec = request.deploy
         if spec is None:
             return await self.inner.execute(request, sink)
+        async with environment_lock(spec, request, sink) as waited:
+            return await self._locked(request, spec, sink, waited)
+
+    async def _locked(
+        self, request: JobRequest, spec: DeployRequest, sink: OutputSink | None, waited: float
+    ) -> JobOutcome:
         started_at, start = time.time(), time.monotonic()
         try:
             pulled = await asyncio.to_thread(self._pull, spec.artifact, Path(spec.dest))
@@ -195,7 +258,7 @@ class DeployingExecutor:
             )
         deployment = self._start(request, spec, pulled)
         try:
-            outcome = await self._deploy(request, spec, pulled, deployment, sink)
+            outcome = await self._deploy(request, spec, pulled, deployment, sink, waited)
         except asyncio.CancelledError:
             self.history.finish_deployment(deployment, "failed")  # a no-op if it already ended
             raise
@@ -214,6 +277,7 @@ class DeployingExecutor:
                 message=note,
                 log_path=request.log_path,
             )
+        await asyncio.to_thread(prune_deploy_dirs, Path(spec.dest).parent.parent, spec.run_number)
         return replace(
             outcome,
             deployed=f"{pulled.name}@{pulled.version}",
@@ -230,9 +294,14 @@ class DeployingExecutor:
         pulled: _Pulled,
         deployment: int,
         sink: OutputSink | None,
+        waited: float = 0.0,
     ) -> JobOutcome:
         deploy_request = self._with_artifact(request, spec, pulled)
         note = f"pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}"
+        if waited:
+            note = (
+                f"waited {waited:.1f}s for another run's deployment to {spec.environment}\nbuildyard: {note}"
+            )
         if request.attempt > 1:  # the executor appends to the log of earlier attempts
             log_note(request, note, sink)
             outcome = await self.inner.execute(deploy_request, sink)

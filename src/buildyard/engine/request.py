@@ -95,6 +95,7 @@ class DeployRequest:
     approved_by: str | None = None
     approved_at: float | None = None
     run_number: int = 0
+    lock: str = ""  # lock file: one deployment to an environment at a time, across runs
 
 
 @dataclass(frozen=True, slots=True)

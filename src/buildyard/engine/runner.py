@@ -406,6 +406,7 @@ class RequestFactory:
             / self.base_env["BUILDYARD_RUN_NUMBER"]
             / log_name(inst.id)[:-4],
             run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
+            locks=self.home / "deploy" / "locks",
         )
 
     def cache_request(self, inst: JobInstance) -> CacheRequest:

@@ -239,10 +239,11 @@ def default_url(home: Path) -> str:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    with contextlib.suppress(sqlite3.OperationalError):  # see RawSqlite: WAL is set by whoever can
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.close()
 
 

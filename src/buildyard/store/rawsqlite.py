@@ -19,10 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=30000",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=30000",
 )
 JSON_COLUMNS: Mapping[str, frozenset[str]] = {
     "runs": frozenset({"variables", "selected"}),
@@ -41,6 +40,10 @@ class RawSqlite:
         self.lock = threading.Lock()
         for pragma in PRAGMAS:
             self.conn.execute(pragma)
+        with contextlib.suppress(sqlite3.OperationalError):
+            # switching to WAL needs the file to itself: while another process creates or migrates
+            # the database it reports "locked" at once (no busy wait); that process sets WAL anyway
+            self.conn.execute("PRAGMA journal_mode=WAL")
 
     def close(self) -> None:
         """Close the connection."""
