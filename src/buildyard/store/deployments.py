@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from typing import TYPE_CHECKING, Any
 
 from buildyard.errors import UsageError
-from buildyard.store.schema import approvals, deployments, gate_results, runs
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 DEPLOYMENT_STATUSES = ("running", "success", "failed", "rolled_back")
 
@@ -55,7 +53,8 @@ class ApprovalRecord:
     at: float = 0.0
 
 
-_STORED = tuple(c.name for c in deployments.columns)
+#: The stored columns of ``DeploymentRecord`` (``run_number`` is joined in by reads).
+_STORED = tuple(name for name in DeploymentRecord.__slots__ if name != "run_number")
 
 
 def _deployment(row: Any) -> DeploymentRecord:
@@ -73,6 +72,8 @@ class DeploymentStore:
 
     def start_deployment(self, record: DeploymentRecord) -> int:
         """Insert a deployment; return its id."""
+        from buildyard.store.schema import deployments
+
         values = {k: getattr(record, k) for k in _STORED if k != "id"}
         with self.engine.begin() as conn:
             result = conn.execute(deployments.insert().values(**values))
@@ -86,6 +87,8 @@ class DeploymentStore:
         Only a running deployment ends, and only a failed one becomes ``rolled_back``: a late
         "failed" (a cancellation racing the end) never overwrites a recorded success.
         """
+        from buildyard.store.schema import deployments
+
         if status not in DEPLOYMENT_STATUSES:
             raise ValueError(f"unknown deployment status {status!r}")
         allowed = ("running", "failed") if status == "rolled_back" else ("running",)
@@ -98,6 +101,8 @@ class DeploymentStore:
 
     def mark_rolled_back(self, deployment_id: int) -> None:
         """A successful deployment that a rollback replaced (no longer a rollback target)."""
+        from buildyard.store.schema import deployments
+
         with self.engine.begin() as conn:
             conn.execute(
                 deployments.update()
@@ -109,6 +114,10 @@ class DeploymentStore:
         self, environment: str | None = None, *, run_id: str | None = None, limit: int = 50
     ) -> list[DeploymentRecord]:
         """Deployments, newest first (of one environment and/or one run)."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import deployments, runs
+
         query = (
             sa.select(*deployments.columns, runs.c.number.label("run_number"))
             .join(runs, runs.c.id == deployments.c.run_id)
@@ -127,6 +136,10 @@ class DeploymentStore:
     ) -> DeploymentRecord | None:
         """The newest successful deployment of ``artifact`` to ``environment`` (older than deployment
         ``before``, of a version other than ``exclude``): what a rollback goes back to."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import deployments, runs
+
         query = (
             sa.select(*deployments.columns, runs.c.number.label("run_number"))
             .join(runs, runs.c.id == deployments.c.run_id)
@@ -148,6 +161,10 @@ class DeploymentStore:
 
     def decide(self, record: ApprovalRecord) -> None:
         """Record an approval decision; a second decision on the same job is refused."""
+        from sqlalchemy.exc import IntegrityError
+
+        from buildyard.store.schema import approvals
+
         try:
             with self.engine.begin() as conn:
                 conn.execute(approvals.insert().values(**{k: getattr(record, k) for k in record.__slots__}))
@@ -158,6 +175,10 @@ class DeploymentStore:
 
     def approval(self, run_id: str, job_id: str) -> ApprovalRecord | None:
         """The decision on a job of a run, if any."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import approvals
+
         query = sa.select(approvals).where(approvals.c.run_id == run_id, approvals.c.job_id == job_id)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
@@ -165,6 +186,10 @@ class DeploymentStore:
 
     def gate_verdict(self, run_id: str) -> tuple[bool, str]:
         """Did run ``run_id`` pass its gates? ``(passed, detail)``; a run without gate results did not."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import gate_results, runs
+
         with self.engine.connect() as conn:
             number = conn.execute(sa.select(runs.c.number).where(runs.c.id == run_id)).scalar()
             if number is None:

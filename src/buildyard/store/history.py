@@ -16,16 +16,14 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buildyard.errors import NotFoundError, StoreError
 from buildyard.store.deployments import ApprovalRecord, DeploymentRecord, DeploymentStore
 from buildyard.store.rawsqlite import RawSqlite
-from buildyard.store.schema import gate_results, jobs, runs, steps, test_results
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
 
 HEAD_REVISION = "0005"
 RUN_ID_LENGTH = 32  # uuid4 hex
@@ -258,25 +256,18 @@ class SqlHistory(DeploymentStore):
         #: stdlib driver directly (see ``RawSqlite``); SQLAlchemy is engaged lazily for the rest.
         self.raw: RawSqlite | None = None
         self._engine_lock = threading.Lock()
-        path = ""
+        path = sqlite_path(url)
         try:
-            path = (sa.engine.make_url(url).database or "") if url.startswith("sqlite:///") else ""
-            if path and path != ":memory:" and "?" not in url:
+            if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 self.raw = RawSqlite(path)
                 if self.raw.revision() == HEAD_REVISION:
-                    return
+                    return  # the embedded default, up to date: SQLAlchemy is not even imported
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open history database {path}: {exc}") from None
-        except (OperationalError, ProgrammingError) as exc:
-            raise StoreError(f"cannot open history database {_redact(url)}: {exc.orig}") from None
-        except sa.exc.ArgumentError as exc:
-            raise StoreError(f"invalid database URL {_redact(url)}: {exc}") from None
-        except ModuleNotFoundError as exc:
-            raise StoreError(
-                f"database driver missing for {_redact(url)}: {exc.name} (pip install it)"
-            ) from None
+        except Exception as exc:  # noqa: BLE001 - classified by _store_error (SQLAlchemy is lazy)
+            raise _store_error(url, exc) from None
 
     @property
     def engine(self) -> Engine:
@@ -285,6 +276,8 @@ class SqlHistory(DeploymentStore):
             return self._engine or self._create_engine()
 
     def _create_engine(self) -> Engine:
+        import sqlalchemy as sa
+
         if self._engine is None:
             if self.is_sqlite:
                 self._engine = sa.create_engine(self.url, connect_args={"timeout": 30})
@@ -296,6 +289,9 @@ class SqlHistory(DeploymentStore):
     # --- schema -----------------------------------------------------------------------------------
 
     def _revision(self, conn: Connection) -> str | None:
+        import sqlalchemy as sa
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
         try:
             return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
         except (OperationalError, ProgrammingError):
@@ -309,8 +305,8 @@ class SqlHistory(DeploymentStore):
         with self._migration_lock(), self.engine.connect() as conn:
             if self._revision(conn) == HEAD_REVISION:  # another process migrated meanwhile
                 return
-            from alembic import command  # noqa: PLC0415
-            from alembic.config import Config  # noqa: PLC0415 - only when migrating
+            from alembic import command
+            from alembic.config import Config
 
             cfg = Config()
             cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
@@ -320,6 +316,8 @@ class SqlHistory(DeploymentStore):
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
+        import sqlalchemy as sa
+
         if self.is_sqlite:
             db = sa.engine.make_url(self.url).database or ""
             if not db or db == ":memory:":
@@ -346,6 +344,11 @@ class SqlHistory(DeploymentStore):
         """Insert ``record`` with the next number of its pipeline (retries on a concurrent insert)."""
         if self.raw is not None:
             return RunRecord(**self.raw.create_run(_row(record)))
+        import sqlalchemy as sa
+        from sqlalchemy.exc import IntegrityError
+
+        from buildyard.store.schema import runs
+
         for _ in range(50):
             try:
                 with self.engine.begin() as conn:
@@ -366,6 +369,8 @@ class SqlHistory(DeploymentStore):
         if self.raw is not None:
             self.raw.update("runs", values, id=run_id)
             return
+        from buildyard.store.schema import runs
+
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
 
@@ -377,6 +382,10 @@ class SqlHistory(DeploymentStore):
         if self.raw is not None:
             self.raw.save_jobs(rows, insert=insert)
             return
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import jobs
+
         with self.engine.begin() as conn:
             if insert:
                 conn.execute(jobs.insert(), rows)
@@ -398,6 +407,8 @@ class SqlHistory(DeploymentStore):
         if self.raw is not None:
             self.raw.replace_rows("steps", [_row(r) for r in records])
             return
+        from buildyard.store.schema import steps
+
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
                 conn.execute(steps.delete().where(steps.c.run_id == run_id, steps.c.job_id == job_id))
@@ -410,6 +421,8 @@ class SqlHistory(DeploymentStore):
         if self.raw is not None:
             self.raw.replace_rows("gate_results", [_row(r) for r in records])
             return
+        from buildyard.store.schema import gate_results
+
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
                 conn.execute(
@@ -426,6 +439,8 @@ class SqlHistory(DeploymentStore):
         if self.raw is not None:
             self.raw.replace_rows("test_results", [_row(r) for r in records])
             return
+        from buildyard.store.schema import test_results
+
         with self.engine.begin() as conn:
             for run_id, job_id in {(r.run_id, r.job_id) for r in records}:
                 conn.execute(
@@ -442,6 +457,10 @@ class SqlHistory(DeploymentStore):
     ) -> dict[str, Any] | None:
         """The recorded data of ``gate`` in the latest successful run of ``pipeline`` on ``branch``
         created before ``before`` (a baseline for coverage ``no_decrease`` and benchmark regressions)."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import gate_results, runs
+
         query = (
             sa.select(gate_results.c.data)
             .join(runs, runs.c.id == gate_results.c.run_id)
@@ -461,6 +480,10 @@ class SqlHistory(DeploymentStore):
 
     def latest_run_id(self, *, pipeline: str, branch: str, status: str, before: float) -> str | None:
         """Id of the newest run of ``pipeline`` on ``branch`` with ``status`` created before ``before``."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import runs
+
         query = (
             sa.select(runs.c.id)
             .where(
@@ -479,18 +502,30 @@ class SqlHistory(DeploymentStore):
         """Test results of one run."""
         if self.raw is not None:
             return [TestRecord(**r) for r in self.raw.select("test_results", run_id=run_id)]
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import test_results
+
         query = sa.select(test_results).where(test_results.c.run_id == run_id)
         with self.engine.connect() as conn:
             return [TestRecord(**r._asdict()) for r in conn.execute(query)]
 
     def tests_since(self, since: float) -> list[TestRecord]:
         """Test results recorded at or after ``since``, oldest first."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import test_results
+
         query = sa.select(test_results).where(test_results.c.at >= since).order_by(test_results.c.at)
         with self.engine.connect() as conn:
             return [TestRecord(**r._asdict()) for r in conn.execute(query)]
 
     def gates(self, run_id: str) -> list[GateRecord]:
         """Gate results of a run, by job then order."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import gate_results
+
         query = (
             sa.select(gate_results)
             .where(gate_results.c.run_id == run_id)
@@ -501,6 +536,10 @@ class SqlHistory(DeploymentStore):
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
         """Newest runs first."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import runs
+
         query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
         if pipeline:
             query = query.where(runs.c.pipeline == pipeline)
@@ -513,6 +552,10 @@ class SqlHistory(DeploymentStore):
             found = self.raw.select("runs", id=ref)
             if found and pipeline in (None, found[0]["pipeline"]):
                 return RunRecord(**found[0])
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import runs
+
         query = sa.select(runs).order_by(runs.c.created_at.desc())
         if pipeline:
             query = query.where(runs.c.pipeline == pipeline)
@@ -533,6 +576,10 @@ class SqlHistory(DeploymentStore):
 
     def jobs(self, run_id: str) -> list[JobRecord]:
         """Job rows of a run, in the order they were planned."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import jobs
+
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(jobs).where(jobs.c.run_id == run_id).order_by(sa.text("rowid"))
@@ -543,6 +590,10 @@ class SqlHistory(DeploymentStore):
 
     def steps(self, run_id: str, job_id: str | None = None) -> list[StepRecord]:
         """Step rows of a run (or of one job)."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import steps
+
         query = sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.job_id, steps.c.idx)
         if job_id is not None:
             query = query.where(steps.c.job_id == job_id)
@@ -553,6 +604,10 @@ class SqlHistory(DeploymentStore):
         """Mean duration of each job instance over the last successful runs of ``pipeline``."""
         if self.raw is not None:
             return self.raw.durations(pipeline, limit_runs)
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import jobs, runs
+
         recent = (
             sa.select(runs.c.id)
             .where(runs.c.pipeline == pipeline, runs.c.status.in_(("success", "failed")))
@@ -576,8 +631,30 @@ class SqlHistory(DeploymentStore):
             self._engine.dispose()
 
 
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///PATH`` URL (decoded as SQLAlchemy decodes it); "" for other URLs."""
+    if not url.startswith("sqlite:///") or "?" in url:
+        return ""
+    return urllib.parse.unquote(url.removeprefix("sqlite:///"))
+
+
+def _store_error(url: str, exc: Exception) -> Exception:
+    """A database-open failure as a one-line ``StoreError`` (anything else is a bug: re-raised)."""
+    from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+
+    if isinstance(exc, OperationalError | ProgrammingError):
+        return StoreError(f"cannot open history database {_redact(url)}: {exc.orig}")
+    if isinstance(exc, ArgumentError):
+        return StoreError(f"invalid database URL {_redact(url)}: {exc}")
+    if isinstance(exc, ModuleNotFoundError):
+        return StoreError(f"database driver missing for {_redact(url)}: {exc.name} (pip install it)")
+    return exc
+
+
 def _redact(url: str) -> str:
     """Hide a password in a database URL."""
+    import sqlalchemy as sa
+
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
