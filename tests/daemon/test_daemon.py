@@ -290,3 +290,18 @@ def test_a_closed_terminal_cancels_the_run_cleanly(
     _wait_for(lambda: not Path(f"/proc/{job}").exists(), "the job to be killed")
     with sqlite3.connect(root / ".buildyard" / "buildyard.db") as db:
         assert db.execute("select status from runs").fetchall() == [("cancelled",)]
+
+
+def test_a_client_in_a_deleted_directory_runs_in_process(
+    make_project: Callable[..., Path], daemon_env: dict[str, str], tmp_path: Path
+) -> None:
+    root = make_project({"buildyard.yml": PIPELINE})
+    subprocess.run([*BY, "daemon", "start"], env=daemon_env, check=True, capture_output=True)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
+    argv = ["bash", "-c", script, "_", *BY, "-C", str(root), "run"]
+    proc = subprocess.run(argv, env=daemon_env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _status(daemon_env)["served"] == 0

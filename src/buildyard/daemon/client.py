@@ -205,9 +205,13 @@ START_TIMEOUT = 10.0
 def _hand_over(sock: _socket.socket, argv: list[str]) -> int | None:
     mask = os.umask(0o022)
     os.umask(mask)
+    try:
+        cwd = os.getcwd()  # noqa: PTH109
+    except OSError:
+        return None  # a deleted working directory: let the command itself report what it can
     request = {
         "argv": list(argv),
-        "cwd": os.getcwd(),  # noqa: PTH109
+        "cwd": cwd,
         "env": dict(os.environ),
         "umask": mask,
         "context": context_digest(),
