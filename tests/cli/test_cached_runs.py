@@ -187,3 +187,15 @@ def test_unreachable_remote_degrades_to_local_with_one_warning(cli, make_project
     jobs = {j["name"]: j["status"] for j in json.loads(again.out)["jobs"]}
     assert jobs["gen"] == "cached"
     assert os.environ.get("BUILDYARD_REMOTE_CACHE_TOKEN") is None
+
+
+def test_a_silent_job_has_no_log_file_and_still_caches(cli, make_project) -> None:
+    root = make_project(
+        {"buildyard.yml": "name: quiet\njobs:\n  q: {script: 'true; true'}\n  talk: {script: echo hi}\n"}
+    )
+    first = run(cli, root)
+    assert first["q"]["status"] == "success" and first["q"]["log"] is None  # nothing printed, no file
+    assert Path(first["talk"]["log"]).read_text() == "hi\n"
+    assert cli("-C", root, "logs", "last", "q").out == ""
+    second = run(cli, root)
+    assert second["q"]["status"] == "cached" and second["talk"]["status"] == "cached"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,6 +45,11 @@ from buildyard.model import JobStatus
 
 #: A cache hit whose outputs total at most this many bytes is restored on the loop thread.
 INLINE_RESTORE_BYTES = 1 << 20
+
+
+def _log_or_empty(path: str) -> Path | bytes:
+    """A job's log file, or no bytes when the job printed nothing (its log is created lazily)."""
+    return Path(path) if path and os.path.exists(path) else b""  # noqa: PTH110
 
 
 def _keeps_own_log(request: JobRequest) -> bool:
@@ -173,7 +179,7 @@ class CachingExecutor:
                         key,
                         workspace=Path(spec.project_root),
                         outputs=list(request.output_globs),
-                        log=Path(outcome.log_path),
+                        log=_log_or_empty(outcome.log_path),
                         exit_code=0,
                         duration_s=outcome.duration_s,
                         job=request.job_id,

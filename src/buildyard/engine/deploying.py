@@ -520,8 +520,12 @@ class DeployingExecutor:
     @staticmethod
     def _append(request: JobRequest, side_log: str, header: str) -> None:
         side = Path(side_log)
+        try:
+            body = side.read_bytes()
+        except OSError:
+            body = b""  # the command printed nothing (logs are created by the first write)
         with contextlib.suppress(OSError), Path(request.log_path).open("ab") as log:
-            log.write(f"{header}\n".encode() + side.read_bytes())
+            log.write(f"{header}\n".encode() + body)
         with contextlib.suppress(OSError):
             side.unlink()
 
