@@ -305,3 +305,34 @@ def test_a_client_in_a_deleted_directory_runs_in_process(
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert _status(daemon_env)["served"] == 0
+
+
+def _state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2]
+
+
+def test_ctrl_z_stops_and_fg_resumes_the_command(
+    make_project: Callable[..., Path], daemon_env: dict[str, str]
+) -> None:
+    root = make_project(
+        {"buildyard.yml": "name: tstp\njobs:\n  slow:\n    script: ['echo $$ > job.pid; sleep 2']\n"}
+    )
+    subprocess.run([*BY, "daemon", "start"], env=daemon_env, check=True, capture_output=True)
+    with subprocess.Popen(
+        [*BY, "-C", str(root), "run"],
+        env=daemon_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        process_group=0,  # like a shell's job: a group of its own that SIGTSTP can stop
+    ) as proc:
+        _wait_for(lambda: (root / "job.pid").exists() and (root / "job.pid").read_text().strip() != "", "job")
+        command = _ppid(int((root / "job.pid").read_text()))
+        proc.send_signal(signal.SIGTSTP)
+        _wait_for(lambda: _state(command) == "T" and _state(proc.pid) == "T", "both to stop")
+        proc.send_signal(signal.SIGCONT)
+        _wait_for(lambda: _state(command) != "T", "the command to resume")
+        assert proc.wait(timeout=30) == 0
+    with sqlite3.connect(root / ".buildyard" / "buildyard.db") as db:
+        assert db.execute("select status from runs").fetchall() == [("success",)]
+    assert command != proc.pid  # it was the daemon's child that stopped and resumed

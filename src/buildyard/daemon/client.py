@@ -233,7 +233,26 @@ def _hand_over(sock: _socket.socket, argv: list[str]) -> int | None:
         except ProcessLookupError:
             pass
 
+    def suspend(_signum: int, _frame: object) -> None:  # Ctrl-Z: stop the command, then ourselves
+        if child:  # SIGSTOP: the command's process group is orphaned, where SIGTSTP is discarded
+            try:  # noqa: SIM105
+                os.kill(child, _signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGTSTP)
+
+    def resume(_signum: int, _frame: object) -> None:  # fg / bg: the command goes on too
+        _signal.signal(_signal.SIGTSTP, suspend)
+        if child:
+            try:  # noqa: SIM105
+                os.kill(child, _signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     previous = {s: _signal.signal(s, forward) for s in _FORWARDED}
+    previous[_signal.SIGTSTP] = _signal.signal(_signal.SIGTSTP, suspend)
+    previous[_signal.SIGCONT] = _signal.signal(_signal.SIGCONT, resume)
     buffer = b""
     sock.settimeout(START_TIMEOUT)
     try:

@@ -250,7 +250,7 @@ def run_child(conn: socket.socket, fds: list[int], message: dict[str, object]) -
     except OSError:
         os._exit(0)  # the client gave up waiting (and runs the command itself): do nothing
     try:
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGQUIT):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGQUIT, signal.SIGTSTP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         random.seed()
