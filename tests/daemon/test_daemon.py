@@ -336,3 +336,15 @@ def test_ctrl_z_stops_and_fg_resumes_the_command(
     with sqlite3.connect(root / ".buildyard" / "buildyard.db") as db:
         assert db.execute("select status from runs").fetchall() == [("success",)]
     assert command != proc.pid  # it was the daemon's child that stopped and resumed
+
+
+def test_daemon_start_in_a_shared_directory_is_a_one_line_error(daemon_env: dict[str, str]) -> None:
+    folder = Path(daemon_env["BUILDYARD_DAEMON_DIR"])
+    folder.chmod(0o755)
+    try:
+        proc = subprocess.run([*BY, "daemon", "start"], env=daemon_env, capture_output=True, text=True)
+    finally:
+        folder.chmod(0o700)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "not a private directory" in proc.stderr
+    assert str(folder) in proc.stderr and "Traceback" not in proc.stderr

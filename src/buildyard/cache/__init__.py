@@ -13,7 +13,7 @@ Public API (what the engine and other services import):
 from __future__ import annotations
 
 from buildyard.cache.action_cache import ActionCache, ActionEntry, OutputFile, RestoreResult
-from buildyard.cache.api import JobCache, open_job_cache
+from buildyard.cache.api import JobCache, entry_log, open_job_cache
 from buildyard.cache.cas import CAS
 from buildyard.cache.dep_cache import CachePolicy, DependencyCache, DepRestore, dependency_cache_key
 from buildyard.cache.hashing import (
@@ -57,6 +57,7 @@ __all__ = [
     "default_cache_dir",
     "dependency_cache_key",
     "digest_inputs",
+    "entry_log",
     "explain",
     "list_inputs",
     "open_job_cache",

@@ -79,3 +79,15 @@ def open_job_cache(
         RemoteCache(remote_url, remote_token, timeout=remote_timeout_s, warn=warn) if remote_url else None
     )
     return TieredActionCache(ActionCache(store), remote)
+
+
+def entry_log(project: Path, key: str, cache_dir: Path | None = None) -> bytes | None:
+    """The log stored with job-cache entry ``key`` (None when the entry or its blob is gone).
+
+    A cache hit does not copy its log into the run: ``buildyard logs`` reads it here.
+    """
+    store = CacheStore(cache_dir if cache_dir is not None else default_cache_dir(project))
+    entry = ActionCache(store).lookup(key)
+    if entry is None:
+        return None
+    return store.cas.get_bytes(entry.log_digest) if entry.log_digest else b""

@@ -232,9 +232,9 @@ def _log_of(job: JobRecord, project: Path) -> str:
     if job.log_path and Path(job.log_path).exists():
         return _read(job.log_path)
     if job.cache_status == "hit" and job.cache_key:
-        from buildyard.engine.caching import cached_log  # noqa: PLC0415
+        from buildyard.cache import entry_log  # noqa: PLC0415 - only for cached jobs
 
-        data = cached_log(project, job.cache_key)
+        data = entry_log(project, job.cache_key)
         if data is None:
             return f"buildyard: the log of cache entry {job.cache_key[:16]} is no longer in the cache\n"
         return data.decode(errors="replace")

@@ -65,10 +65,9 @@ def private_dir(path: str) -> bool:
     """Create ``path`` 0700 if needed; True when it is ours and private (else the daemon is not used)."""
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)  # noqa: PTH103
-        st = os.stat(path)  # noqa: PTH116
     except OSError:
         return False
-    return st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+    return owned_private(path)
 
 
 def command_of(argv: list[str]) -> str | None:

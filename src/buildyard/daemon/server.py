@@ -27,7 +27,7 @@ import time
 import traceback
 from pathlib import Path
 
-from buildyard.daemon.client import MAX_REQUEST, context_digest
+from buildyard.daemon.client import MAX_REQUEST, context_digest, peer_uid
 
 #: Imported before the first fork, so children start warm (the modules of the served commands).
 PRELOAD = (
@@ -150,7 +150,7 @@ class Daemon:
         fds: list[int] = []
         try:
             conn.settimeout(5.0)
-            if struct_peer_uid(conn) != os.getuid():
+            if peer_uid(conn) != os.getuid():
                 return True  # the directory is private anyway; never unmarshal a stranger's bytes
             message, fds = receive(conn)
             control = message.get("control")
@@ -195,12 +195,6 @@ class Daemon:
         }
         conn.sendall(marshal.dumps(status))
         return command != "stop"
-
-
-def struct_peer_uid(conn: socket.socket) -> int:
-    """The uid of the process at the other end (``SO_PEERCRED``)."""
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-    return int.from_bytes(creds[4:8], sys.byteorder)
 
 
 def receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:

@@ -56,22 +56,11 @@ def _keeps_own_log(request: JobRequest) -> bool:
     """Whether a cache hit writes its restored log into the run's log directory.
 
     Not by default: the log is the entry's content-addressed log blob, and ``buildyard logs`` reads
-    it from there (``cached_log``) — writing 100 copies is most of a fully cached run's file I/O.
+    it from there (``buildyard.cache.entry_log``) — writing 100 copies was most of a fully cached
+    run's file I/O.
     A job whose wrappers append to its log (publish, gates) gets its own file first.
     """
     return bool(request.publish or request.gates)
-
-
-def cached_log(project: Path, key: str, cache_dir: Path | None = None) -> bytes | None:
-    """The log stored with job-cache entry ``key`` (None when the entry or its blob is gone)."""
-    from buildyard.cache import ActionCache, CacheStore  # noqa: PLC0415
-    from buildyard.cache.store import default_cache_dir  # noqa: PLC0415
-
-    store = CacheStore(cache_dir or default_cache_dir(project))
-    entry = ActionCache(store).lookup(key)
-    if entry is None:
-        return None
-    return store.cas.get_bytes(entry.log_digest) if entry.log_digest else b""
 
 
 def canonical_definition(data: object) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from buildyard.errors import NotFoundError, StoreError
 from buildyard.store.deployments import ApprovalRecord, DeploymentRecord, DeploymentStore
-from buildyard.store.rawsqlite import RawSqlite
+from buildyard.store.rawsqlite import RawSqlite, apply_pragmas
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -236,13 +236,7 @@ def default_url(home: Path) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    with contextlib.suppress(sqlite3.OperationalError):  # see RawSqlite: WAL is set by whoever can
-        cur.execute("PRAGMA journal_mode=WAL")
-    cur.close()
+    apply_pragmas(dbapi_conn)
 
 
 class SqlHistory(DeploymentStore):

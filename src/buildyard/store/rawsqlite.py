@@ -32,18 +32,23 @@ BOOL_COLUMNS: Mapping[str, frozenset[str]] = {"jobs": frozenset({"allow_failure"
 _NO_COLUMNS: frozenset[str] = frozenset()
 
 
+def apply_pragmas(conn: sqlite3.Connection) -> None:
+    """The connection settings of every history connection (this driver's and SQLAlchemy's)."""
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    with contextlib.suppress(sqlite3.OperationalError):
+        # switching to WAL needs the file to itself: while another process creates or migrates
+        # the database it reports "locked" at once (no busy wait); that process sets WAL anyway
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
 class RawSqlite:
     """One stdlib connection to the history file, shared by the loop and worker threads (locked)."""
 
     def __init__(self, path: str) -> None:
         self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.lock = threading.Lock()
-        for pragma in PRAGMAS:
-            self.conn.execute(pragma)
-        with contextlib.suppress(sqlite3.OperationalError):
-            # switching to WAL needs the file to itself: while another process creates or migrates
-            # the database it reports "locked" at once (no busy wait); that process sets WAL anyway
-            self.conn.execute("PRAGMA journal_mode=WAL")
+        apply_pragmas(self.conn)
 
     def close(self) -> None:
         """Close the connection."""
