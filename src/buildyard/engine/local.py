@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from buildyard.engine.masking import Masker
-from buildyard.engine.process import ProcessResult, run_process
+from buildyard.engine.process import ProcessResult, Spawner, run_process
 from buildyard.engine.request import JobOutcome, JobRequest, OutputSink, StepOutcome, StepRequest
 from buildyard.engine.shellpool import ShellPool
 from buildyard.engine.warmshell import warm_shell
@@ -96,11 +96,15 @@ class LocalExecutor:
         if mode not in EXECUTOR_MODES:
             raise UsageError(f"BUILDYARD_EXECUTOR={mode!r} is not one of: {', '.join(EXECUTOR_MODES)}")
         self.pool = ShellPool() if mode == "pool" else None
+        self._spawner: Spawner | None = None
 
     def close(self) -> None:
         """Stop the warm shell workers, if any (the executor stays usable: they restart on demand)."""
         if self.pool is not None:
             self.pool.close()
+        if self._spawner is not None:
+            self._spawner.close()
+            self._spawner = None
 
     async def _run_step(
         self,
@@ -121,6 +125,8 @@ class LocalExecutor:
                     return result
         script_file = _script_file(step) if "{0}" in step.shell else None
         argv = None if script_file else direct_argv(step, env.get("PATH"))
+        if self._spawner is None:
+            self._spawner = Spawner()
         try:
             return await run_process(
                 argv or shell_argv(step, script_file),
@@ -129,6 +135,7 @@ class LocalExecutor:
                 timeout=limit,
                 on_output=emit,
                 grace=grace,
+                spawner=self._spawner,
             )
         finally:
             if script_file is not None:

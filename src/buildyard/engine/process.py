@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -146,6 +148,84 @@ def kill_marked(marker: str) -> int:
     return killed
 
 
+#: Signals Python ignores that a job must see at their defaults (what ``Popen(restore_signals=True)`` does).
+_RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
+
+
+class Spawner:
+    """Starts job processes: session leaders with only fds 0–2, default signals, an empty signal mask.
+
+    In the current directory a process is started with ``posix_spawn`` (glibc's ``CLONE_VFORK``, no
+    Python code before the exec), about 0.15 ms less per job than ``subprocess.Popen``, which is
+    kept for other directories because only it can change directory. What ``Popen(close_fds=True)``
+    re-reads per process is taken once here: the inheritable fds to close (Python opens its own
+    close-on-exec, so these are only fds inherited from outside) and the shared empty stdin. Call
+    ``close()`` when done.
+    """
+
+    def __init__(self) -> None:
+        # stdin: the read end of a pipe whose write end is already closed — EOF at once for every
+        # job, and no dependency on /dev/null (seen replaced by a regular file in some sandboxes).
+        self.stdin, write = os.pipe()
+        os.close(write)
+        self._closed = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
+        self._path = os.environ.get("PATH", os.defpath)
+
+    def close(self) -> None:
+        """Release the shared stdin (idempotent)."""
+        if self.stdin >= 0:
+            os.close(self.stdin)
+            self.stdin = -1
+
+    def spawn(self, argv: list[str], *, env: Mapping[str, str], cwd: str, stdout: int) -> int:
+        """Start ``argv`` with ``stdout`` as stdout and stderr; return its pid.
+
+        ``argv[0]`` is looked up in ``env``'s ``PATH``, as the shell would. Raises ``OSError`` when
+        the program cannot be started.
+        """
+        if cwd != os.getcwd():  # noqa: PTH109 - a str to compare, on every spawn
+            proc = subprocess.Popen(
+                argv, stdin=self.stdin, stdout=stdout, stderr=stdout, cwd=cwd, env=env,
+                start_new_session=True, close_fds=True,
+            )  # fmt: skip
+            # The caller reaps it (wait4, for the rusage): a returncode keeps Popen's finalizer
+            # from reaping it first (subprocess._cleanup) or warning that it still runs.
+            proc.returncode = 0
+            return proc.pid
+        actions = [
+            (os.POSIX_SPAWN_DUP2, self.stdin, 0),
+            (os.POSIX_SPAWN_DUP2, stdout, 1),
+            (os.POSIX_SPAWN_DUP2, stdout, 2),
+            *self._closed,
+        ]
+        program = argv[0]
+        path = env.get("PATH", os.defpath)
+        if "/" in program or path != self._path:
+            if "/" not in program:
+                found = shutil.which(program, path=path)
+                if found is None:
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+                program = found
+            launch = os.posix_spawn
+        else:
+            launch = os.posix_spawnp  # searches this process's PATH: the same, and done in the child
+        return launch(
+            program, argv, env, file_actions=actions, setsid=True, setsigdef=_RESTORED, setsigmask=()
+        )
+
+
+def _inheritable_fds() -> list[int]:
+    """Open fds above 2 a child would inherit."""
+    fds = []
+    for entry in os.listdir("/proc/self/fd"):  # noqa: PTH208 - names only
+        fd = int(entry)
+        if fd > 2:  # not stdin, stdout, stderr
+            with contextlib.suppress(OSError):  # the listing's own fd, closed by now
+                if os.get_inheritable(fd):
+                    fds.append(fd)
+    return fds
+
+
 async def run_process(
     argv: list[str],
     *,
@@ -154,39 +234,35 @@ async def run_process(
     timeout: float | None,
     on_output: Callable[[bytes], None],
     grace: float = 5.0,
+    spawner: Spawner | None = None,
 ) -> ProcessResult:
     """Run ``argv`` to completion, feeding its combined stdout/stderr to ``on_output``.
 
     On timeout or task cancellation the whole tree is killed; cancellation is re-raised after cleanup.
+    Pass a long-lived ``spawner`` when running many processes (else one is made for this call).
     """
+    if spawner is None:
+        spawner = Spawner()
+        try:
+            return await run_process(
+                argv, env=env, cwd=cwd, timeout=timeout, on_output=on_output, grace=grace, spawner=spawner
+            )
+        finally:
+            spawner.close()
     loop = asyncio.get_running_loop()
     read_fd, write_fd = os.pipe()
-    # stdin: the read end of a pipe whose write end is already closed — EOF at once, and no
-    # dependency on /dev/null (seen replaced by a regular file in some sandboxes).
-    stdin_fd, stdin_w = os.pipe()
-    os.close(stdin_w)
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=stdin_fd,
-            stdout=write_fd,
-            stderr=write_fd,
-            cwd=cwd,
-            env=dict(env),
-            start_new_session=True,
-            close_fds=True,
-        )
+        pid = spawner.spawn(argv, env=env, cwd=cwd, stdout=write_fd)
     except OSError as exc:
         os.close(read_fd)
         os.close(write_fd)
-        os.close(stdin_fd)
         on_output(f"buildyard: cannot start {argv[0]!r}: {exc.strerror}\n".encode())
         return ProcessResult(127, False, False, time.monotonic() - start, 0.0, 0)
     os.close(write_fd)
-    os.close(stdin_fd)
     exited: asyncio.Future[None] = loop.create_future()
-    pidfd = os.pidfd_open(proc.pid)
+    pidfd = os.pidfd_open(pid)
+    returncode: int | None = None
 
     def on_exit() -> None:
         loop.remove_reader(pidfd)
@@ -196,22 +272,22 @@ async def run_process(
     loop.add_reader(pidfd, on_exit)
     output = OutputPipe(read_fd, on_output)
     timed_out = cancelled = False
-    sampler = RssSampler(proc.pid)
+    sampler = RssSampler(pid)
     try:
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout)
         except TimeoutError:
             timed_out = True
-            await terminate_tree(proc.pid, exited, grace)
+            await terminate_tree(pid, exited, grace)
         except asyncio.CancelledError:
             cancelled = True
-            await asyncio.shield(terminate_tree(proc.pid, exited, grace))
+            await asyncio.shield(terminate_tree(pid, exited, grace))
         # Background processes left in the group would keep the pipe open: they die with the job.
         # The leader is a zombie until reaped, so its pid (= the group id) cannot be reused yet.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+            os.killpg(pid, signal.SIGKILL)
+        _, status, usage = os.wait4(pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
         await output.drained()
     finally:
         peak_rss = sampler.stop()
@@ -219,14 +295,14 @@ async def run_process(
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(pidfd)
         os.close(pidfd)
-        if proc.returncode is None:  # only on an unexpected error path: never leave the tree behind
-            signal_tree(proc.pid, descendants(proc.pid), signal.SIGKILL)
+        if returncode is None:  # only on an unexpected error path: never leave the tree behind
+            signal_tree(pid, descendants(pid), signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(proc.pid, 0)
-            proc.returncode = -9
+                os.waitpid(pid, 0)
+            returncode = -9
     if cancelled:
         raise asyncio.CancelledError
-    code = proc.returncode
+    code = returncode
     exit_code = 128 - code if code < 0 else code  # killed by signal N → 128+N, as shells report it
     return ProcessResult(
         exit_code=exit_code,
