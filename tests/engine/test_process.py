@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from buildyard.engine.process import kill_marked, run_process
+from buildyard.engine.process import kill_marked, last_pid, run_process
 from by_testutil import STUBBORN, gone
 
 
@@ -75,9 +75,9 @@ def test_cancellation_kills_and_reraises(tmp_path: Path) -> None:
     assert gone(parent) and gone(child)
 
 
-def test_kill_marked_finds_escaped_daemons(tmp_path: Path) -> None:
+def _escaped_daemon(tmp_path: Path, marker: str) -> int:
+    """Start a job that leaves a daemon outside its process group (setsid); return the daemon's pid."""
     pidfile = tmp_path / "daemon"
-    marker = f"BUILDYARD_RUN_ID=test{os.getpid()}"
     env = {**os.environ, "BUILDYARD_RUN_ID": marker.split("=")[1]}
     script = f"setsid bash -c 'echo $$ > {pidfile}; exec sleep 60' </dev/null >/dev/null 2>&1 & sleep 0.5"
 
@@ -92,7 +92,23 @@ def test_kill_marked_finds_escaped_daemons(tmp_path: Path) -> None:
         time.sleep(0.05)
     pid = int(pidfile.read_text())
     assert not gone(pid, wait=0)  # it escaped the process group
-    assert kill_marked(marker) >= 1
+    return pid
+
+
+def test_kill_marked_finds_escaped_daemons_younger_than_the_run(tmp_path: Path) -> None:
+    marker = f"BUILDYARD_RUN_ID=test{os.getpid()}"
+    before = last_pid()
+    pid = _escaped_daemon(tmp_path, marker)
+    assert kill_marked(marker, since=last_pid()) == 0  # older than the bound: not looked at
+    assert not gone(pid, wait=0)
+    assert kill_marked(marker, since=before) == 1
+    assert gone(pid)
+
+
+def test_kill_marked_scans_everything_after_pids_wrapped(tmp_path: Path) -> None:
+    marker = f"BUILDYARD_RUN_ID=wrap{os.getpid()}"
+    pid = _escaped_daemon(tmp_path, marker)
+    assert kill_marked(marker, since=last_pid() + 1000) == 1  # a bound above the last pid: wrapped
     assert gone(pid)
 
 

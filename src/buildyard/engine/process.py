@@ -127,24 +127,46 @@ def signal_tree(pgid: int, extra: list[psutil.Process], sig: signal.Signals) -> 
             proc.send_signal(sig)
 
 
-def kill_marked(marker: str) -> int:
+def last_pid() -> int:
+    """The pid the kernel handed out last in this pid namespace (0 when it cannot be read)."""
+    try:
+        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:  # noqa: PTH123 - one small read
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+def kill_marked(marker: str, since: int = 0) -> int:
     """SIGKILL every process whose environment contains ``marker`` (``NAME=value``); return how many.
 
     Catches daemons that escaped their process group (setsid + double fork) the way the GitHub Actions
-    runner does with its tracking id.
+    runner does with its tracking id. ``since`` (a ``last_pid()`` from before the jobs started) limits
+    the scan to younger pids — a few ``/proc`` entries instead of every process of the machine —
+    unless pids wrapped around since. Each process is held by a pidfd from the environment check to
+    the kill, so a reused pid is never hit.
     """
-    killed = 0
+    now = last_pid()
+    floor = since if 0 < since <= now else 0
+    needle = marker.encode()
     me = os.getpid()
-    key, _, value = marker.partition("=")
-    for proc in psutil.process_iter(["pid"]):
-        if proc.pid == me:
+    killed = 0
+    for entry in os.listdir("/proc"):  # noqa: PTH208 - names only
+        if not entry.isdigit() or int(entry) <= floor or int(entry) == me:
             continue
         try:
-            if proc.environ().get(key) == value:
-                proc.kill()
+            pidfd = os.pidfd_open(int(entry))
+        except OSError:
+            continue  # ended meanwhile
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:  # noqa: PTH123 - hot loop, no Path objects
+                found = needle in f.read().split(b"\0")
+            if found:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 killed += 1
-        except psutil.Error:
-            continue
+        except OSError:
+            pass  # another user's process, or ended meanwhile
+        finally:
+            os.close(pidfd)
     return killed
 
 
@@ -275,7 +297,10 @@ async def run_process(
     sampler = RssSampler(pid)
     try:
         try:
-            await asyncio.wait_for(asyncio.shield(exited), timeout)
+            if timeout is None:
+                await asyncio.shield(exited)
+            else:
+                await asyncio.wait_for(asyncio.shield(exited), timeout)
         except TimeoutError:
             timed_out = True
             await terminate_tree(pid, exited, grace)
@@ -364,6 +389,8 @@ class OutputPipe:
 
     async def drained(self, timeout: float = 2.0) -> None:
         """Wait up to ``timeout`` seconds for EOF."""
+        if self._eof.done():
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._eof), timeout)
 

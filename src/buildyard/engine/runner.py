@@ -28,7 +28,7 @@ from buildyard.engine.analytics import analytics_step
 from buildyard.engine.approvals import Approvals
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
-from buildyard.engine.process import kill_marked
+from buildyard.engine.process import kill_marked, last_pid
 from buildyard.engine.request import (
     CacheRequest,
     DependencyCacheRequest,
@@ -685,6 +685,7 @@ def execute_run(
             context=static_context(pipeline, trigger),
             approver=approvals.wait,
         )
+        first_pid = last_pid()
         try:
             asyncio.run(_drive(scheduler, recorder))
         finally:
@@ -694,7 +695,7 @@ def execute_run(
                 cache_stack.close()
         recorder.flush(scheduler)
         if any(r.attempts and r.status not in _NO_PROCESS for r in scheduler.results.values()):
-            kill_marked(f"BUILDYARD_RUN_ID={run.id}")  # escaped daemons of the jobs that ran
+            kill_marked(f"BUILDYARD_RUN_ID={run.id}", since=first_pid)  # the jobs' escaped daemons
         status = scheduler.status()
         finished = time.time()
         history.update_run(
