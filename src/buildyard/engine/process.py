@@ -205,7 +205,7 @@ class Spawner:
         ``argv[0]`` is looked up in ``env``'s ``PATH``, as the shell would. Raises ``OSError`` when
         the program cannot be started.
         """
-        if cwd != os.getcwd():  # noqa: PTH109 - a str to compare, on every spawn
+        if cwd != _current_dir():
             proc = subprocess.Popen(
                 argv, stdin=self.stdin, stdout=stdout, stderr=stdout, cwd=cwd, env=env,
                 start_new_session=True, close_fds=True,
@@ -234,6 +234,14 @@ class Spawner:
         return launch(
             program, argv, env, file_actions=actions, setsid=True, setsigdef=_RESTORED, setsigmask=()
         )
+
+
+def _current_dir() -> str:
+    """This process's working directory, or "" when it was deleted."""
+    try:
+        return os.getcwd()  # noqa: PTH109 - a str to compare, on every spawn
+    except OSError:
+        return ""
 
 
 def _inheritable_fds() -> list[int]:
