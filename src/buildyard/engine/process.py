@@ -222,15 +222,16 @@ class Spawner:
         ]
         program = argv[0]
         path = env.get("PATH", os.defpath)
-        if "/" in program or path != self._path:
-            if "/" not in program:
-                found = shutil.which(program, path=path)
-                if found is None:
-                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
-                program = found
-            launch = os.posix_spawn
-        else:
+        launch = os.posix_spawn
+        if "/" in program:
+            pass
+        elif path == self._path:
             launch = os.posix_spawnp  # searches this process's PATH: the same, and done in the child
+        else:
+            found = shutil.which(program, path=path)
+            if found is None:
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+            program = found
         return launch(
             program, argv, env, file_actions=actions, setsid=True, setsigdef=_RESTORED, setsigmask=()
         )
