@@ -16,9 +16,9 @@ from buildyard.store.history import JobRecord, SqlHistory
 
 
 def _open(ctx: click.Context, db: str | None) -> SqlHistory:
-    from buildyard.engine.runner import RunOptions, open_history  # noqa: PLC0415
+    from buildyard.engine.runner import RunOptions, open_checked_history  # noqa: PLC0415
 
-    return open_history(RunOptions(project_dir=project_dir(ctx), db_url=db))
+    return open_checked_history(RunOptions(project_dir=project_dir(ctx), db_url=db))
 
 
 def _when(ts: float | None) -> str:

@@ -26,6 +26,7 @@ import msgspec
 from buildyard import __version__
 from buildyard.engine.analytics import analytics_step
 from buildyard.engine.approvals import Approvals
+from buildyard.engine.liveness import Recovered, RunLock, recover_abandoned
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import kill_marked, last_pid
@@ -148,6 +149,13 @@ def open_history(options: RunOptions) -> SqlHistory:
     """The history store selected by ``--db``/``BUILDYARD_DB``, else SQLite under the home directory."""
     url = options.db_url or os.environ.get("BUILDYARD_DB") or default_url(home_dir(options))
     return SqlHistory(url)
+
+
+def open_checked_history(options: RunOptions) -> SqlHistory:
+    """``open_history`` with this home's abandoned runs closed first: what readers of the history see."""
+    history = open_history(options)
+    recover_abandoned(history, home_dir(options))
+    return history
 
 
 # --- steps ---------------------------------------------------------------------------------------
@@ -576,15 +584,19 @@ def execute_run(
     trigger, secrets = trigger_step(options, pipeline, git)
     masker = Masker(secrets.values())
     history = None if options.dry_run else open_history(options)
+    lock: RunLock | None = None
     try:
         plan = plan_step(options, pipeline, trigger, history)
         if history is None:
             return RunResult(plan=plan, pipeline=pipeline, status=RunStatus.SUCCESS, masker=masker)
         home = home_dir(options)
+        _report_recovered(recover_abandoned(history, home), observer)
+        run_id = uuid.uuid4().hex
+        lock = RunLock(home, run_id)  # held until the final status is recorded
         created = time.time()
         run = history.create_run(
             RunRecord(
-                id=uuid.uuid4().hex,
+                id=run_id,
                 pipeline=pipeline.name,
                 number=0,
                 status=str(RunStatus.RUNNING),
@@ -706,6 +718,7 @@ def execute_run(
             duration_s=finished - created,
             queue_s=(recorder.first_start - created) if recorder.first_start else None,
         )
+        lock.release()
         final = history.get_run(run.id)
         if scheduler.internal_errors:
             raise scheduler.internal_errors[0]
@@ -722,8 +735,21 @@ def execute_run(
             flaky=flaky,
         )
     finally:
+        if lock is not None:
+            lock.abandon()  # a no-op after release; after an error the next run closes this one
         if history is not None:
             history.close()
+
+
+def _report_recovered(recovered: list[Recovered], observer: RunObserver | None) -> None:
+    for item in recovered:
+        if observer is not None and hasattr(observer, "warning"):
+            plural = "es" if item.killed > 1 else ""
+            left = f"; killed {item.killed} process{plural} it left behind" if item.killed else ""
+            observer.warning(
+                f"run #{item.run.number} of {item.run.pipeline} was abandoned by its buildyard process: "
+                f"recorded as cancelled{left}"
+            )
 
 
 class CacheStack:
