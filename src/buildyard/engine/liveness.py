@@ -43,7 +43,7 @@ class RunLock:
         temporary = directory / f".{run_id}.tmp"
         self._fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        os.rename(temporary, self.path)
+        temporary.rename(self.path)
 
     def release(self) -> None:
         """Drop the lock file (call after the run's final status is recorded; idempotent)."""
