@@ -106,3 +106,50 @@ def _no_leaks() -> Iterator[None]:
     ignore = ("PYTEST_CURRENT_TEST",)
     after = {k: v for k, v in os.environ.items() if k not in ignore}
     assert after == {k: v for k, v in before.items() if k not in ignore}, "test leaked environment changes"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server for the session, as a libpq URI.
+
+    ``BUILDYARD_TEST_POSTGRES_URL`` when set, else a server started with ``pgserver`` (PostgreSQL's own
+    binaries from PyPI) in a temporary directory, reached over a unix socket there: no TCP port.
+    """
+    given = os.environ.get("BUILDYARD_TEST_POSTGRES_URL")
+    if given:
+        yield given.replace("postgresql+psycopg://", "postgresql://")
+        return
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns at import time when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The SQLAlchemy URL of a new, empty database on the session's PostgreSQL server."""
+    import uuid
+
+    import psycopg
+    import sqlalchemy as sa
+
+    name = f"buildyard_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(postgres_server).set(drivername="postgresql+psycopg", database=name)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def history_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A history database URL, once per backend: an embedded SQLite file, a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.db'}"
+    return str(request.getfixturevalue("postgres_url"))

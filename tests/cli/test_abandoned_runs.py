@@ -14,7 +14,7 @@ import psutil
 
 from buildyard.engine.liveness import ABANDONED, RunLock, recover_abandoned
 from buildyard.engine.runner import FLUSH_INTERVAL
-from buildyard.store.history import RunRecord, SqlHistory, default_url
+from buildyard.store.history import RunRecord, SqlHistory
 
 
 def _wait_for(path: Path, count: int) -> None:
@@ -116,10 +116,10 @@ def test_a_live_run_is_left_alone(make_project, cli, tmp_path) -> None:
     assert json.loads(cli("-C", root, "history", "--json").out)[0]["status"] == "success"
 
 
-def test_lock_protocol(tmp_path) -> None:
+def test_lock_protocol(tmp_path, history_url) -> None:
     """A held lock is alive; a lock let go of is abandoned; a released one leaves no file."""
     home = tmp_path / "home"
-    history = SqlHistory(default_url(home))
+    history = SqlHistory(history_url)
     try:
         for run_id in ("a" * 32, "b" * 32, "c" * 32):
             history.create_run(

@@ -24,8 +24,8 @@ def _run(store: SqlHistory, run_id: str) -> RunRecord:
     )
 
 
-def test_a_0004_database_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_a_0004_database_is_migrated_and_keeps_its_runs(history_url: str) -> None:
+    url = history_url
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         cfg = Config()
@@ -52,8 +52,8 @@ def test_a_0004_database_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
         store.close()
 
 
-def test_deployments_rollback_target_approvals_and_gate_verdict(tmp_path: Path) -> None:
-    store = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}")
+def test_deployments_rollback_target_approvals_and_gate_verdict(history_url: str) -> None:
+    store = SqlHistory(history_url)
     try:
         one, two = _run(store, "a" * 32), _run(store, "b" * 32)
 
@@ -104,8 +104,8 @@ def test_deployments_rollback_target_approvals_and_gate_verdict(tmp_path: Path) 
         store.close()
 
 
-def test_a_deployment_ends_once_and_a_replaced_one_is_no_rollback_target(tmp_path: Path) -> None:
-    store = SqlHistory(f"sqlite:///{tmp_path / 'h.db'}")
+def test_a_deployment_ends_once_and_a_replaced_one_is_no_rollback_target(history_url: str) -> None:
+    store = SqlHistory(history_url)
     try:
         run = _run(store, "c" * 32)
 

@@ -97,8 +97,8 @@ def test_both_write_paths_store_the_same_rows(tmp_path: Path, reader: str) -> No
         b.close()
 
 
-def test_concurrent_runs_get_distinct_numbers(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'h.db'}"
+def test_concurrent_runs_get_distinct_numbers(history_url: str) -> None:
+    url = history_url
     SqlHistory(url).close()  # migrate once
     numbers: list[int] = []
 
@@ -126,3 +126,25 @@ def test_concurrent_runs_get_distinct_numbers(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert sorted(numbers) == list(range(1, 41))
+
+
+@pytest.mark.postgres
+def test_postgres_stores_the_same_rows_as_sqlite(tmp_path: Path, postgres_url: str) -> None:
+    lite, pg = _engine_only(f"sqlite:///{tmp_path / 'h.db'}"), SqlHistory(postgres_url)
+    assert pg.raw is None and not pg.is_sqlite
+    try:
+        for n in (1, 2):
+            assert _record(lite, n) == _record(pg, n)
+        run_id = f"{2:032x}"
+        assert pg.get_run(run_id) == lite.get_run(run_id)
+        assert pg.get_run("2") == lite.get_run("2")  # by number
+        assert pg.get_run(None) == lite.get_run(None)  # the latest
+        assert [r.number for r in pg.list_runs()] == [2, 1]
+        assert pg.jobs(run_id) == lite.jobs(run_id)
+        assert pg.steps(run_id) == lite.steps(run_id)
+        assert pg.gates(run_id) == lite.gates(run_id)
+        assert pg.tests_of_run(run_id) == lite.tests_of_run(run_id) != []
+        assert pg.durations("p") == lite.durations("p") == {"build": 2.25}
+    finally:
+        lite.close()
+        pg.close()

@@ -637,7 +637,8 @@ def _store_error(url: str, exc: Exception) -> Exception:
     from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
     if isinstance(exc, OperationalError | ProgrammingError):
-        return StoreError(f"cannot open history database {_redact(url)}: {exc.orig}")
+        why = " ".join(str(exc.orig).split())  # drivers add hints on further lines: one line
+        return StoreError(f"cannot open history database {_redact(url)}: {why}")
     if isinstance(exc, ArgumentError):
         return StoreError(f"invalid database URL {_redact(url)}: {exc}")
     if isinstance(exc, ModuleNotFoundError):
