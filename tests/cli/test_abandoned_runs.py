@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -49,7 +50,13 @@ jobs:
     )
     proc = _start_run(root)
     _wait_for(pids, 2)
-    time.sleep(FLUSH_INTERVAL + 0.3)  # job results reach the history in batches; let `quick`'s land
+    # job results reach the history in batches (every FLUSH_INTERVAL): let `quick`'s land first
+    db = sqlite3.connect(root / ".buildyard" / "buildyard.db")
+    deadline = time.monotonic() + 20 * FLUSH_INTERVAL
+    while db.execute("select status from jobs where id = 'quick'").fetchone() != ("success",):
+        assert time.monotonic() < deadline, "quick's result never reached the history"
+        time.sleep(0.05)
+    db.close()
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=20)
     orphans = [psutil.Process(int(p)) for p in pids.read_text().split()]
