@@ -134,6 +134,8 @@ def test_lock_protocol(tmp_path, history_url) -> None:
             )
         held, dropped, finished = RunLock(home, "a" * 32), RunLock(home, "b" * 32), RunLock(home, "c" * 32)
         dropped.abandon()
+        stale = home / "runs" / f".{'d' * 32}.tmp"  # killed before renaming its lock into place
+        stale.write_text("")
         history.update_run("c" * 32, status="success")
         finished.abandon()  # a run killed after recording its final status, before removing the file
         closed = recover_abandoned(history, home)

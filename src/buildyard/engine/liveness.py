@@ -71,7 +71,7 @@ def recover_abandoned(history: SqlHistory, home: Path) -> list[Recovered]:
     """Close every abandoned run of ``home`` (see the module docstring); return what was closed."""
     directory = _lock_dir(home)
     try:
-        entries = [e for e in os.scandir(directory) if e.name.endswith(".lock")]
+        entries = [e for e in os.scandir(directory) if e.name.endswith((".lock", ".tmp"))]
     except FileNotFoundError:
         return []
     recovered = []
@@ -79,13 +79,14 @@ def recover_abandoned(history: SqlHistory, home: Path) -> list[Recovered]:
         try:
             fd = os.open(entry.path, os.O_RDONLY)
         except FileNotFoundError:
-            continue  # its run just ended
+            continue  # its run just ended (or its lock was just renamed into place)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # alive
-            closed = _close_run(history, entry.name.removesuffix(".lock"))
+            # a ``.tmp`` left unlocked: killed before its run was recorded; nothing to close
+            closed = _close_run(history, entry.name[:-5]) if entry.name.endswith(".lock") else None
             if closed is not None:
                 recovered.append(closed)
             with contextlib.suppress(FileNotFoundError):
