@@ -133,8 +133,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> str:
-    """The SQLAlchemy URL of a new, empty database on the session's PostgreSQL server."""
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """The SQLAlchemy URL of a new, empty database on the session's PostgreSQL server (dropped after)."""
     import uuid
 
     import psycopg
@@ -144,7 +144,11 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = sa.engine.make_url(postgres_server).set(drivername="postgresql+psycopg", database=name)
-    return url.render_as_string(hide_password=False)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:  # a given server (BUILDYARD_TEST_POSTGRES_URL) must not fill up with test databases
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -741,15 +741,25 @@ def execute_run(
             history.close()
 
 
-def _report_recovered(recovered: list[Recovered], observer: RunObserver | None) -> None:
-    for item in recovered:
+def _warner(observer: RunObserver | None) -> Callable[[str], None]:
+    """A function that hands a warning to the observer (if it takes warnings)."""
+
+    def warn(message: str) -> None:
         if observer is not None and hasattr(observer, "warning"):
-            plural = "es" if item.killed > 1 else ""
-            left = f"; killed {item.killed} process{plural} it left behind" if item.killed else ""
-            observer.warning(
-                f"run #{item.run.number} of {item.run.pipeline} was abandoned by its buildyard process: "
-                f"recorded as cancelled{left}"
-            )
+            observer.warning(message)
+
+    return warn
+
+
+def _report_recovered(recovered: list[Recovered], observer: RunObserver | None) -> None:
+    warn = _warner(observer)
+    for item in recovered:
+        plural = "es" if item.killed > 1 else ""
+        left = f"; killed {item.killed} process{plural} it left behind" if item.killed else ""
+        warn(
+            f"run #{item.run.number} of {item.run.pipeline} was abandoned by its buildyard process: "
+            f"recorded as cancelled{left}"
+        )
 
 
 class CacheStack:
@@ -803,12 +813,7 @@ class CacheStack:
 
 def open_cache_stack(options: RunOptions, home: Path, observer: RunObserver | None) -> CacheStack:
     """The run's cache stack; warnings go to the observer."""
-
-    def warn(message: str) -> None:
-        if observer is not None and hasattr(observer, "warning"):
-            observer.warning(message)
-
-    return CacheStack(options, home, warn)
+    return CacheStack(options, home, _warner(observer))
 
 
 async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
