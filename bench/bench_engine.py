@@ -17,7 +17,11 @@ ruled out: spawning through libc via ctypes on a thread (GIL released) was slowe
 the thread waits for the GIL to hand back each pid); a C helper process that spawns and reaps over a
 SOCK_SEQPACKET socket gave no gain in a prototype (682 vs 663 ms with 0.4 ms of bookkeeping per
 job); raising the GC thresholds for the loop changed nothing measurable (collections happen during
-imports, not during the run).
+imports, not during the run). A ``perf sched timehist`` trace of a ``-j2`` run shows why: the parent
+spends ~1.3 ms of its own timeline per job (vfork wait ~0.15 ms, then bookkeeping; ~10 % of the run
+was hypervisor steal time on this VM), about as long as ``sh`` itself runs (~1.2 ms), so the next job
+starts just as the previous one ends and two jobs rarely overlap: the parent is the serial
+bottleneck, and only less work per job in the parent (or a native per-job path) closes the gap.
 """
 
 from __future__ import annotations
