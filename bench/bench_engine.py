@@ -8,20 +8,25 @@
 
 Run: `.venv/bin/python bench/bench_engine.py [--rounds N]`. Needs git, make and bash on PATH.
 
-Where the trivial-jobs time goes (2026-12-03, no daemon, in-process timers): set-up before the first
-spawn 35–45 ms, the scheduler loop 590–780 ms, teardown 10–16 ms. Inside the loop the parent is
-blocked in ``posix_spawnp`` (glibc's vfork child, until its ``execve``) for 0.14 ms per job at
-``-j1`` but 0.7–1.3 ms at ``-j2`` (the child waits for a CPU), and spends ~0.25–0.5 ms of its own CPU
-per job. GNU make (posix_spawn too) pays the same blocking with almost no bookkeeping. Measured and
-ruled out: spawning through libc via ctypes on a thread (GIL released) was slower (885 vs 773 ms;
-the thread waits for the GIL to hand back each pid); a C helper process that spawns and reaps over a
-SOCK_SEQPACKET socket gave no gain in a prototype (682 vs 663 ms with 0.4 ms of bookkeeping per
-job); raising the GC thresholds for the loop changed nothing measurable (collections happen during
-imports, not during the run). A ``perf sched timehist`` trace of a ``-j2`` run shows why: the parent
-spends ~1.3 ms of its own timeline per job (vfork wait ~0.15 ms, then bookkeeping; ~10 % of the run
-was hypervisor steal time on this VM), about as long as ``sh`` itself runs (~1.2 ms), so the next job
-starts just as the previous one ends and two jobs rarely overlap: the parent is the serial
-bottleneck, and only less work per job in the parent (or a native per-job path) closes the gap.
+Where the trivial-jobs time goes (2026-12-03, no daemon): set-up before the first spawn 35–45 ms,
+the scheduler loop 590–780 ms, teardown 10–16 ms. A timer around ``posix_spawnp`` reads 0.14 ms per
+job at ``-j1`` but 0.7–1.3 ms at ``-j2``; the parent's own CPU (getrusage) is ~0.45–0.6 ms per job
+in the loop. A ``perf sched timehist`` trace of a ``-j2`` run shows the parent on its CPU ~1.3 ms
+between two spawns (~10 % of the run was hypervisor steal time on this VM), about as long as ``sh``
+runs (~1.2 ms): the next job starts just as the previous one ends, two jobs rarely overlap, and
+the parent's per-job work is the serial bottleneck. Measured and ruled out:
+
+- spawning through libc via ctypes on a thread (GIL released): slower, 885 vs 773 ms (the thread
+  waits for the GIL to hand back each pid);
+- a C helper process that spawns and reaps over a SOCK_SEQPACKET socket (SCM_RIGHTS for the output
+  pipe, rusage in the reply): no gain in a bare prototype (682 vs 663 ms with 0.4 ms of
+  bookkeeping per job) nor wired into buildyard in place of ``run_process`` (938 vs 917 ms, make
+  525 ms, medians of 7 in-process runs);
+- pinning the parent to its CPU while spawning: much slower (674 vs 431 ms);
+- higher GC thresholds during the loop: nothing measurable (collections happen during imports).
+
+What is left is Python bookkeeping spread over the scheduler, executor, recorder and asyncio
+(no single function above a few percent), so only a native per-job path would close the gap.
 """
 
 from __future__ import annotations
