@@ -97,6 +97,30 @@ def test_both_write_paths_store_the_same_rows(tmp_path: Path, reader: str) -> No
         b.close()
 
 
+@pytest.mark.parametrize("path", ["fast", "engine"])
+def test_an_update_sets_only_what_can_change(tmp_path: Path, path: str) -> None:
+    """The plan's fields (name, stage, matrix, allow_failure) stay as inserted; results are updated.
+
+    Updates leave them out so that they never rewrite an index entry (``store/rawsqlite.py``).
+    """
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = SqlHistory(url) if path == "fast" else _engine_only(url)
+    try:
+        run = store.create_run(
+            RunRecord(id="r" * 32, pipeline="p", number=0, status="running", event="push", created_at=1.0)
+        )
+        store.save_jobs(
+            [JobRecord(run.id, "t[a]", "t", "pending", stage="test", matrix={"a": "1"}, allow_failure=True)],
+            insert=True,
+        )
+        store.save_jobs([JobRecord(run.id, "t[a]", "other", "failed", stage="x", exit_code=2, message="m")])
+        (job,) = store.jobs(run.id)
+        assert (job.job, job.stage, job.matrix, job.allow_failure) == ("t", "test", {"a": "1"}, True)
+        assert (job.status, job.exit_code, job.message) == ("failed", 2, "m")
+    finally:
+        store.close()
+
+
 def test_concurrent_runs_get_distinct_numbers(history_url: str) -> None:
     url = history_url
     SqlHistory(url).close()  # migrate once

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from buildyard.errors import NotFoundError, StoreError
 from buildyard.store.deployments import ApprovalRecord, DeploymentRecord, DeploymentStore
-from buildyard.store.rawsqlite import RawSqlite, apply_pragmas
+from buildyard.store.rawsqlite import JOB_FIXED_COLUMNS, RawSqlite, apply_pragmas
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 RUN_ID_LENGTH = 32  # uuid4 hex
 
 
@@ -384,7 +384,7 @@ class SqlHistory(DeploymentStore):
             if insert:
                 conn.execute(jobs.insert(), rows)
                 return
-            cols = [c for c in rows[0] if c not in ("run_id", "id")]
+            cols = [c for c in rows[0] if c not in JOB_FIXED_COLUMNS]
             stmt = (
                 jobs.update()
                 .where(jobs.c.run_id == sa.bindparam("b_run_id"), jobs.c.id == sa.bindparam("b_id"))

@@ -29,6 +29,9 @@ JSON_COLUMNS: Mapping[str, frozenset[str]] = {
     "gate_results": frozenset({"data"}),
 }
 BOOL_COLUMNS: Mapping[str, frozenset[str]] = {"jobs": frozenset({"allow_failure"})}
+#: Job columns an update never sets: the key, and what the plan fixed when the row was inserted.
+#: Setting an indexed column, even to its own value, rewrites its index entry.
+JOB_FIXED_COLUMNS = frozenset({"run_id", "id", "job", "stage", "matrix", "allow_failure"})
 _NO_COLUMNS: frozenset[str] = frozenset()
 
 
@@ -106,11 +109,12 @@ class RawSqlite:
             if insert:
                 _insert(conn, "jobs", rows)
                 return
-            cols = [c for c in rows[0] if c not in ("run_id", "id")]
+            cols = [c for c in rows[0] if c not in JOB_FIXED_COLUMNS]
             sets = ", ".join(f"{c} = :{c}" for c in cols)
+            keep = [*cols, "run_id", "id"]
             conn.executemany(
                 f"UPDATE jobs SET {sets} WHERE run_id = :run_id AND id = :id",  # noqa: S608 - our columns
-                [_encode("jobs", dict(r)) for r in rows],
+                [_encode("jobs", {c: r[c] for c in keep}) for r in rows],
             )
 
     def replace_rows(self, table: str, rows: Sequence[dict[str, Any]]) -> None:

@@ -79,7 +79,6 @@ jobs = Table(
     Column("miss_reasons", JSON, nullable=False, default=list),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
-Index("ix_jobs_job", jobs.c.job)
 
 steps = Table(
     "steps",
