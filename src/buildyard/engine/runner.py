@@ -328,13 +328,11 @@ class RequestFactory:
         missing = [s for s in inst.secrets if s not in self.secrets]
         if missing:
             raise JobSetupError(f"secret {missing[0]} is not set (export it or put it in --secrets-file)")
-        cwd = (
-            self.options.project_dir / inst.working_directory
-            if inst.working_directory
-            else self.options.project_dir
-        )
-        if not cwd.is_dir():
-            raise JobSetupError(f"working_directory '{inst.working_directory}' does not exist")
+        cwd = self.options.project_dir
+        if inst.working_directory:
+            cwd = cwd / inst.working_directory
+            if not cwd.is_dir():
+                raise JobSetupError(f"working_directory '{inst.working_directory}' does not exist")
         env = dict(self.base_env)
         if self.strict and inst.pass_env:
             env.update(passed_env(self.machine, inst.pass_env, base=False))

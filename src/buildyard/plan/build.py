@@ -299,7 +299,8 @@ def _gate_node(pipeline: Pipeline) -> JobInstance:
 
 
 def _with_needs(inst: JobInstance, needs: list[str]) -> JobInstance:
-    return replace(inst, needs=tuple(needs))
+    resolved = tuple(needs)
+    return inst if resolved == inst.needs else replace(inst, needs=resolved)
 
 
 def _resolve_selection(
