@@ -20,20 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_engine import write_trivial
+
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def project(root: Path, jobs: int) -> None:
-    """A git repository with the same graph as a Makefile and as a ``buildyard.yml`` (sh)."""
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
-    (root / ".gitignore").write_text(".buildyard/\nout/\n")
-    with (root / "Makefile").open("w") as f:
-        f.write("all: " + " ".join(f"out/{i}" for i in range(jobs)) + "\n")
-        for i in range(jobs):
-            f.write(f"out/{i}:\n\techo x > out/{i}\n")
-    body = "".join(f"  j{i}: {{script: echo x > out/{i}}}\n" for i in range(jobs))
-    (root / "buildyard.yml").write_text("name: trivial\ndefaults: {shell: sh}\njobs:\n" + body)
 
 
 def main() -> None:
@@ -50,7 +40,7 @@ def main() -> None:
         for name, exe in tools.items():
             daemon_dir = work / f"daemon-{name}"
             daemon_dir.mkdir(mode=0o700)
-            project(work / name, args.jobs)
+            write_trivial(work / name, args.jobs)
             envs[name] = {**ENV, "BUILDYARD_DAEMON": "1", "BUILDYARD_DAEMON_DIR": str(daemon_dir)}
             subprocess.run([exe, "daemon", "start"], env=envs[name], check=True, capture_output=True)
         times: dict[str, list[float]] = {"old": [], "new": [], "make": []}
@@ -63,7 +53,7 @@ def main() -> None:
                     command = (
                         ["make", "-s", "-j2"]
                         if name == "make"
-                        else [tools[name], "run", "-j", "2", "--no-cache"]
+                        else [tools[name], "run", "-f", "sh.yml", "-j", "2", "--no-cache"]
                     )
                     start = time.perf_counter()
                     subprocess.run(

@@ -77,9 +77,9 @@ TRIVIAL = {
 }
 
 
-def trivial_jobs(work: Path, n: int, rounds: int, envs: dict[str, dict[str, str]]) -> dict[str, float]:
-    """Median wall time of each ``TRIVIAL`` contender on ``n`` independent ``echo x > out/<i>`` jobs."""
-    root = work / "trivial"
+def write_trivial(root: Path, n: int) -> None:
+    """A git repository with ``n`` independent ``echo x > out/<i>`` jobs as a Makefile,
+    ``buildyard.yml`` (the default shell) and ``sh.yml`` (``defaults: {shell: sh}``)."""
     root.mkdir()
     git_init(root)
     with (root / "Makefile").open("w") as f:
@@ -89,6 +89,12 @@ def trivial_jobs(work: Path, n: int, rounds: int, envs: dict[str, dict[str, str]
     jobs = "".join(f"  j{i}: {{script: echo x > out/{i}}}\n" for i in range(n))
     (root / "buildyard.yml").write_text("name: trivial\njobs:\n" + jobs)
     (root / "sh.yml").write_text("name: trivial\ndefaults: {shell: sh}\njobs:\n" + jobs)
+
+
+def trivial_jobs(work: Path, n: int, rounds: int, envs: dict[str, dict[str, str]]) -> dict[str, float]:
+    """Median wall time of each ``TRIVIAL`` contender on ``n`` independent ``echo x > out/<i>`` jobs."""
+    root = work / "trivial"
+    write_trivial(root, n)
     times: dict[str, list[float]] = {name: [] for name in TRIVIAL}
     # --no-cache: make re-runs every recipe whose output was deleted; buildyard must do the same work
     for r in range(rounds + 1):  # round 0 warms caches (and compiles .pyc) and is discarded
