@@ -145,7 +145,11 @@ class History(Protocol):
         ...
 
     def save_jobs(self, records: Sequence[JobRecord], *, insert: bool = False) -> None:
-        """Insert (``insert=True``) or update job instance rows."""
+        """Insert (``insert=True``) or update job instance rows.
+
+        An update sets a job's results only: the key and what the plan fixed at insert (name, stage,
+        matrix, ``allow_failure``, see ``JOB_FIXED_COLUMNS``) keep their inserted values.
+        """
         ...
 
     def save_steps(self, records: Sequence[StepRecord]) -> None:

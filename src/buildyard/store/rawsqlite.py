@@ -104,7 +104,7 @@ class RawSqlite:
             conn.execute(f"UPDATE {table} SET {sets} WHERE {conds}", params)  # noqa: S608 - column names are ours
 
     def save_jobs(self, rows: Sequence[dict[str, Any]], *, insert: bool) -> None:
-        """Insert job rows, or update them by ``(run_id, id)``."""
+        """Insert job rows, or update them by ``(run_id, id)`` (all but ``JOB_FIXED_COLUMNS``)."""
         with self.transaction() as conn:
             if insert:
                 _insert(conn, "jobs", rows)
