@@ -37,6 +37,10 @@ _CHUNK = 1024 * 1024
 _ZSTD_LEVEL = 3
 
 
+class CorruptBlobError(Exception):
+    """A blob failed verification while being streamed (it has been evicted)."""
+
+
 class _Writable(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
@@ -216,6 +220,39 @@ class CAS:
         On False, ``out`` may hold a prefix of the bytes: write to a temp file and discard it.
         """
         return self._copy_verified(digest, out)
+
+    def iter_verified(self, digest: str) -> Iterator[bytes] | None:
+        """The blob's bytes as chunks, verified as they are read; None if absent.
+
+        For streaming a large blob without a temp copy: the last chunk is only yielded once the whole
+        blob has hashed to ``digest``, so a consumer never receives all of a corrupt blob. On a mismatch
+        (or a damaged frame) the blob is evicted and :class:`CorruptBlobError` is raised instead of
+        the last chunk: a server must then abort the transfer. Close the iterator to release the file.
+        """
+        try:
+            src = self.path_for(digest).open("rb")
+        except FileNotFoundError:
+            return None
+        return self._iter_verified(digest, src)
+
+    def _iter_verified(self, digest: str, src: BinaryIO) -> Iterator[bytes]:
+        hasher = blake3()
+        held = b""
+        try:
+            with src, zstandard.ZstdDecompressor().stream_reader(src) as reader:
+                for chunk in iter(lambda: reader.read(_CHUNK), b""):
+                    hasher.update(chunk)
+                    if held:
+                        yield held
+                    held = chunk
+        except zstandard.ZstdError as exc:
+            self.evict(digest)
+            raise CorruptBlobError(f"blob {digest} is damaged ({exc}); evicted") from exc
+        if hasher.hexdigest() != digest:
+            self.evict(digest)
+            raise CorruptBlobError(f"blob {digest} does not match its digest; evicted")
+        if held:
+            yield held
 
     def _copy_verified(self, digest: str, out: _Writable | None, *, evict: bool = True) -> bool:
         try:

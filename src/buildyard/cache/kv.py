@@ -42,11 +42,15 @@ class KeyValueStore:
         if not isinstance(digest, str) or not self.store.cas.has(digest):
             self.store.refs.delete(self.namespace, key)
             return None
+        size = data.get("size", 0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            self.store.refs.delete(self.namespace, key)  # a damaged ref: forget it, never fail the query
+            return None
         meta = data.get("meta")
         return KVEntry(
             key=key,
             digest=digest,
-            size=int(data.get("size", 0)),
+            size=size,
             meta={str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {},
         )
 

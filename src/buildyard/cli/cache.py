@@ -159,12 +159,37 @@ def prune(
 @cache_dir_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=int, default=8585, show_default=True, help="Port to listen on.")
-@click.option("--token", multiple=True, help="Read-write bearer token (repeatable).")
-@click.option("--read-token", multiple=True, help="Read-only bearer token (repeatable).")
 @click.option(
     "--tokens-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File of '<read|write> <token>' lines.",
+    help="File of '<read|write> <token>' lines (keep it mode 600).",
+)
+@click.option(
+    "--token",
+    multiple=True,
+    envvar="BUILDYARD_CACHE_TOKENS",
+    help="Read-write bearer token (repeatable; env BUILDYARD_CACHE_TOKENS, space-separated). "
+    "On the command line it is visible to every local user: prefer the env var or --tokens-file.",
+)
+@click.option(
+    "--read-token",
+    multiple=True,
+    envvar="BUILDYARD_CACHE_READ_TOKENS",
+    help="Read-only bearer token (repeatable; env BUILDYARD_CACHE_READ_TOKENS, space-separated).",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a request's headers before the connection is closed.",
+)
+@click.option(
+    "--max-transfers",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Large downloads streamed at once; others wait up to 10 s, then get 503 + Retry-After.",
 )
 @click.pass_context
 def serve(
@@ -172,15 +197,40 @@ def serve(
     cache_dir: Path | None,
     host: str,
     port: int,
+    tokens_file: Path | None,
     token: tuple[str, ...],
     read_token: tuple[str, ...],
-    tokens_file: Path | None,
+    header_timeout: float,
+    max_transfers: int,
 ) -> None:
-    """Serve the cache over HTTP: Turborepo, Bazel, ccache/Gradle and buildyard clients."""
-    from buildyard.server.cache_app import Tokens, load_tokens_file, serve_store  # noqa: PLC0415 - lazy
+    """Serve the cache over HTTP: Turborepo, Bazel, ccache/Gradle and buildyard clients.
 
+    Give tokens in a file (--tokens-file) or the environment (BUILDYARD_CACHE_TOKENS,
+    BUILDYARD_CACHE_READ_TOKENS), not on the command line, which every local user can read.
+    """
+    from click.core import ParameterSource  # noqa: PLC0415 - lazy: fast CLI start
+
+    from buildyard.server.cache_app import (  # noqa: PLC0415 - lazy: fast CLI start
+        ServerLimits,
+        Tokens,
+        load_tokens_file,
+        serve_store,
+    )
+
+    on_command_line = [
+        f"--{name.replace('_', '-')}"
+        for name in ("token", "read_token")
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if on_command_line:
+        click.echo(
+            f"warning: {' and '.join(on_command_line)} on the command line is readable by every local user "
+            "(ps); use --tokens-file or BUILDYARD_CACHE_TOKENS / BUILDYARD_CACHE_READ_TOKENS instead",
+            err=True,
+        )
     from_file = load_tokens_file(tokens_file) if tokens_file is not None else Tokens()
     tokens = Tokens(
         write=from_file.write | frozenset(token or ()), read=from_file.read | frozenset(read_token or ())
     )
-    serve_store(_open(ctx, cache_dir), tokens, host=host, port=port)
+    limits = ServerLimits(header_timeout_s=header_timeout, max_transfers=max_transfers)
+    serve_store(_open(ctx, cache_dir), tokens, host=host, port=port, limits=limits)
