@@ -148,6 +148,28 @@ def test_small_requests_answer_while_two_large_blobs_are_read_slowly_and_no_temp
     assert growth < 100, f"the server grew by {growth} MiB to serve two streams"
 
 
+def test_large_transfers_are_bounded_and_the_excess_gets_503_with_retry_after(tmp_path):
+    srv = _start(
+        tmp_path / "cas", "--token", RW, "--read-token", RO, "--max-transfers", "1", "--transfer-wait", "0.5"
+    )
+    try:
+        big = os.urandom(1024 * 1024) * 32
+        assert httpx.put(f"{srv.url}/big", content=big, headers=W, timeout=60).status_code == 200
+        assert httpx.put(f"{srv.url}/small", content=b"s" * 1000, headers=W).status_code == 200
+        with httpx.stream("GET", f"{srv.url}/big", headers=R, timeout=30) as held:
+            assert held.status_code == 200
+            reading = held.iter_bytes(1024 * 1024)  # (kept: a dropped iterator closes the response)
+            next(reading)  # the one transfer slot is taken, the client reads slowly
+            t0 = time.monotonic()
+            busy = httpx.get(f"{srv.url}/big", headers=R, timeout=30)
+            assert busy.status_code == 503 and int(busy.headers["retry-after"]) >= 1
+            assert "detail" in busy.json() and time.monotonic() - t0 < 5
+            assert httpx.get(f"{srv.url}/small", headers=R).content == b"s" * 1000  # small ones are not held
+        assert httpx.get(f"{srv.url}/big", headers=R, timeout=30).content == big  # the slot came back
+    finally:
+        _stop(srv.proc)
+
+
 def test_a_corrupt_large_blob_aborts_the_transfer_and_is_evicted(server):
     payload = os.urandom(24 * 1024 * 1024)
     assert httpx.put(f"{server.url}/corrupt/me", content=payload, headers=W, timeout=60).status_code == 200

@@ -189,7 +189,14 @@ def prune(
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
-    help="Large downloads streamed at once; others wait up to 10 s, then get 503 + Retry-After.",
+    help="Large (over 1 MiB) downloads streamed at once; others wait (--transfer-wait), then get 503.",
+)
+@click.option(
+    "--transfer-wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds a large download waits for a free transfer before a 503 with Retry-After.",
 )
 @click.pass_context
 def serve(
@@ -202,6 +209,7 @@ def serve(
     read_token: tuple[str, ...],
     header_timeout: float,
     max_transfers: int,
+    transfer_wait: float,
 ) -> None:
     """Serve the cache over HTTP: Turborepo, Bazel, ccache/Gradle and buildyard clients.
 
@@ -232,5 +240,7 @@ def serve(
     tokens = Tokens(
         write=from_file.write | frozenset(token or ()), read=from_file.read | frozenset(read_token or ())
     )
-    limits = ServerLimits(header_timeout_s=header_timeout, max_transfers=max_transfers)
+    limits = ServerLimits(
+        header_timeout_s=header_timeout, max_transfers=max_transfers, transfer_wait_s=transfer_wait
+    )
     serve_store(_open(ctx, cache_dir), tokens, host=host, port=port, limits=limits)
