@@ -296,3 +296,10 @@ def test_token_on_the_command_line_warns_and_the_environment_does_not(tmp_path):
     finally:
         err = _stop(srv.proc)
     assert "warning" not in err.lower()
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"write {RW}\nread {RO}\n")
+    tokens.chmod(0o644)
+    srv = _start(tmp_path / "c", "--tokens-file", str(tokens))
+    assert httpx.get(f"{srv.url}/k", headers=R).status_code == 404
+    assert "chmod 600" in _stop(srv.proc)

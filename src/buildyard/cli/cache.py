@@ -236,6 +236,8 @@ def serve(
             "(ps); use --tokens-file or BUILDYARD_CACHE_TOKENS / BUILDYARD_CACHE_READ_TOKENS instead",
             err=True,
         )
+    if tokens_file is not None and tokens_file.is_file() and tokens_file.stat().st_mode & 0o004:
+        click.echo(f"warning: {tokens_file} is readable by every local user; chmod 600 it", err=True)
     from_file = load_tokens_file(tokens_file) if tokens_file is not None else Tokens()
     tokens = Tokens(
         write=from_file.write | frozenset(token or ()), read=from_file.read | frozenset(read_token or ())
