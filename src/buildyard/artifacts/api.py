@@ -26,7 +26,7 @@ from buildyard.artifacts.attest import DEFAULT_BUILDER_ID
 from buildyard.artifacts.errors import ArtifactError
 from buildyard.artifacts.gitmeta import GitMeta, git_output, read_git
 from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, default_keys_dir
-from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency
+from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency, Manifest
 from buildyard.artifacts.repo import PushResult, Repository, Verified, buildyard_home, default_root
 from buildyard.artifacts.semver import (
     Version,
@@ -168,6 +168,14 @@ def publish(
     resolved = resolve_version(version, project=project, git=git, build_number=context.build_number)
     repo = repo or open_repository(project)
     sbom, deps = project_inventory(project, name) if with_sbom else (None, [])
+
+    def same_build(manifest: Manifest) -> bool:
+        """An earlier build of this commit whose version follows the same rule (a no-op rebuild)."""
+        if not git.commit or manifest.build.commit != git.commit:
+            return False
+        again = resolve_version(version, project=project, git=git, build_number=manifest.build.build_number)
+        return str(again) == manifest.version
+
     return repo.push(
         name,
         str(resolved),
@@ -179,6 +187,7 @@ def publish(
         dependencies=deps,
         actor=actor,
         builder_id=builder_id,
+        reuse=same_build if context.build_number is not None else None,
     )
 
 

@@ -139,7 +139,7 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
     for d in reversed(deployments):
         what = "rollback" if d.rollback_of else "deploy"
         by = f" (approved by {d.approved_by})" if d.approved_by else ""
-        print(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.artifact}@{d.version}{by}")
+        print(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.what}{by}")
 
 
 @click.command()

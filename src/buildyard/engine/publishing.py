@@ -16,8 +16,9 @@ from buildyard.errors import UserError
 from buildyard.model import JobStatus
 
 
-def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest) -> str:
-    """Push ``spec``'s files; return ``NAME@VERSION``."""
+def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest) -> tuple[str, bool]:
+    """Push ``spec``'s files; return ``NAME@VERSION`` and whether that version is new (a rebuild of
+    the same commit with the same files reuses the version it published before)."""
     from buildyard.artifacts import ArtifactType, RunContext, publish  # noqa: PLC0415 - only with publish:
 
     paths: list[Path] = []
@@ -43,7 +44,7 @@ def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest)
         context=context,
         key=spec.key,
     )
-    return f"{spec.name}@{result.manifest.version}"
+    return f"{spec.name}@{result.manifest.version}", result.created
 
 
 class PublishingExecutor:
@@ -60,10 +61,16 @@ class PublishingExecutor:
         if spec is None or outcome.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
             return outcome
         try:
-            ref = await asyncio.to_thread(publish_files, self.project, request.run_id, request.job_id, spec)
+            ref, created = await asyncio.to_thread(
+                publish_files, self.project, request.run_id, request.job_id, spec
+            )
         except UserError as exc:
             note = f"publish failed: {exc}"
             log_note(request, note, sink)
             return replace(outcome, status=JobStatus.FAILED, exit_code=None, message=note)
-        log_note(request, f"published {ref}", sink)
+        log_note(
+            request,
+            f"published {ref}" if created else f"already published: {ref} (same commit and files)",
+            sink,
+        )
         return replace(outcome, published=ref)

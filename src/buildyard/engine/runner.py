@@ -102,6 +102,8 @@ class RunOptions:
     approver: str | None = None
     #: Seconds between two looks at the history for an approval decision.
     approval_poll: float = 0.5
+    #: Deploy even what an environment already runs (``run --force``).
+    force_deploy: bool = False
 
 
 @dataclass
@@ -413,6 +415,8 @@ class RequestFactory:
             / log_name(inst.id)[:-4],
             run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
             locks=self.home / "deploy" / "locks",
+            force=self.options.force_deploy,
+            commit=self.base_env.get("BUILDYARD_COMMIT_SHA", ""),
         )
 
     def cache_request(self, inst: JobInstance) -> CacheRequest:

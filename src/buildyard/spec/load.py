@@ -387,7 +387,8 @@ def published_upstream(pipeline: Pipeline, name: str) -> list[str]:
 
 
 def _check_environments(pipeline: Pipeline, smap: SourceMap) -> list[Diagnostic]:
-    """A deployment without ``artifact:`` deploys what exactly one needed job publishes."""
+    """A deployment without ``artifact:`` deploys what the one needed job publishes (none: a script
+    deployment, tracked by the commit it deploys)."""
     out: list[Diagnostic] = []
     for name, job in pipeline.jobs.items():
         env = job.environment
@@ -395,15 +396,7 @@ def _check_environments(pipeline: Pipeline, smap: SourceMap) -> list[Diagnostic]
             continue
         names = published_upstream(pipeline, name)
         where = ("jobs", name, "environment")
-        if not names:
-            out.append(
-                smap.diag(
-                    where,
-                    f"deployment job '{name}' has no artifact to deploy: no job it needs has 'publish:'",
-                    "add 'publish:' to a job it needs, or set environment.artifact: NAME[@VERSION|@CHANNEL]",
-                )
-            )
-        elif len(names) > 1:
+        if len(names) > 1:
             out.append(
                 smap.diag(
                     where,

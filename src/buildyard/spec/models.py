@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from buildyard.model import EnvMode, When
+from buildyard.model import EnvMode, Redeploy, When
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -214,6 +214,12 @@ class EnvironmentSpec(Spec, frozen=True, kw_only=True):
     rollback: str | None = None
     auto_rollback: bool = False
     promote: bool = True
+    #: Wait for the pipeline's gates (the ``gates`` node, else every job that has gates) before deploying.
+    #: ``false`` is an explicit opt-out: the deployment may run before a failed gate is known.
+    wait_for_gates: bool = True
+    #: ``if_changed`` (default): a deployment of the version (or commit) the environment already runs
+    #: successfully is skipped with a reason; ``always`` deploys again (``run --force`` does it once).
+    redeploy: Redeploy = Redeploy.IF_CHANGED
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Well-formed name and artifact; known approval; auto_rollback has a health check to react to."""
