@@ -137,3 +137,34 @@ def test_redeploy_always_deploys_every_time(make_project, cli) -> None:
     root = make(make_project, cli, "jobs:\n" + BUILD + DEPLOY.format(environment=env))
     assert run(cli, root)[0] == 0 and run(cli, root)[0] == 0
     assert len(deployments(cli, root, "staging")) == 2
+
+
+def test_the_first_publish_creates_the_signing_key_and_ci_refuses_to(make_project, cli, monkeypatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    root = make_project({"buildyard.yml": "jobs:\n" + BUILD, "app.txt": "v1\n"})
+    code, jobs = run(cli, root)
+    assert code == 0, jobs
+    log = Path(str(jobs["build"]["log"])).read_text()
+    assert "created signing key 'default'" in log and "back it up" in log
+    assert (root / ".buildyard" / "keys" / "private" / "default.pem").is_file()
+    assert cli("-C", root, "artifacts", "verify", str(jobs["build"]["published"])).code == 0
+
+    monkeypatch.setenv("CI", "true")
+    ci = make_project({"buildyard.yml": "jobs:\n" + BUILD, "app.txt": "v1\n"}, name="ci")
+    code, jobs = run(cli, ci)
+    assert code == 1 and jobs["build"]["status"] == "failed"
+    message = str(jobs["build"]["message"])
+    assert message.startswith("publish failed: no signing key 'default'") and "keys import" in message
+    assert not (ci / ".buildyard" / "keys" / "private" / "default.pem").exists()
+
+
+def test_a_staging_deployment_promotes_a_fresh_version_through_dev(make_project, cli) -> None:
+    root = make(make_project, cli, "jobs:\n" + BUILD + DEPLOY.format(environment="staging"))
+    code, jobs = run(cli, root)
+    assert code == 0, jobs
+    ref = str(jobs["build"]["published"])
+    log = Path(str(jobs["deploy"]["log"])).read_text()
+    assert f"promoted {ref} to channel staging" in log and "not promoted" not in log
+    state = open_repository(root).channel_state()
+    version = ref.split("@", 1)[1]
+    assert state.current("shop-api", "dev") == version and state.current("shop-api", "staging") == version

@@ -26,6 +26,7 @@ from buildyard.artifacts.attest import DEFAULT_BUILDER_ID
 from buildyard.artifacts.errors import ArtifactError
 from buildyard.artifacts.gitmeta import GitMeta, git_output, read_git
 from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, default_keys_dir
+from buildyard.artifacts.lifecycle import promote
 from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency, Manifest
 from buildyard.artifacts.repo import PushResult, Repository, Verified, buildyard_home, default_root
 from buildyard.artifacts.semver import (
@@ -44,6 +45,28 @@ def open_repository(project: Path, root: Path | None = None, *, keys_dir: Path |
     """The artifact repository of ``project`` (or at ``root``)."""
     home = buildyard_home(project)
     return Repository(root or default_root(project), keyring=KeyRing(keys_dir or default_keys_dir(home)))
+
+
+def first_use_key(project: Path, name: str = DEFAULT_KEY, *, create: bool) -> str | None:
+    """Make sure the signing key ``name`` of ``project`` exists before a publish: with ``create``
+    (a developer's machine) make it and return the one line to show; without (CI, where a new key
+    each run would sign with keys nobody trusts) refuse with the commands to provide one."""
+    ring = KeyRing(default_keys_dir(buildyard_home(project)))
+    if ring.has_private(name):
+        return None
+    if not create:
+        raise ArtifactError(
+            f"no signing key {name!r} in {ring.private_dir}; in CI, provide the project's key: "
+            f"'buildyard keys export --name {name} --private --out KEY.pem' where it was made, then "
+            f"'buildyard keys import KEY.pem --name {name}' before the run"
+        )
+    public = ring.ensure(name)
+    if public is None:
+        return None
+    return (
+        f"created signing key {name!r} ({public.keyid[:16]}) in {ring.private_dir}; back it up "
+        f"('buildyard keys export --name {name} --private --out FILE'): artifacts are verified with it"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +184,14 @@ def publish(
     with_sbom: bool = True,
     actor: str | None = None,
     builder_id: str = DEFAULT_BUILDER_ID,
+    land: bool = False,
 ) -> PushResult:
-    """Push ``paths`` as a signed, versioned artifact of ``project`` (what ``publish:`` does)."""
+    """Push ``paths`` as a signed, versioned artifact of ``project`` (what ``publish:`` does).
+
+    With ``land``, a new version enters the first channel of the repository's promotion order
+    (``dev`` by default) when that channel asks for nothing, so that deploying it to ``staging``
+    (which requires ``dev``) promotes it there.
+    """
     context = context or RunContext()
     git = read_git(project)
     resolved = resolve_version(version, project=project, git=git, build_number=context.build_number)
@@ -176,7 +205,7 @@ def publish(
         again = resolve_version(version, project=project, git=git, build_number=manifest.build.build_number)
         return str(again) == manifest.version
 
-    return repo.push(
+    result = repo.push(
         name,
         str(resolved),
         paths,
@@ -189,6 +218,10 @@ def publish(
         builder_id=builder_id,
         reuse=same_build if context.build_number is not None else None,
     )
+    first = repo.config.channels[0]
+    if land and result.created and first.requires is None and not first.requires_gates:
+        promote(repo, result.record.name, first.name, actor=result.record.pushed_by, reason="published")
+    return result
 
 
 def artifact_env(verified: Verified, dest: Path) -> dict[str, str]:
