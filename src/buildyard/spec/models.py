@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from buildyard.model import EnvMode, Redeploy, When
+from buildyard.versioning import VersionFormatError, to_semver
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -164,6 +165,11 @@ class PublishSpec(Spec, frozen=True, kw_only=True):
             )
         if isinstance(self.version, dict) and set(self.version) != {"from_file"}:
             out.append((("version",), "version must be from_git_tag, a version, or {from_file: FILE}"))
+        elif isinstance(self.version, str) and self.version != "from_git_tag":
+            try:
+                to_semver(self.version)
+            except VersionFormatError as exc:
+                out.append((("version",), f"version {exc}"))
         if not self.paths:
             out.append((("paths",), "publish needs at least one path"))
         return out
