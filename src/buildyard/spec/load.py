@@ -430,10 +430,22 @@ def _check_matrix(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagnostic
     return []
 
 
+def _matrix_problem(job: Job, text: str) -> str | None:
+    """An unknown ``matrix.X`` in ``text`` (the job's matrix keys are known before any run)."""
+    used = expr.members(text, "matrix")
+    known = set(job.matrix.axes) | {k for entry in job.matrix.include for k in entry} if job.matrix else set()
+    unknown = sorted(used - known)
+    if not unknown:
+        return None
+    if not known:
+        return f"'matrix.{unknown[0]}': this job has no matrix"
+    return f"unknown matrix key '{unknown[0]}' (this job's matrix: {', '.join(sorted(known))})"
+
+
 def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if job.if_ is not None:
-        problem = expr.check(job.if_)
+        problem = expr.check(job.if_) or _matrix_problem(job, job.if_)
         if problem:
             out.append(smap.diag((*base, "if"), problem, "see 'Expressions' in the README"))
     strings: list[tuple[FieldPath, str]] = []
@@ -448,6 +460,7 @@ def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagn
             problem = expr.check(inner)
             if problem is None and expr.is_runtime(inner):
                 problem = "'needs' is only available in 'if:' conditions"
+            problem = problem or _matrix_problem(job, inner)
             if problem:
                 out.append(smap.diag(path, problem, "see 'Expressions' in the README"))
     return out
