@@ -57,6 +57,9 @@ class CacheRequest:
     key_commands: tuple[str, ...] = ()
     job_cache: bool = True
     dependency_caches: tuple[DependencyCacheRequest, ...] = ()
+    #: Files (relative to the job's directory) never among its default inputs: the pipeline file,
+    #: whose text enters a job's key only through the job's own normalized definition.
+    not_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

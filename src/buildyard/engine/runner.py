@@ -323,6 +323,7 @@ class RequestFactory:
         )
         self.base_env = base
         self.pipeline_file = pipeline.file
+        self.not_inputs = _project_relative(Path(pipeline.file), options.project_dir)
         self.home = home_dir(options)
 
     def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
@@ -459,6 +460,7 @@ class RequestFactory:
             global_inputs=self.plan.cache_inputs,
             key_commands=inst.key_commands,
             job_cache=inst.cached and inst.environment is None,  # deploying is the point of a deployment
+            not_inputs=_under(self.not_inputs, inst.working_directory),
             dependency_caches=tuple(
                 DependencyCacheRequest(
                     paths=tuple(d.paths),
@@ -837,3 +839,19 @@ async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
             await task
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _under(paths: tuple[str, ...], directory: str | None) -> tuple[str, ...]:
+    """``paths`` (relative to the project) that lie under ``directory``, relative to it."""
+    if not directory or directory in (".", "./"):
+        return paths
+    prefix = directory.strip("/") + "/"
+    return tuple(p[len(prefix) :] for p in paths if p.startswith(prefix))
+
+
+def _project_relative(path: Path, project: Path) -> tuple[str, ...]:
+    """``(path relative to project,)``, or ``()`` when ``path`` is outside it."""
+    try:
+        return (path.resolve().relative_to(project.resolve()).as_posix(),)
+    except (OSError, ValueError):
+        return ()
