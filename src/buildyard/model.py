@@ -26,6 +26,13 @@ class EnvMode(StrEnum):
     STRICT = "strict"  # a base set (PATH, HOME, locale, …) plus ``pass_env``
 
 
+class Redeploy(StrEnum):
+    """Whether a deployment runs again when the environment already runs what it would deploy."""
+
+    IF_CHANGED = "if_changed"  # skipped with a reason when the same version (or commit) is deployed
+    ALWAYS = "always"
+
+
 class When(StrEnum):
     """When a job runs relative to the outcome of its dependencies."""
 

@@ -108,8 +108,8 @@ def test_priorities_follow_the_critical_path() -> None:
 
 
 def test_interpolation_errors_are_located() -> None:
-    text = "jobs:\n  a:\n    script: ['echo ${{ vars.MISSING }}']\n"
+    text = "jobs:\n  a:\n    script: ['echo ${{ size(vars.MISSING) }} ${{ vars.MISSING }}']\n"
     with pytest.raises(SpecError, match=r"buildyard.yml:2:3: jobs.a: cannot evaluate"):
-        build(loads(text), TriggerContext())
+        build(loads(text), TriggerContext())  # an unset variable is null: size(null) cannot be evaluated
     plan = build(loads(text), TriggerContext(variables={"MISSING": "here"}))
-    assert plan.instances["a"].steps[0].run == "echo here"
+    assert plan.instances["a"].steps[0].run == "echo 4 here"

@@ -26,7 +26,8 @@ from buildyard.artifacts.attest import DEFAULT_BUILDER_ID
 from buildyard.artifacts.errors import ArtifactError
 from buildyard.artifacts.gitmeta import GitMeta, git_output, read_git
 from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, default_keys_dir
-from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency
+from buildyard.artifacts.lifecycle import promote
+from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency, Manifest
 from buildyard.artifacts.repo import PushResult, Repository, Verified, buildyard_home, default_root
 from buildyard.artifacts.semver import (
     Version,
@@ -35,6 +36,7 @@ from buildyard.artifacts.semver import (
     prerelease_version,
     release_version,
 )
+from buildyard.versioning import VersionFormatError, to_semver
 
 FROM_GIT_TAG = "from_git_tag"
 _RELEASE_BRANCHES = frozenset({"main", "master"})
@@ -44,6 +46,28 @@ def open_repository(project: Path, root: Path | None = None, *, keys_dir: Path |
     """The artifact repository of ``project`` (or at ``root``)."""
     home = buildyard_home(project)
     return Repository(root or default_root(project), keyring=KeyRing(keys_dir or default_keys_dir(home)))
+
+
+def first_use_key(project: Path, name: str = DEFAULT_KEY, *, create: bool) -> str | None:
+    """Make sure the signing key ``name`` of ``project`` exists before a publish: with ``create``
+    (a developer's machine) make it and return the one line to show; without (CI, where a new key
+    each run would sign with keys nobody trusts) refuse with the commands to provide one."""
+    ring = KeyRing(default_keys_dir(buildyard_home(project)))
+    if ring.has_private(name):
+        return None
+    if not create:
+        raise ArtifactError(
+            f"no signing key {name!r} in {ring.private_dir}; in CI, provide the project's key: "
+            f"'buildyard keys export --name {name} --private --out KEY.pem' where it was made, then "
+            f"'buildyard keys import KEY.pem --name {name}' before the run"
+        )
+    public = ring.ensure(name)
+    if public is None:
+        return None
+    return (
+        f"created signing key {name!r} ({public.keyid[:16]}) in {ring.private_dir}; back it up "
+        f"('buildyard keys export --name {name} --private --out FILE'): artifacts are verified with it"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +81,58 @@ class RunContext:
     pipeline_file: Path | None = None
 
 
-def _version_from_file(path: Path) -> str:
+#: Bytes of a wheel's METADATA / an sdist's PKG-INFO read at most (the version is in the header).
+_METADATA_CAP = 1 << 20
+
+
+def dist_version(path: Path) -> str | None:
+    """The ``Version:`` of a built wheel (``*.whl``) or sdist (``*.tar.gz``), None for other files."""
+    import email.parser  # noqa: PLC0415
+    import tarfile  # noqa: PLC0415
+    import zipfile  # noqa: PLC0415
+
+    try:
+        if path.name.endswith(".whl"):
+            with zipfile.ZipFile(path) as wheel:
+                name = next(
+                    (n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")),
+                    None,
+                )
+                if name is None:
+                    return None
+                with wheel.open(name) as f:
+                    data = f.read(_METADATA_CAP)
+        elif path.name.endswith(".tar.gz"):
+            with tarfile.open(path, "r:gz") as sdist:
+                member = next(
+                    (
+                        m
+                        for m in sdist
+                        if m.isfile() and m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")
+                    ),
+                    None,
+                )
+                info = sdist.extractfile(member) if member is not None else None
+                if info is None:
+                    return None
+                data = info.read(_METADATA_CAP)
+        else:
+            return None
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise ArtifactError(f"{path}: cannot read its metadata ({exc})") from None
+    version = email.parser.BytesHeaderParser().parsebytes(data).get("Version")
+    return str(version).strip() if version else None
+
+
+def _version_from_file(path: Path, dists: Sequence[Path] = ()) -> str:
     try:
         if path.name == "package.json":
             value = json.loads(path.read_text())["version"]
         else:
-            value = tomllib.loads(path.read_text())["project"]["version"]
+            project = tomllib.loads(path.read_text())["project"]
+            if "version" not in project and "version" in project.get("dynamic", []):
+                return _dynamic_version(path, dists)
+            value = project["version"]
     except FileNotFoundError:
         raise ArtifactError(f"{path}: version file not found") from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -70,33 +140,54 @@ def _version_from_file(path: Path) -> str:
     return str(value)
 
 
+def _dynamic_version(path: Path, dists: Sequence[Path]) -> str:
+    """A ``dynamic = ["version"]`` project's version: what the build backend wrote into the built
+    wheel or sdist being published (one version across them)."""
+    found = {v for d in dists if (v := dist_version(d)) is not None}
+    if len(found) == 1:
+        return found.pop()
+    if not found:
+        raise ArtifactError(
+            f"{path}: the version is dynamic and no built wheel or sdist is published to read it from "
+            "(publish dist/*.whl, or set version: to a literal or from_git_tag)"
+        )
+    raise ArtifactError(f"the published distributions disagree on the version ({', '.join(sorted(found))})")
+
+
 def resolve_version(
-    setting: str | dict[str, str], *, project: Path, git: GitMeta, build_number: int | None
+    setting: str | dict[str, str],
+    *,
+    project: Path,
+    git: GitMeta,
+    build_number: int | None,
+    dists: Sequence[Path] = (),
 ) -> Version:
-    """Turn a ``version:`` setting into a SemVer.
+    """Turn a ``version:`` setting into a SemVer (versions written as ``v1.4``, ``3.7`` or in PEP 440
+    are normalised: :func:`buildyard.versioning.to_semver`).
 
     - a literal (``"1.4.0"``) is taken as given; with a build number it gets ``+build.N.<commit>``;
     - ``from_git_tag``: the tag on HEAD (``v`` stripped) plus build metadata; with no tag on HEAD, a
       pre-release of the next patch after the last tag: ``1.4.1-feature-x.N+build.N.<commit>``;
     - ``{"from_file": "pyproject.toml"|"package.json"}``: that version plus build metadata on
       ``main``/``master``, a tag or a detached HEAD; on any other branch ``1.4.0-<branch>.N+…``.
+      A ``dynamic`` pyproject version is read from the built wheel/sdist among ``dists``.
     """
     branch_build = git.tag is None and git.branch is not None and git.branch not in _RELEASE_BRANCHES
     if isinstance(setting, dict):
         if set(setting) != {"from_file"}:
             raise ArtifactError(f"version setting {setting!r}: expected from_git_tag, a version or from_file")
-        base = _version_from_file(project / setting["from_file"])
+        base = _version_from_file(project / setting["from_file"], dists)
     elif setting == FROM_GIT_TAG:
         if git.tag:
-            base = git.tag.removeprefix("v")
+            base = git.tag
         else:
             last = git_output(project, "describe", "--tags", "--abbrev=0")
-            base = last.removeprefix("v") if last else "0.0.0"
+            base = _semver(last) if last else "0.0.0"
             return branch_version(base, git.branch or "detached", build_number or 0, commit=git.commit)
     else:
         base, branch_build = setting, False
     try:
-        parsed = Version.parse(base)
+        parsed = Version.parse(_semver(base))
     except VersionError as exc:
         raise ArtifactError(f"version {base!r}: {exc}") from None
     if parsed.build:
@@ -106,6 +197,13 @@ def resolve_version(
     if build_number is None:
         return parsed
     return release_version(parsed.base(), build_number=build_number, commit=git.commit)
+
+
+def _semver(text: str) -> str:
+    try:
+        return to_semver(text)
+    except VersionFormatError as exc:
+        raise ArtifactError(f"version {exc}") from None
 
 
 def project_inventory(project: Path, name: str) -> tuple[bytes, list[Dependency]]:
@@ -161,14 +259,32 @@ def publish(
     with_sbom: bool = True,
     actor: str | None = None,
     builder_id: str = DEFAULT_BUILDER_ID,
+    land: bool = False,
 ) -> PushResult:
-    """Push ``paths`` as a signed, versioned artifact of ``project`` (what ``publish:`` does)."""
+    """Push ``paths`` as a signed, versioned artifact of ``project`` (what ``publish:`` does).
+
+    With ``land``, a new version enters the first channel of the repository's promotion order
+    (``dev`` by default) when that channel asks for nothing, so that deploying it to ``staging``
+    (which requires ``dev``) promotes it there.
+    """
     context = context or RunContext()
     git = read_git(project)
-    resolved = resolve_version(version, project=project, git=git, build_number=context.build_number)
+    resolved = resolve_version(
+        version, project=project, git=git, build_number=context.build_number, dists=paths
+    )
     repo = repo or open_repository(project)
     sbom, deps = project_inventory(project, name) if with_sbom else (None, [])
-    return repo.push(
+
+    def same_build(manifest: Manifest) -> bool:
+        """An earlier build of this commit whose version follows the same rule (a no-op rebuild)."""
+        if not git.commit or manifest.build.commit != git.commit:
+            return False
+        again = resolve_version(
+            version, project=project, git=git, build_number=manifest.build.build_number, dists=paths
+        )
+        return str(again) == manifest.version
+
+    result = repo.push(
         name,
         str(resolved),
         paths,
@@ -179,7 +295,12 @@ def publish(
         dependencies=deps,
         actor=actor,
         builder_id=builder_id,
+        reuse=same_build if context.build_number is not None else None,
     )
+    first = repo.config.channels[0]
+    if land and result.created and first.requires is None and not first.requires_gates:
+        promote(repo, result.record.name, first.name, actor=result.record.pushed_by, reason="published")
+    return result
 
 
 def artifact_env(verified: Verified, dest: Path) -> dict[str, str]:

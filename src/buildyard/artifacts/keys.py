@@ -11,6 +11,7 @@ A key id is the SHA-256 hex of the raw 32-byte public key. Generating a key also
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 from dataclasses import dataclass
@@ -137,6 +138,16 @@ class KeyRing:
         public = PublicKey(name, key_id(key.public_key()), key.public_key())
         atomic_write_bytes(self._trusted_path(name), public_pem(public.key))
         return public
+
+    def ensure(self, name: str = DEFAULT_KEY) -> PublicKey | None:
+        """Create the key pair ``name`` if it does not exist yet; the new public key, or None if it
+        existed. Concurrent callers (two publishing jobs) agree on one key: creation holds a lock."""
+        if self.has_private(name):
+            return None
+        self._ensure_dirs()
+        with (self.root / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return None if self.has_private(name) else self.generate(name)
 
     def import_file(self, source: Path, name: str) -> tuple[PublicKey, bool]:
         """Import a PEM file: a private key becomes a signing key (and is trusted), a public key is

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,12 +259,15 @@ class Repository:
         builder_id: str = attest.DEFAULT_BUILDER_ID,
         actor: str | None = None,
         workers: int | None = None,
+        reuse: Callable[[Manifest], bool] | None = None,
     ) -> PushResult:
         """Store ``paths`` as ``name@version``, signed with the key ``key``; atomic and idempotent.
 
         Pushing a version that exists with the same files is a no-op (``created=False``); with other
-        files it is refused (versions are immutable). An I/O failure (disk full, unreadable file)
-        is reported as one line and publishes nothing.
+        files it is refused (versions are immutable). With ``reuse``, a recent version of ``name``
+        with the same files whose manifest ``reuse`` accepts (same commit and version rule: a no-op
+        rebuild) is returned instead of a new one (``created=False``). An I/O failure (disk full,
+        unreadable file) is reported as one line and publishes nothing.
         """
         try:
             return self._push(
@@ -279,6 +282,7 @@ class Repository:
                 builder_id,
                 actor,
                 workers,
+                reuse,
             )
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
@@ -299,6 +303,7 @@ class Repository:
         builder_id: str,
         actor: str | None,
         workers: int | None,
+        reuse: Callable[[Manifest], bool] | None = None,
     ) -> PushResult:
         check_name(name)
         version = str(Version.parse(version))
@@ -308,6 +313,8 @@ class Repository:
         if existing is not None:
             return self._repush(existing, sources, workers)
         entries, written = ingest(self.cas, sources, workers=workers)
+        if reuse is not None and (same := self._same_files(name, tuple(entries), reuse)) is not None:
+            return PushResult(same[1], same[0], False, written)
         sbom_sha = _sha256(sbom) if sbom is not None else None
         manifest = Manifest(
             name=name,
@@ -359,6 +366,19 @@ class Repository:
             self._write_record(record)
             self.audit.append(Action.PUSH, name, version, actor=record.pushed_by)
         return PushResult(manifest, record, True, written)
+
+    def _same_files(
+        self, name: str, files: tuple[FileEntry, ...], accept: Callable[[Manifest], bool], recent: int = 20
+    ) -> tuple[Record, Manifest] | None:
+        """The newest of the ``recent`` latest versions of ``name`` with ``files`` that ``accept`` takes."""
+        for record in sorted(self.records(name), key=lambda r: r.pushed_at, reverse=True)[:recent]:
+            try:
+                manifest = self.manifest(record)
+            except ArtifactError:
+                continue  # unreadable: never reused (fsck reports it)
+            if manifest.files == files and accept(manifest):
+                return record, manifest
+        return None
 
     def _repush(self, existing: Record, sources: Sequence[Source], workers: int | None) -> PushResult:
         manifest = self.manifest(existing)

@@ -39,6 +39,8 @@ class JobKeySpec:
     upstream: Mapping[str, str] = field(default_factory=dict)
     global_inputs: Sequence[str] = ()
     key_commands: Sequence[str] = ()
+    #: Files (relative to ``workdir``) left out of the default inputs (the pipeline file).
+    not_inputs: Sequence[str] = ()
 
 
 def run_key_command(command: str, *, cwd: Path, env: Mapping[str, str] | None = None) -> bytes:
@@ -71,6 +73,9 @@ def compute_key_manifest(
     Pass one :class:`InputIndex` of the project for all jobs of a run (one git call in total).
     """
     inputs = digest_inputs(spec.workdir, spec.inputs, hasher=hasher, index=index)
+    if spec.inputs is None:
+        for path in spec.not_inputs:
+            inputs.pop(path, None)
     global_digests = (
         digest_inputs(spec.project_root, list(spec.global_inputs), hasher=hasher)
         if spec.global_inputs

@@ -111,7 +111,7 @@ def history_cmd(ctx: click.Context, environment: str, limit: int, as_json: bool,
     for r in rows:
         note = f"  (rollback of #{r.rollback_of})" if r.rollback_of else ""
         print(
-            f"{r.artifact + '@' + r.version:<36} {_when(r.started_at):<19} {r.run_number or 0:>5}  "
+            f"{r.what:<36} {_when(r.started_at):<19} {r.run_number or 0:>5}  "
             f"{r.job_id[:16]:<16} {r.status:<11} {r.approved_by or '-'}{note}"
         )
 
@@ -153,6 +153,12 @@ def rollback(ctx: click.Context, environment: str, version: str | None, db: str 
                 f"no deployments to {environment} recorded yet (see 'buildyard deploy history')"
             )
         last = recent[0]
+        if not last.artifact:
+            raise UsageError(
+                f"the last deployment to {environment} was a script deployment of commit "
+                f"{last.version[:12]}: check out the commit to go back to and run "
+                f"'buildyard run {last.job_id}'"
+            )
         live = store.last_good_version(environment, artifact=last.artifact)
         current = live.version if live is not None else None
         if version is None:

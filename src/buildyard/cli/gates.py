@@ -22,12 +22,15 @@ def gates() -> None:
 
 @gates.command("check")
 @click.option(
-    "--config",
+    "-f",
+    "--file",
     "-c",
+    "--config",
+    "config",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("buildyard.yml"),
     show_default=True,
-    help="Pipeline file whose 'gates:' list is checked.",
+    help="Pipeline file whose 'gates:' list is checked (-f as in run and validate; -c still works).",
 )
 @click.option(
     "--coverage-baseline",

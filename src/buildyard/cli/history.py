@@ -69,7 +69,10 @@ def history(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool,
 @db_option
 @click.pass_context
 def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> None:
-    """Show one run: its jobs, statuses, timings and resources."""
+    """Show one run: its jobs, statuses, timings and resources.
+
+    RUN is a run number (``N``, or ``PIPELINE#N`` when several pipelines share the history), a run
+    id prefix, or ``last`` (the default)."""
     store = _open(ctx, db)
     try:
         record = store.get_run(run)
@@ -139,7 +142,7 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
     for d in reversed(deployments):
         what = "rollback" if d.rollback_of else "deploy"
         by = f" (approved by {d.approved_by})" if d.approved_by else ""
-        print(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.artifact}@{d.version}{by}")
+        print(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.what}{by}")
 
 
 @click.command()

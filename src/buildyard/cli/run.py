@@ -57,6 +57,9 @@ def _iso(ts: float | None) -> str | None:
 @db_option
 @click.option("--no-cache", is_flag=True, help="Run every job; neither read nor write the job cache.")
 @click.option(
+    "--force", is_flag=True, help="Deploy even to environments that already run the version (redeploy)."
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Shared cache directory (default: .buildyard/cas).",
@@ -91,6 +94,7 @@ def run(
     file: Path | None,
     db: str | None,
     no_cache: bool,
+    force: bool,
     cache_dir: Path | None,
     remote_cache: str | None,
     summary_file: Path | None,
@@ -116,6 +120,7 @@ def run(
         cache=not no_cache,
         cache_dir=cache_dir,
         remote_cache=remote_cache,
+        force_deploy=force,
     )
     if dry_run:
         _print_plan(execute_run(options).plan, as_json=as_json)
@@ -242,10 +247,13 @@ def _write_summary(path: Path, result: Any) -> None:
 @click.pass_context
 def validate(ctx: click.Context, file: Path | None) -> int:
     """Check the pipeline file; print every problem with file:line:col."""
+    from buildyard.spec.lint import warnings  # noqa: PLC0415
     from buildyard.spec.load import find_file, load  # noqa: PLC0415
 
     path = find_file(project_dir(ctx), file)
     pipeline = load(path)
+    for warning in warnings(pipeline):
+        print(warning, file=sys.stderr)
     print(f"{path}: valid ({len(pipeline.jobs)} jobs)")
     return 0
 

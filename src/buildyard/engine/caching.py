@@ -112,6 +112,7 @@ class CachingExecutor:
             upstream=dict(spec.upstream),
             global_inputs=list(spec.global_inputs),
             key_commands=list(spec.key_commands),
+            not_inputs=spec.not_inputs,
         )
         index = self.index if spec.inputs is None else None
         hasher = FileHasher(self.hasher.stat_cache, cached_only=True) if cached_only else self.hasher

@@ -34,7 +34,7 @@ from buildyard.engine.request import (
 )
 from buildyard.engine.scheduler import JobSetupError
 from buildyard.errors import UserError
-from buildyard.model import JobStatus
+from buildyard.model import JobStatus, Redeploy
 from buildyard.plan.build import JobInstance, Plan
 from buildyard.store.deployments import DeploymentRecord
 
@@ -53,8 +53,10 @@ def deploy_request(
     dest: Path,
     run_number: int,
     locks: Path | None = None,
+    force: bool = False,
+    commit: str = "",
 ) -> DeployRequest:
-    """The ``DeployRequest`` of deployment job ``inst`` (raise ``JobSetupError`` if it has no artifact)."""
+    """The ``DeployRequest`` of deployment job ``inst`` (``JobSetupError`` if its artifact is ambiguous)."""
     env = inst.environment
     assert env is not None  # noqa: S101 - only called for deployments
     health = env.health_check
@@ -75,6 +77,8 @@ def deploy_request(
         approved_at=approved_at,
         run_number=run_number,
         lock=str(locks / f"{_SAFE.sub('_', env.name)}.lock") if locks is not None else "",
+        redeploy=force or env.redeploy == Redeploy.ALWAYS,
+        commit=commit,
     )
 
 
@@ -136,7 +140,8 @@ def artifact_ref(
 ) -> str:
     """What a deployment deploys: a pinned ref (``deploy rollback``), a declared ``NAME@…``, else the
     version a job it needs published in this run (of the declared ``NAME``, if any), else the latest
-    ``NAME`` in the repository."""
+    ``NAME`` in the repository; ``""`` when there is none of these: a script deployment (``kubectl
+    apply``, ``rsync``…) that the environment tracks by the commit it deploys."""
     env = inst.environment
     assert env is not None  # noqa: S101 - only called for deployments
     pinned = pins.get(inst.job) or pins.get(inst.id)
@@ -159,12 +164,7 @@ def artifact_ref(
             f"environment {env.name}: the jobs it needs published several versions ({', '.join(refs)}); "
             "set environment.artifact to NAME@VERSION"
         )
-    if declared is not None:
-        return declared
-    raise JobSetupError(
-        f"environment {env.name}: no artifact was published in this run by the jobs it needs "
-        "(set environment.artifact to deploy one from the repository)"
-    )
+    return declared or ""
 
 
 def _upstream(inst: JobInstance, plan: Plan) -> set[str]:
@@ -195,16 +195,30 @@ def gate_check(history: History) -> Callable[[Manifest], GateVerdict]:
 
 @dataclass(frozen=True, slots=True)
 class _Pulled:
-    verified: Verified
+    """What a deployment deploys: a verified artifact pulled into ``dest``, or (``verified`` None) the
+    commit of a script deployment, recorded with the artifact name ``""`` and the commit as version."""
+
+    verified: Verified | None
     dest: Path
+    name: str
+    version: str
+
+    @classmethod
+    def artifact(cls, verified: Verified, dest: Path) -> _Pulled:
+        return cls(verified, dest, verified.manifest.name, verified.manifest.version)
 
     @property
-    def name(self) -> str:
-        return self.verified.manifest.name
+    def what(self) -> str:
+        return f"{self.name}@{self.version}" if self.verified is not None else f"commit {self.version[:12]}"
 
-    @property
-    def version(self) -> str:
-        return self.verified.manifest.version
+
+def live_version(history: History, environment: str) -> DeploymentRecord | None:
+    """What ``environment`` runs now: its newest finished deployment when that one succeeded."""
+    for record in history.deployments(environment, limit=20):
+        if record.status == "running":
+            continue  # an unfinished one (the abandoned-run check closes it); look further back
+        return record if record.status == "success" else None
+    return None
 
 
 class DeployingExecutor:
@@ -236,26 +250,35 @@ class DeployingExecutor:
         self, request: JobRequest, spec: DeployRequest, sink: OutputSink | None, waited: float
     ) -> JobOutcome:
         started_at, start = time.time(), time.monotonic()
-        try:
-            pulled = await asyncio.to_thread(self._pull, spec.artifact, Path(spec.dest))
-        except UserError as exc:
-            note = f"deploy to {spec.environment} refused: {exc}"
+
+        def ended(status: JobStatus, note: str, deployed: str = "") -> JobOutcome:
             Path(request.log_path).parent.mkdir(parents=True, exist_ok=True)
             Path(request.log_path).write_bytes(f"buildyard: {note}\n".encode())
             if sink is not None:
                 sink(request.job_id, f"buildyard: {note}\n".encode())
-            now = time.time()
             return JobOutcome(
                 job_id=request.job_id,
                 attempt=request.attempt,
-                status=JobStatus.FAILED,
-                exit_code=None,
+                status=status,
+                exit_code=0 if status == JobStatus.SUCCESS else None,
                 started_at=started_at,
-                finished_at=now,
+                finished_at=time.time(),
                 duration_s=time.monotonic() - start,
                 message=note,
                 log_path=request.log_path,
+                deployed=deployed,
             )
+
+        if not spec.artifact:
+            pulled = _Pulled(None, Path(spec.dest), "", spec.commit or "unknown")
+        else:
+            try:
+                live = None if spec.redeploy else await asyncio.to_thread(self._live_same, spec)
+                if live is not None:
+                    return ended(JobStatus.SUCCESS, live[0], live[1])
+                pulled = await asyncio.to_thread(self._pull, spec.artifact, Path(spec.dest))
+            except UserError as exc:
+                return ended(JobStatus.FAILED, f"deploy to {spec.environment} refused: {exc}")
         deployment = self._start(request, spec, pulled)
         try:
             outcome = await self._deploy(request, spec, pulled, deployment, sink, waited)
@@ -280,7 +303,7 @@ class DeployingExecutor:
         await asyncio.to_thread(prune_deploy_dirs, Path(spec.dest).parent.parent, spec.run_number)
         return replace(
             outcome,
-            deployed=f"{pulled.name}@{pulled.version}",
+            deployed=f"{pulled.name}@{pulled.version}" if pulled.verified is not None else "",
             finished_at=time.time(),
             duration_s=time.monotonic() - start,
         )
@@ -297,7 +320,10 @@ class DeployingExecutor:
         waited: float = 0.0,
     ) -> JobOutcome:
         deploy_request = self._with_artifact(request, spec, pulled)
-        note = f"pulled {pulled.name}@{pulled.version} (verified) into {pulled.dest}"
+        if pulled.verified is not None:
+            note = f"pulled {pulled.what} (verified) into {pulled.dest}"
+        else:
+            note = f"deploying {pulled.what} (a script deployment: no artifact to pull)"
         if waited:
             note = (
                 f"waited {waited:.1f}s for another run's deployment to {spec.environment}\nbuildyard: {note}"
@@ -310,7 +336,7 @@ class DeployingExecutor:
                 sink(request.job_id, f"buildyard: {note}\n".encode())
             outcome = await self.inner.execute(deploy_request, sink)
             await asyncio.to_thread(_prepend, Path(request.log_path), f"buildyard: {note}\n".encode())
-        what = f"{pulled.name}@{pulled.version} to {spec.environment}"
+        what = f"{pulled.what} to {spec.environment}"
         if outcome.status != JobStatus.SUCCESS:
             await asyncio.to_thread(self.history.finish_deployment, deployment, "failed")
             log_note(request, f"deployment of {what} failed", sink)
@@ -319,7 +345,7 @@ class DeployingExecutor:
         if problem is None:
             await asyncio.to_thread(self.history.finish_deployment, deployment, "success")
             log_note(request, f"deployed {what}" + (" (healthy)" if _has_health(spec) else ""), sink)
-            if spec.promote:
+            if spec.promote and pulled.verified is not None:
                 await asyncio.to_thread(self._promote, request, spec, pulled, sink)
             return outcome
         message = f"health check failed: {problem}"
@@ -334,7 +360,20 @@ class DeployingExecutor:
             import shutil  # noqa: PLC0415
 
             shutil.rmtree(dest)
-        return _Pulled(self.repo().pull(ref, dest), dest)
+        return _Pulled.artifact(self.repo().pull(ref, dest), dest)
+
+    def _live_same(self, spec: DeployRequest) -> tuple[str, str] | None:
+        """``(note, NAME@VERSION)`` when ``spec.environment`` already runs the version ``spec`` names."""
+        record = self.repo().resolve(spec.artifact)
+        live = live_version(self.history, spec.environment)
+        if live is None or (live.artifact, live.version) != (record.artifact, record.version):
+            return None
+        since = f" since run #{live.run_number}" if live.run_number else ""
+        note = (
+            f"not redeployed: {record.name} already runs in {spec.environment}{since} "
+            "(redeploy: always or run --force deploys it again)"
+        )
+        return note, record.name
 
     def _start(
         self, request: JobRequest, spec: DeployRequest, pulled: _Pulled, rollback_of: int | None = None
@@ -356,10 +395,11 @@ class DeployingExecutor:
         return self.history.start_deployment(record)
 
     def _with_artifact(self, request: JobRequest, spec: DeployRequest, pulled: _Pulled) -> JobRequest:
-        from buildyard.artifacts import artifact_env  # noqa: PLC0415
-
         env = dict(request.env)
-        env.update(artifact_env(pulled.verified, pulled.dest))
+        if pulled.verified is not None:
+            from buildyard.artifacts import artifact_env  # noqa: PLC0415
+
+            env.update(artifact_env(pulled.verified, pulled.dest))
         env.update(
             {
                 "BUILDYARD_ENVIRONMENT": spec.environment,
@@ -446,15 +486,24 @@ class DeployingExecutor:
             exclude=failed.version,
             before=deployment,
         )
+        what = failed.name or "script deployment"
         if previous is None:
-            log_note(request, f"no previous good version of {failed.name} in {spec.environment}", sink)
+            log_note(request, f"no previous good version of {what} in {spec.environment}", sink)
             return "no previous good version to roll back to"
-        ref = f"{failed.name}@{previous.version}"
-        try:
-            pulled = await asyncio.to_thread(self._pull, ref, Path(f"{spec.dest}.rollback"))
-        except UserError as exc:
-            log_note(request, f"rollback to {ref} refused: {exc}", sink)
-            return f"rollback to {previous.version} refused: {exc}"
+        if failed.verified is None:
+            if not spec.rollback:
+                log_note(request, "a script deployment rolls back only with a rollback command", sink)
+                return "no rollback command for a script deployment"
+            pulled = _Pulled(None, Path(f"{spec.dest}.rollback"), "", previous.version)
+        else:
+            try:
+                pulled = await asyncio.to_thread(
+                    self._pull, f"{failed.name}@{previous.version}", Path(f"{spec.dest}.rollback")
+                )
+            except UserError as exc:
+                log_note(request, f"rollback to {failed.name}@{previous.version} refused: {exc}", sink)
+                return f"rollback to {previous.version} refused: {exc}"
+        ref = pulled.what
         back = self._start(request, replace(spec, approved_by=None, approved_at=None), pulled, deployment)
         log_note(request, f"rolling back {spec.environment} to {ref}", sink)
         rollback_request = self._with_artifact(request, spec, pulled)

@@ -8,6 +8,7 @@ job with the one-line reason, so nothing downstream deploys an artifact that doe
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from buildyard.errors import UserError
 from buildyard.model import JobStatus
 
 
-def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest) -> str:
-    """Push ``spec``'s files; return ``NAME@VERSION``."""
+def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest) -> tuple[str, bool]:
+    """Push ``spec``'s files; return ``NAME@VERSION`` and whether that version is new (a rebuild of
+    the same commit with the same files reuses the version it published before)."""
     from buildyard.artifacts import ArtifactType, RunContext, publish  # noqa: PLC0415 - only with publish:
 
     paths: list[Path] = []
@@ -42,16 +44,30 @@ def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest)
         artifact_type=ArtifactType(spec.type),
         context=context,
         key=spec.key,
+        land=True,
     )
-    return f"{spec.name}@{result.manifest.version}"
+    return f"{spec.name}@{result.manifest.version}", result.created
 
 
 class PublishingExecutor:
-    """Publishes the artifact of a job that declares ``publish:`` once it succeeded."""
+    """Publishes the artifact of a job that declares ``publish:`` once it succeeded.
 
-    def __init__(self, inner: Executor, *, project: Path) -> None:
+    The project's signing key is made on first use, except in CI (``CI`` set in buildyard's own
+    environment), where a key made per run would sign with a key nobody trusts: there it is refused
+    with the commands to provide one.
+    """
+
+    def __init__(self, inner: Executor, *, project: Path, create_key: bool | None = None) -> None:
         self.inner = inner
         self.project = project
+        self.create_key = (
+            (os.environ.get("CI", "") in ("", "0", "false")) if create_key is None else create_key
+        )
+
+    def _key(self, name: str) -> str | None:
+        from buildyard.artifacts.api import first_use_key  # noqa: PLC0415 - only with publish:
+
+        return first_use_key(self.project, name, create=self.create_key)
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
         """Run the job, then push its artifact."""
@@ -60,10 +76,19 @@ class PublishingExecutor:
         if spec is None or outcome.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
             return outcome
         try:
-            ref = await asyncio.to_thread(publish_files, self.project, request.run_id, request.job_id, spec)
+            made = await asyncio.to_thread(self._key, spec.key)
+            if made is not None:
+                log_note(request, made, sink)
+            ref, created = await asyncio.to_thread(
+                publish_files, self.project, request.run_id, request.job_id, spec
+            )
         except UserError as exc:
             note = f"publish failed: {exc}"
             log_note(request, note, sink)
             return replace(outcome, status=JobStatus.FAILED, exit_code=None, message=note)
-        log_note(request, f"published {ref}", sink)
+        log_note(
+            request,
+            f"published {ref}" if created else f"already published: {ref} (same commit and files)",
+            sink,
+        )
         return replace(outcome, published=ref)

@@ -57,6 +57,9 @@ class CacheRequest:
     key_commands: tuple[str, ...] = ()
     job_cache: bool = True
     dependency_caches: tuple[DependencyCacheRequest, ...] = ()
+    #: Files (relative to the job's directory) never among its default inputs: the pipeline file,
+    #: whose text enters a job's key only through the job's own normalized definition.
+    not_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ class DeployRequest:
     """
 
     environment: str
-    artifact: str
+    artifact: str  # "" for a script deployment: it deploys the checked-out commit, tracked by environment
     dest: str
     url: str = ""
     health_run: str = ""
@@ -96,6 +99,10 @@ class DeployRequest:
     approved_at: float | None = None
     run_number: int = 0
     lock: str = ""  # lock file: one deployment to an environment at a time, across runs
+    #: Deploy even when the environment already runs this version (``redeploy: always``, ``run --force``).
+    redeploy: bool = False
+    #: The commit a script deployment (no ``artifact``) deploys, recorded as its version.
+    commit: str = ""
 
 
 @dataclass(frozen=True, slots=True)

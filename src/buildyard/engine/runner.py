@@ -102,6 +102,8 @@ class RunOptions:
     approver: str | None = None
     #: Seconds between two looks at the history for an approval decision.
     approval_poll: float = 0.5
+    #: Deploy even what an environment already runs (``run --force``).
+    force_deploy: bool = False
 
 
 @dataclass
@@ -321,6 +323,7 @@ class RequestFactory:
         )
         self.base_env = base
         self.pipeline_file = pipeline.file
+        self.not_inputs = _project_relative(Path(pipeline.file), options.project_dir)
         self.home = home_dir(options)
 
     def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
@@ -413,6 +416,8 @@ class RequestFactory:
             / log_name(inst.id)[:-4],
             run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
             locks=self.home / "deploy" / "locks",
+            force=self.options.force_deploy,
+            commit=self.base_env.get("BUILDYARD_COMMIT_SHA", ""),
         )
 
     def cache_request(self, inst: JobInstance) -> CacheRequest:
@@ -455,6 +460,7 @@ class RequestFactory:
             global_inputs=self.plan.cache_inputs,
             key_commands=inst.key_commands,
             job_cache=inst.cached and inst.environment is None,  # deploying is the point of a deployment
+            not_inputs=_under(self.not_inputs, inst.working_directory),
             dependency_caches=tuple(
                 DependencyCacheRequest(
                     paths=tuple(d.paths),
@@ -833,3 +839,19 @@ async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
             await task
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _under(paths: tuple[str, ...], directory: str | None) -> tuple[str, ...]:
+    """``paths`` (relative to the project) that lie under ``directory``, relative to it."""
+    if not directory or directory in (".", "./"):
+        return paths
+    prefix = directory.strip("/") + "/"
+    return tuple(p[len(prefix) :] for p in paths if p.startswith(prefix))
+
+
+def _project_relative(path: Path, project: Path) -> tuple[str, ...]:
+    """``(path relative to project,)``, or ``()`` when ``path`` is outside it."""
+    try:
+        return (path.resolve().relative_to(project.resolve()).as_posix(),)
+    except (OSError, ValueError):
+        return ()

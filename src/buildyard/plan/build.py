@@ -223,6 +223,7 @@ def build(
             deps[iid] = upstream
     if problems:
         raise SpecError(problems)
+    _deployments_wait_for_gates(deps, made, gate_node=bool(pipeline.gates))
     if pipeline.gates:
         made[GATES_NODE] = _gate_node(pipeline)
         after = closure_of_dependents(deps, GATES_NODE)
@@ -255,6 +256,27 @@ def build(
         env_mode=str(pipeline.env_mode),
         pass_env=tuple(pipeline.pass_env),
     )
+
+
+def _deployments_wait_for_gates(
+    deps: dict[str, list[str]], made: Mapping[str, JobInstance], *, gate_node: bool
+) -> None:
+    """A deployment waits for the pipeline's gates unless it opts out (``wait_for_gates: false``).
+
+    With pipeline ``gates:`` it needs the ``gates`` node (which itself fails when any job it waits for
+    failed); without them, it needs every job that has gates of its own. Jobs that come after the
+    deployment (smoke tests of staging, the production deployment…) are never added: no cycle.
+    """
+    for iid, inst in made.items():
+        env = inst.environment
+        if env is None or not env.wait_for_gates or iid not in deps:
+            continue
+        after = closure_of_dependents(deps, iid)
+        if gate_node:
+            extra = [GATES_NODE]
+        else:
+            extra = [o for o, other in made.items() if other.gates and o != iid and o not in after]
+        deps[iid] = [*deps[iid], *(e for e in extra if e not in deps[iid])]
 
 
 def closure_of_dependents(deps: Mapping[str, list[str]], node: str) -> set[str]:

@@ -7,7 +7,9 @@ The CEL operators are translated token by token to a Python expression which ``s
 well-kept AST-walking evaluator: no ``eval``, no dunder access, no imports) evaluates.
 
 Context (documented in the README): ``event``, ``branch``, ``tag``, ``ref``, ``sha``, ``vars``,
-``env``, ``matrix`` and, in ``if:`` only, ``needs.<job>.status``.
+``env``, ``matrix`` and, in ``if:`` only, ``needs.<job>.status``. An unset ``vars.X`` or ``env.X``
+is null (empty when interpolated), as in GitHub; an unknown ``matrix.X`` is an error ``validate``
+reports, since the matrix of a job is known statically.
 """
 
 from __future__ import annotations
@@ -110,6 +112,16 @@ def roots(text: str) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called}
 
 
+def members(text: str, root: str) -> set[str]:
+    """Fields read directly on ``root`` (``matrix.python`` → ``{"python"}`` for root ``matrix``)."""
+    tree = _parse(text.strip())
+    return {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == root
+    }
+
+
 def check(text: str) -> str | None:
     """Return a problem with ``text`` (syntax, unknown name or function), or ``None`` if it is valid."""
     try:
@@ -142,11 +154,23 @@ def is_runtime(text: str) -> bool:
     return bool(roots(text) & RUNTIME_ROOTS)
 
 
-def _wrap(value: Any) -> Any:
+#: Roots whose unset fields read as null (GitHub's semantics: ``vars.X == 'yes'`` is an optional switch).
+LENIENT_ROOTS = frozenset({"vars", "env"})
+
+
+class _Lenient(dict[str, Any]):
+    """A mapping whose missing keys are null, like an unset variable in GitHub expressions."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def _wrap(value: Any, *, lenient: bool = False) -> Any:
     if isinstance(value, str):
         return CelString(value)
     if isinstance(value, Mapping):
-        return {str(k): _wrap(v) for k, v in value.items()}
+        items = {str(k): _wrap(v) for k, v in value.items()}
+        return _Lenient(items) if lenient else items
     if isinstance(value, list | tuple):
         return [_wrap(v) for v in value]
     return value
@@ -159,7 +183,7 @@ def evaluate(text: str, context: Mapping[str, Any]) -> Any:
     text = text.strip()
     tree = _parse(text)
     evaluator = simpleeval.EvalWithCompoundTypes(
-        names={k: _wrap(v) for k, v in context.items()},
+        names={k: _wrap(v, lenient=k in LENIENT_ROOTS) for k, v in context.items()},
         functions={"size": _size},
     )
     try:

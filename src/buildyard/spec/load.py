@@ -387,7 +387,8 @@ def published_upstream(pipeline: Pipeline, name: str) -> list[str]:
 
 
 def _check_environments(pipeline: Pipeline, smap: SourceMap) -> list[Diagnostic]:
-    """A deployment without ``artifact:`` deploys what exactly one needed job publishes."""
+    """A deployment without ``artifact:`` deploys what the one needed job publishes (none: a script
+    deployment, tracked by the commit it deploys)."""
     out: list[Diagnostic] = []
     for name, job in pipeline.jobs.items():
         env = job.environment
@@ -395,15 +396,7 @@ def _check_environments(pipeline: Pipeline, smap: SourceMap) -> list[Diagnostic]
             continue
         names = published_upstream(pipeline, name)
         where = ("jobs", name, "environment")
-        if not names:
-            out.append(
-                smap.diag(
-                    where,
-                    f"deployment job '{name}' has no artifact to deploy: no job it needs has 'publish:'",
-                    "add 'publish:' to a job it needs, or set environment.artifact: NAME[@VERSION|@CHANNEL]",
-                )
-            )
-        elif len(names) > 1:
+        if len(names) > 1:
             out.append(
                 smap.diag(
                     where,
@@ -437,10 +430,22 @@ def _check_matrix(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagnostic
     return []
 
 
+def _matrix_problem(job: Job, text: str) -> str | None:
+    """An unknown ``matrix.X`` in ``text`` (the job's matrix keys are known before any run)."""
+    used = expr.members(text, "matrix")
+    known = set(job.matrix.axes) | {k for entry in job.matrix.include for k in entry} if job.matrix else set()
+    unknown = sorted(used - known)
+    if not unknown:
+        return None
+    if not known:
+        return f"'matrix.{unknown[0]}': this job has no matrix"
+    return f"unknown matrix key '{unknown[0]}' (this job's matrix: {', '.join(sorted(known))})"
+
+
 def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if job.if_ is not None:
-        problem = expr.check(job.if_)
+        problem = expr.check(job.if_) or _matrix_problem(job, job.if_)
         if problem:
             out.append(smap.diag((*base, "if"), problem, "see 'Expressions' in the README"))
     strings: list[tuple[FieldPath, str]] = []
@@ -455,6 +460,7 @@ def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagn
             problem = expr.check(inner)
             if problem is None and expr.is_runtime(inner):
                 problem = "'needs' is only available in 'if:' conditions"
+            problem = problem or _matrix_problem(job, inner)
             if problem:
                 out.append(smap.diag(path, problem, "see 'Expressions' in the README"))
     return out

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from buildyard.model import EnvMode, When
+from buildyard.model import EnvMode, Redeploy, When
+from buildyard.versioning import VersionFormatError, to_semver
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -164,6 +165,11 @@ class PublishSpec(Spec, frozen=True, kw_only=True):
             )
         if isinstance(self.version, dict) and set(self.version) != {"from_file"}:
             out.append((("version",), "version must be from_git_tag, a version, or {from_file: FILE}"))
+        elif isinstance(self.version, str) and self.version != "from_git_tag":
+            try:
+                to_semver(self.version)
+            except VersionFormatError as exc:
+                out.append((("version",), f"version {exc}"))
         if not self.paths:
             out.append((("paths",), "publish needs at least one path"))
         return out
@@ -214,6 +220,12 @@ class EnvironmentSpec(Spec, frozen=True, kw_only=True):
     rollback: str | None = None
     auto_rollback: bool = False
     promote: bool = True
+    #: Wait for the pipeline's gates (the ``gates`` node, else every job that has gates) before deploying.
+    #: ``false`` is an explicit opt-out: the deployment may run before a failed gate is known.
+    wait_for_gates: bool = True
+    #: ``if_changed`` (default): a deployment of the version (or commit) the environment already runs
+    #: successfully is skipped with a reason; ``always`` deploys again (``run --force`` does it once).
+    redeploy: Redeploy = Redeploy.IF_CHANGED
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Well-formed name and artifact; known approval; auto_rollback has a health check to react to."""

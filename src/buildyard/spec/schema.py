@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from buildyard.spec.models import INTERNAL_FIELDS, Pipeline
+from buildyard.spec.schemadocs import describe
 
 _DURATION = {
     "anyOf": [
@@ -37,7 +38,7 @@ def json_schema() -> dict[str, Any]:
 
     gates = gates_json_schema()
     for name in ("Job", "Pipeline"):
-        defs[name]["properties"]["gates"] = gates
+        defs[name]["properties"]["gates"] = dict(gates)
     job = defs["Job"]["properties"]
     job["steps"] = {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/Step"}]}}
     job["script"] = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
@@ -51,4 +52,5 @@ def json_schema() -> dict[str, Any]:
     matrix = defs["Matrix"]
     matrix["properties"].pop("axes", None)
     matrix["additionalProperties"] = {"type": "array", "items": _SCALAR, "minItems": 1}
+    describe(defs)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "buildyard.yml", **schema}

@@ -40,6 +40,11 @@ class DeploymentRecord:
     #: Number of the run that made it (filled by reads, not stored).
     run_number: int | None = None
 
+    @property
+    def what(self) -> str:
+        """``NAME@VERSION``, or ``commit <sha>`` for a script deployment (no artifact)."""
+        return f"{self.artifact}@{self.version}" if self.artifact else f"commit {self.version[:12]}"
+
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRecord:

@@ -545,7 +545,10 @@ class SqlHistory(DeploymentStore):
             return [RunRecord(**row._asdict()) for row in conn.execute(query)]
 
     def get_run(self, ref: str | None, *, pipeline: str | None = None) -> RunRecord:
-        """A run by number, id or id prefix (latest run when ``ref`` is None or 'last')."""
+        """A run by number (``N`` or ``PIPELINE#N``), id or id prefix (latest run when ``ref`` is None
+        or 'last'). A bare number that several pipelines of this history have is refused as ambiguous."""
+        if ref is not None and "#" in ref:
+            pipeline, _, ref = ref.rpartition("#")
         if self.raw is not None and ref is not None and len(ref) == RUN_ID_LENGTH:
             found = self.raw.select("runs", id=ref)
             if found and pipeline in (None, found[0]["pipeline"]):
@@ -560,7 +563,7 @@ class SqlHistory(DeploymentStore):
         if ref in (None, "last", "latest"):
             query = query.limit(1)
         elif ref.isdigit():
-            query = query.where(runs.c.number == int(ref)).limit(1)
+            query = query.where(runs.c.number == int(ref)).limit(2)
         else:
             query = query.where(runs.c.id.startswith(ref, autoescape=True)).limit(2)
         with self.engine.connect() as conn:
@@ -568,6 +571,12 @@ class SqlHistory(DeploymentStore):
         if not rows:
             what = "no runs recorded yet" if ref in (None, "last", "latest") else f"no run '{ref}'"
             raise NotFoundError(f"{what} (see 'buildyard history')")
+        if len(rows) > 1 and ref is not None and ref.isdigit():
+            names = " and ".join(sorted({r.pipeline for r in rows}))
+            raise NotFoundError(
+                f"run #{ref} is ambiguous: pipelines {names} both have one; give PIPELINE#{ref}"
+                f" (e.g. {rows[0].pipeline}#{ref})"
+            )
         if len(rows) > 1:
             raise NotFoundError(f"run id prefix '{ref}' is ambiguous; give more characters")
         return RunRecord(**rows[0]._asdict())
