@@ -4,7 +4,6 @@ and a guard that fails any test leaking child processes or environment changes."
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,24 +13,10 @@ import psutil
 import pytest
 
 from buildyard.cli import run_cli
+from by_testutil import git
 
 # Commands started by tests run in-process, never through a user's warm daemon (tests/daemon opt in).
 os.environ["BUILDYARD_DAEMON"] = "0"
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd`` with a fixed identity."""
-    out = subprocess.run(
-        ["git", *args], cwd=cwd, env={**os.environ, **GIT_ENV}, check=True, capture_output=True, text=True
-    )
-    return out.stdout
 
 
 @pytest.fixture

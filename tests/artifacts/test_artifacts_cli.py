@@ -114,7 +114,7 @@ def test_errors_are_one_line(cli: Callable[..., Any], project: Path, tmp_path: P
 
     assert "keys generate" in error("artifacts", "push", "shop", "dist", "--version", "1.0.0")
     assert cli("-C", project, "keys", "generate").code == 0
-    assert "not a semantic version" in error("artifacts", "push", "shop", "dist", "--version", "1.0")
+    assert "is not a version" in error("artifacts", "push", "shop", "dist", "--version", "one.oh")
     assert "exactly one of" in error("artifacts", "push", "shop", "dist")
     assert "no such file" in error("artifacts", "push", "shop", "nope", "--version", "1.0.0")
     assert "invalid artifact name" in error("artifacts", "push", "../x", "dist", "--version", "1.0.0")

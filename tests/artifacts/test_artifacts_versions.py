@@ -23,8 +23,9 @@ def test_literal_versions(tmp_path: Path) -> None:
         str(resolve_version("1.4.0", project=tmp_path, git=MAIN, build_number=57)) == "1.4.0+build.57.a1b2c3d"
     )
     assert str(resolve_version("1.4.0+x.1", project=tmp_path, git=MAIN, build_number=57)) == "1.4.0+x.1"
-    with pytest.raises(ArtifactError, match="not a semantic version"):
-        resolve_version("1.4", project=tmp_path, git=MAIN, build_number=None)
+    assert str(resolve_version("1.4", project=tmp_path, git=MAIN, build_number=None)) == "1.4.0"
+    with pytest.raises(ArtifactError, match="post-releases have no SemVer equivalent"):
+        resolve_version("1.4.post1", project=tmp_path, git=MAIN, build_number=None)
 
 
 def test_from_file_on_main_and_on_a_branch(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import git
+from by_testutil import git
 
 PIPELINE = """\
 jobs:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from buildyard.artifacts import open_repository
-from conftest import git
+from by_testutil import git
 
 BUILD = """\
   build:

@@ -17,8 +17,9 @@ jobs:
 """
 
 
-def test_publish_after_success_and_pull_verifies(cli, make_project, tmp_path) -> None:
+def test_publish_after_success_and_pull_verifies(cli, make_project, tmp_path, monkeypatch) -> None:
     root = make_project({"buildyard.yml": PIPELINE, ".gitignore": ".buildyard/\ndist/\n"})
+    monkeypatch.setenv("CI", "true")  # in CI no key is made on first use (elsewhere it is)
     no_key = cli("-C", root, "run", "--json")
     jobs = {j["name"]: j for j in json.loads(no_key.out)["jobs"]}
     assert no_key.code == 1

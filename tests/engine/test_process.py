@@ -135,8 +135,12 @@ def test_resource_figures_of_the_tree() -> None:
 
 
 #: Prints what a job process sees of its own set-up, one fact per line. The shell reports the
-#: ignored and blocked signals it was started with (Python would ignore SIGPIPE on its own).
-_SHELL_INSPECT = 'sed -n "s/^\\(SigIgn\\|SigBlk\\):\\s*/\\1 /p" /proc/$$/status; exec "$0" -c "$1"'
+#: ignored and blocked signals it was started with (Python would ignore SIGPIPE on its own), with
+#: builtins only: a shell waiting for a child (sed) blocks signals meanwhile, so it must not fork.
+_SHELL_INSPECT = (
+    "while IFS= read -r l; do case $l in SigIgn:*|SigBlk:*) "
+    'printf "%s %s\\n" "${l%%:*}" "${l##*[[:space:]]}";; esac; done < /proc/$$/status; exec "$0" -c "$1"'
+)
 
 _INSPECT = """
 import os, signal

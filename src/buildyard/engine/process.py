@@ -206,9 +206,14 @@ class Spawner:
         the program cannot be started.
         """
         if cwd != _current_dir():
+            # Popen cannot set the child's signal mask; a blocked signal of this thread (inherited
+            # from whoever started buildyard) would stay blocked in the job, so only then is the mask
+            # cleared in the child before the exec (preexec_fn: rare, and it forbids vfork).
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ())
             proc = subprocess.Popen(
                 argv, stdin=self.stdin, stdout=stdout, stderr=stdout, cwd=cwd, env=env,
                 start_new_session=True, close_fds=True,
+                preexec_fn=_unblock_signals if blocked else None,  # noqa: PLW1509 - one sigmask call
             )  # fmt: skip
             # The caller reaps it (wait4, for the rusage): a returncode keeps Popen's finalizer
             # from reaping it first (subprocess._cleanup) or warning that it still runs.
@@ -235,6 +240,11 @@ class Spawner:
         return launch(
             program, argv, env, file_actions=actions, setsid=True, setsigdef=_RESTORED, setsigmask=()
         )
+
+
+def _unblock_signals() -> None:
+    """In a forked child before the exec: an empty signal mask, as ``posix_spawn`` gives."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def _current_dir() -> str:
