@@ -23,6 +23,13 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
         if not sep or not key:
             raise UsageError(f"--var expects KEY=VALUE, got '{item}'")
         out[key] = value
+    from buildyard.spec.models import MAX_VARIABLES_BYTES, variables_size  # noqa: PLC0415
+
+    if variables_size(out) > MAX_VARIABLES_BYTES:
+        raise UsageError(
+            f"--var values take more than {MAX_VARIABLES_BYTES // 1024} KiB, the limit stored with every run "
+            "(pass large values in files)"
+        )
     return out
 
 
