@@ -58,12 +58,13 @@ def _assert_one_located_line(err: str, *words: str) -> None:
         assert word in lines[0], err
 
 
-@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("command", ["validate", "run", "gates check -c"])
 def test_alias_bomb_is_refused_quickly_within_a_memory_limit(make_project, command) -> None:
     bomb = _alias_bomb(9)
     assert len(bomb) < 700
     root = make_project({"buildyard.yml": bomb})
-    code, err, took = _buildyard(root, command)
+    args = [*command.split(), str(root / "buildyard.yml")] if "-c" in command else [command]
+    code, err, took = _buildyard(root, *args)
     assert code == 2, err
     _assert_one_located_line(err, "alias", "limit")
     assert took < 10
