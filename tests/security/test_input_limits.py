@@ -114,6 +114,13 @@ def test_variables_stored_per_run_are_bounded() -> None:
     assert type(info.value).__name__ == "SpecError"
 
 
+def test_variables_given_on_the_command_line_are_bounded(cli, make_project) -> None:
+    root = make_project({"buildyard.yml": JOBS})
+    result = cli("-C", root, "run", "--dry-run", "--var", "BIG=" + "x" * 70_000)
+    assert result.code == 2
+    assert "--var values take more than 64 KiB" in result.err and len(result.err.splitlines()) == 1
+
+
 def test_recursive_alias_is_refused() -> None:
     text = JOBS + "x: &r [1, *r]\n"
     with pytest.raises(Exception, match=r"buildyard.yml:\d+:\d+: .*alias") as info:
