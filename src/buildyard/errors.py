@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from buildyard.termtext import safe_text
+
 
 class BuildyardError(Exception):
     """Root of every error buildyard raises on purpose."""
@@ -33,10 +35,11 @@ class Diagnostic:
     hint: str = ""
 
     def __str__(self) -> str:
+        """One line: names quoted from the file may hold newlines or escapes, shown escaped."""
         where = f"{self.file}:{self.line}:{self.col}"
         field = f" {self.path}:" if self.path else ""
         hint = f" ({self.hint})" if self.hint else ""
-        return f"{where}:{field} {self.message}{hint}"
+        return safe_text(f"{where}:{field} {self.message}{hint}")
 
 
 class SpecError(UserError):

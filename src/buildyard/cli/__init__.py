@@ -1,8 +1,8 @@
 """The command-line face: parse, call one service function, render, map the exit code.
 
-Only :func:`run_cli` turns exceptions into exit codes: ``UserError`` prints one line (exit 2 unless the
-error says otherwise), Ctrl-C exits 130, anything else is a bug and shows a traceback. Commands are
-imported lazily (``buildyard --version`` must start in well under 150 ms).
+Only :func:`run_cli` turns exceptions into exit codes: ``UserError`` prints one line, control
+characters escaped (exit 2 unless the error says otherwise), Ctrl-C exits 130, anything else is a bug
+and shows a traceback. Commands are imported lazily (``buildyard --version`` must start in well under 150 ms).
 """
 
 from __future__ import annotations
@@ -67,6 +67,13 @@ def _run_cli(argv: list[str] | None) -> int:
 
 
 def _print_error(message: str) -> None:
-    for line in message.splitlines() or [""]:
-        sys.stderr.write(f"buildyard: error: {line}\n")
+    """Each line of ``message`` as ``buildyard: error: ...``, control characters escaped (``\\x1b``).
+
+    Messages quote names from pipeline files and command lines: escaping here, where every user
+    error is shown, keeps a pull request's ``buildyard.yml`` from driving the reader's terminal.
+    """
+    from buildyard.termtext import safe_text  # noqa: PLC0415
+
+    for line in message.split("\n"):
+        sys.stderr.write(f"buildyard: error: {safe_text(line)}\n")
     sys.stderr.flush()

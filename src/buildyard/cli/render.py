@@ -1,7 +1,11 @@
 """Rendering run progress: a live Rich view on a TTY, one line per event otherwise.
 
 Renderers implement the engine's ``RunObserver`` hooks. They only present; every decision was made
-by the engine.
+by the engine. Names that come from the pipeline file (job ids carry matrix values) are shown through
+``safe_text``; job output (``--stream``, failed-log tails) through ``OutputFilter``, which keeps SGR
+colours only, unless ``raw``. Carriage returns: each shown line is what a terminal would end up
+showing (``last_overwrite``), so a progress bar prints as its final state and cannot overwrite the
+job-name prefix.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from buildyard.model import JobStatus
 from buildyard.plan.build import Plan
 from buildyard.spec.durations import format_duration
 from buildyard.store.history import RunRecord
+from buildyard.termtext import OutputFilter, last_overwrite, safe_text
+
+__all__ = ["OutputFilter", "PlainRenderer", "RichRenderer", "describe", "log_tail", "safe_text"]
 
 SYMBOLS = {
     JobStatus.SUCCESS: "✓",
@@ -36,11 +43,13 @@ STYLES = {
     JobStatus.CANCELLED: "yellow",
 }
 TAIL_LINES = 20
+#: Longest partial output line held for a job: longer ones are shown in pieces of this size.
+MAX_PARTIAL = 64 * 1024
 
 
 def describe(result: JobResult) -> str:
     """``test[3.11] failed (exit 1) in 2.3s: step 'x' exited with code 1``."""
-    parts = [f"{result.id} {result.status}"]
+    parts = [f"{safe_text(result.id)} {result.status}"]
     if result.status == JobStatus.FAILED and result.exit_code not in (None, 0):
         parts.append(f"(exit {result.exit_code})")
     if result.allow_failure and result.status.is_failure:
@@ -53,25 +62,36 @@ def describe(result: JobResult) -> str:
         parts.append(f"after {result.attempts} attempts")
     text = " ".join(parts)
     if result.message and result.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
-        text += f": {result.message}"
+        text += f": {safe_text(result.message)}"
     return text
 
 
-def log_tail(path: str, lines: int = TAIL_LINES) -> list[str]:
-    """The last ``lines`` lines of a (masked) job log."""
+def log_tail(path: str, lines: int = TAIL_LINES, *, raw: bool = False) -> list[str]:
+    """The last ``lines`` lines of a (masked) job log, made safe for a terminal unless ``raw``."""
     try:
-        data = Path(path).read_bytes()[-64 * 1024 :]
+        with Path(path).open("rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 64 * 1024))
+            data = f.read()
     except OSError:
         return []
-    return data.decode(errors="replace").splitlines()[-lines:]
+    show = OutputFilter(raw=raw)
+    text = show.feed(data) + show.flush()
+    if raw:
+        return text.splitlines()[-lines:]
+    shown = text.split("\n")
+    if shown[-1] == "":
+        shown.pop()
+    return [last_overwrite(line) for line in shown[-lines:]]
 
 
 class PlainRenderer:
     """One line per job start/finish, the tail of failed logs; ``stream`` prints all output prefixed."""
 
-    def __init__(self, out: IO[str], *, stream: bool = False) -> None:
+    def __init__(self, out: IO[str], *, stream: bool = False, raw: bool = False) -> None:
         self.out = out
         self.stream = stream
+        self.raw = raw
+        self._filters: dict[str, OutputFilter] = {}  # per job: its stream's decoder and filter state
         self._partial: dict[str, str] = {}
         self.width = 0
         self.number = 0
@@ -84,23 +104,23 @@ class PlainRenderer:
         """Announce the run."""
         self.width = max((len(i) for i in plan.instances), default=0)
         self.number = run.number
-        where = f" on {run.branch}" if run.branch else ""
-        self._line(f"buildyard: run #{run.number} of {run.pipeline}{where} ({len(plan)} jobs)")
+        where = f" on {safe_text(run.branch)}" if run.branch else ""
+        self._line(f"buildyard: run #{run.number} of {safe_text(run.pipeline)}{where} ({len(plan)} jobs)")
 
     def event(self, event: RunEvent) -> None:
         """Print one line for the event."""
         if isinstance(event, JobStarted):
             suffix = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-            self._line(f"▶ {event.job_id} started{suffix}")
+            self._line(f"▶ {safe_text(event.job_id)} started{suffix}")
         elif isinstance(event, JobWaiting):
-            job = event.result.id
+            job = safe_text(event.result.id)
             self._line(
                 f"⏸ {job} waiting for approval: buildyard approve {self.number} {job} "
                 f"(or reject; timeout {format_duration(event.timeout)})"
             )
         elif isinstance(event, JobRetrying):
             self._line(
-                f"↻ {event.job_id} {event.outcome.status} (attempt {event.attempt}), "
+                f"↻ {safe_text(event.job_id)} {event.outcome.status} (attempt {event.attempt}), "
                 f"retrying in {format_duration(event.delay)}"
             )
         elif isinstance(event, JobFinished):
@@ -108,43 +128,55 @@ class PlainRenderer:
             self._flush_partial(result.id)
             self._line(f"{SYMBOLS.get(result.status, '?')} {describe(result)}")
             if result.status.is_failure and not self.stream and result.log_path:
-                tail = log_tail(result.log_path)
+                tail = log_tail(result.log_path, raw=self.raw)
                 if tail:
-                    self._line(f"  ┌ last {len(tail)} lines of {result.log_path}")
+                    self._line(f"  ┌ last {len(tail)} lines of {safe_text(result.log_path)}")
                     for line in tail:
                         self._line(f"  │ {line}")
                     self._line("  └")
 
     def warning(self, message: str) -> None:
         """Print a warning line."""
-        self._line(f"! warning: {message}")
+        self._line(f"! warning: {safe_text(message)}")
 
     def output(self, job_id: str, data: bytes) -> None:
         """With ``stream``, print complete output lines prefixed by the job name."""
         if not self.stream:
             return
-        text = self._partial.pop(job_id, "") + data.decode(errors="replace")
-        *lines, rest = text.split("\n")
+        show = self._filters.get(job_id)
+        if show is None:
+            show = self._filters[job_id] = OutputFilter(raw=self.raw)
+        self._print_lines(job_id, show.feed(data))
+
+    def _print_lines(self, job_id: str, text: str) -> None:
+        *lines, rest = (self._partial.pop(job_id, "") + text).split("\n")
+        while len(rest) > MAX_PARTIAL:  # no newline for long: show it in pieces, hold no more
+            lines.append(rest[:MAX_PARTIAL])
+            rest = rest[MAX_PARTIAL:]
+        prefix = f"{safe_text(job_id).ljust(self.width)} | "
         for line in lines:
-            self._line(f"{job_id.ljust(self.width)} | {line}")
+            self._line(prefix + (line if self.raw else last_overwrite(line)))
         if rest:
             self._partial[job_id] = rest
 
     def _flush_partial(self, job_id: str) -> None:
+        show = self._filters.pop(job_id, None)
+        if show is not None:
+            self._print_lines(job_id, show.flush())
         rest = self._partial.pop(job_id, "")
         if rest:
-            self._line(f"{job_id.ljust(self.width)} | {rest}")
+            self._print_lines(job_id, rest + "\n")
 
 
 class RichRenderer(PlainRenderer):
     """A live view: finished jobs scroll above, running jobs with elapsed time and overall progress below."""
 
-    def __init__(self, *, stream: bool = False, console: Any = None) -> None:
+    def __init__(self, *, stream: bool = False, raw: bool = False, console: Any = None) -> None:
         from rich.console import Console  # noqa: PLC0415 - only on a TTY
         from rich.live import Live  # noqa: PLC0415
 
         self.console = console if console is not None else Console()
-        super().__init__(sys.stdout, stream=stream)
+        super().__init__(sys.stdout, stream=stream, raw=raw)
         self.running: dict[str, float] = {}  # set before Live: it renders once when created
         self.waiting: dict[str, float] = {}  # deployments waiting for approval
         self.total = 0
@@ -181,22 +213,26 @@ class RichRenderer(PlainRenderer):
             # One print per line: the live area is redrawn between prints.
             self.console.print(Text.assemble(symbol, " ", describe(result)), highlight=False)
             if result.status.is_failure and not self.stream and result.log_path:
-                for line in log_tail(result.log_path):
-                    self.console.print(f"  │ {line}", highlight=False, markup=False)
+                for line in log_tail(result.log_path, raw=self.raw):
+                    shown = Text(f"  │ {line}") if self.raw else Text.from_ansi(f"  │ {line}")
+                    self.console.print(shown, highlight=False)
             return
         super().event(event)
 
     def _render(self) -> Any:
         from rich.progress_bar import ProgressBar  # noqa: PLC0415
         from rich.table import Table  # noqa: PLC0415
+        from rich.text import Text  # noqa: PLC0415
 
         table = Table.grid(padding=(0, 1))
         now = time.monotonic()
         for job_id, since in sorted(self.running.items(), key=lambda kv: kv[1]):
-            table.add_row("[yellow]●[/]", job_id, f"[dim]{format_duration(now - since)}[/]")
+            table.add_row("[yellow]●[/]", Text(safe_text(job_id)), f"[dim]{format_duration(now - since)}[/]")
         for job_id, since in sorted(self.waiting.items(), key=lambda kv: kv[1]):
             table.add_row(
-                "[yellow]⏸[/]", job_id, f"[dim]waiting for approval {format_duration(now - since)}[/]"
+                "[yellow]⏸[/]",
+                Text(safe_text(job_id)),
+                f"[dim]waiting for approval {format_duration(now - since)}[/]",
             )
         bar = Table.grid(padding=(0, 1))
         bar.add_row(

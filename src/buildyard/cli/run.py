@@ -23,6 +23,13 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
         if not sep or not key:
             raise UsageError(f"--var expects KEY=VALUE, got '{item}'")
         out[key] = value
+    from buildyard.spec.models import MAX_VARIABLES_BYTES, variables_size  # noqa: PLC0415
+
+    if variables_size(out) > MAX_VARIABLES_BYTES:
+        raise UsageError(
+            f"--var values take more than {MAX_VARIABLES_BYTES // 1024} KiB, the limit stored with every run "
+            "(pass large values in files)"
+        )
     return out
 
 
@@ -50,6 +57,11 @@ def _iso(ts: float | None) -> str | None:
 @click.option("--dry-run", is_flag=True, help="Show the plan without running it.")
 @json_option
 @click.option("--stream", is_flag=True, help="Print all job output, prefixed by the job name.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Show job output as written: keep every escape sequence, not only colours (trusted jobs only).",
+)
 @click.option(
     "--secrets-file", type=click.Path(dir_okay=False, path_type=Path), help="KEY=VALUE secrets file."
 )
@@ -90,6 +102,7 @@ def run(
     dry_run: bool,
     as_json: bool,
     stream: bool,
+    raw: bool,
     secrets_file: Path | None,
     file: Path | None,
     db: str | None,
@@ -130,11 +143,11 @@ def run(
     if out.isatty() and not stream:
         from buildyard.cli.render import RichRenderer  # noqa: PLC0415
 
-        renderer = RichRenderer()
+        renderer = RichRenderer(raw=raw)
     else:
         from buildyard.cli.render import PlainRenderer  # noqa: PLC0415
 
-        renderer = PlainRenderer(out, stream=stream)
+        renderer = PlainRenderer(out, stream=stream, raw=raw)
     try:
         result = execute_run(options, renderer)
     finally:
@@ -184,10 +197,12 @@ def run(
         sys.stdout.write(result.masker.mask_text(json.dumps(summary, indent=2)) + "\n")
     else:
         from buildyard.spec.durations import format_duration  # noqa: PLC0415
+        from buildyard.termtext import safe_text  # noqa: PLC0415
 
         for j in result.jobs:
             for gate in j.gate_results:
-                print(f"gate {gate['status']:<7} {j.id}: {gate['gate']}: {gate['reason']}", file=out)
+                line = f"gate {gate['status']:<7} {j.id}: {gate['gate']}: {gate['reason']}"
+                print(safe_text(line), file=out)
         if result.triage is not None:
             for label, tests in (
                 ("new failure", result.triage.new),
@@ -195,9 +210,9 @@ def run(
                 ("fixed", result.triage.fixed),
             ):
                 for test in tests:
-                    print(f"{label}: {'::'.join(part for part in test[1:] if part)}", file=out)
+                    print(safe_text(f"{label}: {'::'.join(part for part in test[1:] if part)}"), file=out)
         for flaky in result.flaky:
-            print(f"flaky: {flaky.display_name}", file=out)
+            print(safe_text(f"flaky: {flaky.display_name}"), file=out)
         counts: dict[str, int] = {}
         for j in result.jobs:
             counts[str(j.status)] = counts.get(str(j.status), 0) + 1
@@ -282,8 +297,10 @@ def _print_plan(plan: Any, *, as_json: bool) -> None:
     if as_json:
         print_json({"pipeline": plan.pipeline, "jobs": rows})
         return
-    print(f"plan of {plan.pipeline}: {len(rows)} jobs")
+    from buildyard.termtext import safe_text  # noqa: PLC0415
+
+    print(safe_text(f"plan of {plan.pipeline}: {len(rows)} jobs"))
     for row in rows:
         needs = f" ← {', '.join(row['needs'])}" if row["needs"] else ""
         skip = f"  [{row['skip']}: {row['reason']}]" if row["skip"] else ""
-        print(f"  {row['name']}{needs}{skip}")
+        print(safe_text(f"  {row['name']}{needs}{skip}"))

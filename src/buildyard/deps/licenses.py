@@ -16,6 +16,7 @@ from typing import Any
 from buildyard.deps.errors import LockfileError, PolicyError
 from buildyard.deps.model import Ecosystem, Inventory, Package, normalize_name
 from buildyard.deps.parsers._util import load_yaml
+from buildyard.errors import UserError
 
 
 class LicenseStatus(StrEnum):
@@ -239,8 +240,11 @@ def project_policy(project: Path) -> Policy | None:
     if not spec.is_file():
         return None
     try:
-        data = load_yaml(spec.read_text(encoding="utf-8"), str(spec), hint="fix the pipeline file")
-    except (OSError, LockfileError):
+        from buildyard.spec.load import read_text  # noqa: PLC0415 - bounded read of the pipeline file
+
+        text = read_text(spec)
+        data = load_yaml(text, str(spec), hint="fix the pipeline file", pipeline=True)
+    except (UserError, LockfileError):
         return None  # the pipeline loader reports its own errors
     deps = data.get("deps") if isinstance(data, dict) else None
     if not isinstance(deps, dict) or "licenses" not in deps:
@@ -258,7 +262,7 @@ def load_policy(path: Path) -> Policy:
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read the policy: {exc.strerror}") from exc
     try:
-        data = load_yaml(text, str(path), hint="fix the policy file") or {}
+        data = load_yaml(text, str(path), hint="fix the policy file", pipeline=True) or {}
     except LockfileError as exc:
         raise PolicyError(str(exc)) from exc
     section = data.get("deps", data) if isinstance(data, dict) else None

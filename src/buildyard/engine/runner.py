@@ -55,6 +55,7 @@ from buildyard.model import Event, JobStatus, RunStatus
 from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
 from buildyard.spec.load import find_file, load
 from buildyard.spec.models import Pipeline
+from buildyard.spec.yamlpos import MAX_FILE_BYTES
 from buildyard.store.history import (
     GateRecord,
     History,
@@ -205,6 +206,8 @@ def load_cached(path: Path, cache_dir: Path) -> Pipeline:
     The key covers the text, the path and the spec code, so an upgrade never decodes a stale shape.
     """
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return load(path)  # refuses it, without reading it all
         data = path.read_bytes()
     except OSError:
         return load(path)  # reports the problem

@@ -14,19 +14,21 @@ import yaml
 from buildyard.errors import NotFoundError
 from buildyard.gates.config import AnyGate, parse_gates
 from buildyard.gates.errors import GateConfigError
+from buildyard.spec.load import read_text
+from buildyard.spec.yamlpos import check_limits
 
 
 def load_gates_file(path: Path) -> list[AnyGate]:
     """The validated pipeline-level gates of ``path`` (empty when there is no ``gates:`` key)."""
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file (pass --config to name the pipeline file)")
+    text = read_text(path)  # bounded, like every read of a pipeline file
+    exceeded = check_limits(text, str(path))
+    if exceeded is not None:
+        raise GateConfigError(str(exceeded))
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"{path}: no such file (pass --config to name the pipeline file)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GateConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import enum
 import functools
+import os
 import re
 import types
 import typing
@@ -33,8 +34,8 @@ from buildyard.spec.models import (
     field_names,
     normalize_raw,
 )
+from buildyard.spec.yamlpos import MAX_FILE_BYTES, SourceMap, load_yaml, size_problem
 from buildyard.spec.yamlpos import Path as FieldPath
-from buildyard.spec.yamlpos import SourceMap, load_yaml
 
 DEFAULT_FILE = "buildyard.yml"
 GITLAB_DEFAULT_STAGES = ("build", "test", "deploy")
@@ -57,13 +58,21 @@ def find_file(directory: Path, file: Path | None = None) -> Path:
 
 def load(path: Path) -> Pipeline:
     """Load and validate the pipeline at ``path``; raise ``SpecError`` listing every problem."""
+    return loads(read_text(path), str(path))
+
+
+def read_text(path: Path) -> str:
+    """The text of a pipeline file, never reading more than ``MAX_FILE_BYTES`` (+1) of it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise SpecError([size_problem(str(path), max(os.fstat(f.fileno()).st_size, len(data)))])
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise NotFoundError(f"{path}: pipeline file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise NotFoundError(f"{path}: cannot read pipeline file ({exc})") from None
-    return loads(text, str(path))
 
 
 def loads(text: str, file: str = DEFAULT_FILE) -> Pipeline:
@@ -204,6 +213,13 @@ class _Converter:
             return msgspec.convert(raw, tp, strict=True)
         except msgspec.ValidationError as exc:
             message, sub = _split_msgspec(str(exc))
+            if "..." in sub and isinstance(raw, dict | list) and origin in (dict, list):
+                # msgspec names no key inside a mapping ("$[...]"): find the entry, located by its key
+                entries = raw.items() if isinstance(raw, dict) else enumerate(raw)
+                for key, item in entries:
+                    where = str(key) if isinstance(raw, dict) else key
+                    if self.value(args[-1], item, (*path, where)) is _FAIL:
+                        return _FAIL
             hint = ""
             if isinstance(tp, type) and issubclass(tp, enum.Enum):
                 hint = "one of: " + ", ".join(repr(m.value) for m in tp)

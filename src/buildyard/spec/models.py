@@ -23,6 +23,8 @@ from buildyard.versioning import VersionFormatError, to_semver
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 MAX_MATRIX = 256
+#: Most bytes of pipeline variables (names and values): they are stored with every run in the history.
+MAX_VARIABLES_BYTES = 64 * 1024
 #: Name of the DAG node that evaluates the pipeline-level gates (jobs may ``needs: [gates]``).
 GATES_NODE = "gates"
 
@@ -361,6 +363,16 @@ class Pipeline(Spec, frozen=True, kw_only=True):
                 out.append(
                     (("variables", name), f"variable name {name!r} must be an environment variable name")
                 )
+        size = variables_size(self.variables)
+        if size > MAX_VARIABLES_BYTES:
+            out.append(
+                (
+                    ("variables",),
+                    f"variables take {size / 1024:.0f} KiB, more than the limit of "
+                    f"{MAX_VARIABLES_BYTES // 1024} KiB stored with every run "
+                    "(keep large values in files the jobs read)",
+                )
+            )
         for name in self.jobs:
             if name == GATES_NODE and self.gates:
                 out.append((("jobs", name), f"'{GATES_NODE}' is the pipeline's gate check; rename this job"))
@@ -373,6 +385,11 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     def position(self, job: str) -> tuple[int, int]:
         """``(line, col)`` where ``job`` is defined (1, 1 when unknown)."""
         return self.positions.get(job, (1, 1))
+
+
+def variables_size(variables: dict[str, str]) -> int:
+    """Bytes of ``variables`` as stored with a run (names and values, UTF-8)."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in variables.items())
 
 
 #: Keys the loader fills itself; users may not write them.

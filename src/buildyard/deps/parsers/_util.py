@@ -64,10 +64,21 @@ def load_toml(text: str, file: str) -> dict[str, Any]:
         raise LockfileError(file, f"invalid TOML: {msg} (fix or regenerate the file)", line) from exc
 
 
-def load_yaml(text: str, file: str, hint: str = "fix or regenerate the file") -> Any:
-    """Parse YAML safely, turning a syntax error into a located ``LockfileError``."""
+def load_yaml(
+    text: str, file: str, hint: str = "fix or regenerate the file", *, pipeline: bool = False
+) -> Any:
+    """Parse YAML safely, turning a syntax error into a located ``LockfileError``.
+
+    Alias expansion and nesting are bounded (``spec.yamlpos.check_limits``); a ``pipeline`` file gets
+    all the limits of ``buildyard.yml`` (size included), a lockfile only those.
+    """
     import yaml  # noqa: PLC0415 - only YAML lockfiles pay for it
 
+    from buildyard.spec.yamlpos import check_limits  # noqa: PLC0415
+
+    exceeded = check_limits(text, file, aliases_only=not pipeline)
+    if exceeded is not None:
+        raise LockfileError(file, f"{exceeded.message} ({exceeded.hint})", exceeded.line)
     try:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     except yaml.YAMLError as exc:
