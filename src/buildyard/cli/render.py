@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import IO, Any
 
 from buildyard.engine.scheduler import JobFinished, JobResult, JobRetrying, JobStarted, JobWaiting, RunEvent
@@ -58,12 +57,10 @@ def describe(result: JobResult) -> str:
 
 
 def log_tail(path: str, lines: int = TAIL_LINES) -> list[str]:
-    """The last ``lines`` lines of a (masked) job log."""
-    try:
-        data = Path(path).read_bytes()[-64 * 1024 :]
-    except OSError:
-        return []
-    return data.decode(errors="replace").splitlines()[-lines:]
+    """The last ``lines`` lines of a (masked) job log (its last 64 KiB, read from the end)."""
+    from buildyard.engine.joblog import read_tail  # noqa: PLC0415 - only for failed jobs
+
+    return read_tail(path, 64 * 1024).decode(errors="replace").splitlines()[-lines:]
 
 
 class PlainRenderer:
