@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -220,6 +221,18 @@ def test_log_write_hitting_enospc_fails_the_job_and_run_in_one_line(make_project
     assert run["status"] == "failed"
     assert run["message"] == message
     assert [(j["status"], j["message"]) for j in run["jobs"]] == [("failed", message)]
+
+
+def test_a_job_printing_forever_on_a_full_disk_is_stopped(make_project) -> None:
+    root = make_project({"buildyard.yml": "name: full\njobs:\n  spam: {script: 'yes', timeout: 60s}\n"})
+    log = root / ".buildyard" / "logs" / "full" / "1" / "spam.log"
+    log.parent.mkdir(parents=True)
+    log.symlink_to("/dev/full")
+    started = time.monotonic()
+    code, _, err, _ = _buildyard(root, "run")
+    assert code == 1
+    _assert_one_line(err, f"buildyard: error: disk full writing {log}: free space and re-run")
+    assert time.monotonic() - started < 30  # not left printing until its timeout
 
 
 @pytest.mark.skipif(

@@ -159,10 +159,14 @@ class LocalExecutor:
             if request.attempt > 1:
                 log.write(f"\n──── attempt {request.attempt} ────\n".encode())
 
+            current: list[asyncio.Future[ProcessResult]] = []  # the running step
+
             def emit(data: bytes) -> None:
                 out = masker.feed(data)
                 if out:
                     log.write(out)
+                    if log.error is not None and current and not current[0].done():
+                        current[0].cancel()  # its output can no longer be recorded (disk full…): stop it
                     if sink is not None:
                         sink(request.job_id, out)
 
@@ -179,11 +183,24 @@ class LocalExecutor:
                     emit(f"▶ {step.name}\n".encode())
                 env = {**base_env, **dict(step.env), "BUILDYARD_STEP": str(index + 1)}
                 step_start, step_mono = time.time(), time.monotonic()
+                step_run = asyncio.ensure_future(
+                    self._run_step(step, env, request.cwd, limit, emit, request.kill_grace)
+                )
+                current[:] = [step_run]
                 try:
-                    result = await self._run_step(step, env, request.cwd, limit, emit, request.kill_grace)
+                    result = await step_run
                 except asyncio.CancelledError:
-                    log.write(masker.flush() + b"\nbuildyard: cancelled\n")
-                    raise
+                    me = asyncio.current_task()
+                    if log.error is None or (me is not None and me.cancelling()):
+                        log.write(masker.flush() + b"\nbuildyard: cancelled\n")
+                        raise
+                    # ``emit`` stopped the step: its log cannot be written
+                    status, exit_code, message = JobStatus.FAILED, None, log.problem
+                    ended = time.time()
+                    steps.append(
+                        StepOutcome(step.name, status, None, step_start, ended, time.monotonic() - step_mono)
+                    )
+                    break
                 cpu += result.cpu_seconds
                 rss = max(rss, result.peak_rss)
                 if result.timed_out:
