@@ -101,6 +101,38 @@ def test_huge_output_is_capped_keeping_head_and_tail_with_bounded_memory(make_pr
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_capped_log_is_exactly_head_marker_tail_for_any_chunking(tmp_path: Path, seed: int) -> None:
+    import random
+
+    from buildyard.engine.joblog import JobLog
+
+    rng = random.Random(seed)
+    limit = rng.choice([4096, 5000, 10_000])
+    total = rng.choice([limit - 1, limit, limit + 1, 3 * limit + 7, 50 * limit])
+    data = rng.randbytes(total)
+    path = tmp_path / "job.log"
+    earlier = b"attempt 1\n" if seed % 2 else b""
+    path.write_bytes(earlier)
+    with JobLog(path, append=True, limit=limit) as log:
+        pos = 0
+        while pos < total:
+            size = rng.choice([1, 7, 100, 4095, 20_000])
+            log.write(data[pos : pos + size])
+            pos += size
+    stored = path.read_bytes()
+    head, tail = limit // 2, limit - limit // 2
+    if total <= limit:
+        assert stored == earlier + data
+        assert log.cut == 0
+    else:
+        cut = total - limit
+        marker = f"\n… {cut} bytes cut (log limit {limit} bytes) …\n".encode()
+        assert stored == earlier + data[:head] + marker + data[-tail:]
+        assert log.cut == cut
+    assert not (tmp_path / "job.log.tail").exists()
+
+
 def test_default_cap_is_100mb(make_project, monkeypatch) -> None:
     from buildyard.engine.joblog import log_limit
 
