@@ -58,6 +58,12 @@ class NotFoundError(UserError):
     """A named thing (run, job, file, artifact) does not exist."""
 
 
+class DiskFullError(UserError):
+    """A write failed because the disk (or quota) is full; the message names the file."""
+
+    exit_code = 1
+
+
 class InterruptedRun(BuildyardError):
     """The run was cancelled by SIGINT/SIGTERM; the CLI exits with 130."""
 

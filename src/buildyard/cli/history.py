@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
+from buildyard.engine.joblog import copy_text
 from buildyard.errors import NotFoundError
 from buildyard.store.history import JobRecord, SqlHistory
 
@@ -178,6 +179,9 @@ def logs(
                 print(f"──── {j.id} ({j.status})")
             if follow and j.status not in ("cached", "skipped", "manual"):
                 _follow(store, record.id, j.id, j.log_path)
+            elif j.log_path and Path(j.log_path).exists():
+                copy_text(j.log_path, sys.stdout)  # streamed: a big log never sits in memory
+                sys.stdout.flush()
             else:
                 sys.stdout.write(_log_of(j, project))
                 sys.stdout.flush()
@@ -261,19 +265,12 @@ def _follow(store: SqlHistory, run_id: str, job_id: str, log_path: str) -> None:
     while True:
         current = next((j for j in store.jobs(run_id) if j.id == job_id), None)
         path = (current.log_path if current else "") or path
-        if path:
-            try:
-                with Path(path).open("rb") as f:
-                    f.seek(offset)
-                    chunk = f.read()
-            except OSError:
-                chunk = b""
-            if chunk:
-                offset += len(chunk)
-                sys.stdout.write(chunk.decode(errors="replace"))
-                sys.stdout.flush()
+        copied = copy_text(path, sys.stdout, start=offset) if path else 0  # in chunks: bounded memory
+        if copied:
+            offset += copied
+            sys.stdout.flush()
         if current is None or current.status in final:
-            if not chunk:
+            if not copied:
                 return
             continue
         time.sleep(0.2)

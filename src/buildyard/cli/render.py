@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import IO, Any
 
 from buildyard.engine.scheduler import JobFinished, JobResult, JobRetrying, JobStarted, JobWaiting, RunEvent
@@ -67,15 +66,12 @@ def describe(result: JobResult) -> str:
 
 
 def log_tail(path: str, lines: int = TAIL_LINES, *, raw: bool = False) -> list[str]:
-    """The last ``lines`` lines of a (masked) job log, made safe for a terminal unless ``raw``."""
-    try:
-        with Path(path).open("rb") as f:
-            f.seek(max(0, f.seek(0, 2) - 64 * 1024))
-            data = f.read()
-    except OSError:
-        return []
+    """The last ``lines`` lines of a (masked) job log (its last 64 KiB, read from the end), made safe
+    for a terminal unless ``raw``."""
+    from buildyard.engine.joblog import read_tail  # noqa: PLC0415 - only for failed jobs
+
     show = OutputFilter(raw=raw)
-    text = show.feed(data) + show.flush()
+    text = show.feed(read_tail(path, 64 * 1024)) + show.flush()
     if raw:
         return text.splitlines()[-lines:]
     shown = text.split("\n")

@@ -21,8 +21,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, cast
 
+from buildyard.engine.joblog import JobLog
 from buildyard.engine.masking import Masker
 from buildyard.engine.process import ProcessResult, Spawner, run_process
 from buildyard.engine.request import JobOutcome, JobRequest, OutputSink, StepOutcome, StepRequest
@@ -155,14 +155,18 @@ class LocalExecutor:
         cpu = 0.0
         rss = 0
         message = ""
-        with _LazyLog(log_path, append=request.attempt > 1) as log:
+        with JobLog(log_path, append=request.attempt > 1, limit=request.log_limit) as log:
             if request.attempt > 1:
                 log.write(f"\n──── attempt {request.attempt} ────\n".encode())
+
+            current: list[asyncio.Future[ProcessResult]] = []  # the running step
 
             def emit(data: bytes) -> None:
                 out = masker.feed(data)
                 if out:
                     log.write(out)
+                    if log.error is not None and current and not current[0].done():
+                        current[0].cancel()  # its output can no longer be recorded (disk full…): stop it
                     if sink is not None:
                         sink(request.job_id, out)
 
@@ -179,11 +183,24 @@ class LocalExecutor:
                     emit(f"▶ {step.name}\n".encode())
                 env = {**base_env, **dict(step.env), "BUILDYARD_STEP": str(index + 1)}
                 step_start, step_mono = time.time(), time.monotonic()
+                step_run = asyncio.ensure_future(
+                    self._run_step(step, env, request.cwd, limit, emit, request.kill_grace)
+                )
+                current[:] = [step_run]
                 try:
-                    result = await self._run_step(step, env, request.cwd, limit, emit, request.kill_grace)
+                    result = await step_run
                 except asyncio.CancelledError:
-                    log.write(masker.flush() + b"\nbuildyard: cancelled\n")
-                    raise
+                    me = asyncio.current_task()
+                    if log.error is None or (me is not None and me.cancelling()):
+                        log.write(masker.flush() + b"\nbuildyard: cancelled\n")
+                        raise
+                    # ``emit`` stopped the step: its log cannot be written
+                    status, exit_code, message = JobStatus.FAILED, None, log.problem
+                    ended = time.time()
+                    steps.append(
+                        StepOutcome(step.name, status, None, step_start, ended, time.monotonic() - step_mono)
+                    )
+                    break
                 cpu += result.cpu_seconds
                 rss = max(rss, result.peak_rss)
                 if result.timed_out:
@@ -204,6 +221,9 @@ class LocalExecutor:
                         time.monotonic() - step_mono,
                     )
                 )
+                if log.error is not None:  # e.g. a full disk: the job's record would be incomplete
+                    status, exit_code, message = JobStatus.FAILED, result.exit_code, log.problem
+                    break
                 if step_status != JobStatus.SUCCESS:
                     if step_status == JobStatus.FAILED and step.continue_on_error:
                         note = f"buildyard: step {step.name!r} failed (exit {result.exit_code}), continuing\n"
@@ -219,6 +239,8 @@ class LocalExecutor:
                 log.write(tail)
                 if sink is not None:
                     sink(request.job_id, tail)
+        if log.error is not None:  # also when only the final splice or flush failed
+            status, message = JobStatus.FAILED, log.problem
         return JobOutcome(
             job_id=request.job_id,
             attempt=request.attempt,
@@ -232,34 +254,9 @@ class LocalExecutor:
             steps=tuple(steps),
             message=masker.mask_text(message),
             log_path=str(log_path),
+            log_cut=log.cut,
+            log_problem=log.problem,
         )
-
-
-class _LazyLog:
-    """A job's log file, created by its first write: a job that prints nothing costs no file.
-
-    On this kind of run (many short jobs) creating the file was a third of the per-job cost; readers
-    treat a missing log as an empty one.
-    """
-
-    def __init__(self, path: Path, *, append: bool) -> None:
-        self.path = path
-        self.mode = "ab" if append else "wb"
-        self.file: BinaryIO | None = None
-
-    def write(self, data: bytes) -> None:
-        """Write ``data``, creating the file first if needed."""
-        if self.file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = cast(BinaryIO, self.path.open(self.mode))
-        self.file.write(data)
-
-    def __enter__(self) -> _LazyLog:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.file is not None:
-            self.file.close()
 
 
 def _script_file(step: StepRequest) -> str:

@@ -3,7 +3,9 @@
 A secret split across two writes is still masked: the masker holds back the last ``longest - 1``
 bytes of each chunk until the next chunk (or ``flush``) decides them. Besides each value it masks its
 base64 forms (at the three possible byte alignments, as GitHub Actions does), its URL-encoded form and
-each line of a multi-line value.
+each line of a multi-line value. Percent-escapes match in any case (``%2F``, ``%2f``, ``%2F%2b``…):
+each ``%XY`` of a pattern matches ``%[Xx][Yy]``, so a match is as long as its pattern and the
+held-back length stays exact.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ def variants(secret: str) -> set[bytes]:
     return {v for v in out if v}
 
 
+_ESCAPE = re.compile(rb"%([0-9A-Fa-f])([0-9A-Fa-f])")
+
+
+def _any_case(digit: bytes) -> bytes:
+    return b"[" + digit.upper() + digit.lower() + b"]" if digit.isalpha() else digit
+
+
+def _fragment(pattern: bytes) -> bytes:
+    """The regex of one pattern: literal, except that percent-escapes match in either case."""
+    return _ESCAPE.sub(lambda m: b"%" + _any_case(m[1]) + _any_case(m[2]), re.escape(pattern))
+
+
 class Masker:
     """Masks secrets in a byte stream fed in arbitrary chunks."""
 
@@ -50,7 +64,7 @@ class Masker:
         self._pending = b""
         if patterns:
             ordered = sorted(patterns, key=len, reverse=True)
-            self._regex: re.Pattern[bytes] | None = re.compile(b"|".join(re.escape(p) for p in ordered))
+            self._regex: re.Pattern[bytes] | None = re.compile(b"|".join(_fragment(p) for p in ordered))
             self._keep = max(len(p) for p in ordered) - 1
         else:
             self._regex = None

@@ -6,11 +6,13 @@ worker) can receive and return them unchanged. The scheduler never knows how a r
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from buildyard.engine.joblog import DEFAULT_LOG_LIMIT
 from buildyard.model import JobStatus
 
 
@@ -119,6 +121,7 @@ class JobRequest:
     timeout: float | None = None
     mask: tuple[str, ...] = ()
     kill_grace: float = 5.0
+    log_limit: int = DEFAULT_LOG_LIMIT  # bytes per attempt's log, 0 = no cap (see ``joblog``)
     input_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest) — restored before the job runs
     output_globs: tuple[str, ...] = ()
     cache: CacheRequest | None = None
@@ -166,6 +169,8 @@ class JobOutcome:
     test_results: tuple[dict[str, Any], ...] = ()  # from the JUnit reports of tests gates
     published: str = ""  # NAME@VERSION pushed to the artifact repository
     deployed: str = ""  # NAME@VERSION deployed (whatever the health check said)
+    log_cut: int = 0  # bytes left out of the middle of the log (it passed its cap)
+    log_problem: str = ""  # the log could not be written (one line, e.g. disk full)
 
 
 OutputSink = Callable[[str, bytes], None]
@@ -175,8 +180,8 @@ OutputSink = Callable[[str, bytes], None]
 def log_note(request: JobRequest, line: str, sink: OutputSink | None) -> None:
     """Append ``buildyard: line`` to the job's log and show it like the job's own output."""
     data = f"buildyard: {line}\n".encode()
-    with Path(request.log_path).open("ab") as log:
-        log.write(data)
+    with contextlib.suppress(OSError), Path(request.log_path).open("ab") as log:  # e.g. disk full:
+        log.write(data)  # the note is still shown; the job's own log write reports the problem
     if sink is not None:
         sink(request.job_id, data)
 

@@ -14,9 +14,10 @@ import os
 import re
 import signal
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ import msgspec
 from buildyard import __version__
 from buildyard.engine.analytics import analytics_step
 from buildyard.engine.approvals import Approvals
+from buildyard.engine.joblog import disk_full_message, is_disk_full, is_disk_full_message, log_limit
 from buildyard.engine.liveness import Recovered, RunLock, recover_abandoned
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
@@ -49,6 +51,7 @@ from buildyard.engine.scheduler import (
     Scheduler,
 )
 from buildyard.engine.secrets import read_secrets_file, resolve
+from buildyard.errors import DiskFullError
 from buildyard.fsutil import atomic_write_bytes
 from buildyard.gitinfo import GitInfo, read_git
 from buildyard.model import Event, JobStatus, RunStatus
@@ -105,6 +108,8 @@ class RunOptions:
     approval_poll: float = 0.5
     #: Deploy even what an environment already runs (``run --force``).
     force_deploy: bool = False
+    #: Cap of each job attempt's log in bytes (0 = none); None: ``$BUILDYARD_LOG_LIMIT`` or 100 MB.
+    log_limit: int | None = None
 
 
 @dataclass
@@ -301,6 +306,7 @@ class RequestFactory:
         self.failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
         self.secrets = dict(secrets)
         self.log_dir = log_dir
+        self.log_limit = options.log_limit if options.log_limit is not None else log_limit()
         self.mask = tuple(sorted(set(self.secrets.values())))
         declared = {s for job in pipeline.jobs.values() for s in job.secrets}
         self.machine = {
@@ -380,6 +386,7 @@ class RequestFactory:
             timeout=inst.timeout,
             mask=self.mask,
             kill_grace=self.options.kill_grace,
+            log_limit=self.log_limit,
             output_globs=inst.artifacts,
         )
 
@@ -487,6 +494,8 @@ class Recorder:
         self.masker = masker
         self.pending: dict[str, JobResult] = {}
         self.first_start: float | None = None
+        #: A history write that failed because the disk is full (the run stops, see ``_drive``).
+        self.failure: BaseException | None = None
 
     def event(self, event: RunEvent) -> None:
         """Remember the latest state of the job the event is about."""
@@ -587,6 +596,8 @@ def execute_run(
 ) -> RunResult:
     """Run the pipeline of ``options`` to completion and record it."""
     pipeline = load_step(options)
+    if options.log_limit is None:  # an invalid $BUILDYARD_LOG_LIMIT is reported before anything runs
+        options = replace(options, log_limit=log_limit())
     git = read_git(options.project_dir)
     trigger, secrets = trigger_step(options, pipeline, git)
     masker = Masker(secrets.values())
@@ -654,7 +665,16 @@ def execute_run(
         if observer is not None:
             observer.started(run, plan)
 
+        problems: list[str] = []  # logs that could not be written (disk full…), first first
+
         def on_event(event: RunEvent) -> None:
+            if isinstance(event, JobFinished) and event.result.log_problem:
+                problems.append(event.result.log_problem)
+            if isinstance(event, JobFinished) and event.result.log_cut:
+                _warner(observer)(
+                    f"{event.result.id}: its log passed the limit of {make_request.log_limit} bytes: "
+                    f"{event.result.log_cut} bytes cut from the middle of {event.result.log_path}"
+                )
             if isinstance(event, JobWaiting):
                 history.save_jobs([recorder.job_record(event.result)])  # `approve` checks it at once
             if isinstance(event, JobFinished):
@@ -712,20 +732,36 @@ def execute_run(
                 local.close()
             if cache_stack is not None:
                 cache_stack.close()
-        recorder.flush(scheduler)
         if any(r.attempts and r.status not in _NO_PROCESS for r in scheduler.results.values()):
             kill_marked(f"BUILDYARD_RUN_ID={run.id}", since=first_pid)  # the jobs' escaped daemons
         status = scheduler.status()
         finished = time.time()
-        history.update_run(
-            run.id,
-            status=str(status),
-            started_at=recorder.first_start,
-            finished_at=finished,
-            duration_s=finished - created,
-            queue_s=(recorder.first_start - created) if recorder.first_start else None,
-        )
+        failure = recorder.failure  # a disk-full history write during the run (it stopped the jobs)
+        if failure is None:
+            try:
+                recorder.flush(scheduler)
+                history.update_run(
+                    run.id,
+                    status=str(status),
+                    started_at=recorder.first_start,
+                    finished_at=finished,
+                    duration_s=finished - created,
+                    queue_s=(recorder.first_start - created) if recorder.first_start else None,
+                    message=problems[0] if problems else "",
+                )
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                failure = exc
+        if failure is not None:  # the lock is abandoned below: the next command records the run so
+            raise DiskFullError(
+                f"{disk_full_message(_history_where(history))} (run #{run.number} is recorded as "
+                "abandoned by the next buildyard command)"
+            ) from None
         lock.release()
+        full = [p for p in problems if is_disk_full_message(p)]
+        if full:  # recorded as the jobs' and the run's reason; the CLI says it in one line
+            raise DiskFullError(full[0])
         final = history.get_run(run.id)
         if scheduler.internal_errors:
             raise scheduler.internal_errors[0]
@@ -746,6 +782,14 @@ def execute_run(
             lock.abandon()  # a no-op after release; after an error the next run closes this one
         if history is not None:
             history.close()
+
+
+def _history_where(history: SqlHistory) -> str:
+    """The history database's file (SQLite) or a description of it, for messages."""
+    url = history.url
+    if url.startswith("sqlite:///"):
+        return urllib.parse.unquote(url.removeprefix("sqlite:///").split("?")[0])
+    return "the history database"
 
 
 def _warner(observer: RunObserver | None) -> Callable[[str], None]:
@@ -815,7 +859,10 @@ class CacheStack:
             self.stat_cache.save()
         except OSError as exc:
             self.warn(f"could not save the stat cache ({exc})")
-        self.job_cache.close()
+        try:
+            self.job_cache.close()
+        except OSError as exc:  # e.g. a full disk: the cache's event log is an optimisation
+            self.warn(f"could not close the cache cleanly ({exc.strerror or exc})")
 
 
 def open_cache_stack(options: RunOptions, home: Path, observer: RunObserver | None) -> CacheStack:
@@ -831,7 +878,14 @@ async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
     async def flusher() -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
-            recorder.flush(scheduler)
+            try:
+                recorder.flush(scheduler)
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    raise
+                recorder.failure = exc  # nothing more can be recorded: stop the jobs, report it
+                scheduler.cancel()
+                return
 
     task = asyncio.create_task(flusher())
     try:

@@ -55,6 +55,8 @@ class JobResult:
     test_results: tuple[dict[str, Any], ...] = ()
     published: str = ""
     deployed: str = ""
+    log_cut: int = 0
+    log_problem: str = ""
 
     @property
     def blocks_run(self) -> bool:
@@ -397,6 +399,8 @@ class Scheduler:
             result.test_results = outcome.test_results
             result.published = outcome.published
             result.deployed = outcome.deployed
+            result.log_cut = outcome.log_cut
+            result.log_problem = outcome.log_problem
         elif status == JobStatus.CANCELLED and result.started_at is not None:
             result.finished_at = time.time()
             result.duration_s = result.finished_at - result.started_at
