@@ -20,11 +20,13 @@ import fcntl
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from blake3 import blake3
@@ -112,13 +114,22 @@ def check_consistency(stmt: attest.VerifiedStatement, manifest_bytes: bytes, *, 
 class Repository:
     """One artifact repository directory (see the module docstring for its layout)."""
 
-    def __init__(self, root: Path, *, keyring: KeyRing, config: RepoConfig | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        keyring: KeyRing,
+        config: RepoConfig | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.root = root
         self.store = CacheStore(root, durable=True)
         self.cas = self.store.cas
         self.keyring = keyring
         self.audit = AuditLog(root / "audit.log")
         self._config = config
+        self._warn = warn or _stderr_warning
+        self._warned: set[Path] = set()
 
     @property
     def config(self) -> RepoConfig:
@@ -139,31 +150,53 @@ class Repository:
             os.close(fd)
 
     # -- reading ---------------------------------------------------------------------------------
-    def records(self, name: str | None = None) -> list[Record]:
-        """Every version's record (of ``name``), in SemVer order with the build-number tie-break."""
-        out = []
-        for ref in self.store.refs.iter_refs(NAMESPACE):
-            try:
-                rec = msgspec.convert(dict(ref.data), type=Record)
-            except msgspec.ValidationError:
-                continue
-            if name is None or rec.artifact == name:
+    def scan(self) -> tuple[list[Record], list[Path]]:
+        """Every readable version record, and the paths of the unreadable ones (never deleted here)."""
+        out: list[Record] = []
+        unreadable: list[Path] = []
+        for ref in self.store.refs.iter_refs(NAMESPACE, unreadable=unreadable):
+            rec = _as_record(ref.data)
+            if rec is None or ref.name != rec.name:
+                unreadable.append(ref.path)
+            else:
                 out.append(rec)
-        return sorted(out, key=lambda r: (r.artifact, Version.parse(r.version).sort_key()))
+        out.sort(key=lambda r: (r.artifact, Version.parse(r.version).sort_key()))
+        return out, sorted(unreadable)
+
+    def records(self, name: str | None = None) -> list[Record]:
+        """Every version's record (of ``name``), in SemVer order with the build-number tie-break.
+
+        An unreadable record is skipped with a one-line warning naming its file (``fsck`` reports it).
+        """
+        found, unreadable = self.scan()
+        for path in unreadable:
+            self._warn_unreadable(path)
+        return [r for r in found if name is None or r.artifact == name]
+
+    def _warn_unreadable(self, path: Path) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            self._warn(f"{path}: unreadable version record skipped (kept; run 'buildyard artifacts fsck')")
 
     def names(self) -> list[str]:
         """Artifact names with at least one version."""
         return sorted({r.artifact for r in self.records()})
 
     def record(self, name: str, version: str) -> Record | None:
-        """The record of exactly ``name@version``."""
-        data = self.store.refs.read(NAMESPACE, f"{name}@{version}", touch=False)
-        if data is None:
+        """The record of exactly ``name@version``; raises :class:`ArtifactError` if its file exists but
+        cannot be read (it is never treated as absent, so nothing overwrites it)."""
+        ref = f"{name}@{version}"
+        data = self.store.refs.read(NAMESPACE, ref, touch=False)
+        rec = _as_record(data) if data is not None else None
+        if rec is not None and rec.name == ref:
+            return rec
+        path = self.store.refs.path(NAMESPACE, ref)
+        if data is None and not path.exists():
             return None
-        try:
-            return msgspec.convert(data, type=Record)
-        except msgspec.ValidationError:
-            return None
+        raise ArtifactError(
+            f"{path}: the version record of {ref} is unreadable; it is kept as it is "
+            "(run 'buildyard artifacts fsck', restore it from a backup)"
+        )
 
     def channel_state(self) -> ChannelState:
         """Channel pointers replayed from the audit log."""
@@ -418,9 +451,14 @@ class Repository:
         self.store.refs.delete(NAMESPACE, record.name)
 
     def gc(self, *, grace_s: float = 600.0) -> tuple[int, int]:
-        """Delete blobs no record refers to (older than ``grace_s``); returns ``(blobs, bytes)`` freed."""
+        """Delete blobs no record refers to (older than ``grace_s``); returns ``(blobs, bytes)`` freed.
+
+        While any record is unreadable no blob is deleted (it may need any of them); each such record
+        is named in a warning."""
         with self.lock():
             report = self.store.prune(grace_s=grace_s)
+        for path in report.unreadable_refs:
+            self._warn_unreadable(path)
         return report.blobs_removed, report.bytes_freed
 
     # -- pulling ---------------------------------------------------------------------------------
@@ -446,6 +484,19 @@ class Repository:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return result
+
+
+def _as_record(data: Mapping[str, Any]) -> Record | None:
+    try:
+        rec = msgspec.convert(dict(data), type=Record)
+        Version.parse(rec.version)
+    except (msgspec.ValidationError, VersionError):
+        return None
+    return rec
+
+
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(f"buildyard: warning: {message}\n")
 
 
 def _b3(data: bytes) -> str:
