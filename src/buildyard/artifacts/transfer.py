@@ -73,10 +73,17 @@ def _walk(root: Path) -> Iterable[tuple[str, Path]]:
 
 def collect(paths: Sequence[Path]) -> list[Source]:
     """The files named by ``paths``: a directory contributes its tree (paths relative to it), a file
-    its base name. Symlinks are followed only when they stay inside the directory being published."""
+    its base name. Symlinks are followed only when they stay inside the directory being published; a
+    path given directly that is a symlink is refused (its target is outside the declared file set,
+    and a package never silently includes a file from elsewhere)."""
     found: dict[str, Source] = {}
     for top in paths:
-        if top.is_dir() and not top.is_symlink():
+        if top.is_symlink():
+            raise UnsafeNameError(
+                f"{top}: is a symlink (to {os.readlink(top)}); refusing to publish it — "
+                "name the file or directory it points to instead"
+            )
+        if top.is_dir():
             items: Iterable[tuple[str, Path]] = _walk(top)
         elif top.is_file():
             items = [(top.name, top)]
