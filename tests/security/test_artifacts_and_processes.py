@@ -23,6 +23,7 @@ from typing import Any
 import click
 import pytest
 
+from buildyard.artifacts import transfer
 from buildyard.artifacts.errors import ArtifactError, VerificationError
 from buildyard.artifacts.keys import KeyRing
 from buildyard.artifacts.model import BuildInfo
@@ -115,7 +116,9 @@ def test_gc_keeps_every_blob_while_a_record_is_unreadable(repo: Repository, tmp_
 # -- item 11: an atomic pull ---------------------------------------------------------------------------
 
 
-def test_a_failed_pull_leaves_an_existing_destination_untouched(repo: Repository, tmp_path: Path) -> None:
+def test_a_failed_pull_leaves_an_existing_destination_untouched(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "src"
     (src / "b.txt").parent.mkdir(parents=True)
     (src / "a.txt").write_text("new a")
@@ -132,6 +135,12 @@ def test_a_failed_pull_leaves_an_existing_destination_untouched(repo: Repository
     repo.pull("p@1.0.0", dest, force=True)
     assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "b.txt"]
     assert (dest / "a.txt").read_text() == "new a" and (dest / "b.txt").read_text() == "new b"
+    assert not [p for p in tmp_path.iterdir() if ".pull-" in p.name]
+    # where renameat2 is unavailable the old tree is renamed aside, then replaced
+    (dest / "extra.txt").write_text("old")
+    monkeypatch.setattr(transfer, "_libc_any", lambda: None)
+    repo.pull("p@1.0.0", dest, force=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "b.txt"]
     assert not [p for p in tmp_path.iterdir() if ".pull-" in p.name]
 
 

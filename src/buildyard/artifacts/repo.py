@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -38,9 +39,9 @@ from buildyard.artifacts.config import RepoConfig, load_config
 from buildyard.artifacts.errors import ArtifactError, ArtifactNotFoundError, VerificationError
 from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, PublicKey
 from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency, FileEntry, Manifest, Record, encode
-from buildyard.artifacts.names import check_name, check_relpath, inside
+from buildyard.artifacts.names import check_name, check_relpath
 from buildyard.artifacts.semver import Version, VersionError
-from buildyard.artifacts.transfer import Source, check_blob, collect, ingest, materialize
+from buildyard.artifacts.transfer import Source, check_blob, collect, exchange_dirs, ingest, materialize
 from buildyard.cache.store import CacheStore
 from buildyard.fsutil import atomic_write_bytes
 
@@ -462,15 +463,27 @@ class Repository:
         return report.blobs_removed, report.bytes_freed
 
     # -- pulling ---------------------------------------------------------------------------------
-    def pull(self, ref: str, dest: Path, *, trusted: Sequence[PublicKey] = ()) -> Verified:
-        """Verify ``ref`` and write its files under ``dest``; nothing is written to ``dest`` unless every
-        file verified (they are staged in a sibling temp directory, then moved in)."""
+    def pull(
+        self, ref: str, dest: Path, *, trusted: Sequence[PublicKey] = (), force: bool = False
+    ) -> Verified:
+        """Verify ``ref`` and make ``dest`` the directory of its files, atomically.
+
+        The files are staged in a sibling temp directory and verified there; then the staging
+        directory is renamed into place when ``dest`` is absent or empty. An existing non-empty
+        ``dest`` is refused unless ``force``, which replaces it as a whole by exchanging the two
+        directories (``renameat2(RENAME_EXCHANGE)``): at every instant ``dest`` holds either its old
+        content or exactly the artifact's files, never a mix. A failed or killed pull leaves ``dest``
+        as it was (at worst a ``.NAME.pull-*`` sibling is left behind).
+        """
         result = self.verify_signature(self.resolve(ref), trusted)
-        if dest.exists() and not dest.is_dir():
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             raise ArtifactError(f"{dest}: exists and is not a directory")
-        for entry in result.manifest.files:  # reject paths through symlinks before staging anything
-            if dest.is_dir():
-                inside(dest, entry.path)
+        occupied = dest.is_dir() and any(dest.iterdir())
+        if occupied and not force:
+            raise ArtifactError(
+                f"{dest}: directory is not empty; pull into a new directory, or pass --force to replace "
+                "it as a whole"
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
         try:
@@ -480,7 +493,17 @@ class Repository:
                 raise VerificationError(
                     f"{result.record.name}: {exc}; nothing was written to {dest}"
                 ) from None
-            _move_into(staging, dest, [f.path for f in result.manifest.files])
+            staging.chmod(stat.S_IMODE(dest.stat().st_mode) if dest.is_dir() else 0o755)
+            if occupied:
+                exchange_dirs(staging, dest)  # staging now holds the old tree, removed below
+            else:
+                try:
+                    staging.rename(dest)  # replaces an empty directory in one step
+                except OSError as exc:
+                    raise ArtifactError(
+                        f"{dest}: cannot move the pulled files into place ({exc.strerror}); "
+                        "it was left as it was"
+                    ) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return result
@@ -501,19 +524,6 @@ def _stderr_warning(message: str) -> None:
 
 def _b3(data: bytes) -> str:
     return str(blake3(data).hexdigest())
-
-
-def _move_into(staging: Path, dest: Path, paths: Sequence[str]) -> None:
-    if not dest.exists():
-        staging.chmod(0o755)
-        staging.rename(dest)  # one atomic step
-        return
-    for rel in paths:
-        target = inside(dest, rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir():
-            raise ArtifactError(f"{target}: is a directory; cannot replace it with a file")
-        os.replace(staging / rel, target)
 
 
 __all__ = [
