@@ -255,6 +255,36 @@ def test_the_daemon_does_not_serve_a_dependency_edited_in_place(
     assert mark.exists(), "the command ran on the daemon's stale copy of click"
 
 
+def test_the_module_watch_sees_same_size_edits_replacements_and_late_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from buildyard.daemon.server import ModuleWatch
+
+    (tmp_path / "by_throwaway_a.py").write_text("X = 1\n")
+    (tmp_path / "by_throwaway_b.py").write_text("Y = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import by_throwaway_a
+
+    watch = ModuleWatch()
+    try:
+        assert watch.changed() is None
+        path = tmp_path / "by_throwaway_a.py"
+        before = path.stat()
+        path.write_text("X = 2\n")  # same size, same inode
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+        assert watch.changed() == by_throwaway_a.__file__
+        watch = ModuleWatch()
+        import by_throwaway_b  # imported after the watch started: adopted
+
+        assert watch.changed() is None
+        (tmp_path / "new.py").write_text("Y = 2\n")
+        (tmp_path / "new.py").replace(tmp_path / "by_throwaway_b.py")  # replaced: another inode
+        assert watch.changed() == by_throwaway_b.__file__
+    finally:
+        sys.modules.pop("by_throwaway_a", None)
+        sys.modules.pop("by_throwaway_b", None)
+
+
 # -- item 11: a watchdog kills the jobs of a SIGKILLed run --------------------------------------------
 
 
