@@ -29,7 +29,6 @@ from buildyard.engine.approvals import Approvals
 from buildyard.engine.liveness import Recovered, RunLock, recover_abandoned
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
-from buildyard.engine.process import kill_marked, last_pid
 from buildyard.engine.request import (
     CacheRequest,
     DependencyCacheRequest,
@@ -49,6 +48,7 @@ from buildyard.engine.scheduler import (
     Scheduler,
 )
 from buildyard.engine.secrets import read_secrets_file, resolve
+from buildyard.engine.watchdog import kill_marked, last_pid
 from buildyard.fsutil import atomic_write_bytes
 from buildyard.gitinfo import GitInfo, read_git
 from buildyard.model import Event, JobStatus, RunStatus
