@@ -304,9 +304,9 @@ def test_the_jobs_of_a_sigkilled_run_die_within_seconds(make_project: Callable[.
             time.sleep(0.02)
         job = int((root / "sleep.pid").read_text())
         pgid = os.getpgid(job)
+        killed_at = time.monotonic()
         proc.kill()
         proc.wait()
-        killed_at = time.monotonic()
         while Path(f"/proc/{job}").exists() and _state(job) != "Z":
             assert time.monotonic() - killed_at < 5, "the job outlived its SIGKILLed run by 5 s"
             time.sleep(0.01)

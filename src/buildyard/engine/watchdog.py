@@ -3,8 +3,8 @@
 A run killed with SIGKILL (or by the OOM killer) cannot clean up, and its jobs — session leaders of
 their own — would keep running until the next buildyard command recovers the run (see liveness).
 So the first time a :class:`~buildyard.engine.process.Spawner` starts a job of a run, it also starts
-this file as ``python -I -S watchdog.py MARKER SINCE`` (its own session, no terminal, stdout and
-stderr on /dev/null) with stdin the read end of a pipe whose write end only the run's process holds.
+this file as ``python -I -S watchdog.py MARKER SINCE`` (it makes itself a session leader; stdout
+and stderr on /dev/null) with stdin the read end of a pipe whose write end only the run's process holds.
 The spawner writes ``+PGID`` for every job it starts and ``-PGID`` once it reaped it, and ``done``
 before closing the pipe. End of file without ``done`` means the run's process died: the watchdog
 SIGKILLs the process groups still listed, then every process whose environment carries ``MARKER``
@@ -95,6 +95,10 @@ def main(argv: list[str]) -> int:
     """``python -I -S watchdog.py MARKER SINCE`` with the spawner's pipe as stdin."""
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
+    try:  # noqa: SIM105 - its own session: a Ctrl-C or hang-up of the run's terminal never reaches it
+        os.setsid()
+    except OSError:
+        pass
     marker, since = argv[0], int(argv[1])
     if "=" not in marker:
         return 2
