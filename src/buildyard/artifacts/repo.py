@@ -157,7 +157,7 @@ class Repository:
         unreadable: list[Path] = []
         for ref in self.store.refs.iter_refs(NAMESPACE, unreadable=unreadable):
             rec = _as_record(ref.data)
-            if rec is None or ref.name != rec.name:
+            if rec is None or ref.path != self.store.refs.path(NAMESPACE, rec.name):  # not where it belongs
                 unreadable.append(ref.path)
             else:
                 out.append(rec)
@@ -515,7 +515,7 @@ def _as_record(data: Mapping[str, Any]) -> Record | None:
         Version.parse(rec.version)
     except (msgspec.ValidationError, VersionError):
         return None
-    return rec
+    return rec if rec.name == f"{rec.artifact}@{rec.version}" else None
 
 
 def _stderr_warning(message: str) -> None:
