@@ -146,8 +146,8 @@ class Spawner:
     ``close()`` when done.
 
     After the first job of a run (its env carries ``BUILDYARD_RUN_ID``) it starts the run's watchdog
-    (buildyard.engine.watchdog: ~0.2 ms here, the job already running) and tells it every job's
-    process group; ``close()`` dismisses it.
+    (buildyard.engine.watchdog: a ``sh`` loop, ~0.2 ms to spawn here, the job already running) and
+    tells it every job's process group; ``close()`` dismisses it.
     """
 
     def __init__(self) -> None:
@@ -189,23 +189,25 @@ class Spawner:
             os.set_blocking(write, False)
             try:
                 child = os.posix_spawn(
-                    sys.executable,
+                    "/bin/sh",
                     [
+                        "sh",
+                        "-c",
+                        watchdog.SHELL_LOOP,
                         sys.executable,
-                        "-I",
-                        "-S",
                         watchdog.__file__,
                         f"BUILDYARD_RUN_ID={run_id}",
                         str(pid - 1),
                     ],
-                    {},
+                    {"PATH": os.defpath},
                     file_actions=[
                         (os.POSIX_SPAWN_DUP2, read, 0),
                         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                         (os.POSIX_SPAWN_DUP2, 1, 2),
                         *self._closed,
                     ],
-                )  # no setsid here: it made this call ~20x slower (4-5 ms); the watchdog calls it itself
+                    setsid=True,
+                )
             except OSError:
                 os.close(write)  # no watchdog: the next buildyard command recovers the run instead
                 return
