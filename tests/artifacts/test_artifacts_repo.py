@@ -117,7 +117,7 @@ def test_pull_refuses_a_tampered_file_and_writes_nothing(
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
     with pytest.raises(VerificationError):
-        repo.pull("shop-api@1.0.0", existing)
+        repo.pull("shop-api@1.0.0", existing, force=True)
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if ".pull-" in p.name]
 
@@ -210,9 +210,11 @@ def test_pull_does_not_write_through_a_symlink_in_dest(
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "docs").symlink_to(outside)
-    with pytest.raises(UnsafeNameError, match="symlink"):
+    with pytest.raises(ArtifactError, match="not empty"):  # a non-empty destination needs force
         repo.pull("a@1.0.0", dest)
+    repo.pull("a@1.0.0", dest, force=True)  # replaced as a whole: the symlink is gone, not followed
     assert list(outside.iterdir()) == []
+    assert not (dest / "docs").is_symlink() and (dest / "docs" / "x.txt").read_text() == "1"
 
 
 def test_bundle_verifies_offline_and_detects_tampering(

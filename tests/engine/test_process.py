@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from buildyard.engine.process import kill_marked, last_pid, run_process
+from buildyard.engine.process import run_process
+from buildyard.engine.watchdog import kill_marked, last_pid
 from by_testutil import STUBBORN, gone
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from buildyard.artifacts.audit import Action
 from buildyard.artifacts.config import Retention
@@ -179,7 +180,8 @@ class FsckReport:
 def fsck(repo: Repository) -> FsckReport:
     """Check every version's signature, manifest, SBOM and file blobs, and the audit log's chain."""
     report = FsckReport()
-    for rec in repo.records():
+    records, unreadable = repo.scan()
+    for rec in records:
         report.versions += 1
         try:
             verified = repo.verify_signature(rec)
@@ -191,11 +193,27 @@ def fsck(repo: Repository) -> FsckReport:
             problem = check_blob(repo.cas, entry)
             if problem:
                 report.problems.append(f"{rec.name}: {problem}")
-    for ref in repo.store.refs.iter_refs(NAMESPACE):
-        if "@" not in ref.name or repo.record(*ref.name.split("@", 1)) is None:
-            report.problems.append(f"{ref.path}: unreadable version record")
+    for path in unreadable:
+        report.problems.append(
+            f"{path}: unreadable version record (kept; restore it from a backup, or delete it by hand "
+            "to drop the version)"
+        )
+    report.problems.extend(_missing_records(repo, {r.name for r in records}, set(unreadable)))
     report.problems.extend(repo.audit.check())
     return report
+
+
+def _missing_records(repo: Repository, present: set[str], unreadable: set[Path]) -> list[str]:
+    """Versions the audit log says were pushed and not deleted whose record file is gone."""
+    live: dict[str, bool] = {}
+    for event in repo.audit.events():
+        if event.action in (Action.PUSH, Action.DELETE):
+            live[f"{event.artifact}@{event.version}"] = event.action == Action.PUSH
+    return [
+        f"{ref}: pushed (audit log) but its version record is missing"
+        for ref, alive in sorted(live.items())
+        if alive and ref not in present and repo.store.refs.path(NAMESPACE, ref) not in unreadable
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,14 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from blake3 import blake3
@@ -36,9 +39,9 @@ from buildyard.artifacts.config import RepoConfig, load_config
 from buildyard.artifacts.errors import ArtifactError, ArtifactNotFoundError, VerificationError
 from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, PublicKey
 from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency, FileEntry, Manifest, Record, encode
-from buildyard.artifacts.names import check_name, check_relpath, inside
+from buildyard.artifacts.names import check_name, check_relpath
 from buildyard.artifacts.semver import Version, VersionError
-from buildyard.artifacts.transfer import Source, check_blob, collect, ingest, materialize
+from buildyard.artifacts.transfer import Source, check_blob, collect, exchange_dirs, ingest, materialize
 from buildyard.cache.store import CacheStore
 from buildyard.fsutil import atomic_write_bytes
 
@@ -112,13 +115,22 @@ def check_consistency(stmt: attest.VerifiedStatement, manifest_bytes: bytes, *, 
 class Repository:
     """One artifact repository directory (see the module docstring for its layout)."""
 
-    def __init__(self, root: Path, *, keyring: KeyRing, config: RepoConfig | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        keyring: KeyRing,
+        config: RepoConfig | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.root = root
         self.store = CacheStore(root, durable=True)
         self.cas = self.store.cas
         self.keyring = keyring
         self.audit = AuditLog(root / "audit.log")
         self._config = config
+        self._warn = warn or _stderr_warning
+        self._warned: set[Path] = set()
 
     @property
     def config(self) -> RepoConfig:
@@ -139,31 +151,53 @@ class Repository:
             os.close(fd)
 
     # -- reading ---------------------------------------------------------------------------------
-    def records(self, name: str | None = None) -> list[Record]:
-        """Every version's record (of ``name``), in SemVer order with the build-number tie-break."""
-        out = []
-        for ref in self.store.refs.iter_refs(NAMESPACE):
-            try:
-                rec = msgspec.convert(dict(ref.data), type=Record)
-            except msgspec.ValidationError:
-                continue
-            if name is None or rec.artifact == name:
+    def scan(self) -> tuple[list[Record], list[Path]]:
+        """Every readable version record, and the paths of the unreadable ones (never deleted here)."""
+        out: list[Record] = []
+        unreadable: list[Path] = []
+        for ref in self.store.refs.iter_refs(NAMESPACE, unreadable=unreadable):
+            rec = _as_record(ref.data)
+            if rec is None or ref.path != self.store.refs.path(NAMESPACE, rec.name):  # not where it belongs
+                unreadable.append(ref.path)
+            else:
                 out.append(rec)
-        return sorted(out, key=lambda r: (r.artifact, Version.parse(r.version).sort_key()))
+        out.sort(key=lambda r: (r.artifact, Version.parse(r.version).sort_key()))
+        return out, sorted(unreadable)
+
+    def records(self, name: str | None = None) -> list[Record]:
+        """Every version's record (of ``name``), in SemVer order with the build-number tie-break.
+
+        An unreadable record is skipped with a one-line warning naming its file (``fsck`` reports it).
+        """
+        found, unreadable = self.scan()
+        for path in unreadable:
+            self._warn_unreadable(path)
+        return [r for r in found if name is None or r.artifact == name]
+
+    def _warn_unreadable(self, path: Path) -> None:
+        if path not in self._warned:
+            self._warned.add(path)
+            self._warn(f"{path}: unreadable version record skipped (kept; run 'buildyard artifacts fsck')")
 
     def names(self) -> list[str]:
         """Artifact names with at least one version."""
         return sorted({r.artifact for r in self.records()})
 
     def record(self, name: str, version: str) -> Record | None:
-        """The record of exactly ``name@version``."""
-        data = self.store.refs.read(NAMESPACE, f"{name}@{version}", touch=False)
-        if data is None:
+        """The record of exactly ``name@version``; raises :class:`ArtifactError` if its file exists but
+        cannot be read (it is never treated as absent, so nothing overwrites it)."""
+        ref = f"{name}@{version}"
+        data = self.store.refs.read(NAMESPACE, ref, touch=False)
+        rec = _as_record(data) if data is not None else None
+        if rec is not None and rec.name == ref:
+            return rec
+        path = self.store.refs.path(NAMESPACE, ref)
+        if data is None and not path.exists():
             return None
-        try:
-            return msgspec.convert(data, type=Record)
-        except msgspec.ValidationError:
-            return None
+        raise ArtifactError(
+            f"{path}: the version record of {ref} is unreadable; it is kept as it is "
+            "(run 'buildyard artifacts fsck', restore it from a backup)"
+        )
 
     def channel_state(self) -> ChannelState:
         """Channel pointers replayed from the audit log."""
@@ -438,21 +472,38 @@ class Repository:
         self.store.refs.delete(NAMESPACE, record.name)
 
     def gc(self, *, grace_s: float = 600.0) -> tuple[int, int]:
-        """Delete blobs no record refers to (older than ``grace_s``); returns ``(blobs, bytes)`` freed."""
+        """Delete blobs no record refers to (older than ``grace_s``); returns ``(blobs, bytes)`` freed.
+
+        While any record is unreadable no blob is deleted (it may need any of them); each such record
+        is named in a warning."""
         with self.lock():
             report = self.store.prune(grace_s=grace_s)
+        for path in report.unreadable_refs:
+            self._warn_unreadable(path)
         return report.blobs_removed, report.bytes_freed
 
     # -- pulling ---------------------------------------------------------------------------------
-    def pull(self, ref: str, dest: Path, *, trusted: Sequence[PublicKey] = ()) -> Verified:
-        """Verify ``ref`` and write its files under ``dest``; nothing is written to ``dest`` unless every
-        file verified (they are staged in a sibling temp directory, then moved in)."""
+    def pull(
+        self, ref: str, dest: Path, *, trusted: Sequence[PublicKey] = (), force: bool = False
+    ) -> Verified:
+        """Verify ``ref`` and make ``dest`` the directory of its files, atomically.
+
+        The files are staged in a sibling temp directory and verified there; then the staging
+        directory is renamed into place when ``dest`` is absent or empty. An existing non-empty
+        ``dest`` is refused unless ``force``, which replaces it as a whole by exchanging the two
+        directories (``renameat2(RENAME_EXCHANGE)``): at every instant ``dest`` holds either its old
+        content or exactly the artifact's files, never a mix. A failed or killed pull leaves ``dest``
+        as it was (at worst a ``.NAME.pull-*`` sibling is left behind).
+        """
         result = self.verify_signature(self.resolve(ref), trusted)
-        if dest.exists() and not dest.is_dir():
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             raise ArtifactError(f"{dest}: exists and is not a directory")
-        for entry in result.manifest.files:  # reject paths through symlinks before staging anything
-            if dest.is_dir():
-                inside(dest, entry.path)
+        occupied = dest.is_dir() and any(dest.iterdir())
+        if occupied and not force:
+            raise ArtifactError(
+                f"{dest}: directory is not empty; pull into a new directory, or pass --force to replace "
+                "it as a whole"
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.pull-", dir=dest.parent))
         try:
@@ -462,27 +513,37 @@ class Repository:
                 raise VerificationError(
                     f"{result.record.name}: {exc}; nothing was written to {dest}"
                 ) from None
-            _move_into(staging, dest, [f.path for f in result.manifest.files])
+            staging.chmod(stat.S_IMODE(dest.stat().st_mode) if dest.is_dir() else 0o755)
+            if occupied:
+                exchange_dirs(staging, dest)  # staging now holds the old tree, removed below
+            else:
+                try:
+                    staging.rename(dest)  # replaces an empty directory in one step
+                except OSError as exc:
+                    raise ArtifactError(
+                        f"{dest}: cannot move the pulled files into place ({exc.strerror}); "
+                        "it was left as it was"
+                    ) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return result
 
 
+def _as_record(data: Mapping[str, Any]) -> Record | None:
+    try:
+        rec = msgspec.convert(dict(data), type=Record)
+        Version.parse(rec.version)
+    except (msgspec.ValidationError, VersionError):
+        return None
+    return rec if rec.name == f"{rec.artifact}@{rec.version}" else None
+
+
+def _stderr_warning(message: str) -> None:
+    sys.stderr.write(f"buildyard: warning: {message}\n")
+
+
 def _b3(data: bytes) -> str:
     return str(blake3(data).hexdigest())
-
-
-def _move_into(staging: Path, dest: Path, paths: Sequence[str]) -> None:
-    if not dest.exists():
-        staging.chmod(0o755)
-        staging.rename(dest)  # one atomic step
-        return
-    for rel in paths:
-        target = inside(dest, rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir():
-            raise ArtifactError(f"{target}: is a directory; cannot replace it with a file")
-        os.replace(staging / rel, target)
 
 
 __all__ = [

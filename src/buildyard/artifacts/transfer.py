@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import hashlib
 import os
 import stat
@@ -73,10 +74,17 @@ def _walk(root: Path) -> Iterable[tuple[str, Path]]:
 
 def collect(paths: Sequence[Path]) -> list[Source]:
     """The files named by ``paths``: a directory contributes its tree (paths relative to it), a file
-    its base name. Symlinks are followed only when they stay inside the directory being published."""
+    its base name. Symlinks are followed only when they stay inside the directory being published; a
+    path given directly that is a symlink is refused (its target is outside the declared file set,
+    and a package never silently includes a file from elsewhere)."""
     found: dict[str, Source] = {}
     for top in paths:
-        if top.is_dir() and not top.is_symlink():
+        if top.is_symlink():
+            raise UnsafeNameError(
+                f"{top}: is a symlink (to {top.readlink()}); refusing to publish it — "
+                "name the file or directory it points to instead"
+            )
+        if top.is_dir():
             items: Iterable[tuple[str, Path]] = _walk(top)
         elif top.is_file():
             items = [(top.name, top)]
@@ -132,6 +140,38 @@ def _libc() -> ctypes.CDLL | None:
     except OSError:
         return None
     return lib if lib is not None and hasattr(lib, "syncfs") else None
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange_dirs(a: Path, b: Path) -> None:
+    """Swap the directories ``a`` and ``b`` in one atomic step (``renameat2(RENAME_EXCHANGE)``).
+
+    Where the kernel or filesystem lacks it, ``b`` is first renamed aside (into ``a``'s name once
+    that is free): then a process killed between the two renames leaves ``b`` missing and its old
+    content at a ``.pull-`` sibling, never a mix of the two.
+    """
+    libc = _libc_any()
+    fn = getattr(libc, "renameat2", None) if libc is not None else None
+    if fn is not None:
+        if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+            raise ArtifactError(f"{b}: cannot replace it ({os.strerror(err)}); it was left as it was")
+    aside = a.with_name(a.name + ".old")
+    b.rename(aside)
+    a.rename(b)
+    aside.rename(a)
+
+
+def _libc_any() -> ctypes.CDLL | None:
+    try:  # the symbols already loaded into this process (libc among them): no ldconfig lookup
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def ingest(cas: CAS, sources: Sequence[Source], *, workers: int | None = None) -> tuple[list[FileEntry], int]:

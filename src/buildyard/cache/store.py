@@ -100,6 +100,8 @@ class PruneReport:
     blobs_removed: int = 0
     bytes_freed: int = 0
     bytes_left: int = 0
+    #: Unreadable refs of other namespaces: while there is one, no unreferenced blob is deleted.
+    unreadable_refs: list[Path] = field(default_factory=list)
 
 
 def _check_namespace(namespace: str) -> None:
@@ -138,7 +140,8 @@ class RefStore:
         )
 
     def read(self, namespace: str, name: str, *, touch: bool = True) -> dict[str, Any] | None:
-        """The ref's data, or None if absent or unreadable (an unreadable ref is removed)."""
+        """The ref's data, or None if absent or unreadable (an unreadable cache entry is removed;
+        one of another namespace is kept for its owner to report, see :meth:`kept`)."""
         path = self.path(namespace, name)
         data = self._load(path)
         if data is None or data.get("name") != name:
@@ -148,8 +151,15 @@ class RefStore:
                 os.utime(path)
         return data
 
-    @staticmethod
-    def _load(path: Path) -> dict[str, Any] | None:
+    def kept(self, path: Path) -> bool:
+        """True for a ref outside the cache's own (evictable) namespaces: never deleted when unreadable."""
+        try:
+            top = path.relative_to(self.root).parts[0]
+        except (ValueError, IndexError):
+            return True
+        return top not in EVICTABLE_NAMESPACES
+
+    def _load(self, path: Path) -> dict[str, Any] | None:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -159,8 +169,9 @@ class RefStore:
         except ValueError:
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("blobs"), list):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # torn by a power loss or edited by hand: a miss, never an error
+            if not self.kept(path):  # a cache entry torn by a power loss: a miss, never an error
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             return None
         return data
 
@@ -186,8 +197,11 @@ class RefStore:
                             removed += 1
         return removed
 
-    def iter_refs(self, namespace: str | None = None) -> Iterator[RefInfo]:
-        """Every ref (of ``namespace`` and the namespaces under it, or all)."""
+    def iter_refs(
+        self, namespace: str | None = None, *, unreadable: list[Path] | None = None
+    ) -> Iterator[RefInfo]:
+        """Every ref (of ``namespace`` and the namespaces under it, or all); the paths of unreadable
+        refs that are kept (see :meth:`kept`) are appended to ``unreadable`` when given."""
         base = self.root / namespace if namespace else self.root
         if not base.is_dir():
             return
@@ -202,6 +216,8 @@ class RefStore:
                     continue
                 data = self._load(path)
                 if data is None:
+                    if unreadable is not None and self.kept(path) and path.exists():
+                        unreadable.append(path)
                     continue
                 ns = Path(dirpath).parent.relative_to(self.root).as_posix()
                 yield RefInfo(
@@ -348,7 +364,7 @@ class CacheStore:
         """
         now = time.time() if now is None else now
         report = PruneReport()
-        refs = list(self.refs.iter_refs())
+        refs = list(self.refs.iter_refs(unreadable=report.unreadable_refs))
         refcount: Counter[str] = Counter(d for ref in refs for d in set(ref.blobs))
         blobs = {digest: (size, mtime) for digest, size, mtime in self.cas.iter_blobs()}
         evictable = sorted(
@@ -382,6 +398,8 @@ class CacheStore:
                     break
                 total -= evict(ref)
         for digest, (size, mtime) in blobs.items():
+            if report.unreadable_refs:
+                break  # an entry that cannot be read may need any blob: keep them all
             if refcount[digest] <= 0 and mtime < young:
                 self.cas.evict(digest)
                 report.blobs_removed += 1

@@ -148,6 +148,7 @@ def push(
 @app.command()
 @click.argument("ref")
 @click.option("--dest", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory.")
+@click.option("--force", is_flag=True, help="Replace a non-empty DEST as a whole (atomically).")
 @trusted_option
 @repo_option
 @keys_option
@@ -159,9 +160,11 @@ def pull(
     key_files: tuple[Path, ...],
     repo_dir: Path | None,
     keys_dir: Path | None,
+    force: bool,
 ) -> None:
-    """Verify REF (NAME@VERSION|CHANNEL|latest) and write its files into DEST (nothing if it fails)."""
-    result = _open(ctx, repo_dir, keys_dir).pull(ref, dest, trusted=_load_keys(key_files))
+    """Verify REF (NAME@VERSION|CHANNEL|latest) and make DEST the directory of its files, atomically
+    (DEST is left as it was if anything fails; a non-empty DEST needs --force and is replaced whole)."""
+    result = _open(ctx, repo_dir, keys_dir).pull(ref, dest, trusted=_load_keys(key_files), force=force)
     m = result.manifest
     click.echo(f"{m.ref}  verified (signed by {result.signer.name}), {len(m.files)} files -> {dest}")
 

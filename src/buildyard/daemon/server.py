@@ -3,8 +3,9 @@
 Single-threaded on purpose (only a single-threaded process forks safely): an accept loop with a
 one-second timeout that also reaps finished children, exits after ``BUILDYARD_DAEMON_IDLE`` seconds
 without a command (default 3 h), when its socket is taken over by another daemon, or when the
-buildyard installation changed (its source files or the interpreter's site-packages: a daemon never
-runs stale code — it answers ``stale`` and the client runs the command itself).
+buildyard installation changed (its source files, the interpreter's site-packages, or the file of
+any module it has loaded — edited in place, replaced or removed: a daemon never runs stale code — it
+answers ``stale`` and the client runs the command itself).
 
 Run it with ``python -m buildyard.daemon.server SOCKET`` (``buildyard daemon start`` does).
 """
@@ -78,6 +79,47 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
+Stamp = tuple[int, int, int] | None
+
+
+def _stamp(path: str) -> Stamp:
+    try:
+        st = os.stat(path)  # noqa: PTH116 - hot loop over str paths
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class ModuleWatch:
+    """``(mtime, size, inode)`` of the file of every module loaded in the daemon (buildyard's and its
+    dependencies'): a file edited in place, replaced or removed means the daemon's copy of that code
+    is stale. :meth:`changed` re-stats them all (about 1 ms for the ~450 files loaded after
+    :func:`preload` on the dev machine) and adopts modules imported since the last check."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[str, Stamp] = {}
+        self._seen = 0
+        self._adopt()
+
+    def _adopt(self) -> None:
+        modules = list(sys.modules.values())
+        if len(modules) == self._seen:
+            return
+        self._seen = len(modules)
+        for module in modules:
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and path not in self.stamps:
+                self.stamps[path] = _stamp(path)
+
+    def changed(self) -> str | None:
+        """The first loaded module file that changed since it was stamped, or None."""
+        for path, stamp in self.stamps.items():
+            if _stamp(path) != stamp:
+                return path
+        self._adopt()
+        return None
+
+
 class Daemon:
     """Accepts commands on ``path`` and runs each in a forked child."""
 
@@ -89,6 +131,7 @@ class Daemon:
         self.served = 0
         self.children: set[int] = set()
         self.code = fingerprint()
+        self.modules = ModuleWatch()
         self.context = context_digest()
         self.pid = os.getpid()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -156,7 +199,7 @@ class Daemon:
             control = message.get("control")
             if control is not None:
                 return self.control(conn, str(control))
-            if fingerprint() != self.code:
+            if fingerprint() != self.code or self.modules.changed() is not None:
                 conn.sendall(b"stale\n")
                 return False
             if message.get("context") != self.context:

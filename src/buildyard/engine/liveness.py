@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from buildyard.engine.process import kill_marked
+from buildyard.engine.watchdog import kill_marked
 from buildyard.errors import NotFoundError
 from buildyard.model import JobStatus, RunStatus
 from buildyard.store.history import RunRecord, SqlHistory

@@ -18,11 +18,15 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psutil
+
+from buildyard.engine import watchdog
 
 READ_SIZE = 1 << 16
 
@@ -127,49 +131,6 @@ def signal_tree(pgid: int, extra: list[psutil.Process], sig: signal.Signals) -> 
             proc.send_signal(sig)
 
 
-def last_pid() -> int:
-    """The pid the kernel handed out last in this pid namespace (0 when it cannot be read)."""
-    try:
-        with open("/proc/sys/kernel/ns_last_pid", "rb") as f:  # noqa: PTH123 - one small read
-            return int(f.read())
-    except (OSError, ValueError):
-        return 0
-
-
-def kill_marked(marker: str, since: int = 0) -> int:
-    """SIGKILL every process whose environment contains ``marker`` (``NAME=value``); return how many.
-
-    Catches daemons that escaped their process group (setsid + double fork) the way the GitHub Actions
-    runner does with its tracking id. ``since`` (a ``last_pid()`` from before the jobs started) limits
-    the scan to younger pids — a few ``/proc`` entries instead of every process of the machine —
-    unless pids wrapped around since. Each process is held by a pidfd from the environment check to
-    the kill, so a reused pid is never hit.
-    """
-    now = last_pid()
-    floor = since if 0 < since <= now else 0
-    needle = marker.encode()
-    me = os.getpid()
-    killed = 0
-    for entry in os.listdir("/proc"):  # noqa: PTH208 - names only
-        if not entry.isdigit() or int(entry) <= floor or int(entry) == me:
-            continue
-        try:
-            pidfd = os.pidfd_open(int(entry))
-        except OSError:
-            continue  # ended meanwhile
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:  # noqa: PTH123 - hot loop, no Path objects
-                found = needle in f.read().split(b"\0")
-            if found:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                killed += 1
-        except OSError:
-            pass  # another user's process, or ended meanwhile
-        finally:
-            os.close(pidfd)
-    return killed
-
-
 #: Signals Python ignores that a job must see at their defaults (what ``Popen(restore_signals=True)`` does).
 _RESTORED = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name))
 
@@ -183,6 +144,10 @@ class Spawner:
     re-reads per process is taken once here: the inheritable fds to close (Python opens its own
     close-on-exec, so these are only fds inherited from outside) and the shared empty stdin. Call
     ``close()`` when done.
+
+    After the first job of a run (its env carries ``BUILDYARD_RUN_ID``) it starts the run's watchdog
+    (buildyard.engine.watchdog: a ``sh`` loop, ~0.2 ms to spawn here, the job already running) and
+    tells it every job's process group; ``close()`` dismisses it.
     """
 
     def __init__(self) -> None:
@@ -192,12 +157,73 @@ class Spawner:
         os.close(write)
         self._closed = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         self._path = os.environ.get("PATH", os.defpath)
+        self._watchdog: tuple[int, int] | None = None  # (pid, write end of its pipe)
+        self._watched: str | None = None  # the run id it watches
 
     def close(self) -> None:
-        """Release the shared stdin (idempotent)."""
+        """Release the shared stdin and dismiss the watchdog (idempotent)."""
         if self.stdin >= 0:
             os.close(self.stdin)
             self.stdin = -1
+        self._dismiss()
+
+    def reaped(self, pid: int) -> None:
+        """Tell the watchdog the job ``pid`` (its process group) was reaped: never kill that group."""
+        self._tell(f"-{pid}\n")
+
+    def _tell(self, line: str) -> None:
+        if self._watchdog is not None:
+            with contextlib.suppress(OSError):  # a full pipe (or a dead watchdog): the marker scan remains
+                os.write(self._watchdog[1], line.encode())
+
+    def _watch(self, pid: int, env: Mapping[str, str]) -> None:
+        """Start the run's watchdog (see buildyard.engine.watchdog) after its first job, then list
+        every job's process group with it."""
+        run_id = env.get("BUILDYARD_RUN_ID")
+        if not run_id:
+            return
+        if self._watched != run_id:
+            self._dismiss()
+            self._watched = run_id
+            read, write = os.pipe()
+            os.set_blocking(write, False)
+            try:
+                child = os.posix_spawn(
+                    "/bin/sh",
+                    [
+                        "sh",
+                        "-c",
+                        watchdog.SHELL_LOOP,
+                        sys.executable,
+                        watchdog.__file__,
+                        f"BUILDYARD_RUN_ID={run_id}",
+                        str(pid - 1),
+                    ],
+                    {"PATH": os.defpath},
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, read, 0),
+                        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                        (os.POSIX_SPAWN_DUP2, 1, 2),
+                        *self._closed,
+                    ],
+                    setsid=True,
+                )
+            except OSError:
+                os.close(write)  # no watchdog: the next buildyard command recovers the run instead
+                return
+            finally:
+                os.close(read)
+            self._watchdog = (child, write)
+        self._tell(f"+{pid}\n")
+
+    def _dismiss(self) -> None:
+        if self._watchdog is None:
+            return
+        self._tell("done\n")
+        child, write = self._watchdog
+        self._watchdog = None
+        os.close(write)
+        _reap_later(child)
 
     def spawn(self, argv: list[str], *, env: Mapping[str, str], cwd: str, stdout: int) -> int:
         """Start ``argv`` with ``stdout`` as stdout and stderr; return its pid.
@@ -205,6 +231,11 @@ class Spawner:
         ``argv[0]`` is looked up in ``env``'s ``PATH``, as the shell would. Raises ``OSError`` when
         the program cannot be started.
         """
+        pid = self._start(argv, env=env, cwd=cwd, stdout=stdout)
+        self._watch(pid, env)
+        return pid
+
+    def _start(self, argv: list[str], *, env: Mapping[str, str], cwd: str, stdout: int) -> int:
         if cwd != _current_dir():
             # Popen cannot set the child's signal mask; a blocked signal of this thread (inherited
             # from whoever started buildyard) would stay blocked in the job, so only then is the mask
@@ -245,6 +276,21 @@ class Spawner:
 def _unblock_signals() -> None:
     """In a forked child before the exec: an empty signal mask, as ``posix_spawn`` gives."""
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def _reap_later(pid: int) -> None:
+    """Collect the exit status of ``pid`` (a dismissed watchdog) without waiting for it here."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    if done == 0:
+        threading.Thread(target=_wait_quietly, args=(pid,), daemon=True, name="watchdog-reaper").start()
+
+
+def _wait_quietly(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _current_dir() -> str:
@@ -331,6 +377,7 @@ async def run_process(
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         _, status, usage = os.wait4(pid, 0)
+        spawner.reaped(pid)
         returncode = os.waitstatus_to_exitcode(status)
         await output.drained()
     finally:
@@ -343,6 +390,7 @@ async def run_process(
             signal_tree(pid, descendants(pid), signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+            spawner.reaped(pid)
             returncode = -9
     if cancelled:
         raise asyncio.CancelledError

@@ -31,7 +31,6 @@ from buildyard.engine.joblog import disk_full_message, is_disk_full, is_disk_ful
 from buildyard.engine.liveness import Recovered, RunLock, recover_abandoned
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.masking import Masker
-from buildyard.engine.process import kill_marked, last_pid
 from buildyard.engine.request import (
     CacheRequest,
     DependencyCacheRequest,
@@ -51,6 +50,7 @@ from buildyard.engine.scheduler import (
     Scheduler,
 )
 from buildyard.engine.secrets import read_secrets_file, resolve
+from buildyard.engine.watchdog import kill_marked, last_pid
 from buildyard.errors import DiskFullError
 from buildyard.fsutil import atomic_write_bytes
 from buildyard.gitinfo import GitInfo, read_git
