@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 TOKEN_ENV = "BUILDYARD_REMOTE_CACHE_TOKEN"  # noqa: S105 - the variable name, not a secret
 _API = "/_buildyard/v1"
 _CHUNK = 1024 * 1024
+#: A remote action-cache entry larger than this is ignored (an entry is a list of paths and digests).
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
 
 
 class RemoteCache:
@@ -93,14 +95,21 @@ class RemoteCache:
         return response
 
     def get_entry(self, key: str) -> ActionEntry | None:
-        """The remote action-cache entry for ``key``, if any."""
+        """The remote action-cache entry for ``key``, if any (untrusted: it must name ``key``, at most
+        ``MAX_ENTRY_BYTES``; its paths are checked against the job's outputs when it is restored)."""
         response = self._request("GET", f"/ac/{key}")
-        if response is None or response.status_code != 200:
+        if response is None or response.status_code != 200 or len(response.content) > MAX_ENTRY_BYTES:
             return None
         try:
-            return ActionEntry.from_json(response.json())
+            entry = ActionEntry.from_json(response.json())
         except (ValueError, KeyError, TypeError):
             return None
+        if entry.key != key:
+            self._warn(
+                f"remote cache {self.url} answered key {key[:12]} with an entry for another key; ignored"
+            )
+            return None
+        return entry
 
     def fetch_blob(self, digest: str, cas: CAS) -> bool:
         """Stream the blob ``digest`` into ``cas``, verified (a bad body is discarded); True if stored."""
@@ -184,15 +193,17 @@ class TieredActionCache:
         if remote_entry is None:
             return None
         cas = self.local.cas
-        for digest in remote_entry.blobs:
-            if not cas.has(digest) and not self.remote.fetch_blob(digest, cas):
-                return None
-        self.local.put_entry(remote_entry)
+        with self.local.store.in_use():  # prune must not delete fetched blobs before the entry names them
+            for digest in remote_entry.blobs:
+                if not cas.has(digest) and not self.remote.fetch_blob(digest, cas):
+                    return None
+            self.local.put_entry(remote_entry, enforce_limit=False)
+        self.local.store.enforce_limit()
         return self.local.lookup(key)
 
-    def restore(self, entry: ActionEntry, workspace: Path) -> RestoreResult | None:
-        """See :meth:`ActionCache.restore`."""
-        return self.local.restore(entry, workspace)
+    def restore(self, entry: ActionEntry, workspace: Path, *, outputs: Sequence[str]) -> RestoreResult | None:
+        """See :meth:`ActionCache.restore` (a remote entry was imported locally by :meth:`lookup`)."""
+        return self.local.restore(entry, workspace, outputs=outputs)
 
     def store_outputs(
         self,
@@ -205,6 +216,7 @@ class TieredActionCache:
         duration_s: float = 0.0,
         job: str = "",
         key_manifest: KeyManifest | None = None,
+        finished_at: float | None = None,
     ) -> ActionEntry:
         """Store locally (see :meth:`ActionCache.store_outputs`), then write back to the remote."""
         entry = self.local.store_outputs(
@@ -216,6 +228,7 @@ class TieredActionCache:
             duration_s=duration_s,
             job=job,
             key_manifest=key_manifest,
+            finished_at=finished_at,
         )
         self.push(entry)
         return entry

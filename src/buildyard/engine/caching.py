@@ -4,6 +4,12 @@
 only through its interfaces (``JobCache``, ``DependencyCache``, ``FileHasher``). Blocking work
 (hashing inputs, copying blobs) runs in worker threads so other jobs keep running meanwhile. A cache
 that fails (I/O error, corrupt entry) never fails a job: it is a miss, reported once as a warning.
+
+Outputs are the job's declared ``artifacts: paths`` made project-relative (``JobRequest.output_globs``);
+a restore may write nothing else. An entry refused by the restore (a path outside them, ``.git``,
+a setuid mode, a symlink trick…) is evicted, reported with one warning per job, and the job runs.
+After a successful job, a declared output matching nothing and an output that changed while it was
+stored (another run writing the same tree) are one warning each; the latter stores no entry.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from buildyard.cache import (
+    ActionEntry,
     CachePolicy,
     DependencyCache,
     DepRestore,
@@ -26,11 +33,13 @@ from buildyard.cache import (
     JobKeySpec,
     KeyManifest,
     NotCachedError,
+    OutputChangedError,
     RestoreResult,
     TieredActionCache,
     UnsafePathError,
     compute_key_manifest,
     dependency_cache_key,
+    unmatched_patterns,
 )
 from buildyard.engine.request import (
     CacheRequest,
@@ -102,12 +111,15 @@ class CachingExecutor:
 
     def _manifest(self, request: JobRequest, spec: CacheRequest, *, cached_only: bool = False) -> KeyManifest:
         env = dict(request.env)
+        declared = dict(spec.env)
+        salted = {name: declared.pop(name) for name in spec.salted_env if name in declared}
         key_spec = JobKeySpec(
             definition=json.loads(spec.definition),
             workdir=Path(request.cwd),
             project_root=Path(spec.project_root),
             inputs=list(spec.inputs) if spec.inputs is not None else None,
-            env=dict(spec.env),
+            env=declared,
+            salted_env=salted,
             secrets={name: env[name] for name in spec.secrets if name in env},
             upstream=dict(spec.upstream),
             global_inputs=list(spec.global_inputs),
@@ -163,7 +175,7 @@ class CachingExecutor:
             await asyncio.to_thread(self._save_dependencies, request, spec, restored)
             if manifest is not None and self.write:
                 try:
-                    await asyncio.to_thread(
+                    entry = await asyncio.to_thread(
                         self.cache.store_outputs,
                         key,
                         workspace=Path(spec.project_root),
@@ -173,9 +185,15 @@ class CachingExecutor:
                         duration_s=outcome.duration_s,
                         job=request.job_id,
                         key_manifest=manifest,
+                        finished_at=outcome.finished_at,
                     )
+                except OutputChangedError as exc:
+                    self.warn(f"job {request.job_id}: {exc}")
                 except (OSError, ValueError, UnsafePathError) as exc:
                     self._problem("store", exc)
+                else:
+                    for pattern in unmatched_patterns(request.output_globs, (o.path for o in entry.outputs)):
+                        self.warn(f"job {request.job_id}: declared output {pattern!r} matched no file")
         status = "miss" if manifest is not None else "off"
         return replace(outcome, cache_key=key, cache_status=status, miss_reasons=reasons)
 
@@ -207,7 +225,7 @@ class CachingExecutor:
             return None if remote is not None else (manifest, None)
         if sum(o.size or 0 for o in entry.outputs) > INLINE_RESTORE_BYTES:
             return None
-        hit = self._restored(local.restore(entry, Path(spec.project_root)), entry.duration_s)
+        hit = self._checked_restore(local, entry, request, spec)
         if hit is not None and _keeps_own_log(request):
             write_new_file(Path(request.log_path), hit[1])
         return manifest, hit
@@ -217,18 +235,27 @@ class CachingExecutor:
     ) -> tuple[KeyManifest, tuple[float, bytes] | None]:
         """The job's key manifest and, on a hit, its restored (time saved, log) — log written too."""
         manifest = self._manifest(request, spec)
-        hit = self._restore(manifest.key(), spec) if self.read else None
+        hit = self._restore(manifest.key(), request, spec) if self.read else None
         if hit is not None and _keeps_own_log(request):
             write_new_file(Path(request.log_path), hit[1])
         return manifest, hit
 
-    def _restore(self, key: str, spec: CacheRequest) -> tuple[float, bytes] | None:
+    def _restore(self, key: str, request: JobRequest, spec: CacheRequest) -> tuple[float, bytes] | None:
         entry = self.cache.lookup(key)
         if entry is None:
             return None
+        return self._checked_restore(self.cache, entry, request, spec)
+
+    def _checked_restore(
+        self, cache: JobCache, entry: ActionEntry, request: JobRequest, spec: CacheRequest
+    ) -> tuple[float, bytes] | None:
+        """Restore ``entry`` within the job's declared outputs; a refused entry is a reported miss."""
         try:
-            result = self.cache.restore(entry, Path(spec.project_root))
-        except UnsafePathError:
+            result = cache.restore(entry, Path(spec.project_root), outputs=request.output_globs)
+        except UnsafePathError as exc:
+            self.warn(
+                f"job {request.job_id}: cache entry {entry.key[:12]} refused and evicted ({exc}); running it"
+            )
             return None
         return self._restored(result, entry.duration_s)
 
