@@ -547,7 +547,8 @@ class CacheStore:
                 tail = f.read()
         except FileNotFoundError:
             return
-        atomic_write_bytes(path, tail[tail.find(b"\n") + 1 :], durable=False)
+        mode = 0o600 if self.private else 0o644
+        atomic_write_bytes(path, tail[tail.find(b"\n") + 1 :], mode=mode, durable=False)
 
 
 def default_cache_dir(project: Path) -> Path:
