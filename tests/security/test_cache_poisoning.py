@@ -372,3 +372,35 @@ def test_prune_waits_for_a_restore_in_progress_and_never_deletes_its_blobs(tmp_p
     pruner.join(10)
     assert results["r"] is not None and (dest / "out.bin").stat().st_size == 300_000
     assert store.stats().stored_bytes == 0  # and then prune freed everything
+
+
+@pytest.mark.parametrize(
+    "member", [".git/hooks/post-checkout", "src/main.c", "node_modules/../buildyard.yml"]
+)
+def test_a_dependency_cache_entry_writes_only_the_declared_cache_paths(tmp_path, member) -> None:
+    import io
+    import tarfile
+
+    from buildyard.cache.dep_cache import DEPS_NAMESPACE, DependencyCache
+    from buildyard.cache.pathsafe import UnsafePathError
+
+    store = CacheStore(tmp_path / "cas")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in ("node_modules/ok.js", member):
+            info = tarfile.TarInfo(name)
+            info.size = len(HOOK)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(HOOK))
+    digest = store.cas.put_bytes(buf.getvalue())
+    store.refs.write(
+        DEPS_NAMESPACE, "npm-1", {"archive": digest, "paths": ["node_modules"], "blobs": [digest]}
+    )
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "src" / "main.c").write_text("int main;\n")
+    with pytest.raises(UnsafePathError):
+        DependencyCache(store).restore(key="npm-1", workspace=ws, paths=["node_modules/"])
+    assert sorted(p.relative_to(ws).as_posix() for p in ws.rglob("*")) == ["src", "src/main.c"]
+    assert (ws / "src" / "main.c").read_text() == "int main;\n"
+    assert store.refs.read(DEPS_NAMESPACE, "npm-1") is None  # evicted

@@ -284,6 +284,7 @@ class CachingExecutor:
                         restore_keys=list(dep.restore_keys),
                         workspace=Path(request.cwd),
                         policy=CachePolicy(dep.policy),
+                        paths=list(dep.paths),
                     )
                 )
             except (OSError, ValueError, UnsafePathError) as exc:
