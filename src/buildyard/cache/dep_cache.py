@@ -190,16 +190,18 @@ class DependencyCache:
                 existing.append(norm)
         if not existing:
             return False
-        with self.store.cas.writer() as writer:
-            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-                for rel in existing:
-                    tar.add(workspace / rel, arcname=rel, recursive=True)
-            digest = writer.commit()
-        self.store.refs.write(
-            DEPS_NAMESPACE,
-            key,
-            {"archive": digest, "paths": existing, "created": time.time(), "blobs": [digest]},
-        )
+        with self.store.in_use():  # prune must not delete the archive before the entry names it
+            with self.store.cas.writer() as writer:
+                with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                    for rel in existing:
+                        tar.add(workspace / rel, arcname=rel, recursive=True)
+                digest = writer.commit()
+            self.store.refs.write(
+                DEPS_NAMESPACE,
+                key,
+                {"archive": digest, "paths": existing, "created": time.time(), "blobs": [digest]},
+            )
+        self.store.enforce_limit()
         return True
 
     def delete(self, key: str) -> bool:

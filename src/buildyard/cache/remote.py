@@ -10,6 +10,7 @@ warning: the run goes on with the local cache only and never fails because of th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -95,21 +96,52 @@ class RemoteCache:
         return response
 
     def get_entry(self, key: str) -> ActionEntry | None:
-        """The remote action-cache entry for ``key``, if any (untrusted: it must name ``key``, at most
-        ``MAX_ENTRY_BYTES``; its paths are checked against the job's outputs when it is restored)."""
-        response = self._request("GET", f"/ac/{key}")
-        if response is None or response.status_code != 200 or len(response.content) > MAX_ENTRY_BYTES:
+        """The remote action-cache entry for ``key``, if any.
+
+        Untrusted: read streamed and dropped past ``MAX_ENTRY_BYTES``, it must name ``key``, and its
+        paths are checked against the job's declared outputs when it is restored.
+        """
+        body = self._get_bounded(f"/ac/{key}", MAX_ENTRY_BYTES)
+        if body is None:
             return None
         try:
-            entry = ActionEntry.from_json(response.json())
+            entry = ActionEntry.from_json(json.loads(body))
         except (ValueError, KeyError, TypeError):
             return None
         if entry.key != key:
-            self._warn(
-                f"remote cache {self.url} answered key {key[:12]} with an entry for another key; ignored"
-            )
+            self._warn(f"remote cache {self.url} answered {key[:12]} with another key's entry; ignored")
             return None
         return entry
+
+    def _get_bounded(self, path: str, limit: int) -> bytes | None:
+        """The body of a 200 answer to ``GET path`` if at most ``limit`` bytes, else None."""
+        if self.disabled:
+            return None
+        import httpx  # noqa: PLC0415 - see __init__
+
+        try:
+            with self._client.stream("GET", path) as response:
+                if response.status_code == 401:
+                    self._fail(f"token refused: HTTP 401; set {TOKEN_ENV}")
+                    return None
+                if response.status_code >= 500:
+                    self._fail(f"HTTP {response.status_code}")
+                    return None
+                if response.status_code != 200:
+                    return None
+                body = bytearray()
+                for chunk in response.iter_bytes(_CHUNK):
+                    body += chunk
+                    if len(body) > limit:
+                        self._warn(f"remote cache {self.url}: {path} is larger than {limit} bytes; ignored")
+                        return None
+        except httpx.TimeoutException:
+            self._fail("timed out")
+            return None
+        except httpx.HTTPError as exc:
+            self._fail(type(exc).__name__)
+            return None
+        return bytes(body)
 
     def fetch_blob(self, digest: str, cas: CAS) -> bool:
         """Stream the blob ``digest`` into ``cas``, verified (a bad body is discarded); True if stored."""
