@@ -404,3 +404,26 @@ def test_a_dependency_cache_entry_writes_only_the_declared_cache_paths(tmp_path,
     assert sorted(p.relative_to(ws).as_posix() for p in ws.rglob("*")) == ["src", "src/main.c"]
     assert (ws / "src" / "main.c").read_text() == "int main;\n"
     assert store.refs.read(DEPS_NAMESPACE, "npm-1") is None  # evicted
+
+
+def test_the_same_job_of_a_concurrent_run_waits_for_the_one_writing_its_outputs(make_project) -> None:
+    from buildyard.cache.store import OutputLock
+
+    root = _project(make_project)
+    other_run = OutputLock(CacheStore(root / ".buildyard" / "cas"), root, ["dist/"])
+    assert other_run.try_acquire()  # another run's "build" is writing dist/ right now
+    env = {**os.environ, "BUILDYARD_DAEMON": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "buildyard", "-C", str(root), "run"], env=env, stdout=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None and not (root / "runs.log").exists()  # waiting, nothing written
+        again = OutputLock(CacheStore(root / ".buildyard" / "cas"), root, ["dist"])
+        assert not again.try_acquire()  # the same pattern is the same lock, in any process
+    finally:
+        other_run.release()
+    assert proc.wait(timeout=60) == 0
+    assert (root / "runs.log").read_text() == "run\n"

@@ -45,14 +45,15 @@ from buildyard.cache.pathsafe import (
     is_protected,
     normalize_mode,
 )
-from buildyard.cache.store import CacheStore
+from buildyard.cache.store import CacheStore, OutputLock
 from buildyard.errors import BuildyardError
 
 AC_NAMESPACE = "ac"
 EXPLAIN_NAMESPACE = "explain"
 _CHUNK = 1024 * 1024
-#: A file whose ctime is this much later than the job's end was changed by someone else.
-_CLOCK_SLACK_S = 0.05
+#: A ctime later than "now" by more than this comes from a filesystem with another clock (NFS): the
+#: changed-after-the-job check is skipped for it (the before/after comparison still holds).
+_CLOCK_SKEW_S = 1.0
 
 
 class OutputChangedError(BuildyardError):
@@ -269,7 +270,9 @@ class ActionCache:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
                 raise OutputChangedError(f"output {rel} changed while it was being stored")
-            if finished_at is not None and before.st_ctime > finished_at + _CLOCK_SLACK_S:
+            # file times come from the kernel's coarse clock (it may lag time.time() by a tick, never
+            # lead it): a ctime after the job's end is someone else's change
+            if finished_at is not None and finished_at < before.st_ctime <= time.time() + _CLOCK_SKEW_S:
                 raise OutputChangedError(
                     f"output {rel} was changed after its job finished (another run writing it?); not cached"
                 )
@@ -378,6 +381,10 @@ class ActionCache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp, dir_fd=dir_fd)
         return True
+
+    def output_lock(self, project: Path, patterns: Sequence[str]) -> OutputLock:
+        """The cross-process lock of declared output ``patterns`` in ``project`` (:class:`OutputLock`)."""
+        return OutputLock(self.store, project, patterns)
 
     def read_log(self, entry: ActionEntry) -> bytes | None:
         """The job log stored with ``entry`` (verified), if any."""

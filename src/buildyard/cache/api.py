@@ -25,7 +25,7 @@ from typing import Protocol
 from buildyard.cache.action_cache import ActionCache, ActionEntry, RestoreResult
 from buildyard.cache.keys import KeyManifest, MissDetail
 from buildyard.cache.remote import RemoteCache, TieredActionCache
-from buildyard.cache.store import CacheStore, configured_max_size, default_cache_dir
+from buildyard.cache.store import CacheStore, OutputLock, configured_max_size, default_cache_dir
 
 
 class JobCache(Protocol):
@@ -63,6 +63,10 @@ class JobCache(Protocol):
 
     def record_miss(self, key: str) -> None:
         """Count a miss for ``cache stats``."""
+        ...
+
+    def output_lock(self, project: Path, patterns: Sequence[str]) -> OutputLock:
+        """The cross-process lock a job holds on its declared outputs while it restores or runs and stores."""
         ...
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from buildyard.cache.action_cache import ActionCache, ActionEntry, RestoreResult
 from buildyard.cache.cas import CAS
 from buildyard.cache.keys import KeyManifest, MissDetail
+from buildyard.cache.store import OutputLock
 
 if TYPE_CHECKING:
     import httpx
@@ -276,6 +277,10 @@ class TieredActionCache:
             if not remote.put_blob(digest, self.local.cas):
                 return False
         return remote.put_entry(entry)
+
+    def output_lock(self, project: Path, patterns: Sequence[str]) -> OutputLock:
+        """See :meth:`ActionCache.output_lock`."""
+        return self.local.output_lock(project, patterns)
 
     def explain(self, job: str, current: KeyManifest) -> list[MissDetail]:
         """See :meth:`ActionCache.explain` (local history of the job)."""

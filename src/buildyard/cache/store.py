@@ -8,6 +8,7 @@ Layout of a cache directory (``BUILDYARD_HOME/cas`` or ``--cache-dir``)::
     events.log                          hit/miss events (one JSON line each), for stats
     salt                                32 random bytes (0600), keys secrets and pass_env values in job keys
     gc.lock                             shared by every store/restore in flight, exclusive for prune's deletes
+    locks/<h>                           one per (project, declared output pattern): see OutputLock
 
 A private store (the job cache) keeps its root 0700 and writes its files 0600: entries name paths
 and keys, and the salt must stay secret.
@@ -44,7 +45,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -549,6 +550,53 @@ class CacheStore:
             return
         mode = 0o600 if self.private else 0o644
         atomic_write_bytes(path, tail[tail.find(b"\n") + 1 :], mode=mode, durable=False)
+
+
+class OutputLock:
+    """Exclusive advisory locks on a job's declared output patterns in one project, across processes.
+
+    Concurrent runs in one working tree take it around a cached job (lookup → restore, or run →
+    store): the same job of two runs then never writes and captures its outputs at the same time
+    (the second one usually finds the first one's entry and restores it). All-or-nothing and
+    non-blocking (:meth:`try_acquire`), so two jobs can never deadlock; the caller polls.
+    """
+
+    def __init__(self, store: CacheStore, project: Path, patterns: Sequence[str]) -> None:
+        self._dir = store.root / "locks"
+        self._store = store
+        root = os.path.realpath(project)
+        self._names = sorted(
+            {
+                blake3(f"{root}\0{p.rstrip('/')}".encode()).hexdigest()[:32]
+                for p in patterns
+                if not p.startswith("!")
+            }
+        )
+        self._fds: list[int] = []
+
+    def try_acquire(self) -> bool:
+        """Take every lock, or none (False if another process holds one)."""
+        if not self._names:
+            return True
+        self._store.ensure_root()
+        self._dir.mkdir(exist_ok=True, mode=0o700)
+        for name in self._names:
+            fd = os.open(self._dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self.release()
+                return False
+            self._fds.append(fd)
+        return True
+
+    def release(self) -> None:
+        """Drop every lock held."""
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
 
 
 def default_cache_dir(project: Path) -> Path:

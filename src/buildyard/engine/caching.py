@@ -9,7 +9,9 @@ Outputs are the job's declared ``artifacts: paths`` made project-relative (``Job
 a restore may write nothing else. An entry refused by the restore (a path outside them, ``.git``,
 a setuid mode, a symlink trick…) is evicted, reported with one warning per job, and the job runs.
 After a successful job, a declared output matching nothing and an output that changed while it was
-stored (another run writing the same tree) are one warning each; the latter stores no entry.
+stored (another run writing the same tree) are one warning each; the latter stores no entry. A job
+with outputs holds the cache's output lock from lookup to restore or store: the same job of a
+concurrent run in the same tree waits (polling, off the loop's threads) and then usually hits.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from buildyard.model import JobStatus
 
 #: A cache hit whose outputs total at most this many bytes is restored on the loop thread.
 INLINE_RESTORE_BYTES = 1 << 20
+#: How often a job waiting for another run's job with the same outputs checks the lock.
+OUTPUT_LOCK_POLL_S = 0.02
 
 
 def _log_or_empty(path: str) -> Path | bytes:
@@ -130,10 +134,28 @@ class CachingExecutor:
         return compute_key_manifest(key_spec, hasher=hasher, salt=self.salt, index=index, command_env=env)
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
-        """Restore a cached result, or run the job and store its result."""
+        """Restore a cached result, or run the job and store its result.
+
+        A cached job with declared outputs holds the cache's output lock meanwhile, so the same job
+        of a concurrent run in the same tree waits instead of writing the files being captured.
+        """
         spec = request.cache
         if spec is None or (not spec.job_cache and not spec.dependency_caches):
             return await self.inner.execute(request, sink)
+        if not spec.job_cache or not request.output_globs:
+            return await self._execute(request, spec, sink)
+        lock = self.cache.output_lock(Path(spec.project_root), request.output_globs)
+        try:
+            while not lock.try_acquire():
+                await asyncio.sleep(OUTPUT_LOCK_POLL_S)
+        except OSError as exc:
+            self._problem("output lock", exc)
+        try:
+            return await self._execute(request, spec, sink)
+        finally:
+            lock.release()
+
+    async def _execute(self, request: JobRequest, spec: CacheRequest, sink: OutputSink | None) -> JobOutcome:
         started_at, start = time.time(), time.monotonic()
         manifest: KeyManifest | None = None
         key = ""
@@ -185,7 +207,7 @@ class CachingExecutor:
                         duration_s=outcome.duration_s,
                         job=request.job_id,
                         key_manifest=manifest,
-                        finished_at=outcome.finished_at,
+                        finished_at=outcome.steps[-1].finished_at if outcome.steps else outcome.finished_at,
                     )
                 except OutputChangedError as exc:
                     self.warn(f"job {request.job_id}: {exc}")
