@@ -410,7 +410,7 @@ def test_the_same_job_of_a_concurrent_run_waits_for_the_one_writing_its_outputs(
     from buildyard.cache.store import OutputLock
 
     root = _project(make_project)
-    other_run = OutputLock(CacheStore(root / ".buildyard" / "cas"), root, ["dist/"])
+    other_run = OutputLock(CacheStore(root / ".buildyard" / "cas"), root, ["dist/"], job="build")
     assert other_run.try_acquire()  # another run's "build" is writing dist/ right now
     env = {**os.environ, "BUILDYARD_DAEMON": "0"}
     proc = subprocess.Popen(
@@ -421,7 +421,7 @@ def test_the_same_job_of_a_concurrent_run_waits_for_the_one_writing_its_outputs(
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None and not (root / "runs.log").exists()  # waiting, nothing written
-        again = OutputLock(CacheStore(root / ".buildyard" / "cas"), root, ["dist"])
+        again = OutputLock(CacheStore(root / ".buildyard" / "cas"), root, ["dist"], job="build")
         assert not again.try_acquire()  # the same pattern is the same lock, in any process
     finally:
         other_run.release()

@@ -382,9 +382,9 @@ class ActionCache:
                     os.unlink(tmp, dir_fd=dir_fd)
         return True
 
-    def output_lock(self, project: Path, patterns: Sequence[str]) -> OutputLock:
-        """The cross-process lock of declared output ``patterns`` in ``project`` (:class:`OutputLock`)."""
-        return OutputLock(self.store, project, patterns)
+    def output_lock(self, project: Path, patterns: Sequence[str], *, job: str = "") -> OutputLock:
+        """The cross-process lock of ``job``'s declared ``patterns`` in ``project`` (:class:`OutputLock`)."""
+        return OutputLock(self.store, project, patterns, job=job)
 
     def read_log(self, entry: ActionEntry) -> bytes | None:
         """The job log stored with ``entry`` (verified), if any."""

@@ -65,7 +65,7 @@ class JobCache(Protocol):
         """Count a miss for ``cache stats``."""
         ...
 
-    def output_lock(self, project: Path, patterns: Sequence[str]) -> OutputLock:
+    def output_lock(self, project: Path, patterns: Sequence[str], *, job: str = "") -> OutputLock:
         """The cross-process lock a job holds on its declared outputs while it restores or runs and stores."""
         ...
 

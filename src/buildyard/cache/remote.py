@@ -278,9 +278,9 @@ class TieredActionCache:
                 return False
         return remote.put_entry(entry)
 
-    def output_lock(self, project: Path, patterns: Sequence[str]) -> OutputLock:
+    def output_lock(self, project: Path, patterns: Sequence[str], *, job: str = "") -> OutputLock:
         """See :meth:`ActionCache.output_lock`."""
-        return self.local.output_lock(project, patterns)
+        return self.local.output_lock(project, patterns, job=job)
 
     def explain(self, job: str, current: KeyManifest) -> list[MissDetail]:
         """See :meth:`ActionCache.explain` (local history of the job)."""

@@ -8,7 +8,7 @@ Layout of a cache directory (``BUILDYARD_HOME/cas`` or ``--cache-dir``)::
     events.log                          hit/miss events (one JSON line each), for stats
     salt                                32 random bytes (0600), keys secrets and pass_env values in job keys
     gc.lock                             shared by every store/restore in flight, exclusive for prune's deletes
-    locks/<h>                           one per (project, declared output pattern): see OutputLock
+    locks/<h>                           one per (project, job, declared output pattern): see OutputLock
 
 A private store (the job cache) keeps its root 0700 and writes its files 0600: entries name paths
 and keys, and the salt must stay secret.
@@ -557,17 +557,18 @@ class OutputLock:
 
     Concurrent runs in one working tree take it around a cached job (lookup → restore, or run →
     store): the same job of two runs then never writes and captures its outputs at the same time
-    (the second one usually finds the first one's entry and restores it). All-or-nothing and
+    (the second one usually finds the first one's entry and restores it). Keyed by job too, so
+    matrix instances of one run declaring the same outputs keep running in parallel. All-or-nothing and
     non-blocking (:meth:`try_acquire`), so two jobs can never deadlock; the caller polls.
     """
 
-    def __init__(self, store: CacheStore, project: Path, patterns: Sequence[str]) -> None:
+    def __init__(self, store: CacheStore, project: Path, patterns: Sequence[str], *, job: str = "") -> None:
         self._dir = store.root / "locks"
         self._store = store
         root = os.path.realpath(project)
         self._names = sorted(
             {
-                blake3(f"{root}\0{p.rstrip('/')}".encode()).hexdigest()[:32]
+                blake3(f"{root}\0{job}\0{p.rstrip('/')}".encode()).hexdigest()[:32]
                 for p in patterns
                 if not p.startswith("!")
             }

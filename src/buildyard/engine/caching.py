@@ -11,7 +11,7 @@ a setuid mode, a symlink trick…) is evicted, reported with one warning per job
 After a successful job, a declared output matching nothing and an output that changed while it was
 stored (another run writing the same tree) are one warning each; the latter stores no entry. A job
 with outputs holds the cache's output lock from lookup to restore or store: the same job of a
-concurrent run in the same tree waits (polling, off the loop's threads) and then usually hits.
+concurrent run in the same tree waits (polling with ``asyncio.sleep``) and then usually hits.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class CachingExecutor:
             return await self.inner.execute(request, sink)
         if not spec.job_cache or not request.output_globs:
             return await self._execute(request, spec, sink)
-        lock = self.cache.output_lock(Path(spec.project_root), request.output_globs)
+        lock = self.cache.output_lock(Path(spec.project_root), request.output_globs, job=request.job_id)
         try:
             while not lock.try_acquire():
                 await asyncio.sleep(OUTPUT_LOCK_POLL_S)
