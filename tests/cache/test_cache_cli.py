@@ -39,7 +39,7 @@ def test_stats_and_ls(filled, capsys):
     ws = filled.root.parent / "restored"
     ws.mkdir()
     ac = ActionCache(filled)
-    ac.restore(ac.lookup("2" * 64), ws)
+    ac.restore(ac.lookup("2" * 64), ws, outputs=["out.bin"])
     ac.record_miss("9" * 64)
     assert run_cli(["cache", "stats", "--cache-dir", str(filled.root), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)

@@ -135,7 +135,7 @@ def test_engine_flow_miss_run_store_then_hit_in_a_clean_clone(project, tmp_path)
     assert clone_manifest.key() == key  # same content in another directory: same key
     entry = other.lookup(key)
     assert entry is not None
-    restored = other.restore(entry, clone / "lib")
+    restored = other.restore(entry, clone / "lib", outputs=["dist"])
     assert restored is not None and restored.log == b"$ make\nok\n" and restored.saved_s == 4.2
     assert (clone / "lib" / "dist" / "liba.a").read_bytes() == b"\x7fELF archive"
     assert other.explain("lib:build", clone_manifest) == []

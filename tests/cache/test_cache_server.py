@@ -133,7 +133,7 @@ def test_two_clean_clones_share_job_results_through_the_server(cache_server, tmp
     assert entry is not None
     out = tmp_path / "b-clone"
     out.mkdir()
-    result = b.restore(entry, out)
+    result = b.restore(entry, out, outputs=["dist"])
     assert result is not None and result.log == b"log-a"
     assert (out / "dist" / "index.txt").read_text() == "built by a"
     assert ActionCache(b_store).lookup(key) is not None  # imported into the local store
@@ -230,5 +230,5 @@ def test_buildyard_blob_uploads_are_verified_and_large_outputs_stream(cache_serv
     assert entry is not None
     out = tmp_path / "out"
     out.mkdir()
-    assert b.restore(entry, out) is not None
+    assert b.restore(entry, out, outputs=["dist"]) is not None
     assert (out / "dist" / "big.bin").read_bytes() == payload

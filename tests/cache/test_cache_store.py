@@ -97,7 +97,7 @@ def test_store_and_restore_outputs_log_and_modes(store, tmp_path):
     clean.mkdir()
     found = ac.lookup(manifest.key())
     assert found is not None and found.duration_s == 2.5
-    result = ac.restore(found, clean)
+    result = ac.restore(found, clean, outputs=["dist"])
     assert result is not None
     assert result.log == b"compiling\n"
     assert (clean / "dist" / "index.txt").read_text() == "built\n"
@@ -115,7 +115,7 @@ def test_corrupt_output_blob_restores_nothing_and_evicts_the_entry(store, tmp_pa
     _corrupt(store.cas.path_for(bad.digest))
     clean = tmp_path / "clean"
     clean.mkdir()
-    assert ac.restore(entry, clean) is None
+    assert ac.restore(entry, clean, outputs=["dist"]) is None
     assert list(clean.rglob("*")) == [] or all(p.is_dir() for p in clean.rglob("*"))
     assert ac.lookup("k" * 64) is None
 
@@ -144,7 +144,7 @@ def test_entries_naming_paths_outside_the_workspace_are_rejected(store, tmp_path
     ws = tmp_path / "ws"
     ws.mkdir()
     with pytest.raises(UnsafePathError):
-        ac.restore(entry, ws)
+        ac.restore(entry, ws, outputs=["**"])
     assert not (tmp_path / "escape.txt").exists()
     assert ac.lookup("e" * 64) is None
 
@@ -159,7 +159,7 @@ def test_restore_refuses_to_write_through_a_symlinked_directory(store, tmp_path)
     ws2.mkdir()
     (ws2 / "dist").symlink_to(target)
     with pytest.raises(UnsafePathError):
-        ac.restore(entry, ws2)
+        ac.restore(entry, ws2, outputs=["dist/index.txt"])
     assert list(target.iterdir()) == []
 
 
@@ -251,7 +251,7 @@ _WORKER = textwrap.dedent(
         if other is not None:
             out = ws.parent / f"restore-{tag}"
             out.mkdir(exist_ok=True)
-            assert ac.restore(other, out) is not None, "restore failed"
+            assert ac.restore(other, out, outputs=["*.txt"]) is not None, "restore failed"
     print("done", flush=True)
     """
 )
@@ -277,7 +277,7 @@ def test_two_processes_storing_and_reading_the_same_cache_both_succeed(store, tm
         assert entry is not None
         dest = tmp_path / "check" / str(i)
         dest.mkdir(parents=True)
-        assert ac.restore(entry, dest) is not None
+        assert ac.restore(entry, dest, outputs=["*.txt"]) is not None
         assert (dest / "shared.txt").read_text() == f"shared {i}"
     assert not any(store.cas.tmp_dir.iterdir())
 
@@ -326,7 +326,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_half_visible(store, tmp_path):
         assert entry is not None
         dest = tmp_path / "r" / ref.name[:8]
         dest.mkdir(parents=True)
-        assert ac.restore(entry, dest) is not None
+        assert ac.restore(entry, dest, outputs=["o.bin"]) is not None
     assert store.cas.clean_tmp(older_than_s=0) >= 1
 
 
@@ -338,7 +338,7 @@ def test_restore_leaves_identical_outputs_alone_and_replaces_changed_ones(store,
     changed = ws / "dist" / "sub" / "tool.sh"
     inode_same, inode_changed = same.stat().st_ino, changed.stat().st_ino
     changed.write_text("#!/bin/sh\necho HI\n")  # same size, other content
-    assert ac.restore(entry, ws) is not None
+    assert ac.restore(entry, ws, outputs=["dist"]) is not None
     assert same.stat().st_ino == inode_same  # untouched
     assert changed.stat().st_ino != inode_changed
     assert changed.read_text() == "#!/bin/sh\necho hi\n"

@@ -19,7 +19,7 @@ jobs:
   gen:
     working_directory: lib
     script: ["mkdir -p ../out", "cat *.txt | tr a-z A-Z > ../out/gen.txt", "echo generated"]
-    artifacts: {paths: [out/gen.txt]}
+    artifacts: {paths: [../out/gen.txt]}  # relative to the working directory
   use:
     needs: [gen]
     inputs: [app/**]

@@ -12,7 +12,13 @@ Public API (what the engine and other services import):
 
 from __future__ import annotations
 
-from buildyard.cache.action_cache import ActionCache, ActionEntry, OutputFile, RestoreResult
+from buildyard.cache.action_cache import (
+    ActionCache,
+    ActionEntry,
+    OutputChangedError,
+    OutputFile,
+    RestoreResult,
+)
 from buildyard.cache.api import JobCache, entry_log, open_job_cache
 from buildyard.cache.cas import CAS
 from buildyard.cache.dep_cache import CachePolicy, DependencyCache, DepRestore, dependency_cache_key
@@ -27,7 +33,7 @@ from buildyard.cache.hashing import (
 )
 from buildyard.cache.job_key import JobKeySpec, compute_key_manifest
 from buildyard.cache.keys import CacheMissReason, KeyManifest, MissDetail, explain
-from buildyard.cache.pathsafe import UnsafePathError
+from buildyard.cache.pathsafe import UnsafePathError, unmatched_patterns
 from buildyard.cache.remote import RemoteCache, TieredActionCache
 from buildyard.cache.store import CacheStore, default_cache_dir
 
@@ -47,6 +53,7 @@ __all__ = [
     "KeyManifest",
     "MissDetail",
     "NotCachedError",
+    "OutputChangedError",
     "OutputFile",
     "RemoteCache",
     "RestoreResult",
@@ -62,4 +69,5 @@ __all__ = [
     "list_inputs",
     "open_job_cache",
     "open_stat_cache",
+    "unmatched_patterns",
 ]

@@ -4,30 +4,60 @@ Owns :class:`ActionEntry` (output paths, modes, digests, symlinks, exit code, lo
 created time, the key manifest used for ``explain``) and :class:`ActionCache` (lookup, store,
 restore, explain, evict). Entries are ref files in namespace ``ac`` of a :class:`CacheStore`; their
 blobs are written first and the entry last, atomically, so a killed writer leaves no entry visible.
-A restore stages every file (verified) before renaming any into place: a corrupt blob evicts the
-entry and restores nothing. The job's last key manifest is kept under namespace ``explain`` so a
-miss can be explained against it.
+
+Restore treats an entry as untrusted (it may come from a remote cache): it writes only paths matched
+by the job's declared output patterns (passed by the caller), with the rules of
+:mod:`buildyard.cache.pathsafe` (no ``.git``/``.buildyard``, modes 0644/0755, no write through a
+symlink). A violating entry is evicted and :class:`UnsafePathError` raised; nothing is written. It
+stages every file (verified) before renaming any into place: a corrupt blob evicts the entry and
+restores nothing.
+
+Capture (``store_outputs``) never stores a file that changed while it was copied, nor one changed
+after the job finished (``finished_at``): each file is read through one descriptor, and its inode,
+size, mtime and ctime before and after the copy (and the path's inode after) must agree, else
+:class:`OutputChangedError` and no entry is written.
+
+The job's last key manifest is kept under namespace ``explain`` so a miss can be explained against it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from buildyard.cache.hashing import hash_file, list_inputs
+from blake3 import blake3
+
+from buildyard.cache.cas import BlobWriter
+from buildyard.cache.hashing import list_inputs
 from buildyard.cache.keys import KeyManifest, MissDetail, explain
-from buildyard.cache.pathsafe import UnsafePathError, check_relpath, check_symlink, safe_destination
-from buildyard.cache.store import CacheStore
+from buildyard.cache.pathsafe import (
+    DirWalker,
+    UnsafePathError,
+    check_entry_paths,
+    check_symlink,
+    is_protected,
+    normalize_mode,
+)
+from buildyard.cache.store import CacheStore, OutputLock
+from buildyard.errors import BuildyardError
 
 AC_NAMESPACE = "ac"
 EXPLAIN_NAMESPACE = "explain"
+_CHUNK = 1024 * 1024
+#: A ctime later than "now" by more than this comes from a filesystem with another clock (NFS): the
+#: changed-after-the-job check is skipped for it (the before/after comparison still holds).
+_CLOCK_SKEW_S = 1.0
+
+
+class OutputChangedError(BuildyardError):
+    """An output changed while it was being stored (or after its job finished): nothing is cached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,21 +149,40 @@ class RestoreResult:
     saved_s: float = field(default=0.0)
 
 
-def _already_there(output: OutputFile, dest: Path) -> bool:
-    """True if ``dest`` already holds exactly ``output`` (same kind, mode, size and content)."""
+def _same_file(dir_fd: int, name: str, output: OutputFile) -> bool:
+    """True if ``name`` in ``dir_fd`` already holds exactly ``output`` (same kind, mode, size and content)."""
     try:
-        st = dest.lstat()
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     if output.symlink is not None:
-        return stat.S_ISLNK(st.st_mode) and str(dest.readlink()) == output.symlink
-    return (
-        stat.S_ISREG(st.st_mode)
-        and st.st_size == output.size
-        and stat.S_IMODE(st.st_mode) == output.mode
-        and output.digest is not None
-        and hash_file(dest, size=st.st_size) == output.digest
-    )
+        return stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=dir_fd) == output.symlink
+    if not (
+        stat.S_ISREG(st.st_mode) and st.st_size == output.size and stat.S_IMODE(st.st_mode) == output.mode
+    ):
+        return False
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return False
+    hasher = blake3()
+    with os.fdopen(fd, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            hasher.update(chunk)
+    return str(hasher.hexdigest()) == output.digest
+
+
+def _copy_into(src: BinaryIO, writer: BlobWriter) -> int:
+    """Stream ``src`` into ``writer``; returns the bytes copied (the step tests interfere with)."""
+    copied = 0
+    for chunk in iter(lambda: src.read(_CHUNK), b""):
+        writer.write(chunk)
+        copied += len(chunk)
+    return copied
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 class ActionCache:
@@ -174,39 +223,86 @@ class ActionCache:
         duration_s: float = 0.0,
         job: str = "",
         key_manifest: KeyManifest | None = None,
+        finished_at: float | None = None,
     ) -> ActionEntry:
-        """Store the files matching ``outputs`` (paths, directories or globs under ``workspace``)."""
+        """Store the files matching ``outputs`` (paths, directories or globs under ``workspace``).
+
+        Paths under ``.git``/``.buildyard`` are skipped; modes are stored as 0644/0755. Raises
+        :class:`OutputChangedError` (storing no entry) if a file changes while it is copied or
+        was changed after ``finished_at`` (the job's end, wall clock).
+        """
         files: list[OutputFile] = []
-        for rel in list_inputs(workspace, list(outputs)) if outputs else []:
-            full = workspace / rel
-            st = full.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                target = str(full.readlink())
-                check_symlink(rel, target)
-                files.append(OutputFile(path=rel, symlink=target))
-            elif stat.S_ISREG(st.st_mode):
-                digest = self.cas.put_file(full)
-                files.append(OutputFile(path=rel, digest=digest, mode=st.st_mode & 0o777, size=st.st_size))
-        log_digest: str | None = None
-        if isinstance(log, Path):
-            log_digest = self.cas.put_file(log)
-        elif log is not None:
-            log_digest = self.cas.put_bytes(log)
-        entry = ActionEntry(
-            key=key,
-            job=job,
-            outputs=tuple(files),
-            exit_code=exit_code,
-            log_digest=log_digest,
-            duration_s=duration_s,
-            created=time.time(),
-            key_manifest=key_manifest,
-        )
-        self.put_entry(entry)
+        with self.store.in_use():
+            for rel in list_inputs(workspace, list(outputs)) if outputs else []:
+                if is_protected(rel):
+                    continue
+                full = workspace / rel
+                st = full.lstat()
+                if stat.S_ISLNK(st.st_mode):
+                    target = str(full.readlink())
+                    check_symlink(rel, target)
+                    files.append(OutputFile(path=rel, symlink=target))
+                elif stat.S_ISREG(st.st_mode):
+                    files.append(self._capture(full, rel, finished_at))
+            log_digest: str | None = None
+            if isinstance(log, Path):
+                log_digest = self.cas.put_file(log)
+            elif log is not None:
+                log_digest = self.cas.put_bytes(log)
+            entry = ActionEntry(
+                key=key,
+                job=job,
+                outputs=tuple(files),
+                exit_code=exit_code,
+                log_digest=log_digest,
+                duration_s=duration_s,
+                created=time.time(),
+                key_manifest=key_manifest,
+            )
+            self._write_entry(entry)
+        self.store.enforce_limit()
         return entry
 
-    def put_entry(self, entry: ActionEntry) -> None:
+    def _capture(self, full: Path, rel: str, finished_at: float | None) -> OutputFile:
+        """Store one regular file read through one descriptor; refuse it if it changes meanwhile."""
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise OutputChangedError(f"output {rel} changed while it was being stored")
+            # file times come from the kernel's coarse clock (it may lag time.time() by a tick, never
+            # lead it): a ctime after the job's end is someone else's change
+            if finished_at is not None and finished_at < before.st_ctime <= time.time() + _CLOCK_SKEW_S:
+                raise OutputChangedError(
+                    f"output {rel} was changed after its job finished (another run writing it?); not cached"
+                )
+            with self.cas.writer() as writer:
+                copied = _copy_into(f, writer)
+                after = os.fstat(fd)
+                try:
+                    now_at_path = full.lstat()
+                except FileNotFoundError:
+                    now_at_path = None
+                if (
+                    copied != before.st_size
+                    or _identity(after) != _identity(before)
+                    or now_at_path is None
+                    or (now_at_path.st_dev, now_at_path.st_ino) != (before.st_dev, before.st_ino)
+                ):
+                    raise OutputChangedError(
+                        f"output {rel} changed while it was being stored (another run writing it?); "
+                        "not cached"
+                    )
+                digest = writer.commit()
+        return OutputFile(path=rel, digest=digest, mode=normalize_mode(before.st_mode), size=copied)
+
+    def put_entry(self, entry: ActionEntry, *, enforce_limit: bool = True) -> None:
         """Record ``entry`` (its blobs must already be in the CAS) and remember it for ``explain``."""
+        self._write_entry(entry)
+        if enforce_limit:
+            self.store.enforce_limit()
+
+    def _write_entry(self, entry: ActionEntry) -> None:
         self.store.refs.write(AC_NAMESPACE, entry.key, entry.to_json())
         if entry.job and entry.key_manifest is not None:
             self.store.refs.write(
@@ -215,19 +311,18 @@ class ActionCache:
                 {"key": entry.key, "key_manifest": entry.key_manifest.to_json(), "blobs": []},
             )
 
-    def restore(self, entry: ActionEntry, workspace: Path) -> RestoreResult | None:
+    def restore(self, entry: ActionEntry, workspace: Path, *, outputs: Sequence[str]) -> RestoreResult | None:
         """Materialize ``entry``'s outputs (and read its log) into ``workspace``.
 
-        Every file is decompressed and verified into a temp file next to its destination before any
-        is renamed into place. Returns None, having evicted the entry and written nothing, if a blob
-        is missing or corrupt. Raises :class:`UnsafePathError` (after evicting) for an entry naming a
-        path outside the workspace.
+        ``outputs``: the job's declared output patterns (relative to ``workspace``), from the job
+        definition: the entry may write nothing else. Raises :class:`UnsafePathError` (after
+        evicting the entry, having written nothing) for an entry that breaks the rules of
+        :mod:`buildyard.cache.pathsafe`. Every file is decompressed and verified into a temp file
+        next to its destination before any is renamed into place. Returns None, having evicted the
+        entry and written nothing, if a blob is missing or corrupt.
         """
         try:
-            plan = [(o, safe_destination(workspace, o.path)) for o in entry.outputs]
-            for o in entry.outputs:
-                if o.symlink is not None:
-                    check_symlink(check_relpath(o.path), o.symlink)
+            norms = check_entry_paths([(o.path, o.mode, o.symlink) for o in entry.outputs], outputs)
         except UnsafePathError:
             self.evict(entry.key)
             raise
@@ -237,42 +332,59 @@ class ActionCache:
             if log is None:
                 self.evict(entry.key)
                 return None
-        staged: list[tuple[Path, Path]] = []
+        with self.store.in_use(), DirWalker(workspace) as walker:
+            try:
+                ok = self._stage_and_commit(entry, norms, walker)
+            except UnsafePathError:
+                self.evict(entry.key)
+                raise
+        if not ok:
+            self.evict(entry.key)
+            return None
+        self.store.record_event("hit", key=entry.key, saved_s=entry.duration_s)
+        return RestoreResult(entry=entry, paths=tuple(norms), log=log, saved_s=entry.duration_s)
+
+    def _stage_and_commit(self, entry: ActionEntry, norms: Sequence[str], walker: DirWalker) -> bool:
+        """Write every output to a temp name in its directory, then rename all; False if a blob is bad."""
+        staged: list[tuple[int, str, str]] = []  # (dir fd, temp name, final name)
         try:
-            for output, dest in plan:
-                if _already_there(output, dest):
+            for output, norm in zip(entry.outputs, norms, strict=True):
+                *parents, name = norm.split("/")
+                dir_fd = walker.dir_fd(parents)
+                if _same_file(dir_fd, name, output):
                     continue  # an unchanged output from a previous run: nothing to write
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp_name = tempfile.mkstemp(
-                    prefix=f".{dest.name}.", suffix=".by-restore", dir=dest.parent
-                )
-                tmp = Path(tmp_name)
-                staged.append((tmp, dest))
-                with os.fdopen(fd, "wb") as f:
-                    ok = output.symlink is not None or (
-                        output.digest is not None and self.cas.write_to(output.digest, f)
-                    )
-                if not ok:
-                    self.evict(entry.key)
-                    return None
+                tmp = f".{name[:64]}.{secrets.token_hex(6)}.by-restore"
                 if output.symlink is not None:
-                    tmp.unlink()
-                    tmp.symlink_to(output.symlink)
-                else:
-                    tmp.chmod(output.mode)
-            for tmp, dest in staged:
-                if dest.is_dir() and not dest.is_symlink():
-                    raise UnsafePathError(f"cannot restore {dest}: a directory is in the way")
-                tmp.replace(dest)
+                    os.symlink(output.symlink, tmp, dir_fd=dir_fd)
+                    staged.append((dir_fd, tmp, name))
+                    continue
+                fd = os.open(
+                    tmp,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                    dir_fd=dir_fd,
+                )
+                staged.append((dir_fd, tmp, name))
+                with os.fdopen(fd, "wb") as f:
+                    if output.digest is None or not self.cas.write_to(output.digest, f):
+                        return False
+                    os.fchmod(f.fileno(), output.mode)
+            for dir_fd, _tmp, name in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                        raise UnsafePathError(f"cannot restore {name!r}: a directory is in the way")
+            for dir_fd, tmp, name in staged:
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             staged = []
         finally:
-            for tmp, _dest in staged:
+            for dir_fd, tmp, _name in staged:
                 with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-        self.store.record_event("hit", key=entry.key, saved_s=entry.duration_s)
-        return RestoreResult(
-            entry=entry, paths=tuple(o.path for o in entry.outputs), log=log, saved_s=entry.duration_s
-        )
+                    os.unlink(tmp, dir_fd=dir_fd)
+        return True
+
+    def output_lock(self, project: Path, patterns: Sequence[str], *, job: str = "") -> OutputLock:
+        """The cross-process lock of ``job``'s declared ``patterns`` in ``project`` (:class:`OutputLock`)."""
+        return OutputLock(self.store, project, patterns, job=job)
 
     def read_log(self, entry: ActionEntry) -> bytes | None:
         """The job log stored with ``entry`` (verified), if any."""

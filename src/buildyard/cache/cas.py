@@ -90,8 +90,9 @@ class BlobWriter:
                 os.utime(final)
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp.chmod(0o644)
+            self._tmp.chmod(self._cas.file_mode)
             self._tmp.replace(final)
+            self._cas.added += final.stat().st_size
             if self._cas.durable:
                 fsync_dir(final.parent)
         self.digest = digest
@@ -117,9 +118,11 @@ class BlobWriter:
 class CAS:
     """A directory of zstd-compressed blobs addressed by the BLAKE3 digest of their content."""
 
-    def __init__(self, root: Path, *, durable: bool = False) -> None:
+    def __init__(self, root: Path, *, durable: bool = False, file_mode: int = 0o644) -> None:
         self.root = root
         self.durable = durable
+        self.file_mode = file_mode
+        self.added = 0  # stored bytes of the blobs this instance created (see take_added)
         self.blobs_dir = root / "blobs"
         self.tmp_dir = root / "tmp"
         self.evicted: list[str] = []  # digests found corrupt and evicted by this instance
@@ -153,6 +156,11 @@ class CAS:
             for chunk in iter(lambda: stream.read(_CHUNK), b""):
                 w.write(chunk)
             return w.commit()
+
+    def take_added(self) -> int:
+        """Stored bytes of blobs created since the last call (for a store's size accounting)."""
+        added, self.added = self.added, 0
+        return added
 
     # -- reading ---------------------------------------------------------------------------------
     def path_for(self, digest: str) -> Path:

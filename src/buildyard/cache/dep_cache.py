@@ -7,7 +7,9 @@ when the exact key missed (entries are immutable once written).
 
 The directories are archived as one tar stream stored as a CAS blob (so zstd-compressed and
 verified like every blob); the entry is a ref file in namespace ``deps``. Extraction uses tarfile's
-``data`` filter: no absolute paths, no ``..``, no links leaving the workspace.
+``data`` filter: no absolute paths, no ``..``, no links leaving the workspace; and an archive member
+must lie under one of the job's declared ``paths`` (given by the caller, not the entry) and outside
+``.git``/``.buildyard``, else the entry is refused (:class:`UnsafePathError`) and deleted.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from buildyard.cache.pathsafe import UnsafePathError, check_relpath, safe_destination
+from buildyard.cache.pathsafe import UnsafePathError, check_relpath, is_protected, safe_destination
 from buildyard.cache.store import CacheStore
 from buildyard.errors import UsageError
 
@@ -81,6 +83,15 @@ class DepRestore:
         return self.matched_key is not None
 
 
+def _check_member(name: str, allowed: Sequence[str] | None) -> None:
+    """Refuse an archive member outside the declared ``allowed`` paths or in a protected directory."""
+    norm = check_relpath(name)
+    if is_protected(norm):
+        raise UnsafePathError(f"dependency cache entry writes protected path {norm!r}")
+    if allowed is not None and not any(norm == a or norm.startswith(a + "/") for a in allowed):
+        raise UnsafePathError(f"dependency cache entry writes {norm!r}, outside the job's cache paths")
+
+
 class DependencyCache:
     """actions/cache-style keyed directory caches over a :class:`CacheStore`."""
 
@@ -105,15 +116,20 @@ class DependencyCache:
         restore_keys: Sequence[str] = (),
         workspace: Path,
         policy: CachePolicy = CachePolicy.PULL_PUSH,
+        paths: Sequence[str] | None = None,
     ) -> DepRestore:
-        """Restore the entry for ``key``, else the newest entry matching a ``restore_keys`` prefix."""
+        """Restore the entry for ``key``, else the newest entry matching a ``restore_keys`` prefix.
+
+        ``paths``: the job's declared cache paths; an entry holding anything else is refused.
+        """
         if not policy.pulls:
             return DepRestore(key=key, matched_key=None, exact=False)
-        if self._extract(key, workspace) is not None:
+        allowed = [check_relpath(p.rstrip("/")) for p in paths] if paths is not None else None
+        if self._extract(key, workspace, allowed) is not None:
             return DepRestore(key=key, matched_key=key, exact=True, paths=self._paths(key))
         for prefix in restore_keys:
             for _created, name in self._candidates(prefix):
-                if self._extract(name, workspace) is not None:
+                if self._extract(name, workspace, allowed) is not None:
                     return DepRestore(key=key, matched_key=name, exact=False, paths=self._paths(name))
         return DepRestore(key=key, matched_key=None, exact=False)
 
@@ -122,7 +138,7 @@ class DependencyCache:
         paths = entry.get("paths") if entry else None
         return tuple(str(p) for p in paths) if isinstance(paths, list) else ()
 
-    def _extract(self, key: str, workspace: Path) -> str | None:
+    def _extract(self, key: str, workspace: Path, allowed: Sequence[str] | None) -> str | None:
         entry = self._entry(key)
         if entry is None:
             return None
@@ -137,8 +153,12 @@ class DependencyCache:
         with reader, tarfile.open(fileobj=reader, mode="r:") as tar:
             members = tar.getmembers()
             for member in members:
-                check_relpath(member.name)
-                safe_destination(workspace, member.name)
+                try:
+                    _check_member(member.name, allowed)
+                    safe_destination(workspace, member.name)
+                except UnsafePathError:
+                    self.store.refs.delete(DEPS_NAMESPACE, key)
+                    raise
             tar.extractall(workspace, members=members, filter="data")
         return blob
 
@@ -170,16 +190,18 @@ class DependencyCache:
                 existing.append(norm)
         if not existing:
             return False
-        with self.store.cas.writer() as writer:
-            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-                for rel in existing:
-                    tar.add(workspace / rel, arcname=rel, recursive=True)
-            digest = writer.commit()
-        self.store.refs.write(
-            DEPS_NAMESPACE,
-            key,
-            {"archive": digest, "paths": existing, "created": time.time(), "blobs": [digest]},
-        )
+        with self.store.in_use():  # prune must not delete the archive before the entry names it
+            with self.store.cas.writer() as writer:
+                with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                    for rel in existing:
+                        tar.add(workspace / rel, arcname=rel, recursive=True)
+                digest = writer.commit()
+            self.store.refs.write(
+                DEPS_NAMESPACE,
+                key,
+                {"archive": digest, "paths": existing, "created": time.time(), "blobs": [digest]},
+            )
+        self.store.enforce_limit()
         return True
 
     def delete(self, key: str) -> bool:

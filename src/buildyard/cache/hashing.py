@@ -143,7 +143,7 @@ class StatCache:
         if len(self._entries) > STAT_CACHE_MAX_ENTRIES:
             self._entries = {p: e for p, e in self._entries.items() if p in self._seen}
         payload = json.dumps({"v": _STAT_CACHE_VERSION, "entries": self._entries}, separators=(",", ":"))
-        atomic_write_bytes(self.path, payload.encode(), durable=False)
+        atomic_write_bytes(self.path, payload.encode(), mode=0o600, durable=False)  # under .buildyard
         self._dirty = False
 
 

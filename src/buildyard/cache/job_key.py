@@ -36,6 +36,7 @@ class JobKeySpec:
     inputs: Sequence[str] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    salted_env: Mapping[str, str] = field(default_factory=dict)  # pass_env values: salted, never in clear
     upstream: Mapping[str, str] = field(default_factory=dict)
     global_inputs: Sequence[str] = ()
     key_commands: Sequence[str] = ()
@@ -91,4 +92,5 @@ def compute_key_manifest(
         upstream=spec.upstream,
         global_inputs=global_digests,
         key_command_outputs=outputs,
+        salted_env=spec.salted_env,
     )

@@ -10,7 +10,9 @@ secrets would serve stale outputs after a secret rotation that changes what a jo
 signing key, a registry token), while a plain hash of a low-entropy secret could be brute-forced
 by anyone who can read a manifest (manifests travel to shared remote caches). The keyed hash is
 irreversible without the salt; a team that shares a remote cache shares the salt
-(``BUILDYARD_CACHE_SALT``) so their keys agree. No I/O in this module.
+(``BUILDYARD_CACHE_SALT``) so their keys agree. Values passed from the machine (``pass_env``) are
+treated the same way: they enter ``env`` as ``salted:<keyed digest>``, never in clear. No I/O in
+this module.
 """
 
 from __future__ import annotations
@@ -135,13 +137,20 @@ def build_key_manifest(
     upstream: Mapping[str, str] | None = None,
     global_inputs: Mapping[str, str] | None = None,
     key_command_outputs: Mapping[str, bytes] | None = None,
+    salted_env: Mapping[str, str] | None = None,
 ) -> KeyManifest:
-    """Assemble a manifest; ``secrets`` are given in clear and leave only as salted digests."""
-    if secrets and salt is None:
+    """Assemble a manifest; ``secrets`` and ``salted_env`` are given in clear and leave only as salted
+    digests (``salted_env`` values under ``env`` as ``salted:<digest>``, so ``explain`` names them)."""
+    if (secrets or salted_env) and salt is None:
         raise ValueError("a salt is required to put secrets into a key")
+    salted = (
+        {name: f"salted:{secret_digest(value, salt)}" for name, value in (salted_env or {}).items()}
+        if salt
+        else {}
+    )
     return KeyManifest(
         definition=dict(definition),
-        env=dict(env or {}),
+        env={**dict(env or {}), **salted},
         secrets={name: secret_digest(value, salt) for name, value in (secrets or {}).items()} if salt else {},
         inputs=dict(inputs or {}),
         upstream=dict(upstream or {}),

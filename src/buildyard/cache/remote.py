@@ -10,6 +10,7 @@ warning: the run goes on with the local cache only and never fails because of th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from buildyard.cache.action_cache import ActionCache, ActionEntry, RestoreResult
 from buildyard.cache.cas import CAS
 from buildyard.cache.keys import KeyManifest, MissDetail
+from buildyard.cache.store import OutputLock
 
 if TYPE_CHECKING:
     import httpx
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 TOKEN_ENV = "BUILDYARD_REMOTE_CACHE_TOKEN"  # noqa: S105 - the variable name, not a secret
 _API = "/_buildyard/v1"
 _CHUNK = 1024 * 1024
+#: A remote action-cache entry larger than this is ignored (an entry is a list of paths and digests).
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
 
 
 class RemoteCache:
@@ -93,14 +97,52 @@ class RemoteCache:
         return response
 
     def get_entry(self, key: str) -> ActionEntry | None:
-        """The remote action-cache entry for ``key``, if any."""
-        response = self._request("GET", f"/ac/{key}")
-        if response is None or response.status_code != 200:
+        """The remote action-cache entry for ``key``, if any.
+
+        Untrusted: read streamed and dropped past ``MAX_ENTRY_BYTES``, it must name ``key``, and its
+        paths are checked against the job's declared outputs when it is restored.
+        """
+        body = self._get_bounded(f"/ac/{key}", MAX_ENTRY_BYTES)
+        if body is None:
             return None
         try:
-            return ActionEntry.from_json(response.json())
+            entry = ActionEntry.from_json(json.loads(body))
         except (ValueError, KeyError, TypeError):
             return None
+        if entry.key != key:
+            self._warn(f"remote cache {self.url} answered {key[:12]} with another key's entry; ignored")
+            return None
+        return entry
+
+    def _get_bounded(self, path: str, limit: int) -> bytes | None:
+        """The body of a 200 answer to ``GET path`` if at most ``limit`` bytes, else None."""
+        if self.disabled:
+            return None
+        import httpx  # noqa: PLC0415 - see __init__
+
+        try:
+            with self._client.stream("GET", path) as response:
+                if response.status_code == 401:
+                    self._fail(f"token refused: HTTP 401; set {TOKEN_ENV}")
+                    return None
+                if response.status_code >= 500:
+                    self._fail(f"HTTP {response.status_code}")
+                    return None
+                if response.status_code != 200:
+                    return None
+                body = bytearray()
+                for chunk in response.iter_bytes(_CHUNK):
+                    body += chunk
+                    if len(body) > limit:
+                        self._warn(f"remote cache {self.url}: {path} is larger than {limit} bytes; ignored")
+                        return None
+        except httpx.TimeoutException:
+            self._fail("timed out")
+            return None
+        except httpx.HTTPError as exc:
+            self._fail(type(exc).__name__)
+            return None
+        return bytes(body)
 
     def fetch_blob(self, digest: str, cas: CAS) -> bool:
         """Stream the blob ``digest`` into ``cas``, verified (a bad body is discarded); True if stored."""
@@ -184,15 +226,17 @@ class TieredActionCache:
         if remote_entry is None:
             return None
         cas = self.local.cas
-        for digest in remote_entry.blobs:
-            if not cas.has(digest) and not self.remote.fetch_blob(digest, cas):
-                return None
-        self.local.put_entry(remote_entry)
+        with self.local.store.in_use():  # prune must not delete fetched blobs before the entry names them
+            for digest in remote_entry.blobs:
+                if not cas.has(digest) and not self.remote.fetch_blob(digest, cas):
+                    return None
+            self.local.put_entry(remote_entry, enforce_limit=False)
+        self.local.store.enforce_limit()
         return self.local.lookup(key)
 
-    def restore(self, entry: ActionEntry, workspace: Path) -> RestoreResult | None:
-        """See :meth:`ActionCache.restore`."""
-        return self.local.restore(entry, workspace)
+    def restore(self, entry: ActionEntry, workspace: Path, *, outputs: Sequence[str]) -> RestoreResult | None:
+        """See :meth:`ActionCache.restore` (a remote entry was imported locally by :meth:`lookup`)."""
+        return self.local.restore(entry, workspace, outputs=outputs)
 
     def store_outputs(
         self,
@@ -205,6 +249,7 @@ class TieredActionCache:
         duration_s: float = 0.0,
         job: str = "",
         key_manifest: KeyManifest | None = None,
+        finished_at: float | None = None,
     ) -> ActionEntry:
         """Store locally (see :meth:`ActionCache.store_outputs`), then write back to the remote."""
         entry = self.local.store_outputs(
@@ -216,6 +261,7 @@ class TieredActionCache:
             duration_s=duration_s,
             job=job,
             key_manifest=key_manifest,
+            finished_at=finished_at,
         )
         self.push(entry)
         return entry
@@ -231,6 +277,10 @@ class TieredActionCache:
             if not remote.put_blob(digest, self.local.cas):
                 return False
         return remote.put_entry(entry)
+
+    def output_lock(self, project: Path, patterns: Sequence[str], *, job: str = "") -> OutputLock:
+        """See :meth:`ActionCache.output_lock`."""
+        return self.local.output_lock(project, patterns, job=job)
 
     def explain(self, job: str, current: KeyManifest) -> list[MissDetail]:
         """See :meth:`ActionCache.explain` (local history of the job)."""

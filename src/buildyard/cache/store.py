@@ -6,24 +6,46 @@ Layout of a cache directory (``BUILDYARD_HOME/cas`` or ``--cache-dir``)::
     refs/<namespace>/<h[:2]>/<h>.json   one ref file per entry, h = BLAKE3 of the entry's name
     tmp/                                temp files of writers in progress
     events.log                          hit/miss events (one JSON line each), for stats
-    salt                                32 random bytes (0600), keys secrets in job keys
+    salt                                32 random bytes (0600), keys secrets and pass_env values in job keys
+    gc.lock                             shared by every store/restore in flight, exclusive for prune's deletes
+    locks/<h>                           one per (project, job, declared output pattern): see OutputLock
+
+A private store (the job cache) keeps its root 0700 and writes its files 0600: entries name paths
+and keys, and the salt must stay secret.
 
 A ref file is JSON with at least ``"name"`` and ``"blobs"`` (the digests it keeps alive). Namespaces
 owned by the cache (``ac``, ``deps``, ``kv/...``) are evicted least-recently-used by :meth:`CacheStore.prune`;
 refs in any other namespace (e.g. the artifact repository's) are never evicted by it but keep their
 blobs alive. The mtime of a ref file is its last access (touched on every hit).
+
+Size: a job-cache store has a size limit (:func:`configured_max_size`, default 10 GiB) enforced after
+every entry written (:meth:`CacheStore.enforce_limit`): least-recently-used entries are evicted down
+to 90 % of it.
+
+Garbage collection and concurrency (why prune never deletes a blob in use): every store and restore
+of the job cache holds ``gc.lock`` shared (:meth:`CacheStore.in_use`) from its first blob to its ref
+write, or for the whole restore. Prune holds it exclusively while it evicts refs and deletes blobs.
+It re-reads every ref before deleting, and deletes a blob only if no ref names it now and either
+(a) a ref named it when prune started (an evicted or replaced entry's blob: its age does not matter,
+so prune reaches the size asked for) and nobody touched it since (a writer deduplicating onto a blob
+touches it), or (b) no ref named it when prune started and it is older than ``grace_s`` (it may
+belong to a writer that does not take the lock, e.g. a remote client uploading blobs before its
+entry). A restore holding the lock keeps reading; one that starts after a blob is gone finds it
+missing, evicts the entry and runs the job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
 import secrets
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +53,7 @@ from typing import Any
 from blake3 import blake3
 
 from buildyard.cache.cas import CAS, is_digest
+from buildyard.cache.units import parse_size
 from buildyard.errors import UsageError, UserError
 from buildyard.fsutil import atomic_write_bytes
 
@@ -40,6 +63,24 @@ EVICTABLE_NAMESPACES = ("ac", "deps", "kv")
 GC_GRACE_S = 600.0
 _NS_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _EVENTS_TAIL_BYTES = 256 * 1024
+#: Default size limit of the job cache (``BUILDYARD_CACHE_MAX_SIZE`` overrides; ``0``/``off`` disables).
+DEFAULT_MAX_SIZE = 10 * 1024**3
+#: Environment variable setting the job cache's size limit.
+MAX_SIZE_ENV = "BUILDYARD_CACHE_MAX_SIZE"
+#: Automatic eviction brings the store down to this fraction of its limit.
+EVICT_TO = 0.9
+#: How long a reader waits for another process to finish creating the salt file.
+SALT_WAIT_S = 2.0
+
+
+def configured_max_size() -> int | None:
+    """The job cache's size limit in bytes: ``$BUILDYARD_CACHE_MAX_SIZE`` (``5GB``…), else 10 GiB."""
+    text = os.environ.get(MAX_SIZE_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_SIZE
+    if text.lower() in ("0", "off", "none"):
+        return None
+    return parse_size(text)
 
 
 class CacheIntegrityError(UserError):
@@ -100,6 +141,7 @@ class PruneReport:
     blobs_removed: int = 0
     bytes_freed: int = 0
     bytes_left: int = 0
+    skipped: bool = False  # the lock was busy and the caller did not want to wait: nothing was done
     #: Unreadable refs of other namespaces: while there is one, no unreferenced blob is deleted.
     unreadable_refs: list[Path] = field(default_factory=list)
 
@@ -120,8 +162,9 @@ def safe_namespace_part(value: str) -> str:
 class RefStore:
     """Ref files: small JSON documents naming the blobs an entry needs, written atomically."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, private: bool = False) -> None:
         self.root = root / "refs"
+        self.mode = 0o600 if private else 0o644
 
     def path(self, namespace: str, name: str) -> Path:
         """File holding the ref ``name`` of ``namespace``."""
@@ -136,7 +179,10 @@ class RefStore:
             raise ValueError("a ref must list its blob digests under 'blobs'")
         payload = {**data, "name": name}
         atomic_write_bytes(
-            self.path(namespace, name), json.dumps(payload, sort_keys=True).encode(), durable=False
+            self.path(namespace, name),
+            json.dumps(payload, sort_keys=True).encode(),
+            mode=self.mode,
+            durable=False,
         )
 
     def read(self, namespace: str, name: str, *, touch: bool = True) -> dict[str, Any] | None:
@@ -231,19 +277,67 @@ class RefStore:
 
 
 class CacheStore:
-    """A cache directory: the shared :class:`CAS`, the :class:`RefStore`, events and the secret salt."""
+    """A cache directory: the shared :class:`CAS`, the :class:`RefStore`, events and the secret salt.
 
-    def __init__(self, root: Path, *, durable: bool = False) -> None:
+    ``private``: root 0700, files 0600 (the job cache). ``max_size``: the limit
+    :meth:`enforce_limit` keeps the store under (None: no limit).
+    """
+
+    def __init__(
+        self, root: Path, *, durable: bool = False, private: bool = False, max_size: int | None = None
+    ) -> None:
         self.root = root
-        self.cas = CAS(root, durable=durable)
-        self.refs = RefStore(root)
+        self.private = private
+        self.cas = CAS(root, durable=durable, file_mode=0o600 if private else 0o644)
+        self.refs = RefStore(root, private=private)
+        self.max_size = max_size
+        self._size: int | None = None  # bytes on disk as of the last check (enforce_limit)
         self._salt: bytes | None = None
         #: When True, events are kept in memory until :meth:`flush_events` (one write per run).
         self.buffer_events = False
         self._pending_events: list[str] = []
+        self._root_ready = False
+
+    def ensure_root(self) -> None:
+        """Create the root (0700 for a private store, tightening an existing one we own)."""
+        if self._root_ready:
+            return
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700 if self.private else 0o777)
+        if self.private:
+            with contextlib.suppress(OSError):
+                st = self.root.stat()
+                if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                    self.root.chmod(0o700)
+        self._root_ready = True
+
+    # -- locking ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Hold ``gc.lock`` shared: prune deletes no blob while this is held (see the module docs)."""
+        with self._lock(fcntl.LOCK_SH, wait=True):
+            yield
+
+    @contextlib.contextmanager
+    def _lock(self, kind: int, *, wait: bool) -> Iterator[bool]:
+        self.ensure_root()
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, kind if wait else kind | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
 
     def salt(self) -> bytes:
-        """The per-store 32-byte secret salt (``BUILDYARD_CACHE_SALT`` hex overrides; created 0600 once)."""
+        """The per-store 32-byte secret salt (``BUILDYARD_CACHE_SALT`` hex overrides; created 0600 once).
+
+        Created complete or not at all: written to a temp file, then ``link``ed to ``salt`` (which
+        fails if another process won), so every process reads the same 32 bytes. A reader finding a
+        shorter file (an older writer mid-write) waits for it up to ``SALT_WAIT_S``.
+        """
         if self._salt is not None:
             return self._salt
         env = os.environ.get("BUILDYARD_CACHE_SALT")
@@ -257,24 +351,37 @@ class CacheStore:
             self._salt = value
             return value
         path = self.root / "salt"
-        try:
-            value = path.read_bytes()
-        except FileNotFoundError:
-            value = b""
-        if len(value) != 32:
-            self.root.mkdir(parents=True, exist_ok=True)
-            candidate = secrets.token_bytes(32)
-            try:  # O_EXCL: of two processes creating it at once, exactly one wins and both read its value
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                time.sleep(0.01)
+        deadline = time.monotonic() + SALT_WAIT_S
+        while True:
+            try:
                 value = path.read_bytes()
-            else:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(candidate)
-                value = candidate
+            except FileNotFoundError:
+                self._create_salt(path)
+                continue
+            if len(value) == 32:
+                break
+            if time.monotonic() > deadline:
+                raise UsageError(
+                    f"{path} is not a 32-byte salt; remove it (jobs using secrets or pass_env will miss once)"
+                )
+            time.sleep(0.01)
         self._salt = value
         return value
+
+    def _create_salt(self, path: Path) -> None:
+        """Publish a new salt at ``path`` unless one exists (temp file + ``link``: never half-written)."""
+        self.ensure_root()
+        fd, tmp = tempfile.mkstemp(prefix=".salt.", suffix=".tmp", dir=self.root)  # 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_bytes(32))
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     # -- events ----------------------------------------------------------------------------------
     def record_event(self, event: str, *, key: str = "", saved_s: float = 0.0) -> None:
@@ -289,8 +396,9 @@ class CacheStore:
         if not self._pending_events:
             return
         data, self._pending_events = "".join(self._pending_events).encode(), []
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / "events.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.ensure_root()
+        mode = 0o600 if self.private else 0o644
+        fd = os.open(self.root / "events.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
         try:
             os.write(fd, data)
         finally:
@@ -355,60 +463,97 @@ class CacheStore:
         older_than_s: float | None = None,
         grace_s: float = GC_GRACE_S,
         now: float | None = None,
+        wait: bool = True,
     ) -> PruneReport:
         """Evict cache entries least-recently-used first, then delete blobs nothing refers to.
 
         Entries last used more than ``older_than_s`` ago go first; then, while the directory holds
-        more than ``max_size`` bytes, the oldest remaining entries. Blobs referenced by no remaining
-        ref (in any namespace) and older than ``grace_s`` are deleted.
+        more than ``max_size`` bytes, the oldest remaining entries. The blobs of evicted entries are
+        deleted whatever their age; blobs no ref named when prune started only once older than
+        ``grace_s``. Deleting holds ``gc.lock`` exclusively (see the module docs); with
+        ``wait=False`` a busy lock makes prune do nothing (``skipped``).
         """
-        now = time.time() if now is None else now
+        started = time.time()
+        now = started if now is None else now
         report = PruneReport()
-        refs = list(self.refs.iter_refs(unreadable=report.unreadable_refs))
-        refcount: Counter[str] = Counter(d for ref in refs for d in set(ref.blobs))
-        blobs = {digest: (size, mtime) for digest, size, mtime in self.cas.iter_blobs()}
-        evictable = sorted(
-            (r for r in refs if r.namespace.split("/")[0] in EVICTABLE_NAMESPACES),
-            key=lambda r: r.last_access,
-        )
+        with self._lock(fcntl.LOCK_EX, wait=wait) as got:
+            if not got:
+                report.skipped = True
+                return report
+            refs = list(self.refs.iter_refs(unreadable=report.unreadable_refs))
+            refcount: Counter[str] = Counter(d for ref in refs for d in set(ref.blobs))
+            blobs = {digest: (size, mtime) for digest, size, mtime in self.cas.iter_blobs()}
+            orphans = {d for d in blobs if refcount[d] == 0}
+            young = now - grace_s
+            evictable = sorted(
+                (r for r in refs if r.namespace.split("/")[0] in EVICTABLE_NAMESPACES),
+                key=lambda r: r.last_access,
+            )
+            total = sum(size for d, (size, mtime) in blobs.items() if d not in orphans or mtime >= young)
 
-        young = now - grace_s
-        total = sum(size for d, (size, mtime) in blobs.items() if refcount[d] > 0 or mtime >= young)
+            def evict(ref: RefInfo) -> int:
+                with contextlib.suppress(FileNotFoundError):
+                    ref.path.unlink()
+                report.refs_removed += 1
+                freed = 0
+                for d in set(ref.blobs):
+                    refcount[d] -= 1
+                    if refcount[d] == 0 and d in blobs:
+                        freed += blobs[d][0]
+                return freed
 
-        def evict(ref: RefInfo) -> int:
-            with contextlib.suppress(FileNotFoundError):
-                ref.path.unlink()
-            report.refs_removed += 1
-            freed = 0
-            for d in set(ref.blobs):
-                refcount[d] -= 1
-                if refcount[d] == 0 and d in blobs and blobs[d][1] < young:
-                    freed += blobs[d][0]
-            return freed
-
-        remaining = []
-        for ref in evictable:
-            if older_than_s is not None and ref.last_access < now - older_than_s:
-                total -= evict(ref)
-            else:
-                remaining.append(ref)
-        if max_size is not None:
-            for ref in remaining:
-                if total <= max_size:
-                    break
-                total -= evict(ref)
-        for digest, (size, mtime) in blobs.items():
-            if report.unreadable_refs:
-                break  # an entry that cannot be read may need any blob: keep them all
-            if refcount[digest] <= 0 and mtime < young:
+            remaining = []
+            for ref in evictable:
+                if older_than_s is not None and ref.last_access < now - older_than_s:
+                    total -= evict(ref)
+                else:
+                    remaining.append(ref)
+            if max_size is not None:
+                for ref in remaining:
+                    if total <= max_size:
+                        break
+                    total -= evict(ref)
+            live = {d for ref in self.refs.iter_refs() for d in ref.blobs}  # refs written meanwhile too
+            for digest, (size, mtime) in blobs.items():
+                if report.unreadable_refs:
+                    break  # an entry that cannot be read may need any blob: keep them all
+                if digest in live or (digest in orphans and mtime >= young):
+                    continue
+                if digest not in orphans and self._touched_since(digest, started):
+                    continue  # deduplicated onto by a writer that does not take the lock
                 self.cas.evict(digest)
                 report.blobs_removed += 1
                 report.bytes_freed += size
         report.bytes_left = sum(size for _d, size, _m in self.cas.iter_blobs())
+        self._size = report.bytes_left
         self.cas.clean_tmp()
         self.refs.clean_tmp()
         self._trim_events()
         return report
+
+    def _touched_since(self, digest: str, when: float) -> bool:
+        try:
+            return self.cas.path_for(digest).stat().st_mtime > when
+        except FileNotFoundError:
+            return False
+
+    def enforce_limit(self) -> PruneReport | None:
+        """Evict LRU entries down to 90 % of ``max_size`` if the store outgrew it; None if nothing to do.
+
+        The store's size is scanned once per instance, then kept up to date from the bytes this
+        process added; a prune that would wait for another process's lock is left for a later call.
+        """
+        if self.max_size is None:
+            return None
+        added = self.cas.take_added()
+        if self._size is None:
+            self._size = sum(size for _d, size, _m in self.cas.iter_blobs())
+        else:
+            self._size += added
+        if self._size <= self.max_size:
+            return None
+        report = self.prune(max_size=int(self.max_size * EVICT_TO), wait=False)
+        return None if report.skipped else report
 
     def _trim_events(self) -> None:
         """Keep only the recent tail of ``events.log`` (appends racing the trim may be lost: it is stats)."""
@@ -421,7 +566,56 @@ class CacheStore:
                 tail = f.read()
         except FileNotFoundError:
             return
-        atomic_write_bytes(path, tail[tail.find(b"\n") + 1 :], durable=False)
+        mode = 0o600 if self.private else 0o644
+        atomic_write_bytes(path, tail[tail.find(b"\n") + 1 :], mode=mode, durable=False)
+
+
+class OutputLock:
+    """Exclusive advisory locks on a job's declared output patterns in one project, across processes.
+
+    Concurrent runs in one working tree take it around a cached job (lookup → restore, or run →
+    store): the same job of two runs then never writes and captures its outputs at the same time
+    (the second one usually finds the first one's entry and restores it). Keyed by job too, so
+    matrix instances of one run declaring the same outputs keep running in parallel. All-or-nothing and
+    non-blocking (:meth:`try_acquire`), so two jobs can never deadlock; the caller polls.
+    """
+
+    def __init__(self, store: CacheStore, project: Path, patterns: Sequence[str], *, job: str = "") -> None:
+        self._dir = store.root / "locks"
+        self._store = store
+        root = os.path.realpath(project)
+        self._names = sorted(
+            {
+                blake3(f"{root}\0{job}\0{p.rstrip('/')}".encode()).hexdigest()[:32]
+                for p in patterns
+                if not p.startswith("!")
+            }
+        )
+        self._fds: list[int] = []
+
+    def try_acquire(self) -> bool:
+        """Take every lock, or none (False if another process holds one)."""
+        if not self._names:
+            return True
+        self._store.ensure_root()
+        self._dir.mkdir(exist_ok=True, mode=0o700)
+        for name in self._names:
+            fd = os.open(self._dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                self.release()
+                return False
+            self._fds.append(fd)
+        return True
+
+    def release(self) -> None:
+        """Drop every lock held."""
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds = []
 
 
 def default_cache_dir(project: Path) -> Path:

@@ -4,6 +4,14 @@
 only through its interfaces (``JobCache``, ``DependencyCache``, ``FileHasher``). Blocking work
 (hashing inputs, copying blobs) runs in worker threads so other jobs keep running meanwhile. A cache
 that fails (I/O error, corrupt entry) never fails a job: it is a miss, reported once as a warning.
+
+Outputs are the job's declared ``artifacts: paths`` made project-relative (``JobRequest.output_globs``);
+a restore may write nothing else. An entry refused by the restore (a path outside them, ``.git``,
+a setuid mode, a symlink trick…) is evicted, reported with one warning per job, and the job runs.
+After a successful job, a declared output matching nothing and an output that changed while it was
+stored (another run writing the same tree) are one warning each; the latter stores no entry. A job
+with outputs holds the cache's output lock from lookup to restore or store: the same job of a
+concurrent run in the same tree waits (polling with ``asyncio.sleep``) and then usually hits.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from buildyard.cache import (
+    ActionEntry,
     CachePolicy,
     DependencyCache,
     DepRestore,
@@ -26,11 +35,13 @@ from buildyard.cache import (
     JobKeySpec,
     KeyManifest,
     NotCachedError,
+    OutputChangedError,
     RestoreResult,
     TieredActionCache,
     UnsafePathError,
     compute_key_manifest,
     dependency_cache_key,
+    unmatched_patterns,
 )
 from buildyard.engine.request import (
     CacheRequest,
@@ -45,6 +56,8 @@ from buildyard.model import JobStatus
 
 #: A cache hit whose outputs total at most this many bytes is restored on the loop thread.
 INLINE_RESTORE_BYTES = 1 << 20
+#: How often a job waiting for another run's job with the same outputs checks the lock.
+OUTPUT_LOCK_POLL_S = 0.02
 
 
 def _log_or_empty(path: str) -> Path | bytes:
@@ -102,12 +115,15 @@ class CachingExecutor:
 
     def _manifest(self, request: JobRequest, spec: CacheRequest, *, cached_only: bool = False) -> KeyManifest:
         env = dict(request.env)
+        declared = dict(spec.env)
+        salted = {name: declared.pop(name) for name in spec.salted_env if name in declared}
         key_spec = JobKeySpec(
             definition=json.loads(spec.definition),
             workdir=Path(request.cwd),
             project_root=Path(spec.project_root),
             inputs=list(spec.inputs) if spec.inputs is not None else None,
-            env=dict(spec.env),
+            env=declared,
+            salted_env=salted,
             secrets={name: env[name] for name in spec.secrets if name in env},
             upstream=dict(spec.upstream),
             global_inputs=list(spec.global_inputs),
@@ -119,10 +135,28 @@ class CachingExecutor:
         return compute_key_manifest(key_spec, hasher=hasher, salt=self.salt, index=index, command_env=env)
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
-        """Restore a cached result, or run the job and store its result."""
+        """Restore a cached result, or run the job and store its result.
+
+        A cached job with declared outputs holds the cache's output lock meanwhile, so the same job
+        of a concurrent run in the same tree waits instead of writing the files being captured.
+        """
         spec = request.cache
         if spec is None or (not spec.job_cache and not spec.dependency_caches):
             return await self.inner.execute(request, sink)
+        if not spec.job_cache or not request.output_globs:
+            return await self._execute(request, spec, sink)
+        lock = self.cache.output_lock(Path(spec.project_root), request.output_globs, job=request.job_id)
+        try:
+            while not lock.try_acquire():
+                await asyncio.sleep(OUTPUT_LOCK_POLL_S)
+        except OSError as exc:
+            self._problem("output lock", exc)
+        try:
+            return await self._execute(request, spec, sink)
+        finally:
+            lock.release()
+
+    async def _execute(self, request: JobRequest, spec: CacheRequest, sink: OutputSink | None) -> JobOutcome:
         started_at, start = time.time(), time.monotonic()
         manifest: KeyManifest | None = None
         key = ""
@@ -164,7 +198,7 @@ class CachingExecutor:
             await asyncio.to_thread(self._save_dependencies, request, spec, restored)
             if manifest is not None and self.write:
                 try:
-                    await asyncio.to_thread(
+                    entry = await asyncio.to_thread(
                         self.cache.store_outputs,
                         key,
                         workspace=Path(spec.project_root),
@@ -174,9 +208,15 @@ class CachingExecutor:
                         duration_s=outcome.duration_s,
                         job=request.job_id,
                         key_manifest=manifest,
+                        finished_at=outcome.steps[-1].finished_at if outcome.steps else outcome.finished_at,
                     )
+                except OutputChangedError as exc:
+                    self.warn(f"job {request.job_id}: {exc}")
                 except (OSError, ValueError, UnsafePathError) as exc:
                     self._problem("store", exc)
+                else:
+                    for pattern in unmatched_patterns(request.output_globs, (o.path for o in entry.outputs)):
+                        self.warn(f"job {request.job_id}: declared output {pattern!r} matched no file")
         status = "miss" if manifest is not None else "off"
         return replace(outcome, cache_key=key, cache_status=status, miss_reasons=reasons)
 
@@ -208,7 +248,7 @@ class CachingExecutor:
             return None if remote is not None else (manifest, None)
         if sum(o.size or 0 for o in entry.outputs) > INLINE_RESTORE_BYTES:
             return None
-        hit = self._restored(local.restore(entry, Path(spec.project_root)), entry.duration_s)
+        hit = self._checked_restore(local, entry, request, spec)
         if hit is not None and _keeps_own_log(request):
             write_new_file(Path(request.log_path), hit[1])
         return manifest, hit
@@ -218,18 +258,27 @@ class CachingExecutor:
     ) -> tuple[KeyManifest, tuple[float, bytes] | None]:
         """The job's key manifest and, on a hit, its restored (time saved, log) — log written too."""
         manifest = self._manifest(request, spec)
-        hit = self._restore(manifest.key(), spec) if self.read else None
+        hit = self._restore(manifest.key(), request, spec) if self.read else None
         if hit is not None and _keeps_own_log(request):
             write_new_file(Path(request.log_path), hit[1])
         return manifest, hit
 
-    def _restore(self, key: str, spec: CacheRequest) -> tuple[float, bytes] | None:
+    def _restore(self, key: str, request: JobRequest, spec: CacheRequest) -> tuple[float, bytes] | None:
         entry = self.cache.lookup(key)
         if entry is None:
             return None
+        return self._checked_restore(self.cache, entry, request, spec)
+
+    def _checked_restore(
+        self, cache: JobCache, entry: ActionEntry, request: JobRequest, spec: CacheRequest
+    ) -> tuple[float, bytes] | None:
+        """Restore ``entry`` within the job's declared outputs; a refused entry is a reported miss."""
         try:
-            result = self.cache.restore(entry, Path(spec.project_root))
-        except UnsafePathError:
+            result = cache.restore(entry, Path(spec.project_root), outputs=request.output_globs)
+        except UnsafePathError as exc:
+            self.warn(
+                f"job {request.job_id}: cache entry {entry.key[:12]} refused and evicted ({exc}); running it"
+            )
             return None
         return self._restored(result, entry.duration_s)
 
@@ -258,6 +307,7 @@ class CachingExecutor:
                         restore_keys=list(dep.restore_keys),
                         workspace=Path(request.cwd),
                         policy=CachePolicy(dep.policy),
+                        paths=list(dep.paths),
                     )
                 )
             except (OSError, ValueError, UnsafePathError) as exc:

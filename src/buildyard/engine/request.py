@@ -47,6 +47,9 @@ class CacheRequest:
     ``env`` holds only declared values (pipeline variables, job and step env, matrix): the run's
     volatile variables (run id, attempt…) and the machine's environment are not part of the key.
     ``secrets`` names variables of the request env whose values enter the key salted.
+    ``salted_env`` names entries of ``env`` (passed from the machine with ``pass_env``) whose
+    values enter the key only as salted digests: a key manifest is stored and shared, its values
+    must not be.
     """
 
     definition: str  # canonical JSON of the normalized definition
@@ -54,6 +57,7 @@ class CacheRequest:
     upstream: tuple[tuple[str, str], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     secrets: tuple[str, ...] = ()
+    salted_env: tuple[str, ...] = ()
     inputs: tuple[str, ...] | None = None
     global_inputs: tuple[str, ...] = ()
     key_commands: tuple[str, ...] = ()

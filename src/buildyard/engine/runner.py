@@ -276,6 +276,16 @@ def passed_env(machine: Mapping[str, str], patterns: Sequence[str], *, base: boo
     return {k: v for k, v in machine.items() if k in exact or any(fnmatch.fnmatchcase(k, g) for g in globs)}
 
 
+def _outputs(inst: JobInstance) -> tuple[str, ...]:
+    """``inst``'s declared outputs (``artifacts: paths``, relative to its working directory) made
+    relative to the project."""
+    if not inst.working_directory or not inst.artifacts:
+        return tuple(inst.artifacts)
+    from buildyard.cache.pathsafe import project_outputs  # noqa: PLC0415 - the cache stack is lazy
+
+    return project_outputs(inst.working_directory, inst.artifacts)
+
+
 def log_name(job_id: str) -> str:
     """A file name for a job instance's log (readable, collision-free)."""
     safe = _UNSAFE.sub("_", job_id).strip("_") or "job"
@@ -387,7 +397,7 @@ class RequestFactory:
             mask=self.mask,
             kill_grace=self.options.kill_grace,
             log_limit=self.log_limit,
-            output_globs=inst.artifacts,
+            output_globs=_outputs(inst),
         )
 
     def publish_request(self, inst: JobInstance) -> PublishRequest | None:
@@ -448,24 +458,24 @@ class RequestFactory:
             "shell": inst.shell,
             "working_directory": inst.working_directory or "",
             "matrix": dict(inst.matrix),
-            "outputs": list(inst.artifacts),
+            "outputs": list(_outputs(inst)),
         }
-        declared = {
-            **(
-                passed_env(self.machine, (*self.plan.pass_env, *inst.pass_env), base=False)
-                if self.strict
-                else {}
-            ),
+        passed = (
+            passed_env(self.machine, (*self.plan.pass_env, *inst.pass_env), base=False) if self.strict else {}
+        )
+        spec_env = {
             **self.plan.variables,
             **{f"MATRIX_{k.upper()}": v for k, v in inst.matrix},
             **dict(inst.env),
         }
+        declared = {**passed, **spec_env}
         return CacheRequest(
             definition=canonical_definition(definition),
             project_root=str(self.options.project_dir),
             upstream=tuple((d, self.keys.get(d, "")) for d in inst.needs),
             env=tuple(sorted(declared.items())),
             secrets=inst.secrets,
+            salted_env=tuple(sorted(set(passed) - set(spec_env))),  # machine values: salted in the key
             inputs=inst.inputs,
             global_inputs=self.plan.cache_inputs,
             key_commands=inst.key_commands,
