@@ -170,6 +170,8 @@ class CachingExecutor:
                 manifest, key = found, found.key()
                 if hit is not None:
                     saved, log = hit
+                    if spec.dependency_caches:  # a hit restores all the job would have produced
+                        await asyncio.to_thread(self._restore_dependencies, request, spec)
                     if sink is not None and log:
                         sink(request.job_id, log)
                     return JobOutcome(
