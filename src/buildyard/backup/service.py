@@ -534,20 +534,40 @@ def _restore_keys(bundle: bytes, keys_dir: Path) -> int:
     return sum(rel.endswith((".pem", ".pub")) for rel in entries)
 
 
+_REWRITE = "UPDATE jobs SET log_path = {p} || substr(log_path, {n}) WHERE substr(log_path, 1, {m}) = {o}"
+
+
+def _log_prefixes(old_home: str, new_home: Path) -> tuple[str, str]:
+    return old_home.rstrip("/") + "/logs/", str(new_home.resolve()).rstrip("/") + "/logs/"
+
+
 def _rewrite_log_paths(db: Path, old_home: str, new_home: Path) -> None:
-    old = old_home.rstrip("/") + "/logs/"
-    new = str(new_home.resolve()).rstrip("/") + "/logs/"
+    """Point the restored SQLite history's job logs at the restored home."""
+    old, new = _log_prefixes(old_home, new_home)
     if old == new:
         return
     conn = sqlite3.connect(db)
     try:
         with conn:
-            conn.execute(
-                "UPDATE jobs SET log_path = ? || substr(log_path, ?) WHERE substr(log_path, 1, ?) = ?",
-                (new, len(old) + 1, len(old), old),
-            )
+            conn.execute(_REWRITE.format(p="?", n="?", m="?", o="?"), (new, len(old) + 1, len(old), old))
     finally:
         conn.close()
+
+
+def _rewrite_pg_log_paths(url: str, old_home: str, new_home: Path) -> None:
+    """The same for a restored PostgreSQL history."""
+    import sqlalchemy as sa  # noqa: PLC0415 - only for PostgreSQL
+
+    old, new = _log_prefixes(old_home, new_home)
+    if old == new:
+        return
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            sql = sa.text(_REWRITE.format(p=":p", n=":n", m=":m", o=":o"))
+            conn.execute(sql, {"p": new, "n": len(old) + 1, "m": len(old), "o": old})
+    finally:
+        engine.dispose()
 
 
 def _check_unchanged(path: Path, digest: str, entry: dict[str, Any]) -> None:
@@ -631,6 +651,7 @@ def restore(
             if force:
                 argv += ["--clean", "--if-exists"]
             _run_pg([*argv, str(backup / PG_DUMP)], env, what="pg_restore")
+            _rewrite_pg_log_paths(db_url, str(opened.manifest.get("source_home", "")), target)
         for dirpath, _dirs, _files in os.walk(tmp, topdown=False):
             fsync_dir(Path(dirpath))
         if target.exists() and any(target.iterdir()):
