@@ -327,3 +327,23 @@ def test_postgres_history_round_trip(
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_keys_and_repository_kept_outside_the_home_are_used_by_runs_too(
+    make_project, cli, passphrase: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"  # e.g. ~/.local/share/buildyard/shop: not under .buildyard
+    monkeypatch.setenv("BUILDYARD_KEYS_DIR", str(data / "keys"))
+    monkeypatch.setenv("BUILDYARD_ARTIFACTS", str(data / "artifacts"))
+    root = make_project({"buildyard.yml": PIPELINE, ".gitignore": IGNORE})
+    assert cli("-C", root, "keys", "generate").code == 0
+    result = cli("-C", root, "run", "--json")
+    assert result.code == 0, result.out + result.err  # the run signs with the key 'keys generate' made
+    version = {j["name"]: j for j in json.loads(result.out)["jobs"]}["build"]["published"]
+    assert not (root / ".buildyard" / "keys").exists() and not (root / ".buildyard" / "artifacts").exists()
+    made = json.loads(cli("-C", root, "backup", "create", tmp_path / "bk", "--json").out)
+    assert (made["keys"], made["artifact_versions"]) == (2, 1)
+
+    shutil.rmtree(root / ".buildyard")  # the natural clean-up loses only history, logs and caches
+    assert cli("-C", root, "artifacts", "verify", str(version)).code == 0
+    assert json.loads(cli("-C", root, "keys", "list", "--json").out)
