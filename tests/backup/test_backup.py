@@ -347,3 +347,18 @@ def test_keys_and_repository_kept_outside_the_home_are_used_by_runs_too(
     shutil.rmtree(root / ".buildyard")  # the natural clean-up loses only history, logs and caches
     assert cli("-C", root, "artifacts", "verify", str(version)).code == 0
     assert json.loads(cli("-C", root, "keys", "list", "--json").out)
+
+    # restored elsewhere, keys and repository go where this environment keeps them
+    monkeypatch.setenv("BUILDYARD_KEYS_DIR", str(tmp_path / "data2" / "keys"))
+    monkeypatch.setenv("BUILDYARD_ARTIFACTS", str(tmp_path / "data2" / "artifacts"))
+    other = clone(root, tmp_path / "other")
+    restored = cli("-C", other, "backup", "restore", tmp_path / "bk")
+    assert restored.code == 0, restored.err
+    assert sorted(p.name for p in (other / ".buildyard").iterdir()) == ["buildyard.db", "logs"]
+    assert (tmp_path / "data2" / "keys" / "private" / "default.pem").stat().st_mode & 0o777 == 0o600
+    assert cli("-C", other, "artifacts", "verify", str(version)).code == 0
+    assert json.loads(cli("-C", other, "deploy", "history", "dev", "--json").out)[0]["version"] in str(
+        version
+    )
+    refused = cli("-C", other, "backup", "restore", tmp_path / "bk")
+    assert refused.code == 2 and "not empty" in refused.err

@@ -393,8 +393,9 @@ def create(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    summary.files = len(writer.files) - 2
-    summary.bytes = sum(int(f["size"]) for f in writer.files.values())
+    content = {rel: f for rel, f in writer.files.items() if rel not in (MANIFEST, SEAL)}
+    summary.files = len(content)
+    summary.bytes = sum(int(f["size"]) for f in content.values())
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -493,7 +494,7 @@ def verify(backup: Path, *, passphrase: str | None) -> Summary:
         digest, size = _digest(path)
         if digest != entry.get("sha256") or size != entry.get("size"):
             summary.problems.append(f"{rel}: digest mismatch (modified or damaged)")
-        summary.files += rel not in (MANIFEST, SEAL)
+        summary.files += 1
         summary.bytes += size
     if SQLITE_COPY in opened.files and f"{SQLITE_COPY}: missing" not in summary.problems:
         why = _integrity_check(backup / SQLITE_COPY)
@@ -589,12 +590,41 @@ def _pg_is_empty(url: str) -> bool:
         engine.dispose()
 
 
-def restore(
-    backup: Path, target: Path, *, passphrase: str | None, force: bool = False, db_url: str | None = None
-) -> Summary:
-    """Restore ``backup`` as the home directory ``target`` (a PostgreSQL history into ``db_url``).
+def _place(stage: Path, dest: Path) -> None:
+    """Rename the built ``stage`` to ``dest``; a non-empty ``dest`` is swapped out, then removed."""
+    old: Path | None = None
+    if dest.exists() and any(dest.iterdir()):
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.replaced-", dir=dest.parent))
+        dest.rename(old / dest.name)
+    elif dest.exists():
+        dest.rmdir()
+    try:
+        stage.rename(dest)
+    except BaseException:
+        if old is not None:
+            (old / dest.name).rename(dest)  # put the replaced directory back
+            old.rmdir()
+        raise
+    fsync_dir(dest.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
-    Refuses a non-empty target (or database) unless ``force``. Verifies the whole backup first."""
+
+def restore(
+    backup: Path,
+    target: Path,
+    *,
+    passphrase: str | None,
+    force: bool = False,
+    db_url: str | None = None,
+    keys_dir: Path | None = None,
+    repo_root: Path | None = None,
+) -> Summary:
+    """Restore ``backup`` as the home directory ``target`` (a PostgreSQL history into ``db_url``);
+    the keys and the repository into ``keys_dir``/``repo_root`` when they live outside the home.
+
+    Refuses a non-empty destination (or database) unless ``force``. Verifies the whole backup first,
+    builds each destination in a temporary directory beside it, and renames it into place."""
     started = time.monotonic()
     checked = verify(backup, passphrase=passphrase)
     if checked.problems:
@@ -602,12 +632,18 @@ def restore(
             f"{backup}: {checked.problems[0]} ({len(checked.problems)} problems; nothing restored)"
         )
     opened = _open(backup, passphrase)
-    if not force and not _target_is_empty(target):
-        raise BackupError(
-            f"{target} is not empty: restore into an empty directory, or pass --force to replace it"
-        )
-    if target.exists() and not target.is_dir():
-        raise BackupError(f"{target} is not a directory")
+    outside = {
+        part: dest
+        for part, dest in (("keys", keys_dir), ("artifacts", repo_root))
+        if dest is not None and dest.absolute() != (target / part).absolute()
+    }
+    for dest in (target, *outside.values()):
+        if dest.exists() and not dest.is_dir():
+            raise BackupError(f"{dest} is not a directory")
+        if not force and not _target_is_empty(dest):
+            raise BackupError(
+                f"{dest} is not empty: restore into an empty directory, or pass --force to replace it"
+            )
     pg = PG_DUMP in opened.files
     if pg:
         if not db_url or _sqlite_path(db_url):
@@ -620,25 +656,33 @@ def restore(
                 "the target database is not empty: "
                 "give an empty database, or pass --force to replace its tables"
             )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
+    stages: dict[Path, Path] = {}
+    for dest in (*outside.values(), target):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        stages[dest] = Path(tempfile.mkdtemp(prefix=f".{dest.name}.restore-", dir=dest.parent))
+    home = stages[target]
+
+    def staged(rel: str) -> Path:
+        part, _, rest = rel.partition("/")
+        return stages[outside[part]] / rest if part in outside else home / rel
+
     summary = Summary(target, history=opened.manifest.get("history"), runs=opened.manifest.get("runs"))
     summary.versions = int(opened.manifest.get("artifact_versions") or 0)
-    old: Path | None = None
     try:
         for rel in opened.files:
             if rel in (KEYS_BLOB, PG_DUMP):
                 continue
-            dest_rel = "buildyard.db" if rel == SQLITE_COPY else rel
+            dest_path = home / "buildyard.db" if rel == SQLITE_COPY else staged(rel)
             mode = 0o600 if rel == SQLITE_COPY else 0o644
-            digest, size = _copy_hashed(backup / rel, tmp / dest_rel, mode=mode)
+            digest, size = _copy_hashed(backup / rel, dest_path, mode=mode)
             _check_unchanged(backup / rel, digest, opened.files[rel])
             summary.files += 1
             summary.bytes += size
         if SQLITE_COPY in opened.files:
-            _rewrite_log_paths(tmp / "buildyard.db", str(opened.manifest.get("source_home", "")), target)
+            _rewrite_log_paths(home / "buildyard.db", str(opened.manifest.get("source_home", "")), target)
         if opened.keys_bundle is not None:
-            summary.keys = _restore_keys(opened.keys_bundle, tmp / "keys")
+            keys_stage = stages[outside["keys"]] if "keys" in outside else home / "keys"
+            summary.keys = _restore_keys(opened.keys_bundle, keys_stage)
         if pg and db_url:
             url, env = _libpq(db_url)
             argv = [
@@ -652,23 +696,13 @@ def restore(
                 argv += ["--clean", "--if-exists"]
             _run_pg([*argv, str(backup / PG_DUMP)], env, what="pg_restore")
             _rewrite_pg_log_paths(db_url, str(opened.manifest.get("source_home", "")), target)
-        for dirpath, _dirs, _files in os.walk(tmp, topdown=False):
-            fsync_dir(Path(dirpath))
-        if target.exists() and any(target.iterdir()):
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.replaced-", dir=target.parent))
-            target.rename(old / target.name)
-        elif target.exists():
-            target.rmdir()
-        tmp.rename(target)
-        fsync_dir(target.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not target.exists():
-            (old / target.name).rename(target)  # put the replaced home back
-            old.rmdir()
-            old = None
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        for stage in stages.values():
+            for dirpath, _dirs, _files in os.walk(stage, topdown=False):
+                fsync_dir(Path(dirpath))
+        for dest, stage in stages.items():  # the home last: it is what commands look at first
+            _place(stage, dest)
+    finally:
+        for stage in stages.values():
+            shutil.rmtree(stage, ignore_errors=True)
     summary.seconds = time.monotonic() - started
     return summary

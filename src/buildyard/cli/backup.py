@@ -90,7 +90,8 @@ def verify(backup: Path, as_json: bool) -> None:
     "--to",
     "target",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Home directory to restore into (default: $BUILDYARD_HOME, else .buildyard in the project).",
+    help="Home directory to restore everything into (default: the project's $BUILDYARD_HOME, "
+    "$BUILDYARD_KEYS_DIR, $BUILDYARD_ARTIFACTS).",
 )
 @db_option
 @click.option("--force", is_flag=True, help="Replace a non-empty target (and a non-empty database's tables).")
@@ -100,12 +101,19 @@ def restore(
     ctx: click.Context, backup: Path, target: Path | None, db: str | None, force: bool, as_json: bool
 ) -> None:
     """Verify BACKUP, then restore it into an empty home directory (atomically: built beside, renamed)."""
-    from buildyard.artifacts.repo import buildyard_home  # noqa: PLC0415 - lazy
     from buildyard.backup import restore as restore_backup  # noqa: PLC0415 - lazy
+    from buildyard.backup import sources_for  # noqa: PLC0415 - lazy
 
-    home = target or buildyard_home(project_dir(ctx))
+    # --to: one self-contained home; else where this project's home, keys and repository live
+    places = sources_for(project_dir(ctx), db_url=db)
     summary = restore_backup(
-        backup, home, passphrase=_passphrase(confirm=False), force=force, db_url=db
+        backup,
+        target or places.home,
+        passphrase=_passphrase(confirm=False),
+        force=force,
+        db_url=db,
+        keys_dir=None if target else places.keys_dir,
+        repo_root=None if target else places.repo_root,
     ).as_dict()
     if as_json:
         print_json(summary)
