@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -179,6 +180,14 @@ def test_wrong_or_missing_passphrase_is_one_line(
     assert len(made.err.splitlines()) == 1 and not (tmp_path / "bk2").exists()
 
 
+def recorded_runs(db: Path) -> int:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def test_backup_while_runs_are_writing_is_consistent(
     make_project, cli, passphrase: str, tmp_path: Path
 ) -> None:
@@ -194,9 +203,12 @@ def test_backup_while_runs_are_writing_is_consistent(
         n = 0
         while writer.poll() is None and n < 8:
             backup = tmp_path / f"bk{n}"
+            runs_before = recorded_runs(root / ".buildyard" / "buildyard.db")
             made = cli("-C", root, "backup", "create", backup, "--json")
             assert made.code == 0, made.err
             taken.append(json.loads(made.out)["runs"])
+            # one snapshot between the start and the end of the backup (WAL content included)
+            assert runs_before <= taken[-1] <= recorded_runs(root / ".buildyard" / "buildyard.db")
             checked = cli("backup", "verify", backup)
             assert checked.code == 0, checked.out
             home = tmp_path / f"home{n}"
