@@ -162,6 +162,18 @@ def test_a_tampered_file_fails_verify_naming_it(cli, project: Path, passphrase: 
     result = cli("backup", "verify", backup)
     assert result.code == 1 and "manifest.json: its passphrase seal does not match" in result.err
 
+    # stripping the seal, the key derivation and the keys does not make it pass either
+    manifest["kdf"] = None
+    del manifest["files"]["keys.enc"]
+    (backup / "keys.enc").unlink()
+    raw = json.dumps(manifest).encode()
+    (backup / "manifest.json").write_bytes(raw)
+    (backup / "manifest.seal").write_text(
+        json.dumps({"sha256": hashlib.sha256(raw).hexdigest(), "hmac": None})
+    )
+    result = cli("backup", "verify", backup)
+    assert result.code == 1 and "not sealed with a passphrase" in result.err
+
 
 def test_wrong_or_missing_passphrase_is_one_line(
     cli, project: Path, passphrase: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -270,7 +282,7 @@ def test_clean_removes_only_rebuildable_state(cli, project: Path) -> None:
     assert cli("-C", project, "run").code == 0 and (home / "cas").is_dir()
 
 
-def test_restore_into_a_home_with_old_layout_files_is_refused(
+def test_restore_refuses_a_target_that_is_not_empty(
     cli, project: Path, passphrase: str, tmp_path: Path
 ) -> None:
     backup = tmp_path / "bk"

@@ -438,6 +438,9 @@ def _open(backup: Path, passphrase: str | None) -> _Opened:
     if not seal.get("hmac") and (kdf or KEYS_BLOB in files):
         raise BadBackupError(f"{backup / SEAL}: the passphrase seal is missing (modified)")
     keys_bundle = None
+    if passphrase and not seal.get("hmac"):
+        # a sealed backup stripped of its seal (and keys) must not pass as authentic
+        raise BadBackupError(f"{backup / SEAL}: not sealed with a passphrase; its digests prove nothing")
     if seal.get("hmac"):
         if not passphrase:
             raise BackupError("this backup is sealed with a passphrase: set BUILDYARD_BACKUP_PASSPHRASE")
