@@ -55,6 +55,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from buildyard.backup.crypto import BackupError, BadBackupError, Sealer, new_salt
+from buildyard.cache.cas import is_digest
 from buildyard.fsutil import fsync_dir
 
 FORMAT = "buildyard-backup/1"
@@ -130,8 +131,8 @@ class Summary:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _copy_hashed(src: Path, dest: Path, *, mode: int = 0o644) -> tuple[str, int]:
-    """Stream ``src`` to a new file ``dest`` (fsynced); its SHA-256 and size."""
+def _copy_hashed(src: Path, dest: Path, *, mode: int = 0o644, durable: bool = True) -> tuple[str, int]:
+    """Stream ``src`` to a new file ``dest`` (fsynced unless not ``durable``); its SHA-256 and size."""
     h = hashlib.sha256()
     size = 0
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,8 @@ def _copy_hashed(src: Path, dest: Path, *, mode: int = 0o644) -> tuple[str, int]
             size += len(chunk)
             fout.write(chunk)
         fout.flush()
-        os.fsync(fout.fileno())
+        if durable:
+            os.fsync(fout.fileno())
     return h.hexdigest(), size
 
 
@@ -220,9 +222,18 @@ class _Writer:
         self.root = root
         self.files: dict[str, dict[str, Any]] = {}
 
-    def add_file(self, rel: str, src: Path) -> None:
-        digest, size = _copy_hashed(src, self.root / rel)
+    def add_file(self, rel: str, src: Path, *, durable: bool = True) -> None:
+        digest, size = _copy_hashed(src, self.root / rel, durable=durable)
         self.files[rel] = {"sha256": digest, "size": size}
+
+    def fsync(self, rels: list[str]) -> None:
+        """fsync files added with ``durable=False``."""
+        for rel in rels:
+            fd = os.open(self.root / rel, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def add_bytes(self, rel: str, data: bytes) -> None:
         dest = self.root / rel
@@ -271,21 +282,25 @@ def _backup_repository(root: Path, writer: _Writer) -> int:
     repo = Repository(root, keyring=KeyRing(root / "unused-keys"))
     digests: set[str] = set()
     versions = 0
+    copied: list[str] = []  # fsynced after the lock is released: pushes wait for it meanwhile
     with repo.lock():
         for name in ("audit.log", "config.json"):
             if (root / name).is_file():
-                writer.add_file(f"artifacts/{name}", root / name)
+                copied.append(f"artifacts/{name}")
+                writer.add_file(copied[-1], root / name, durable=False)
         for ref in _files_under(root / "refs"):
             rel = f"artifacts/{ref.relative_to(root).as_posix()}"
-            writer.add_file(rel, ref)
+            copied.append(rel)
+            writer.add_file(rel, ref, durable=False)
             try:
                 data = json.loads((writer.root / rel).read_bytes())
             except ValueError:
                 continue  # not a record: copied as it is, references nothing
             blobs = data.get("blobs") if isinstance(data, dict) else None
             if isinstance(blobs, list):
-                digests.update(d for d in blobs if isinstance(d, str))
+                digests.update(d for d in blobs if isinstance(d, str) and is_digest(d))
                 versions += rel.startswith("artifacts/refs/artifacts/")
+    writer.fsync(copied)
     for digest in sorted(digests):
         blob = repo.cas.path_for(digest)
         if not blob.is_file():
