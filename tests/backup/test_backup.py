@@ -386,3 +386,33 @@ def test_keys_and_repository_kept_outside_the_home_are_used_by_runs_too(
     )
     refused = cli("-C", other, "backup", "restore", tmp_path / "bk")
     assert refused.code == 2 and "not empty" in refused.err
+
+
+def test_single_file_backup_tar_zst_and_tar(
+    cli, project: Path, passphrase: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = views(cli, project)
+    archive = tmp_path / "shop.tar.zst"
+    made = cli("-C", project, "backup", "create", archive, "--json")
+    assert made.code == 0, made.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proj", "shop.tar.zst"]  # no temporary left
+    assert cli("backup", "verify", archive).code == 0
+    other = clone(project, tmp_path / "other")
+    restored = cli("-C", other, "backup", "restore", archive)
+    assert restored.code == 0, restored.err
+    assert views(cli, other) == before
+
+    plain = tmp_path / "shop.tar"
+    assert cli("-C", project, "backup", "create", plain, "--no-logs").code == 0
+    assert cli("-C", project, "backup", "create", plain).code == 2  # never overwritten
+    data = plain.read_bytes()
+    at = data.index(b'"pushed_by"')  # inside an artifact record (refs/…/<h>.json)
+    plain.write_bytes(data[:at] + b"'" + data[at + 1 :])
+    result = cli("backup", "verify", plain)
+    assert result.code == 1 and "problem  artifacts/refs/artifacts/" in result.out
+    assert "digest mismatch" in result.out and str(plain) in result.err
+    assert "buildyard-backup-" not in result.out + result.err  # names the archive, not a temp dir
+
+    monkeypatch.setenv("BUILDYARD_BACKUP_PASSPHRASE", "wrong")
+    result = cli("backup", "verify", archive)
+    assert result.code == 1 and result.err == f"buildyard: error: wrong passphrase for the backup {archive}\n"

@@ -1,6 +1,6 @@
 """Backups of what must not be lost: history, artifact repository, keys, logs; verify; restore.
 
-A backup is a directory (``tar`` it to ship it)::
+A backup is a directory, or the same as one ``.tar``/``.tar.zst`` file (see ``archive``)::
 
     manifest.json            format, source, scrypt salt, and every file with its SHA-256 and size
     manifest.seal            SHA-256 of manifest.json, and its HMAC-SHA256 under the passphrase
@@ -41,6 +41,7 @@ rewritten to the restored home.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -54,6 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from buildyard.backup import archive
 from buildyard.backup.crypto import BackupError, BadBackupError, Sealer, new_salt
 from buildyard.cache.cas import is_digest
 from buildyard.fsutil import fsync_dir
@@ -218,17 +220,19 @@ def _sqlite_path(url: str) -> str:
 class _Writer:
     """Files being added to a backup under construction, with their digests."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root
+        #: False when the directory is only the source of an archive: its fsyncs would be wasted.
+        self.durable = durable
         self.files: dict[str, dict[str, Any]] = {}
 
     def add_file(self, rel: str, src: Path, *, durable: bool = True) -> None:
-        digest, size = _copy_hashed(src, self.root / rel, durable=durable)
+        digest, size = _copy_hashed(src, self.root / rel, durable=durable and self.durable)
         self.files[rel] = {"sha256": digest, "size": size}
 
     def fsync(self, rels: list[str]) -> None:
         """fsync files added with ``durable=False``."""
-        for rel in rels:
+        for rel in rels if self.durable else ():
             fd = os.open(self.root / rel, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -241,14 +245,16 @@ class _Writer:
         with _new_file(dest, 0o600) as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if self.durable:
+                os.fsync(f.fileno())
         self.files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
 
     def record(self, rel: str) -> None:
         """Account for a file written in place (e.g. by sqlite or pg_dump)."""
         path = self.root / rel
-        with path.open("rb") as f:
-            os.fsync(f.fileno())
+        if self.durable:
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
         digest, size = _digest(path)
         self.files[rel] = {"sha256": digest, "size": size}
 
@@ -329,8 +335,14 @@ def _key_bundle(keys_dir: Path) -> tuple[bytes, int]:
     return bundle, sum(rel.endswith((".pem", ".pub")) for rel in entries)
 
 
-def create(
-    sources: Sources, dest: Path, *, passphrase: str | None, logs: bool = True, history: bool = True
+def _create_dir(
+    sources: Sources,
+    dest: Path,
+    *,
+    passphrase: str | None,
+    logs: bool = True,
+    history: bool = True,
+    durable: bool = True,
 ) -> Summary:
     """Write a backup of ``sources`` to the new directory ``dest`` (see the module docstring)."""
     started = time.monotonic()
@@ -343,7 +355,7 @@ def create(
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     summary = Summary(dest)
     try:
-        writer = _Writer(tmp)
+        writer = _Writer(tmp, durable=durable)
         if history:
             path = _sqlite_path(sources.db_url)
             if path:
@@ -400,7 +412,8 @@ def create(
         seal = {"sha256": hashlib.sha256(raw).hexdigest(), "hmac": sealer.seal(raw) if sealer else None}
         writer.add_bytes(SEAL, json.dumps(seal, sort_keys=True).encode())
         for directory in sorted({p.parent for p in map(Path, writer.files)}, key=lambda p: -len(p.parts)):
-            fsync_dir(tmp / directory)
+            if durable:
+                fsync_dir(tmp / directory)
         if dest.exists():
             dest.rmdir()  # empty (checked above)
         tmp.rename(dest)
@@ -497,7 +510,7 @@ def _integrity_check(db: Path) -> str | None:
     return None if rows == ["ok"] else "; ".join(rows[:3])
 
 
-def verify(backup: Path, *, passphrase: str | None) -> Summary:
+def _verify_dir(backup: Path, *, passphrase: str | None) -> Summary:
     """Check ``backup`` without restoring it; ``Summary.problems`` names every bad file."""
     started = time.monotonic()
     opened = _open(backup, passphrase)
@@ -628,7 +641,7 @@ def _place(stage: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def restore(
+def _restore_dir(
     backup: Path,
     target: Path,
     *,
@@ -644,7 +657,7 @@ def restore(
     Refuses a non-empty destination (or database) unless ``force``. Verifies the whole backup first,
     builds each destination in a temporary directory beside it, and renames it into place."""
     started = time.monotonic()
-    checked = verify(backup, passphrase=passphrase)
+    checked = _verify_dir(backup, passphrase=passphrase)
     if checked.problems:
         raise BadBackupError(
             f"{backup}: {checked.problems[0]} ({len(checked.problems)} problems; nothing restored)"
@@ -722,5 +735,85 @@ def restore(
     finally:
         for stage in stages.values():
             shutil.rmtree(stage, ignore_errors=True)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+# --- single-file backups (.tar, .tar.zst) ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _shown_as(tmp: Path, archive: Path) -> Iterator[None]:
+    """Messages about the extracted copy name the archive instead."""
+    try:
+        yield
+    except BackupError as exc:
+        raise type(exc)(str(exc).replace(str(tmp), str(archive))) from None
+
+
+def create(
+    sources: Sources, dest: Path, *, passphrase: str | None, logs: bool = True, history: bool = True
+) -> Summary:
+    """Write a backup of ``sources`` to ``dest``: a new directory, or a ``.tar``/``.tar.zst`` file."""
+    if not archive.is_archive(dest):
+        return _create_dir(sources, dest, passphrase=passphrase, logs=logs, history=history)
+    started = time.monotonic()
+    if dest.exists():
+        raise BackupError(f"{dest} exists: give a new file name for the backup")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{dest.name}.", dir=dest.parent) as tmp:
+        summary = _create_dir(
+            sources, Path(tmp) / "backup", passphrase=passphrase, logs=logs, history=history, durable=False
+        )
+        archive.pack(Path(tmp) / "backup", dest)
+    summary.path = dest
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def verify(backup: Path, *, passphrase: str | None) -> Summary:
+    """Check ``backup`` (a directory or an archive) without restoring it; problems name each bad file."""
+    if not archive.is_archive(backup):
+        return _verify_dir(backup, passphrase=passphrase)
+    started = time.monotonic()
+    with archive.unpacked(backup) as tmp, _shown_as(tmp, backup):
+        summary = _verify_dir(tmp, passphrase=passphrase)
+    summary.path = backup
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def restore(
+    backup: Path,
+    target: Path,
+    *,
+    passphrase: str | None,
+    force: bool = False,
+    db_url: str | None = None,
+    keys_dir: Path | None = None,
+    repo_root: Path | None = None,
+) -> Summary:
+    """Restore ``backup`` (a directory or an archive): see ``_restore_dir``."""
+    if not archive.is_archive(backup):
+        return _restore_dir(
+            backup,
+            target,
+            passphrase=passphrase,
+            force=force,
+            db_url=db_url,
+            keys_dir=keys_dir,
+            repo_root=repo_root,
+        )
+    started = time.monotonic()
+    with archive.unpacked(backup) as tmp, _shown_as(tmp, backup):
+        summary = _restore_dir(
+            tmp,
+            target,
+            passphrase=passphrase,
+            force=force,
+            db_url=db_url,
+            keys_dir=keys_dir,
+            repo_root=repo_root,
+        )
     summary.seconds = time.monotonic() - started
     return summary

@@ -50,7 +50,8 @@ def app() -> None:
 def create(
     ctx: click.Context, dest: Path, db: str | None, no_logs: bool, no_history: bool, as_json: bool
 ) -> None:
-    """Write a consistent backup to the new directory DEST (keys encrypted with the passphrase)."""
+    """Write a consistent backup to DEST: a new directory, or a FILE.tar / FILE.tar.zst (keys encrypted
+    with the passphrase from BUILDYARD_BACKUP_PASSPHRASE or a prompt)."""
     from buildyard.backup import create as create_backup  # noqa: PLC0415 - lazy
     from buildyard.backup import sources_for  # noqa: PLC0415 - lazy
 
