@@ -319,10 +319,13 @@ def test_postgres_history_round_trip(
     root = make_project(
         {"buildyard.yml": "name: pg\njobs:\n  a: {script: 'echo hi'}\n  b: {needs: [a], script: 'echo b'}\n"}
     )
-    monkeypatch.setenv("PATH", os.environ["PATH"])  # restored after the test
+    path = os.environ["PATH"]
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no pg_dump: one line, and no backup
     without = cli("-C", root, "backup", "create", tmp_path / "none", "--db", postgres_url)
-    if shutil.which("pg_dump") is None:
-        assert without.code == 2 and without.err.count("\n") == 1 and "pg_dump not found" in without.err
+    assert without.code == 2 and without.err.count("\n") == 1 and "pg_dump not found on PATH" in without.err
+    assert not (tmp_path / "none").exists() and not list(tmp_path.glob(".none*"))
+    monkeypatch.setenv("PATH", path)
     if pg_bin:
         monkeypatch.setenv("PATH", f"{pg_bin}{os.pathsep}{os.environ['PATH']}")
     for _ in range(2):
