@@ -292,6 +292,12 @@ def test_restore_refuses_a_target_that_is_not_empty(
     result = cli("backup", "restore", backup, "--to", target)
     assert result.code == 2 and str(target) in result.err
     assert list(target.iterdir()) == [target / "keys"]
+    # a SQLite history restored where the selected database is not would be silently unused
+    other = tmp_path / "other"
+    result = cli("backup", "restore", backup, "--to", other, "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert result.code == 2 and "--db/BUILDYARD_DB" in result.err and not other.exists()
+    result = cli("backup", "restore", backup, "--to", other, "--db", f"sqlite:///{other / 'buildyard.db'}")
+    assert result.code == 0, result.err
 
 
 @pytest.mark.postgres

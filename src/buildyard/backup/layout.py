@@ -11,7 +11,7 @@ path                 what                                                       
 ``buildyard.db``     the history: runs, jobs, tests, deployments, approvals       keep
 ``logs/``            job logs (the history points at them)                       keep (by age)
 ``cas/``, ``cache/``  job and dependency cache, OSV index                        rebuildable
-``osv/``             downloaded vulnerability database                           rebuildable
+``osv/``             downloaded vulnerability database (``deps db update``)       kept by clean
 ``spec-cache/``,     parsed pipelines, file stat cache                           rebuildable
 ``statcache.json``
 ``deploy/<p>/``      per-run deployment scratch directories                      rebuildable
@@ -37,7 +37,8 @@ from buildyard.backup.crypto import BackupError
 #: Entries of the home that must not be lost: ``backup`` copies them, ``clean`` never touches them.
 KEEP = ("keys", "artifacts", "buildyard.db", "logs")
 #: Entries that a later run rebuilds (at the cost of time): ``clean`` removes them.
-REBUILDABLE = ("cas", "cache", "osv", "spec-cache", "statcache.json")
+REBUILDABLE = ("cas", "cache", "spec-cache", "statcache.json")
+#: ``osv/`` is rebuildable only with the network (``deps db update``): ``clean`` leaves it, backups skip it.
 #: Deployment scratch dirs live under ``deploy/`` next to ``deploy/locks`` (live: kept).
 DEPLOY_DIR = "deploy"
 DEPLOY_LOCKS = "locks"

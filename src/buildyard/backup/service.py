@@ -687,6 +687,13 @@ def _restore_dir(
                 "the target database is not empty: "
                 "give an empty database, or pass --force to replace its tables"
             )
+    elif SQLITE_COPY in opened.files and db_url:
+        restored_db = (target / "buildyard.db").absolute()
+        if not _sqlite_path(db_url) or Path(_sqlite_path(db_url)).absolute() != restored_db:
+            raise BackupError(
+                f"this backup's history is SQLite and is restored as {restored_db}, "
+                "which --db/BUILDYARD_DB does not select: unset it (or give that file's URL)"
+            )
     stages: dict[Path, Path] = {}
     for dest in (*outside.values(), target):
         dest.parent.mkdir(parents=True, exist_ok=True)
