@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -203,17 +204,28 @@ def recorded_runs(db: Path) -> int:
 def test_backup_while_runs_are_writing_is_consistent(
     make_project, cli, passphrase: str, tmp_path: Path
 ) -> None:
-    jobs = "".join(f"  j{i}: {{script: 'echo {i}'}}\n" for i in range(8))
-    root = make_project({"buildyard.yml": f"name: busy\njobs:\n{jobs}"})
+    """Another process records runs and publishes a version per run while backups are taken."""
+    jobs = "".join(f"  j{i}: {{script: 'echo {i}'}}\n" for i in range(6))
+    pkg = (
+        "  pkg:\n    script: [mkdir -p dist, echo $BUILDYARD_RUN_NUMBER > dist/a.txt]\n"
+        "    publish: {name: busy-pkg, paths: ['dist/*'], version: '1.0.0'}\n"
+    )
+    root = make_project(
+        {"buildyard.yml": f"name: busy\njobs:\n{jobs}{pkg}", ".gitignore": ".buildyard/\ndist/\n"}
+    )
+    assert cli("-C", root, "keys", "generate").code == 0
     assert cli("-C", root, "run", "--no-cache").code == 0
     loop = f"for i in $(seq 40); do {sys.executable} -m buildyard run --no-cache >/dev/null || exit 1; done"
     writer = subprocess.Popen(
-        ["bash", "-c", loop], cwd=root, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        ["bash", "-c", loop],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        start_new_session=True,
     )
     taken: list[int] = []
     try:
         n = 0
-        while writer.poll() is None and n < 8:
+        while writer.poll() is None and n < 6:
             backup = tmp_path / f"bk{n}"
             runs_before = recorded_runs(root / ".buildyard" / "buildyard.db")
             made = cli("-C", root, "backup", "create", backup, "--json")
@@ -225,17 +237,26 @@ def test_backup_while_runs_are_writing_is_consistent(
             assert checked.code == 0, checked.out
             home = tmp_path / f"home{n}"
             assert cli("backup", "restore", backup, "--to", home).code == 0
-            listed = cli(
-                "-C", root, "history", "--json", "--db", f"sqlite:///{home / 'buildyard.db'}", "-n", "100"
-            )
+            db = ("--db", f"sqlite:///{home / 'buildyard.db'}")
+            listed = cli("-C", root, "history", "--json", *db, "-n", "100")
             assert listed.code == 0, listed.err
             rows = json.loads(listed.out)
             assert len(rows) == taken[-1]
             assert all(r["status"] in ("success", "running") for r in rows)
+            # the repository holds every version the history copy says was published, and verifies
+            repo = ("--repo", home / "artifacts", "--keys-dir", home / "keys")
+            fsck = cli("artifacts", "fsck", *repo)
+            assert fsck.code == 0, fsck.out
+            listed_versions = cli("artifacts", "list", "--json", *repo)
+            assert listed_versions.code == 0, listed_versions.err
+            versions = {
+                v["version"].split(".")[3] for v in json.loads(listed_versions.out)
+            }  # 1.0.0+build.N.sha
+            assert {str(r["number"]) for r in rows if r["status"] == "success"} <= versions
             n += 1
     finally:
         if writer.poll() is None:
-            writer.kill()
+            os.killpg(writer.pid, signal.SIGKILL)
         writer.wait()
     assert len(taken) >= 2 and taken[-1] > taken[0], (
         f"backups were not taken while runs were recorded: {taken}"
