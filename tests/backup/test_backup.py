@@ -446,3 +446,38 @@ def test_single_file_backup_tar_zst_and_tar(
     monkeypatch.setenv("BUILDYARD_BACKUP_PASSPHRASE", "wrong")
     result = cli("backup", "verify", archive)
     assert result.code == 1 and result.err == f"buildyard: error: wrong passphrase for the backup {archive}\n"
+
+
+def test_crafted_manifests_are_one_line_errors(
+    make_project, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    root = make_project({"buildyard.yml": "name: k\njobs:\n  a: {script: 'echo a'}\n"})
+    assert cli("-C", root, "run").code == 0
+    backup = tmp_path / "bk"  # no keys, no passphrase: sealed by its digest only
+    assert cli("-C", root, "backup", "create", backup).code == 0
+    assert cli("backup", "verify", backup).code == 0
+    good = json.loads((backup / "manifest.json").read_text())
+
+    def forge(manifest: dict[str, object], hmac: str | None = None) -> None:
+        raw = json.dumps(manifest).encode()
+        (backup / "manifest.json").write_bytes(raw)
+        seal = {"sha256": hashlib.sha256(raw).hexdigest(), "hmac": hmac}
+        (backup / "manifest.seal").write_text(json.dumps(seal))
+
+    for files, expected in (
+        ({"history/buildyard.db": "x"}, "malformed file entries"),
+        ({"../../etc/passwd": {"sha256": "0" * 64, "size": 1}}, "outside the backup layout"),
+        ({"logs/../../x": {"sha256": "0" * 64, "size": 1}}, "outside the backup layout"),
+    ):
+        forge({**good, "files": files})
+        result = cli("backup", "verify", backup)
+        assert result.code == 1 and expected in result.err and len(result.err.splitlines()) == 1, result.err
+    forge({**good, "kdf": {"name": "scrypt", "salt": "00", "n": 2**30, "r": 8, "p": 1}})
+    result = cli("backup", "verify", backup)
+    assert result.code == 1 and "passphrase seal is missing" in result.err
+    monkeypatch.setenv("BUILDYARD_BACKUP_PASSPHRASE", "pw")  # scrypt cost is bounded: no 128 GiB derivation
+    forge({**good, "kdf": {"name": "scrypt", "salt": "00", "n": 2**30, "r": 8, "p": 1}}, hmac="00")
+    result = cli("backup", "verify", backup)
+    assert result.code == 1 and "unsupported scrypt parameters" in result.err

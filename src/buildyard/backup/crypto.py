@@ -49,7 +49,10 @@ class Sealer:
         """Run scrypt over ``passphrase`` (refuses an empty one)."""
         if not passphrase:
             raise BackupError("the backup passphrase is empty (set BUILDYARD_BACKUP_PASSPHRASE)")
-        if not (2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
+        # bounded: a crafted manifest must not make verify allocate gigabytes (128·n·r bytes)
+        if not (
+            2 <= n <= 2**18 and n & (n - 1) == 0 and 1 <= r <= 16 and 1 <= p <= 4 and 128 * n * r <= 256 << 20
+        ):
             raise BadBackupError(f"unsupported scrypt parameters n={n} r={r} p={p} in the backup manifest")
         out = Scrypt(salt=salt, length=64, n=n, r=r, p=p).derive(passphrase.encode())
         return cls(out[:32], out[32:])

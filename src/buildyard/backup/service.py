@@ -445,6 +445,16 @@ def _read_small(path: Path, limit: int, what: str) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         raise BadBackupError(f"{path}: missing; is this a buildyard backup?") from None
+    except OSError as exc:
+        raise BadBackupError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def _well_formed(entry: object) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("sha256"), str)
+        and isinstance(entry.get("size"), int)
+    )
 
 
 def _open(backup: Path, passphrase: str | None) -> _Opened:
@@ -458,6 +468,8 @@ def _open(backup: Path, passphrase: str | None) -> _Opened:
         files = manifest["files"]
         if manifest.get("format") != FORMAT or not isinstance(files, dict):
             raise BadBackupError(f"{backup / MANIFEST}: not a {FORMAT} manifest")
+        if not all(_well_formed(entry) for entry in files.values()):
+            raise BadBackupError(f"{backup / MANIFEST}: malformed file entries")
     except (ValueError, KeyError, TypeError):
         raise BadBackupError(f"{backup / MANIFEST}: malformed") from None
     if not isinstance(seal, dict) or seal.get("sha256") != hashlib.sha256(raw).hexdigest():
