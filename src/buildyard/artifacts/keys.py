@@ -220,5 +220,6 @@ class KeyRing:
 
 
 def default_keys_dir(home: Path) -> Path:
-    """``<BUILDYARD_HOME>/keys``."""
-    return home / "keys"
+    """``$BUILDYARD_KEYS_DIR``, else ``<BUILDYARD_HOME>/keys`` (the same for every command and runs)."""
+    env = os.environ.get("BUILDYARD_KEYS_DIR")
+    return Path(env) if env else home / "keys"

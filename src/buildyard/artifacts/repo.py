@@ -55,8 +55,9 @@ def buildyard_home(project: Path) -> Path:
 
 
 def default_root(project: Path) -> Path:
-    """``$BUILDYARD_HOME/artifacts``."""
-    return buildyard_home(project) / "artifacts"
+    """``$BUILDYARD_ARTIFACTS``, else ``$BUILDYARD_HOME/artifacts`` (the same for every command and runs)."""
+    env = os.environ.get("BUILDYARD_ARTIFACTS")
+    return Path(env) if env else buildyard_home(project) / "artifacts"
 
 
 @dataclass(frozen=True, slots=True)

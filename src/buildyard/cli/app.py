@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "approve": ("buildyard.cli.deploy", "approve", "Approve a deployment job waiting for approval."),
     "reject": ("buildyard.cli.deploy", "reject", "Reject a deployment job waiting for approval."),
     "deploy": ("buildyard.cli.deploy", "app", "Deployments per environment: history, rollback."),
+    "backup": ("buildyard.cli.backup", "app", "Back up, verify and restore history, artifacts, keys, logs."),
+    "clean": ("buildyard.cli.backup", "clean", "Remove rebuildable state (caches); never keys or artifacts."),
 }
 
 
