@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
-from buildyard.engine.joblog import copy_text
+from buildyard.engine.joblog import TextDecoder, copy_text
 from buildyard.errors import NotFoundError
 from buildyard.store.history import JobRecord, SqlHistory
 
@@ -120,43 +120,63 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
             }
         )
         return
-    print(
+    from buildyard.termtext import safe_text  # noqa: PLC0415
+
+    def _line(text: str) -> None:  # names, messages and gate reasons come from files and job output
+        print(safe_text(text))
+
+    _line(
         f"run #{record.number} {record.status}  pipeline={record.pipeline} event={record.event} "
         f"branch={record.branch or '-'} tag={record.tag or '-'} sha={record.sha[:12] or '-'}"
     )
-    print(
+    _line(
         f"id {record.id}  started {_when(record.created_at)}  took {_dur(record.duration_s)}  "
         f"queued {_dur(record.queue_s)}"
     )
-    print(f"{'job':<32} {'status':<10} {'try':>3} {'exit':>4} {'took':>8} {'cpu':>7} {'rss':>8}  note")
+    _line(f"{'job':<32} {'status':<10} {'try':>3} {'exit':>4} {'took':>8} {'cpu':>7} {'rss':>8}  note")
     for j in jobs:
         rss = f"{j.peak_rss / 1e6:.0f}MB" if j.peak_rss else "-"
         cpu = f"{j.cpu_seconds:.2f}s" if j.cpu_seconds is not None else "-"
         code = "-" if j.exit_code is None else str(j.exit_code)
         note = j.message or (j.skip_reason or "")
-        print(
+        _line(
             f"{j.id[:32]:<32} {j.status:<10} {j.attempts:>3} {code:>4} {_dur(j.duration_s):>8} {cpu:>7} "
             f"{rss:>8}  {note}"
         )
     for g in gates:
-        print(f"gate {g.status:<7} {g.job_id}: {g.gate}: {g.reason}")
+        _line(f"gate {g.status:<7} {g.job_id}: {g.gate}: {g.reason}")
     for d in reversed(deployments):
         what = "rollback" if d.rollback_of else "deploy"
         by = f" (approved by {d.approved_by})" if d.approved_by else ""
-        print(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.what}{by}")
+        _line(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.what}{by}")
 
 
 @click.command()
 @click.argument("run", required=False)
 @click.argument("job", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing while the job runs.")
+@click.option(
+    "--raw", is_flag=True, help="On a terminal too, print the log as written (all escape sequences)."
+)
 @json_option
 @db_option
 @click.pass_context
 def logs(
-    ctx: click.Context, run: str | None, job: str | None, follow: bool, as_json: bool, db: str | None
+    ctx: click.Context,
+    run: str | None,
+    job: str | None,
+    follow: bool,
+    raw: bool,
+    as_json: bool,
+    db: str | None,
 ) -> None:
-    """Print the (masked) log of a job, or of every job of a run."""
+    """Print the (masked) log of a job, or of every job of a run.
+
+    On a terminal, escape sequences other than colours are dropped (a job's output must not drive
+    the reader's terminal); piped or with ``--raw``, the log is printed as written."""
+    from buildyard.termtext import OutputFilter, safe_text  # noqa: PLC0415
+
+    raw = raw or not sys.stdout.isatty()
     store = _open(ctx, db)
     try:
         record = store.get_run(run)
@@ -176,11 +196,12 @@ def logs(
             return
         for j in jobs:
             if len(jobs) > 1:
-                print(f"──── {j.id} ({j.status})")
+                print(f"──── {safe_text(j.id)} ({j.status})")
+            shown = OutputFilter(raw=raw)
             if follow and j.status not in ("cached", "skipped", "manual"):
-                _follow(store, record.id, j.id, j.log_path)
+                _follow(store, record.id, j.id, j.log_path, shown)
             elif j.log_path and Path(j.log_path).exists():
-                copy_text(j.log_path, sys.stdout)  # streamed: a big log never sits in memory
+                copy_text(j.log_path, sys.stdout, decoder=shown)  # streamed: never whole in memory
                 sys.stdout.flush()
             else:
                 sys.stdout.write(_log_of(j, project))
@@ -257,7 +278,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def _follow(store: SqlHistory, run_id: str, job_id: str, log_path: str) -> None:
+def _follow(store: SqlHistory, run_id: str, job_id: str, log_path: str, shown: TextDecoder) -> None:
     """Print the log as it grows until the job reaches a final status."""
     final = {"success", "failed", "timed_out", "skipped", "cached", "cancelled", "manual"}
     offset = 0
@@ -265,12 +286,13 @@ def _follow(store: SqlHistory, run_id: str, job_id: str, log_path: str) -> None:
     while True:
         current = next((j for j in store.jobs(run_id) if j.id == job_id), None)
         path = (current.log_path if current else "") or path
-        copied = copy_text(path, sys.stdout, start=offset) if path else 0  # in chunks: bounded memory
+        copied = copy_text(path, sys.stdout, start=offset, decoder=shown, final=False) if path else 0
         if copied:
             offset += copied
             sys.stdout.flush()
         if current is None or current.status in final:
             if not copied:
+                sys.stdout.write(shown.flush())
                 return
             continue
         time.sleep(0.2)

@@ -21,7 +21,7 @@ import contextlib
 import errno
 import os
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 from buildyard.errors import UsageError
 
@@ -215,21 +215,57 @@ def read_tail(path: str | Path, size: int = 64 * 1024) -> bytes:
         return b""
 
 
-def copy_text(path: str | Path, out: IO[str], *, start: int = 0, chunk: int = CHUNK) -> int:
+class TextDecoder(Protocol):
+    """Bytes of one stream in, text out (e.g. ``termtext.OutputFilter``, which also makes it safe)."""
+
+    def feed(self, data: bytes) -> str:
+        """The text of the next chunk."""
+        ...
+
+    def flush(self) -> str:
+        """The rest at the end of the stream."""
+        ...
+
+
+class Utf8(TextDecoder):
+    """Plain incremental UTF-8 (invalid bytes replaced; a character split between chunks stays whole)."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        """Decode a chunk."""
+        return self._decoder.decode(data)
+
+    def flush(self) -> str:
+        """Decode what is left."""
+        return self._decoder.decode(b"", final=True)
+
+
+def copy_text(
+    path: str | Path,
+    out: IO[str],
+    *,
+    start: int = 0,
+    chunk: int = CHUNK,
+    decoder: TextDecoder | None = None,
+    final: bool = True,
+) -> int:
     """Copy a log from byte ``start`` to ``out`` in chunks (bounded memory); return the bytes read.
 
-    Bytes are decoded incrementally (a character split between chunks stays whole; invalid UTF-8 is
-    replaced). A log that cannot be opened copies nothing.
+    Bytes go through ``decoder`` (default: plain UTF-8); ``final=False`` keeps its state for a later
+    call that continues the same log (``logs --follow``). A log that cannot be opened copies nothing.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder = decoder or Utf8()
     copied = 0
     try:
         with open(path, "rb") as f:  # noqa: PTH123
             f.seek(start)
             while data := f.read(chunk):
                 copied += len(data)
-                out.write(decoder.decode(data))
+                out.write(decoder.feed(data))
     except OSError:
         pass
-    out.write(decoder.decode(b"", final=True))
+    if final:
+        out.write(decoder.flush())
     return copied
