@@ -41,3 +41,25 @@ def test_publish_after_success_and_pull_verifies(cli, make_project, tmp_path, mo
     pulled = cli("-C", root, "artifacts", "pull", "shop-api@1.4.0", "--dest", dest)
     assert pulled.code == 0, pulled.err
     assert (dest / "shop.bin").read_text() == "shop binary\n"
+
+
+def test_publish_paths_are_relative_to_the_jobs_working_directory(cli, make_project) -> None:
+    text = """\
+jobs:
+  util:
+    working_directory: packages/util
+    script: ["mkdir -p dist", "echo util > dist/util.txt"]
+    publish: {name: util, paths: ["dist/*"], version: "0.1.0"}
+  escape:
+    working_directory: packages/util
+    script: "true"
+    publish: {name: esc, paths: ["../../../outside.txt"], version: "0.1.0"}
+"""
+    root = make_project({"buildyard.yml": text, "packages/util/README": "util\n"})
+    (root.parent / "outside.txt").write_text("not the project's\n")
+    result = cli("-C", root, "run", "--json")
+    jobs = {j["name"]: j for j in json.loads(result.out)["jobs"]}
+    assert jobs["util"]["status"] == "success" and str(jobs["util"]["published"]).startswith("util@0.1.0")
+    shown = json.loads(cli("-C", root, "artifacts", "show", "util@0.1.0", "--json").out)
+    assert "util.txt" in json.dumps(shown)
+    assert jobs["escape"]["status"] == "failed" and "outside the project" in str(jobs["escape"]["message"])

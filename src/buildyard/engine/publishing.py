@@ -17,16 +17,24 @@ from buildyard.errors import UserError
 from buildyard.model import JobStatus
 
 
-def publish_files(project: Path, run_id: str, job_id: str, spec: PublishRequest) -> tuple[str, bool]:
-    """Push ``spec``'s files; return ``NAME@VERSION`` and whether that version is new (a rebuild of
-    the same commit with the same files reuses the version it published before)."""
+def publish_files(
+    project: Path, run_id: str, job_id: str, spec: PublishRequest, *, cwd: Path | None = None
+) -> tuple[str, bool]:
+    """Push ``spec``'s files (globs relative to the job's directory ``cwd``, default the project, and
+    inside the project); return ``NAME@VERSION`` and whether that version is new (a rebuild of the
+    same commit with the same files reuses the version it published before)."""
     from buildyard.artifacts import ArtifactType, RunContext, publish  # noqa: PLC0415 - only with publish:
 
+    root = cwd or project
+    inside = project.resolve()
     paths: list[Path] = []
     for pattern in spec.paths:
-        matches = sorted(project.glob(pattern))
+        matches = sorted(root.glob(pattern))
         if not matches:
-            raise UserError(f"publish: '{pattern}' matches no file (did the job write it?)")
+            raise UserError(f"publish: '{pattern}' matches no file in {root} (did the job write it?)")
+        outside = [m for m in matches if not m.resolve().is_relative_to(inside)]
+        if outside:
+            raise UserError(f"publish: '{pattern}' matches {outside[0]}, outside the project")
         paths += matches
     version = spec.version if isinstance(spec.version, str) else dict(spec.version)
     context = RunContext(
@@ -80,7 +88,7 @@ class PublishingExecutor:
             if made is not None:
                 log_note(request, made, sink)
             ref, created = await asyncio.to_thread(
-                publish_files, self.project, request.run_id, request.job_id, spec
+                publish_files, self.project, request.run_id, request.job_id, spec, cwd=Path(request.cwd)
             )
         except UserError as exc:
             note = f"publish failed: {exc}"

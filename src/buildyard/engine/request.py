@@ -70,7 +70,7 @@ class CacheRequest:
 
 @dataclass(frozen=True, slots=True)
 class PublishRequest:
-    """Push these files (globs relative to the project) as artifact ``name`` when the job succeeds."""
+    """Push these files (globs relative to the job's directory) as artifact ``name`` when the job succeeds."""
 
     name: str
     paths: tuple[str, ...]

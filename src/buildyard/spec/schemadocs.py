@@ -169,7 +169,10 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
     ("CacheKeySpec", "files"): ("Files (globs) whose content makes the key.", ["package-lock.json"]),
     ("CacheKeySpec", "prefix"): ("Text put before the digest.", "node"),
     ("PublishSpec", "name"): ("Artifact name in the repository.", "shop-api"),
-    ("PublishSpec", "paths"): ("Files (globs, relative to the project) pushed as the artifact.", ["dist/*"]),
+    ("PublishSpec", "paths"): (
+        "Files (globs, relative to the job's working directory, inside the project) pushed as the artifact.",
+        ["dist/*"],
+    ),
     ("PublishSpec", "version"): (
         "from_git_tag (default), a version (1.4.0, v1.4, 3.7 or PEP 440: normalised to SemVer), or "
         "{from_file: pyproject.toml|package.json} (a dynamic version is read from the published wheel).",
