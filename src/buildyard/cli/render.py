@@ -60,7 +60,7 @@ def describe(result: JobResult) -> str:
     if result.attempts > 1:
         parts.append(f"after {result.attempts} attempts")
     text = " ".join(parts)
-    if result.message and result.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
+    if result.message and result.status != JobStatus.CACHED:  # a success may say why (not redeployed)
         text += f": {safe_text(result.message)}"
     return text
 
