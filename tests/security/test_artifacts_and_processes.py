@@ -288,11 +288,14 @@ def test_the_module_watch_sees_same_size_edits_replacements_and_late_imports(
 # -- item 11: a watchdog kills the jobs of a SIGKILLed run --------------------------------------------
 
 
-def test_the_jobs_of_a_sigkilled_run_die_within_seconds(make_project: Callable[..., Path]) -> None:
+@pytest.mark.parametrize("executor", ["spawn", "pool"])
+def test_the_jobs_of_a_sigkilled_run_die_within_seconds(
+    make_project: Callable[..., Path], executor: str
+) -> None:
     root = make_project(
         {"buildyard.yml": "name: w\njobs:\n  s:\n    script: ['sleep 60 & echo $! > sleep.pid; wait']\n"}
     )
-    env = {**os.environ, "BUILDYARD_DAEMON": "0"}
+    env = {**os.environ, "BUILDYARD_DAEMON": "0", "BUILDYARD_EXECUTOR": executor}
     proc = subprocess.Popen(
         [*BY, "-C", str(root), "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

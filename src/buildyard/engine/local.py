@@ -115,18 +115,35 @@ class LocalExecutor:
         emit: Callable[[bytes], None],
         grace: float,
     ) -> ProcessResult:
+        if self._spawner is None:
+            self._spawner = Spawner()
         if self.pool is not None:
             shell = warm_shell(step.shell, env, step.script, cwd)
             if shell is not None:
-                result = await self.pool.run(
-                    shell, step.script, env=env, cwd=cwd, timeout=limit, on_output=emit, grace=grace
-                )
+                spawner, started = self._spawner, []
+
+                def watched(pid: int) -> None:  # the run's watchdog kills it if buildyard dies
+                    started.append(pid)
+                    spawner.watch(pid, env)
+
+                try:
+                    result = await self.pool.run(
+                        shell,
+                        step.script,
+                        env=env,
+                        cwd=cwd,
+                        timeout=limit,
+                        on_output=emit,
+                        grace=grace,
+                        on_start=watched,
+                    )
+                finally:
+                    for pid in started:  # ended: its pid may be reused, never kill that group
+                        spawner.reaped(pid)
                 if result is not None:
                     return result
         script_file = _script_file(step) if "{0}" in step.shell else None
         argv = None if script_file else direct_argv(step, env.get("PATH"))
-        if self._spawner is None:
-            self._spawner = Spawner()
         try:
             return await run_process(
                 argv or shell_argv(step, script_file),

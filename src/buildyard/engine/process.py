@@ -176,9 +176,9 @@ class Spawner:
             with contextlib.suppress(OSError):  # a full pipe (or a dead watchdog): the marker scan remains
                 os.write(self._watchdog[1], line.encode())
 
-    def _watch(self, pid: int, env: Mapping[str, str]) -> None:
+    def watch(self, pid: int, env: Mapping[str, str]) -> None:
         """Start the run's watchdog (see buildyard.engine.watchdog) after its first job, then list
-        every job's process group with it."""
+        every job's process group with it (jobs started elsewhere, on a warm shell, are told too)."""
         run_id = env.get("BUILDYARD_RUN_ID")
         if not run_id:
             return
@@ -232,7 +232,7 @@ class Spawner:
         the program cannot be started.
         """
         pid = self._start(argv, env=env, cwd=cwd, stdout=stdout)
-        self._watch(pid, env)
+        self.watch(pid, env)
         return pid
 
     def _start(self, argv: list[str], *, env: Mapping[str, str], cwd: str, stdout: int) -> int:

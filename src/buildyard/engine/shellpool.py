@@ -396,8 +396,10 @@ class ShellPool:
         timeout: float | None,
         on_output: Callable[[bytes], None],
         grace: float = 5.0,
+        on_start: Callable[[int], None] | None = None,
     ) -> ProcessResult | None:
-        """Run ``script`` on a worker like ``run_process`` runs ``shell -c script``.
+        """Run ``script`` on a worker like ``run_process`` runs ``shell -c script``; ``on_start``
+        gets the step's pid once it runs (the run's watchdog is told, as for spawned jobs).
 
         Returns None, having run nothing, when workers cannot be used here (``broken`` says why): the
         caller then spawns the step instead.
@@ -413,7 +415,9 @@ class ShellPool:
                 self.broken = f"cannot start {shell.executable}: {exc.strerror}"
                 return None
             try:
-                result = await self._run_on(worker, shell, script, env, cwd, timeout, on_output, grace, start)
+                result = await self._run_on(
+                    worker, shell, script, env, cwd, timeout, on_output, grace, start, on_start
+                )
             except _WorkerLost:
                 self._discard(worker)
                 continue
@@ -433,6 +437,7 @@ class ShellPool:
         on_output: Callable[[bytes], None],
         grace: float,
         start: float,
+        on_start: Callable[[int], None] | None = None,
     ) -> ProcessResult | None:
         read_fd, write_fd = os.pipe()
         output = OutputPipe(read_fd, on_output)
@@ -448,6 +453,8 @@ class ShellPool:
         try:
             try:
                 pid = await self._started(worker, job)
+                if pid is not None and on_start is not None:
+                    on_start(pid)
                 if pid is not None and not await _wait(job.exited, timeout):
                     timed_out = True
                     await self._terminate(worker, job, pid, grace)
