@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -23,19 +22,22 @@ from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSin
 from buildyard.model import JobStatus
 
 
-def _vulnerabilities(gates: Sequence[Any], project: Path) -> list[Any] | None:
-    """Findings of an offline OSV scan when a vulnerabilities gate asks for them (None: no database)."""
+def scan_vulnerabilities(gates: Sequence[Any], project: Path) -> list[Any] | None:
+    """Findings of an offline OSV scan when a vulnerabilities gate asks for them (None: no gate, or no
+    database -- ``$BUILDYARD_OSV_DB`` or the one ``deps db update`` wrote; the gate then fails)."""
     from buildyard.gates.config import VulnerabilitiesGate  # noqa: PLC0415 - only with gates
     from buildyard.gates.findings import Vulnerability  # noqa: PLC0415
 
     if not any(isinstance(g, VulnerabilitiesGate) for g in gates):
         return None
-    db = os.environ.get("BUILDYARD_OSV_DB")
-    if not db:
+    from buildyard.deps.osvdb import gate_db_dir  # noqa: PLC0415
+
+    db = gate_db_dir(project)
+    if db is None:
         return None
     from buildyard.deps.api import scan  # noqa: PLC0415 - the scanner is heavy
 
-    result = scan([project], project=project, db_dir=Path(db))
+    result = scan([project], project=project, db_dir=db)
     return [
         Vulnerability(
             id=f.id, package=f"{f.package.name}@{f.package.version}", severity=str(f.rating.severity)
@@ -127,7 +129,7 @@ def evaluate_gates(
     context = GateContext(
         root=root,
         duration=duration,
-        vulnerabilities=_vulnerabilities(gates, project),
+        vulnerabilities=scan_vulnerabilities(gates, project),
         licenses=_licenses(gates, project),
         **_baselines(gates, root, baselines),
     )
