@@ -151,10 +151,8 @@ class TestRows:
         """Rows of the final jobs of ``batch``: a cached job's, or a report's already recorded, are
         ``restored``."""
         final = [r for r in batch if r.status.is_final and r.test_results]
-        reports = {
-            str(t.get("report", "")): str(t["name"]) for r in final for t in r.test_results if t.get("report")
-        }
-        fresh = {d: n for d, n in reports.items() if d not in self.seen}
+        reports = {str(t.get("report", "")) for r in final for t in r.test_results} - {""}
+        fresh = reports - self.seen
         known = self.history.recorded_reports(fresh) if fresh else set()
         out: list[TestRecord] = []
         for r in final:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -175,8 +175,8 @@ class History(Protocol):
         """Test executions recorded at or after ``since`` (epoch seconds; restored results left out)."""
         ...
 
-    def recorded_reports(self, reports: dict[str, str]) -> set[str]:
-        """Which of ``reports`` (digest → the name of one test in it) are already recorded."""
+    def recorded_reports(self, reports: Collection[str]) -> set[str]:
+        """Which of the report digests ``reports`` are already recorded."""
         ...
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -531,7 +531,8 @@ class SqlHistory(DeploymentStore):
 
     def tests_for_flakiness(self, *, run_id: str, pipeline: str, since: float) -> list[TestRecord]:
         """Executions since ``since`` of the tests run ``run_id`` recorded, in runs of ``pipeline``
-        (restored results left out): what a run's flakiness verdict needs, found by test name."""
+        (restored results left out): what a run's flakiness verdict needs. Reads the rows of the
+        pipeline's runs not finished before ``since`` (a test's ``at`` is its job's finish)."""
         import sqlalchemy as sa
 
         from buildyard.store.schema import runs, test_results
@@ -548,6 +549,7 @@ class SqlHistory(DeploymentStore):
                 test_results.c.at >= since,
                 test_results.c.restored.is_(False),
                 runs.c.pipeline == pipeline,
+                sa.or_(runs.c.finished_at >= since, runs.c.finished_at.is_(None)),
             )
         )
         with self.engine.connect() as conn:
@@ -558,23 +560,18 @@ class SqlHistory(DeploymentStore):
                 if (r.suite, r.classname, r.name) in wanted
             ]
 
-    def recorded_reports(self, reports: dict[str, str]) -> set[str]:
-        """Which of ``reports`` (digest → the name of one test in it) are already recorded."""
+    def recorded_reports(self, reports: Collection[str]) -> set[str]:
+        """Which of the report digests ``reports`` are already recorded."""
         import sqlalchemy as sa
 
         from buildyard.store.schema import test_results
 
-        found: set[str] = set()
+        wanted = sorted(set(reports) - {""})
+        if not wanted:
+            return set()
+        query = sa.select(test_results.c.report).where(test_results.c.report.in_(wanted)).distinct()
         with self.engine.connect() as conn:
-            for digest, name in reports.items():
-                query = (
-                    sa.select(test_results.c.run_id)
-                    .where(test_results.c.name == name, test_results.c.report == digest)
-                    .limit(1)
-                )
-                if conn.execute(query).first() is not None:
-                    found.add(digest)
-        return found
+            return {str(r) for r in conn.execute(query).scalars()}
 
     def gates(self, run_id: str) -> list[GateRecord]:
         """Gate results of a run, by job then order."""

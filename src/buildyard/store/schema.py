@@ -130,7 +130,7 @@ test_results = Table(
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 Index("ix_test_results_at", test_results.c.at)
-Index("ix_test_results_name_at", test_results.c.name, test_results.c.at)
+Index("ix_test_results_report", test_results.c.report)
 
 deployments = Table(
     "deployments",
