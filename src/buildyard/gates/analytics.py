@@ -224,7 +224,11 @@ def triage_failures(current: Sequence[TestResult], baseline: Sequence[TestResult
 
 
 def slowest(results: Sequence[TestResult], *, limit: int = 10) -> list[SlowTest]:
-    """The ``limit`` tests with the highest median duration over ``results``."""
+    """The ``limit`` tests with the highest median duration over ``results``.
+
+    One execution of a case is one sample: its reruns (attempts after the first) repeat the case's
+    duration and are not counted again.
+    """
     stats = [
         SlowTest(
             test=test,
@@ -232,7 +236,7 @@ def slowest(results: Sequence[TestResult], *, limit: int = 10) -> list[SlowTest]
             maximum=max(r.duration for r in items),
             count=len(items),
         )
-        for test, items in _by_test(results).items()
+        for test, items in _by_test(r for r in results if r.attempt == 1).items()
     ]
     stats.sort(key=lambda s: (-s.median, s.test))
     return stats[:limit]
