@@ -231,7 +231,9 @@ def test_unavailable_inputs_fail_in_a_run_and_warn_in_a_check(tmp_path: Path) ->
     assert [r.status for r in evaluate(gates, GateContext(root=tmp_path))] == [GateStatus.FAILED] * 3
     check = GateContext(root=tmp_path, unavailable=GateStatus.WARNING)
     results = evaluate(gates, check)
-    assert [r.status for r in results] == [GateStatus.WARNING] * 3
+    # no vulnerability database is no verdict: that gate fails in a check too (issue 19)
+    assert [r.status for r in results] == [GateStatus.FAILED, GateStatus.WARNING, GateStatus.WARNING]
+    assert results[0].reason.startswith("no vulnerability database: set BUILDYARD_OSV_DB")
     assert results[2].reason == "duration unknown (the pipeline has not run)"
 
 

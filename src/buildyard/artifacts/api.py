@@ -206,16 +206,23 @@ def _semver(text: str) -> str:
         raise ArtifactError(f"version {exc}") from None
 
 
-def project_inventory(project: Path, name: str) -> tuple[bytes, list[Dependency]]:
-    """The CycloneDX 1.6 SBOM and dependency list of ``project``'s lockfiles (buildyard.deps)."""
+def project_inventory(
+    project: Path, name: str, artifacts: Sequence[Path] = ()
+) -> tuple[bytes, list[Dependency]]:
+    """The CycloneDX 1.6 SBOM of what an artifact of ``project`` ships, and its dependency list.
+
+    Shipped: the requirements the artifact declares (a wheel's ``Requires-Dist`` among ``artifacts``,
+    else the project's runtime dependencies) resolved through the lockfiles; dev tools are scoped
+    ``excluded`` in the SBOM and left out of the list (``buildyard.deps.api.artifact_sbom``).
+    """
     from buildyard.deps import api as deps_api  # noqa: PLC0415 - heavy; only pushes need it
 
-    inventory = deps_api.inventory([project], project)
+    sbom, shipped = deps_api.artifact_sbom(project, name, artifacts)
     deps = sorted(
-        {Dependency(p.ecosystem.value, p.name, p.version, p.purl) for p in inventory.packages},
+        {Dependency(p.ecosystem.value, p.name, p.version, p.purl) for p in shipped},
         key=lambda d: (d.ecosystem, d.name, d.version),
     )
-    return deps_api.sbom([project], project=project, name=name).encode(), deps
+    return sbom.encode(), deps
 
 
 def build_info(project: Path, git: GitMeta, context: RunContext) -> BuildInfo:
@@ -273,7 +280,7 @@ def publish(
         version, project=project, git=git, build_number=context.build_number, dists=paths
     )
     repo = repo or open_repository(project)
-    sbom, deps = project_inventory(project, name) if with_sbom else (None, [])
+    sbom, deps = project_inventory(project, name, paths) if with_sbom else (None, [])
 
     def same_build(manifest: Manifest) -> bool:
         """An earlier build of this commit whose version follows the same rule (a no-op rebuild)."""

@@ -267,16 +267,17 @@ def licenses_command(
                     "status": r.license.status.value,
                     "verdict": r.verdict.value,
                     "reason": r.reason,
+                    "license_source": r.source or None,
                 }
                 for r in report.results
             ]
         )
     else:
         rows = [
-            [r.verdict.value, r.package.name, r.package.version, str(r.license), r.reason]
+            [r.verdict.value, r.package.name, r.package.version, str(r.license), r.source or "-", r.reason]
             for r in sorted(report.results, key=lambda r: (r.verdict.value, r.package.name))
         ]
-        text = render_table(["verdict", "package", "version", "license", "reason"], rows)
+        text = render_table(["verdict", "package", "version", "license", "from", "reason"], rows)
         _write(text + f"{len(report.results)} packages, {len(report.violations)} violations", None)
     return 1 if report.violations else 0
 

@@ -65,6 +65,7 @@ def check(
 ) -> None:
     """Evaluate the gates of the pipeline file against existing reports; exit 1 if one fails."""
     # Lazy imports keep `buildyard --help` fast (see cli/app.py).
+    from buildyard.engine.gating import scan_vulnerabilities  # noqa: PLC0415
     from buildyard.errors import UsageError  # noqa: PLC0415
     from buildyard.gates.errors import GatesFailedError  # noqa: PLC0415
     from buildyard.gates.standalone import check_gates  # noqa: PLC0415
@@ -91,6 +92,7 @@ def check(
         findings=findings,
         duration=seconds,
         strict=strict,
+        scan=lambda gates: scan_vulnerabilities(gates, root),
     )
     if as_json:
         print_json(

@@ -11,10 +11,11 @@ from pathlib import Path
 from buildyard.deps.installed import with_installed_licenses
 from buildyard.deps.inventory import build_inventory
 from buildyard.deps.licenses import LicenseReport, Policy, check_licenses
-from buildyard.deps.model import Inventory
+from buildyard.deps.model import Inventory, Package, Scope
 from buildyard.deps.osvdb import DumpSource, VulnerabilitySource, default_cache_dir, default_db_dir
 from buildyard.deps.sbom import bom_json, build_bom
 from buildyard.deps.scan import ScanResult, load_ignores, scan_inventory
+from buildyard.deps.shipped import declared_requirements, shipped_inventory
 from buildyard.model import Severity
 
 
@@ -70,3 +71,17 @@ def sbom(
     inv = result.inventory if result is not None else build_inventory(paths, project)
     inv.packages = with_installed_licenses(inv.packages, project, inv.files)
     return bom_json(build_bom(inv, result.findings if result else (), name or project.resolve().name))
+
+
+def artifact_sbom(project: Path, name: str, artifacts: Sequence[Path] = ()) -> tuple[str, list[Package]]:
+    """CycloneDX 1.6 JSON of what an artifact of ``project`` ships, and the shipped packages.
+
+    Shipped: the requirements the artifact declares (a wheel's ``Requires-Dist`` among ``artifacts``,
+    else ``pyproject.toml``/``package.json`` runtime dependencies) and what they reach in the
+    lockfiles, at the locked versions; every other locked package is listed with scope ``excluded``
+    (see :mod:`buildyard.deps.shipped`). Without a declaration, the lockfiles' dev scopes decide.
+    """
+    inv = shipped_inventory(build_inventory([project], project), declared_requirements(project, artifacts))
+    inv.packages = with_installed_licenses(inv.packages, project, inv.files)
+    shipped = [p for p in inv.packages if p.scope is not Scope.DEV]
+    return bom_json(build_bom(inv, (), name)), shipped

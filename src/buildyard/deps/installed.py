@@ -7,6 +7,8 @@ the free-text ``License`` field; for npm the ``license`` of each ``package.json`
 from __future__ import annotations
 
 import json
+import os
+import sysconfig
 from dataclasses import replace
 from email.parser import HeaderParser
 from pathlib import Path
@@ -128,24 +130,47 @@ def nearby_environments(directories: list[Path]) -> list[Path]:
     return found
 
 
+def interpreter_environments() -> list[Path]:
+    """site-packages of the activated virtualenv (``$VIRTUAL_ENV``) and of the running interpreter."""
+    found: list[Path] = []
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv:
+        found.extend(sorted((Path(venv) / "lib").glob("python*/site-packages")))
+    paths = sysconfig.get_paths()
+    found.extend(Path(paths[key]) for key in ("purelib", "platlib") if paths.get(key))
+    return [p for p in dict.fromkeys(found) if p.is_dir()]
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def with_installed_licenses(packages: list[Package], base: Path, files: list[str]) -> list[Package]:
-    """Fill the license of packages whose lockfile does not declare one from installed metadata found
-    next to those lockfiles (the best source: PEP 639 expressions, classifiers, package.json)."""
+    """Fill the license of packages whose lockfile does not declare one from installed metadata (the
+    best source: PEP 639 expressions, classifiers, package.json): installed trees next to the lockfiles
+    (``node_modules``, ``.venv``) first, then the activated virtualenv and the running interpreter's
+    site-packages. Only the exact locked version counts; ``license_source`` names the metadata read."""
     if all(p.license for p in packages):
         return packages
     envs = nearby_environments([(base / f).parent for f in files] + [base])
-    known: dict[tuple[Ecosystem, str, str], str] = {}
+    if any(p.ecosystem is Ecosystem.PYPI and not p.license for p in packages):
+        envs.extend(e for e in interpreter_environments() if e not in envs)
+    known: dict[tuple[Ecosystem, str, str], tuple[str, str]] = {}
     for env in envs:
         try:
-            installed = scan_installed(env, str(env))
+            installed = scan_installed(env, _shown(env, base))
         except LockfileError:
             continue  # an unreadable installed tree only costs license data
         for pkg in installed:
             if pkg.license:
-                known.setdefault((pkg.ecosystem, pkg.normalized_name, pkg.version), pkg.license)
+                known.setdefault((pkg.ecosystem, pkg.normalized_name, pkg.version), (pkg.license, pkg.source))
     if not known:
         return packages
-    return [
-        p if p.license else replace(p, license=known.get((p.ecosystem, p.normalized_name, p.version)))
-        for p in packages
-    ]
+    out = []
+    for p in packages:
+        found = None if p.license else known.get((p.ecosystem, p.normalized_name, p.version))
+        out.append(replace(p, license=found[0], license_source=found[1]) if found else p)
+    return out

@@ -7,7 +7,7 @@ nothing is ``unknown``. A policy passes ``A OR B`` if either side passes and ``A
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -134,6 +134,7 @@ class LicenseResult:
     license: License
     verdict: Verdict
     reason: str = ""
+    source: str = ""  # where the license was read: a lockfile or installed metadata ("" when none)
 
 
 @dataclass(slots=True)
@@ -186,18 +187,23 @@ def evaluate(pkg: Package, lic: License, policy: Policy) -> LicenseResult:
 
 def licenses_of(inventory: Inventory) -> dict[tuple[Ecosystem, str, str], str]:
     """Best declared license per (ecosystem, name, version) across every source in the inventory."""
-    best: dict[tuple[Ecosystem, str, str], str] = {}
+    return {key: lic for key, (lic, _) in _licenses_with_sources(inventory).items()}
+
+
+def _licenses_with_sources(inventory: Inventory) -> dict[tuple[Ecosystem, str, str], tuple[str, str]]:
+    """Best declared license per package, and where it was read."""
+    best: dict[tuple[Ecosystem, str, str], tuple[str, str]] = {}
     for pkg in inventory.packages:
         if pkg.license:
             key = (pkg.ecosystem, pkg.normalized_name, pkg.version)
-            if key not in best or normalize(best[key]).status is not LicenseStatus.SPDX:
-                best[key] = pkg.license
+            if key not in best or normalize(best[key][0]).status is not LicenseStatus.SPDX:
+                best[key] = (pkg.license, pkg.license_source or pkg.location)
     return best
 
 
 def check_licenses(inventory: Inventory, policy: Policy) -> LicenseReport:
     """Evaluate ``policy`` for every distinct package of ``inventory``."""
-    known = licenses_of(inventory)
+    known = _licenses_with_sources(inventory)
     report = LicenseReport()
     seen = set()
     for pkg in inventory.packages:
@@ -205,7 +211,8 @@ def check_licenses(inventory: Inventory, policy: Policy) -> LicenseReport:
         if key in seen:
             continue
         seen.add(key)
-        report.results.append(evaluate(pkg, normalize(known.get(key)), policy))
+        lic, source = known.get(key, (None, ""))
+        report.results.append(replace(evaluate(pkg, normalize(lic), policy), source=source))
     return report
 
 

@@ -83,6 +83,8 @@ class Package:
     hashes: tuple[tuple[str, str], ...] = ()
     license: str | None = None
     dependencies: tuple[tuple[str, str], ...] = ()
+    #: Where ``license`` was read when not from ``source`` itself (an installed package's metadata).
+    license_source: str = ""
 
     @property
     def normalized_name(self) -> str:

@@ -39,6 +39,16 @@ def default_db_dir(project: Path) -> Path:
     return buildyard_home(project) / "osv"
 
 
+def gate_db_dir(project: Path) -> Path | None:
+    """The OSV database of the vulnerabilities gate: ``$BUILDYARD_OSV_DB``, else the project database
+    when ``deps db update`` wrote one; None when there is none (the gate fails saying how to add one)."""
+    env = os.environ.get("BUILDYARD_OSV_DB")
+    if env:
+        return Path(env)
+    db = default_db_dir(project)
+    return db if any(db.glob("*/all.zip")) else None
+
+
 def default_cache_dir(project: Path) -> Path:
     """Where indexed dumps are cached."""
     return buildyard_home(project) / "cache" / "osv-index"

@@ -53,6 +53,10 @@ def _license_entries(raw: str | None) -> list[dict[str, Any]]:
     return [{"license": {"name": lic.expression}}]
 
 
+#: CycloneDX 1.6 ``scope``: dev packages are not reachable at runtime (``excluded``).
+_SCOPES = {Scope.DEV: "excluded", Scope.OPTIONAL: "optional"}
+
+
 def build_bom(
     inventory: Inventory, findings: Sequence[Finding] = (), project_name: str = "project"
 ) -> dict[str, Any]:
@@ -73,7 +77,7 @@ def build_bom(
         comp: dict[str, Any] = {"type": "library", "bom-ref": ref, "name": pkg.name}
         if pkg.version:
             comp["version"] = pkg.version
-        comp["scope"] = "optional" if pkg.scope in (Scope.DEV, Scope.OPTIONAL) else "required"
+        comp["scope"] = _SCOPES.get(pkg.scope, "required")
         hashes = [{"alg": alg, "content": digest} for alg, digest in pkg.hashes if alg in _HASH_ALGS]
         if hashes:
             comp["hashes"] = hashes

@@ -11,7 +11,7 @@ the outcome (``gate_results``), from where the history store records them.
 from __future__ import annotations
 
 import asyncio
-import os
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -22,19 +22,22 @@ from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSin
 from buildyard.model import JobStatus
 
 
-def _vulnerabilities(gates: Sequence[Any], project: Path) -> list[Any] | None:
-    """Findings of an offline OSV scan when a vulnerabilities gate asks for them (None: no database)."""
+def scan_vulnerabilities(gates: Sequence[Any], project: Path) -> list[Any] | None:
+    """Findings of an offline OSV scan when a vulnerabilities gate asks for them (None: no gate, or no
+    database -- ``$BUILDYARD_OSV_DB`` or the one ``deps db update`` wrote; the gate then fails)."""
     from buildyard.gates.config import VulnerabilitiesGate  # noqa: PLC0415 - only with gates
     from buildyard.gates.findings import Vulnerability  # noqa: PLC0415
 
     if not any(isinstance(g, VulnerabilitiesGate) for g in gates):
         return None
-    db = os.environ.get("BUILDYARD_OSV_DB")
-    if not db:
+    from buildyard.deps.osvdb import gate_db_dir  # noqa: PLC0415
+
+    db = gate_db_dir(project)
+    if db is None:
         return None
     from buildyard.deps.api import scan  # noqa: PLC0415 - the scanner is heavy
 
-    result = scan([project], project=project, db_dir=Path(db))
+    result = scan([project], project=project, db_dir=db)
     return [
         Vulnerability(
             id=f.id, package=f"{f.package.name}@{f.package.version}", severity=str(f.rating.severity)
@@ -126,7 +129,7 @@ def evaluate_gates(
     context = GateContext(
         root=root,
         duration=duration,
-        vulnerabilities=_vulnerabilities(gates, project),
+        vulnerabilities=scan_vulnerabilities(gates, project),
         licenses=_licenses(gates, project),
         **_baselines(gates, root, baselines),
     )
@@ -134,10 +137,15 @@ def evaluate_gates(
 
 
 def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], ...]:
-    """Every test case (per attempt) of the JUnit reports the ``tests`` gates read, for analytics."""
+    """Every test case (per attempt) of the JUnit reports the ``tests`` gates read, for analytics.
+
+    Each carries ``report``, a digest of its report files' bytes (which hold the run's timestamp): a
+    report restored from the cache, or left over from an earlier run, digests the same as when it was
+    first recorded, so history can tell it is not a new execution.
+    """
     from buildyard.gates.config import TestsGate  # noqa: PLC0415 - only with gates
     from buildyard.gates.errors import ReportError  # noqa: PLC0415
-    from buildyard.gates.evaluation import load_junit  # noqa: PLC0415
+    from buildyard.gates.evaluation import expand, load_junit  # noqa: PLC0415
 
     out: list[dict[str, Any]] = []
     for gate in gates:
@@ -147,9 +155,10 @@ def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], 
             report = load_junit(root, gate.junit)
         except ReportError:
             continue  # the gate itself reports the broken file
+        rows: list[dict[str, Any]] = []
         for case in report.cases:
             outcomes = ["failed"] * case.failed_attempts + [str(case.outcome)]
-            out.extend(
+            rows.extend(
                 {
                     "suite": case.suite,
                     "classname": case.classname,
@@ -160,7 +169,24 @@ def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], 
                 }
                 for attempt, outcome in enumerate(outcomes, start=1)
             )
+        digest = _files_digest(root, expand(root, gate.junit))
+        out.extend({**row, "report": digest} for row in rows)
     return tuple(out)
+
+
+def _files_digest(root: Path, paths: Sequence[Path]) -> str:
+    """Digest of the names (relative to ``root``) and bytes of ``paths`` (streamed)."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        name = path.relative_to(root) if path.is_relative_to(root) else path
+        digest.update(str(name).encode(errors="surrogateescape") + b"\0")
+        try:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 16):
+                    digest.update(chunk)
+        except OSError:
+            digest.update(b"\0unreadable")
+    return digest.hexdigest()[:32]
 
 
 def _report(results: Sequence[Any]) -> bytes:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import msgspec
 
 from buildyard import __version__
-from buildyard.engine.analytics import analytics_step
+from buildyard.engine.analytics import TestRows, analytics_step, declared_outputs, tree_digest
 from buildyard.engine.approvals import Approvals
 from buildyard.engine.joblog import disk_full_message, is_disk_full, is_disk_full_message, log_limit
 from buildyard.engine.liveness import Recovered, RunLock, recover_abandoned
@@ -66,7 +66,6 @@ from buildyard.store.history import (
     RunRecord,
     SqlHistory,
     StepRecord,
-    TestRecord,
     default_url,
 )
 
@@ -498,10 +497,11 @@ class RequestFactory:
 class Recorder:
     """Buffers job updates and writes them to history in batches (every ``FLUSH_INTERVAL``)."""
 
-    def __init__(self, history: History, run: RunRecord, masker: Masker) -> None:
+    def __init__(self, history: History, run: RunRecord, masker: Masker, tree: str = "") -> None:
         self.history = history
         self.run = run
         self.masker = masker
+        self.tests = TestRows(history, run, tree)  # ``tree``: digest of the uncommitted changes tested
         self.pending: dict[str, JobResult] = {}
         self.first_start: float | None = None
         #: A history write that failed because the disk is full (the run stops, see ``_drive``).
@@ -550,26 +550,7 @@ class Recorder:
             for i, g in enumerate(r.gate_results)
         ]
         self.history.save_gates(gate_rows)
-        sha = self.run.sha
-        test_rows = [
-            TestRecord(
-                self.run.id,
-                r.id,
-                i,
-                t["suite"],
-                t["classname"],
-                t["name"],
-                t["outcome"],
-                float(t["duration"]),
-                int(t["attempt"]),
-                sha,
-                r.finished_at or time.time(),
-            )
-            for r in batch
-            if r.status.is_final
-            for i, t in enumerate(r.test_results)
-        ]
-        self.history.save_tests(test_rows)
+        self.history.save_tests(self.tests.rows(batch, time.time()))
 
     def job_record(self, r: JobResult) -> JobRecord:
         """The history row of a job result (messages masked)."""
@@ -653,7 +634,8 @@ def execute_run(
             secrets=secrets,
             log_dir=log_dir,
         )
-        recorder = Recorder(history, run, masker)
+        tree = tree_digest(options.project_dir, declared_outputs(pipeline), home=home)
+        recorder = Recorder(history, run, masker, tree)
         history.save_jobs(
             [
                 JobRecord(

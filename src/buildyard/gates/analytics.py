@@ -6,7 +6,8 @@ history store's business. A test's identity is ``(suite, classname, name)``.
 Flakiness rule (documented contract):
 
 - **evidence**: within ``window`` (default 14 days) before ``now``, the same test both passed and
-  failed (failed or error) on the same commit -- in retries of one run or in separate runs;
+  failed (failed or error) on the same content -- the same commit with the same uncommitted changes
+  (``tree``) -- in retries of one run or in separate runs; results on different contents never are;
 - **cleared**: a test stops being flaky once its ``clear_after`` (default 10) most recent results,
   all later than its latest evidence, have the same outcome. Ten is enough that a test failing 1 run
   in 5 at random keeps its flag with probability ~90%, and few enough that a fixed test is cleared
@@ -19,7 +20,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from buildyard.gates.reports.model import JUnitReport, TestOutcome
@@ -45,11 +46,17 @@ class TestResult:
     time: datetime
     attempt: int = 1
     run_id: str = ""
+    tree: str = ""  # digest of the uncommitted changes tested ("" for a clean checkout)
 
     @property
     def identity(self) -> TestId:
         """(suite, classname, name)."""
         return (self.suite, self.classname, self.name)
+
+    @property
+    def content(self) -> str:
+        """What was tested: the commit, ``+`` the digest of uncommitted changes when there were any."""
+        return f"{self.commit}+{self.tree[:12]}" if self.tree else self.commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +69,16 @@ class FlakyTest:
     failures: int
     last_evidence: datetime
     consistent_since: int
+    new: bool = False  # flaky only because of the run being reported
 
     @property
     def display_name(self) -> str:
         """``classname::name``."""
         return _display(self.test)
+
+    def marked_new(self, new: bool) -> FlakyTest:
+        """This verdict with ``new`` set."""
+        return replace(self, new=new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +164,7 @@ def find_flaky(
         per_commit: dict[str, list[TestResult]] = defaultdict(list)
         for r in history:
             if r.time >= since:
-                per_commit[r.commit].append(r)
+                per_commit[r.content].append(r)
         evidence = {
             commit: items
             for commit, items in per_commit.items()
@@ -212,7 +224,11 @@ def triage_failures(current: Sequence[TestResult], baseline: Sequence[TestResult
 
 
 def slowest(results: Sequence[TestResult], *, limit: int = 10) -> list[SlowTest]:
-    """The ``limit`` tests with the highest median duration over ``results``."""
+    """The ``limit`` tests with the highest median duration over ``results``.
+
+    One execution of a case is one sample: its reruns (attempts after the first) repeat the case's
+    duration and are not counted again.
+    """
     stats = [
         SlowTest(
             test=test,
@@ -220,7 +236,7 @@ def slowest(results: Sequence[TestResult], *, limit: int = 10) -> list[SlowTest]
             maximum=max(r.duration for r in items),
             count=len(items),
         )
-        for test, items in _by_test(results).items()
+        for test, items in _by_test(r for r in results if r.attempt == 1).items()
     ]
     stats.sort(key=lambda s: (-s.median, s.test))
     return stats[:limit]

@@ -51,6 +51,12 @@ from buildyard.gates.reports import (
 )
 from buildyard.gates.results import GateResult, GateStatus
 
+#: The vulnerabilities gate without scan results, in ``run`` and in ``gates check`` alike (README).
+NO_VULNERABILITY_DB = (
+    "no vulnerability database: set BUILDYARD_OSV_DB to a directory of OSV dumps (<Ecosystem>/all.zip) "
+    "or run `buildyard deps db update`"
+)
+
 
 @dataclass(frozen=True)
 class GateContext:
@@ -60,7 +66,8 @@ class GateContext:
     - ``coverage_baseline``: coverage of the baseline run, for ``no_decrease`` (None: nothing to compare);
     - ``benchmark_baselines``: baseline benchmark results keyed by the gate's ``baseline`` value
       (a branch name). A ``baseline`` naming an existing file under ``root`` is read from that file;
-    - ``vulnerabilities`` / ``licenses``: findings of the deps scan (None: no scan ran -> gate fails);
+    - ``vulnerabilities`` / ``licenses``: findings of the deps scan (None: no scan ran -> gate fails;
+      the vulnerabilities gate fails whatever ``unavailable`` says: no database is no verdict);
     - ``duration``: seconds the pipeline (or, for a job's gates, the job) took (None -> gate fails);
     - ``seed``: seed of the benchmark bootstrap, so a verdict is reproducible;
     - ``unavailable``: status of a gate whose non-file input (findings, duration) is None: FAILED in
@@ -129,10 +136,8 @@ def _dispatch(gate: AnyGate, context: GateContext) -> GateResult:
     if isinstance(gate, ArtifactSizeGate):
         return check_artifact_size(gate, _sizes(root, gate.paths))
     if isinstance(gate, VulnerabilitiesGate):
-        if context.vulnerabilities is None:
-            return _missing_input(
-                gate, context, "no vulnerability scan results (run the dependency scan first)"
-            )
+        if context.vulnerabilities is None:  # fails in a run and in a check alike
+            return GateResult(gate.label, GateKind(gate.kind), GateStatus.FAILED, NO_VULNERABILITY_DB)
         return check_vulnerabilities(gate, context.vulnerabilities)
     if isinstance(gate, LicensesGate):
         if context.licenses is None:

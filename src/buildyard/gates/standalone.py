@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from buildyard.gates.configfile import load_gates_file
 from buildyard.gates.evaluation import GateContext, evaluate, load_benchmarks, load_coverage
@@ -35,16 +36,22 @@ def check_gates(
     duration: float | None = None,
     strict: bool = False,
     seed: int = 0,
+    scan: Callable[[Sequence[Any]], Sequence[Any] | None] | None = None,
 ) -> CheckOutcome:
     """Evaluate the ``gates:`` of ``config`` with paths relative to ``root``.
 
     Baselines come from files here (``coverage_baseline``: a coverage report of the baseline;
     ``benchmark_baselines``: result files per baseline branch name). Gates whose non-file input is
-    not given (findings, duration) warn, or fail with ``strict``. Bad baseline or findings files
-    raise ``ReportError`` (a usage problem, exit 2), unlike bad reports, which fail their gate.
+    not given (findings, duration) warn, or fail with ``strict``; vulnerabilities not in ``findings``
+    come from ``scan(gates)`` (the run's offline OSV scan), and without either the gate fails as in a
+    run. Bad baseline or findings files raise ``ReportError`` (a usage problem, exit 2), unlike bad
+    reports, which fail their gate.
     """
     gates = load_gates_file(config)
     loaded = load_findings(root / findings) if findings is not None else None
+    vulnerabilities: Sequence[Any] | None = loaded.vulnerabilities if loaded else None
+    if vulnerabilities is None and scan is not None:
+        vulnerabilities = scan(gates)
     context = GateContext(
         root=root,
         coverage_baseline=load_coverage(root, (str(coverage_baseline),)).totals
@@ -53,7 +60,7 @@ def check_gates(
         benchmark_baselines={
             ref: load_benchmarks(root, (str(path),)) for ref, path in (benchmark_baselines or {}).items()
         },
-        vulnerabilities=loaded.vulnerabilities if loaded else None,
+        vulnerabilities=vulnerabilities,
         licenses=loaded.licenses if loaded else None,
         duration=duration,
         seed=seed,

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,7 +25,7 @@ from buildyard.store.rawsqlite import JOB_FIXED_COLUMNS, RawSqlite, apply_pragma
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 RUN_ID_LENGTH = 32  # uuid4 hex
 
 
@@ -131,6 +131,9 @@ class TestRecord:
     attempt: int
     sha: str
     at: float
+    tree: str = ""  # digest of the uncommitted changes tested ("" for a clean checkout)
+    report: str = ""  # digest of the JUnit report the row came from
+    restored: bool = False  # repeats an already recorded report: not a new execution
 
 
 class History(Protocol):
@@ -169,7 +172,11 @@ class History(Protocol):
         ...
 
     def tests_since(self, since: float) -> list[TestRecord]:
-        """Test results recorded at or after ``since`` (epoch seconds)."""
+        """Test executions recorded at or after ``since`` (epoch seconds; restored results left out)."""
+        ...
+
+    def recorded_reports(self, reports: Collection[str]) -> set[str]:
+        """Which of the report digests ``reports`` are already recorded."""
         ...
 
     def list_runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRecord]:
@@ -509,14 +516,62 @@ class SqlHistory(DeploymentStore):
             return [TestRecord(**r._asdict()) for r in conn.execute(query)]
 
     def tests_since(self, since: float) -> list[TestRecord]:
-        """Test results recorded at or after ``since``, oldest first."""
+        """Test executions recorded at or after ``since``, oldest first (restored results left out)."""
         import sqlalchemy as sa
 
         from buildyard.store.schema import test_results
 
-        query = sa.select(test_results).where(test_results.c.at >= since).order_by(test_results.c.at)
+        query = (
+            sa.select(test_results)
+            .where(test_results.c.at >= since, test_results.c.restored.is_(False))
+            .order_by(test_results.c.at)
+        )
         with self.engine.connect() as conn:
             return [TestRecord(**r._asdict()) for r in conn.execute(query)]
+
+    def tests_for_flakiness(self, *, run_id: str, pipeline: str, since: float) -> list[TestRecord]:
+        """Executions since ``since`` of the tests run ``run_id`` recorded, in runs of ``pipeline``
+        (restored results left out): what a run's flakiness verdict needs. Reads the rows of the
+        pipeline's runs not finished before ``since`` (a test's ``at`` is its job's finish)."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import runs, test_results
+
+        names = sa.select(test_results.c.name).where(test_results.c.run_id == run_id).distinct()
+        mine = sa.select(test_results.c.suite, test_results.c.classname, test_results.c.name).where(
+            test_results.c.run_id == run_id
+        )
+        query = (
+            sa.select(test_results)
+            .join(runs, runs.c.id == test_results.c.run_id)
+            .where(
+                test_results.c.name.in_(names.scalar_subquery()),
+                test_results.c.at >= since,
+                test_results.c.restored.is_(False),
+                runs.c.pipeline == pipeline,
+                sa.or_(runs.c.finished_at >= since, runs.c.finished_at.is_(None)),
+            )
+        )
+        with self.engine.connect() as conn:
+            wanted = {tuple(r) for r in conn.execute(mine)}
+            return [
+                TestRecord(**r._asdict())
+                for r in conn.execute(query)
+                if (r.suite, r.classname, r.name) in wanted
+            ]
+
+    def recorded_reports(self, reports: Collection[str]) -> set[str]:
+        """Which of the report digests ``reports`` are already recorded."""
+        import sqlalchemy as sa
+
+        from buildyard.store.schema import test_results
+
+        wanted = sorted(set(reports) - {""})
+        if not wanted:
+            return set()
+        query = sa.select(test_results.c.report).where(test_results.c.report.in_(wanted)).distinct()
+        with self.engine.connect() as conn:
+            return {str(r) for r in conn.execute(query).scalars()}
 
     def gates(self, run_id: str) -> list[GateRecord]:
         """Gate results of a run, by job then order."""

@@ -28,7 +28,10 @@ JSON_COLUMNS: Mapping[str, frozenset[str]] = {
     "jobs": frozenset({"matrix", "miss_reasons"}),
     "gate_results": frozenset({"data"}),
 }
-BOOL_COLUMNS: Mapping[str, frozenset[str]] = {"jobs": frozenset({"allow_failure"})}
+BOOL_COLUMNS: Mapping[str, frozenset[str]] = {
+    "jobs": frozenset({"allow_failure"}),
+    "test_results": frozenset({"restored"}),
+}
 #: Job columns an update never sets: the key, and what the plan fixed when the row was inserted.
 #: Setting an indexed column, even to its own value, rewrites its index entry.
 JOB_FIXED_COLUMNS = frozenset({"run_id", "id", "job", "stage", "matrix", "allow_failure"})

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -123,9 +124,13 @@ test_results = Table(
     Column("attempt", Integer, nullable=False),
     Column("sha", String(64), nullable=False),
     Column("at", Float, nullable=False),
+    Column("tree", String(64), nullable=False, server_default=""),
+    Column("report", String(64), nullable=False, server_default=""),
+    Column("restored", Boolean, nullable=False, server_default=false()),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 Index("ix_test_results_at", test_results.c.at)
+Index("ix_test_results_report", test_results.c.report)
 
 deployments = Table(
     "deployments",
