@@ -114,3 +114,25 @@ def test_a_bad_literal_version_is_reported_by_validate_before_anything_runs(make
     assert "buildyard.yml:4:" in checked.err and "jobs.b.publish.version" in checked.err
     assert "post-releases have no SemVer equivalent" in checked.err
     assert cli("-C", root, "run").code == 2 and not (root / "f").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({}, "version file not found"),
+        ({"pyproject.toml": '[project]\nname = "a"\n'}, "no version found"),
+        ({"pyproject.toml": '[project]\nname = "a"\nversion = "1!2.0"\n'}, "epochs"),
+    ],
+)
+def test_a_version_file_problem_stops_the_run_before_any_job(
+    make_project, cli, files: dict[str, str], problem: str
+) -> None:
+    text = (
+        "jobs:\n  b:\n    script: touch built\n"
+        "    publish: {name: a, paths: [built], version: {from_file: pyproject.toml}}\n"
+    )
+    root = make_project({"buildyard.yml": text, **files})
+    result = cli("-C", root, "run")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert "jobs.b.publish.version" in result.err and problem in result.err
+    assert not (root / "built").exists()  # nothing ran

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -197,6 +198,22 @@ def resolve_version(
     if build_number is None:
         return parsed
     return release_version(parsed.base(), build_number=build_number, commit=git.commit)
+
+
+def check_version_setting(setting: str | dict[str, str], *, project: Path) -> None:
+    """Raise :class:`ArtifactError` for a ``version:`` setting that cannot give a version, as far as it
+    is known before the build: a ``from_file`` that is missing, has no version (and no dynamic one,
+    which the build makes) or an unusable one; a literal without a SemVer equivalent."""
+    if isinstance(setting, dict):
+        path = project / setting.get("from_file", "")
+        if path.name == "pyproject.toml" and path.is_file():
+            with contextlib.suppress(tomllib.TOMLDecodeError, TypeError, AttributeError, OSError):
+                table = tomllib.loads(path.read_text()).get("project", {})
+                if "version" not in table and "version" in table.get("dynamic", []):
+                    return  # read from the built wheel or sdist after the build
+        _semver(_version_from_file(path))
+    elif setting != FROM_GIT_TAG:
+        _semver(setting)
 
 
 def _semver(text: str) -> str:

@@ -51,7 +51,7 @@ from buildyard.engine.scheduler import (
 )
 from buildyard.engine.secrets import read_secrets_file, resolve
 from buildyard.engine.watchdog import kill_marked, last_pid
-from buildyard.errors import DiskFullError
+from buildyard.errors import Diagnostic, DiskFullError, SpecError
 from buildyard.fsutil import atomic_write_bytes
 from buildyard.gitinfo import GitInfo, read_git
 from buildyard.model import Event, JobStatus, RunStatus
@@ -255,7 +255,28 @@ def plan_step(
 ) -> Plan:
     """Build the plan, using past durations (when known) as critical-path weights."""
     durations = history.durations(pipeline.name) if history is not None else {}
-    return build(pipeline, trigger, select=options.select, durations=durations, alone=options.alone)
+    plan = build(pipeline, trigger, select=options.select, durations=durations, alone=options.alone)
+    _check_versions(plan, pipeline, options.project_dir)
+    return plan
+
+
+def _check_versions(plan: Plan, pipeline: Pipeline, project: Path) -> None:
+    """A publish whose version cannot be made is reported before any job runs, not after the build."""
+    publishing = {inst.job: inst.publish for inst in plan.instances.values() if inst.publish is not None}
+    if not publishing:
+        return
+    from buildyard.artifacts.api import check_version_setting  # noqa: PLC0415 - only with publish:
+    from buildyard.artifacts.errors import ArtifactError  # noqa: PLC0415
+
+    problems = []
+    for job, spec in publishing.items():
+        try:
+            check_version_setting(spec.version, project=project)
+        except ArtifactError as exc:
+            line, col = pipeline.position(job)
+            problems.append(Diagnostic(pipeline.file, line, col, f"jobs.{job}.publish.version", str(exc)))
+    if problems:
+        raise SpecError(problems)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
