@@ -350,11 +350,33 @@ def test_cache_is_keyed_by_dump_digest(tmp_path):
         z.writestr("B.json", json.dumps(record("B", "PyPI", "p", versions=["2.0"])))
     third = load_index(db, [Ecosystem.PYPI], cache)
     assert third.cache_misses == 1 and set(third.index.vulns) == {"B"}
-    assert len(list(cache.glob("*.pickle"))) == 1  # the stale index is evicted
-    [entry] = cache.glob("*.pickle")
-    entry.write_bytes(b"not a pickle")
+    assert len(list(cache.glob("*.msgpack"))) == 1  # the stale index is evicted
+    [entry] = cache.glob("*.msgpack")
+    entry.write_bytes(b"not an index")
     fourth = load_index(db, [Ecosystem.PYPI], cache)
     assert fourth.cache_misses == 1 and set(fourth.index.vulns) == {"B"}
+
+
+def test_a_planted_pickle_in_the_index_cache_is_never_loaded(tmp_path):
+    """A cache file is data: a pickle that would run code when unpickled is only a miss."""
+    import pickle
+
+    db = tmp_path / "db"
+    (db / "PyPI").mkdir(parents=True)
+    with zipfile.ZipFile(db / "PyPI" / "all.zip", "w") as z:
+        z.writestr("A.json", json.dumps(record("A", "PyPI", "p", versions=["1.0"])))
+    cache = tmp_path / "cache"
+    load_index(db, [Ecosystem.PYPI], cache)
+    [entry] = cache.glob("*.msgpack")
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (marker.write_text, ("code ran",))
+
+    entry.write_bytes(pickle.dumps(Payload()))
+    again = load_index(db, [Ecosystem.PYPI], cache)
+    assert not marker.exists() and again.cache_misses == 1 and "A" in again.index.vulns
 
 
 def test_corrupt_and_missing_database(tmp_path):

@@ -1,8 +1,10 @@
 """The offline OSV database: ``<db>/<Ecosystem>/all.zip`` dumps, indexed once per dump digest.
 
 ``load_index`` reads only the dumps for the ecosystems asked for. Each dump's BLAKE3 digest names a
-pickled ``OsvIndex`` in the cache directory (written atomically), so a scan re-parses a zip only
-when its content changed. ``update_database`` downloads fresh dumps when a network is available.
+msgpack-encoded ``OsvIndex`` in the cache directory (written atomically), so a scan re-parses a zip
+only when its content changed. The cache file is data decoded into typed structs (msgspec), never a
+pickle: a cache file planted or damaged by anyone cannot run code, it is only a miss.
+``update_database`` downloads fresh dumps when a network is available.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import contextlib
 import io
 import json
 import os
-import pickle
 import shutil
 import tempfile
 import urllib.error
@@ -23,14 +24,25 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import blake3
+import msgspec
 
 from buildyard.deps.errors import DatabaseError
 from buildyard.deps.model import Ecosystem
-from buildyard.deps.osv import OsvIndex, index_records
+from buildyard.deps.osv import AffectedEntry, OsvIndex, Vulnerability, index_records
 from buildyard.fsutil import atomic_write_bytes, fsync_dir
 
-#: Bump when the pickled index layout or version canonicalization changes; old cache files are then ignored.
-INDEX_FORMAT = 1
+#: Bump when the cached index layout or version canonicalization changes; old cache files are then ignored.
+INDEX_FORMAT = 2
+
+
+class _CachedIndex(msgspec.Struct, array_like=True, frozen=True):
+    """An ``OsvIndex`` as stored in the cache (its dict keys as the first items of each entry)."""
+
+    packages: list[tuple[Ecosystem, str, list[AffectedEntry]]]
+    vulns: list[Vulnerability]
+    withdrawn: int
+
+
 DEFAULT_URL = "https://osv-vulnerabilities.storage.googleapis.com"
 
 
@@ -162,7 +174,7 @@ def _records(path: Path, data: bytes) -> Iterator[dict[str, Any]]:
 
 def _cache_file(cache_dir: Path, eco: Ecosystem, digest: str) -> Path:
     safe = eco.value.replace(".", "_")
-    return cache_dir / f"{safe}-{digest[:40]}-v{INDEX_FORMAT}.pickle"
+    return cache_dir / f"{safe}-{digest[:40]}-v{INDEX_FORMAT}.msgpack"
 
 
 def _read_cache(cache_dir: Path, eco: Ecosystem, digest: str) -> OsvIndex | None:
@@ -172,23 +184,31 @@ def _read_cache(cache_dir: Path, eco: Ecosystem, digest: str) -> OsvIndex | None
     except OSError:
         return None
     try:
-        # The cache is written by buildyard itself under the project's BUILDYARD_HOME.
-        index = pickle.loads(raw)  # noqa: S301
-    except Exception:  # noqa: BLE001 - a corrupt cache entry is evicted and rebuilt, never trusted
+        cached = msgspec.msgpack.decode(raw, type=_CachedIndex)
+    except (msgspec.DecodeError, ValueError):  # corrupt or not ours: evicted and rebuilt, never trusted
         with contextlib.suppress(OSError):
             path.unlink()
         return None
-    return index if isinstance(index, OsvIndex) else None
+    return OsvIndex(
+        by_package={(eco, name): entries for eco, name, entries in cached.packages},
+        vulns={v.id: v for v in cached.vulns},
+        withdrawn=cached.withdrawn,
+    )
 
 
 def _write_cache(cache_dir: Path, eco: Ecosystem, digest: str, index: OsvIndex) -> None:
     path = _cache_file(cache_dir, eco, digest)
     try:
-        atomic_write_bytes(path, pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL), durable=False)
+        cached = _CachedIndex(
+            [(eco, name, entries) for (eco, name), entries in index.by_package.items()],
+            list(index.vulns.values()),
+            index.withdrawn,
+        )
+        atomic_write_bytes(path, msgspec.msgpack.encode(cached), durable=False)
     except OSError:
         return  # a read-only cache directory only costs speed
     prefix = path.name.split("-")[0] + "-"
-    for old in cache_dir.glob(f"{prefix}*.pickle"):
+    for old in [*cache_dir.glob(f"{prefix}*.pickle"), *cache_dir.glob(f"{prefix}*.msgpack")]:
         if old != path:
             with contextlib.suppress(OSError):
                 old.unlink()
