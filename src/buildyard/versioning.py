@@ -25,6 +25,8 @@ import re
 
 from packaging.version import InvalidVersion, Version
 
+from buildyard.errors import UserError
+
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
@@ -33,7 +35,7 @@ _SEMVER = re.compile(
 _PRE = {"a": "a", "b": "b", "rc": "rc"}
 
 
-class VersionFormatError(ValueError):
+class VersionFormatError(UserError, ValueError):
     """A version with no SemVer equivalent; the message says why and what to write instead."""
 
 

@@ -136,6 +136,10 @@ def test_lock_protocol(tmp_path, history_url) -> None:
         dropped.abandon()
         stale = home / "runs" / f".{'d' * 32}.tmp"  # killed before renaming its lock into place
         stale.write_text("")
+        old = time.time() - 3600
+        os.utime(stale, (old, old))
+        young = home / "runs" / f".{'e' * 32}.tmp"  # a run that created its lock file but not locked it yet
+        young.write_text("")
         history.update_run("c" * 32, status="success")
         finished.abandon()  # a run killed after recording its final status, before removing the file
         closed = recover_abandoned(history, home)
@@ -143,7 +147,8 @@ def test_lock_protocol(tmp_path, history_url) -> None:
         assert history.get_run("b" * 32).status == "cancelled"
         assert history.get_run("a" * 32).status == "running"
         assert history.get_run("c" * 32).status == "success"
-        assert sorted(p.name for p in (home / "runs").iterdir()) == [f"{'a' * 32}.lock"]
+        assert sorted(p.name for p in (home / "runs").iterdir()) == [f".{'e' * 32}.tmp", f"{'a' * 32}.lock"]
+        young.unlink()
         held.release()
         assert not list((home / "runs").iterdir())
         assert recover_abandoned(history, home) == []

@@ -29,7 +29,7 @@ from typing import BinaryIO, Protocol, cast
 import zstandard
 from blake3 import blake3
 
-from buildyard.errors import UsageError
+from buildyard.errors import BuildyardError, UsageError
 from buildyard.fsutil import fsync_dir
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -37,7 +37,7 @@ _CHUNK = 1024 * 1024
 _ZSTD_LEVEL = 3
 
 
-class CorruptBlobError(Exception):
+class CorruptBlobError(BuildyardError):
     """A blob failed verification while being streamed (it has been evicted)."""
 
 

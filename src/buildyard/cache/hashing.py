@@ -25,7 +25,7 @@ from typing import Any
 
 from blake3 import blake3
 
-from buildyard.errors import UsageError
+from buildyard.errors import BuildyardError, UsageError
 from buildyard.fsutil import atomic_write_bytes
 
 #: Files at least this large are hashed with BLAKE3's own threads over an mmap of the file.
@@ -147,7 +147,7 @@ class StatCache:
         self._dirty = False
 
 
-class NotCachedError(Exception):
+class NotCachedError(BuildyardError):
     """A ``cached_only`` hasher would have to read a file (its digest is not in the stat cache)."""
 
 

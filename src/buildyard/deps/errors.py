@@ -31,5 +31,5 @@ class IgnoreFileError(DepsError):
     """The ignore file of ``deps scan`` is invalid."""
 
 
-class PolicyError(DepsError):
+class LicensePolicyError(DepsError):
     """A license policy is invalid."""

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from buildyard.deps.errors import LockfileError, PolicyError
+from buildyard.deps.errors import LicensePolicyError, LockfileError
 from buildyard.deps.model import Ecosystem, Inventory, Package, normalize_name
 from buildyard.deps.parsers._util import load_yaml
 from buildyard.errors import UserError
@@ -119,7 +119,7 @@ def _ids(values: list[str], what: str) -> frozenset[str]:
             continue
         lic = normalize(value)
         if lic.status is not LicenseStatus.SPDX or lic.expression is None or " " in lic.expression:
-            raise PolicyError(
+            raise LicensePolicyError(
                 f"--{what}: {value!r} is not an SPDX license id (see https://spdx.org/licenses/)"
             )
         out.add(lic.expression.lower())
@@ -267,22 +267,22 @@ def load_policy(path: Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot read the policy: {exc.strerror}") from exc
+        raise LicensePolicyError(f"{path}: cannot read the policy: {exc.strerror}") from exc
     try:
         data = load_yaml(text, str(path), hint="fix the policy file", pipeline=True) or {}
     except LockfileError as exc:
-        raise PolicyError(str(exc)) from exc
+        raise LicensePolicyError(str(exc)) from exc
     section = data.get("deps", data) if isinstance(data, dict) else None
     section = section.get("licenses") if isinstance(section, dict) else None
     if not isinstance(section, dict):
-        raise PolicyError(f"{path}: expected a 'licenses:' mapping with allow/deny/exceptions")
+        raise LicensePolicyError(f"{path}: expected a 'licenses:' mapping with allow/deny/exceptions")
     unknown = set(section) - {"allow", "deny", "exceptions", "fail_on_unknown"}
     if unknown:
-        raise PolicyError(f"{path}: unknown key(s) in licenses: {', '.join(sorted(unknown))}")
+        raise LicensePolicyError(f"{path}: unknown key(s) in licenses: {', '.join(sorted(unknown))}")
     exceptions = []
     for item in section.get("exceptions") or []:
         if not isinstance(item, dict) or not item.get("package") or not str(item.get("reason", "")).strip():
-            raise PolicyError(f"{path}: each exception needs 'package' and a non-empty 'reason'")
+            raise LicensePolicyError(f"{path}: each exception needs 'package' and a non-empty 'reason'")
         version = item.get("version")
         exceptions.append(
             PackageException(

@@ -16,9 +16,10 @@ from packaging.version import InvalidVersion as _PackagingInvalid
 from packaging.version import Version
 
 from buildyard.deps.model import Ecosystem
+from buildyard.errors import BuildyardError
 
 
-class InvalidVersionError(ValueError):
+class InvalidVersionError(BuildyardError, ValueError):
     """A version string that the ecosystem's ordering cannot place."""
 
 

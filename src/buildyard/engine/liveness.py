@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -75,7 +76,10 @@ def recover_abandoned(history: SqlHistory, home: Path) -> list[Recovered]:
     except FileNotFoundError:
         return []
     recovered = []
+    stale = time.time() - STALE_TEMPORARY_S
     for entry in entries:
+        if entry.name.endswith(".tmp") and _mtime(entry) > stale:
+            continue  # a run between creating its lock file and locking it: not ours to judge yet
         try:
             fd = os.open(entry.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -94,6 +98,18 @@ def recover_abandoned(history: SqlHistory, home: Path) -> list[Recovered]:
         finally:
             os.close(fd)
     return recovered
+
+
+#: A lock file still under its temporary name after this long was left by a run killed before it
+#: was recorded; younger ones may be a live run's, created but not yet locked.
+STALE_TEMPORARY_S = 600.0
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    try:
+        return entry.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _close_run(history: SqlHistory, run_id: str) -> Recovered | None:

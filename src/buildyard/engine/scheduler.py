@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, StepOutcome
+from buildyard.errors import BuildyardError
 from buildyard.model import JobStatus, RunStatus, SkipReason, When
 from buildyard.plan.build import JobInstance, Plan, Skip
 from buildyard.spec import expr
 
 
-class JobSetupError(Exception):
+class JobSetupError(BuildyardError):
     """Raised by a request factory when a job cannot start (e.g. a secret is missing)."""
 
 

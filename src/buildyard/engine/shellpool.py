@@ -74,6 +74,7 @@ from buildyard.engine.process import (
     terminate_tree,
 )
 from buildyard.engine.warmshell import WarmShell, step_payload
+from buildyard.errors import BuildyardError
 
 START_TIMEOUT = 10.0
 """Seconds a worker may take to start a step (or to report its end once killed) before it is dropped."""
@@ -104,7 +105,7 @@ def _loop(payload_file: str) -> str:
     )
 
 
-class _WorkerLost(Exception):
+class _WorkerLost(BuildyardError):
     """The worker ended before reporting the step's start: nothing of the step ran."""
 
 

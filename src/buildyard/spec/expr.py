@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from buildyard.errors import UserError
+
 CONTEXT_ROOTS = frozenset({"event", "branch", "tag", "ref", "sha", "vars", "env", "matrix", "needs"})
 #: Roots whose values are only known once dependencies finished.
 RUNTIME_ROOTS = frozenset({"needs"})
@@ -40,7 +42,7 @@ _PY_ONLY = frozenset(
 _OPS = {"&&": " and ", "||": " or ", "!": " not ", "!=": "!=", "==": "=="}
 
 
-class ExprError(ValueError):
+class ExprError(UserError, ValueError):
     """An expression that does not parse or cannot be evaluated."""
 
 
