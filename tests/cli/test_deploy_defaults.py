@@ -142,9 +142,11 @@ def test_redeploy_always_deploys_every_time(make_project, cli) -> None:
 def test_the_first_publish_creates_the_signing_key_and_ci_refuses_to(make_project, cli, monkeypatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     root = make_project({"buildyard.yml": "jobs:\n" + BUILD, "app.txt": "v1\n"})
+    shown = cli("-C", root, "run")
+    assert shown.code == 0 and (shown.out + shown.err).count("created signing key 'default'") == 1
     code, jobs = run(cli, root)
     assert code == 0, jobs
-    log = Path(str(jobs["build"]["log"])).read_text()
+    log = cli("-C", root, "logs", "1", "build").out
     assert "created signing key 'default'" in log and "back it up" in log
     assert (root / ".buildyard" / "keys" / "private" / "default.pem").is_file()
     assert cli("-C", root, "artifacts", "verify", str(jobs["build"]["published"])).code == 0

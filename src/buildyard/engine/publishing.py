@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,9 +66,17 @@ class PublishingExecutor:
     with the commands to provide one.
     """
 
-    def __init__(self, inner: Executor, *, project: Path, create_key: bool | None = None) -> None:
+    def __init__(
+        self,
+        inner: Executor,
+        *,
+        project: Path,
+        create_key: bool | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.project = project
+        self.warn = warn
         self.create_key = (
             (os.environ.get("CI", "") in ("", "0", "false")) if create_key is None else create_key
         )
@@ -85,8 +94,10 @@ class PublishingExecutor:
             return outcome
         try:
             made = await asyncio.to_thread(self._key, spec.key)
-            if made is not None:
+            if made is not None:  # in the job's log and, once, in the run's output
                 log_note(request, made, sink)
+                if self.warn is not None:
+                    self.warn(made)
             ref, created = await asyncio.to_thread(
                 publish_files, self.project, request.run_id, request.job_id, spec, cwd=Path(request.cwd)
             )

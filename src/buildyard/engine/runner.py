@@ -721,7 +721,7 @@ def execute_run(
         if any(i.publish is not None for i in plan.instances.values()):
             from buildyard.engine.publishing import PublishingExecutor  # noqa: PLC0415
 
-            inner = PublishingExecutor(inner, project=options.project_dir)
+            inner = PublishingExecutor(inner, project=options.project_dir, warn=_warner(observer))
         if any(i.environment is not None for i in plan.instances.values()):
             from buildyard.engine.deploying import DeployingExecutor  # noqa: PLC0415
 
