@@ -39,6 +39,7 @@ from buildyard.engine.request import (
     JobRequest,
     PublishRequest,
     StepRequest,
+    WorkspaceRequest,
 )
 from buildyard.engine.scheduler import (
     JobFinished,
@@ -110,6 +111,8 @@ class RunOptions:
     force_deploy: bool = False
     #: Cap of each job attempt's log in bytes (0 = none); None: ``$BUILDYARD_LOG_LIMIT`` or 100 MB.
     log_limit: int | None = None
+    #: Keep the workspace of an isolated job that failed (``run --keep-workspaces``).
+    keep_workspaces: bool = False
 
 
 @dataclass
@@ -398,6 +401,22 @@ class RequestFactory:
             kill_grace=self.options.kill_grace,
             log_limit=self.log_limit,
             output_globs=_outputs(inst),
+            workspace=self.workspace_request(inst) if inst.workspace == "isolated" else None,
+        )
+
+    def workspace_request(self, inst: JobInstance) -> WorkspaceRequest:
+        """Where ``inst`` runs isolated, what it sees of the jobs it needs, where its outputs go."""
+        name = log_name(inst.id)[:-4]
+        upstream = tuple(
+            p for d in inst.needs if d in self.plan.instances for p in _outputs(self.plan.instances[d])
+        )
+        return WorkspaceRequest(
+            root=str(self.home / "work" / self.base_env["BUILDYARD_RUN_NUMBER"] / name),
+            project_root=str(self.options.project_dir),
+            working_directory=inst.working_directory or "",
+            upstream_outputs=upstream,
+            outputs_dir=str(self.home / "outputs" / name),
+            keep_on_failure=self.options.keep_workspaces,
         )
 
     def publish_request(self, inst: JobInstance) -> PublishRequest | None:
@@ -705,6 +724,11 @@ def execute_run(
         if executor is None:
             executor = local = LocalExecutor()
         inner: Executor = executor
+        if any(i.workspace == "isolated" for i in plan.instances.values()):
+            from buildyard.engine.workspace import WorkspaceExecutor  # noqa: PLC0415
+
+            _report_auto_isolated(plan, observer)
+            inner = WorkspaceExecutor(inner)  # inside the cache: keys and hits as for a shared job
         if cache_stack is not None:
             inner = cache_stack.wrap(inner)
         from buildyard.engine.gating import GatingExecutor  # noqa: PLC0415
@@ -810,6 +834,17 @@ def _warner(observer: RunObserver | None) -> Callable[[str], None]:
             observer.warning(message)
 
     return warn
+
+
+def _report_auto_isolated(plan: Plan, observer: RunObserver | None) -> None:
+    """One line per matrix job isolated because its instances declare the same outputs."""
+    jobs = sorted({i.job for i in plan.instances.values() if i.workspace_auto})
+    say = getattr(observer, "info", None) or _warner(observer)
+    for job in jobs:
+        say(
+            f"the matrix instances of {job} declare the same outputs: each runs in an isolated "
+            f"workspace (set workspace: shared or isolated on {job} to choose)"
+        )
 
 
 def _report_recovered(recovered: list[Recovered], observer: RunObserver | None) -> None:
