@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
+
+import pytest
+
+from buildyard.engine.workspace import METHOD_ENV, overlay_supported
 
 COVERAGE_JOB = """\
 name: ws
@@ -19,6 +24,15 @@ jobs:
     artifacts: {{paths: [out/]}}
 """
 IGNORE = ".buildyard/\n.coverage\nout/\n"
+
+
+@pytest.fixture(autouse=True, params=["copy", "overlay"])
+def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both ways of making a workspace (overlay where this machine can)."""
+    if request.param == "overlay" and not overlay_supported(tempfile.gettempdir()):
+        pytest.skip("no overlayfs in a user namespace here (unshare -Urm)")
+    monkeypatch.setenv(METHOD_ENV, request.param)
+    return str(request.param)
 
 
 def run(cli, root: Path, *args: str) -> tuple[int, dict[str, dict]]:
@@ -61,7 +75,7 @@ def test_colliding_outputs_isolate_matrix_instances_automatically(cli, make_proj
     assert sorted(kept.values()) == ["a\n", "b\n"], kept
 
 
-def test_edits_stay_in_the_workspace_and_declared_outputs_come_back(cli, make_project) -> None:
+def test_edits_stay_in_the_workspace_and_declared_outputs_come_back(cli, make_project, method: str) -> None:
     pipeline = """\
 name: ws
 jobs:
@@ -88,6 +102,8 @@ jobs:
     assert (root / "out/head").read_text() == head
     ws, ci_dir, cwd = (root / "out/where").read_text().split()
     assert ws == ci_dir and cwd == f"{ws}/app" and ".buildyard/work/" in ws
+    log = (root / ".buildyard/logs/ws/1/build.log").read_text()
+    assert f"({method}" in log or (method == "copy" and "(reflink" in log), log
     assert not Path(ws).exists()  # removed after the job succeeded
     status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
     assert status.stdout == ""  # nothing written into the real repository or its index
@@ -151,3 +167,21 @@ jobs:
     kept = Path(line.split("workspace kept at ")[1].split()[0])
     assert (kept / "partial.txt").read_text() == "partial\n"
     assert not (root / "partial.txt").exists()
+
+
+def test_a_deleted_output_is_not_collected_from_the_layer_below(cli, make_project) -> None:
+    pipeline = """\
+name: ws
+jobs:
+  gen:
+    workspace: isolated
+    script: ["rm gen/old.txt", "echo new > gen/new.txt"]
+    artifacts: {paths: [gen/old.txt, gen/new.txt]}
+"""
+    root = project(make_project, pipeline, **{"gen/old.txt": "old\n"})
+    code, jobs = run(cli, root)
+    assert code == 0, jobs
+    own = root / ".buildyard/outputs/gen/gen"
+    assert sorted(p.name for p in own.iterdir()) == ["new.txt"]
+    assert (root / "gen/new.txt").read_text() == "new\n"
+    assert (root / "gen/old.txt").read_text() == "old\n"  # a collect adds and replaces, never deletes

@@ -724,11 +724,12 @@ def execute_run(
         if executor is None:
             executor = local = LocalExecutor()
         inner: Executor = executor
+        workspaces = None
         if any(i.workspace == "isolated" for i in plan.instances.values()):
             from buildyard.engine.workspace import WorkspaceExecutor  # noqa: PLC0415
 
             _report_auto_isolated(plan, observer)
-            inner = WorkspaceExecutor(inner)  # inside the cache: keys and hits as for a shared job
+            inner = workspaces = WorkspaceExecutor(inner)  # inside the cache: keys and hits as if shared
         if cache_stack is not None:
             inner = cache_stack.wrap(inner)
         from buildyard.engine.gating import GatingExecutor  # noqa: PLC0415
@@ -764,6 +765,8 @@ def execute_run(
         finally:
             if local is not None:
                 local.close()
+            if workspaces is not None:
+                workspaces.close()
             if cache_stack is not None:
                 cache_stack.close()
         if any(r.attempts and r.status not in _NO_PROCESS for r in scheduler.results.values()):
