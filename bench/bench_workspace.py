@@ -3,13 +3,14 @@
 Tree: 5,000 files of 1–20 KiB in 200 directories (~52 MiB), a git repository. Measured in the same
 run, alternating, medians of N rounds (each makes a fresh destination, then removes it untimed):
 
-- ``make_workspace``: what ``workspace: isolated`` does (reflink where the filesystem can, else
-  ``copy_file_range``; the file list from ``git ls-files`` is made once per run, timed separately);
+- buildyard ``overlay`` (the default where it works): per job, ``make_overlay`` + the first step's
+  ``unshare -Urm`` + overlay mount (+ ``true``), over the run's hardlink farm, made once per run
+  (its own row);
+- buildyard ``copy`` (``make_workspace``; reflink where the filesystem can, else ``copy_file_range``;
+  the file list from ``git ls-files`` is made once per run, timed separately);
 - ``cp -a`` and ``cp -a --reflink=auto`` of the same tree (peers);
 - a hardlink farm (``cp -al``): fast but NOT correct (a job appending to a file changes the
   project's) — a reference only;
-- an overlayfs mount in a user namespace (``unshare -Urm``; lowerdir = the project, upperdir = the
-  job's scratch): copy-on-write without copying; timed as start namespace + mount + exit.
 
 Run: ``nice python bench/bench_workspace.py [--rounds 5] [--dir /tmp]``
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from buildyard.cache.hashing import git_input_files
-from buildyard.engine.workspace import make_workspace, remove_workspace
+from buildyard.engine.workspace import make_overlay, make_workspace, overlay_supported, remove_workspace
 
 
 def make_tree(root: Path, files: int = 5000, dirs: int = 200) -> None:
@@ -40,10 +42,11 @@ def make_tree(root: Path, files: int = 5000, dirs: int = 200) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data[: rng.randint(1024, 20 * 1024)] + i.to_bytes(4, "little"))
     (root / ".gitignore").write_text(".buildyard/\n")
+    # the repository lives beside the tree (``.git`` is a gitdir file): the peers copy the same tree
     for args in (
-        ["init", "-q"],
+        ["init", "-q", f"--separate-git-dir={root.parent / 'gitdir'}"],
         ["add", "-A"],
-        ["-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "t"],
+        ["-c", "user.email=b@b", "-c", "user.name=b", "-c", "gc.auto=0", "commit", "-qm", "t"],
     ):
         subprocess.run(["git", *args], cwd=root, check=True)
 
@@ -52,11 +55,6 @@ def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
-
-
-def overlay_available(base: Path) -> bool:
-    probe = subprocess.run(["unshare", "-Urm", "true"], capture_output=True, check=False)
-    return probe.returncode == 0 and base.exists()
 
 
 def main() -> None:
@@ -80,24 +78,29 @@ def main() -> None:
         def ours() -> object:
             return make_workspace(project, dest, files)
 
+        farm = base / ".lower"
+
+        def farm_once() -> object:
+            return make_workspace(project, dest, files, link=True)
+
+        def ours_overlay() -> object:
+            made = make_overlay(farm, dest, project, ())
+            argv = shlex.split(made.shell("true", dest))
+            return subprocess.run(argv, cwd=dest, check=True)
+
         def cp(*extra: str) -> Callable[[], object]:
             return lambda: subprocess.run(["cp", "-a", *extra, str(project), str(dest)], check=True)
 
-        def overlay() -> object:
-            for sub in ("upper", "work", "merged"):
-                (dest / sub).mkdir(parents=True, exist_ok=True)
-            opts = f"lowerdir={project},upperdir={dest}/upper,workdir={dest}/work"
-            script = f"mount -t overlay overlay -o {opts} {dest}/merged && test -f {dest}/merged/{files[0]}"
-            return subprocess.run(["unshare", "-Urm", "sh", "-c", script], check=True)
-
-        methods: dict[str, Callable[[], object]] = {
-            "make_workspace (buildyard)": ours,
+        methods: dict[str, Callable[[], object]] = {"copy: make_workspace (by)": ours}
+        if overlay_supported(str(base)):
+            make_workspace(project, farm, files, link=True)
+            methods["overlay per job (by)"] = ours_overlay
+            methods["overlay farm, once a run (by)"] = farm_once
+        methods |= {
             "cp -a": cp(),
             "cp -a --reflink=auto": cp("--reflink=auto"),
             "cp -al (hardlinks: unsafe)": cp("-l"),
         }
-        if overlay_available(base):
-            methods["overlayfs in unshare -Urm"] = overlay
         times: dict[str, list[float]] = {name: [] for name in methods}
         method = _method_of(base)
         for _ in range(args.rounds):
@@ -111,12 +114,12 @@ def main() -> None:
             f"{args.rounds} rounds, medians; file list (git ls-files, once per run): "
             f"{statistics.median(listing) * 1000:.0f} ms; buildyard copied by: {method}"
         )
-        print(f"| {'method':<28} | {'median':>9} | {'min':>9} | {'vs cp -a':>8} |")
-        print(f"|{'-' * 30}|{'-' * 11}|{'-' * 11}|{'-' * 10}|")
+        print(f"| {'method':<30} | {'median':>9} | {'min':>9} | {'vs cp -a':>8} |")
+        print(f"|{'-' * 32}|{'-' * 11}|{'-' * 11}|{'-' * 10}|")
         for name, values in times.items():
             median = statistics.median(values)
             low = min(values) * 1000
-            print(f"| {name:<28} | {median * 1000:7.0f} ms | {low:7.0f} ms | {median / cp_a:7.2f}× |")
+            print(f"| {name:<30} | {median * 1000:7.0f} ms | {low:7.0f} ms | {median / cp_a:7.2f}× |")
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
