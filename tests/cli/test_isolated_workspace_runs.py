@@ -185,3 +185,36 @@ jobs:
     assert sorted(p.name for p in own.iterdir()) == ["new.txt"]
     assert (root / "gen/new.txt").read_text() == "new\n"
     assert (root / "gen/old.txt").read_text() == "old\n"  # a collect adds and replaces, never deletes
+
+
+def test_an_isolated_job_gets_and_gives_back_its_dependency_cache(cli, make_project) -> None:
+    pipeline = """\
+name: ws
+defaults:
+  workspace: isolated
+jobs:
+  install:
+    cache:
+      key: {files: [package-lock.json], prefix: node}
+      paths: [node_modules/]
+    script:
+      - test ! -e node_modules/left-pad/index.js || echo restored > node_modules/seen
+      - mkdir -p node_modules/left-pad
+      - echo "module.exports = 1" > node_modules/left-pad/index.js
+  use:
+    needs: [install]
+    cache:
+      key: {files: [package-lock.json], prefix: node}
+      paths: [node_modules/]
+      policy: pull
+    script: ["test -f node_modules/left-pad/index.js"]
+"""
+    root = project(make_project, pipeline, **{"package-lock.json": "{}\n"})
+    (root / ".gitignore").write_text(IGNORE + "node_modules/\n")
+    code, jobs = run(cli, root)
+    assert code == 0, jobs
+    assert (root / "node_modules/left-pad/index.js").is_file()  # back in the project, saved by the cache
+    subprocess.run(["rm", "-rf", str(root / "node_modules")], check=True)  # a fresh checkout
+    code, jobs = run(cli, root)
+    assert code == 0 and jobs["install"]["status"] == "cached", jobs
+    assert (root / "node_modules/left-pad/index.js").is_file()  # the saved dependency cache

@@ -125,6 +125,10 @@ class WorkspaceRequest:
     project_root: str
     working_directory: str = ""
     upstream_outputs: tuple[str, ...] = ()
+    #: The job's dependency cache paths (``cache: paths``, project-relative): restored into the
+    #: project by the cache before the job, so copied in like upstream outputs, and copied back
+    #: after a successful job for the cache to save them.
+    dependency_paths: tuple[str, ...] = ()
     outputs_dir: str = ""
     keep_on_failure: bool = False
 

@@ -289,6 +289,15 @@ def _outputs(inst: JobInstance) -> tuple[str, ...]:
     return project_outputs(inst.working_directory, inst.artifacts)
 
 
+def _project_paths(working_directory: str | None, paths: Sequence[str]) -> tuple[str, ...]:
+    """``paths`` relative to a job's working directory made relative to the project."""
+    if not working_directory or not paths:
+        return tuple(paths)
+    from buildyard.cache.pathsafe import project_outputs  # noqa: PLC0415 - the cache stack is lazy
+
+    return project_outputs(working_directory, paths)
+
+
 def log_name(job_id: str) -> str:
     """A file name for a job instance's log (readable, collision-free)."""
     safe = _UNSAFE.sub("_", job_id).strip("_") or "job"
@@ -415,6 +424,9 @@ class RequestFactory:
             project_root=str(self.options.project_dir),
             working_directory=inst.working_directory or "",
             upstream_outputs=upstream,
+            dependency_paths=_project_paths(
+                inst.working_directory, [p for d in inst.dependency_caches for p in d.paths]
+            ),
             outputs_dir=str(self.home / "outputs" / name),
             keep_on_failure=self.options.keep_workspaces,
         )

@@ -16,6 +16,9 @@ worker, an importer of GitLab/GitHub files) needs, independent of how the job is
   symlink, nothing in ``.git``/``.buildyard``, modes 0644/0755, symlinks only within the tree;
   a source reached through a symlinked directory is refused).
 
+A job's dependency cache paths (``cache: paths``) travel like outputs in both directions: the cache
+restores them into the project before the job and saves them from it after.
+
 Outputs of isolated matrix instances that declare the same paths: each instance's files go to its
 own ``outputs_dir`` (``.buildyard/outputs/<instance>/``, what its cache entry stores), and into the
 project in the order the instances finish — the last one's file is what a downstream job sees
@@ -470,9 +473,12 @@ class WorkspaceExecutor:
         root = Path(ws.root)
         remove_workspace(root)  # a previous attempt's, kept or interrupted
         if self._use_overlay(ws):
-            return make_overlay(self._lower(ws), root, Path(ws.project_root), ws.upstream_outputs)
+            extra = (*ws.upstream_outputs, *ws.dependency_paths)
+            return make_overlay(self._lower(ws), root, Path(ws.project_root), extra)
         files = workspace_files(
-            Path(ws.project_root), ws.upstream_outputs, git_files=self._listed(ws.project_root)
+            Path(ws.project_root),
+            (*ws.upstream_outputs, *ws.dependency_paths),
+            git_files=self._listed(ws.project_root),
         )
         return make_workspace(Path(ws.project_root), root, files)
 
@@ -518,7 +524,7 @@ class WorkspaceExecutor:
         kept = False
         try:
             outcome = await self.inner.execute(inner_request, sink)
-            if outcome.status == JobStatus.SUCCESS and request.output_globs:
+            if outcome.status == JobStatus.SUCCESS and (request.output_globs or ws.dependency_paths):
                 try:
                     outcome = await asyncio.to_thread(self._collect, ws, made, request.output_globs, outcome)
                 except (OSError, UnsafePathError) as exc:
@@ -542,10 +548,11 @@ class WorkspaceExecutor:
     def _collect(
         ws: WorkspaceRequest, made: Workspace | OverlayWorkspace, patterns: Sequence[str], outcome: JobOutcome
     ) -> JobOutcome:
-        if isinstance(made, OverlayWorkspace):
-            sources = made.sources(patterns)
-        else:
-            sources = [(made.path, rel) for rel in list_inputs(made.path, list(patterns))]
+        if ws.dependency_paths:  # for the cache to save them from the project, as for a shared job
+            _collect_from(_sources(made, ws.dependency_paths), Path(ws.project_root), ws.dependency_paths)
+        if not patterns:
+            return outcome
+        sources = _sources(made, patterns)
         own = Path(ws.outputs_dir) if ws.outputs_dir else None
         if own is not None:
             shutil.rmtree(own, ignore_errors=True)  # the previous run's copy of this instance
@@ -553,6 +560,13 @@ class WorkspaceExecutor:
         _collect_from(sources, Path(ws.project_root), patterns)
         # the copies are new files: their ctime, not the job's last step, is when the outputs were final
         return replace(outcome, outputs_root=str(own) if own is not None else "", finished_at=time.time())
+
+
+def _sources(made: Workspace | OverlayWorkspace, patterns: Sequence[str]) -> list[tuple[Path, str]]:
+    """The workspace's files matching ``patterns``, as ``(root, rel)``."""
+    if isinstance(made, OverlayWorkspace):
+        return made.sources(patterns)
+    return [(made.path, rel) for rel in list_inputs(made.path, list(patterns))]
 
 
 def _failed(request: JobRequest, started: float, message: str) -> JobOutcome:
