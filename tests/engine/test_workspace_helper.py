@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from buildyard.cache.pathsafe import UnsafePathError
-from buildyard.engine.workspace import collect_outputs, make_workspace, remove_workspace, workspace_files
+from buildyard.engine.workspace import (
+    collect_outputs,
+    make_overlay,
+    make_workspace,
+    overlay_supported,
+    remove_workspace,
+    workspace_files,
+)
 from buildyard.plan.build import TriggerContext, build
 from buildyard.spec.load import load
 
@@ -100,3 +108,27 @@ def test_only_colliding_matrix_outputs_are_isolated(tmp_path: Path) -> None:
     assert {v for k, v in modes.items() if k.startswith("lint")} == {("", False)}
     assert {v for k, v in modes.items() if k.startswith("pinned")} == {("shared", False)}
     assert modes["one"] == ("", False)
+
+
+def test_overlay_workspace_replaced_directory_and_deleted_file(tmp_path: Path) -> None:
+    if not overlay_supported(str(tmp_path)):
+        pytest.skip("no overlayfs in a user namespace here (unshare -Urm)")
+    project = tmp_path / "project"
+    (project / "dist").mkdir(parents=True)
+    (project / "dist/stale.txt").write_text("stale\n")
+    (project / "keep.txt").write_text("keep\n")
+    (project / "gone.txt").write_text("gone\n")
+    lower = tmp_path / "lower"
+    make_workspace(project, lower, ["dist/stale.txt", "keep.txt", "gone.txt"], git=False, link=True)
+    made = make_overlay(lower, tmp_path / "ws", project, ())
+    script = "rm -rf dist gone.txt && mkdir dist && echo new > dist/new.txt && echo more >> keep.txt"
+    argv = [*shlex.split(made.shell("sh", made.path)), "-c", script]
+    done = subprocess.run(argv, cwd=made.path, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    sources = {rel: root for root, rel in made.sources(["dist/", "keep.txt", "gone.txt"])}
+    assert sorted(sources) == ["dist/new.txt", "keep.txt"]  # the replaced dir hides its old file
+    assert sources["keep.txt"] == made.upper  # copied up, the project's file untouched
+    assert (project / "keep.txt").read_text() == "keep\n" and (project / "gone.txt").exists()
+    assert (project / "dist/stale.txt").exists()
+    remove_workspace(made.path)
+    assert not made.upper.exists() and not made.work.exists()

@@ -262,7 +262,7 @@ def overlay_supported(scratch: str) -> bool:
     try:
         for sub in ("l", "u", "w", "m"):
             (base / sub).mkdir()
-        opts = f"lowerdir={base}/l,upperdir={base}/u,workdir={base}/w"
+        opts = f"userxattr,lowerdir={base}/l,upperdir={base}/u,workdir={base}/w"
         argv = ["unshare", "-Urm", "sh", "-c", _OVERLAY_SH, "probe", opts, str(base / "m"), "/", "true"]
         return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0
     except (OSError, subprocess.SubprocessError):
@@ -284,7 +284,8 @@ class OverlayWorkspace:
 
     def shell(self, shell: str, cwd: Path) -> str:
         """``shell`` run in a fresh mount namespace with the overlay mounted, in ``cwd``."""
-        opts = f"lowerdir={':'.join(map(str, self.lowers))},upperdir={self.upper},workdir={self.work}"
+        lowers = ":".join(map(str, self.lowers))
+        opts = f"userxattr,lowerdir={lowers},upperdir={self.upper},workdir={self.work}"
         wrap = [
             "unshare",
             "-Urm",
