@@ -132,3 +132,11 @@ def test_overlay_workspace_replaced_directory_and_deleted_file(tmp_path: Path) -
     assert (project / "dist/stale.txt").exists()
     remove_workspace(made.path)
     assert not made.upper.exists() and not made.work.exists()
+
+
+def test_outside_git_every_file_but_buildyard_goes_in(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/a.c").write_text("int a;\n")
+    (tmp_path / ".buildyard").mkdir()
+    (tmp_path / ".buildyard/db").write_text("x")
+    assert workspace_files(tmp_path) == ["src/a.c"]

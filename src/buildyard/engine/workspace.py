@@ -16,6 +16,13 @@ worker, an importer of GitLab/GitHub files) needs, independent of how the job is
   symlink, nothing in ``.git``/``.buildyard``, modes 0644/0755, symlinks only within the tree;
   a source reached through a symlinked directory is refused).
 
+The local executor's fast path is :class:`OverlayWorkspace` (``make_overlay``): the run's hardlink
+farm of the git-visible files (read-only: overlayfs never writes a lower layer) plus a layer of the
+job's needs' outputs, under an upper layer that takes the job's writes, mounted in each step's own
+user+mount namespace (``unshare -Urm``, ``userxattr``). Its outputs are read from the merged view
+(:meth:`OverlayWorkspace.sources`). Isolation is against accidents, not a sandbox: a job writing by
+absolute path into the project, or into the farm (hardlinks of the project's files), reaches them.
+
 A job's dependency cache paths (``cache: paths``) travel like outputs in both directions: the cache
 restores them into the project before the job and saves them from it after.
 
@@ -45,7 +52,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from buildyard.cache.hashing import git_input_files, list_inputs
+from buildyard.cache.hashing import list_inputs
 from buildyard.cache.pathsafe import (
     PROTECTED_DIRS,
     DirWalker,
@@ -93,9 +100,10 @@ def _git_dir(project_root: Path) -> Path | None:
 def workspace_files(
     project_root: Path, upstream_outputs: Sequence[str] = (), *, git_files: Sequence[str] | None = None
 ) -> list[str]:
-    """What an isolated job sees: the git-visible files (``git_files``, else one ``git ls-files``)
+    """What an isolated job sees: the git-visible files (``git_files``, else one ``git ls-files``;
+    every file outside a git work tree)
     plus the project's files matching ``upstream_outputs``; never ``.git``/``.buildyard``."""
-    files = set(git_files if git_files is not None else (git_input_files(project_root) or []))
+    files = set(git_files if git_files is not None else list_inputs(project_root))
     if upstream_outputs:
         files.update(list_inputs(project_root, list(upstream_outputs)))
     return sorted(f for f in files if not any(p in PROTECTED_DIRS for p in f.split("/")))
@@ -440,10 +448,7 @@ class WorkspaceExecutor:
 
     def _listed(self, project_root: str) -> list[str]:
         with self._lock:
-            listed = self._git_files.get(project_root)
-            if listed is None:
-                listed = self._git_files[project_root] = git_input_files(Path(project_root)) or []
-            return listed
+            return self._git_files_locked(project_root)
 
     def _use_overlay(self, ws: WorkspaceRequest) -> bool:
         if self.method == "copy" or any(c in ws.project_root + ws.root for c in ",:\n"):
@@ -459,15 +464,19 @@ class WorkspaceExecutor:
             if lower is None:
                 lower = run_dir / ".lower"
                 remove_workspace(lower)
-                files = workspace_files(Path(ws.project_root), git_files=self._git_files_locked(ws))
+                files = workspace_files(
+                    Path(ws.project_root), git_files=self._git_files_locked(ws.project_root)
+                )
                 make_workspace(Path(ws.project_root), lower, files, link=True)
                 self._lowers[run_dir] = lower
             return lower
 
-    def _git_files_locked(self, ws: WorkspaceRequest) -> list[str]:
-        listed = self._git_files.get(ws.project_root)
+    def _git_files_locked(self, project_root: str) -> list[str]:
+        """The project's git-visible files (one ``git ls-files`` per project); hold ``_lock``."""
+        listed = self._git_files.get(project_root)
         if listed is None:
-            listed = self._git_files[ws.project_root] = git_input_files(Path(ws.project_root)) or []
+            # git-visible files, or every file outside a git work tree
+            listed = self._git_files[project_root] = list_inputs(Path(project_root))
         return listed
 
     def _make(self, ws: WorkspaceRequest) -> Workspace | OverlayWorkspace:
