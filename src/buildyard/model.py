@@ -26,6 +26,13 @@ class EnvMode(StrEnum):
     STRICT = "strict"  # a base set (PATH, HOME, locale, …) plus ``pass_env``
 
 
+class WorkspaceMode(StrEnum):
+    """Where a job runs: in the project itself, or in a fresh copy of it (``engine.workspace``)."""
+
+    SHARED = "shared"
+    ISOLATED = "isolated"
+
+
 class Redeploy(StrEnum):
     """Whether a deployment runs again when the environment already runs what it would deploy."""
 

@@ -135,6 +135,10 @@ class PlainRenderer:
         """Print a warning line."""
         self._line(f"! warning: {safe_text(message)}")
 
+    def info(self, message: str) -> None:
+        """Print an information line (a choice the run made for the user)."""
+        self._line(f"i {safe_text(message)}")
+
     def output(self, job_id: str, data: bytes) -> None:
         """With ``stream``, print complete output lines prefixed by the job name."""
         if not self.stream:

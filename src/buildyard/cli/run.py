@@ -88,6 +88,11 @@ def _iso(ts: float | None) -> str | None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a Markdown run summary (jobs, cache, gates, tests, coverage, benchmarks) here.",
 )
+@click.option(
+    "--keep-workspaces",
+    is_flag=True,
+    help="Keep the workspace of an isolated job that fails (its path is in the failure line).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -111,6 +116,7 @@ def run(
     cache_dir: Path | None,
     remote_cache: str | None,
     summary_file: Path | None,
+    keep_workspaces: bool,
 ) -> int:
     """Run the pipeline as a DAG on this machine and record it."""
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
@@ -134,6 +140,7 @@ def run(
         cache_dir=cache_dir,
         remote_cache=remote_cache,
         force_deploy=force,
+        keep_workspaces=keep_workspaces,
     )
     if dry_run:
         _print_plan(execute_run(options).plan, as_json=as_json)

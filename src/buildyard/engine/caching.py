@@ -76,6 +76,13 @@ def _keeps_own_log(request: JobRequest) -> bool:
     return bool(request.publish or request.gates)
 
 
+def _outputs_final_at(outcome: JobOutcome) -> float:
+    """When the job's outputs were final: its last step's end, or (isolated job) their collection."""
+    if outcome.outputs_root or not outcome.steps:
+        return outcome.finished_at
+    return outcome.steps[-1].finished_at
+
+
 def canonical_definition(data: object) -> str:
     """Deterministic JSON of a job definition (what enters the key as 'definition')."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
@@ -203,14 +210,14 @@ class CachingExecutor:
                     entry = await asyncio.to_thread(
                         self.cache.store_outputs,
                         key,
-                        workspace=Path(spec.project_root),
+                        workspace=Path(outcome.outputs_root or spec.project_root),
                         outputs=list(request.output_globs),
                         log=_log_or_empty(outcome.log_path),
                         exit_code=0,
                         duration_s=outcome.duration_s,
                         job=request.job_id,
                         key_manifest=manifest,
-                        finished_at=outcome.steps[-1].finished_at if outcome.steps else outcome.finished_at,
+                        finished_at=_outputs_final_at(outcome),
                     )
                 except OutputChangedError as exc:
                     self.warn(f"job {request.job_id}: {exc}")

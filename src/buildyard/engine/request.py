@@ -112,6 +112,28 @@ class DeployRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkspaceRequest:
+    """Run the job in an isolated workspace (see ``buildyard.engine.workspace``).
+
+    ``root`` is made fresh from the git-visible files of ``project_root`` plus the files matching
+    ``upstream_outputs`` (project-relative patterns: the outputs of the jobs it needs); the job runs
+    in ``root/working_directory``. After a successful attempt the job's declared outputs are copied
+    to ``outputs_dir`` (this instance's own copy, what its cache entry stores) and into the project.
+    """
+
+    root: str
+    project_root: str
+    working_directory: str = ""
+    upstream_outputs: tuple[str, ...] = ()
+    #: The job's dependency cache paths (``cache: paths``, project-relative): restored into the
+    #: project by the cache before the job, so copied in like upstream outputs, and copied back
+    #: after a successful job for the cache to save them.
+    dependency_paths: tuple[str, ...] = ()
+    outputs_dir: str = ""
+    keep_on_failure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class JobRequest:
     """Everything needed to run one attempt of one job instance, anywhere."""
 
@@ -134,6 +156,7 @@ class JobRequest:
     failed_needs: tuple[str, ...] = ()  # for the gates node: dependencies that failed
     publish: PublishRequest | None = None
     deploy: DeployRequest | None = None
+    workspace: WorkspaceRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +198,9 @@ class JobOutcome:
     deployed: str = ""  # NAME@VERSION deployed (whatever the health check said)
     log_cut: int = 0  # bytes left out of the middle of the log (it passed its cap)
     log_problem: str = ""  # the log could not be written (one line, e.g. disk full)
+    #: Where the declared outputs are captured from for the cache ("" = the project): an isolated
+    #: job's own copy, so instances writing the same paths each store their own files.
+    outputs_root: str = ""
 
 
 OutputSink = Callable[[str, bytes], None]

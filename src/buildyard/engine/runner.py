@@ -39,6 +39,7 @@ from buildyard.engine.request import (
     JobRequest,
     PublishRequest,
     StepRequest,
+    WorkspaceRequest,
 )
 from buildyard.engine.scheduler import (
     JobFinished,
@@ -109,6 +110,8 @@ class RunOptions:
     force_deploy: bool = False
     #: Cap of each job attempt's log in bytes (0 = none); None: ``$BUILDYARD_LOG_LIMIT`` or 100 MB.
     log_limit: int | None = None
+    #: Keep the workspace of an isolated job that failed (``run --keep-workspaces``).
+    keep_workspaces: bool = False
 
 
 @dataclass
@@ -306,6 +309,15 @@ def _outputs(inst: JobInstance) -> tuple[str, ...]:
     return project_outputs(inst.working_directory, inst.artifacts)
 
 
+def _project_paths(working_directory: str | None, paths: Sequence[str]) -> tuple[str, ...]:
+    """``paths`` relative to a job's working directory made relative to the project."""
+    if not working_directory or not paths:
+        return tuple(paths)
+    from buildyard.cache.pathsafe import project_outputs  # noqa: PLC0415 - the cache stack is lazy
+
+    return project_outputs(working_directory, paths)
+
+
 def log_name(job_id: str) -> str:
     """A file name for a job instance's log (readable, collision-free)."""
     safe = _UNSAFE.sub("_", job_id).strip("_") or "job"
@@ -418,6 +430,25 @@ class RequestFactory:
             kill_grace=self.options.kill_grace,
             log_limit=self.log_limit,
             output_globs=_outputs(inst),
+            workspace=self.workspace_request(inst) if inst.workspace == "isolated" else None,
+        )
+
+    def workspace_request(self, inst: JobInstance) -> WorkspaceRequest:
+        """Where ``inst`` runs isolated, what it sees of the jobs it needs, where its outputs go."""
+        name = log_name(inst.id)[:-4]
+        upstream = tuple(
+            p for d in inst.needs if d in self.plan.instances for p in _outputs(self.plan.instances[d])
+        )
+        return WorkspaceRequest(
+            root=str(self.home / "work" / self.base_env["BUILDYARD_RUN_NUMBER"] / name),
+            project_root=str(self.options.project_dir),
+            working_directory=inst.working_directory or "",
+            upstream_outputs=upstream,
+            dependency_paths=_project_paths(
+                inst.working_directory, [p for d in inst.dependency_caches for p in d.paths]
+            ),
+            outputs_dir=str(self.home / "outputs" / name),
+            keep_on_failure=self.options.keep_workspaces,
         )
 
     def publish_request(self, inst: JobInstance) -> PublishRequest | None:
@@ -708,6 +739,12 @@ def execute_run(
         if executor is None:
             executor = local = LocalExecutor()
         inner: Executor = executor
+        workspaces = None
+        if any(i.workspace == "isolated" for i in plan.instances.values()):
+            from buildyard.engine.workspace import WorkspaceExecutor  # noqa: PLC0415
+
+            _report_auto_isolated(plan, observer)
+            inner = workspaces = WorkspaceExecutor(inner)  # inside the cache: keys and hits as if shared
         if cache_stack is not None:
             inner = cache_stack.wrap(inner)
         from buildyard.engine.gating import GatingExecutor  # noqa: PLC0415
@@ -743,6 +780,8 @@ def execute_run(
         finally:
             if local is not None:
                 local.close()
+            if workspaces is not None:
+                workspaces.close()
             if cache_stack is not None:
                 cache_stack.close()
         if any(r.attempts and r.status not in _NO_PROCESS for r in scheduler.results.values()):
@@ -813,6 +852,17 @@ def _warner(observer: RunObserver | None) -> Callable[[str], None]:
             observer.warning(message)
 
     return warn
+
+
+def _report_auto_isolated(plan: Plan, observer: RunObserver | None) -> None:
+    """One line per matrix job isolated because its instances declare the same outputs."""
+    jobs = sorted({i.job for i in plan.instances.values() if i.workspace_auto})
+    say = getattr(observer, "info", None) or _warner(observer)
+    for job in jobs:
+        say(
+            f"the matrix instances of {job} declare the same outputs: each runs in an isolated "
+            f"workspace (set workspace: shared or isolated on {job} to choose)"
+        )
 
 
 def _report_recovered(recovered: list[Recovered], observer: RunObserver | None) -> None:

@@ -88,6 +88,10 @@ class JobInstance:
     environment: EnvironmentSpec | None = None
     #: True when ``--manual JOB`` approved the deployment in advance.
     pre_approved: bool = False
+    #: ``isolated``: runs in its own copy of the project (``engine.workspace``); "" or ``shared``: in it.
+    workspace: str = ""
+    #: True when isolation was chosen because instances of one matrix job declare the same outputs.
+    workspace_auto: bool = False
 
     @property
     def awaits_approval(self) -> bool:
@@ -166,6 +170,27 @@ def static_context(pipeline: Pipeline, trigger: TriggerContext) -> dict[str, Any
     }
 
 
+def _isolate_colliding_outputs(made: dict[str, JobInstance], instances_of: Mapping[str, list[str]]) -> None:
+    """Isolate the instances of a matrix job that declare the same outputs (unless a workspace is set).
+
+    Sharing one checkout, they would write (and read back) each other's files: two pytest-cov
+    instances corrupt one ``.coverage``. In their own workspaces each writes its own copy.
+    """
+    for ids in instances_of.values():
+        insts = [made[i] for i in ids if i in made]
+        if len(insts) < 2 or any(i.workspace for i in insts):
+            continue
+        seen: set[tuple[str | None, str]] = set()
+        collide = False
+        for inst in insts:
+            mine = {(inst.working_directory, p) for p in inst.artifacts if not p.startswith("!")}
+            collide = collide or bool(seen & mine)
+            seen |= mine
+        if collide:
+            for inst in insts:
+                made[inst.id] = replace(inst, workspace="isolated", workspace_auto=True)
+
+
 def build(
     pipeline: Pipeline,
     trigger: TriggerContext,
@@ -223,6 +248,7 @@ def build(
             deps[iid] = upstream
     if problems:
         raise SpecError(problems)
+    _isolate_colliding_outputs(made, instances_of)
     _deployments_wait_for_gates(deps, made, gate_node=bool(pipeline.gates))
     if pipeline.gates:
         made[GATES_NODE] = _gate_node(pipeline)
@@ -402,6 +428,7 @@ def _instance(
             publish=job.publish,
             environment=job.environment,
             pre_approved=name in trigger.manual or iid in trigger.manual,
+            workspace=str(job.workspace or pipeline.defaults.workspace or ""),
         ),
         skip,
     )

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from buildyard.model import EnvMode, Redeploy, When
+from buildyard.model import EnvMode, Redeploy, When, WorkspaceMode
 from buildyard.versioning import VersionFormatError, to_semver
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -278,6 +278,9 @@ class Job(Spec, frozen=True, kw_only=True):
     resources: Resources = msgspec.field(default_factory=Resources)
     shell: str | None = None
     working_directory: str | None = None
+    #: ``isolated``: run in a fresh copy of the project's files (``buildyard.engine.workspace``);
+    #: unset: ``defaults.workspace``, else shared (isolated automatically for matrix outputs that collide).
+    workspace: WorkspaceMode | None = None
     description: str | None = None
     inputs: list[str] | None = None
     key_commands: list[str] = msgspec.field(default_factory=list)
@@ -330,6 +333,8 @@ class Defaults(Spec, frozen=True, kw_only=True):
     shell: str = "bash -eo pipefail"
     timeout: float | None = None
     working_directory: str | None = None
+    #: Workspace of every job that sets none (``shared`` unless set; see ``Job.workspace``).
+    workspace: WorkspaceMode | None = None
 
 
 class Pipeline(Spec, frozen=True, kw_only=True):

@@ -57,6 +57,11 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "Directory (relative to the project) jobs run in unless they set their own.",
         "packages/app",
     ),
+    ("Defaults", "workspace"): (
+        "Workspace of every job that sets none: shared (the project itself) or isolated (a fresh copy of "
+        "the project's git-visible files and its needs' outputs; only declared outputs come back).",
+        "isolated",
+    ),
     # --- a job ------------------------------------------------------------------------------------
     ("Job", "stage"): ("The stage this job belongs to (one of the pipeline's stages).", "test"),
     ("Job", "needs"): (
@@ -106,6 +111,12 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
     ("Job", "working_directory"): (
         "Directory (relative to the project) the job runs in; its output paths are relative to it.",
         "packages/util",
+    ),
+    ("Job", "workspace"): (
+        "shared: run in the project; isolated: run in a fresh copy of its git-visible files plus the "
+        "outputs of the jobs it needs, only declared outputs come back (default: defaults.workspace, else "
+        "shared; matrix instances declaring the same outputs are isolated automatically).",
+        "isolated",
     ),
     ("Job", "description"): ("What the job is for (shown by plan and the dashboard).", "Unit tests"),
     ("Job", "inputs"): (
