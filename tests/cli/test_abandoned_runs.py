@@ -98,7 +98,8 @@ def test_next_run_reports_the_abandoned_run(make_project, cli, tmp_path) -> None
     result = cli("-C", root, "run", "quick")
     assert result.code == 0, result.err
     warning = "run #1 of pipeline was abandoned by its buildyard process: recorded as cancelled"
-    assert f"{warning}; killed 1 process it left behind" in result.out + result.err
+    # the run's watchdog usually killed its job already; if not, this run did ("killed 1 process …")
+    assert warning in result.out + result.err
     assert not psutil.pid_exists(int(pids.read_text())) or (
         psutil.Process(int(pids.read_text())).status() == psutil.STATUS_ZOMBIE
     )

@@ -427,3 +427,19 @@ def test_the_same_job_of_a_concurrent_run_waits_for_the_one_writing_its_outputs(
         other_run.release()
     assert proc.wait(timeout=60) == 0
     assert (root / "runs.log").read_text() == "run\n"
+
+
+def test_strict_fails_a_job_whose_declared_output_matched_nothing_with_or_without_the_cache(
+    cli, make_project
+) -> None:
+    pipeline = (
+        "jobs:\n  a:\n    working_directory: pkg\n    script: 'true'\n    artifacts: {paths: [dist/]}\n"
+    )
+    for name, extra in (("cached", []), ("uncached", ["--no-cache"])):
+        root = make_project({"buildyard.yml": pipeline, "pkg/src.txt": "x\n"}, name=name)
+        strict = cli("-C", root, "run", "--json", "--strict", *extra)
+        [job] = json.loads(strict.out)["jobs"]
+        assert strict.code == 1 and job["status"] == "failed"
+        assert job["message"] == "declared output 'pkg/dist/' matched no file (--strict)"
+        warned = cli("-C", root, "run", *extra)  # the failed job was not cached: it runs, and warns
+        assert warned.code == 0 and "job a: declared output 'pkg/dist/' matched no file" in warned.out

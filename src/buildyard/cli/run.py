@@ -69,6 +69,9 @@ def _iso(ts: float | None) -> str | None:
 @db_option
 @click.option("--no-cache", is_flag=True, help="Run every job; neither read nor write the job cache.")
 @click.option(
+    "--strict", is_flag=True, help="Fail a job whose declared output path matches no file (else a warning)."
+)
+@click.option(
     "--force", is_flag=True, help="Deploy even to environments that already run the version (redeploy)."
 )
 @click.option(
@@ -112,6 +115,7 @@ def run(
     file: Path | None,
     db: str | None,
     no_cache: bool,
+    strict: bool,
     force: bool,
     cache_dir: Path | None,
     remote_cache: str | None,
@@ -140,6 +144,7 @@ def run(
         cache_dir=cache_dir,
         remote_cache=remote_cache,
         force_deploy=force,
+        strict=strict,
         keep_workspaces=keep_workspaces,
     )
     if dry_run:

@@ -41,7 +41,6 @@ from buildyard.cache import (
     UnsafePathError,
     compute_key_manifest,
     dependency_cache_key,
-    unmatched_patterns,
 )
 from buildyard.engine.request import (
     CacheRequest,
@@ -207,7 +206,7 @@ class CachingExecutor:
             await asyncio.to_thread(self._save_dependencies, request, spec, restored)
             if manifest is not None and self.write:
                 try:
-                    entry = await asyncio.to_thread(
+                    await asyncio.to_thread(
                         self.cache.store_outputs,
                         key,
                         workspace=Path(outcome.outputs_root or spec.project_root),
@@ -223,9 +222,6 @@ class CachingExecutor:
                     self.warn(f"job {request.job_id}: {exc}")
                 except (OSError, ValueError, UnsafePathError) as exc:
                     self._problem("store", exc)
-                else:
-                    for pattern in unmatched_patterns(request.output_globs, (o.path for o in entry.outputs)):
-                        self.warn(f"job {request.job_id}: declared output {pattern!r} matched no file")
         status = "miss" if manifest is not None else "off"
         return replace(outcome, cache_key=key, cache_status=status, miss_reasons=reasons)
 

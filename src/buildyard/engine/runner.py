@@ -108,6 +108,8 @@ class RunOptions:
     approval_poll: float = 0.5
     #: Deploy even what an environment already runs (``run --force``).
     force_deploy: bool = False
+    #: A declared output that matches nothing after a successful job fails it (not only a warning).
+    strict: bool = False
     #: Cap of each job attempt's log in bytes (0 = none); None: ``$BUILDYARD_LOG_LIMIT`` or 100 MB.
     log_limit: int | None = None
     #: Keep the workspace of an isolated job that failed (``run --keep-workspaces``).
@@ -745,6 +747,12 @@ def execute_run(
 
             _report_auto_isolated(plan, observer)
             inner = workspaces = WorkspaceExecutor(inner)  # inside the cache: keys and hits as if shared
+        if any(i.artifacts for i in plan.instances.values()):
+            from buildyard.engine.outputs import OutputCheckExecutor  # noqa: PLC0415
+
+            inner = OutputCheckExecutor(
+                inner, project=options.project_dir, warn=_warner(observer), strict=options.strict
+            )
         if cache_stack is not None:
             inner = cache_stack.wrap(inner)
         from buildyard.engine.gating import GatingExecutor  # noqa: PLC0415
