@@ -288,13 +288,19 @@ def test_the_module_watch_sees_same_size_edits_replacements_and_late_imports(
 # -- item 11: a watchdog kills the jobs of a SIGKILLed run --------------------------------------------
 
 
-@pytest.mark.parametrize("executor", ["spawn", "pool"])
+@pytest.mark.parametrize(
+    ("executor", "script"),
+    [
+        ("spawn", "sleep 60 & echo $! > sleep.pid; wait"),
+        ("pool", "sleep 60 & echo $! > sleep.pid; wait"),
+        # no BUILDYARD_RUN_ID in its environment: found by its process group only
+        ("spawn", "env -i sh -c 'sleep 60 & echo $! > sleep.pid; wait'"),
+    ],
+)
 def test_the_jobs_of_a_sigkilled_run_die_within_seconds(
-    make_project: Callable[..., Path], executor: str
+    make_project: Callable[..., Path], executor: str, script: str
 ) -> None:
-    root = make_project(
-        {"buildyard.yml": "name: w\njobs:\n  s:\n    script: ['sleep 60 & echo $! > sleep.pid; wait']\n"}
-    )
+    root = make_project({"buildyard.yml": f'name: w\njobs:\n  s:\n    script: ["{script}"]\n'})
     env = {**os.environ, "BUILDYARD_DAEMON": "0", "BUILDYARD_EXECUTOR": executor}
     proc = subprocess.Popen(
         [*BY, "-C", str(root), "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

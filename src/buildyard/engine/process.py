@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -157,8 +158,10 @@ class Spawner:
         os.close(write)
         self._closed = [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         self._path = os.environ.get("PATH", os.defpath)
-        self._watchdog: tuple[int, int] | None = None  # (pid, write end of its pipe)
+        self._watchdog: tuple[int, int, int] | None = None  # (pid, write end of its pipe, slot file)
         self._watched: str | None = None  # the run id it watches
+        self._slots: dict[int, int] = {}  # live job process group -> its record in the slot file
+        self._free: list[int] = []  # records of reaped groups, reused
 
     def close(self) -> None:
         """Release the shared stdin and dismiss the watchdog (idempotent)."""
@@ -169,12 +172,16 @@ class Spawner:
 
     def reaped(self, pid: int) -> None:
         """Tell the watchdog the job ``pid`` (its process group) was reaped: never kill that group."""
-        self._tell(f"-{pid}\n")
+        slot = self._slots.pop(pid, None)
+        if slot is not None:
+            self._record(slot, 0)
+            self._free.append(slot)
 
-    def _tell(self, line: str) -> None:
+    def _record(self, slot: int, pgid: int) -> None:
+        """One fixed-width record of the slot file (a single pwrite: whole even if we die now)."""
         if self._watchdog is not None:
-            with contextlib.suppress(OSError):  # a full pipe (or a dead watchdog): the marker scan remains
-                os.write(self._watchdog[1], line.encode())
+            with contextlib.suppress(OSError):  # a full disk: the marker scan remains
+                os.pwrite(self._watchdog[2], b"%10d\n" % pgid, slot * watchdog.RECORD)
 
     def watch(self, pid: int, env: Mapping[str, str]) -> None:
         """Start the run's watchdog (see buildyard.engine.watchdog) after its first job, then list
@@ -187,6 +194,8 @@ class Spawner:
             self._watched = run_id
             read, write = os.pipe()
             os.set_blocking(write, False)
+            slots = _unlinked_file()
+            self._slots, self._free = {}, []
             try:
                 child = os.posix_spawn(
                     "/bin/sh",
@@ -204,25 +213,31 @@ class Spawner:
                         (os.POSIX_SPAWN_DUP2, read, 0),
                         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                         (os.POSIX_SPAWN_DUP2, 1, 2),
+                        (os.POSIX_SPAWN_DUP2, slots, 3),
                         *self._closed,
                     ],
                     setsid=True,
                 )
             except OSError:
                 os.close(write)  # no watchdog: the next buildyard command recovers the run instead
+                os.close(slots)
                 return
             finally:
                 os.close(read)
-            self._watchdog = (child, write)
-        self._tell(f"+{pid}\n")
+            self._watchdog = (child, write, slots)
+        slot = self._free.pop() if self._free else len(self._slots)
+        self._slots[pid] = slot
+        self._record(slot, pid)
 
     def _dismiss(self) -> None:
         if self._watchdog is None:
             return
-        self._tell("done\n")
-        child, write = self._watchdog
+        child, write, slots = self._watchdog
         self._watchdog = None
+        with contextlib.suppress(OSError):
+            os.write(write, b"done\n")
         os.close(write)
+        os.close(slots)
         _reap_later(child)
 
     def spawn(self, argv: list[str], *, env: Mapping[str, str], cwd: str, stdout: int) -> int:
@@ -271,6 +286,16 @@ class Spawner:
         return launch(
             program, argv, env, file_actions=actions, setsid=True, setsigdef=_RESTORED, setsigmask=()
         )
+
+
+def _unlinked_file() -> int:
+    """A private file with no name (gone with its last fd): the watchdog's list of job groups."""
+    try:
+        return os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o600)
+    except OSError:  # no O_TMPFILE on this filesystem
+        fd, name = tempfile.mkstemp(prefix="buildyard-watch-")
+        os.unlink(name)
+        return fd
 
 
 def _unblock_signals() -> None:

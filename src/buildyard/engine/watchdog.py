@@ -4,11 +4,13 @@ A run killed with SIGKILL (or by the OOM killer) cannot clean up, and its jobs �
 their own — would keep running until the next buildyard command recovers the run (see liveness).
 So the first time a :class:`~buildyard.engine.process.Spawner` starts a job of a run, it also starts
 :data:`SHELL_LOOP` in ``sh`` (its own session, signals from a terminal ignored, stdout and stderr on
-/dev/null) with stdin the read end of a pipe whose write end only the run's process holds. The
-spawner writes ``+PGID`` for every job it starts, ``-PGID`` once it reaped it, and ``done`` before
-closing the pipe. End of file without ``done`` means the run's process died: the shell then execs
-this file with the process groups still listed, which SIGKILLs them and every process whose
-environment carries ``MARKER`` (``BUILDYARD_RUN_ID=<run id>``: daemons that left their group).
+/dev/null) with stdin the read end of a pipe whose write end only the run's process holds, and fd 3
+an unnamed file of fixed-width records: the spawner ``pwrite``s a job's process group into a free
+record when it starts the job and zero once it reaped it (no write to the pipe per job: a pipe
+write wakes the shell, a file write wakes nobody). ``done`` on the pipe dismisses the watchdog. End
+of file without ``done`` means the run's process died: the shell then execs this file with the
+process groups still recorded, which SIGKILLs them and every process whose environment carries
+``MARKER`` (``BUILDYARD_RUN_ID=<run id>``: daemons that left their group).
 
 The resident part is a shell (dash: ~0.2 ms to spawn, under 1 ms of CPU, no Python start-up on every
 run); Python — importing only ``os``, ``signal`` and ``sys`` — starts only when there is killing to do.
@@ -20,17 +22,17 @@ import os
 import signal
 import sys
 
-#: Run as ``sh -c SHELL_LOOP PYTHON THIS_FILE MARKER SINCE`` (see the module docstring). ``g`` holds
-#: the live process groups as `` a b c `` (at most the run's parallelism, so every edit is cheap).
+#: Bytes of one record of the slot file: a process group (0: a free record) right-aligned, newline.
+RECORD = 11
+
+#: Run as ``sh -c SHELL_LOOP PYTHON THIS_FILE MARKER SINCE`` with fd 3 the slot file (see the module
+#: docstring); at the run's death the recorded groups become arguments.
 SHELL_LOOP = """trap '' INT HUP QUIT TSTP PIPE
-g=' '
 while IFS= read -r l; do
-  case $l in
-    done) exit 0 ;;
-    +*) g="$g${l#+} " ;;
-    -*) p=${l#-}; case $g in *" $p "*) g="${g%%" $p "*} ${g#*" $p "}" ;; esac ;;
-  esac
+  [ "$l" = done ] && exit 0
 done
+g=
+while read -r p <&3; do [ "$p" != 0 ] && g="$g $p"; done
 exec "$0" -I -S "$1" "$2" "$3" $g
 """
 
@@ -82,7 +84,7 @@ def main(argv: list[str]) -> int:
     """``python -I -S watchdog.py MARKER SINCE PGID...``: the run died; kill what it left behind."""
     if len(argv) < 2 or "=" not in argv[0] or not all(a.isdigit() for a in argv[1:]):
         return 2
-    for pgid in {int(a) for a in argv[2:]}:
+    for pgid in {int(a) for a in argv[2:]} - {0}:  # 0 is a free record (killpg(0) would be ours)
         try:  # noqa: SIM105 - no contextlib: this module imports as little as it can
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
