@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -61,3 +65,65 @@ def gone(pid: int, wait: float = 3.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
+
+
+#: Runs the real CLI entry point in a subprocess.
+CLI = "import sys; from buildyard.cli import main; main(sys.argv[1:])"
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class CacheServer:
+    """A running ``buildyard cache serve`` process."""
+
+    url: str
+    port: int
+    cache_dir: Path
+    proc: subprocess.Popen[bytes]
+
+
+def start_cache_server(
+    cache_dir: Path, *args: str, read_token: str, env: dict[str, str] | None = None
+) -> CacheServer:
+    """Start ``buildyard cache serve`` on a free loopback port; return once it answers ``read_token``."""
+    port = free_port()
+    cmd = [sys.executable, "-c", CLI, "cache", "serve", "--cache-dir", str(cache_dir), "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
+    url = f"http://127.0.0.1:{port}"
+    headers = {"authorization": f"Bearer {read_token}"}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"server exited: {err}")
+        try:
+            if httpx.get(f"{url}/v8/artifacts/status", headers=headers, timeout=1).status_code == 200:
+                return CacheServer(url=url, port=port, cache_dir=cache_dir, proc=proc)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_cache_server(proc)
+    raise RuntimeError("cache server did not start")
+
+
+def stop_cache_server(proc: subprocess.Popen[bytes]) -> str:
+    """Stop the server (SIGTERM, then SIGKILL); what it wrote on stderr."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    for stream in (proc.stdout, proc.stderr):
+        if stream:
+            stream.close()
+    return err

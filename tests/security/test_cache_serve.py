@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,61 +17,19 @@ from blake3 import blake3
 
 from buildyard.cache.kv import KeyValueStore
 from buildyard.cache.store import CacheStore
+from by_testutil import CacheServer, start_cache_server, stop_cache_server
 
 RW, RO = "sec-rw-token", "sec-ro-token"
 W = {"authorization": f"Bearer {RW}"}
 R = {"authorization": f"Bearer {RO}"}
-CLI = "import sys; from buildyard.cli import main; main(sys.argv[1:])"
-
-
-@dataclass
-class Server:
-    url: str
-    port: int
-    cache_dir: Path
-    proc: subprocess.Popen[bytes]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+Server = CacheServer
 
 
 def _start(cache_dir: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-    port = _free_port()
-    cmd = [sys.executable, "-c", CLI, "cache", "serve", "--cache-dir", str(cache_dir), "--port", str(port)]
-    proc = subprocess.Popen(
-        [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"server exited: {err}")
-        try:
-            if httpx.get(f"{url}/v8/artifacts/status", headers=R, timeout=1).status_code == 200:
-                return Server(url=url, port=port, cache_dir=cache_dir, proc=proc)
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    _stop(proc)
-    raise RuntimeError("cache server did not start")
+    return start_cache_server(cache_dir, *args, read_token=RO, env=env)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    for stream in (proc.stdout, proc.stderr):
-        if stream:
-            stream.close()
-    return err
+_stop = stop_cache_server
 
 
 @pytest.fixture

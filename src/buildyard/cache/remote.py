@@ -88,13 +88,17 @@ class RemoteCache:
         except httpx.HTTPError as exc:
             self._fail(type(exc).__name__)
             return None
-        if response.status_code == 401:
+        return None if self._failed(response.status_code) else response
+
+    def _failed(self, status: int) -> bool:
+        """True (and the remote cache disabled for the run) for a refused token or a server error."""
+        if status == 401:
             self._fail(f"token refused: HTTP 401; set {TOKEN_ENV}")
-            return None
-        if response.status_code >= 500:
-            self._fail(f"HTTP {response.status_code}")
-            return None
-        return response
+            return True
+        if status >= 500:
+            self._fail(f"HTTP {status}")
+            return True
+        return False
 
     def get_entry(self, key: str) -> ActionEntry | None:
         """The remote action-cache entry for ``key``, if any.
@@ -122,13 +126,7 @@ class RemoteCache:
 
         try:
             with self._client.stream("GET", path) as response:
-                if response.status_code == 401:
-                    self._fail(f"token refused: HTTP 401; set {TOKEN_ENV}")
-                    return None
-                if response.status_code >= 500:
-                    self._fail(f"HTTP {response.status_code}")
-                    return None
-                if response.status_code != 200:
+                if self._failed(response.status_code) or response.status_code != 200:
                     return None
                 body = bytearray()
                 for chunk in response.iter_bytes(_CHUNK):
