@@ -82,11 +82,8 @@ class RemoteCache:
 
         try:
             response = self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
-        except httpx.TimeoutException:
-            self._fail("timed out")
-            return None
         except httpx.HTTPError as exc:
-            self._fail(type(exc).__name__)
+            self._fail("timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__)
             return None
         return None if self._failed(response.status_code) else response
 
@@ -134,11 +131,8 @@ class RemoteCache:
                     if len(body) > limit:
                         self._warn(f"remote cache {self.url}: {path} is larger than {limit} bytes; ignored")
                         return None
-        except httpx.TimeoutException:
-            self._fail("timed out")
-            return None
         except httpx.HTTPError as exc:
-            self._fail(type(exc).__name__)
+            self._fail("timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__)
             return None
         return bytes(body)
 

@@ -31,6 +31,7 @@ from buildyard.engine.request import (
     OutputSink,
     StepRequest,
     log_note,
+    outcome_without_steps,
 )
 from buildyard.engine.scheduler import JobSetupError
 from buildyard.errors import UserError
@@ -256,18 +257,7 @@ class DeployingExecutor:
             Path(request.log_path).write_bytes(f"buildyard: {note}\n".encode())
             if sink is not None:
                 sink(request.job_id, f"buildyard: {note}\n".encode())
-            return JobOutcome(
-                job_id=request.job_id,
-                attempt=request.attempt,
-                status=status,
-                exit_code=0 if status == JobStatus.SUCCESS else None,
-                started_at=started_at,
-                finished_at=time.time(),
-                duration_s=time.monotonic() - start,
-                message=note,
-                log_path=request.log_path,
-                deployed=deployed,
-            )
+            return outcome_without_steps(request, status, started_at, note, deployed=deployed)
 
         if not spec.artifact:
             pulled = _Pulled(None, Path(spec.dest), "", spec.commit or "unknown")
@@ -289,17 +279,7 @@ class DeployingExecutor:
             self.history.finish_deployment(deployment, "failed")
             note = f"deployment to {spec.environment} failed: {exc}"
             log_note(request, note, sink)
-            outcome = JobOutcome(
-                job_id=request.job_id,
-                attempt=request.attempt,
-                status=JobStatus.FAILED,
-                exit_code=None,
-                started_at=started_at,
-                finished_at=time.time(),
-                duration_s=time.monotonic() - start,
-                message=note,
-                log_path=request.log_path,
-            )
+            outcome = outcome_without_steps(request, JobStatus.FAILED, started_at, note)
         await asyncio.to_thread(prune_deploy_dirs, Path(spec.dest).parent.parent, spec.run_number)
         return replace(
             outcome,

@@ -7,6 +7,7 @@ worker) can receive and return them unchanged. The scheduler never knows how a r
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,26 @@ class JobOutcome:
 
 OutputSink = Callable[[str, bytes], None]
 """Receives ``(job_id, masked bytes)`` as a job writes output."""
+
+
+def outcome_without_steps(
+    request: JobRequest, status: JobStatus, started_at: float, message: str, *, deployed: str = ""
+) -> JobOutcome:
+    """The outcome of an attempt that ran none of its steps (refused, skipped with a reason, or failed
+    before starting), ``started_at`` a wall-clock time."""
+    now = time.time()
+    return JobOutcome(
+        job_id=request.job_id,
+        attempt=request.attempt,
+        status=status,
+        exit_code=0 if status == JobStatus.SUCCESS else None,
+        started_at=started_at,
+        finished_at=now,
+        duration_s=max(0.0, now - started_at),
+        message=message,
+        log_path=request.log_path,
+        deployed=deployed,
+    )
 
 
 def log_note(request: JobRequest, line: str, sink: OutputSink | None) -> None:

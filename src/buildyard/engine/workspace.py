@@ -63,7 +63,15 @@ from buildyard.cache.pathsafe import (
     is_protected,
     normalize_mode,
 )
-from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, WorkspaceRequest, log_note
+from buildyard.engine.request import (
+    Executor,
+    JobOutcome,
+    JobRequest,
+    OutputSink,
+    WorkspaceRequest,
+    log_note,
+    outcome_without_steps,
+)
 from buildyard.errors import UsageError
 from buildyard.model import JobStatus
 
@@ -509,7 +517,9 @@ class WorkspaceExecutor:
             made = await asyncio.to_thread(self._make, ws)
         except (OSError, UnsafePathError) as exc:
             remove_workspace(Path(ws.root))
-            return _failed(request, started, f"could not make the isolated workspace {ws.root} ({exc})")
+            return outcome_without_steps(
+                request, JobStatus.FAILED, started, f"could not make the isolated workspace {ws.root} ({exc})"
+            )
         path = made.path
         cwd = path / ws.working_directory if ws.working_directory else path
         env = dict(request.env)
@@ -577,18 +587,3 @@ def _sources(made: Workspace | OverlayWorkspace, patterns: Sequence[str]) -> lis
     if isinstance(made, OverlayWorkspace):
         return made.sources(patterns)
     return [(made.path, rel) for rel in list_inputs(made.path, list(patterns))]
-
-
-def _failed(request: JobRequest, started: float, message: str) -> JobOutcome:
-    now = time.time()
-    return JobOutcome(
-        job_id=request.job_id,
-        attempt=request.attempt,
-        status=JobStatus.FAILED,
-        exit_code=None,
-        started_at=started,
-        finished_at=now,
-        duration_s=now - started,
-        message=message,
-        log_path=request.log_path,
-    )
