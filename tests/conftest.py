@@ -15,6 +15,13 @@ import pytest
 from buildyard.cli import run_cli
 from by_testutil import git
 
+# The suite runs the same on a laptop and on a CI machine: variables a CI service sets (which change
+# defaults such as making a signing key on first use) and a user's own BUILDYARD_* settings are
+# cleared; tests that need one set it themselves.
+for _name in [n for n in os.environ if n.startswith("BUILDYARD_") and not n.startswith("BUILDYARD_TEST_")]:
+    del os.environ[_name]
+for _name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL"):
+    os.environ.pop(_name, None)
 # Commands started by tests run in-process, never through a user's warm daemon (tests/daemon opt in).
 os.environ["BUILDYARD_DAEMON"] = "0"
 
