@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import sys
 
+#: The module that runs the warm daemon serving this CLI (``python -m DAEMON_SERVER SOCKET``).
+DAEMON_SERVER = "buildyard.cli.daemon_server"
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``buildyard`` command: through the warm daemon when there is one."""
     args = sys.argv[1:] if argv is None else argv
     from buildyard.daemon.client import run_via_daemon  # noqa: PLC0415 - stdlib only, cheap
 
-    code = run_via_daemon(args)
+    code = run_via_daemon(args, DAEMON_SERVER)
     sys.exit(run_cli(args) if code is None else code)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from buildyard.errors import Diagnostic, NotFoundError, SpecError
-from buildyard.plan.graph import find_cycle
+from buildyard.graph import find_cycle
 from buildyard.spec import expr
 from buildyard.spec.durations import parse_duration
 from buildyard.spec.models import (
@@ -171,7 +171,7 @@ class _Converter:
 
     def gates(self, raw: Any, path: FieldPath) -> list[Any]:
         """Gate definitions, validated by the gates service (imported only when a file has gates)."""
-        from buildyard.gates.config import validate_gates  # noqa: PLC0415 - keeps validate fast without gates
+        from buildyard.spec.gates import validate_gates  # noqa: PLC0415 - keeps validate fast without gates
 
         gates, problems = validate_gates(raw)
         for rel, message in problems:
