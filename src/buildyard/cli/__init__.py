@@ -28,6 +28,9 @@ def run_cli(argv: list[str] | None = None) -> int:
 
     ``BUILDYARD_PROFILE=FILE`` writes a cProfile of the command to FILE (for ``python -m pstats``).
     """
+    # The ``profile`` setting is environment-only and read here, before anything is imported (like the
+    # daemon's switches in ``daemon.client``): importing ``buildyard.settings`` would be paid by every
+    # command, ``--version`` included. ``buildyard.settings`` documents and validates it.
     profile = os.environ.get("BUILDYARD_PROFILE")
     if profile:
         import cProfile  # noqa: PLC0415

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
+from buildyard import settings
 from buildyard.cli import run_cli
-from buildyard.daemon.server import IDLE_DEFAULT
 from buildyard.daemon.server import main as serve
+from buildyard.settings import SettingsError
 
 #: Imported before the first fork, so children start warm (the modules of the served commands).
 PRELOAD = (
@@ -37,10 +39,12 @@ PRELOAD = (
 
 def main(argv: list[str]) -> int:
     """Serve the CLI on the socket ``argv[0]`` until idle for ``BUILDYARD_DAEMON_IDLE`` seconds."""
-    try:
-        idle = float(os.environ.get("BUILDYARD_DAEMON_IDLE", IDLE_DEFAULT))
-    except ValueError:
-        idle = IDLE_DEFAULT
+    user = settings.user_file(os.environ)
+    try:  # the daemon serves every project: the environment and the user's file only
+        idle = settings.resolve(Path("/"), os.environ, [user] if user else []).daemon_idle
+    except SettingsError as exc:
+        sys.stderr.write(f"buildyard daemon: {exc}\n")
+        return 2
     return serve(argv, run=run_cli, modules=PRELOAD, idle=idle)
 
 

@@ -4,6 +4,8 @@ Every import here is paid by every command, daemon or not: ``_socket``/``_signal
 enum-building wrappers, ``marshal`` instead of ``json``, ``os.path`` instead of ``pathlib``. The whole
 client costs about a millisecond on top of the interpreter's start.
 
+The daemon's switches are settings (documented and validated by :mod:`buildyard.settings`, shown by
+``buildyard config``) that this client reads from the environment itself, before anything is imported.
 ``BUILDYARD_DAEMON`` selects the policy: ``0``/``off`` never uses it; ``1``/``on`` uses it and starts
 it when absent; unset uses a running daemon and starts one unless ``CI`` is set (CI machines run one
 command per fresh machine: a daemon would only cost memory). Any problem talking to the daemon
