@@ -208,6 +208,7 @@ def test_config_lists_every_setting_with_its_source(
     assert (rows["log_limit"]["value"], rows["log_limit"]["source"]) == ("1000000", "cli")
     assert (rows["home"]["value"], rows["home"]["source"]) == (str(project / ".buildyard"), "default")
     assert rows["remote_cache_token"]["value"] == "***" and "tok-123" not in result.out
+    assert (rows["config"]["value"], rows["config"]["where"]) == (str(user), "BUILDYARD_CONFIG")
     assert rows["db"]["value"] is None and rows["db"]["default"].startswith("SQLite")
     text = cli("-C", project, "config")
     assert text.code == 0

@@ -355,7 +355,9 @@ def resolve(
         for path, table in from_files:
             if setting.name in table:
                 raw, origin = table[setting.name], Origin(Source.FILE, str(path))
-        if env.get(setting.env):
+        if env.get(setting.env) or (
+            setting.name == "config" and setting.env in env
+        ):  # BUILDYARD_CONFIG=: none
             raw, origin = env[setting.env], Origin(Source.ENV, setting.env)
         if cli and setting.name in cli:
             flag, raw = cli[setting.name]
@@ -393,7 +395,7 @@ def resolve(
         daemon_dir=values["daemon_dir"],
         daemon_idle=values["daemon_idle"] or DEFAULT_DAEMON_IDLE,
         profile=values["profile"],
-        config=values["config"] if values["config"] is not None else _shown_path(user_file(env)),
+        config=_shown_path(user_file(env)),
         origins=origins,
         files=tuple(path for path, table in from_files if table),
     )  # fmt: skip
@@ -419,10 +421,16 @@ def _parse(setting: Setting, raw: str, origin: Origin) -> Any:
 
 
 def load(project_dir: Path | None = None, cli: Mapping[str, tuple[str, str]] | None = None) -> Settings:
-    """The settings of ``project_dir`` (default: the working directory) from this process's
-    environment, the user's and the project's config files, and ``cli``."""
-    project = project_dir if project_dir is not None else Path.cwd()
-    return resolve(project, os.environ, config_files(project, os.environ), cli)
+    """The settings of ``project_dir`` from this process's environment, the user's and the project's
+    config files, and ``cli``.
+
+    Without a project (a library call that has none), the project file is not read and the path
+    defaults are relative to the working directory (which may even have been removed).
+    """
+    if project_dir is None:
+        user = user_file(os.environ)
+        return resolve(Path(), os.environ, [user] if user is not None else [], cli)
+    return resolve(project_dir, os.environ, config_files(project_dir, os.environ), cli)
 
 
 def field_names() -> list[str]:

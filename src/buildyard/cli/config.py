@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from buildyard.cli._common import json_option, print_json, project_dir
 from buildyard.errors import UsageError
+
+if TYPE_CHECKING:
+    from buildyard.settings import Origin
 
 
 @click.command("config")
@@ -57,9 +62,18 @@ def config(ctx: click.Context, overrides: tuple[str, ...], as_json: bool) -> Non
     from buildyard.termtext import safe_text  # noqa: PLC0415
 
     rows = [
-        (s.name, current.shown(s.name) or f"({s.default})", str(current.origins[s.name]))
+        (
+            s.name,
+            current.shown(s.name) or _unset(s.default, current.origins[s.name]),
+            str(current.origins[s.name]),
+        )
         for s in settings.SETTINGS
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for name, value, origin in rows:
         click.echo(safe_text(f"{name:<{widths[0]}}  {value:<{widths[1]}}  {origin}"))
+
+
+def _unset(default: str, origin: Origin) -> str:
+    """What an unset value shows: its default in parentheses, or ``(none)`` when set to nothing."""
+    return f"({default})" if origin.source == "default" else "(none)"

@@ -14,7 +14,6 @@ import click
 from buildyard.cli._common import db_option, json_option, print_json, project_dir, setting_default
 from buildyard.errors import UsageError
 from buildyard.model import Event
-from buildyard.settings import load as load_settings
 
 
 def _parse_vars(values: list[str]) -> dict[str, str]:
@@ -126,6 +125,7 @@ def run(
 ) -> int:
     """Run the pipeline as a DAG on this machine and record it."""
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
+    from buildyard.settings import load as load_settings  # noqa: PLC0415
 
     options = RunOptions(
         project_dir=project_dir(ctx),
