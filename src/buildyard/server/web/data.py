@@ -396,6 +396,12 @@ def metrics_data(
     }
 
 
+def _test_name(test: tuple[str, str, str]) -> str:
+    """``classname::name`` (as the flaky and slowest lists name a test)."""
+    _, classname, name = test
+    return f"{classname}::{name}" if classname else name
+
+
 # --- 6. tests -----------------------------------------------------------------------------------
 
 
@@ -438,14 +444,14 @@ def tests_data(
             "run": run_json(run),
             "baseline_run_id": baseline_id or None,
             "tests": len({r.identity for r in current}),
-            "new": ["::".join(t) for t in split.new],
-            "known": ["::".join(t) for t in split.known],
-            "fixed": ["::".join(t) for t in split.fixed],
+            "new": [_test_name(t) for t in split.new],
+            "known": [_test_name(t) for t in split.known],
+            "fixed": [_test_name(t) for t in split.fixed],
         }
     one = (
         [
             {
-                "test": "::".join(r.identity),
+                "test": _test_name(r.identity),
                 "outcome": str(r.outcome),
                 "duration": r.duration,
                 "attempt": r.attempt,

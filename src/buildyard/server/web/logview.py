@@ -194,6 +194,7 @@ def read_page(path: Path, *, offset: int | None = None, limit: int = PAGE_BYTES,
                 start += nl
                 data = buf[nl + 1 :]
         else:
+            f.seek(0)
             data = f.read(limit)
     complete = data.rfind(b"\n") + 1
     first_line = count_lines(path, start) + 1 if start else 1
