@@ -176,7 +176,7 @@ def projects_data(source: DashboardSource, *, now: float | None = None) -> dict[
                 "queued": [queued_json(q) for q in queue if q.project == p.name],
             }
         )
-    return {"projects": out, "now": now}
+    return {"projects": out}
 
 
 # --- 2. runs ------------------------------------------------------------------------------------
@@ -283,9 +283,8 @@ def log_data(
 # --- 5. metrics ---------------------------------------------------------------------------------
 
 
-def _daily(runs: Sequence[RunRecord], now: float, days: int) -> list[dict[str, Any]]:
+def _daily(runs: Sequence[RunRecord], start: float, days: int) -> list[dict[str, Any]]:
     buckets: dict[int, list[RunRecord]] = defaultdict(list)
-    start = now - days * DAY
     for r in runs:
         buckets[int((r.created_at - start) // DAY)].append(r)
     out = []
@@ -345,7 +344,7 @@ def metrics_data(
     now = time.time() if now is None else now
     days = min(max(days, 1), 365)
     history = _project(source, project)
-    since = now - days * DAY
+    since = (math.floor(now / DAY) - days + 1) * DAY  # whole UTC days, today last
     runs = queries.runs_since(history, since, branch=branch)
     durations = [r.duration_s for r in runs if r.duration_s is not None]
     queue = [r.queue_s for r in runs if r.queue_s is not None]
@@ -369,7 +368,7 @@ def metrics_data(
         "success_rate": _success_rate(runs),
         "queue_p50_s": percentile(queue, 0.5),
         "queue_p95_s": percentile(queue, 0.95),
-        "daily": _daily(runs, now, days),
+        "daily": _daily(runs, since, days),
         "cache": {
             "hits": hits,
             "misses": misses,
