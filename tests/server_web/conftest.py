@@ -20,6 +20,7 @@ from buildyard.server.web.standalone import User
 from by_testutil import free_port, git
 
 PY = sys.executable
+ADMIN = User("admin", "admin")
 
 PIPELINE = f"""\
 name: yard
@@ -50,7 +51,11 @@ FAILING = "def test_ok():\n    assert True\n\n\ndef test_add():\n    assert 1 + 
 def buildyard(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess on ``root``."""
     result = subprocess.run(
-        [PY, "-m", "buildyard", "-C", str(root), *args], capture_output=True, text=True, timeout=120, check=False
+        [PY, "-m", "buildyard", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if check and result.returncode not in (0, 1):
         raise AssertionError(f"buildyard {args} exited {result.returncode}: {result.stderr}")
@@ -125,7 +130,7 @@ def serve() -> Iterator[Callable[..., Served]]:
     """Serve a dashboard of a source (as ``user``, or per request with ``X-Test-User``)."""
     running: list[Served] = []
 
-    def start(source: object, *, user: User | None = User("admin", "admin"), header_users: bool = True) -> Served:
+    def start(source: object, *, user: User | None = ADMIN, header_users: bool = True) -> Served:
         served = Served(create_dashboard_app(source, user=user, header_users=header_users))  # type: ignore[arg-type]
         running.append(served.__enter__())
         return served

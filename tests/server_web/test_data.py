@@ -32,14 +32,21 @@ def test_runs_filter_and_cursor_pages(yard_source: ProjectDirSource) -> None:
     failed = data.runs_data(yard_source, "yard", data.RunsParams(flt=RunFilter(status="failed")))
     assert [r["number"] for r in failed["runs"]] == [2]
     assert data.runs_data(yard_source, "yard", data.RunsParams(flt=RunFilter(branch="nope")))["runs"] == []
-    assert first["choices"] == {"branch": ["main"], "event": ["push"], "status": ["failed", "success"], "who": ["cli"]}
+    assert first["choices"] == {
+        "branch": ["main"],
+        "event": ["push"],
+        "status": ["failed", "success"],
+        "who": ["cli"],
+    }
     with pytest.raises(ValueError, match="invalid cursor"):
         data.runs_data(yard_source, "yard", data.RunsParams(cursor="garbage"))
     with pytest.raises(NotFoundError, match="no project 'other'"):
         data.runs_data(yard_source, "other", data.RunsParams())
 
 
-def test_run_has_dag_with_critical_path_gantt_gates_artifacts_deployments(yard_source: ProjectDirSource) -> None:
+def test_run_has_dag_with_critical_path_gantt_gates_artifacts_deployments(
+    yard_source: ProjectDirSource,
+) -> None:
     d = data.run_data(yard_source, "yard", "2")
     assert d["run"]["status"] == "failed"
     statuses = {j["id"]: j["status"] for j in d["jobs"]}
@@ -126,7 +133,18 @@ def test_a_project_without_runs_shows_empty_views(tmp_path: Path) -> None:
 
 def test_dora_measures_from_deployment_history() -> None:
     def dep(i: int, env: str, status: str, at: float, *, rollback: int | None = None) -> DeploymentRecord:
-        return DeploymentRecord(env, "app", f"1.{i}", f"r{i}", "deploy", status, at, id=i, finished_at=at + 10, rollback_of=rollback)
+        return DeploymentRecord(
+            env,
+            "app",
+            f"1.{i}",
+            f"r{i}",
+            "deploy",
+            status,
+            at,
+            id=i,
+            finished_at=at + 10,
+            rollback_of=rollback,
+        )
 
     deps = [
         dep(1, "prod", "success", 1000),

@@ -12,8 +12,15 @@ import pytest
 from buildyard.server.web import data
 from buildyard.server.web.source import ProjectDirSource
 
-VIEWS = ["/", "/p/yard", "/p/yard/runs/{run}", "/p/yard/runs/{run}/jobs/build/log", "/p/yard/metrics",
-         "/p/yard/tests", "/p/yard/artifacts"]
+VIEWS = [
+    "/",
+    "/p/yard",
+    "/p/yard/runs/{run}",
+    "/p/yard/runs/{run}/jobs/build/log",
+    "/p/yard/metrics",
+    "/p/yard/tests",
+    "/p/yard/artifacts",
+]
 
 
 def _run_id(source: ProjectDirSource, number: int = 2) -> str:
@@ -33,8 +40,9 @@ def test_every_view_serves_html_and_the_same_data_as_json(yard_source, serve, cl
         by_query = client.get(url, params={"format": "json"})
         assert by_accept.headers["content-type"] == "application/json"
         assert by_accept.json() == by_query.json()
-    assert client.get(f"{served.url}/p/yard/runs/{run}", params={"format": "json"}).json()["dag"] == (
-        data.run_data(yard_source, "yard", run)["dag"]
+    assert (
+        client.get(f"{served.url}/p/yard/runs/{run}", params={"format": "json"}).json()["dag"]
+        == (data.run_data(yard_source, "yard", run)["dag"])
     )
     runs = client.get(f"{served.url}/p/yard", params={"format": "json", "status": "success"}).json()
     assert [r["number"] for r in runs["runs"]] == [1]
@@ -58,7 +66,11 @@ def test_buttons_follow_the_role(yard_source, serve, client: httpx.Client) -> No
     def page(path: str, who: str) -> str:
         return client.get(served.url + path, headers={"X-Test-User": who}).text
 
-    for who, retry, rollback in (("v:viewer", False, False), ("o:operator", True, False), ("m:maintainer", True, True)):
+    for who, retry, rollback in (
+        ("v:viewer", False, False),
+        ("o:operator", True, False),
+        ("m:maintainer", True, True),
+    ):
         run_page = page(f"/p/yard/runs/{run}", who)
         assert (f"/api/v1/projects/yard/runs/{run}/retry" in run_page) is retry, who
         assert (f"/api/v1/projects/yard/runs/{run}/jobs/test/retry" in run_page) is retry, who
@@ -68,13 +80,18 @@ def test_buttons_follow_the_role(yard_source, serve, client: httpx.Client) -> No
     assert 'name="csrf_token" value="test-csrf-token"' in page(f"/p/yard/runs/{run}", "o:operator")
 
 
-def test_anonymous_visitors_log_in_unless_the_project_is_public(yard: Path, serve, client: httpx.Client) -> None:
+def test_anonymous_visitors_log_in_unless_the_project_is_public(
+    yard: Path, serve, client: httpx.Client
+) -> None:
     private = ProjectDirSource(yard, name="yard")
     public = ProjectDirSource(yard, name="yard", anonymous_read=True)
     try:
         closed = serve(private, user=None, header_users=False)
         page = client.get(f"{closed.url}/p/yard/metrics?days=7")
-        assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fp%2Fyard%2Fmetrics%3Fdays%3D7"
+        assert (
+            page.status_code == 303
+            and page.headers["location"] == "/login?next=%2Fp%2Fyard%2Fmetrics%3Fdays%3D7"
+        )
         assert client.get(f"{closed.url}/", headers={"Accept": "application/json"}).status_code == 401
         assert client.get(f"{closed.url}/p/yard/runs/1/jobs/build/log/raw").status_code == 303
         assert client.get(f"{closed.url}/p/yard/runs/1/jobs/build/log/stream").status_code == 401
@@ -112,17 +129,20 @@ def test_raw_log_download_and_follow_of_a_finished_job(yard_source, serve, clien
     with client.stream("GET", f"{served.url}/p/yard/runs/{run}/jobs/build/log/stream") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         body = "".join(stream.iter_text())
-    events = [block for block in body.split("\n\n") if block.startswith("id:") or block.startswith("event:")]
+    events = [block for block in body.split("\n\n") if block.startswith(("id:", "event:"))]
     lines = json.loads(events[0].split("data: ", 1)[1])["lines"]
     assert lines[0] == {"n": 1, "html": '<span class="f2">green</span> &lt;b&gt;&amp;amp; tag'}
     assert events[-1] == 'event: end\ndata: {"status": "success"}'
     resumed = client.get(
-        f"{served.url}/p/yard/runs/{run}/jobs/build/log/stream", headers={"Last-Event-ID": events[0].split("\n")[0][4:]}
+        f"{served.url}/p/yard/runs/{run}/jobs/build/log/stream",
+        headers={"Last-Event-ID": events[0].split("\n")[0][4:]},
     ).text
     assert "green" not in resumed and "event: end" in resumed
 
 
-def test_vendored_assets_are_served_with_their_licenses_in_the_package(serve, yard_source, client: httpx.Client) -> None:
+def test_vendored_assets_are_served_with_their_licenses_in_the_package(
+    serve, yard_source, client: httpx.Client
+) -> None:
     served = serve(yard_source)
     from buildyard.server import web
 

@@ -32,7 +32,7 @@ def _repository(root: Path) -> Any:
 
 
 def _verdict(repo: Any, record: Any) -> str:
-    """"verified", or why not (one line)."""
+    """The verdict: ``verified``, or why not (one line)."""
     trusted = repo.trusted()
     key = (str(repo.root), record.name, record.envelope_blob, *sorted(k.keyid for k in trusted))
     with _lock:

@@ -9,6 +9,7 @@ The critical path is the longest chain by recorded duration (``plan.graph.critic
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -32,8 +33,8 @@ def _plan_needs(run: RunRecord) -> dict[str, tuple[str, ...]]:
         st = path.stat()
     except OSError:
         return {}
-    key = (str(path), st.st_mtime_ns, st.st_size, run.event, run.branch, run.tag, run.sha, run.ref)
-    key += tuple(sorted(run.variables.items()))
+    key: tuple[Any, ...] = (str(path), st.st_mtime_ns, st.st_size, run.event, run.branch, run.tag, run.sha)
+    key += (run.ref, *sorted(run.variables.items()))
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -67,10 +68,10 @@ def critical_path(deps: Mapping[str, Sequence[str]], weight: Mapping[str, float]
         return []
     length = critical_path_lengths(deps, weight)
     dependents: dict[str, list[str]] = {n: [] for n in deps}
-    for node, ds in deps.items():
+    for name, ds in deps.items():
         for d in ds:
             if d in dependents:
-                dependents[d].append(node)
+                dependents[d].append(name)
     roots = [n for n in deps if not any(d in deps for d in deps[n])]
     if not roots:
         return []
@@ -105,18 +106,22 @@ def dag_of(run: RunRecord, jobs: Sequence[JobRecord]) -> dict[str, Any]:
     weight = {j.id: float(j.duration_s or 0.0) for j in jobs}
     crit = critical_path(deps, weight) if has_edges else []
     on_path = set(crit)
-    crit_edges = set(zip(crit, crit[1:], strict=False))
+    crit_edges = set(itertools.pairwise(crit))
     rows: dict[int, int] = {}
     nodes = []
     for j in jobs:
         lay = layer.get(j.id, 0)
         nodes.append(
-            {"id": j.id, "status": j.status, "layer": lay, "row": rows.get(lay, 0), "critical": j.id in on_path}
+            {
+                "id": j.id,
+                "status": j.status,
+                "layer": lay,
+                "row": rows.get(lay, 0),
+                "critical": j.id in on_path,
+            }
         )
         rows[lay] = rows.get(lay, 0) + 1
-    edges = [
-        {"from": d, "to": n, "critical": (d, n) in crit_edges} for n in ids for d in deps.get(n, [])
-    ]
+    edges = [{"from": d, "to": n, "critical": (d, n) in crit_edges} for n in ids for d in deps.get(n, [])]
     return {"nodes": nodes, "edges": edges, "critical_path": crit, "edges_known": has_edges}
 
 
@@ -132,10 +137,14 @@ def gantt_of(run: RunRecord, jobs: Sequence[JobRecord]) -> dict[str, Any]:
         if j.started_at is None:
             continue
         if j.ready_at is not None and j.started_at > j.ready_at:
-            segments.append({"kind": "queue", "start_s": j.ready_at - origin, "duration_s": j.started_at - j.ready_at})
+            segments.append(
+                {"kind": "queue", "start_s": j.ready_at - origin, "duration_s": j.started_at - j.ready_at}
+            )
         finished = j.finished_at if j.finished_at is not None else j.started_at + float(j.duration_s or 0.0)
         kind = "restore" if j.status == "cached" else "run"
-        segments.append({"kind": kind, "start_s": j.started_at - origin, "duration_s": max(finished - j.started_at, 0.0)})
+        segments.append(
+            {"kind": kind, "start_s": j.started_at - origin, "duration_s": max(finished - j.started_at, 0.0)}
+        )
         end = finished - origin
         end_all = max(end_all, end)
         rows.append(

@@ -12,7 +12,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from buildyard.errors import BuildyardError, NotFoundError
@@ -186,12 +186,14 @@ def projects_data(source: DashboardSource, *, now: float | None = None) -> dict[
 class RunsParams:
     """Parameters of the runs view."""
 
-    flt: RunFilter = RunFilter()
+    flt: RunFilter = field(default_factory=RunFilter)
     cursor: str = ""
     limit: int = PAGE_SIZE
 
 
-def runs_data(source: DashboardSource, project: str, params: RunsParams, *, now: float | None = None) -> dict[str, Any]:
+def runs_data(
+    source: DashboardSource, project: str, params: RunsParams, *, now: float | None = None
+) -> dict[str, Any]:
     """One page of a project's runs (filtered, newest first) with the cursor of the next page, the
     values the filters offer, and the project's queue."""
     now = time.time() if now is None else now
@@ -388,7 +390,12 @@ def metrics_data(
             for s in stats[:200]
         ],
         "slowest": [
-            {"id": s["id"], "mean_s": s["mean_s"], "max_s": s["max_s"], "trend": trend.get(s["id"], [])[-100:]}
+            {
+                "id": s["id"],
+                "mean_s": s["mean_s"],
+                "max_s": s["max_s"],
+                "trend": trend.get(s["id"], [])[-100:],
+            }
             for s in slowest
         ],
         "dora": dora(deployments, created, days),
@@ -511,12 +518,10 @@ def artifacts_data(source: DashboardSource, project: str, *, limit: int = 50) ->
                 "history": [deployment_json(d) for d in items[:20]],
             }
         )
-    waiting = []
+    waiting: list[dict[str, Any]] = []
     running, _ = queries.list_runs(history, RunFilter(status="running"), limit=50)
     for r in running:
-        waiting.extend(
-            {"run": run_json(r), "job": j.id} for j in history.jobs(r.id) if j.status == "waiting"
-        )
+        waiting.extend({"run": run_json(r), "job": j.id} for j in history.jobs(r.id) if j.status == "waiting")
     try:
         found = versions(info.root, limit=limit)
     except BuildyardError as exc:

@@ -174,16 +174,15 @@ def _render(data: bytes, first: int, *, final: bool) -> list[LogLine]:
     return out
 
 
-def read_page(path: Path, *, offset: int | None = None, limit: int = PAGE_BYTES, live: bool = False) -> LogPage:
+def read_page(
+    path: Path, *, offset: int | None = None, limit: int = PAGE_BYTES, live: bool = False
+) -> LogPage:
     """Up to ``limit`` bytes of whole lines of ``path``: from byte ``offset`` (aligned to the next line
     start), or the tail when ``offset`` is None. An incomplete last line is shown unless ``live`` (the
     job still writes it: a follow from ``end`` sends it once complete)."""
     with path.open("rb") as f:
         size = f.seek(0, os.SEEK_END)
-        if offset is None:
-            start = max(size - limit, 0)
-        else:
-            start = min(max(offset, 0), size)
+        start = max(size - limit, 0) if offset is None else min(max(offset, 0), size)
         if start > 0:  # begin at a line start: the first newline at or after start - 1
             f.seek(start - 1)
             buf = f.read(limit + 1)
@@ -209,9 +208,9 @@ def read_page(path: Path, *, offset: int | None = None, limit: int = PAGE_BYTES,
     )
 
 
-def read_new(path: Path, offset: int, first_line: int, *, limit: int = STREAM_BYTES, final: bool = False) -> tuple[
-    list[LogLine], int
-]:
+def read_new(
+    path: Path, offset: int, first_line: int, *, limit: int = STREAM_BYTES, final: bool = False
+) -> tuple[list[LogLine], int]:
     """Complete lines written after byte ``offset`` (all of the rest when ``final``): lines and new offset."""
     try:
         with path.open("rb") as f:

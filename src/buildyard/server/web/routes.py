@@ -55,7 +55,10 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
     out: dict[str, tuple[bytes, str]] = {}
     for path in sorted((HERE / "static").rglob("*")):
         if path.is_file() and path.suffix in _STATIC_TYPES:
-            out[path.relative_to(HERE / "static").as_posix()] = (path.read_bytes(), _STATIC_TYPES[path.suffix])
+            out[path.relative_to(HERE / "static").as_posix()] = (
+                path.read_bytes(),
+                _STATIC_TYPES[path.suffix],
+            )
     return out
 
 
@@ -215,7 +218,9 @@ def dashboard_router(source: DashboardSource) -> APIRouter:
         except _Denied:
             if wants_json(request):
                 return _security_headers(
-                    JSONResponse({"code": "unauthenticated", "message": "log in to see this"}, status_code=401)
+                    JSONResponse(
+                        {"code": "unauthenticated", "message": "log in to see this"}, status_code=401
+                    )
                 )
             target = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={_q(target)}", status_code=303)

@@ -136,7 +136,9 @@ def sparkline_svg(values: Sequence[float], *, width: int = 120, height: int = 24
         return ""
     top = max(values) or 1.0
     step = width / (len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(values))
+    points = " ".join(
+        f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(values)
+    )
     return (
         f'<svg class="spark" role="img" aria-label="duration trend" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
