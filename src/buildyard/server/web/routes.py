@@ -119,9 +119,7 @@ def make_templates() -> Environment:
         dag_svg=lambda dag, base: Markup(svg.dag_svg(dag, base=base)),  # noqa: S704 - names escaped in svg
         gantt_svg=lambda g, base: Markup(svg.gantt_svg(g, base=base)),  # noqa: S704 - names escaped in svg
         spark_svg=lambda values: Markup(svg.sparkline_svg(values)),  # noqa: S704 - numbers only
-        tojson=lambda value: Markup(  # noqa: S704 - JSON with <, >, & escaped for an HTML attribute
-            json.dumps(value).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-        ),
+        tojson=lambda value: json.dumps(value, allow_nan=False),  # a str: autoescaped in its attribute
     )
     return env
 

@@ -129,13 +129,22 @@ class ProjectDirSource:
         return []
 
     def log_file(self, project: str, run_id: str, job_id: str) -> Path | None:
-        """The job's recorded log file, when it exists."""
+        """The job's log file, when it exists: the recorded path, or while the job runs (the engine
+        records the path when the job ends) the run's log directory ``logs/<pipeline>/<number>/``."""
         self._check(project)
-        job = next((j for j in self.history(project).jobs(run_id) if j.id == job_id), None)
-        if job is None or not job.log_path:
+        history = self.history(project)
+        job = next((j for j in history.jobs(run_id) if j.id == job_id), None)
+        if job is None:
             return None
-        path = Path(job.log_path)
-        return path if path.is_file() else None
+        if job.log_path:
+            path = Path(job.log_path)
+            return path if path.is_file() else None
+        from buildyard.artifacts.repo import buildyard_home  # noqa: PLC0415
+        from buildyard.engine.runner import log_name  # noqa: PLC0415
+
+        number = history.get_run(run_id).number
+        found = list((buildyard_home(self.root) / "logs").glob(f"*/{number}/{log_name(job_id)}"))
+        return found[0] if len(found) == 1 and found[0].is_file() else None
 
     def close(self) -> None:
         """Close the history store."""

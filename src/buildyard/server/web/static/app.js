@@ -8,6 +8,7 @@
     if (!url || !window.EventSource) { return; }
     var state = document.getElementById("follow-state");
     var source = new EventSource(url);
+    source.addEventListener("open", function () { pre.setAttribute("data-open", String(Date.now())); });
     source.addEventListener("lines", function (event) {
       var data = JSON.parse(event.data);
       var nearBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
