@@ -87,7 +87,12 @@ def test_metrics_over_real_runs(yard_source: ProjectDirSource) -> None:
     ids = {j["id"] for j in d["jobs"]}
     assert {"build", "test", "lint", "deploy"} <= ids
     assert all(j["count"] == 2 for j in d["jobs"] if j["id"] in ids)
-    assert d["slowest"][0]["id"] == "test" and len(d["slowest"][0]["trend"]) == 2
+    history = yard_source.history("yard")
+    took = [j.duration_s for r in history.list_runs() for j in history.jobs(r.id) if j.id == "test"]
+    # one point a day: both runs were today
+    assert d["slowest"][0]["id"] == "test" and d["slowest"][0]["trend"] == [
+        [d["since"] + 6 * 86400, pytest.approx(sum(took) / 2)]
+    ]
     assert d["dora"]["deployments"] == 2 and d["dora"]["change_failure_rate"] == 0.0
     assert d["dora"]["deployment_frequency_per_day"] == pytest.approx(2 / 7)
     assert d["dora"]["lead_time_s"] > 0

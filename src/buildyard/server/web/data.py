@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -143,7 +144,7 @@ def _run(history: History, ref: str) -> RunRecord:
     return history.get_run(ref)
 
 
-def _success_rate(runs: Sequence[RunRecord]) -> float | None:
+def _success_rate(runs: Sequence[RunRecord | queries.RunPoint]) -> float | None:
     done = [r for r in runs if r.status in ("success", "failed")]
     return sum(r.status == "success" for r in done) / len(done) if done else None
 
@@ -159,7 +160,7 @@ def projects_data(source: DashboardSource, *, now: float | None = None) -> dict[
     out = []
     for p in source.projects():
         history = source.history(p.name)
-        recent = queries.runs_since(history, now - 30 * DAY)
+        recent = queries.run_points(history, now - 30 * DAY)
         last, _ = queries.list_runs(history, RunFilter(branch=p.default_branch), limit=1)
         durations = [r.duration_s for r in recent if r.duration_s is not None and r.status == "success"]
         running, _ = queries.list_runs(history, RunFilter(status="running"), limit=20)
@@ -285,8 +286,8 @@ def log_data(
 # --- 5. metrics ---------------------------------------------------------------------------------
 
 
-def _daily(runs: Sequence[RunRecord], start: float, days: int) -> list[dict[str, Any]]:
-    buckets: dict[int, list[RunRecord]] = defaultdict(list)
+def _daily(runs: Sequence[queries.RunPoint], start: float, days: int) -> list[dict[str, Any]]:
+    buckets: dict[int, list[queries.RunPoint]] = defaultdict(list)
     for r in runs:
         buckets[int((r.created_at - start) // DAY)].append(r)
     out = []
@@ -338,32 +339,105 @@ def dora(deployments: Sequence[DeploymentRecord], created: Mapping[str, float], 
     }
 
 
+def _job_table(
+    daily: Sequence[Mapping[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[str, list[list[float]]]]:
+    """Per job totals and its mean duration per day, from ``queries.job_daily`` rows."""
+    totals: dict[str, dict[str, Any]] = {}
+    trend: dict[str, list[list[float]]] = defaultdict(list)
+    for row in sorted(daily, key=lambda r: (r["id"], r["day"])):
+        t = totals.setdefault(
+            row["id"],
+            {
+                "id": row["id"],
+                "count": 0,
+                "dur_sum": 0.0,
+                "dur_n": 0,
+                "max_s": None,
+                "cpu_sum": 0.0,
+                "cpu_n": 0,
+                "peak_rss": None,
+                "hits": 0,
+                "misses": 0,
+                "saved_s": 0.0,
+                "queue_sum": 0.0,
+                "queue_n": 0,
+            },
+        )
+        for key in ("count", "dur_n", "cpu_n", "hits", "misses", "queue_n"):
+            t[key] += int(row[key] or 0)
+        for key in ("dur_sum", "cpu_sum", "saved_s", "queue_sum"):
+            t[key] += float(row[key] or 0.0)
+        for key, value in (("max_s", row["dur_max"]), ("peak_rss", row["peak_rss"])):
+            if value is not None and (t[key] is None or value > t[key]):
+                t[key] = value
+        if row["dur_n"]:
+            trend[row["id"]].append([float(row["day"]), float(row["dur_sum"]) / int(row["dur_n"])])
+    table = [
+        {
+            "id": t["id"],
+            "count": t["count"],
+            "mean_s": t["dur_sum"] / t["dur_n"] if t["dur_n"] else None,
+            "max_s": t["max_s"],
+            "cpu_s": t["cpu_sum"] / t["cpu_n"] if t["cpu_n"] else None,
+            "peak_rss": t["peak_rss"],
+            "queue_s": t["queue_sum"] / t["queue_n"] if t["queue_n"] else None,
+            "hits": t["hits"],
+            "misses": t["misses"],
+            "saved_s": t["saved_s"],
+        }
+        for t in totals.values()
+    ]
+    table.sort(key=lambda j: -(j["mean_s"] or 0.0))
+    return table, trend
+
+
+#: Metrics of a range are kept while its runs' fingerprint holds, at most this long (jobs of a running
+#: run change without changing the fingerprint).
+METRICS_MAX_AGE_S = 15.0
+_metrics_cache: OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any]]] = OrderedDict()
+_metrics_lock = threading.Lock()
+
+
 def metrics_data(
     source: DashboardSource, project: str, *, days: int = 30, branch: str = "", now: float | None = None
 ) -> dict[str, Any]:
     """Trends over the last ``days``: run duration p50/p95, success rate, queue time, cache hit rate
-    and time saved, CPU seconds and peak RSS per job, the 10 slowest jobs with their trend, DORA."""
+    and time saved, CPU seconds and peak RSS per job, the 10 slowest jobs with their daily trend, DORA.
+
+    A result is reused while the runs of its range are unchanged (``queries.runs_version``) and it is
+    younger than ``METRICS_MAX_AGE_S``: the per-job aggregation reads every job row of the range."""
     now = time.time() if now is None else now
     days = min(max(days, 1), 365)
     history = _project(source, project)
     since = (math.floor(now / DAY) - days + 1) * DAY  # whole UTC days, today last
-    runs = queries.runs_since(history, since, branch=branch)
+    key = (id(history), project, days, branch, since, queries.runs_version(history, since))
+    with _metrics_lock:
+        hit = _metrics_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < METRICS_MAX_AGE_S:
+            return hit[1]
+    result = _metrics(history, project, days=days, branch=branch, since=since)
+    with _metrics_lock:
+        _metrics_cache[key] = (time.monotonic(), result)
+        while len(_metrics_cache) > 32:
+            _metrics_cache.popitem(last=False)
+    return result
+
+
+def _metrics(history: History, project: str, *, days: int, branch: str, since: float) -> dict[str, Any]:
+    runs = queries.run_points(history, since, branch=branch)
     durations = [r.duration_s for r in runs if r.duration_s is not None]
     queue = [r.queue_s for r in runs if r.queue_s is not None]
-    stats = queries.job_stats(history, since)
-    hits = sum(int(s["hits"] or 0) for s in stats)
-    misses = sum(int(s["misses"] or 0) for s in stats)
-    slowest = sorted((s for s in stats if s["mean_s"] is not None), key=lambda s: -float(s["mean_s"]))[:10]
-    trend_rows = queries.job_durations(history, [s["id"] for s in slowest], since)
-    trend: dict[str, list[list[float]]] = defaultdict(list)
-    for job_id, at, duration in trend_rows:
-        trend[job_id].append([at, duration])
+    table, trend = _job_table(queries.job_daily(history, since, branch=branch))
+    hits = sum(j["hits"] for j in table)
+    misses = sum(j["misses"] for j in table)
     deployments = queries.deployments_since(history, since)
     created = queries.run_created(history, [d.run_id for d in deployments])
     return {
         "project": project,
         "days": days,
         "branch": branch,
+        "since": since,
         "runs": len(runs),
         "duration_p50_s": percentile(durations, 0.5),
         "duration_p95_s": percentile(durations, 0.95),
@@ -375,28 +449,18 @@ def metrics_data(
             "hits": hits,
             "misses": misses,
             "hit_rate": hits / (hits + misses) if hits + misses else None,
-            "saved_s": sum(float(s["saved_s"] or 0.0) for s in stats),
+            "saved_s": sum(j["saved_s"] for j in table),
         },
-        "jobs": [
-            {
-                "id": s["id"],
-                "count": int(s["count"]),
-                "mean_s": s["mean_s"],
-                "max_s": s["max_s"],
-                "cpu_s": s["cpu_s"],
-                "peak_rss": s["peak_rss"],
-                "queue_s": s["queue_s"],
-            }
-            for s in stats[:200]
-        ],
+        "jobs": table[:200],
         "slowest": [
             {
-                "id": s["id"],
-                "mean_s": s["mean_s"],
-                "max_s": s["max_s"],
-                "trend": trend.get(s["id"], [])[-100:],
+                "id": j["id"],
+                "mean_s": j["mean_s"],
+                "max_s": j["max_s"],
+                "trend": [[since + day * DAY, mean] for day, mean in trend.get(j["id"], [])],
             }
-            for s in slowest
+            for j in table[:10]
+            if j["mean_s"] is not None
         ],
         "dora": dora(deployments, created, days),
     }

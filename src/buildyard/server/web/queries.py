@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 
 from buildyard.store.deployments import DeploymentRecord
-from buildyard.store.history import JobRecord, RunRecord
+from buildyard.store.history import RunRecord
 from buildyard.store.schema import deployments, jobs, runs
 
 if TYPE_CHECKING:
@@ -113,66 +113,73 @@ def filter_values(history: History, *, since: float) -> dict[str, list[str]]:
     return out
 
 
-def runs_since(history: History, since: float, *, branch: str = "", pipeline: str = "") -> list[RunRecord]:
-    """Runs created since ``since``, oldest first (at most ``MAX_ROWS``, the newest ones)."""
-    query = sa.select(runs).where(runs.c.created_at >= since)
+class RunPoint(NamedTuple):
+    """What the charts need of a run."""
+
+    created_at: float
+    status: str
+    duration_s: float | None
+    queue_s: float | None
+
+
+def run_points(history: History, since: float, *, branch: str = "", pipeline: str = "") -> list[RunPoint]:
+    """``RunPoint`` of the runs created since ``since``, oldest first (at most ``MAX_ROWS``, the newest)."""
+    query = sa.select(runs.c.created_at, runs.c.status, runs.c.duration_s, runs.c.queue_s).where(
+        runs.c.created_at >= since
+    )
     if branch:
         query = query.where(runs.c.branch == branch)
     if pipeline:
         query = query.where(runs.c.pipeline == pipeline)
     query = query.order_by(runs.c.created_at.desc()).limit(MAX_ROWS)
     with engine_of(history).connect() as conn:
-        rows = [RunRecord(**r._asdict()) for r in conn.execute(query)]
+        rows = [RunPoint(*r) for r in conn.execute(query)]
     rows.reverse()
     return rows
 
 
-def job_stats(history: History, since: float, *, pipeline: str = "") -> list[dict[str, Any]]:
-    """Per job instance over the runs created since ``since``: count, mean/max duration, mean CPU
-    seconds, peak RSS, cache hits and time saved."""
+def runs_version(history: History, since: float) -> tuple[Any, ...]:
+    """A cheap fingerprint of the runs created since ``since`` (changes when one is added or finishes)."""
+    query = sa.select(
+        sa.func.count(),
+        sa.func.max(runs.c.created_at),
+        sa.func.max(runs.c.finished_at),
+        sa.func.sum(runs.c.duration_s),
+    ).where(runs.c.created_at >= since)
+    with engine_of(history).connect() as conn:
+        return tuple(conn.execute(query).one())
+
+
+def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[str, Any]]:
+    """Per job instance and UTC day (index from ``since``) over the runs created since ``since``: sums
+    and counts to aggregate from (one scan of the jobs of those runs)."""
+    day = sa.cast((runs.c.created_at - since) / 86400, sa.Integer).label("day")
     query = (
         sa.select(
             jobs.c.id,
+            day,
             sa.func.count().label("count"),
-            sa.func.avg(jobs.c.duration_s).label("mean_s"),
-            sa.func.max(jobs.c.duration_s).label("max_s"),
-            sa.func.avg(jobs.c.cpu_seconds).label("cpu_s"),
+            sa.func.sum(jobs.c.duration_s).label("dur_sum"),
+            sa.func.count(jobs.c.duration_s).label("dur_n"),
+            sa.func.max(jobs.c.duration_s).label("dur_max"),
+            sa.func.sum(jobs.c.cpu_seconds).label("cpu_sum"),
+            sa.func.count(jobs.c.cpu_seconds).label("cpu_n"),
             sa.func.max(jobs.c.peak_rss).label("peak_rss"),
             sa.func.sum(sa.case((jobs.c.cache_status == "hit", 1), else_=0)).label("hits"),
             sa.func.sum(sa.case((jobs.c.cache_status == "miss", 1), else_=0)).label("misses"),
             sa.func.sum(jobs.c.saved_s).label("saved_s"),
-            sa.func.avg(jobs.c.queue_s).label("queue_s"),
+            sa.func.sum(jobs.c.queue_s).label("queue_sum"),
+            sa.func.count(jobs.c.queue_s).label("queue_n"),
         )
         .join(runs, runs.c.id == jobs.c.run_id)
         .where(runs.c.created_at >= since)
-        .group_by(jobs.c.id)
-        .order_by(sa.func.avg(jobs.c.duration_s).desc())
+        .group_by(jobs.c.id, day)
         .limit(MAX_ROWS)
     )
-    if pipeline:
-        query = query.where(runs.c.pipeline == pipeline)
+    if branch:
+        query = query.where(runs.c.branch == branch)
     with engine_of(history).connect() as conn:
         return [dict(r._asdict()) for r in conn.execute(query)]
-
-
-def job_durations(history: History, job_ids: Sequence[str], since: float) -> list[tuple[str, float, float]]:
-    """``(job id, run created_at, duration)`` of the given job instances since ``since``, oldest first."""
-    if not job_ids:
-        return []
-    query = (
-        sa.select(jobs.c.id, runs.c.created_at, jobs.c.duration_s)
-        .join(runs, runs.c.id == jobs.c.run_id)
-        .where(runs.c.created_at >= since, jobs.c.id.in_(list(job_ids)), jobs.c.duration_s.is_not(None))
-        .order_by(runs.c.created_at)
-        .limit(MAX_ROWS)
-    )
-    with engine_of(history).connect() as conn:
-        return [(str(r[0]), float(r[1]), float(r[2])) for r in conn.execute(query)]
-
-
-def jobs_of(history: History, run_id: str) -> list[JobRecord]:
-    """The job rows of a run (the store's own query, in planned order)."""
-    return history.jobs(run_id)
 
 
 def deployments_since(history: History, since: float) -> list[DeploymentRecord]:
