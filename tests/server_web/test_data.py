@@ -182,3 +182,20 @@ def test_cursor_round_trip_and_percentiles() -> None:
     assert data.percentile([], 0.5) is None
     assert data.percentile([1, 2, 3, 4], 0.5) == 2.5
     assert data.percentile([float(i) for i in range(101)], 0.95) == 95.0
+
+
+def test_a_cache_hit_shows_the_log_stored_with_its_entry(tmp_path: Path) -> None:
+    from dashboard_testutil import buildyard, make_repo
+
+    pipeline = "name: c\njobs:\n  hello:\n    script: printf 'hello \\033[1mworld\\033[0m\\n'\n"
+    root = make_repo(tmp_path / "c", {"buildyard.yml": pipeline, ".gitignore": ".buildyard/\n"})
+    assert buildyard(root, "run").returncode == 0
+    assert buildyard(root, "run").returncode == 0
+    source = ProjectDirSource(root)
+    try:
+        d = data.log_data(source, "c", "2", "hello")
+        assert d["job"]["status"] == "cached" and d["from_cache"]
+        assert [ln["html"] for ln in d["lines"]] == ['hello <span class="ab">world</span>']
+        assert not data.log_data(source, "c", "1", "hello")["from_cache"]
+    finally:
+        source.close()

@@ -159,3 +159,19 @@ def test_metrics_range_is_clamped(yard_source, serve, client: httpx.Client, days
     served = serve(yard_source)
     got = client.get(f"{served.url}/p/yard/metrics", params={"days": days, "format": "json"}).json()
     assert got["days"] == (1 if days == "0" else 365)
+
+
+def test_live_fragments_are_the_parts_htmx_swaps(yard_source, serve, client: httpx.Client) -> None:
+    served = serve(yard_source)
+    page = client.get(f"{served.url}/p/yard", params={"status": "success"}).text
+    # the runs table re-reads itself (every 10 s while nothing runs) with the page's own filters
+    assert 'hx-get="/p/yard?status=success&amp;fragment=rows"' in page and 'hx-trigger="every 10s"' in page
+    rows = client.get(f"{served.url}/p/yard", params={"status": "success", "fragment": "rows"}).text
+    assert (
+        rows.startswith('<div id="runs"') and "<html" not in rows and ">#1</a>" in rows and ">#2<" not in rows
+    )
+    assert "fragment=rows&amp;fragment" not in rows  # the poll URL does not grow
+    run = _run_id(yard_source)
+    body = client.get(f"{served.url}/p/yard/runs/{run}", params={"fragment": "body"}).text
+    assert body.startswith('<div id="run"') and "<html" not in body
+    assert "hx-trigger" not in body  # a finished run is not polled

@@ -257,7 +257,7 @@ def log_data(
     source: DashboardSource, project: str, ref: str, job_id: str, *, offset: int | None = None
 ) -> dict[str, Any]:
     """A window of a job's masked log (the tail by default, or from byte ``offset``), rendered."""
-    from buildyard.server.web.logview import read_page  # noqa: PLC0415
+    from buildyard.server.web.logview import page_of_bytes, read_page  # noqa: PLC0415
 
     history = _project(source, project)
     run = _run(history, ref)
@@ -267,12 +267,16 @@ def log_data(
     path = source.log_file(project, run.id, job.id)
     live = job.status not in FINAL_JOB
     base: dict[str, Any] = {"project": project, "run": run_json(run), "job": job_json(job), "live": live}
-    if path is None:
+    cached_log = None
+    if path is None and job.cache_status == "hit" and job.cache_key:
+        cached_log = _cached_log(source, project, job.cache_key)
+    if path is None and cached_log is None:
         return {**base, "available": False, "size": 0, "start": 0, "end": 0, "first_line": 1, "lines": []}
-    page = read_page(path, offset=offset, live=live)
+    page = read_page(path, offset=offset, live=live) if path is not None else page_of_bytes(cached_log or b"")
     return {
         **base,
         "available": True,
+        "from_cache": path is None,
         "size": page.size,
         "start": page.start,
         "end": page.end,
@@ -281,6 +285,17 @@ def log_data(
         "truncated_before": page.truncated_before,
         "lines": [{"n": ln.number, "text": ln.text, "html": ln.html} for ln in page.lines],
     }
+
+
+def _cached_log(source: DashboardSource, project: str, key: str) -> bytes | None:
+    """The log a cache hit restored (stored with the cache entry, not copied into the run)."""
+    from buildyard.cache.api import entry_log  # noqa: PLC0415 - only for cached jobs
+
+    info = next(p for p in source.projects() if p.name == project)
+    try:
+        return entry_log(info.root, key)
+    except (OSError, BuildyardError):
+        return None
 
 
 # --- 5. metrics ---------------------------------------------------------------------------------

@@ -208,6 +208,17 @@ def read_page(
     )
 
 
+def page_of_bytes(data: bytes, *, limit: int = PAGE_BYTES) -> LogPage:
+    """A page of a log held in memory (a cache entry's log): its last ``limit`` bytes, whole lines."""
+    start = max(len(data) - limit, 0)
+    if start:
+        nl = data.find(b"\n", start - 1)
+        start = nl + 1 if nl >= 0 else start
+    first_line = data.count(b"\n", 0, start) + 1
+    lines = _render(data[start:], first_line, final=True)
+    return LogPage(len(data), start, len(data), first_line, lines, truncated_before=start > 0)
+
+
 def read_new(
     path: Path, offset: int, first_line: int, *, limit: int = STREAM_BYTES, final: bool = False
 ) -> tuple[list[LogLine], int]:
