@@ -470,6 +470,7 @@ def _metrics(history: History, project: str, *, days: int, branch: str, since: f
         "slowest": [
             {
                 "id": j["id"],
+                "count": j["count"],
                 "mean_s": j["mean_s"],
                 "max_s": j["max_s"],
                 "trend": [[since + day * DAY, mean] for day, mean in trend.get(j["id"], [])],

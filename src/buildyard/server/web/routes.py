@@ -90,8 +90,8 @@ def fmt_pct(value: float | None) -> str:
 
 
 def fmt_bytes(value: float | None) -> str:
-    """``12.3 MB`` or ``-``."""
-    if value is None:
+    """``12.3 MB``, or ``-`` when not measured (None, or 0 for a job too short to sample)."""
+    if not value:
         return "-"
     v = float(value)
     for unit in ("B", "kB", "MB", "GB"):

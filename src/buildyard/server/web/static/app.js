@@ -78,7 +78,8 @@
         series.push({label: s.id, stroke: "hsl(" + (i * 36) + ",65%,50%)", dash: dashes[i % 4], spanGaps: true});
       });
       if (xs.length === 0) { el.textContent = "No job durations in this range."; return; }
-      opts = {title: "Duration of the 10 slowest jobs (s)", series: series};
+      opts = {title: "Duration of the 10 slowest jobs (s), mean per day", series: series,
+        scales: {x: {time: true, range: function () { return spec.range; }}}};
     }
     opts.width = width;
     opts.height = 220;
