@@ -153,7 +153,10 @@ def runs_version(history: History, since: float) -> tuple[Any, ...]:
 def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[str, Any]]:
     """Per job instance and UTC day (index from ``since``) over the runs created since ``since``: sums
     and counts to aggregate from (one scan of the jobs of those runs)."""
-    day = sa.cast((runs.c.created_at - since) / 86400, sa.Integer).label("day")
+    engine = engine_of(history)
+    days = (runs.c.created_at - since) / 86400
+    # SQLite's CAST truncates (and has no floor() in every build); PostgreSQL's CAST rounds
+    day = (sa.cast(days, sa.Integer) if engine.dialect.name == "sqlite" else sa.func.floor(days)).label("day")
     query = (
         sa.select(
             jobs.c.id,
@@ -178,7 +181,7 @@ def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[
     )
     if branch:
         query = query.where(runs.c.branch == branch)
-    with engine_of(history).connect() as conn:
+    with engine.connect() as conn:
         return [dict(r._asdict()) for r in conn.execute(query)]
 
 
