@@ -1,8 +1,8 @@
 """The web dashboard: server-rendered views of projects, runs, logs, metrics, tests and artifacts.
 
 ``dashboard_router(source)`` returns the routes; the server includes them in its app and provides a
-``DashboardSource`` (``source.py``). ``create_dashboard_app`` serves one source on its own (tests,
-and ``buildyard serve`` before its own app factory wraps it).
+``DashboardSource`` (``source.py``). ``create_dashboard_app`` serves one source on its own with a
+fixed user (tests, benchmarks); the server's own app factory adds authentication.
 """
 
 from __future__ import annotations

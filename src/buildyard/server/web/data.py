@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,105 +20,18 @@ from buildyard.errors import BuildyardError, NotFoundError
 from buildyard.server.web import queries
 from buildyard.server.web.dag import dag_of, gantt_of
 from buildyard.server.web.queries import Cursor, RunFilter
+from buildyard.server.web.views import deployment_json, job_json, queued_json, run_json
 
 if TYPE_CHECKING:
-    from buildyard.server.web.source import DashboardSource, QueuedRun
+    from buildyard.server.web.source import DashboardSource
     from buildyard.store.deployments import DeploymentRecord
-    from buildyard.store.history import History, JobRecord, RunRecord
+    from buildyard.store.history import History, RunRecord
 
 DAY = 86_400.0
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
 FINAL_JOB = frozenset({"success", "failed", "timed_out", "skipped", "cached", "cancelled", "manual"})
 FAILED = frozenset({"failed", "timed_out"})
-
-
-# --- records as JSON: TODO(views) replace with the shared RunView/JobView when seam-history lands ----
-
-
-def run_json(r: RunRecord) -> dict[str, Any]:
-    """A run as JSON."""  # TODO(views)
-    return {
-        "id": r.id,
-        "number": r.number,
-        "pipeline": r.pipeline,
-        "status": r.status,
-        "event": r.event,
-        "ref": r.ref,
-        "branch": r.branch,
-        "tag": r.tag,
-        "sha": r.sha,
-        "trigger": r.trigger,
-        "created_at": r.created_at,
-        "started_at": r.started_at,
-        "finished_at": r.finished_at,
-        "duration_s": r.duration_s,
-        "queue_s": r.queue_s,
-        "jobs_total": r.jobs_total,
-        "message": r.message,
-    }
-
-
-def job_json(j: JobRecord) -> dict[str, Any]:
-    """A job instance as JSON (its log path left out: logs are served by URL)."""  # TODO(views)
-    return {
-        "id": j.id,
-        "job": j.job,
-        "status": j.status,
-        "stage": j.stage,
-        "matrix": dict(j.matrix),
-        "attempts": j.attempts,
-        "exit_code": j.exit_code,
-        "allow_failure": j.allow_failure,
-        "ready_at": j.ready_at,
-        "started_at": j.started_at,
-        "finished_at": j.finished_at,
-        "duration_s": j.duration_s,
-        "queue_s": j.queue_s,
-        "cpu_seconds": j.cpu_seconds,
-        "peak_rss": j.peak_rss,
-        "skip_reason": j.skip_reason,
-        "message": j.message,
-        "cache_status": j.cache_status,
-        "saved_s": j.saved_s,
-        "miss_reasons": list(j.miss_reasons),
-    }
-
-
-def queued_json(q: QueuedRun) -> dict[str, Any]:
-    """A queue entry as JSON."""
-    return {
-        "id": q.id,
-        "project": q.project,
-        "status": q.status,
-        "event": q.event,
-        "branch": q.branch,
-        "sha": q.sha,
-        "requested_by": q.requested_by,
-        "enqueued_at": q.enqueued_at,
-        "started_at": q.started_at,
-        "run_id": q.run_id,
-    }
-
-
-def deployment_json(d: DeploymentRecord) -> dict[str, Any]:
-    """A deployment as JSON."""
-    return {
-        "id": d.id,
-        "environment": d.environment,
-        "artifact": d.artifact,
-        "version": d.version,
-        "what": d.what,
-        "run_id": d.run_id,
-        "run_number": d.run_number,
-        "job_id": d.job_id,
-        "status": d.status,
-        "started_at": d.started_at,
-        "finished_at": d.finished_at,
-        "url": d.url,
-        "approved_by": d.approved_by,
-        "rollback_of": d.rollback_of,
-    }
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -152,13 +65,17 @@ def _success_rate(runs: Sequence[RunRecord | queries.RunPoint]) -> float | None:
 # --- 1. projects --------------------------------------------------------------------------------
 
 
-def projects_data(source: DashboardSource, *, now: float | None = None) -> dict[str, Any]:
-    """Every project: last run on its default branch, 30-day success rate and median duration, a
-    duration sparkline, and what is running and queued now."""
+def projects_data(
+    source: DashboardSource, *, names: Collection[str] | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """Every project (or those in ``names``): last run on its default branch, 30-day success rate and
+    median duration, a duration sparkline, and what is running and queued now."""
     now = time.time() if now is None else now
     queue = source.queue()
     out = []
     for p in source.projects():
+        if names is not None and p.name not in names:
+            continue
         history = source.history(p.name)
         recent = queries.run_points(history, now - 30 * DAY)
         last, _ = queries.list_runs(history, RunFilter(branch=p.default_branch), limit=1)

@@ -251,10 +251,9 @@ def dashboard_router(source: DashboardSource) -> APIRouter:
             visible = [p for p in source.projects() if user is not None or p.anonymous_read]
             if not visible:
                 raise _Denied
-            payload = data.projects_data(source)
-            names = {p.name for p in visible}
-            payload["projects"] = [p for p in payload["projects"] if p["name"] in names]
-            return render(request, "projects.html", payload)
+            return render(
+                request, "projects.html", data.projects_data(source, names={p.name for p in visible})
+            )
 
         return guarded(request, build)
 

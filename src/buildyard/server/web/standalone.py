@@ -1,4 +1,4 @@
-"""A dashboard app on its own: the router plus a fixed user, for tests and local viewing.
+"""A dashboard app on its own: the router plus a fixed user, for tests, benchmarks and local viewing.
 
 The real server (``server/app.py``) sets ``request.state.user`` and ``csrf_token`` from its session
 and token middleware; here one middleware sets them from ``user`` (a ``name``/``role`` pair, or None
