@@ -70,3 +70,16 @@ def test_read_new_returns_complete_lines_and_resumes(tmp_path: Path) -> None:
     assert read_new(log, offset, 4) == ([], offset)
     lines, end = read_new(log, offset, 4, final=True)
     assert [ln.text for ln in lines] == ["no newline at the end"] and end == log.stat().st_size
+
+
+def test_line_numbers_stay_right_as_a_log_grows(tmp_path: Path) -> None:
+    log = tmp_path / "grow.log"
+    log.write_bytes(b"".join(b"line %d\n" % i for i in range(1, 100_001)))
+    first = read_page(log, limit=1000)
+    assert first.lines[-1].text == "line 100000" and first.lines[-1].number == 100_000
+    with log.open("ab") as f:  # counted from where the last count stopped
+        f.write(b"".join(b"line %d\n" % i for i in range(100_001, 100_101)))
+    grown = read_page(log, limit=1000)
+    assert all(ln.text == f"line {ln.number}" for ln in grown.lines) and grown.lines[-1].number == 100_100
+    early = read_page(log, offset=10, limit=100)  # before the remembered count: counted from the start
+    assert all(ln.text == f"line {ln.number}" for ln in early.lines) and early.first_line == 3

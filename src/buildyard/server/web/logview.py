@@ -14,6 +14,8 @@ from __future__ import annotations
 import html
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 from buildyard.termtext import OutputFilter, last_overwrite
 
 #: Most bytes of a log one page (or one JSON response) shows.
-PAGE_BYTES = 512 * 1024
+PAGE_BYTES = 256 * 1024
 #: Most bytes one server-sent event batch carries.
 STREAM_BYTES = 64 * 1024
 _CHUNK = 1 << 20
@@ -146,17 +148,36 @@ class LogPage:
     truncated_before: bool  # lines before ``start`` are not shown
 
 
+_counted: OrderedDict[tuple[str, int, int], tuple[int, int]] = OrderedDict()
+_counted_lock = threading.Lock()
+
+
 def count_lines(path: Path, end: int) -> int:
-    """Newlines in the first ``end`` bytes of ``path`` (read in chunks: bounded memory)."""
-    count = 0
+    """Newlines in the first ``end`` bytes of ``path`` (read in chunks: bounded memory).
+
+    A log only grows (a retry appends), so counts are remembered per file (path, device, inode): the
+    next page of a growing 100 MB log counts only what was written since."""
+    st = path.stat()
+    key = (str(path), st.st_dev, st.st_ino)
+    start, count = 0, 0
+    with _counted_lock:
+        known = _counted.get(key)
+        if known is not None and known[0] <= end:
+            start, count = known
     with path.open("rb") as f:
-        left = end
+        f.seek(start)
+        left = end - start
         while left > 0:
             chunk = f.read(min(_CHUNK, left))
             if not chunk:
                 break
             count += chunk.count(b"\n")
             left -= len(chunk)
+    with _counted_lock:
+        _counted[key] = (end, count)
+        _counted.move_to_end(key)
+        while len(_counted) > 256:
+            _counted.popitem(last=False)
     return count
 
 
