@@ -130,6 +130,7 @@ def test_a_log_follows_live_while_the_job_prints(tmp_path: Path, serve, backgrou
         page.wait_for_selector("#log[data-finished]", timeout=30_000)
         assert proc.wait(30) == 0
         assert page.locator("#follow-state").inner_text() == "finished: success"
+        assert page.locator("#job-status").inner_text().endswith("success")
         arrivals: dict[str, Any] = page.evaluate("window.__arrivals")
         initial = set(page.evaluate("window.__initial") or [])
         ticks = {key: (at / 1000, TICK.search(text)) for key, (at, text) in arrivals.items()}

@@ -197,5 +197,7 @@ def test_a_cache_hit_shows_the_log_stored_with_its_entry(tmp_path: Path) -> None
         assert d["job"]["status"] == "cached" and d["from_cache"]
         assert [ln["html"] for ln in d["lines"]] == ['hello <span class="ab">world</span>']
         assert not data.log_data(source, "c", "1", "hello")["from_cache"]
+        run = source.history("c").get_run("2").id
+        assert data.cached_job_log(source, "c", run, "hello") == b"hello \x1b[1mworld\x1b[0m\n"
     finally:
         source.close()

@@ -204,6 +204,15 @@ def log_data(
     }
 
 
+def cached_job_log(source: DashboardSource, project: str, run_id: str, job_id: str) -> bytes | None:
+    """The log of a job restored from the cache (None for a job that was not, or whose entry is gone)."""
+    history = _project(source, project)
+    job = next((j for j in history.jobs(run_id) if j.id == job_id), None)
+    if job is None or job.cache_status != "hit" or not job.cache_key:
+        return None
+    return _cached_log(source, project, job.cache_key)
+
+
 def _cached_log(source: DashboardSource, project: str, key: str) -> bytes | None:
     """The log a cache hit restored (stored with the cache entry, not copied into the run)."""
     from buildyard.cache.api import entry_log  # noqa: PLC0415 - only for cached jobs

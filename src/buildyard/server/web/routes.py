@@ -308,15 +308,16 @@ def dashboard_router(source: DashboardSource) -> APIRouter:
             check_read(request, project)
             record = source.history(project).get_run(run)
             path = source.log_file(project, record.id, job)
-            if path is None:
-                raise NotFoundError(f"job '{job}' of run #{record.number} has no log")
             name = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{record.number}-{job}.log")
+            headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+            media = "text/plain; charset=utf-8"
+            if path is None:  # a cache hit: the log stored with its cache entry
+                cached = data.cached_job_log(source, project, record.id, job)
+                if cached is None:
+                    raise NotFoundError(f"job '{job}' of run #{record.number} has no log")
+                return _security_headers(Response(cached, media_type=media, headers=headers))
             return _security_headers(
-                StreamingResponse(
-                    logview.iter_raw(path),
-                    media_type="text/plain; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'},
-                )
+                StreamingResponse(logview.iter_raw(path), media_type=media, headers=headers)
             )
 
         return guarded(request, build)

@@ -36,6 +36,11 @@
       source.close();
       var data = JSON.parse(event.data);
       if (state) { state.textContent = "finished: " + data.status; }
+      var badge = document.querySelector("#job-status .st");
+      if (badge) {  // the status word (and its class) as the job ended; the icon is left as drawn
+        badge.className = "st s-" + data.status.replace(/[^a-z_]/g, "");
+        badge.lastChild.textContent = " " + data.status;
+      }
       pre.setAttribute("data-finished", data.status);
     });
   }
