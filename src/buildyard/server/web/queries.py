@@ -181,6 +181,10 @@ def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[
     )
     if branch:
         query = query.where(runs.c.branch == branch)
+    if engine.dialect.name == "sqlite":
+        # SQLite otherwise scans every job and looks its run up (one seek per job): telling it the
+        # range is selective makes it walk the runs by date and their jobs by key, about twice as fast
+        query = query.where(sa.func.likelihood(runs.c.created_at >= since, sa.literal_column("0.01")))
     with engine.connect() as conn:
         return [dict(r._asdict()) for r in conn.execute(query)]
 
