@@ -115,6 +115,8 @@ class JobLog:
             return
         try:
             self._write(data)
+            if self.file is not None:
+                self.file.flush()  # followed live (dashboard SSE, `logs --follow`): no 8 KiB buffer lag
         except OSError as exc:
             self.error = exc
 
