@@ -72,7 +72,7 @@ def _keeps_own_log(request: JobRequest) -> bool:
     run's file I/O.
     A job whose wrappers append to its log (publish, gates) gets its own file first.
     """
-    return bool(request.publish or request.gates)
+    return request.own_log
 
 
 def _outputs_final_at(outcome: JobOutcome) -> float:

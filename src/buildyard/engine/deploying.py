@@ -437,7 +437,7 @@ class DeployingExecutor:
             log_path=side_log,
             attempt=1,
             timeout=timeout,
-            gates=(),
+            side=suffix,
             publish=None,
             cache=None,
             output_globs=(),
@@ -497,7 +497,7 @@ class DeployingExecutor:
                     rollback_request,
                     log_path=f"{request.log_path}.rollback",
                     attempt=1,
-                    gates=(),
+                    side="rollback",
                     publish=None,
                 )
                 outcome = await self.inner.execute(sub, sink)

@@ -1,7 +1,11 @@
 """The executor contract: a serializable ``JobRequest`` in, a ``JobOutcome`` out.
 
-Both are frozen dataclasses of plain values (strings, numbers, tuples) so a remote executor (a Dask
-worker) can receive and return them unchanged. The scheduler never knows how a request is executed.
+Both are frozen dataclasses of plain values (strings, numbers, booleans, tuples and nested requests of
+the same kind), so a request round-trips through pickle and msgpack unchanged and a remote executor
+(a Dask worker) can receive and return them. Nothing only the orchestrator needs rides along: gate
+definitions, the history store and open caches belong to the wrappers (``engine.stack``). Paths are
+strings valid on the machine that runs the job (a remote executor maps its own). The scheduler never
+knows how a request is executed.
 """
 
 from __future__ import annotations
@@ -152,9 +156,12 @@ class JobRequest:
     input_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest) — restored before the job runs
     output_globs: tuple[str, ...] = ()
     cache: CacheRequest | None = None
-    gates: tuple[Any, ...] = ()  # gate definitions (msgspec structs from buildyard.gates.config)
-    gate_node: bool = False  # evaluate the pipeline's gates instead of running steps
-    failed_needs: tuple[str, ...] = ()  # for the gates node: dependencies that failed
+    #: A wrapper appends to the job's log after it ran (gates, publish): a cache hit writes the log
+    #: file instead of leaving it in the cache's blob store.
+    own_log: bool = False
+    #: A command a wrapper runs for the job besides its steps (``health``, ``rollback``): the job's
+    #: gates do not judge it. "" for the job itself.
+    side: str = ""
     publish: PublishRequest | None = None
     deploy: DeployRequest | None = None
     workspace: WorkspaceRequest | None = None
