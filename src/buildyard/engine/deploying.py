@@ -1,12 +1,13 @@
 """``environment:`` around any executor: deploy a verified artifact, check its health, roll back.
 
-The outermost wrapper. For a deployment job it resolves the artifact, pulls it (digests and
-signature verified; nothing is deployed otherwise) into ``.buildyard/deploy/<run>/<job>/``, runs the
-job's steps with the ``BUILDYARD_ARTIFACT_*`` and ``BUILDYARD_ENVIRONMENT*`` variables, then polls
-the health check. A failed health check fails the job and, with ``auto_rollback``, deploys the
-environment's previous good version again (the ``rollback`` command, else the job's own steps).
-Every deployment and rollback is a row of the history's ``deployments`` table. A healthy deployment
-promotes the artifact to the channel named like the environment, when there is one.
+The outermost layer of the stack (``engine.stack``). For a deployment job it resolves the artifact,
+pulls it (digests and signature verified; nothing is deployed otherwise) into
+``.buildyard/deploy/<run>/<job>/``, runs the job's steps with the ``BUILDYARD_ARTIFACT_*`` and
+``BUILDYARD_ENVIRONMENT*`` variables, then polls the health check. A failed health check fails the
+job and, with ``auto_rollback``, deploys the environment's previous good version again (the
+``rollback`` command, else the job's own steps). Every deployment and rollback is a row of the
+history's ``deployments`` table. A healthy deployment promotes the artifact to the channel named
+like the environment, when there is one.
 
 Deployment jobs are never served from the job cache: deploying is the point of running them.
 """
