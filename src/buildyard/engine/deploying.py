@@ -19,7 +19,7 @@ import contextlib
 import fcntl
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -226,10 +226,20 @@ def live_version(history: History, environment: str) -> DeploymentRecord | None:
 class DeployingExecutor:
     """Runs deployment jobs (requests with ``deploy``); passes every other request through."""
 
-    def __init__(self, inner: Executor, *, project: Path, history: History) -> None:
+    def __init__(
+        self,
+        inner: Executor,
+        *,
+        project: Path,
+        history: History,
+        written: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``written``: waits until the run's history writes so far are done (its gates' rows, which
+        promotion checks), when they are written off the loop."""
         self.inner = inner
         self.project = project
         self.history = history
+        self.written = written
         self._repo: Repository | None = None
 
     def repo(self) -> Repository:
@@ -245,6 +255,8 @@ class DeployingExecutor:
         spec = request.deploy
         if spec is None:
             return await self.inner.execute(request, sink)
+        if self.written is not None:
+            await self.written()
         async with environment_lock(spec, request, sink) as waited:
             return await self._locked(request, spec, sink, waited)
 

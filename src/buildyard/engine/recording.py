@@ -1,14 +1,21 @@
 """Recording a run in the history store: job rows, steps, gates and tests, written in batches.
 
-``Recorder`` keeps the latest state of each job (events arrive on the loop thread) and ``flush``
-writes what changed every ``FLUSH_INTERVAL`` and at the end of the run.
+``Recorder`` keeps the latest state of each job (events arrive on the loop thread); ``flush`` turns
+what changed into rows every ``FLUSH_INTERVAL`` and hands them to the ``HistoryWriter``: one thread
+that performs the writes in the order they were posted. The event loop never waits for the database,
+so a locked or slow history (SQLite waits up to its busy timeout) cannot freeze scheduling, timeouts
+or output streaming; the run ends by draining the writer (``Recorder.close``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
+import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 
 from buildyard.engine.analytics import TestRows
 from buildyard.engine.joblog import is_disk_full
@@ -50,17 +57,88 @@ def history_where(history: SqlHistory) -> str:
     return "the history database"
 
 
-class Recorder:
-    """Buffers job updates and writes them to history in batches (every ``FLUSH_INTERVAL``)."""
+class HistoryWriter:
+    """One thread performing history writes in the order they are posted.
 
-    def __init__(self, history: History, run: RunRecord, masker: Masker, tree: str = "") -> None:
+    A write that fails stops the writer: later writes are dropped, ``on_failure`` is called (from the
+    writer thread) and ``drain`` returns the error. Started on the first write; ``drain`` waits for
+    every write posted so far and stops the thread.
+    """
+
+    def __init__(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        #: Called on the writer thread with the error of the write that stopped it.
+        self.on_failure = on_failure
+        #: The first write that failed (the writer performs no write after it).
+        self.error: BaseException | None = None
+        self._queue: queue.SimpleQueue[tuple[Callable[[], None], bool] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def post(self, write: Callable[[], None]) -> None:
+        """Perform ``write`` on the writer thread, after every write posted before it."""
+        self._put(write, always=False)
+
+    async def written(self) -> None:
+        """Wait, without blocking the loop, until every write posted so far is done (or dropped)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def wake() -> None:  # on the writer thread
+            loop.call_soon_threadsafe(settle)
+
+        self._put(wake, always=True)
+        await done
+
+    def drain(self) -> BaseException | None:
+        """Wait for every posted write and stop the thread; the error that stopped it, if any."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        return self.error
+
+    def _put(self, call: Callable[[], None], *, always: bool) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="buildyard-history", daemon=True)
+            self._thread.start()
+        self._queue.put((call, always))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            call, always = item
+            if self.error is not None and not always:
+                continue  # rows after a failed write would describe a run the history lacks
+            try:
+                call()
+            except Exception as exc:  # noqa: BLE001 - handed to the run, which decides (Recorder.close)
+                self.error = exc
+                if self.on_failure is not None:
+                    self.on_failure(exc)
+
+
+class Recorder:
+    """Buffers job updates and has them written to history in batches (every ``FLUSH_INTERVAL``)."""
+
+    def __init__(
+        self,
+        history: History,
+        run: RunRecord,
+        masker: Masker,
+        tree: str = "",
+        *,
+        writer: HistoryWriter | None = None,
+    ) -> None:
         self.history = history
         self.run = run
         self.masker = masker
         self.tests = TestRows(history, run, tree)  # ``tree``: digest of the uncommitted changes tested
         self.pending: dict[str, JobResult] = {}
         self.first_start: float | None = None
-        #: A history write that failed because the disk is full (the run stops, see ``_drive``).
+        self.writer = writer or HistoryWriter()
+        #: A history write that failed because the disk is full (the run stops, see ``runner``).
         self.failure: BaseException | None = None
 
     def event(self, event: RunEvent) -> None:
@@ -72,30 +150,30 @@ class Recorder:
             self.pending[event.result.id] = event.result
 
     def save_now(self, result: JobResult) -> None:
-        """Write one job's row at once (a job waiting for approval: ``approve`` looks for it)."""
-        self.history.save_jobs([self.job_record(result)])
+        """Write one job's row next (a job waiting for approval: ``approve`` looks for it)."""
+        records = [self.job_record(result)]
+        self.writer.post(lambda: self.history.save_jobs(records))
 
     def close(self, scheduler: Scheduler) -> BaseException | None:
-        """The last flush of the run; the disk-full failure that stopped recording, if any."""
-        if self.failure is not None:
-            return self.failure
-        try:
-            self.flush(scheduler)
-        except Exception as exc:
-            if not is_disk_full(exc):
-                raise
-            return exc
-        return None
+        """The last flush of the run, then wait for every write: the disk-full failure that stopped
+        recording, if any (any other failed write is raised: a bug, or a database gone)."""
+        self.flush(scheduler)
+        error = self.writer.drain()
+        if error is None:
+            return None
+        if not is_disk_full(error):
+            raise error
+        return error
 
     def flush(self, scheduler: Scheduler) -> None:
-        """Write buffered finished jobs and the current state of running ones."""
+        """Post the rows of buffered finished jobs and of the current state of running ones."""
         results = scheduler.results
         running = [r for r in results.values() if r.started_at is not None and not r.status.is_final]
-        batch = list(self.pending.values()) + running
+        final = [r for r in self.pending.values() if r.status.is_final]  # copies made by the events
+        job_rows = [self.job_record(r) for r in self.pending.values()] + [self.job_record(r) for r in running]
         self.pending.clear()
-        if not batch:
+        if not job_rows:
             return
-        self.history.save_jobs([self.job_record(r) for r in batch])
         step_rows = [
             StepRecord(
                 self.run.id,
@@ -108,21 +186,25 @@ class Recorder:
                 s.finished_at,
                 s.duration_s,
             )
-            for r in batch
-            if r.status.is_final
+            for r in final
             for i, s in enumerate(r.steps)
         ]
-        self.history.save_steps(step_rows)
         gate_rows = [
             GateRecord(
                 self.run.id, r.id, i, g["gate"], g["kind"], g["status"], self.masker.mask_text(g["reason"]), g
             )
-            for r in batch
-            if r.status.is_final
+            for r in final
             for i, g in enumerate(r.gate_results)
         ]
-        self.history.save_gates(gate_rows)
-        self.history.save_tests(self.tests.rows(batch, time.time()))
+        now = time.time()
+
+        def write() -> None:
+            self.history.save_jobs(job_rows)
+            self.history.save_steps(step_rows)
+            self.history.save_gates(gate_rows)
+            self.history.save_tests(self.tests.rows(final, now))  # reads history: on this thread too
+
+        self.writer.post(write)
 
     def job_record(self, r: JobResult) -> JobRecord:
         """The history row of a job result (messages masked)."""

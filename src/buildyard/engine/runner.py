@@ -68,6 +68,7 @@ def execute_run(
     masker = Masker(secrets.values())
     history = None if options.dry_run else open_history(options)
     session: RunSession | None = None
+    recorder: Recorder | None = None
     try:
         plan = plan_step(options, pipeline, trigger, history)
         if history is None:
@@ -143,6 +144,7 @@ def execute_run(
             info=getattr(observer, "info", None) or warner(observer),
             cache=open_cache_stack(options, home, observer) if options.cache else None,
             strict=options.strict,
+            written=recorder.writer.written,
         )
         stack = build_stack(context, backend=executor, name=options.executor)
         scheduler = Scheduler(
@@ -163,7 +165,7 @@ def execute_run(
             stack.close()
         if any(r.attempts and r.status not in _NO_PROCESS for r in scheduler.results.values()):
             kill_marked(f"BUILDYARD_RUN_ID={run.id}", since=first_pid)  # the jobs' escaped daemons
-        failure = recorder.close(scheduler)  # a disk-full history write (it stopped the jobs)
+        failure = recorder.close(scheduler)  # waits for every write; a disk-full one stopped the jobs
         session.finish(
             scheduler.status(),
             first_start=recorder.first_start,
@@ -189,6 +191,8 @@ def execute_run(
             flaky=flaky,
         )
     finally:
+        if recorder is not None:
+            recorder.writer.drain()  # a no-op after close; after an error, stops the writer thread
         if session is not None:
             session.abandon()  # a no-op after finish; after an error the next run closes this one
         if history is not None:
@@ -196,27 +200,28 @@ def execute_run(
 
 
 async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
-    """Run the scheduler with Ctrl-C/SIGTERM cancelling it, flushing job rows every ``FLUSH_INTERVAL``."""
+    """Run the scheduler with Ctrl-C/SIGTERM cancelling it; job rows are posted to the history writer
+    every ``FLUSH_INTERVAL``, and a full disk under the history stops the jobs."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, scheduler.cancel)
 
+    def write_failed(exc: BaseException) -> None:  # on the writer thread
+        if is_disk_full(exc):  # nothing more can be recorded: stop the jobs, report it at the end
+            loop.call_soon_threadsafe(scheduler.cancel)
+
+    recorder.writer.on_failure = write_failed
+
     async def flusher() -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
-            try:
-                recorder.flush(scheduler)
-            except Exception as exc:
-                if not is_disk_full(exc):
-                    raise
-                recorder.failure = exc  # nothing more can be recorded: stop the jobs, report it
-                scheduler.cancel()
-                return
+            recorder.flush(scheduler)
 
     task = asyncio.create_task(flusher())
     try:
         await scheduler.run()
     finally:
+        recorder.writer.on_failure = None
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -18,7 +18,7 @@ Only this module knows the order; each wrapper knows nothing of the others.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Set
+from collections.abc import Awaitable, Callable, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,13 +103,15 @@ class StackContext:
     info: Callable[[str], None]
     cache: CacheStack | None = None
     strict: bool = False
+    #: Waits until this run's history writes so far are done (a deployment reads its run's gates).
+    written: Callable[[], Awaitable[None]] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
 def _deploying(inner: Executor, ctx: StackContext) -> Executor:
     from buildyard.engine.deploying import DeployingExecutor  # noqa: PLC0415 - only with environment:
 
-    return DeployingExecutor(inner, project=ctx.project, history=ctx.history)
+    return DeployingExecutor(inner, project=ctx.project, history=ctx.history, written=ctx.written)
 
 
 def _publishing(inner: Executor, ctx: StackContext) -> Executor:
