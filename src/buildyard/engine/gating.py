@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink
+from buildyard.engine.request import Executor, GateOutcome, JobOutcome, JobRequest, OutputSink, TestCaseRun
 from buildyard.model import JobStatus
 from buildyard.plan.build import Plan
 
@@ -157,7 +157,7 @@ def evaluate_gates(
     return evaluate(gates, context), _current_reports(gates, root)
 
 
-def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], ...]:
+def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[TestCaseRun, ...]:
     """Every test case (per attempt) of the JUnit reports the ``tests`` gates read, for analytics.
 
     Each carries ``report``, a digest of its report files' bytes (which hold the run's timestamp): a
@@ -167,8 +167,9 @@ def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], 
     from buildyard.gates.config import TestsGate  # noqa: PLC0415 - only with gates
     from buildyard.gates.errors import ReportError  # noqa: PLC0415
     from buildyard.gates.evaluation import expand, load_junit  # noqa: PLC0415
+    from buildyard.gates.reports.model import TestOutcome  # noqa: PLC0415
 
-    out: list[dict[str, Any]] = []
+    out: list[TestCaseRun] = []
     for gate in gates:
         if not isinstance(gate, TestsGate):
             continue
@@ -176,22 +177,21 @@ def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], 
             report = load_junit(root, gate.junit)
         except ReportError:
             continue  # the gate itself reports the broken file
-        rows: list[dict[str, Any]] = []
+        digest = _files_digest(root, expand(root, gate.junit))
         for case in report.cases:
-            outcomes = ["failed"] * case.failed_attempts + [str(case.outcome)]
-            rows.extend(
-                {
-                    "suite": case.suite,
-                    "classname": case.classname,
-                    "name": case.name,
-                    "outcome": outcome,
-                    "duration": case.duration,
-                    "attempt": attempt,
-                }
+            outcomes = [TestOutcome.FAILED] * case.failed_attempts + [case.outcome]
+            out.extend(
+                TestCaseRun(
+                    suite=case.suite,
+                    classname=case.classname,
+                    name=case.name,
+                    outcome=outcome,
+                    duration=case.duration,
+                    attempt=attempt,
+                    report=digest,
+                )
                 for attempt, outcome in enumerate(outcomes, start=1)
             )
-        digest = _files_digest(root, expand(root, gate.junit))
-        out.extend({**row, "report": digest} for row in rows)
     return tuple(out)
 
 
@@ -304,9 +304,7 @@ class GatingExecutor:
             log.write(report)
         if sink is not None:
             sink(request.job_id, report)
-        records = tuple(
-            {**r.to_dict(), **({"report": reports[r.gate]} if r.gate in reports else {})} for r in results
-        )
+        records = tuple(GateOutcome(r, reports.get(r.gate)) for r in results)
         failed = [r for r in results if r.failed]
         if not failed:
             return replace(outcome, gate_results=records)

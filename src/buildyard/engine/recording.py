@@ -191,7 +191,14 @@ class Recorder:
         ]
         gate_rows = [
             GateRecord(
-                self.run.id, r.id, i, g["gate"], g["kind"], g["status"], self.masker.mask_text(g["reason"]), g
+                self.run.id,
+                r.id,
+                i,
+                g.result.gate,
+                str(g.result.kind),
+                str(g.result.status),
+                self.masker.mask_text(g.result.reason),
+                g.to_dict(),
             )
             for r in final
             for i, g in enumerate(r.gate_results)
@@ -229,8 +236,8 @@ class Recorder:
             skip_reason=str(r.skip_reason) if r.skip_reason else None,
             message=self.masker.mask_text(r.message),
             log_path=r.log_path,
-            cache_status=r.cache_status,
+            cache_status=str(r.cache_status),
             cache_key=r.cache_key,
             saved_s=r.saved_s,
-            miss_reasons=list(r.miss_reasons),
+            miss_reasons=[str(m) for m in r.miss_reasons],
         )

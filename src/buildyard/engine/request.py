@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buildyard.engine.joblog import DEFAULT_LOG_LIMIT
 from buildyard.model import JobStatus
+
+if TYPE_CHECKING:
+    from buildyard.cache.keys import MissDetail
+    from buildyard.gates.reports.model import TestOutcome
+    from buildyard.gates.results import GateResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,53 @@ class JobRequest:
     workspace: WorkspaceRequest | None = None
 
 
+class CacheStatus(StrEnum):
+    """What the job cache did for an attempt."""
+
+    HIT = "hit"  # restored: the job did not run
+    MISS = "miss"  # looked up, not found: the job ran (and its result was stored if it succeeded)
+    OFF = "off"  # not looked up (caching off for the run or the job, or the cache failed)
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome:
+    """One gate's decision about a job, with the report it measured (a future run's baseline)."""
+
+    result: GateResult
+    report: Mapping[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when this gate fails the job."""
+        return self.result.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``run --json``'s ``gates``, the history's gate rows)."""
+        data = self.result.to_dict()
+        if self.report is not None:
+            data["report"] = self.report
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class TestCaseRun:
+    """One execution (attempt) of one test case, from the JUnit reports a ``tests`` gate read.
+
+    ``report`` digests the report files' bytes: a report restored from the cache, or left over from an
+    earlier run, digests the same as when it was first recorded (history tells it is no new execution).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    suite: str
+    classname: str
+    name: str
+    outcome: TestOutcome
+    duration: float
+    attempt: int
+    report: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class StepOutcome:
     """How one step ended."""
@@ -197,11 +250,11 @@ class JobOutcome:
     log_path: str = ""
     output_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest)
     cache_key: str = ""
-    cache_status: str = "off"  # hit | miss | off
+    cache_status: CacheStatus = CacheStatus.OFF
     saved_s: float = 0.0
-    miss_reasons: tuple[str, ...] = ()
-    gate_results: tuple[dict[str, Any], ...] = ()
-    test_results: tuple[dict[str, Any], ...] = ()  # from the JUnit reports of tests gates
+    miss_reasons: tuple[MissDetail, ...] = ()
+    gate_results: tuple[GateOutcome, ...] = ()
+    test_results: tuple[TestCaseRun, ...] = ()  # from the JUnit reports of tests gates
     published: str = ""  # NAME@VERSION pushed to the artifact repository
     deployed: str = ""  # NAME@VERSION deployed (whatever the health check said)
     log_cut: int = 0  # bytes left out of the middle of the log (it passed its cap)

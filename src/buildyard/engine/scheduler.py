@@ -13,13 +13,25 @@ import heapq
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, StepOutcome
+from buildyard.engine.request import (
+    CacheStatus,
+    Executor,
+    GateOutcome,
+    JobOutcome,
+    JobRequest,
+    OutputSink,
+    StepOutcome,
+    TestCaseRun,
+)
 from buildyard.errors import BuildyardError
 from buildyard.model import JobStatus, RunStatus, SkipReason, When
 from buildyard.plan.build import JobInstance, Plan, Skip
 from buildyard.spec import expr
+
+if TYPE_CHECKING:
+    from buildyard.cache.keys import MissDetail
 
 
 class JobSetupError(BuildyardError):
@@ -49,15 +61,20 @@ class JobResult:
     allow_failure: bool = False
     steps: tuple[StepOutcome, ...] = ()
     cache_key: str = ""
-    cache_status: str = "off"
+    cache_status: CacheStatus = CacheStatus.OFF
     saved_s: float = 0.0
-    miss_reasons: tuple[str, ...] = ()
-    gate_results: tuple[dict[str, Any], ...] = ()
-    test_results: tuple[dict[str, Any], ...] = ()
+    miss_reasons: tuple[MissDetail, ...] = ()
+    gate_results: tuple[GateOutcome, ...] = ()
+    test_results: tuple[TestCaseRun, ...] = ()
     published: str = ""
     deployed: str = ""
     log_cut: int = 0
     log_problem: str = ""
+
+    @property
+    def failed_gate(self) -> GateOutcome | None:
+        """The first gate that failed the job (None when no gate did)."""
+        return next((g for g in self.gate_results if g.failed), None)
 
     @property
     def blocks_run(self) -> bool:
@@ -240,7 +257,7 @@ class Scheduler:
                 return Skip(SkipReason.NOT_ON_FAILURE, "when: on_failure and no dependency failed")
         elif inst.when != When.ALWAYS:
             if failed:
-                why = f": {failed[0].message}" if failed[0].message.startswith("gate ") else ""
+                why = f": {failed[0].message}" if failed[0].failed_gate is not None else ""
                 return Skip(
                     SkipReason.DEPENDENCY_FAILED, f"dependency '{failed[0].id}' {failed[0].status}{why}"
                 )
