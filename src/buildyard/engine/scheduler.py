@@ -153,8 +153,12 @@ class Scheduler:
         sink: OutputSink | None = None,
         context: Mapping[str, Any] | None = None,
         approver: Approver | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock``: the wall clock of the recorded times (tests pass a virtual one, see
+        ``buildyard.testing.clock``); waits (retry backoff) are on the event loop's clock."""
         self.plan = plan
+        self.clock = clock
         self.approver = approver
         self.executor = executor
         self.make_request = make_request
@@ -224,7 +228,7 @@ class Scheduler:
 
     def _on_ready(self, iid: str) -> None:
         result = self._state.results[iid]
-        result.ready_at = time.time()
+        result.ready_at = self.clock()
         decision = self._decide(iid)
         inst = self.plan.instances[iid]
         if decision is None and inst.awaits_approval and self.approver is None:
@@ -348,7 +352,7 @@ class Scheduler:
                 except JobSetupError as exc:
                     self._finish(iid, status=JobStatus.FAILED, message=str(exc))
                     return
-                started = time.time()
+                started = self.clock()
                 if result.started_at is None:
                     result.started_at = started
                 self.on_event(JobStarted(iid, attempt, started))
@@ -420,7 +424,7 @@ class Scheduler:
             result.log_cut = outcome.log_cut
             result.log_problem = outcome.log_problem
         elif status == JobStatus.CANCELLED and result.started_at is not None:
-            result.finished_at = time.time()
+            result.finished_at = self.clock()
             result.duration_s = result.finished_at - result.started_at
         self.on_event(JobFinished(replace(result)))
         st.finished += 1
