@@ -24,14 +24,16 @@ from buildyard.engine.masking import Masker
 from buildyard.engine.options import RunObserver, RunOptions, RunResult, home_dir, warner
 from buildyard.engine.recording import FLUSH_INTERVAL, Recorder, open_checked_history, open_history
 from buildyard.engine.request import Executor
-from buildyard.engine.scheduler import JobFinished, JobWaiting, RunEvent, Scheduler
+from buildyard.engine.scheduler import JobFinished, JobResult, JobWaiting, RunEvent, Scheduler
 from buildyard.engine.session import RunSession
 from buildyard.engine.stack import CacheStack, StackContext, build_stack, open_cache_stack
 from buildyard.engine.watchdog import kill_marked, last_pid
 from buildyard.errors import DiskFullError
 from buildyard.gitinfo import read_git
 from buildyard.model import JobStatus, RunStatus
-from buildyard.plan.build import static_context
+from buildyard.plan.build import Plan, TriggerContext, static_context
+from buildyard.spec.models import Pipeline
+from buildyard.store.history import SqlHistory
 
 __all__ = [
     "FLUSH_INTERVAL",
@@ -101,59 +103,16 @@ def execute_run(
         if observer is not None:
             observer.started(run, plan)
 
-        problems: list[str] = []  # logs that could not be written (disk full…), first first
-        failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
-
-        def on_event(event: RunEvent) -> None:
-            if isinstance(event, JobWaiting):
-                recorder.save_now(event.result)  # `approve` checks it at once
-            if isinstance(event, JobFinished):
-                result = event.result
-                if result.log_problem:
-                    problems.append(result.log_problem)
-                if result.log_cut:
-                    warner(observer)(
-                        f"{result.id}: its log passed the limit of {make_request.log_limit} bytes: "
-                        f"{result.log_cut} bytes cut from the middle of {result.log_path}"
-                    )
-                if result.published:
-                    make_request.published[result.id] = result.published
-                if result.cache_key:
-                    make_request.keys[result.id] = result.cache_key
-                if result.blocks_run:
-                    failed.add(result.id)
-            recorder.event(event)
-            if isinstance(event, JobFinished) and event.result.gate_results:
-                recorder.flush(scheduler)  # a deployment promoting this run's artifact asks for its gates
-            if observer is not None:
-                observer.event(event)
-
-        def baseline(gate: str, branch: str) -> dict[str, Any] | None:
-            return history.latest_gate_data(
-                pipeline=pipeline.name, branch=branch or trigger.branch, gate=gate, before=session.created
-            )
-
-        context = StackContext(
-            plan=plan,
-            project=options.project_dir,
-            history=history,
-            run_started=session.created,
-            baselines=baseline,
-            failed=failed,
-            warn=warner(observer),
-            info=getattr(observer, "info", None) or warner(observer),
-            cache=open_cache_stack(options, home, observer) if options.cache else None,
-            strict=options.strict,
-            written=recorder.writer.written,
-        )
+        events = _RunEvents(recorder, make_request, observer)
+        context = _stack_context(options, pipeline, plan, trigger, history, session, events, observer)
         stack = build_stack(context, backend=executor, name=options.executor)
-        scheduler = Scheduler(
+        scheduler = events.scheduler = Scheduler(
             plan,
             stack.executor,
             make_request,
             slots=options.slots or os.cpu_count() or 1,
             fail_fast=options.fail_fast,
-            on_event=on_event,
+            on_event=events,
             sink=observer.output if observer is not None else None,
             context=static_context(pipeline, trigger),
             approver=approvals.wait,
@@ -169,10 +128,10 @@ def execute_run(
         session.finish(
             scheduler.status(),
             first_start=recorder.first_start,
-            message=problems[0] if problems else "",
+            message=events.problems[0] if events.problems else "",
             failure=failure,
         )
-        full = [p for p in problems if is_disk_full_message(p)]
+        full = [p for p in events.problems if is_disk_full_message(p)]
         if full:  # recorded as the jobs' and the run's reason; the CLI says it in one line
             raise DiskFullError(full[0])
         final = history.get_run(run.id)
@@ -197,6 +156,81 @@ def execute_run(
             session.abandon()  # a no-op after finish; after an error the next run closes this one
         if history is not None:
             history.close()
+
+
+class _RunEvents:
+    """What the run does as jobs start and finish: bookkeeping for the requests still to make, rows
+    for the history (through the recorder), and the observer's view."""
+
+    def __init__(
+        self, recorder: Recorder, make_request: RequestFactory, observer: RunObserver | None
+    ) -> None:
+        self.recorder = recorder
+        self.make_request = make_request
+        self.observer = observer
+        self.warn = warner(observer)
+        self.problems: list[str] = []  # logs that could not be written (disk full…), first first
+        self.failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
+        self.scheduler: Scheduler | None = None
+
+    def __call__(self, event: RunEvent) -> None:
+        """Handle one scheduler event (on the loop thread: posts history writes, never waits)."""
+        if isinstance(event, JobWaiting):
+            self.recorder.save_now(event.result)  # `approve` checks it at once
+        if isinstance(event, JobFinished):
+            self._finished(event.result)
+        self.recorder.event(event)
+        if isinstance(event, JobFinished) and event.result.gate_results and self.scheduler is not None:
+            self.recorder.flush(self.scheduler)  # a deployment promoting this run's artifact reads them
+        if self.observer is not None:
+            self.observer.event(event)
+
+    def _finished(self, result: JobResult) -> None:
+        if result.log_problem:
+            self.problems.append(result.log_problem)
+        if result.log_cut:
+            self.warn(
+                f"{result.id}: its log passed the limit of {self.make_request.log_limit} bytes: "
+                f"{result.log_cut} bytes cut from the middle of {result.log_path}"
+            )
+        if result.published:
+            self.make_request.published[result.id] = result.published
+        if result.cache_key:
+            self.make_request.keys[result.id] = result.cache_key
+        if result.blocks_run:
+            self.failed.add(result.id)
+
+
+def _stack_context(
+    options: RunOptions,
+    pipeline: Pipeline,
+    plan: Plan,
+    trigger: TriggerContext,
+    history: SqlHistory,
+    session: RunSession,
+    events: _RunEvents,
+    observer: RunObserver | None,
+) -> StackContext:
+    """What the run's executor stack is made from (its wrappers' services and settings)."""
+
+    def baseline(gate: str, branch: str) -> dict[str, Any] | None:
+        return history.latest_gate_data(
+            pipeline=pipeline.name, branch=branch or trigger.branch, gate=gate, before=session.created
+        )
+
+    return StackContext(
+        plan=plan,
+        project=options.project_dir,
+        history=history,
+        run_started=session.created,
+        baselines=baseline,
+        failed=events.failed,
+        warn=warner(observer),
+        info=getattr(observer, "info", None) or warner(observer),
+        cache=open_cache_stack(options, home_dir(options), observer) if options.cache else None,
+        strict=options.strict,
+        written=events.recorder.writer.written,
+    )
 
 
 async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
