@@ -54,7 +54,6 @@ def deploy_request(
     approval: tuple[str, float] | None,
     dest: Path,
     run_number: int,
-    locks: Path | None = None,
     force: bool = False,
     commit: str = "",
 ) -> DeployRequest:
@@ -78,7 +77,6 @@ def deploy_request(
         approved_by=approved_by,
         approved_at=approved_at,
         run_number=run_number,
-        lock=str(locks / f"{_SAFE.sub('_', env.name)}.lock") if locks is not None else "",
         redeploy=force or env.redeploy == Redeploy.ALWAYS,
         commit=commit,
     )
@@ -90,14 +88,15 @@ LOCK_POLL = 0.2
 
 @contextlib.asynccontextmanager
 async def environment_lock(
-    spec: DeployRequest, request: JobRequest, sink: OutputSink | None
+    locks: Path | None, spec: DeployRequest, request: JobRequest, sink: OutputSink | None
 ) -> AsyncIterator[float]:
-    """Hold ``spec.lock`` (an flock) for a whole deployment: two runs never deploy to one environment
-    at once — the second waits (shown live, noted in its log), cancellable. Yields the seconds waited."""
-    if not spec.lock:
+    """Hold the environment's lock file under ``locks`` (an flock) for a whole deployment: two runs
+    never deploy to one environment at once — the second waits (shown live, noted in its log),
+    cancellable. Yields the seconds waited. The lock is the orchestrator's: no part of the request."""
+    if locks is None:
         yield 0.0
         return
-    path = Path(spec.lock)
+    path = locks / f"{_SAFE.sub('_', spec.environment)}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         began = time.monotonic()
@@ -232,11 +231,14 @@ class DeployingExecutor:
         *,
         project: Path,
         history: History,
+        locks: Path | None = None,
         written: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """``written``: waits until the run's history writes so far are done (its gates' rows, which
+        """``locks``: the directory of the environments' lock files (None: no lock);
+        ``written``: waits until the run's history writes so far are done (its gates' rows, which
         promotion checks), when they are written off the loop."""
         self.inner = inner
+        self.locks = locks
         self.project = project
         self.history = history
         self.written = written
@@ -257,7 +259,7 @@ class DeployingExecutor:
             return await self.inner.execute(request, sink)
         if self.written is not None:
             await self.written()
-        async with environment_lock(spec, request, sink) as waited:
+        async with environment_lock(self.locks, spec, request, sink) as waited:
             return await self._locked(request, spec, sink, waited)
 
     async def _locked(

@@ -231,7 +231,6 @@ class RequestFactory:
             / self.base_env["BUILDYARD_RUN_NUMBER"]
             / log_name(inst.id)[:-4],
             run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
-            locks=self.home / "deploy" / "locks",
             force=self.options.force_deploy,
             commit=self.base_env.get("BUILDYARD_COMMIT_SHA", ""),
         )

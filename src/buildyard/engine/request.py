@@ -115,7 +115,6 @@ class DeployRequest:
     approved_by: str | None = None
     approved_at: float | None = None
     run_number: int = 0
-    lock: str = ""  # lock file: one deployment to an environment at a time, across runs
     #: Deploy even when the environment already runs this version (``redeploy: always``, ``run --force``).
     redeploy: bool = False
     #: The commit a script deployment (no ``artifact``) deploys, recorded as its version.

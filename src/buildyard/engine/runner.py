@@ -229,6 +229,7 @@ def _stack_context(
         info=getattr(observer, "info", None) or warner(observer),
         cache=open_cache_stack(options, home_dir(options), observer) if options.cache else None,
         strict=options.strict,
+        home=home_dir(options),
         written=events.recorder.writer.written,
     )
 

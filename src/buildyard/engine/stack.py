@@ -103,6 +103,8 @@ class StackContext:
     info: Callable[[str], None]
     cache: CacheStack | None = None
     strict: bool = False
+    #: buildyard's home (``BUILDYARD_HOME``): where the deployment locks are (None: no locks).
+    home: Path | None = None
     #: Waits until this run's history writes so far are done (a deployment reads its run's gates).
     written: Callable[[], Awaitable[None]] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -111,7 +113,10 @@ class StackContext:
 def _deploying(inner: Executor, ctx: StackContext) -> Executor:
     from buildyard.engine.deploying import DeployingExecutor  # noqa: PLC0415 - only with environment:
 
-    return DeployingExecutor(inner, project=ctx.project, history=ctx.history, written=ctx.written)
+    locks = ctx.home / "deploy" / "locks" if ctx.home is not None else None
+    return DeployingExecutor(
+        inner, project=ctx.project, history=ctx.history, locks=locks, written=ctx.written
+    )
 
 
 def _publishing(inner: Executor, ctx: StackContext) -> Executor:
