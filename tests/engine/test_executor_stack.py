@@ -160,3 +160,44 @@ def test_the_worktree_declares_the_builtins_as_entry_points() -> None:
         "local": "buildyard.engine.executors:local_executor",
         "pool": "buildyard.engine.executors:pool_executor",
     }
+
+
+def test_a_plan_gets_the_layers_it_needs_in_the_declared_order(make_project) -> None:
+    """Every layer for a plan that uses them all; only the backend for a plain one without a cache."""
+    from test_request_wire import PIPELINE as FULL
+
+    from buildyard.engine.loading import load_step, plan_step, trigger_step
+    from buildyard.engine.options import RunOptions
+    from buildyard.engine.stack import StackContext, build_stack, open_cache_stack
+    from buildyard.gitinfo import read_git
+    from buildyard.store.history import SqlHistory, default_url
+
+    root = make_project({"buildyard.yml": FULL, "requirements.txt": "x\n", "alone.txt": ""})
+    plain = make_project({"buildyard.yml": "jobs:\n  a: {script: echo a}\n"}, name="plain")
+    made = []
+    for project, cache in ((root, True), (plain, False)):
+        options = RunOptions(project_dir=project, cache=cache)
+        pipeline = load_step(options)
+        trigger, _secrets = trigger_step(options, pipeline, read_git(project))
+        history = SqlHistory(default_url(project / ".buildyard"))
+        context = StackContext(
+            plan=plan_step(options, pipeline, trigger, None),
+            project=project,
+            history=history,
+            run_started=0.0,
+            baselines=lambda _gate, _branch: None,
+            failed=set(),
+            warn=lambda _m: None,
+            info=lambda _m: None,
+            cache=open_cache_stack(options, project / ".buildyard", None) if cache else None,
+        )
+        stack = build_stack(context, name="pool")
+        try:
+            made.append(stack.layers)
+        finally:
+            stack.close()
+            history.close()
+    assert made == [
+        ("deploying", "publishing", "gating", "caching", "outputs", "workspace", "pool"),
+        ("pool",),
+    ]
