@@ -14,10 +14,10 @@ from buildyard.errors import NotFoundError, UsageError
 from buildyard.model import RunStatus
 
 if TYPE_CHECKING:
-    from buildyard.store.history import SqlHistory
+    from buildyard.store.history import History
 
 
-def _open(ctx: click.Context, db: str | None) -> SqlHistory:
+def _open(ctx: click.Context, db: str | None) -> History:
     from buildyard.engine.runner import RunOptions, open_history  # noqa: PLC0415
 
     return open_history(RunOptions(project_dir=project_dir(ctx), db_url=db))

@@ -13,10 +13,10 @@ import click
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
 from buildyard.engine.joblog import TextDecoder, copy_text
 from buildyard.errors import NotFoundError
-from buildyard.store.history import JobRecord, SqlHistory
+from buildyard.store.history import History, JobRecord
 
 
-def _open(ctx: click.Context, db: str | None) -> SqlHistory:
+def _open(ctx: click.Context, db: str | None) -> History:
     from buildyard.engine.runner import RunOptions, open_checked_history  # noqa: PLC0415
 
     return open_checked_history(RunOptions(project_dir=project_dir(ctx), db_url=db))
@@ -278,7 +278,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def _follow(store: SqlHistory, run_id: str, job_id: str, log_path: str, shown: TextDecoder) -> None:
+def _follow(store: History, run_id: str, job_id: str, log_path: str, shown: TextDecoder) -> None:
     """Print the log as it grows until the job reaches a final status."""
     final = {"success", "failed", "timed_out", "skipped", "cached", "cancelled", "manual"}
     offset = 0

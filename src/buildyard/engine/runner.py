@@ -157,13 +157,13 @@ def home_dir(options: RunOptions) -> Path:
     return Path(env) if env else options.project_dir / ".buildyard"
 
 
-def open_history(options: RunOptions) -> SqlHistory:
+def open_history(options: RunOptions) -> History:
     """The history store selected by ``--db``/``BUILDYARD_DB``, else SQLite under the home directory."""
     url = options.db_url or os.environ.get("BUILDYARD_DB") or default_url(home_dir(options))
     return SqlHistory(url)
 
 
-def open_checked_history(options: RunOptions) -> SqlHistory:
+def open_checked_history(options: RunOptions) -> History:
     """``open_history`` with this home's abandoned runs closed first: what readers of the history see."""
     history = open_history(options)
     recover_abandoned(history, home_dir(options))
@@ -844,7 +844,7 @@ def execute_run(
             history.close()
 
 
-def _history_where(history: SqlHistory) -> str:
+def _history_where(history: History) -> str:
     """The history database's file (SQLite) or a description of it, for messages."""
     url = history.url
     if url.startswith("sqlite:///"):

@@ -1,0 +1,86 @@
+"""The history tables in SQL: migration from revision 0004, rows as the SQLAlchemy schema reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+import buildyard.store.history as history_module
+from buildyard.store.history import HEAD_REVISION, GateRecord, RunRecord, SqlHistory
+
+
+def test_a_0004_database_is_migrated_and_keeps_its_runs(history_url: str) -> None:
+    url = history_url
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(history_module.__file__).parent / "migrations"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        conn.commit()
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, pipeline, number, status, event, ref, branch, tag, sha, trigger,"
+                " project_dir, pipeline_file, variables, selected, created_at, jobs_total, message) VALUES"
+                " ('r1', 'shop', 1, 'success', 'push', '', '', '', '', 'cli', '', '', '{}', '[]', 1.0, 0, '')"
+            )
+        )
+        conn.commit()
+    engine.dispose()
+    store = SqlHistory(url)
+    try:
+        assert store.get_run("1").id == "r1"
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
+        # 0006: the unused index on jobs.job is gone (it cost every run ~350 page writes per 500 jobs)
+        assert "ix_jobs_job" not in {ix["name"] for ix in sa.inspect(store.engine).get_indexes("jobs")}
+        assert store.deployments("production") == []
+    finally:
+        store.close()
+
+
+def test_rows_written_by_the_stdlib_driver_read_back_through_the_sqlalchemy_schema(tmp_path: Path) -> None:
+    """The embedded store writes with ``sqlite3``; Alembic migrations and backups see the rows through
+    ``store/schema.py``: JSON columns as JSON, booleans as booleans, in the same form."""
+    from buildyard.store import schema
+    from buildyard.store.history import JobRecord, TestRecord
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = SqlHistory(url)
+    try:
+        run = store.create_run(
+            RunRecord(
+                id="a" * 32,
+                pipeline="p",
+                number=0,
+                status="running",
+                event="push",
+                created_at=1.0,
+                variables={"é": "ü"},
+                selected=["x"],
+            )
+        )
+        store.save_jobs(
+            [JobRecord(run.id, "j", "j", "success", matrix={"py": "3"}, allow_failure=True)], insert=True
+        )
+        store.save_gates([GateRecord(run.id, "gates", 0, "cov", "coverage", "passed", "ok", {"line": 81.5})])
+        store.save_tests(
+            [TestRecord(run.id, "j", 0, "s", "c", "t", "passed", 0.1, 1, "abc", 2.0, restored=True)]
+        )
+    finally:
+        store.close()
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            runs = conn.execute(sa.select(schema.runs.c.variables, schema.runs.c.selected)).one()
+            jobs = conn.execute(sa.select(schema.jobs.c.matrix, schema.jobs.c.allow_failure)).one()
+            gate = conn.execute(sa.select(schema.gate_results.c.data)).scalar_one()
+            restored = conn.execute(sa.select(schema.test_results.c.restored)).scalar_one()
+    finally:
+        engine.dispose()
+    assert tuple(runs) == ({"é": "ü"}, ["x"])
+    assert tuple(jobs) == ({"py": "3"}, True)
+    assert (gate, restored) == ({"line": 81.5}, True)
