@@ -633,6 +633,8 @@ class Recorder:
             cache_key=r.cache_key,
             saved_s=r.saved_s,
             miss_reasons=list(r.miss_reasons),
+            published=r.published,
+            deployed=r.deployed,
         )
 
 

@@ -66,6 +66,8 @@ class JobRecord:
     cache_key: str = ""
     saved_s: float = 0.0
     miss_reasons: list[str] = field(default_factory=list)
+    published: str = ""  # NAME@VERSION pushed to the artifact repository
+    deployed: str = ""  # NAME@VERSION deployed
 
 
 @dataclass(frozen=True, slots=True)

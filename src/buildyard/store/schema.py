@@ -78,6 +78,8 @@ jobs = Table(
     Column("cache_key", String(64), nullable=False, default=""),
     Column("saved_s", Float, nullable=False, default=0.0),
     Column("miss_reasons", JSON, nullable=False, default=list),
+    Column("published", String(300), nullable=False, server_default=""),
+    Column("deployed", String(300), nullable=False, server_default=""),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 
