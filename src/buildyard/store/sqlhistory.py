@@ -381,8 +381,8 @@ class SqlHistory:
                 WHERE r.pipeline = :pipeline
                   AND (r.finished_at >= :since OR r.finished_at IS NULL)
                   AND t.at >= :since AND t.restored = :no
-                  AND EXISTS (SELECT 1 FROM test_results m WHERE m.run_id = :run_id
-                      AND m.name = t.name AND m.classname = t.classname AND m.suite = t.suite)
+                  AND (t.suite, t.classname, t.name) IN (
+                      SELECT suite, classname, name FROM test_results WHERE run_id = :run_id)
             ) w WHERE newest <= :per_test ORDER BY at, run_id, job_id, idx""",
             {
                 "pipeline": pipeline,
