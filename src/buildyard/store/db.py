@@ -23,6 +23,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from buildyard.errors import StoreError
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
@@ -43,7 +45,7 @@ BOOL_COLUMNS: Mapping[str, frozenset[str]] = {
 _NO_COLUMNS: frozenset[str] = frozenset()
 
 
-class Conflict(Exception):
+class Conflict(StoreError):
     """A write broke a unique or primary-key constraint (a concurrent insert, a second decision)."""
 
 
