@@ -164,12 +164,15 @@ def test_jobs_keep_their_planned_fields_and_order(history: History) -> None:
     run = _run(history, 1)
     planned = [
         JobRecord(
-            run.id, "z[a]", "z", "pending", stage="test", matrix={"a": "1"}, allow_failure=True, ready_at=1.0
+            run.id, "z[a]", "z", "pending", stage="test", matrix={"a": "1"}, allow_failure=True, ready_at=3.0
         ),
-        JobRecord(run.id, "b", "b", "pending", ready_at=2.0),
-        JobRecord(run.id, "a", "a", "pending", ready_at=3.0),
+        JobRecord(run.id, "b", "b", "pending"),
+        JobRecord(run.id, "a", "a", "pending", ready_at=1.0, published="x@1", deployed="x@1"),
     ]
-    history.save_jobs(planned, insert=True)
+    other = _run(history, 2)
+    history.save_jobs([JobRecord(other.id, "b", "b", "pending")], insert=True)
+    history.save_jobs(planned[:2], insert=True)  # planned order, whatever the readiness
+    history.save_jobs(planned[2:], insert=True)  # a later insert comes after
     history.save_jobs(
         [
             replace(
@@ -198,7 +201,9 @@ def test_jobs_keep_their_planned_fields_and_order(history: History) -> None:
     assert (jobs[0].status, jobs[0].exit_code) == ("failed", 2)
     assert jobs[1] == planned[1]
     assert (jobs[2].cache_status, jobs[2].miss_reasons, jobs[2].peak_rss) == ("miss", ["input_changed"], 12)
+    assert (jobs[2].published, jobs[2].deployed) == ("x@1", "x@1")
     assert history.jobs("f" * 32) == []
+    assert [j.id for j in history.jobs(other.id)] == ["b"]
 
 
 def test_steps_of_a_retried_attempt_replace_the_earlier_ones(history: History) -> None:

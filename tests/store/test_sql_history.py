@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 import buildyard.store.history as history_module
-from buildyard.store.history import HEAD_REVISION, GateRecord, RunRecord, SqlHistory
+from buildyard.store.history import HEAD_REVISION, GateRecord, JobRecord, RunRecord, SqlHistory
 
 
 def test_a_0004_database_is_migrated_and_keeps_its_runs(history_url: str) -> None:
@@ -46,7 +46,7 @@ def test_rows_written_by_the_stdlib_driver_read_back_through_the_sqlalchemy_sche
     """The embedded store writes with ``sqlite3``; Alembic migrations and backups see the rows through
     ``store/schema.py``: JSON columns as JSON, booleans as booleans, in the same form."""
     from buildyard.store import schema
-    from buildyard.store.history import JobRecord, TestRecord
+    from buildyard.store.history import TestRecord
 
     url = f"sqlite:///{tmp_path / 'h.db'}"
     store = SqlHistory(url)
@@ -84,3 +84,38 @@ def test_rows_written_by_the_stdlib_driver_read_back_through_the_sqlalchemy_sche
     assert tuple(runs) == ({"é": "ü"}, ["x"])
     assert tuple(jobs) == ({"py": "3"}, True)
     assert (gate, restored) == ({"line": 81.5}, True)
+
+
+def test_a_0007_database_keeps_its_jobs_readable_in_their_order(history_url: str) -> None:
+    engine = sa.create_engine(history_url)
+    with engine.connect() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(history_module.__file__).parent / "migrations"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, pipeline, number, status, event, ref, branch, tag, sha, trigger,"
+                " project_dir, pipeline_file, variables, selected, created_at, jobs_total, message) VALUES"
+                " ('r1', 'shop', 1, 'success', 'push', '', '', '', '', 'cli', '', '', '{}', '[]', 1.0, 0, '')"
+            )
+        )
+        for job, ready in (("b", 1.0), ("a", 2.0)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO jobs (run_id, id, job, matrix, status, attempts, allow_failure, ready_at,"
+                    " message, log_path, cache_status, cache_key, saved_s, miss_reasons) VALUES"
+                    " ('r1', :job, :job, '{}', 'success', 1, false, :ready, '', '', 'off', '', 0, '[]')"
+                ),
+                {"job": job, "ready": ready},
+            )
+        conn.commit()
+    engine.dispose()
+    store = SqlHistory(history_url)
+    try:
+        jobs = store.jobs("r1")
+        assert [(j.id, j.published, j.deployed) for j in jobs] == [("b", "", ""), ("a", "", "")]
+        store.save_jobs([JobRecord("r1", "c", "c", "pending")], insert=True)
+        assert [j.id for j in store.jobs("r1")][-1] == "c"
+    finally:
+        store.close()

@@ -73,7 +73,7 @@ class History(Protocol):
         ...
 
     def jobs(self, run_id: str) -> list[JobRecord]:
-        """Job instances of a run, in planned order (PostgreSQL: by readiness)."""
+        """Job instances of a run, in planned order."""
         ...
 
     def save_steps(self, records: Sequence[StepRecord]) -> None:

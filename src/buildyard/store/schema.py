@@ -80,6 +80,7 @@ jobs = Table(
     Column("miss_reasons", JSON, nullable=False, default=list),
     Column("published", String(300), nullable=False, server_default=""),
     Column("deployed", String(300), nullable=False, server_default=""),
+    Column("seq", Integer),  # position in the run's plan (None for rows from before revision 0008)
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 

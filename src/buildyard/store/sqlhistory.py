@@ -42,6 +42,7 @@ JOB_FIXED_COLUMNS = frozenset({"run_id", "id", "job", "stage", "matrix", "allow_
 #: a test run every minute for the 14-day window would otherwise be ~20 000 rows).
 FLAKINESS_ROWS_PER_TEST = 200
 _RUN_COLUMNS = frozenset(RunRecord.__slots__)
+_JOB_SELECT = ", ".join(JobRecord.__slots__)
 _DEPLOYMENT_COLUMNS = tuple(name for name in DeploymentRecord.__slots__ if name != "run_number")
 
 
@@ -266,7 +267,17 @@ class SqlHistory:
             return
         rows = [_row(r) for r in records]
         with self.db.transaction() as tx:
-            if insert:
+            if insert:  # each after the jobs its run has: ``seq`` keeps the planned order
+                next_seq: dict[str, int] = {}
+                for r in rows:
+                    if r["run_id"] not in next_seq:
+                        [found] = tx.rows(
+                            "SELECT COALESCE(MAX(seq), -1) + 1 AS n FROM jobs WHERE run_id = :run_id",
+                            {"run_id": r["run_id"]},
+                        )
+                        next_seq[r["run_id"]] = int(found["n"])
+                    r["seq"] = next_seq[r["run_id"]]
+                    next_seq[r["run_id"]] += 1
                 tx.execute(_insert_sql("jobs", list(rows[0])), [encode("jobs", r) for r in rows])
                 return
             cols = [c for c in rows[0] if c not in JOB_FIXED_COLUMNS]
@@ -278,9 +289,13 @@ class SqlHistory:
             )
 
     def jobs(self, run_id: str) -> list[JobRecord]:
-        """Job rows of a run: in planned order on SQLite, by readiness on other databases."""
+        """Job rows of a run, in planned order (rows from before revision 0008: in insertion order
+        on SQLite, by readiness on other databases)."""
         order = self.db.insertion_order or "ready_at"
-        rows = self.db.rows(f"SELECT * FROM jobs WHERE run_id = :run_id ORDER BY {order}", {"run_id": run_id})  # noqa: S608
+        rows = self.db.rows(
+            f"SELECT {_JOB_SELECT} FROM jobs WHERE run_id = :run_id ORDER BY COALESCE(seq, -1), {order}",  # noqa: S608
+            {"run_id": run_id},
+        )
         return [JobRecord(**decode("jobs", r)) for r in rows]
 
     def save_steps(self, records: Sequence[StepRecord]) -> None:

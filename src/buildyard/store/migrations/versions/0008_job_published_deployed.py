@@ -1,7 +1,9 @@
-"""Jobs record what they published and deployed (``NAME@VERSION``, empty for none).
+"""Jobs record what they published and deployed (``NAME@VERSION``, empty for none), and their order.
 
 A run's view (``buildyard.views``) is built from the history alone, so ``run --json``, ``show --json``
 and the REST API give the same object: these two values were only in the live run's memory.
+``seq`` is a job's position in its run's plan: PostgreSQL has no insertion order (SQLite's ``rowid``),
+so jobs were listed there by readiness. Rows from before have none (they keep the old order).
 
 Revision ID: 0008
 Revises: 0007
@@ -23,10 +25,12 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("published", sa.String(300), nullable=False, server_default=""))
         batch.add_column(sa.Column("deployed", sa.String(300), nullable=False, server_default=""))
+        batch.add_column(sa.Column("seq", sa.Integer))
 
 
 def downgrade() -> None:
     """Drop them again."""
     with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("seq")
         batch.drop_column("deployed")
         batch.drop_column("published")
