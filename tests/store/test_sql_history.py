@@ -119,3 +119,34 @@ def test_a_0007_database_keeps_its_jobs_readable_in_their_order(history_url: str
         assert [j.id for j in store.jobs("r1")][-1] == "c"
     finally:
         store.close()
+
+
+def test_the_sqlite_file_is_read_and_written_without_importing_sqlalchemy(tmp_path: Path) -> None:
+    """The embedded store's hot path and the readers (``show``, analytics) stay on the stdlib driver:
+    importing SQLAlchemy costs ~200 ms of CPU, more than a whole cached run."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    SqlHistory(url).close()  # migrated here (Alembic needs SQLAlchemy)
+    code = f"""
+import sys
+from buildyard.store.history import GateRecord, JobRecord, RunRecord, SqlHistory, StepRecord, TestRecord
+s = SqlHistory({url!r})
+r = s.create_run(RunRecord(id="a" * 32, pipeline="p", number=0, status="running", event="push", created_at=1))
+s.save_jobs([JobRecord(r.id, "j", "j", "pending")], insert=True)
+s.save_jobs([JobRecord(r.id, "j", "j", "success")])
+s.save_steps([StepRecord(r.id, "j", 0, "s", "success")])
+s.save_gates([GateRecord(r.id, "j", 0, "g", "tests", "passed", "ok")])
+s.save_tests([TestRecord(r.id, "j", 0, "s", "c", "t", "passed", 0.1, 1, "abc", 2.0)])
+s.update_run(r.id, status="success", finished_at=3.0)
+s.get_run(None); s.get_run("1"); s.list_runs(); s.jobs(r.id); s.steps(r.id); s.gates(r.id); s.durations("p")
+s.deployments(run_id=r.id); s.gate_verdict(r.id); s.approval(r.id, "j"); s.tests_of_run(r.id)
+s.tests_for_flakiness(run_id=r.id, pipeline="p", since=0.0); s.tests_since(0.0); s.recorded_reports({{"x"}})
+s.latest_gate_data(pipeline="p", branch="", gate="g", before=9.0)
+s.latest_run_id(pipeline="p", branch="", status="success", before=9.0)
+s.close()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "alembic")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
