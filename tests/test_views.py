@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,38 @@ def test_the_views_module_does_not_import_the_engine() -> None:
     code = f"import sys, buildyard.views; print(sorted(m for m in sys.modules if m.startswith({banned!r})))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_what_a_gate_quotes_is_masked_in_the_history_and_the_views(cli, make_project, tmp_path) -> None:
+    secret = "s3cr3t-t0ken-qq"
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text(f'TOKEN="{secret}"\n')
+    junit = (
+        '<testsuite tests="1" failures="1"><testcase classname="c" name="t">'
+        '<failure message="got %s"/></testcase></testsuite>'
+    )
+    root = make_project(
+        {
+            "buildyard.yml": f"""\
+gates:
+  - tests: {{junit: "reports/junit.xml", max_failures: 0}}
+jobs:
+  test:
+    secrets: [TOKEN]
+    script:
+      - mkdir -p reports
+      - printf '{junit}' "$TOKEN" > reports/junit.xml
+"""
+        }
+    )
+    ran = cli("-C", root, "run", "--json", "--secrets-file", secrets)
+    assert ran.code == 1, ran.err
+    shown = cli("-C", root, "show", "--json")
+    [gate] = [g for j in json.loads(shown.out)["jobs"] for g in j["gates"]]
+    assert gate["status"] == "failed" and gate["details"] == ["failed: c::t: got ***"]
+    assert secret not in shown.out and secret not in ran.out
+    db = sqlite3.connect(root / ".buildyard" / "buildyard.db")
+    try:
+        assert secret not in "\n".join(db.iterdump())
+    finally:
+        db.close()

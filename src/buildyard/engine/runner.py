@@ -596,12 +596,10 @@ class Recorder:
         ]
         self.history.save_steps(step_rows)
         gate_rows = [
-            GateRecord(
-                self.run.id, r.id, i, g["gate"], g["kind"], g["status"], self.masker.mask_text(g["reason"]), g
-            )
+            GateRecord(self.run.id, r.id, i, g["gate"], g["kind"], g["status"], g["reason"], g)
             for r in batch
             if r.status.is_final
-            for i, g in enumerate(r.gate_results)
+            for i, g in enumerate(_masked(list(r.gate_results), self.masker.mask_text))
         ]
         self.history.save_gates(gate_rows)
         self.history.save_tests(self.tests.rows(batch, time.time()))
@@ -636,6 +634,17 @@ class Recorder:
             published=r.published,
             deployed=r.deployed,
         )
+
+
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    """JSON data with every string in it masked (gate details quote test failures, which may hold secrets)."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, mask) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v, mask) for v in value]
+    return value
 
 
 def execute_run(
