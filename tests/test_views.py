@@ -11,7 +11,7 @@ from pathlib import Path
 from buildyard.model import JobStatus, RunStatus
 from buildyard.store.history import DeploymentRecord, GateRecord, JobRecord, RunRecord, StepRecord
 from buildyard.testing import MemoryHistory
-from buildyard.views import RunView, load_run
+from buildyard.views import JobView, RunView, load_run
 from by_testutil import git
 
 PIPELINE = """\
@@ -103,6 +103,17 @@ def test_views_of_records_are_typed_and_ordered() -> None:
         {"line": 50.0, "gate": "cov", "kind": "coverage", "status": "failed", "reason": "low"}
     ]
     assert "jobs" not in RunView.summary(run).to_json()
+    miss = JobRecord(
+        run.id, "c", "c", "success", cache_status="miss", cache_key="k", miss_reasons=["input_changed"]
+    )
+    assert JobView.from_record(miss).cache_json() == {
+        "job": "c",
+        "status": "success",
+        "cache": "miss",
+        "cache_key": "k",
+        "saved_s": 0.0,
+        "reasons": ["input_changed"],
+    }
 
 
 def test_the_views_module_does_not_import_the_engine() -> None:

@@ -1,7 +1,8 @@
 """One view model of runs, their jobs, steps, gates and deployments: what every face shows.
 
-The CLI's ``--json`` outputs (``run``, ``show``, ``history``, ``deploy history``), the REST API and the
-dashboard templates all serialise these views (``to_json``); no face builds JSON by hand. Views are
+The CLI's ``--json`` outputs (``run``, ``show``, ``history``, ``explain``, ``deploy history``), the
+REST API and the dashboard templates all serialise these views (``to_json``); no face builds JSON by
+hand. Views are
 built from history records alone (``RunView.from_records``), so one run is one object wherever it is
 shown: ``run --json`` reads the run it just recorded back like ``show --json`` does. Statuses are
 enums here; strings appear only inside the store and in JSON.
@@ -20,7 +21,7 @@ the short form (what, where, result, who); ``deploy history`` the whole one. Tim
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from buildyard.model import JobStatus, RunStatus, SkipReason
@@ -195,6 +196,25 @@ class JobView:
         """The instance id (``test[3.11]``)."""
         return self.record.id
 
+    @classmethod
+    def from_record(cls, j: JobRecord, *, log_exists: Callable[[str], bool] = lambda _path: False) -> JobView:
+        """A job alone (without steps, gates, deployments)."""
+        skip = SkipReason(j.skip_reason) if j.skip_reason else None
+        log = j.log_path if j.log_path and log_exists(j.log_path) else None
+        return cls(j, JobStatus(j.status), skip, log)
+
+    def cache_json(self) -> JSON:
+        """Why the job ran or was restored (``explain --json``)."""
+        r = self.record
+        return {
+            "job": r.id,
+            "status": str(self.status),
+            "cache": r.cache_status,
+            "cache_key": r.cache_key,
+            "saved_s": r.saved_s,
+            "reasons": list(r.miss_reasons),
+        }
+
     def to_json(self) -> JSON:
         """JSON-able form (see the module docstring)."""
         r = self.record
@@ -277,15 +297,10 @@ class RunView:
         views = []
         for j in jobs:
             job_steps, job_gates, job_deployments = by_job.get(j.id, ([], [], []))
+            alone = JobView.from_record(j, log_exists=log_exists)
             views.append(
-                JobView(
-                    j,
-                    JobStatus(j.status),
-                    SkipReason(j.skip_reason) if j.skip_reason else None,
-                    j.log_path if j.log_path and log_exists(j.log_path) else None,
-                    tuple(job_steps),
-                    tuple(job_gates),
-                    tuple(job_deployments),
+                replace(
+                    alone, steps=tuple(job_steps), gates=tuple(job_gates), deployments=tuple(job_deployments)
                 )
             )
         return cls(run, RunStatus(run.status), tuple(views))

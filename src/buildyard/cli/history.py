@@ -196,19 +196,9 @@ def explain(ctx: click.Context, args: tuple[str, ...], as_json: bool, db: str | 
     if not jobs:
         raise NotFoundError(f"run #{record.number} has no job '{job}'")
     if as_json:
-        print_json(
-            [
-                {
-                    "job": j.id,
-                    "status": j.status,
-                    "cache": j.cache_status,
-                    "cache_key": j.cache_key,
-                    "saved_s": j.saved_s,
-                    "reasons": j.miss_reasons,
-                }
-                for j in jobs
-            ]
-        )
+        from buildyard.views import JobView  # noqa: PLC0415
+
+        print_json([JobView.from_record(j).cache_json() for j in jobs])
         return
     for j in jobs:
         if j.cache_status == "hit":
