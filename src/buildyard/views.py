@@ -2,10 +2,9 @@
 
 The CLI's ``--json`` outputs (``run``, ``show``, ``history``, ``explain``, ``deploy history``), the
 REST API and the dashboard templates all serialise these views (``to_json``); no face builds JSON by
-hand. Views are
-built from history records alone (``RunView.from_records``), so one run is one object wherever it is
-shown: ``run --json`` reads the run it just recorded back like ``show --json`` does. Statuses are
-enums here; strings appear only inside the store and in JSON.
+hand. Views are built from history records alone (``RunView.from_records``), so one run is one object
+wherever it is shown: ``run --json`` reads the run it just recorded back like ``show --json`` does.
+Statuses are enums here; strings appear only inside the store and in JSON.
 
 This module imports the core (``model``) and the store's records, never the engine or a face, so the
 server can use it without loading the engine.
