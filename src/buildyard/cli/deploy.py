@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,10 +14,10 @@ from buildyard.errors import NotFoundError, UsageError
 from buildyard.model import RunStatus
 
 if TYPE_CHECKING:
-    from buildyard.store.history import SqlHistory
+    from buildyard.store.history import History
 
 
-def _open(ctx: click.Context, db: str | None) -> SqlHistory:
+def _open(ctx: click.Context, db: str | None) -> History:
     from buildyard.engine.runner import RunOptions, open_history  # noqa: PLC0415
 
     return open_history(RunOptions(project_dir=project_dir(ctx), db_url=db))
@@ -102,7 +102,9 @@ def history_cmd(ctx: click.Context, environment: str, limit: int, as_json: bool,
     finally:
         store.close()
     if as_json:
-        print_json([_as_dict(r) for r in rows])
+        from buildyard.views import DeploymentView  # noqa: PLC0415
+
+        print_json([DeploymentView.from_record(r).to_json() for r in rows])
         return
     if not rows:
         print(f"no deployments to {environment} recorded yet")
@@ -114,25 +116,6 @@ def history_cmd(ctx: click.Context, environment: str, limit: int, as_json: bool,
             f"{r.what:<36} {_when(r.started_at):<19} {r.run_number or 0:>5}  "
             f"{r.job_id[:16]:<16} {r.status:<11} {r.approved_by or '-'}{note}"
         )
-
-
-def _as_dict(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "environment": r.environment,
-        "artifact": r.artifact,
-        "version": r.version,
-        "status": r.status,
-        "run_id": r.run_id,
-        "run_number": r.run_number,
-        "job": r.job_id,
-        "started_at": r.started_at,
-        "finished_at": r.finished_at,
-        "url": r.url or None,
-        "approved_by": r.approved_by,
-        "approved_at": r.approved_at,
-        "rollback_of": r.rollback_of,
-    }
 
 
 @app.command()

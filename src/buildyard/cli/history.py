@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -13,10 +13,10 @@ import click
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
 from buildyard.engine.joblog import TextDecoder, copy_text
 from buildyard.errors import NotFoundError
-from buildyard.store.history import JobRecord, SqlHistory
+from buildyard.store.history import History, JobRecord
 
 
-def _open(ctx: click.Context, db: str | None) -> SqlHistory:
+def _open(ctx: click.Context, db: str | None) -> History:
     from buildyard.engine.runner import RunOptions, open_checked_history  # noqa: PLC0415
 
     return open_checked_history(RunOptions(project_dir=project_dir(ctx), db_url=db))
@@ -48,7 +48,9 @@ def history(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool,
     finally:
         store.close()
     if as_json:
-        print_json([asdict(r) for r in runs])
+        from buildyard.views import RunView  # noqa: PLC0415
+
+        print_json([RunView.summary(r).to_json() for r in runs])
         return
     if not runs:
         print("no runs recorded yet (start one with 'buildyard run')")
@@ -74,52 +76,17 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
 
     RUN is a run number (``N``, or ``PIPELINE#N`` when several pipelines share the history), a run
     id prefix, or ``last`` (the default)."""
+    from buildyard.views import load_run  # noqa: PLC0415
+
     store = _open(ctx, db)
     try:
-        record = store.get_run(run)
-        jobs = store.jobs(record.id)
-        steps = store.steps(record.id)
-        gates = store.gates(record.id)
-        deployments = store.deployments(run_id=record.id)
+        view = load_run(store, run, log_exists=os.path.exists)
     finally:
         store.close()
-    deployed: dict[str, list[dict[str, object]]] = {}
-    for d in reversed(deployments):  # oldest first: the deployment, then its rollback
-        deployed.setdefault(d.job_id, []).append(
-            {
-                "environment": d.environment,
-                "artifact": d.artifact,
-                "version": d.version,
-                "status": d.status,
-                "url": d.url or None,
-                "approved_by": d.approved_by,
-                "rollback_of": d.rollback_of,
-            }
-        )
     if as_json:
-        by_job: dict[str, list[dict[str, object]]] = {}
-        for s in steps:
-            by_job.setdefault(s.job_id, []).append(asdict(s))
-        gates_by_job: dict[str, list[dict[str, object]]] = {}
-        for g in gates:
-            gates_by_job.setdefault(g.job_id, []).append(
-                {"gate": g.gate, "kind": g.kind, "status": g.status, "reason": g.reason}
-            )
-        print_json(
-            {
-                **asdict(record),
-                "jobs": [
-                    {
-                        **asdict(j),
-                        "steps": by_job.get(j.id, []),
-                        "gates": gates_by_job.get(j.id, []),
-                        "deployments": deployed.get(j.id, []),
-                    }
-                    for j in jobs
-                ],
-            }
-        )
+        print_json(view.to_json())
         return
+    record, jobs = view.record, view.jobs or ()
     from buildyard.termtext import safe_text  # noqa: PLC0415
 
     def _line(text: str) -> None:  # names, messages and gate reasons come from files and job output
@@ -134,7 +101,7 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
         f"queued {_dur(record.queue_s)}"
     )
     _line(f"{'job':<32} {'status':<10} {'try':>3} {'exit':>4} {'took':>8} {'cpu':>7} {'rss':>8}  note")
-    for j in jobs:
+    for j in (job.record for job in jobs):
         rss = f"{j.peak_rss / 1e6:.0f}MB" if j.peak_rss else "-"
         cpu = f"{j.cpu_seconds:.2f}s" if j.cpu_seconds is not None else "-"
         code = "-" if j.exit_code is None else str(j.exit_code)
@@ -143,9 +110,9 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
             f"{j.id[:32]:<32} {j.status:<10} {j.attempts:>3} {code:>4} {_dur(j.duration_s):>8} {cpu:>7} "
             f"{rss:>8}  {note}"
         )
-    for g in gates:
+    for g in sorted((g for job in jobs for g in job.gates), key=lambda g: g.job_id):
         _line(f"gate {g.status:<7} {g.job_id}: {g.gate}: {g.reason}")
-    for d in reversed(deployments):
+    for d in sorted((d for job in jobs for d in job.deployments), key=lambda d: d.id):
         what = "rollback" if d.rollback_of else "deploy"
         by = f" (approved by {d.approved_by})" if d.approved_by else ""
         _line(f"{what} {d.status:<11} {d.job_id} → {d.environment}: {d.what}{by}")
@@ -229,19 +196,9 @@ def explain(ctx: click.Context, args: tuple[str, ...], as_json: bool, db: str | 
     if not jobs:
         raise NotFoundError(f"run #{record.number} has no job '{job}'")
     if as_json:
-        print_json(
-            [
-                {
-                    "job": j.id,
-                    "status": j.status,
-                    "cache": j.cache_status,
-                    "cache_key": j.cache_key,
-                    "saved_s": j.saved_s,
-                    "reasons": j.miss_reasons,
-                }
-                for j in jobs
-            ]
-        )
+        from buildyard.views import JobView  # noqa: PLC0415
+
+        print_json([JobView.from_record(j).cache_json() for j in jobs])
         return
     for j in jobs:
         if j.cache_status == "hit":
@@ -278,7 +235,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def _follow(store: SqlHistory, run_id: str, job_id: str, log_path: str, shown: TextDecoder) -> None:
+def _follow(store: History, run_id: str, job_id: str, log_path: str, shown: TextDecoder) -> None:
     """Print the log as it grows until the job reaches a final status."""
     final = {"success", "failed", "timed_out", "skipped", "cached", "cancelled", "manual"}
     offset = 0

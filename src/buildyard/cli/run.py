@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -31,10 +30,6 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
             "(pass large values in files)"
         )
     return out
-
-
-def _iso(ts: float | None) -> str | None:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat() if ts else None
 
 
 @click.command()
@@ -169,45 +164,15 @@ def run(
             renderer.close()
     run_rec = result.run
     assert run_rec is not None  # noqa: S101 - a non-dry run is always recorded
-    if as_json:
-        summary = {
-            "run_id": run_rec.id,
-            "number": run_rec.number,
-            "pipeline": run_rec.pipeline,
-            "status": str(result.status),
-            "event": run_rec.event,
-            "branch": run_rec.branch,
-            "tag": run_rec.tag,
-            "sha": run_rec.sha,
-            "duration_s": run_rec.duration_s,
-            "jobs": [
-                {
-                    "name": j.id,
-                    "job": j.job,
-                    "matrix": j.matrix,
-                    "stage": j.stage,
-                    "status": str(j.status),
-                    "attempts": j.attempts,
-                    "exit_code": j.exit_code,
-                    "started_at": _iso(j.started_at),
-                    "finished_at": _iso(j.finished_at),
-                    "duration_s": j.duration_s,
-                    "cpu_seconds": j.cpu_seconds,
-                    "peak_rss": j.peak_rss,
-                    "skip_reason": str(j.skip_reason) if j.skip_reason else None,
-                    "message": j.message,
-                    # a cache hit's log stays in the cache entry (``buildyard logs`` reads it there)
-                    "log": j.log_path if j.log_path and os.path.exists(j.log_path) else None,  # noqa: PTH110
-                    "cache": str(j.cache_status),
-                    "cache_key": j.cache_key or None,
-                    "saved_s": j.saved_s,
-                    "gates": [g.to_dict() for g in j.gate_results],
-                    "published": j.published or None,
-                    "deployed": j.deployed or None,
-                }
-                for j in result.jobs
-            ],
-        }
+    if as_json:  # the recorded run, read back: the same object as ``show --json`` and the REST API
+        from buildyard.engine.runner import open_history  # noqa: PLC0415
+        from buildyard.views import load_run  # noqa: PLC0415
+
+        store = open_history(options)
+        try:
+            summary = load_run(store, run_rec.id, log_exists=os.path.exists).to_json()
+        finally:
+            store.close()
         sys.stdout.write(result.masker.mask_text(json.dumps(summary, indent=2)) + "\n")
     else:
         from buildyard.spec.durations import format_duration  # noqa: PLC0415

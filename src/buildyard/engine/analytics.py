@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildyard.model import JobStatus
-from buildyard.store.history import History, RunRecord, SqlHistory, TestRecord
+from buildyard.store.history import History, RunRecord, TestRecord
 
 if TYPE_CHECKING:
     from buildyard.engine.scheduler import JobResult
@@ -181,7 +181,7 @@ class TestRows:
         return out
 
 
-def analytics_step(history: SqlHistory, run: RunRecord, created: float) -> tuple[Any, list[FlakyTest]]:
+def analytics_step(history: History, run: RunRecord, created: float) -> tuple[Any, list[FlakyTest]]:
     """Failure triage against the branch's last successful run, and the flaky tests among this run's
     (``new`` when this run's results made them flaky); None, [] without tests."""
     current = history.tests_of_run(run.id)

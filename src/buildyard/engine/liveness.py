@@ -23,7 +23,7 @@ from pathlib import Path
 from buildyard.engine.watchdog import kill_marked
 from buildyard.errors import NotFoundError
 from buildyard.model import JobStatus, RunStatus
-from buildyard.store.history import RunRecord, SqlHistory
+from buildyard.store.history import History, RunRecord
 
 ABANDONED = "abandoned: the buildyard process running it ended without finishing it (killed?)"
 
@@ -68,7 +68,7 @@ class Recovered:
     killed: int
 
 
-def recover_abandoned(history: SqlHistory, home: Path) -> list[Recovered]:
+def recover_abandoned(history: History, home: Path) -> list[Recovered]:
     """Close every abandoned run of ``home`` (see the module docstring); return what was closed."""
     directory = _lock_dir(home)
     try:
@@ -112,7 +112,7 @@ def _mtime(entry: os.DirEntry[str]) -> float:
         return 0.0
 
 
-def _close_run(history: SqlHistory, run_id: str) -> Recovered | None:
+def _close_run(history: History, run_id: str) -> Recovered | None:
     try:
         run = history.get_run(run_id)
     except NotFoundError:

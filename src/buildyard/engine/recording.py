@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
+from typing import Any
 
 from buildyard.engine.analytics import TestRows
 from buildyard.engine.joblog import is_disk_full
@@ -36,20 +37,20 @@ from buildyard.store.history import (
 FLUSH_INTERVAL = 0.5
 
 
-def open_history(options: RunOptions) -> SqlHistory:
+def open_history(options: RunOptions) -> History:
     """The history store selected by ``--db``/``BUILDYARD_DB``, else SQLite under the home directory."""
     url = options.db_url or load_settings(options.project_dir).db or default_url(home_dir(options))
     return SqlHistory(url)
 
 
-def open_checked_history(options: RunOptions) -> SqlHistory:
+def open_checked_history(options: RunOptions) -> History:
     """``open_history`` with this home's abandoned runs closed first: what readers of the history see."""
     history = open_history(options)
     recover_abandoned(history, home_dir(options))
     return history
 
 
-def history_where(history: SqlHistory) -> str:
+def history_where(history: History) -> str:
     """The history database's file (SQLite) or a description of it, for messages."""
     url = history.url
     if url.startswith("sqlite:///"):
@@ -190,18 +191,10 @@ class Recorder:
             for i, s in enumerate(r.steps)
         ]
         gate_rows = [
-            GateRecord(
-                self.run.id,
-                r.id,
-                i,
-                g.result.gate,
-                str(g.result.kind),
-                str(g.result.status),
-                self.masker.mask_text(g.result.reason),
-                g.to_dict(),
-            )
+            GateRecord(self.run.id, r.id, i, g["gate"], g["kind"], g["status"], g["reason"], g)
             for r in final
-            for i, g in enumerate(r.gate_results)
+            # masked in full: gate details quote test failures, which may hold secrets
+            for i, g in enumerate(_masked([o.to_dict() for o in r.gate_results], self.masker.mask_text))
         ]
         now = time.time()
 
@@ -240,4 +233,17 @@ class Recorder:
             cache_key=r.cache_key,
             saved_s=r.saved_s,
             miss_reasons=[str(m) for m in r.miss_reasons],
+            published=r.published,
+            deployed=r.deployed,
         )
+
+
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    """JSON data with every string in it masked."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, mask) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v, mask) for v in value]
+    return value

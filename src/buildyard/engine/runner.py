@@ -33,7 +33,7 @@ from buildyard.gitinfo import read_git
 from buildyard.model import JobStatus, RunStatus
 from buildyard.plan.build import Plan, TriggerContext, static_context
 from buildyard.spec.models import Pipeline
-from buildyard.store.history import SqlHistory
+from buildyard.store.history import History
 
 __all__ = [
     "FLUSH_INTERVAL",
@@ -206,7 +206,7 @@ def _stack_context(
     pipeline: Pipeline,
     plan: Plan,
     trigger: TriggerContext,
-    history: SqlHistory,
+    history: History,
     session: RunSession,
     events: _RunEvents,
     observer: RunObserver | None,

@@ -22,14 +22,14 @@ from buildyard.errors import DiskFullError
 from buildyard.model import RunStatus
 from buildyard.plan.build import Plan, TriggerContext
 from buildyard.spec.models import Pipeline
-from buildyard.store.history import JobRecord, RunRecord, SqlHistory
+from buildyard.store.history import History, JobRecord, RunRecord
 
 
 @dataclass
 class RunSession:
     """One recorded run: its row, its lock, where its logs go."""
 
-    history: SqlHistory
+    history: History
     run: RunRecord
     lock: RunLock
     log_dir: Path
@@ -38,7 +38,7 @@ class RunSession:
     @classmethod
     def start(
         cls,
-        history: SqlHistory,
+        history: History,
         *,
         options: RunOptions,
         home: Path,

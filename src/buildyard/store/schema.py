@@ -78,6 +78,9 @@ jobs = Table(
     Column("cache_key", String(64), nullable=False, default=""),
     Column("saved_s", Float, nullable=False, default=0.0),
     Column("miss_reasons", JSON, nullable=False, default=list),
+    Column("published", String(300), nullable=False, server_default=""),
+    Column("deployed", String(300), nullable=False, server_default=""),
+    Column("seq", Integer),  # position in the run's plan (None for rows from before revision 0008)
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
 

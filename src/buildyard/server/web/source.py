@@ -120,8 +120,12 @@ class ProjectDirSource:
         with self._lock:
             if self._history is None:
                 from buildyard.engine.runner import RunOptions, open_checked_history  # noqa: PLC0415
+                from buildyard.store.history import SqlHistory  # noqa: PLC0415
 
-                self._history = open_checked_history(RunOptions(project_dir=self.root, db_url=self._db_url))
+                history = open_checked_history(RunOptions(project_dir=self.root, db_url=self._db_url))
+                if not isinstance(history, SqlHistory):  # the dashboard's queries need its SQL engine
+                    raise TypeError(f"the dashboard needs an SQL history, got {type(history).__name__}")
+                self._history = history
             return self._history
 
     def queue(self, project: str | None = None) -> list[QueuedRun]:
