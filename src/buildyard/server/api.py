@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from buildyard.errors import NotFoundError, StoreError, UserError
 from buildyard.server.auth import Role, User
-from buildyard.server.queue import Entry
+from buildyard.server.queue import AlreadyFinished, Entry
 from buildyard.server.state import ServerState
 from buildyard.store.history import JobRecord, RunRecord
 
@@ -69,6 +69,8 @@ def install_errors(app: FastAPI) -> None:
             return _json_error(404, "not_found", message)
         if isinstance(exc, StoreError):
             return _json_error(503, "unavailable", message)
+        if isinstance(exc, AlreadyFinished):
+            return _json_error(409, "conflict", message)
         return _json_error(400, "invalid", message)
 
     @app.exception_handler(StarletteHTTPException)

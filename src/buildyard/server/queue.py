@@ -80,6 +80,10 @@ def check_variables(variables: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+class AlreadyFinished(UsageError):
+    """The entry already reached a final status (cancel of a finished run)."""
+
+
 class RunQueue:
     """Queue entries of every project (see the module docstring)."""
 
@@ -184,8 +188,8 @@ class RunQueue:
             return self.get(entry_id)
         self.update(entry_id, only_if=("running", "waiting"), status="cancelling")
         entry = self.get(entry_id)
-        if entry.status not in ("cancelling", "cancelled"):
-            raise UsageError(f"run {entry_id[:12]} is already finished ({entry.status})")
+        if entry.status != "cancelling":
+            raise AlreadyFinished(f"run {entry_id[:12]} is already finished ({entry.status})")
         return entry
 
     def counts(self) -> dict[tuple[str, str], int]:
