@@ -33,7 +33,7 @@ def state_options(func: F) -> F:
         "state_db",
         envvar="BUILDYARD_SERVER_DB",
         metavar="URL",
-        help="Server state database (SQLAlchemy URL, e.g. postgresql+psycopg://…; default: SQLite in the data dir).",
+        help="Server state database URL (e.g. postgresql+psycopg://…; default: SQLite in the data dir).",
     )(func)
     func = click.option(
         "--data-dir",
@@ -44,7 +44,7 @@ def state_options(func: F) -> F:
         "--config",
         "config_file",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="server.yml listing several projects (default: serve the project of -C / the current directory).",
+        help="server.yml listing several projects (default: the project of -C / the current directory).",
     )(func)
 
 

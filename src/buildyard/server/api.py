@@ -368,7 +368,7 @@ def runs(
 
 @router.post("/projects/{project}/runs", status_code=201)
 async def trigger(request: Request, project: str) -> Response:
-    """Queue a run: ``branch``, ``sha``, ``event`` (default push), ``variables`` (object, or ``var.NAME`` fields)."""
+    """Queue a run: ``branch``, ``sha``, ``event`` (push), ``variables`` (object, or ``var.NAME`` fields)."""
     require(request, Role.OPERATOR, project)
     data = await read_input(request)
     variables = data.get("variables") or {}

@@ -95,7 +95,7 @@ def _branch_of(directory: Path) -> str:
 def single_project(
     directory: Path, *, data_dir: Path | None = None, db_url: str | None = None, runners: int = 1
 ) -> ServerConfig:
-    """Serve the project in ``directory`` (``buildyard serve -C DIR``), its state under ``.buildyard/server``."""
+    """Serve the project in ``directory`` (``serve -C DIR``), its state in ``.buildyard/server``."""
     directory = directory.resolve()
     if not (directory / ".git").exists():
         raise ConfigError(
@@ -136,7 +136,8 @@ def load_config(
     for key, (knode, _value) in top.items():
         if key not in _TOP_KEYS:
             raise ConfigError(
-                f"{path}:{knode.start_mark.line + 1}: unknown key '{key}' (expected: {', '.join(sorted(_TOP_KEYS))})"
+                f"{path}:{knode.start_mark.line + 1}: unknown key '{key}' "
+                f"(expected: {', '.join(sorted(_TOP_KEYS))})"
             )
     data = data_dir
     if data is None:
@@ -170,8 +171,8 @@ def load_config(
         name = _scalar(path, fields["name"][1])
         if not NAME.match(name):
             raise ConfigError(
-                f"{path}:{fields['name'][1].start_mark.line + 1}: project name '{name}' must be letters, digits, "
-                "'.', '_' or '-' (up to 100)"
+                f"{path}:{fields['name'][1].start_mark.line + 1}: project name '{name}' must be letters, "
+                "digits, '.', '_' or '-' (up to 100)"
             )
         if any(p.name == name for p in projects):
             raise ConfigError(f"{path}:{line}: project '{name}' is listed twice")

@@ -23,7 +23,8 @@ from buildyard.server.api import MAX_BODY, address, safe_next, server
 router = APIRouter(include_in_schema=False)
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>buildyard: log in</title>
 <style>
 body{{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}}
