@@ -302,7 +302,10 @@ def _wake(request: Request) -> None:
 def me(request: Request) -> dict[str, Any]:
     """Who this request acts as."""
     user = user_of(request)
-    return {"name": user.name, "role": user.role} if user else {"name": None, "role": None}
+    out: dict[str, Any] = {"name": user.name, "role": user.role} if user else {"name": None, "role": None}
+    if getattr(request.state, "auth", "") in ("session", "local", "anonymous"):
+        out["csrf_token"] = getattr(request.state, "csrf_token", "")  # for forms posted by scripts
+    return out
 
 
 @router.get("/projects")
