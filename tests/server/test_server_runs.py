@@ -170,3 +170,16 @@ def test_an_open_server_answers_loopback_host_names_only(make_project, serve) ->
     assert rebound.status_code == 403 and rebound.json()["code"] == "bad_host"
     me = server.api.get("/api/v1/me").json()
     assert (me["name"], me["role"]) == ("local", "admin")
+
+
+def test_a_project_in_a_subdirectory_of_its_repository(make_project, serve) -> None:
+    repo = make_project(
+        {"app/buildyard.yml": "name: app\njobs:\n  where:\n    script: pwd\n", "README": "x\n"}
+    )
+    server = serve(repo / "app")
+    queued = server.api.post("/api/v1/projects/app/runs", json={}).json()["queued"]
+    done = wait_for(lambda: finished(server, "app", queued["id"]), "the run to finish")
+    assert done["status"] == "success", done
+    where = server.api.get("/api/v1/projects/app/runs/1/jobs/where/log").text.strip()
+    assert where.endswith(f"/checkouts/{queued['id']}/app")
+    assert (repo / "app" / ".buildyard" / "buildyard.db").exists()

@@ -45,6 +45,8 @@ class ProjectConfig:
     #: The project directory: its ``.buildyard/`` holds the history, logs, outputs and cache.
     root: Path
     anonymous_read: bool = False
+    #: Where the project lives inside the repository ("" for its top).
+    subdir: str = ""
 
     @property
     def home(self) -> Path:
@@ -97,13 +99,24 @@ def single_project(
 ) -> ServerConfig:
     """Serve the project in ``directory`` (``serve -C DIR``), its state in ``.buildyard/server``."""
     directory = directory.resolve()
-    if not (directory / ".git").exists():
-        raise ConfigError(
-            f"{directory}: not a git repository (the server runs commits; 'git init' and commit)"
-        )
+    out = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=directory if directory.is_dir() else None,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+    if not directory.is_dir() or out.returncode != 0:
+        raise ConfigError(f"{directory}: not in a git repository (the server runs commits: git init, commit)")
+    top = Path(out.stdout.strip()).resolve()
     name = re.sub(r"[^A-Za-z0-9._-]", "-", directory.name).lstrip("._-") or "project"
     project = ProjectConfig(
-        name=name[:100], repo=str(directory), default_branch=_branch_of(directory), root=directory
+        name=name[:100],
+        repo=str(top),
+        default_branch=_branch_of(directory),
+        root=directory,
+        subdir=str(directory.relative_to(top)) if directory != top else "",
     )
     data = (data_dir or directory / ".buildyard" / "server").resolve()
     return ServerConfig(projects=(project,), data_dir=data, db_url=db_url or state_url(data), runners=runners)

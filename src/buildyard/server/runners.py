@@ -89,7 +89,7 @@ class Worker(threading.Thread):
             checkout.parent.mkdir(parents=True, exist_ok=True)
             git("clone", "--shared", "--no-checkout", "-q", "--", str(source), str(checkout))
             git("checkout", "-q", "--detach", entry.sha, cwd=checkout)
-            status, message = self._execute(checkout, log)
+            status, message = self._execute(checkout / project.subdir if project.subdir else checkout, log)
         except Exception as exc:  # noqa: BLE001 - any failure ends this entry with its reason
             message = " ".join(str(exc).split())[:500] or type(exc).__name__
         finally:
