@@ -38,6 +38,16 @@ class Client:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(headers=headers, timeout=TIMEOUT)
 
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.http.close()
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; a one-line error for a refusal or an unreachable server."""
         url = f"{self.base}/api/v1{path}"

@@ -424,12 +424,12 @@ def trigger(
 
     variables = _parse_vars(list(var))
     if server_url:
-        from buildyard.cli.client import Client  # noqa: PLC0415
+        from buildyard.cli.client import Client, quote  # noqa: PLC0415
 
-        client = Client(server_url)
-        name = project or client.only_project()
-        body = {"branch": branch, "sha": sha, "event": event, "variables": variables}
-        entry = client.post(f"/projects/{name}/runs", body)["queued"]
+        with Client(server_url) as client:
+            name = project or client.only_project()
+            body = {"branch": branch, "sha": sha, "event": event, "variables": variables}
+            entry = client.post(f"/projects/{quote(name)}/runs", body)["queued"]
     else:
         from buildyard.server.api import entry_json  # noqa: PLC0415
 
