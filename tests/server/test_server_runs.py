@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -183,3 +185,40 @@ def test_a_project_in_a_subdirectory_of_its_repository(make_project, serve) -> N
     where = server.api.get("/api/v1/projects/app/runs/1/jobs/where/log").text.strip()
     assert where.endswith(f"/checkouts/{queued['id']}/app")
     assert (repo / "app" / ".buildyard" / "buildyard.db").exists()
+
+
+def test_the_cli_reads_a_running_server(make_project, serve, cli, monkeypatch, tmp_path) -> None:
+    gate = tmp_path / "go"
+    pipeline = (
+        "name: demo\njobs:\n  talk:\n    script:\n"
+        f"      - echo one; while [ ! -e {gate} ]; do sleep 0.1; done; echo two; printf 'three\\n'\n"
+    )
+    root = make_project({"buildyard.yml": pipeline})
+    server = serve(root)
+    monkeypatch.setenv("BUILDYARD_SERVER", server.url)
+    queued = cli("trigger", "--json")
+    assert queued.code == 0, queued.err
+    entry_id = json.loads(queued.out)["id"]
+    wait_for(lambda: entry(server, "proj", entry_id)["run_id"], "the run to start")
+    wait_for(lambda: server.api.get("/api/v1/projects/proj/runs/1/jobs/talk/log").text, "the first line")
+    timer = threading.Timer(1.0, gate.touch)  # the job goes on while `logs --follow` follows it
+    timer.start()
+    started = time.monotonic()
+    followed = cli("logs", "1", "talk", "--follow")
+    timer.join()
+    assert time.monotonic() - started >= 1.0
+    assert followed.code == 0 and followed.out == "one\ntwo\nthree\n"
+    wait_for(lambda: finished(server, "proj", entry_id), "the run to finish")
+    listed = cli("history", "--json")
+    assert listed.code == 0 and [r["number"] for r in json.loads(listed.out)] == [1]
+    shown = cli("show", "1")
+    assert shown.code == 0 and shown.out.startswith("run #1 success  pipeline=demo event=push branch=main")
+    assert "talk" in shown.out
+    refused = cli("approve", "1", "talk")
+    assert refused.code == 2
+    assert "job 'talk' of run #1 is not waiting for approval (success, run success)" in refused.err
+    missing = cli("show", "7")
+    assert (
+        missing.code == 2
+        and missing.err.strip() == "buildyard: error: server: not_found: no run '7' (see 'buildyard history')"
+    )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
+from buildyard.cli._remote import project_option, server_option
 from buildyard.model import RunStatus
 
 if TYPE_CHECKING:
@@ -31,7 +32,21 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
-def _decide(ctx: click.Context, run: str, job: str, decision: str, comment: str, db: str | None) -> None:
+def _decide(
+    ctx: click.Context,
+    run: str,
+    job: str,
+    decision: str,
+    comment: str,
+    db: str | None,
+    server_url: str | None = None,
+    project: str | None = None,
+) -> None:
+    if server_url:
+        from buildyard.cli.client import remote_decide  # noqa: PLC0415
+
+        remote_decide(server_url, project, run, job, decision, comment)
+        return
     from buildyard.engine.deployctl import decide  # noqa: PLC0415
 
     store = _open(ctx, db)
@@ -48,10 +63,20 @@ def _decide(ctx: click.Context, run: str, job: str, decision: str, comment: str,
 @click.argument("job")
 @click.option("--comment", default="", help="Why (recorded with the approval).")
 @db_option
+@server_option
+@project_option
 @click.pass_context
-def approve(ctx: click.Context, run: str, job: str, comment: str, db: str | None) -> None:
+def approve(
+    ctx: click.Context,
+    run: str,
+    job: str,
+    comment: str,
+    db: str | None,
+    server_url: str | None,
+    project_name: str | None,
+) -> None:
     """Approve the deployment JOB of RUN (a run number or id) that waits for approval."""
-    _decide(ctx, run, job, "approve", comment, db)
+    _decide(ctx, run, job, "approve", comment, db, server_url, project_name)
 
 
 @click.command()
@@ -59,10 +84,20 @@ def approve(ctx: click.Context, run: str, job: str, comment: str, db: str | None
 @click.argument("job")
 @click.option("--comment", default="", help="Why (recorded, shown as the skip reason).")
 @db_option
+@server_option
+@project_option
 @click.pass_context
-def reject(ctx: click.Context, run: str, job: str, comment: str, db: str | None) -> None:
+def reject(
+    ctx: click.Context,
+    run: str,
+    job: str,
+    comment: str,
+    db: str | None,
+    server_url: str | None,
+    project_name: str | None,
+) -> None:
     """Reject the deployment JOB of RUN: it is skipped, with the reason recorded."""
-    _decide(ctx, run, job, "reject", comment, db)
+    _decide(ctx, run, job, "reject", comment, db, server_url, project_name)
 
 
 @click.group(name="deploy")

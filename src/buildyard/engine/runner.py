@@ -328,6 +328,11 @@ def log_name(job_id: str) -> str:
     return safe + ".log"
 
 
+def run_log_dir(home: Path, pipeline: str, number: int) -> Path:
+    """Where the logs of run ``number`` of ``pipeline`` go (readers find a running job's log here)."""
+    return home / "logs" / _UNSAFE.sub("_", pipeline) / str(number)
+
+
 class RequestFactory:
     """Turns a job instance into a ``JobRequest`` (environment, working directory, log path)."""
 
@@ -677,7 +682,7 @@ def execute_run(
                 jobs_total=len(plan),
             )
         )
-        log_dir = home / "logs" / _UNSAFE.sub("_", pipeline.name) / str(run.number)
+        log_dir = run_log_dir(home, pipeline.name, run.number)
         log_dir.mkdir(parents=True, exist_ok=True)
         make_request = RequestFactory(
             options=options,

@@ -161,11 +161,15 @@ class ServerState:
 
     def log_file(self, project: str, run_id: str, job_id: str) -> Path | None:
         """The log file of a job, when it exists under the project's home (never outside it)."""
-        job = self.job(project, run_id, job_id)
-        if not job.log_path:
-            return None
-        path = Path(job.log_path).resolve()
+        from buildyard.engine.runner import log_name, run_log_dir  # noqa: PLC0415
+
+        record = self.run(project, run_id)
+        job = self.job(project, record.id, job_id)
         home = self.project(project).home.resolve()
+        # a running job's record has no log path yet: its log is where the engine puts every log
+        path = Path(
+            job.log_path or run_log_dir(home, record.pipeline, record.number) / log_name(job.id)
+        ).resolve()
         if not path.is_relative_to(home) or not path.is_file():
             return None
         return path
