@@ -30,12 +30,12 @@ SECRET = "s3cr3t-value-4711"
 
 
 def final(server, token: str, entry_id: str) -> dict | None:
-    e = server.client(token).get(f"/api/v1/projects/proj/queue/{entry_id}").json()
+    e = server.client(token or None).get(f"/api/v1/projects/proj/queue/{entry_id}").json()
     return e if e["status"] not in ("queued", "running", "waiting", "cancelling") else None
 
 
 def status_of(server, token: str, entry_id: str) -> str:
-    return str(server.client(token).get(f"/api/v1/projects/proj/queue/{entry_id}").json()["status"])
+    return str(server.client(token or None).get(f"/api/v1/projects/proj/queue/{entry_id}").json()["status"])
 
 
 def test_waiting_deployment_holds_no_runner_and_a_maintainer_approves_it(
@@ -132,3 +132,37 @@ def test_waiting_deployment_holds_no_runner_and_a_maintainer_approves_it(
     assert families["buildyard_run_duration_seconds"].type == "histogram"
     assert samples[("buildyard_queue_wait_seconds_count", (("project", "proj"),))] >= 4
     assert all("run_id" not in labels and "sha" not in labels for _name, labels in samples)
+
+
+def test_rollback_is_queued_and_redeploys_the_previous_good_version(make_project, serve, tmp_path) -> None:
+    from by_testutil import git
+
+    live = tmp_path / "live.txt"
+    pipeline = PIPELINE.replace("$LIVE", str(live)).replace("    if: vars.DEPLOY == 'yes'\n", "")
+    pipeline = pipeline.replace("secrets: [API_KEY]", "secrets: []").replace(
+        "{name: production, approval: required, promote: false}", "{name: dev, promote: false}"
+    )
+    root = make_project({"buildyard.yml": pipeline})
+    server = serve(root)
+    api = server.api
+    first = api.post("/api/v1/projects/proj/runs", json={}).json()["queued"]
+    assert wait_for(lambda: final(server, "", first["id"]), "run 1")["status"] == "success"
+    (root / "README").write_text("second commit\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "second")
+    second = api.post("/api/v1/projects/proj/runs", json={}).json()["queued"]
+    assert second["sha"] != first["sha"]
+    assert wait_for(lambda: final(server, "", second["id"]), "run 2")["status"] == "success"
+    assert live.read_text() == "shop-api build 2\n"
+    back = api.post("/api/v1/projects/proj/environments/dev/rollback", json={})
+    assert back.status_code == 201, back.text
+    entry = back.json()["queued"]
+    assert entry["event"] == "manual"
+    done = wait_for(lambda: final(server, "", entry["id"]), "the rollback run")
+    assert done["status"] == "success", done
+    assert live.read_text() == "shop-api build 1\n"
+    run = api.get(f"/api/v1/projects/proj/runs/{done['run_id']}").json()
+    assert run["trigger"] == "rollback" and [j["id"] for j in run["jobs"]] == ["deploy"]
+    deployed = api.get("/api/v1/projects/proj/environments/dev/deployments").json()["deployments"]
+    assert [d["run_number"] for d in deployed] == [3, 2, 1]
+    assert deployed[1]["status"] == "rolled_back"

@@ -73,6 +73,8 @@ def main() -> int:
     spec: dict[str, Any] = json.loads(sys.stdin.read())
     sys.stdin.close()
     os.environ.update(spec.get("secrets", {}))  # the engine reads declared secrets from the environment
+    # the project's home, not the checkout's: artifacts, keys and caches outlive the checkout
+    os.environ["BUILDYARD_HOME"] = spec["home"]
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
 
     options = spec["options"]
