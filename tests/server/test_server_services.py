@@ -194,3 +194,56 @@ def test_config_errors_name_the_file_and_line(tmp_path: Path) -> None:
     assert config.db_url == "sqlite:///x.db" and project.default_branch == "main"
     with pytest.raises(ConfigError, match="not in a git repository"):
         single_project(tmp_path)
+
+
+def test_the_dashboard_source_shape(make_project, tmp_path: Path) -> None:
+    from buildyard.store.history import JobRecord
+
+    root = make_project({"buildyard.yml": "jobs:\n  a:\n    script: 'true'\n"})
+    state = ServerState(single_project(root, data_dir=tmp_path / "data"))
+    try:
+        (project,) = state.projects()
+        assert (project.name, project.root, project.default_branch, project.anonymous_read) == (
+            "proj",
+            root.resolve(),
+            "main",
+            False,
+        )
+        history = state.history("proj")
+        assert history is state.history("proj")  # shared, opened once
+        entry = state.trigger("proj", requested_by="alice", variables={"A": "1"})
+        (queued,) = state.queue("proj")
+        assert (queued.id, queued.status, queued.requested_by, queued.run_id) == (
+            entry.id,
+            "queued",
+            "alice",
+            None,
+        )
+        assert state.queue("other") == [] and len(state.queue()) == 1
+        run = history.create_run(
+            RunRecord(id="f" * 32, pipeline="demo", number=0, status="success", event="push", created_at=1.0)
+        )
+        inside = root / ".buildyard" / "logs" / "demo" / "1" / "a.log"
+        inside.parent.mkdir(parents=True)
+        inside.write_text("ok\n")
+        outside = tmp_path / "secret.txt"
+        outside.write_text("not yours\n")
+        history.save_jobs(
+            [
+                JobRecord(run_id=run.id, id="a", job="a", status="success", log_path=str(inside)),
+                JobRecord(run_id=run.id, id="b", job="b", status="success", log_path=str(outside)),
+            ],
+            insert=True,
+        )
+        assert state.log_file("proj", run.id, "a") == inside.resolve()
+        assert state.log_file("proj", "1", "b") is None  # a recorded path outside the project's home
+        with pytest.raises(UsageError, match="variable name"):
+            state.trigger("proj", requested_by="x", variables={"1BAD": "v"})
+        with pytest.raises(UsageError, match="unknown event"):
+            state.trigger("proj", requested_by="x", event="nope")
+        with pytest.raises(UsageError, match="not a commit sha"):
+            state.trigger("proj", requested_by="x", sha="--upload-pack=evil")
+        with pytest.raises(UsageError, match="invalid branch name"):
+            state.trigger("proj", requested_by="x", branch="-x")
+    finally:
+        state.close()
