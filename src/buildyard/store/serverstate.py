@@ -38,6 +38,7 @@ run_queue = Table(
 )
 Index("ix_server_queue_status", run_queue.c.status, run_queue.c.enqueued_at)
 Index("ix_server_queue_project", run_queue.c.project, run_queue.c.enqueued_at)
+Index("ix_server_queue_run", run_queue.c.run_id)
 
 users = Table(
     "server_users",

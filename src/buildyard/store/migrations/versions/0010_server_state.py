@@ -44,6 +44,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_server_queue_status", "server_queue", ["status", "enqueued_at"])
     op.create_index("ix_server_queue_project", "server_queue", ["project", "enqueued_at"])
+    op.create_index("ix_server_queue_run", "server_queue", ["run_id"])
     op.create_table(
         "server_users",
         sa.Column("name", sa.String(100), primary_key=True),
@@ -111,6 +112,7 @@ def downgrade() -> None:
     ):
         op.drop_table(table)
     op.drop_table("server_users")
+    op.drop_index("ix_server_queue_run", table_name="server_queue")
     op.drop_index("ix_server_queue_project", table_name="server_queue")
     op.drop_index("ix_server_queue_status", table_name="server_queue")
     op.drop_table("server_queue")
