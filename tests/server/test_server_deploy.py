@@ -49,7 +49,7 @@ def test_waiting_deployment_holds_no_runner_and_a_maintainer_approves_it(
         tokens[role] = made.out.strip()
     monkeypatch.setattr("sys.stdin", io.StringIO(SECRET + "\n"))
     assert cli("-C", root, "secrets", "set", "API_KEY", "--value-stdin").code == 0
-    server = serve(root, "--runners", "1")
+    server = serve(root, "--runners", "1", "--metrics-refresh", "0")
     maint = server.client(tokens["maintainer"])
     # secrets: names only, maintainers only
     assert server.client(tokens["operator"]).get("/api/v1/projects/proj/secrets").status_code == 403

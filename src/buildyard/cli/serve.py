@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,6 +83,13 @@ def _local_actor() -> str:
 @click.option(
     "--runners", type=click.IntRange(min=1), default=1, show_default=True, help="Runs executed at once."
 )
+@click.option(
+    "--metrics-refresh",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="Seconds /metrics reuses its last scan of the histories while a new one runs (0: scan each time).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -91,6 +99,7 @@ def serve(
     host: str,
     port: int,
     runners: int,
+    metrics_refresh: float,
 ) -> None:
     """Serve projects: run queue, runners, REST API, dashboard, /metrics; prints the URL.
 
@@ -106,6 +115,7 @@ def serve(
     from buildyard.server.state import ServerState  # noqa: PLC0415
 
     config = load_server_config(ctx, config_file, data_dir, state_db, runners)
+    config = replace(config, metrics_refresh=metrics_refresh)
     state = ServerState(config)
     try:
         if not is_loopback(host) and not state.auth.configured():

@@ -93,8 +93,13 @@ def _identify(state: ServerState, opened: _OpenCheck, request: Request) -> tuple
 def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
     """The application serving ``state`` (``pool``, when given, runs the queue while it serves)."""
 
+    from buildyard.server.metrics import Exposition  # noqa: PLC0415
+
+    exposition = Exposition(state)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        exposition.warm()  # the first scrape of a large history need not wait for the scan
         if pool is not None:
             await run_in_threadpool(pool.start)
         try:
@@ -113,6 +118,7 @@ def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
     )
     app.state.server = state
     app.state.pool = pool
+    app.state.exposition = exposition
     opened = _OpenCheck(state)
 
     @app.middleware("http")

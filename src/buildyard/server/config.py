@@ -71,6 +71,8 @@ class ServerConfig:
     kill_grace: float = 5.0
     #: Seconds between two looks at the queue.
     poll: float = 0.2
+    #: Seconds a /metrics text is reused while a fresh one is built (0: build on every scrape).
+    metrics_refresh: float = 15.0
 
     def project(self, name: str) -> ProjectConfig | None:
         """The project called ``name``."""

@@ -3,7 +3,8 @@
 The figures come from the stores (history of each project, the server's queue), not from counters
 in this process: runs execute in child processes and the server may restart, and the history is the
 truth. Computing them scans the history, so the text is rebuilt in the background at most every
-``REFRESH_S`` seconds and a scrape is answered from the last one (the first scrape waits for it).
+``serve --metrics-refresh`` seconds (15; 0: on every scrape) and a scrape is answered from the last
+one (the first scrape waits for it).
 
 Labels are bounded: pipeline names, statuses (enums), environments and gates of the configured
 projects; past ``MAX_LABEL_VALUES`` distinct values a label reads ``other``. No run ids, no shas.
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
     from buildyard.server.state import ServerState
 
-REFRESH_S = 10.0
 _TRANSIENT = frozenset({"pending", "running", "waiting", "retrying"})
 MAX_LABEL_VALUES = 100
 RUN_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -257,14 +257,23 @@ class Exposition:
         self._lock = threading.Lock()
         self._refreshing = False
 
+    def warm(self) -> None:
+        """Build the first text in the background now."""
+        self._refreshing = True
+        threading.Thread(target=self._refresh, name="metrics", daemon=True).start()
+
     def render(self) -> bytes:
         """The latest text (built now on the first call; refreshed in the background when old)."""
-        if not self.text:
+        if self.state.config.metrics_refresh <= 0:
             with self._lock:
+                self._build()
+            return self.text
+        if not self.text:
+            with self._lock:  # waits for a build in progress (warm) rather than starting another
                 if not self.text:
                     self._build()
             return self.text
-        if time.monotonic() - self.at > REFRESH_S and not self._refreshing:
+        if time.monotonic() - self.at > self.state.config.metrics_refresh and not self._refreshing:
             self._refreshing = True
             threading.Thread(target=self._refresh, name="metrics", daemon=True).start()
         return self.text
@@ -294,7 +303,5 @@ async def metrics(request: Request) -> Response:
     from buildyard.server.auth import Role  # noqa: PLC0415
 
     require(request, Role.VIEWER)
-    exposition: Exposition | None = getattr(request.app.state, "exposition", None)
-    if exposition is None:
-        exposition = request.app.state.exposition = Exposition(request.app.state.server)
+    exposition: Exposition = request.app.state.exposition
     return Response(await run_in_threadpool(exposition.render), media_type=CONTENT_TYPE_LATEST)
