@@ -199,7 +199,7 @@ def main() -> None:
                 }
             rss = int(
                 subprocess.run(
-                    ["ps", "-o", "rss=", "-p", str(proc.pid)], capture_output=True, text=True
+                    ["ps", "-o", "rss=", "-p", str(proc.pid)], capture_output=True, text=True, check=False
                 ).stdout
             )
         finally:
