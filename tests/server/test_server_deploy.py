@@ -55,6 +55,14 @@ def test_waiting_deployment_holds_no_runner_and_a_maintainer_approves_it(
     assert server.client(tokens["operator"]).get("/api/v1/projects/proj/secrets").status_code == 403
     assert maint.get("/api/v1/projects/proj/secrets").json()["secrets"][0]["name"] == "API_KEY"
     assert SECRET not in maint.get("/api/v1/projects/proj/secrets").text
+    put = maint.put("/api/v1/projects/proj/secrets/OTHER", json={"value": "other-value-0815"})
+    assert put.status_code == 200 and put.json() == {"name": "OTHER"}
+    assert [s["name"] for s in maint.get("/api/v1/projects/proj/secrets").json()["secrets"]] == [
+        "API_KEY",
+        "OTHER",
+    ]
+    assert maint.delete("/api/v1/projects/proj/secrets/OTHER").status_code == 200
+    assert maint.delete("/api/v1/projects/proj/secrets/OTHER").json()["code"] == "not_found"
 
     op = server.client(tokens["operator"])
     first = op.post("/api/v1/projects/proj/runs", json={"variables": {"DEPLOY": "yes"}}).json()["queued"]
@@ -90,7 +98,10 @@ def test_waiting_deployment_holds_no_runner_and_a_maintainer_approves_it(
     assert SECRET.encode() not in (data / "server.db").read_bytes()
     assert stat.S_IMODE((data / "secrets.key").stat().st_mode) == 0o600
     audit = server.client(tokens["admin"]).get("/api/v1/audit").json()["entries"]
-    assert SECRET not in str(audit)
+    assert SECRET not in str(audit) and "other-value-0815" not in str(audit)
+    assert ("token:maintainer", "secret.set", "proj/OTHER") in [
+        (e["actor"], e["action"], e["object"]) for e in audit
+    ]
     assert ("token:maintainer", "deploy.approve", "ok") in [
         (e["actor"], e["action"], e["result"]) for e in audit
     ]

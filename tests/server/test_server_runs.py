@@ -222,3 +222,17 @@ def test_the_cli_reads_a_running_server(make_project, serve, cli, monkeypatch, t
         missing.code == 2
         and missing.err.strip() == "buildyard: error: server: not_found: no run '7' (see 'buildyard history')"
     )
+
+
+def test_a_port_in_use_is_one_line(make_project, cli) -> None:
+    import socket
+
+    root = make_project({"buildyard.yml": PIPELINE})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("-C", root, "serve", "--port", str(port))
+    assert result.code == 2
+    expected = f"cannot listen on 127.0.0.1:{port}: Address already in use (give another --port)"
+    assert result.err == f"buildyard: error: {expected}\n"
