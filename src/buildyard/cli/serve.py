@@ -444,7 +444,7 @@ def trigger(
             body = {"branch": branch, "sha": sha, "event": event, "variables": variables}
             entry = client.post(f"/projects/{quote(name)}/runs", body)["queued"]
     else:
-        from buildyard.server.api import entry_json  # noqa: PLC0415
+        from buildyard.server.common import entry_json  # noqa: PLC0415
 
         state = _open_state(ctx, config_file, data_dir, state_db)
         try:

@@ -146,7 +146,8 @@ def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
             )
         return response
 
-    from buildyard.server.api import install_errors, router  # noqa: PLC0415
+    from buildyard.server.api import router  # noqa: PLC0415
+    from buildyard.server.common import install_errors  # noqa: PLC0415
     from buildyard.server.login import router as login_router  # noqa: PLC0415
     from buildyard.server.metrics import router as metrics_router  # noqa: PLC0415
 

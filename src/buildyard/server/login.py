@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from buildyard.server.api import MAX_BODY, address, safe_next, server
+from buildyard.server.common import MAX_BODY, address, read_input, safe_next, server
 
 router = APIRouter(include_in_schema=False)
 
@@ -125,7 +125,6 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     """End the session (the form carries the CSRF token)."""
-    from buildyard.server.api import read_input  # noqa: PLC0415
     from buildyard.server.app import SESSION_COOKIE  # noqa: PLC0415
 
     await read_input(request)

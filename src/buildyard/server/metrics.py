@@ -299,8 +299,8 @@ async def metrics(request: Request) -> Response:
     """Prometheus exposition (any authenticated user; open servers answer everyone on loopback)."""
     from prometheus_client import CONTENT_TYPE_LATEST  # noqa: PLC0415
 
-    from buildyard.server.api import require  # noqa: PLC0415
     from buildyard.server.auth import Role  # noqa: PLC0415
+    from buildyard.server.common import require  # noqa: PLC0415
 
     require(request, Role.VIEWER)
     exposition: Exposition = request.app.state.exposition
