@@ -94,6 +94,8 @@ class Worker(threading.Thread):
             message = " ".join(str(exc).split())[:500] or type(exc).__name__
         finally:
             final = "cancelled" if self.cancelled.is_set() and status not in ("success", "failed") else status
+            if final == "cancelled" and not message:
+                message = "cancelled: the server stopped" if self.pool.stopping else "cancelled"
             state.run_queue.update(entry.id, status=final, finished_at=time.time(), message=message, pid=None)
             shutil.rmtree(checkout, ignore_errors=True)
             self.pool.finished(self)
@@ -199,6 +201,11 @@ class RunnerPool:
     def wake(self) -> None:
         """Look at the queue now (a run was queued or cancelled)."""
         self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the pool is stopping (the server shuts down)."""
+        return self._stop.is_set()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking runs; cancel the executing ones and wait for them (up to ``timeout``)."""
