@@ -24,6 +24,8 @@ for _name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL"):
     os.environ.pop(_name, None)
 # Commands started by tests run in-process, never through a user's warm daemon (tests/daemon opt in).
 os.environ["BUILDYARD_DAEMON"] = "0"
+# Nor with the settings of the user's ~/.config/buildyard/config.toml (tests that need a file set one).
+os.environ["BUILDYARD_CONFIG"] = ""
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from buildyard.cli import DAEMON_SERVER
 from buildyard.daemon import client, server
 
 BY = [sys.executable, "-m", "buildyard"]
@@ -217,7 +218,7 @@ def test_policy_and_command_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert client.command_of(["-Cx", "logs"]) == "logs"
     assert client.command_of(["--version"]) is None
     monkeypatch.setenv("BUILDYARD_DAEMON", "1")
-    assert client.run_via_daemon(["daemon", "status"]) is None  # never served by itself
+    assert client.run_via_daemon(["daemon", "status"], DAEMON_SERVER) is None  # never served by itself
 
 
 def test_fingerprint_follows_the_installed_code() -> None:

@@ -28,7 +28,7 @@ def test_service_does_not_import_faces_or_engine() -> None:
 
 def test_config_import_stays_light_for_the_spec_loader() -> None:
     code = (
-        "import sys, buildyard.gates.config;"
+        "import sys, buildyard.spec.gates, buildyard.gates.config;"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy', 'defusedxml')"
         " or m.startswith('buildyard.gates.reports'));"
         "print(heavy); sys.exit(1 if heavy else 0)"

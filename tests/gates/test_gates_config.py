@@ -14,19 +14,19 @@ from jsonschema import Draft202012Validator
 
 from buildyard.errors import NotFoundError
 from buildyard.gates import AnyGate, GateConfigError, load_gates_file, parse_gates, validate_gates
-from buildyard.gates.config import (
+from buildyard.model import Severity
+from buildyard.spec.gates import (
     ArtifactSizeGate,
     BenchmarksGate,
     CoverageGate,
     DurationGate,
     LicensesGate,
     SarifGate,
-    Severity,
     TestsGate,
     VulnerabilitiesGate,
     gates_json_schema,
 )
-from buildyard.gates.units import parse_percent, parse_size
+from buildyard.spec.quantities import parse_percent, parse_size
 
 ISSUE_EXAMPLE = """
 name: demo

@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buildyard.plan.graph import closure, critical_path_lengths, find_cycle, topological_order
+from buildyard.graph import closure, critical_path_lengths, find_cycle, topological_order
 
 
 @st.composite

@@ -26,10 +26,10 @@ from buildyard import __version__
 from buildyard.artifacts.attest import DEFAULT_BUILDER_ID
 from buildyard.artifacts.errors import ArtifactError
 from buildyard.artifacts.gitmeta import GitMeta, git_output, read_git
-from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, default_keys_dir
+from buildyard.artifacts.keys import DEFAULT_KEY, KeyRing, project_keys_dir
 from buildyard.artifacts.lifecycle import promote
 from buildyard.artifacts.model import ArtifactType, BuildInfo, Dependency, Manifest
-from buildyard.artifacts.repo import PushResult, Repository, Verified, buildyard_home, default_root
+from buildyard.artifacts.repo import PushResult, Repository, Verified, default_root
 from buildyard.artifacts.semver import (
     Version,
     VersionError,
@@ -45,15 +45,14 @@ _RELEASE_BRANCHES = frozenset({"main", "master"})
 
 def open_repository(project: Path, root: Path | None = None, *, keys_dir: Path | None = None) -> Repository:
     """The artifact repository of ``project`` (or at ``root``)."""
-    home = buildyard_home(project)
-    return Repository(root or default_root(project), keyring=KeyRing(keys_dir or default_keys_dir(home)))
+    return Repository(root or default_root(project), keyring=KeyRing(keys_dir or project_keys_dir(project)))
 
 
 def first_use_key(project: Path, name: str = DEFAULT_KEY, *, create: bool) -> str | None:
     """Make sure the signing key ``name`` of ``project`` exists before a publish: with ``create``
     (a developer's machine) make it and return the one line to show; without (CI, where a new key
     each run would sign with keys nobody trusts) refuse with the commands to provide one."""
-    ring = KeyRing(default_keys_dir(buildyard_home(project)))
+    ring = KeyRing(project_keys_dir(project))
     if ring.has_private(name):
         return None
     if not create:

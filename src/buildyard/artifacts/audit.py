@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from buildyard.settings import load as load_settings
+
 _GENESIS = "0" * 64
 
 
@@ -150,8 +152,8 @@ class AuditLog:
 
 
 def current_actor() -> str:
-    """``$BUILDYARD_ACTOR``, else the login name."""
-    actor = os.environ.get("BUILDYARD_ACTOR")
+    """The ``actor`` setting (``BUILDYARD_ACTOR``), else the login name."""
+    actor = load_settings().actor
     if actor:
         return actor
     try:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from buildyard.artifacts.errors import KeyRingError
 from buildyard.artifacts.names import check_key_name
 from buildyard.fsutil import atomic_write_bytes
+from buildyard.settings import load as load_settings
 
 DEFAULT_KEY = "default"
 
@@ -219,7 +220,7 @@ class KeyRing:
             f.write(data)
 
 
-def default_keys_dir(home: Path) -> Path:
-    """``$BUILDYARD_KEYS_DIR``, else ``<BUILDYARD_HOME>/keys`` (the same for every command and runs)."""
-    env = os.environ.get("BUILDYARD_KEYS_DIR")
-    return Path(env) if env else home / "keys"
+def project_keys_dir(project: Path) -> Path:
+    """The ``keys_dir`` setting (``BUILDYARD_KEYS_DIR``), else ``<home>/keys`` (the same for every
+    command and runs)."""
+    return load_settings(project).keys_dir

@@ -44,20 +44,20 @@ from buildyard.artifacts.semver import Version, VersionError
 from buildyard.artifacts.transfer import Source, check_blob, collect, exchange_dirs, ingest, materialize
 from buildyard.cache.store import CacheStore
 from buildyard.fsutil import atomic_write_bytes
+from buildyard.settings import load as load_settings
 
 NAMESPACE = "artifacts"
 
 
 def buildyard_home(project: Path) -> Path:
-    """``$BUILDYARD_HOME``, defaulting to ``<project>/.buildyard``."""
-    home = os.environ.get("BUILDYARD_HOME")
-    return Path(home) if home else project / ".buildyard"
+    """The ``home`` setting (``BUILDYARD_HOME``), defaulting to ``<project>/.buildyard``."""
+    return load_settings(project).home
 
 
 def default_root(project: Path) -> Path:
-    """``$BUILDYARD_ARTIFACTS``, else ``$BUILDYARD_HOME/artifacts`` (the same for every command and runs)."""
-    env = os.environ.get("BUILDYARD_ARTIFACTS")
-    return Path(env) if env else buildyard_home(project) / "artifacts"
+    """The ``artifacts_dir`` setting (``BUILDYARD_ARTIFACTS``), else ``<home>/artifacts`` (the same for
+    every command and runs)."""
+    return load_settings(project).artifacts_dir
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ from buildyard.backup import archive
 from buildyard.backup.crypto import BackupError, BadBackupError, Sealer, new_salt
 from buildyard.cache.cas import is_digest
 from buildyard.fsutil import fsync_dir
+from buildyard.settings import load as load_settings
 
 FORMAT = "buildyard-backup/1"
 MANIFEST = "manifest.json"
@@ -88,16 +89,14 @@ def sources_for(
     project: Path, *, db_url: str | None = None, repo_root: Path | None = None, keys_dir: Path | None = None
 ) -> Sources:
     """The project's state: ``BUILDYARD_HOME`` (default ``.buildyard``), its history, repository, keys."""
-    from buildyard.artifacts.keys import default_keys_dir  # noqa: PLC0415 - lazy
-    from buildyard.artifacts.repo import buildyard_home, default_root  # noqa: PLC0415 - lazy
     from buildyard.store.history import default_url  # noqa: PLC0415 - lazy
 
-    home = buildyard_home(project)
+    current = load_settings(project)
     return Sources(
-        home=home,
-        db_url=db_url or os.environ.get("BUILDYARD_DB") or default_url(home),
-        repo_root=repo_root or default_root(project),
-        keys_dir=keys_dir or default_keys_dir(home),
+        home=current.home,
+        db_url=db_url or current.db or default_url(current.home),
+        repo_root=repo_root or current.artifacts_dir,
+        keys_dir=keys_dir or current.keys_dir,
     )
 
 

@@ -79,14 +79,14 @@ def open_job_cache(
     remote_timeout_s: float = 2.0,
     warn: Callable[[str], None] | None = None,
 ) -> TieredActionCache:
-    """The job cache of a project: local store (``cache_dir`` or ``$BUILDYARD_HOME/cas``), plus a
-    remote when ``remote_url`` is given (token defaults to ``BUILDYARD_REMOTE_CACHE_TOKEN``).
+    """The job cache of a project: local store (``cache_dir`` or ``<home>/cas``), plus a
+    remote when ``remote_url`` is given (token defaults to the ``remote_cache_token`` setting).
 
     The local store is private (0700/0600) and kept under :func:`configured_max_size`."""
     store = CacheStore(
         cache_dir if cache_dir is not None else default_cache_dir(project),
         private=True,
-        max_size=configured_max_size(),
+        max_size=configured_max_size(project),
     )
     store.buffer_events = True  # one append per run; written by ``close()``
     remote = (

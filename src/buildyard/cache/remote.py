@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,13 +20,14 @@ from buildyard.cache.action_cache import ActionCache, ActionEntry, RestoreResult
 from buildyard.cache.cas import CAS
 from buildyard.cache.keys import KeyManifest, MissDetail
 from buildyard.cache.store import OutputLock
+from buildyard.settings import load as load_settings
 
 if TYPE_CHECKING:
     import httpx
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable holding the bearer token of ``--remote-cache``.
+#: Environment variable holding the bearer token of ``--remote-cache`` (the ``remote_cache_token`` setting).
 TOKEN_ENV = "BUILDYARD_REMOTE_CACHE_TOKEN"  # noqa: S105 - the variable name, not a secret
 _API = "/_buildyard/v1"
 _CHUNK = 1024 * 1024
@@ -49,7 +49,7 @@ class RemoteCache:
         import httpx  # noqa: PLC0415 - lazy: httpx costs ~200 ms of import time, only remote users pay it
 
         self.url = url.rstrip("/")
-        token = token if token is not None else os.environ.get(TOKEN_ENV)
+        token = token if token is not None else load_settings().remote_cache_token
         headers = {"authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(
             base_url=self.url + _API,

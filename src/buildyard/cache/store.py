@@ -52,8 +52,8 @@ from typing import Any
 
 from blake3 import blake3
 
+from buildyard import settings
 from buildyard.cache.cas import CAS, is_digest
-from buildyard.cache.units import parse_size
 from buildyard.errors import UsageError, UserError
 from buildyard.fsutil import atomic_write_bytes
 
@@ -63,24 +63,18 @@ EVICTABLE_NAMESPACES = ("ac", "deps", "kv")
 GC_GRACE_S = 600.0
 _NS_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 _EVENTS_TAIL_BYTES = 256 * 1024
-#: Default size limit of the job cache (``BUILDYARD_CACHE_MAX_SIZE`` overrides; ``0``/``off`` disables).
-DEFAULT_MAX_SIZE = 10 * 1024**3
-#: Environment variable setting the job cache's size limit.
-MAX_SIZE_ENV = "BUILDYARD_CACHE_MAX_SIZE"
+#: Default size limit of the job cache (the ``cache_max_size`` setting overrides; ``0``/``off`` disables).
+DEFAULT_MAX_SIZE = settings.DEFAULT_CACHE_MAX_SIZE
 #: Automatic eviction brings the store down to this fraction of its limit.
 EVICT_TO = 0.9
 #: How long a reader waits for another process to finish creating the salt file.
 SALT_WAIT_S = 2.0
 
 
-def configured_max_size() -> int | None:
-    """The job cache's size limit in bytes: ``$BUILDYARD_CACHE_MAX_SIZE`` (``5GB``…), else 10 GiB."""
-    text = os.environ.get(MAX_SIZE_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_SIZE
-    if text.lower() in ("0", "off", "none"):
-        return None
-    return parse_size(text)
+def configured_max_size(project: Path | None = None) -> int | None:
+    """The job cache's size limit in bytes (None: no limit): the ``cache_max_size`` setting of ``project``
+    (``BUILDYARD_CACHE_MAX_SIZE``: ``5GB``…), else 10 GiB."""
+    return settings.load(project).cache_max_size
 
 
 class CacheIntegrityError(UserError):
@@ -332,7 +326,7 @@ class CacheStore:
             os.close(fd)  # releases the lock
 
     def salt(self) -> bytes:
-        """The per-store 32-byte secret salt (``BUILDYARD_CACHE_SALT`` hex overrides; created 0600 once).
+        """The per-store 32-byte secret salt (the ``cache_salt`` setting overrides; created 0600 once).
 
         Created complete or not at all: written to a temp file, then ``link``ed to ``salt`` (which
         fails if another process won), so every process reads the same 32 bytes. A reader finding a
@@ -340,16 +334,10 @@ class CacheStore:
         """
         if self._salt is not None:
             return self._salt
-        env = os.environ.get("BUILDYARD_CACHE_SALT")
-        if env:
-            try:
-                value = bytes.fromhex(env)
-            except ValueError:
-                value = b""
-            if len(value) != 32:
-                raise UsageError("BUILDYARD_CACHE_SALT must be 64 hex characters (32 bytes)")
-            self._salt = value
-            return value
+        configured = settings.load().cache_salt  # BUILDYARD_CACHE_SALT, validated there
+        if configured is not None:
+            self._salt = configured
+            return configured
         path = self.root / "salt"
         deadline = time.monotonic() + SALT_WAIT_S
         while True:
@@ -619,6 +607,5 @@ class OutputLock:
 
 
 def default_cache_dir(project: Path) -> Path:
-    """``$BUILDYARD_HOME/cas``, where ``BUILDYARD_HOME`` defaults to ``<project>/.buildyard``."""
-    home = os.environ.get("BUILDYARD_HOME")
-    return (Path(home) if home else project / ".buildyard") / "cas"
+    """``<home>/cas``: the ``home`` setting (``BUILDYARD_HOME``) defaults to ``<project>/.buildyard``."""
+    return settings.load(project).home / "cas"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from buildyard import settings
 from buildyard.errors import UsageError
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _AGE_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -14,17 +14,10 @@ _AGE_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def parse_size(text: str) -> int:
     """Bytes in ``text``: a number with an optional unit (``KB``/``MB``/``GB``/``TB`` are powers of 1000,
     ``KiB``/``MiB``/``GiB``/``TiB`` powers of 1024)."""
-    match = _SIZE_RE.match(text)
-    if not match:
-        raise UsageError(f"invalid size {text!r} (expected e.g. 5GB, 512MiB, 1000000)")
-    number = float(match[1])
-    unit = (match[2] or "").upper()
-    if unit in ("", "B"):
-        return int(number)
-    prefix = unit[0]
-    base = 1024 if "I" in unit else 1000
-    power = "KMGT".index(prefix) + 1
-    return int(number * base**power)
+    try:
+        return settings.parse_size(text)  # one syntax for sizes in options, variables and config files
+    except ValueError:
+        raise UsageError(f"invalid size {text!r} (expected e.g. 5GB, 512MiB, 1000000)") from None
 
 
 def parse_age(text: str) -> float:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import sys
 
+#: The module that runs the warm daemon serving this CLI (``python -m DAEMON_SERVER SOCKET``).
+DAEMON_SERVER = "buildyard.cli.daemon_server"
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``buildyard`` command: through the warm daemon when there is one."""
     args = sys.argv[1:] if argv is None else argv
     from buildyard.daemon.client import run_via_daemon  # noqa: PLC0415 - stdlib only, cheap
 
-    code = run_via_daemon(args)
+    code = run_via_daemon(args, DAEMON_SERVER)
     sys.exit(run_cli(args) if code is None else code)
 
 
@@ -25,6 +28,9 @@ def run_cli(argv: list[str] | None = None) -> int:
 
     ``BUILDYARD_PROFILE=FILE`` writes a cProfile of the command to FILE (for ``python -m pstats``).
     """
+    # The ``profile`` setting is environment-only and read here, before anything is imported (like the
+    # daemon's switches in ``daemon.client``): importing ``buildyard.settings`` would be paid by every
+    # command, ``--version`` included. ``buildyard.settings`` documents and validates it.
     profile = os.environ.get("BUILDYARD_PROFILE")
     if profile:
         import cProfile  # noqa: PLC0415

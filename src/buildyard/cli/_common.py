@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,24 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def setting_default(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """An option callback: the value given on the command line, else the setting ``name``
+    (environment, config files, default — see :mod:`buildyard.settings`)."""
+
+    def fill(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is not None and value != ():
+            return value
+        from buildyard.settings import load  # noqa: PLC0415 - lazy: fast CLI start
+
+        configured = getattr(load(project_dir(ctx)), name)
+        return value if configured is None else configured
+
+    return fill
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 db_option = click.option(
-    "--db", envvar="BUILDYARD_DB", help="History database URL (default: SQLite in .buildyard/)."
+    "--db",
+    callback=setting_default("db"),
+    help="History database URL (default: the db setting, BUILDYARD_DB; else SQLite in .buildyard/).",
 )

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "explain",
         "Why a job ran instead of being restored from the cache.",
     ),
+    "config": ("buildyard.cli.config", "config", "Show every setting, its value and where it came from."),
     "cache": ("buildyard.cli.cache", "app", "Inspect, verify, prune and serve the content-addressed cache."),
     "tests": ("buildyard.cli.tests", "app", "Test analytics: flaky, slowest, history of a test."),
     "gates": ("buildyard.cli.gates", "gates", "Check quality gates against existing report files."),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from buildyard.cli._common import json_option, print_json, project_dir
+from buildyard.cli._common import json_option, print_json, project_dir, setting_default
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -21,15 +21,15 @@ if TYPE_CHECKING:
 repo_option = click.option(
     "--repo",
     "repo_dir",
-    envvar="BUILDYARD_ARTIFACTS",
+    callback=setting_default("artifacts_dir"),
     type=click.Path(file_okay=False, path_type=Path),
-    help="Repository directory (default: $BUILDYARD_HOME/artifacts, BUILDYARD_HOME=.buildyard).",
+    help="Repository directory (default: the artifacts_dir setting, BUILDYARD_ARTIFACTS).",
 )
 keys_option = click.option(
     "--keys-dir",
-    envvar="BUILDYARD_KEYS_DIR",
+    callback=setting_default("keys_dir"),
     type=click.Path(file_okay=False, path_type=Path),
-    help="Key directory (default: $BUILDYARD_HOME/keys).",
+    help="Key directory (default: the keys_dir setting, BUILDYARD_KEYS_DIR; else <home>/keys).",
 )
 trusted_option = click.option(
     "--key",

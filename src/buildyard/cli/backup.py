@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,12 +9,12 @@ import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
 
-PASSPHRASE_ENV = "BUILDYARD_BACKUP_PASSPHRASE"  # noqa: S105 - the variable's name
-
 
 def _passphrase(*, confirm: bool) -> str | None:
     """From ``BUILDYARD_BACKUP_PASSPHRASE``, else a prompt on a terminal (never a CLI argument)."""
-    given = os.environ.get(PASSPHRASE_ENV)
+    from buildyard.settings import load  # noqa: PLC0415 - lazy: fast CLI start
+
+    given = load().backup_passphrase  # environment only: never a file, never an argument
     if given is not None:
         return given
     if sys.stdin.isatty():

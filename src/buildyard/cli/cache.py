@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from buildyard.cli._common import json_option, print_json, project_dir
+from buildyard.cli._common import json_option, print_json, project_dir, setting_default
 
 if TYPE_CHECKING:
     from buildyard.cache.store import CacheStore
@@ -167,14 +167,14 @@ def prune(
 @click.option(
     "--token",
     multiple=True,
-    envvar="BUILDYARD_CACHE_TOKENS",
+    callback=setting_default("cache_tokens"),
     help="Read-write bearer token (repeatable; env BUILDYARD_CACHE_TOKENS, space-separated). "
     "On the command line it is visible to every local user: prefer the env var or --tokens-file.",
 )
 @click.option(
     "--read-token",
     multiple=True,
-    envvar="BUILDYARD_CACHE_READ_TOKENS",
+    callback=setting_default("cache_read_tokens"),
     help="Read-only bearer token (repeatable; env BUILDYARD_CACHE_READ_TOKENS, space-separated).",
 )
 @click.option(

@@ -9,6 +9,7 @@ import time
 
 import click
 
+from buildyard.cli import DAEMON_SERVER
 from buildyard.daemon.client import connect, private_dir, read_all, send_message, socket_path, start_daemon
 from buildyard.errors import UserError
 
@@ -48,7 +49,7 @@ def start(wait_s: float) -> None:
         folder = os.path.dirname(path)  # noqa: PTH120
         if not private_dir(folder):
             raise UserError(f"{folder}: not a private directory of this user (set BUILDYARD_DAEMON_DIR)")
-        if not start_daemon(path):
+        if not start_daemon(path, DAEMON_SERVER):
             raise UserError("cannot start the daemon (see BUILDYARD_DAEMON_DIR)")
         deadline = time.monotonic() + wait_s
         while status is None and time.monotonic() < deadline:

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from buildyard.cli._common import json_option, print_json, project_dir
+from buildyard.cli._common import json_option, print_json, project_dir, setting_default
 
 if TYPE_CHECKING:
     from buildyard.artifacts.keys import KeyRing
 
 keys_option = click.option(
     "--keys-dir",
-    envvar="BUILDYARD_KEYS_DIR",
+    callback=setting_default("keys_dir"),
     type=click.Path(file_okay=False, path_type=Path),
     help="Key directory (default: $BUILDYARD_HOME/keys).",
 )
@@ -27,10 +27,9 @@ def app() -> None:
 
 
 def _ring(ctx: click.Context, keys_dir: Path | None) -> KeyRing:
-    from buildyard.artifacts.keys import KeyRing, default_keys_dir  # noqa: PLC0415 - lazy: fast CLI start
-    from buildyard.artifacts.repo import buildyard_home  # noqa: PLC0415 - lazy
+    from buildyard.artifacts.keys import KeyRing, project_keys_dir  # noqa: PLC0415 - lazy: fast CLI start
 
-    return KeyRing(keys_dir or default_keys_dir(buildyard_home(project_dir(ctx))))
+    return KeyRing(keys_dir or project_keys_dir(project_dir(ctx)))
 
 
 @app.command()

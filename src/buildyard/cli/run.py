@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from buildyard.cli._common import db_option, json_option, print_json, project_dir
+from buildyard.cli._common import db_option, json_option, print_json, project_dir, setting_default
 from buildyard.errors import UsageError
 from buildyard.model import Event
 
@@ -82,8 +82,9 @@ def _iso(ts: float | None) -> str | None:
 @click.option(
     "--remote-cache",
     metavar="URL",
-    envvar="BUILDYARD_REMOTE_CACHE",
-    help="Remote cache server (token from BUILDYARD_REMOTE_CACHE_TOKEN).",
+    callback=setting_default("remote_cache"),
+    help="Remote cache server (default: the remote_cache setting, BUILDYARD_REMOTE_CACHE; token from "
+    "BUILDYARD_REMOTE_CACHE_TOKEN).",
 )
 @click.option(
     "--summary",
@@ -124,6 +125,7 @@ def run(
 ) -> int:
     """Run the pipeline as a DAG on this machine and record it."""
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
+    from buildyard.settings import load as load_settings  # noqa: PLC0415
 
     options = RunOptions(
         project_dir=project_dir(ctx),
@@ -139,7 +141,7 @@ def run(
         dry_run=dry_run,
         secrets_file=secrets_file,
         db_url=db,
-        kill_grace=float(os.environ.get("BUILDYARD_KILL_GRACE", "5")),
+        kill_grace=load_settings(project_dir(ctx)).kill_grace,
         cache=not no_cache,
         cache_dir=cache_dir,
         remote_cache=remote_cache,

@@ -4,6 +4,8 @@ Every import here is paid by every command, daemon or not: ``_socket``/``_signal
 enum-building wrappers, ``marshal`` instead of ``json``, ``os.path`` instead of ``pathlib``. The whole
 client costs about a millisecond on top of the interpreter's start.
 
+The daemon's switches are settings (documented and validated by :mod:`buildyard.settings`, shown by
+``buildyard config``) that this client reads from the environment itself, before anything is imported.
 ``BUILDYARD_DAEMON`` selects the policy: ``0``/``off`` never uses it; ``1``/``on`` uses it and starts
 it when absent; unset uses a running daemon and starts one unless ``CI`` is set (CI machines run one
 command per fresh machine: a daemon would only cost memory). Any problem talking to the daemon
@@ -119,8 +121,8 @@ def read_all(sock: _socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def start_daemon(path: str) -> bool:
-    """Start a daemon for ``path`` in the background (its own session, no terminal)."""
+def start_daemon(path: str, server: str) -> bool:
+    """Start ``python -m SERVER PATH`` (the face's daemon module) in the background, in its own session."""
     if not private_dir(os.path.dirname(path)):  # noqa: PTH120
         return False
     import subprocess  # noqa: PLC0415 - only when starting one
@@ -129,7 +131,7 @@ def start_daemon(path: str) -> bool:
     env["BUILDYARD_DAEMON_DIR"] = os.path.dirname(path)  # noqa: PTH120
     try:
         subprocess.Popen(
-            [sys.executable, "-m", "buildyard.daemon.server", path],
+            [sys.executable, "-m", server, path],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -174,20 +176,23 @@ def context_digest() -> str:
     return f"{zlib.crc32(chr(0).join(parts).encode()):08x}"
 
 
-def run_via_daemon(argv: list[str]) -> int | None:
-    """Run ``argv`` in a daemon child; its exit code, or None to run in-process instead."""
+def run_via_daemon(argv: list[str], server: str) -> int | None:
+    """Run ``argv`` in a daemon child; its exit code, or None to run in-process instead.
+
+    ``server`` is the module that runs the daemon (``python -m SERVER SOCKET``), started when absent.
+    """
     mode = policy()
     if mode == "off" or command_of(argv) not in SERVED:
         return None
     path = socket_path()
     if not owned_private(os.path.dirname(path)):  # noqa: PTH120 - a socket anyone could plant: never
         if mode == "start" and private_dir(os.path.dirname(path)):  # noqa: PTH120
-            start_daemon(path)
+            start_daemon(path, server)
         return None
     sock = connect(path) if os.path.exists(path) else None  # noqa: PTH110
     if sock is None:
         if mode == "start":
-            start_daemon(path)
+            start_daemon(path, server)
         return None
     try:
         if peer_uid(sock) != os.getuid():

@@ -7,7 +7,9 @@ buildyard installation changed (its source files, the interpreter's site-package
 any module it has loaded — edited in place, replaced or removed: a daemon never runs stale code — it
 answers ``stale`` and the client runs the command itself).
 
-Run it with ``python -m buildyard.daemon.server SOCKET`` (``buildyard daemon start`` does).
+The daemon knows nothing of the commands it serves: the face that starts it passes the function
+that runs one command line (``run``) and the modules to import before the first fork (``preload``).
+``python -m buildyard.cli.daemon_server SOCKET`` is the CLI's daemon (``buildyard daemon start`` runs it).
 """
 
 from __future__ import annotations
@@ -26,28 +28,13 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from buildyard.daemon.client import MAX_REQUEST, context_digest, peer_uid
 
-#: Imported before the first fork, so children start warm (the modules of the served commands).
-PRELOAD = (
-    "click",
-    "buildyard.cli.app",
-    "buildyard.cli.run",
-    "buildyard.cli.history",
-    "buildyard.cli.render",
-    "buildyard.engine.runner",
-    "buildyard.engine.caching",
-    "buildyard.engine.gating",
-    "buildyard.engine.local",
-    "buildyard.cache",
-    "buildyard.store.history",
-    "sqlalchemy.dialects.sqlite.pysqlite",
-    "rich.console",
-    "rich.live",
-    "rich.table",
-)
+#: Runs one command line in a forked child and returns its exit code (the CLI's ``run_cli``).
+CommandRunner = Callable[[list[str]], int]
 IDLE_DEFAULT = 3 * 3600.0
 
 
@@ -123,8 +110,9 @@ class ModuleWatch:
 class Daemon:
     """Accepts commands on ``path`` and runs each in a forked child."""
 
-    def __init__(self, path: Path, *, idle: float, lock_fd: int = -1) -> None:
+    def __init__(self, path: Path, *, run: CommandRunner, idle: float, lock_fd: int = -1) -> None:
         self.path = path
+        self.run = run
         self.lock_fd = lock_fd  # held by the daemon only: closed in every forked child
         self.idle = idle
         self.started = time.time()
@@ -211,7 +199,7 @@ class Daemon:
                     self.sock.close()
                     if self.lock_fd >= 0:
                         os.close(self.lock_fd)
-                    run_child(conn, fds, message)
+                    run_child(conn, fds, message, self.run)
                 finally:
                     os._exit(1)
             self.children.add(pid)
@@ -278,7 +266,7 @@ def _message(conn: socket.socket, data: bytes) -> dict[str, object]:
     return message
 
 
-def run_child(conn: socket.socket, fds: list[int], message: dict[str, object]) -> None:
+def run_child(conn: socket.socket, fds: list[int], message: dict[str, object], run: CommandRunner) -> None:
     """Become the client's buildyard process, run its command, report the exit code. Never returns."""
     code = 1
     try:
@@ -293,10 +281,8 @@ def run_child(conn: socket.socket, fds: list[int], message: dict[str, object]) -
         random.seed()
         _adopt(fds, message)
         threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
-        from buildyard.cli import run_cli  # noqa: PLC0415
-
         argv = message.get("argv")
-        code = run_cli([str(a) for a in argv] if isinstance(argv, list) else [])
+        code = run([str(a) for a in argv] if isinstance(argv, list) else [])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - a bug: show it where the user looks, like the in-process CLI
@@ -350,40 +336,34 @@ def _watch_client(conn: socket.socket) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def preload() -> None:
-    """Import what the served commands need."""
-    for name in PRELOAD:
+def preload(modules: Iterable[str]) -> None:
+    """Import what the served commands need (a module that fails to import is left to the command)."""
+    for name in modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
 
-def main(argv: list[str]) -> int:
-    """``python -m buildyard.daemon.server SOCKET``."""
+def main(
+    argv: list[str], *, run: CommandRunner, modules: Iterable[str] = (), idle: float = IDLE_DEFAULT
+) -> int:
+    """Serve commands on the socket ``argv[0]`` with ``run``, after importing ``modules``."""
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m buildyard.daemon.server SOCKET\n")
+        sys.stderr.write("usage: SOCKET (the daemon's socket path)\n")
         return 2
     path = Path(argv[0])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        idle = float(os.environ.get("BUILDYARD_DAEMON_IDLE", IDLE_DEFAULT))
-    except ValueError:
-        idle = IDLE_DEFAULT
     lock = path.with_name(path.name + ".lock").open("a")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another daemon for this socket is starting or running
-    preload()
+    preload(modules)
     try:
-        daemon = Daemon(path, idle=idle, lock_fd=lock.fileno())
+        daemon = Daemon(path, run=run, idle=idle, lock_fd=lock.fileno())
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EEXIST):
             return 0
         raise
     daemon.serve()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -30,6 +30,7 @@ from buildyard.deps.errors import DatabaseError
 from buildyard.deps.model import Ecosystem
 from buildyard.deps.osv import AffectedEntry, OsvIndex, Vulnerability, index_records
 from buildyard.fsutil import atomic_write_bytes, fsync_dir
+from buildyard.settings import load as load_settings
 
 #: Bump when the cached index layout or version canonicalization changes; old cache files are then ignored.
 INDEX_FORMAT = 2
@@ -52,11 +53,12 @@ def default_db_dir(project: Path) -> Path:
 
 
 def gate_db_dir(project: Path) -> Path | None:
-    """The OSV database of the vulnerabilities gate: ``$BUILDYARD_OSV_DB``, else the project database
-    when ``deps db update`` wrote one; None when there is none (the gate fails saying how to add one)."""
-    env = os.environ.get("BUILDYARD_OSV_DB")
-    if env:
-        return Path(env)
+    """The OSV database of the vulnerabilities gate: the ``osv_db`` setting (``BUILDYARD_OSV_DB``), else
+    the project database when ``deps db update`` wrote one; None when there is none (the gate fails
+    saying how to add one)."""
+    configured = load_settings(project).osv_db
+    if configured is not None:
+        return configured
     db = default_db_dir(project)
     return db if any(db.glob("*/all.zip")) else None
 
@@ -67,9 +69,8 @@ def default_cache_dir(project: Path) -> Path:
 
 
 def buildyard_home(project: Path) -> Path:
-    """``$BUILDYARD_HOME`` or ``<project>/.buildyard``."""
-    env = os.environ.get("BUILDYARD_HOME")
-    return Path(env) if env else project / ".buildyard"
+    """The ``home`` setting (``BUILDYARD_HOME``), else ``<project>/.buildyard``."""
+    return load_settings(project).home
 
 
 @dataclass(slots=True)

@@ -20,39 +20,27 @@ import codecs
 import contextlib
 import errno
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
-from buildyard.errors import UsageError
+from buildyard import settings
 
-#: Default cap of one attempt's log: 100 MB (``BUILDYARD_LOG_LIMIT``; ``0`` = no cap).
-DEFAULT_LOG_LIMIT = 100 * 1000 * 1000
-LOG_LIMIT_ENV = "BUILDYARD_LOG_LIMIT"
+#: Default cap of one attempt's log: 100 MB (the ``log_limit`` setting; ``0`` = no cap).
+DEFAULT_LOG_LIMIT = settings.DEFAULT_LOG_LIMIT
 #: The smallest cap accepted: below it the marker line would be most of the log.
-MIN_LOG_LIMIT = 4096
+MIN_LOG_LIMIT = settings.MIN_LOG_LIMIT
 CHUNK = 1 << 20
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DISK_FULL_PREFIX = "disk full writing "
-_SIZES = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2}
-_SIZES |= {"mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
 
 
-def log_limit(environ: dict[str, str] | None = None) -> int:
-    """The per-attempt log cap in bytes from ``BUILDYARD_LOG_LIMIT`` (``100MB``, ``512KiB``, ``0``)."""
-    text = (environ if environ is not None else os.environ).get(LOG_LIMIT_ENV, "").strip()
-    if not text:
-        return DEFAULT_LOG_LIMIT
-    number = text.rstrip("bBkKmMgGiI ")
-    unit = text[len(number) :].strip().lower()
-    try:
-        value = int(float(number) * _SIZES[unit])
-    except (ValueError, KeyError):
-        raise UsageError(
-            f"{LOG_LIMIT_ENV}={text!r} is not a size (e.g. 100MB, 512KiB, 0 for no cap)"
-        ) from None
-    if 0 < value < MIN_LOG_LIMIT or value < 0:
-        raise UsageError(f"{LOG_LIMIT_ENV}={text!r} is too small (at least {MIN_LOG_LIMIT} bytes, or 0)")
-    return value
+def log_limit(environ: Mapping[str, str] | None = None, *, project: Path | None = None) -> int:
+    """The per-attempt log cap in bytes: the ``log_limit`` setting of ``project`` (``BUILDYARD_LOG_LIMIT``:
+    ``100MB``, ``512KiB``, ``0``); ``environ`` alone (no config files) instead of the process's when given."""
+    if environ is not None:
+        return settings.resolve(project or Path(), environ).log_limit
+    return settings.load(project).log_limit
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -127,6 +115,8 @@ class JobLog:
             return
         try:
             self._write(data)
+            if self.file is not None:
+                self.file.flush()  # followed live (dashboard SSE, `logs --follow`): no 8 KiB buffer lag
         except OSError as exc:
             self.error = exc
 

@@ -30,6 +30,7 @@ from buildyard.engine.shellpool import ShellPool
 from buildyard.engine.warmshell import warm_shell
 from buildyard.errors import UsageError
 from buildyard.model import JobStatus
+from buildyard.settings import load as load_settings
 
 EXECUTOR_MODES = ("pool", "spawn")
 
@@ -88,11 +89,12 @@ class LocalExecutor:
     """Executes requests as local subprocesses (one process tree per step, in the request's cwd).
 
     ``mode`` is ``pool`` (bash steps on warm workers; the default) or ``spawn`` (a new shell per
-    step); it defaults to ``$BUILDYARD_EXECUTOR``. Call ``close()`` when done to stop the workers.
+    step); it defaults to the ``executor`` setting (``BUILDYARD_EXECUTOR``). Call ``close()`` when done
+    to stop the workers.
     """
 
     def __init__(self, mode: str | None = None) -> None:
-        mode = mode or os.environ.get("BUILDYARD_EXECUTOR") or "spawn"
+        mode = mode or load_settings().executor
         if mode not in EXECUTOR_MODES:
             raise UsageError(f"BUILDYARD_EXECUTOR={mode!r} is not one of: {', '.join(EXECUTOR_MODES)}")
         self.pool = ShellPool() if mode == "pool" else None

@@ -57,6 +57,7 @@ from buildyard.fsutil import atomic_write_bytes
 from buildyard.gitinfo import GitInfo, read_git
 from buildyard.model import Event, JobStatus, RunStatus
 from buildyard.plan.build import JobInstance, Plan, TriggerContext, build, static_context
+from buildyard.settings import load as load_settings
 from buildyard.spec.load import find_file, load
 from buildyard.spec.models import Pipeline
 from buildyard.spec.yamlpos import MAX_FILE_BYTES
@@ -150,16 +151,15 @@ class RunObserver(Protocol):
 
 
 def home_dir(options: RunOptions) -> Path:
-    """``BUILDYARD_HOME``, else ``.buildyard/`` in the project."""
+    """The ``home`` setting (``BUILDYARD_HOME``, config file), else ``.buildyard/`` in the project."""
     if options.home is not None:
         return options.home
-    env = os.environ.get("BUILDYARD_HOME")
-    return Path(env) if env else options.project_dir / ".buildyard"
+    return load_settings(options.project_dir).home
 
 
 def open_history(options: RunOptions) -> SqlHistory:
     """The history store selected by ``--db``/``BUILDYARD_DB``, else SQLite under the home directory."""
-    url = options.db_url or os.environ.get("BUILDYARD_DB") or default_url(home_dir(options))
+    url = options.db_url or load_settings(options.project_dir).db or default_url(home_dir(options))
     return SqlHistory(url)
 
 
@@ -355,7 +355,9 @@ class RequestFactory:
         self.failed: set[str] = set()  # jobs that failed the run (the gates node reports them)
         self.secrets = dict(secrets)
         self.log_dir = log_dir
-        self.log_limit = options.log_limit if options.log_limit is not None else log_limit()
+        self.log_limit = (
+            options.log_limit if options.log_limit is not None else log_limit(project=options.project_dir)
+        )
         self.mask = tuple(sorted(set(self.secrets.values())))
         declared = {s for job in pipeline.jobs.values() for s in job.secrets}
         self.machine = {
@@ -647,7 +649,7 @@ def execute_run(
     """Run the pipeline of ``options`` to completion and record it."""
     pipeline = load_step(options)
     if options.log_limit is None:  # an invalid $BUILDYARD_LOG_LIMIT is reported before anything runs
-        options = replace(options, log_limit=log_limit())
+        options = replace(options, log_limit=log_limit(project=options.project_dir))
     git = read_git(options.project_dir)
     trigger, secrets = trigger_step(options, pipeline, git)
     masker = Masker(secrets.values())
@@ -744,14 +746,17 @@ def execute_run(
         cache_stack = open_cache_stack(options, home, observer) if options.cache else None
         local = None  # an executor made here is ours to close: it owns warm shell workers
         if executor is None:
-            executor = local = LocalExecutor()
+            executor = local = LocalExecutor(load_settings(options.project_dir).executor)
         inner: Executor = executor
         workspaces = None
         if any(i.workspace == "isolated" for i in plan.instances.values()):
             from buildyard.engine.workspace import WorkspaceExecutor  # noqa: PLC0415
 
             _report_auto_isolated(plan, observer)
-            inner = workspaces = WorkspaceExecutor(inner)  # inside the cache: keys and hits as if shared
+            method = load_settings(options.project_dir).workspace_method
+            inner = workspaces = WorkspaceExecutor(
+                inner, method=method
+            )  # inside the cache: keys and hits as if shared
         if any(i.artifacts for i in plan.instances.values()):
             from buildyard.engine.outputs import OutputCheckExecutor  # noqa: PLC0415
 
@@ -906,7 +911,7 @@ class CacheStack:
             options.project_dir,
             cache_dir=cache_dir,
             remote_url=options.remote_cache,
-            remote_token=os.environ.get("BUILDYARD_REMOTE_CACHE_TOKEN"),
+            remote_token=load_settings(options.project_dir).remote_cache_token,
             warn=warn,
         )
         self.stat_cache = open_stat_cache(home)

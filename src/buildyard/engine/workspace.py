@@ -74,6 +74,7 @@ from buildyard.engine.request import (
 )
 from buildyard.errors import UsageError
 from buildyard.model import JobStatus
+from buildyard.settings import load as load_settings
 
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 _NOFOLLOW_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -447,7 +448,7 @@ class WorkspaceExecutor:
 
     def __init__(self, inner: Executor, *, method: str | None = None) -> None:
         self.inner = inner
-        self.method = method or os.environ.get(METHOD_ENV) or "auto"
+        self.method = method or load_settings().workspace_method
         if self.method not in ("auto", "copy", "overlay"):
             raise UsageError(f"{METHOD_ENV}={self.method!r} is not one of: auto, copy, overlay")
         self._git_files: dict[str, list[str]] = {}  # one ``git ls-files`` per project per run

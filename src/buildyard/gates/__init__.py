@@ -8,9 +8,9 @@ known failures, slowest tests).
 The engine's entry point is :func:`evaluate` (``gates`` + :class:`GateContext` ->
 ``list[GateResult]``); everything it needs is exported here.
 
-The package imports its modules lazily (PEP 562): ``spec.load`` can import
-:mod:`buildyard.gates.config` without loading the report parsers, and numpy/scipy load only when
-benchmarks are compared.
+The package imports its modules lazily (PEP 562): the report parsers load only when a report is
+read, and numpy/scipy only when benchmarks are compared. The gate definitions belong to the pipeline
+file (:mod:`buildyard.spec.gates`, re-exported by :mod:`buildyard.gates.config`).
 """
 
 from __future__ import annotations

@@ -8,17 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from buildyard.gates.config import (
-    ArtifactSizeGate,
-    BenchmarksGate,
-    CoverageGate,
-    DurationGate,
-    GateKind,
-    LicensesGate,
-    SarifGate,
-    TestsGate,
-    VulnerabilitiesGate,
-)
 from buildyard.gates.reports.model import (
     BenchmarkReport,
     CoverageReport,
@@ -32,6 +21,17 @@ from buildyard.gates.stats import BenchmarkComparison, Verdict, compare
 from buildyard.gates.units import format_size
 from buildyard.model import Severity
 from buildyard.spec.durations import format_duration
+from buildyard.spec.gates import (
+    ArtifactSizeGate,
+    BenchmarksGate,
+    CoverageGate,
+    DurationGate,
+    GateKind,
+    LicensesGate,
+    SarifGate,
+    TestsGate,
+    VulnerabilitiesGate,
+)
 
 #: How many offending items a reason names before "and N more".
 _NAMED = 3

@@ -25,18 +25,6 @@ from buildyard.gates.checks import (
     check_tests,
     check_vulnerabilities,
 )
-from buildyard.gates.config import (
-    AnyGate,
-    ArtifactSizeGate,
-    BenchmarksGate,
-    CoverageGate,
-    DurationGate,
-    GateKind,
-    LicensesGate,
-    SarifGate,
-    TestsGate,
-    VulnerabilitiesGate,
-)
 from buildyard.gates.errors import ReportError
 from buildyard.gates.reports import (
     BenchmarkReport,
@@ -50,6 +38,18 @@ from buildyard.gates.reports import (
     parse_sarif,
 )
 from buildyard.gates.results import GateResult, GateStatus
+from buildyard.spec.gates import (
+    AnyGate,
+    ArtifactSizeGate,
+    BenchmarksGate,
+    CoverageGate,
+    DurationGate,
+    GateKind,
+    LicensesGate,
+    SarifGate,
+    TestsGate,
+    VulnerabilitiesGate,
+)
 
 #: The vulnerabilities gate without scan results, in ``run`` and in ``gates check`` alike (README).
 NO_VULNERABILITY_DB = (

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from buildyard.gates.config import GateKind
 from buildyard.gates.stats import BenchmarkComparison
+from buildyard.spec.gates import GateKind
 
 Metric = float | int | str | None
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from buildyard.gates.config import GateKind
 from buildyard.gates.reports.model import Benchmark, BenchmarkReport, CoverageTotals
 from buildyard.gates.results import GateResult, GateStatus
 from buildyard.gates.stats import BenchmarkComparison, Verdict
+from buildyard.spec.gates import GateKind
 
 
 def coverage_to_dict(totals: CoverageTotals) -> dict[str, Any]:

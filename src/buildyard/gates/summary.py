@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from buildyard.gates.analytics import FailureTriage, FlakyTest
-from buildyard.gates.config import GateKind
 from buildyard.gates.reports.model import CoverageTotals, TestTotals
 from buildyard.gates.results import GateResult, GateStatus
 from buildyard.gates.stats import BenchmarkComparison
 from buildyard.gates.units import format_time
 from buildyard.spec.durations import format_duration
+from buildyard.spec.gates import GateKind
 
 GATE_HEADER = ("gate", "status", "reason")
 BENCHMARK_HEADER = ("benchmark", "baseline", "current", "change", "CI", "verdict")

@@ -14,8 +14,8 @@ from types import MappingProxyType
 from typing import Any
 
 from buildyard.errors import Diagnostic, SpecError, UsageError
+from buildyard.graph import closure, critical_path_lengths, topological_order
 from buildyard.model import Event, SkipReason, When
-from buildyard.plan.graph import closure, critical_path_lengths, topological_order
 from buildyard.spec import expr
 from buildyard.spec.load import effective_stages, stage_of
 from buildyard.spec.models import (

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from buildyard.errors import Diagnostic, NotFoundError, SpecError
-from buildyard.plan.graph import find_cycle
+from buildyard.graph import find_cycle
 from buildyard.spec import expr
 from buildyard.spec.durations import parse_duration
 from buildyard.spec.models import (
@@ -80,6 +80,26 @@ def loads(text: str, file: str = DEFAULT_FILE) -> Pipeline:
     data, smap, problems = load_yaml(text, file)
     if problems and data is None:
         raise SpecError(problems)
+    return _validate(data, smap, problems)
+
+
+def from_raw(data: Any, source_map: SourceMap) -> Pipeline:
+    """Validate a raw pipeline document built by an importer; errors point at the original file.
+
+    ``data`` is buildyard's document as plain values (what ``buildyard.yml`` would parse to: dicts,
+    lists, strings, numbers, booleans, None), typically converted from ``.gitlab-ci.yml`` or a GitHub
+    Actions workflow. ``source_map`` maps paths of ``data`` (``("jobs", "build", "timeout")``) to
+    positions in the file the user wrote; its ``file`` names that file. Every problem is reported at
+    once as a ``SpecError`` located there (``.gitlab-ci.yml:12:5: jobs.build.timeout: ...``), exactly
+    as :func:`loads` reports its own file's. The returned pipeline's ``file`` is ``source_map.file``.
+    The importer bounds what it parses (:func:`buildyard.spec.yamlpos.load_yaml` does) before converting.
+    """
+    return _validate(data, source_map, [])
+
+
+def _validate(data: Any, smap: SourceMap, problems: list[Diagnostic]) -> Pipeline:
+    """The raw document -> a frozen ``Pipeline``, or every problem (plus ``problems``) as a ``SpecError``."""
+    file = smap.file
     if not isinstance(data, dict):
         raise SpecError([*problems, smap.diag((), "the pipeline file must be a mapping with a 'jobs' key")])
     if data.get("jobs") == {}:
@@ -171,7 +191,7 @@ class _Converter:
 
     def gates(self, raw: Any, path: FieldPath) -> list[Any]:
         """Gate definitions, validated by the gates service (imported only when a file has gates)."""
-        from buildyard.gates.config import validate_gates  # noqa: PLC0415 - keeps validate fast without gates
+        from buildyard.spec.gates import validate_gates  # noqa: PLC0415 - keeps validate fast without gates
 
         gates, problems = validate_gates(raw)
         for rel, message in problems:

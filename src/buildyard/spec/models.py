@@ -287,7 +287,7 @@ class Job(Spec, frozen=True, kw_only=True):
     #: Machine environment variables (names or ``*`` patterns) this job sees in ``env_mode: strict``.
     pass_env: list[str] = msgspec.field(default_factory=list)
     cache: bool | list[DependencyCacheSpec] = True
-    #: Quality gates evaluated when this job succeeds (validated by ``buildyard.gates.config``).
+    #: Quality gates evaluated when this job succeeds (validated by ``buildyard.spec.gates``).
     gates: list[Any] = msgspec.field(default_factory=list)
     publish: PublishSpec | None = None
     #: Makes the job a deployment to this environment (``environment: production`` is ``{name: production}``).

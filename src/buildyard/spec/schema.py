@@ -34,7 +34,7 @@ def json_schema() -> dict[str, Any]:
         for key in ("env", "variables"):
             if key in props:
                 props[key] = {"type": "object", "additionalProperties": _SCALAR}
-    from buildyard.gates.config import gates_json_schema  # noqa: PLC0415 - only for `buildyard schema`
+    from buildyard.spec.gates import gates_json_schema  # noqa: PLC0415 - only for `buildyard schema`
 
     gates = gates_json_schema()
     for name in ("Job", "Pipeline"):

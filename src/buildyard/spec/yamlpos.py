@@ -42,15 +42,23 @@ _END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 @dataclass(frozen=True, slots=True)
 class Pos:
-    """1-based line and column."""
+    """1-based line and column; ``file`` when it is not the source map's own file (an included file)."""
 
     line: int
     col: int
+    file: str | None = None
 
 
 @dataclass
 class SourceMap:
-    """Positions of keys and values in one YAML file."""
+    """Positions of keys and values of a document, by field path, in the file the user wrote.
+
+    ``load_yaml`` fills it from the YAML it parses. An importer that converts another format into
+    buildyard's document builds one by hand, mapping each *converted* path to where its value came
+    from in the *original* file (``SourceMap(".gitlab-ci.yml", values={("jobs", "build", "timeout"):
+    Pos(12, 5)})``), and passes it to :func:`buildyard.spec.load.from_raw`. A path without a
+    position is located at its closest located ancestor.
+    """
 
     file: str
     keys: dict[Path, Pos] = field(default_factory=dict)
@@ -78,7 +86,7 @@ class SourceMap:
     def diag(self, path: Path, message: str, hint: str = "", *, at_key: bool = False) -> Diagnostic:
         """A diagnostic located at ``path``."""
         pos = self.key_pos(path) if at_key else self.value_pos(path)
-        return Diagnostic(self.file, pos.line, pos.col, format_path(path), message, hint)
+        return Diagnostic(pos.file or self.file, pos.line, pos.col, format_path(path), message, hint)
 
 
 def format_path(path: Path) -> str:
