@@ -127,13 +127,11 @@ class JobLog:
             self.written = self.base = self.file.tell()
         if not self.limit:
             self.file.write(data)
-            self.file.flush()  # readers follow the log while the job runs (logs --follow, the server)
             return
         room = max(self.base + self.head_limit - self.written, 0)
         if room:
             head = data[:room]
             self.file.write(head)
-            self.file.flush()
             self.written += len(head)
             data = data[room:]
         if data:

@@ -155,10 +155,7 @@ def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(login_router)
     app.include_router(metrics_router)
-    try:
-        from buildyard.server.web import dashboard_router  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-    except ImportError:  # the dashboard (server/web) is not installed yet
-        pass
-    else:
-        app.include_router(dashboard_router(state))
+    from buildyard.server.web import dashboard_router  # noqa: PLC0415
+
+    app.include_router(dashboard_router(state))
     return app

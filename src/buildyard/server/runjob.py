@@ -74,7 +74,9 @@ def main() -> int:
     sys.stdin.close()
     os.environ.update(spec.get("secrets", {}))  # the engine reads declared secrets from the environment
     # the project's home, not the checkout's: artifacts, keys and caches outlive the checkout
-    os.environ["BUILDYARD_HOME"] = spec["home"]
+    from buildyard.settings import BY_NAME  # noqa: PLC0415
+
+    os.environ[BY_NAME["home"].env] = spec["home"]
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
 
     options = spec["options"]
@@ -112,8 +114,16 @@ def main() -> int:
     return result.status.exit_code
 
 
+def _print_error(message: str) -> None:
+    """Each line as ``buildyard: error: ...``, control characters escaped (as the CLI prints them)."""
+    from buildyard.termtext import safe_text  # noqa: PLC0415
+
+    for line in message.split("\n"):
+        sys.stderr.write(f"buildyard: error: {safe_text(line)}\n")
+    sys.stderr.flush()
+
+
 if __name__ == "__main__":
-    from buildyard.cli import _print_error
     from buildyard.errors import InterruptedRun, UserError
 
     try:

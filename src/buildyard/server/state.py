@@ -13,7 +13,6 @@ import base64
 import re
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from buildyard.server.auth import Auth
 from buildyard.server.config import ProjectConfig, ServerConfig
 from buildyard.server.queue import Entry, RunQueue, check_variables
 from buildyard.server.secrets import SecretStore, load_key
+from buildyard.server.web.source import ProjectInfo, QueuedRun
 from buildyard.store.history import History, JobRecord, RunRecord, SqlHistory, default_url
 
 if TYPE_CHECKING:
@@ -37,32 +37,6 @@ GIT_TIMEOUT = 300
 
 class GitError(UsageError):
     """A repository, branch or commit the server cannot use."""
-
-
-@dataclass(frozen=True)
-class ProjectInfo:
-    """A served project as the dashboard sees it (same shape as ``server.web.source.ProjectInfo``)."""
-
-    name: str
-    root: Path
-    default_branch: str
-    anonymous_read: bool = False
-
-
-@dataclass(frozen=True)
-class QueuedRun:
-    """A queue entry as the dashboard sees it (same shape as ``server.web.source.QueuedRun``)."""
-
-    id: str
-    project: str
-    status: str
-    event: str
-    branch: str
-    sha: str
-    requested_by: str
-    enqueued_at: float
-    started_at: float | None
-    run_id: str | None
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
