@@ -72,8 +72,10 @@ def test_roles_tokens_sessions_csrf_and_audit(make_project, serve, cli, monkeypa
     assert as_viewer.get("/api/v1/audit").status_code == 403
     assert as_viewer.get("/metrics").status_code == 200
 
-    # the browser: login page, session cookie, CSRF on form posts
+    # the browser: the dashboard sends an anonymous visitor to the login page, and back after it
     browser = server.client("", follow_redirects=False)
+    page = browser.get("/p/proj")
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fp%2Fproj"
     wrong = login(browser, "alice", "wrong password")
     assert wrong.status_code == 401 and "wrong user name or password" in wrong.text
     ok = login(browser, "alice", "correct horse", "/p/proj")
@@ -82,6 +84,9 @@ def test_roles_tokens_sessions_csrf_and_audit(make_project, serve, cli, monkeypa
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
     me = browser.get("/api/v1/me").json()
     assert (me["name"], me["role"]) == ("alice", "operator")
+    dashboard = browser.get("/p/proj", headers={"Accept": "text/html"})
+    assert dashboard.status_code == 200 and "text/html" in dashboard.headers["content-type"]
+    assert me["csrf_token"] in dashboard.text  # the dashboard's forms carry the session's CSRF token
     no_token = browser.post("/api/v1/projects/proj/runs", data={"branch": "main"})
     assert no_token.status_code == 403 and no_token.json()["code"] == "csrf"
     wrong_token = browser.post("/api/v1/projects/proj/runs", data={"branch": "main", "csrf_token": "x" * 43})
