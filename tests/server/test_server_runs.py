@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from server_testutil import wait_for
 
 from by_testutil import gone
@@ -66,6 +67,9 @@ def test_trigger_runs_in_its_own_checkout_and_records_into_the_project_history(
     assert run["number"] == 1 and run["trigger"] == "server" and run["branch"] == "main"
     assert run["sha"] == queued["sha"] and run["variables"] == {"GREETING": "hi"}
     assert run["queue"]["requested_by"] == "local"
+    # the run's queue time counts from the trigger: it covers the wait in the server's queue
+    assert run["queue_s"] == pytest.approx(run["started_at"] - queued["enqueued_at"])
+    assert run["queue_s"] >= done["queue_s"]
     assert [(j["id"], j["status"]) for j in run["jobs"]] == [("hello", "success"), ("second", "success")]
     # the job ran in a checkout under the data directory, removed afterwards
     log = server.api.get("/api/v1/projects/proj/runs/1/jobs/hello/log").text

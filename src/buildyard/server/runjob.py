@@ -100,17 +100,22 @@ def main() -> int:
         result = execute_run(run_options, observer)
     finally:
         observer.close()
-    rollback = options.get("rollback")
-    if rollback:
-        from buildyard.engine.deployctl import RollbackPlan, finish_rollback  # noqa: PLC0415
-        from buildyard.model import RunStatus  # noqa: PLC0415
-        from buildyard.store.history import SqlHistory  # noqa: PLC0415
+    from buildyard.model import RunStatus  # noqa: PLC0415
+    from buildyard.store.history import SqlHistory  # noqa: PLC0415
 
-        history = SqlHistory(spec["history_url"])
-        try:
+    history = SqlHistory(spec["history_url"])
+    try:
+        run = result.run
+        if run is not None and run.started_at is not None:
+            # the run's queue time counts from when it was queued on the server, not from its start
+            history.update_run(run.id, queue_s=max(0.0, run.started_at - float(spec["enqueued_at"])))
+        rollback = options.get("rollback")
+        if rollback:
+            from buildyard.engine.deployctl import RollbackPlan, finish_rollback  # noqa: PLC0415
+
             finish_rollback(history, RollbackPlan(**rollback), succeeded=result.status == RunStatus.SUCCESS)
-        finally:
-            history.close()
+    finally:
+        history.close()
     return result.status.exit_code
 
 

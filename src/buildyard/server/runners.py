@@ -115,6 +115,7 @@ class Worker(threading.Thread):
             "variables": entry.variables,
             "options": entry.options,
             "requested_by": entry.requested_by,
+            "enqueued_at": entry.enqueued_at,
             "kill_grace": state.config.kill_grace,
             "secrets": state.secrets.values(entry.project),
         }
