@@ -240,3 +240,28 @@ def test_a_port_in_use_is_one_line(make_project, cli) -> None:
     assert result.code == 2
     expected = f"cannot listen on 127.0.0.1:{port}: Address already in use (give another --port)"
     assert result.err == f"buildyard: error: {expected}\n"
+
+
+def test_runners_execute_at_once_and_a_stopping_server_cancels_its_runs(
+    make_project, serve, tmp_path
+) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    root = make_project({"buildyard.yml": SLOW.replace("$PIDS", str(pids))})
+    data = tmp_path / "state"
+    server = serve(root, "--runners", "2", "--data-dir", data)
+    entries = [server.api.post("/api/v1/projects/proj/runs", json={}).json()["queued"] for _ in range(3)]
+    # two runners: two runs execute at once, the third waits
+    wait_for(lambda: (pids / "1.pid").exists() and (pids / "2.pid").exists(), "two runs to execute at once")
+    jobs = [int(wait_for(lambda n=n: (pids / f"{n}.pid").read_text().strip(), "a pid")) for n in (1, 2)]
+    assert entry(server, "proj", entries[2]["id"])["status"] == "queued"
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
+    assert all(gone(pid) for pid in jobs), "a job outlived the server's shutdown"
+    again = serve(root, "--runners", "1", "--data-dir", data)
+    stopped = [entry(again, "proj", e["id"]) for e in entries[:2]]
+    assert [(e["status"], e["message"]) for e in stopped] == [
+        ("cancelled", "cancelled: the server stopped")
+    ] * 2
+    # the queued run survived the stop and runs now
+    wait_for((pids / "3.pid").exists, "the queued run to start after the restart")
