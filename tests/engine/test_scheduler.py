@@ -1,14 +1,22 @@
-"""The scheduler with a fake executor: no barriers, slots, priorities, retries, failure handling."""
+"""The scheduler with a fake executor: no barriers, slots, priorities, retries, failure handling.
+
+Every test runs on a virtual clock (``buildyard.testing.clock``): jobs "take" their scripted
+durations and backoffs instantly, and times are asserted exactly, however loaded the machine is.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+import pytest
 
 from buildyard.engine.request import JobRequest
 from buildyard.engine.scheduler import JobFinished, JobRetrying, JobWaiting, RunEvent, Scheduler
 from buildyard.model import JobStatus, RunStatus, SkipReason
 from buildyard.plan.build import JobInstance, Skip, TriggerContext, build
 from buildyard.spec.load import loads
+from buildyard.testing.clock import START, VirtualClock, run_virtual
 from buildyard.testing.executors import FakeExecutor
 
 
@@ -25,6 +33,8 @@ def run(
     events: list[RunEvent] | None = None,
 ) -> Scheduler:
     plan = build(loads(text), TriggerContext())
+    clock = VirtualClock()
+    executor.clock = clock
     sched = Scheduler(
         plan,
         executor,
@@ -32,8 +42,9 @@ def run(
         slots=slots,
         fail_fast=fail_fast,
         on_event=(events.append if events is not None else None),
+        clock=clock,
     )
-    asyncio.run(sched.run())
+    run_virtual(sched.run(), clock)
     return sched
 
 
@@ -62,8 +73,8 @@ jobs:
     ex = durations({"slow": 0.5, "fast": 0.05, "after_fast": 0.05})
     sched = run(text, ex)
     s = starts(ex)
-    assert s["after_fast"] < 0.3  # did not wait for "slow"
-    assert s["after_all"] >= 0.5  # stage semantics: waits for every job of stage one
+    assert s["after_fast"] == pytest.approx(0.05)  # did not wait for "slow"
+    assert s["after_all"] == pytest.approx(0.5)  # stage semantics: waits for every job of stage one
     assert sched.status() == RunStatus.SUCCESS
 
 
@@ -75,7 +86,7 @@ def test_slots_bound_parallelism_and_cpus_weigh() -> None:
     ex = durations({"big": 0.1, "a": 0.1, "b": 0.1})
     run("jobs:\n  big: {resources: {cpus: 2}, script: x}\n  a: {script: x}\n  b: {script: x}\n", ex, slots=2)
     s = starts(ex)
-    assert s["big"] == 0.0 and min(s["a"], s["b"]) >= 0.1  # big took both slots
+    assert s["big"] == 0.0 and s["a"] == s["b"] == pytest.approx(0.1)  # big took both slots
 
 
 def test_ready_jobs_run_longest_critical_path_first() -> None:
@@ -153,7 +164,8 @@ def test_retries_with_exponential_backoff() -> None:
     delays = [e.delay for e in events if isinstance(e, JobRetrying)]
     assert delays == [0.05, 0.1]
     flaky = [c for c in ex.calls if c[0] == "flaky"]
-    assert flaky[1][2] - flaky[0][3] >= 0.045 and flaky[2][2] - flaky[1][3] >= 0.095
+    assert flaky[1][2] - flaky[0][3] == pytest.approx(0.05)  # waited the backoff, no more
+    assert flaky[2][2] - flaky[1][3] == pytest.approx(0.1)  # doubled
 
 
 def test_fail_fast_cancels_running_and_skips_pending() -> None:
@@ -168,7 +180,8 @@ def test_fail_fast_cancels_running_and_skips_pending() -> None:
 def test_cancel_marks_everything_cancelled() -> None:
     plan = build(loads("jobs:\n  a: {script: x}\n  b: {needs: [a], script: x}\n"), TriggerContext())
     events: list[RunEvent] = []
-    sched = Scheduler(plan, durations({"a": 5}), request, slots=2, on_event=events.append)
+    clock = VirtualClock()
+    sched = Scheduler(plan, durations({"a": 5}), request, slots=2, on_event=events.append, clock=clock)
 
     async def main() -> None:
         task = asyncio.create_task(sched.run())
@@ -176,7 +189,9 @@ def test_cancel_marks_everything_cancelled() -> None:
         sched.cancel()
         await asyncio.wait_for(task, 2)
 
-    asyncio.run(main())
+    run_virtual(main(), clock)
+    assert clock() - START == pytest.approx(0.05)  # cancelled at once: nothing waited for "a" to end
+    assert sched.results["a"].duration_s == pytest.approx(0.05)
     assert {r.status for r in sched.results.values()} == {JobStatus.CANCELLED}
     assert sched.status() == RunStatus.CANCELLED
     assert len([e for e in events if isinstance(e, JobFinished)]) == 2
@@ -222,20 +237,34 @@ def test_a_deployment_waits_for_approval_without_a_slot_and_can_be_rejected_or_c
     sched = Scheduler(
         plan, durations({"other": 0.1}), request, slots=1, on_event=events.append, approver=approver
     )
-    asyncio.run(drive(sched))
+    run_virtual(drive(sched))
     assert sched.results["deploy"].status == JobStatus.SUCCESS
     assert [e.result.id for e in events if isinstance(e, JobWaiting)] == ["deploy"]
 
     answer[0] = Skip(SkipReason.REJECTED, "rejected by bob")
     sched = Scheduler(plan, durations({}), request, slots=1, approver=approver)
-    asyncio.run(drive(sched))
+    run_virtual(drive(sched))
     assert (sched.results["deploy"].status, sched.results["deploy"].message) == (
         JobStatus.SKIPPED,
         "rejected by bob",
     )
 
     sched = Scheduler(plan, durations({}), request, slots=1, approver=approver)
-    asyncio.run(drive(sched, cancel=True))
+    run_virtual(drive(sched, cancel=True))
     assert sched.results["deploy"].status == JobStatus.CANCELLED and sched.status() == RunStatus.CANCELLED
     unattended = run(APPROVAL, durations({}))  # no approver: it never runs unapproved
     assert unattended.results["deploy"].skip_reason == SkipReason.REJECTED
+
+
+def test_long_backoffs_cost_no_real_time() -> None:
+    """A minute of exponential backoff (capped by max_backoff) runs in virtual time, exactly."""
+    ex = durations({"flaky": 1.0}, fail={"flaky": 1})
+    events: list[RunEvent] = []
+    text = "jobs:\n  flaky: {retry: {max: 4, backoff: 10s, max_backoff: 25s}, script: x}\n"
+    sched = run(text, ex, events=events)
+    assert sched.results["flaky"].attempts == 5
+    assert [e.delay for e in events if isinstance(e, JobRetrying)] == [10, 20, 25, 25]
+    ends = [(start, end) for _j, _a, start, end in ex.calls]
+    assert [b[0] - a[1] for a, b in itertools.pairwise(ends)] == pytest.approx([10, 20, 25, 25])
+    result = sched.results["flaky"]
+    assert result.duration_s == pytest.approx(5 * 1.0 + 80)  # the recorded times are the clock's

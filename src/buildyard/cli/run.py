@@ -198,10 +198,10 @@ def run(
                     "message": j.message,
                     # a cache hit's log stays in the cache entry (``buildyard logs`` reads it there)
                     "log": j.log_path if j.log_path and os.path.exists(j.log_path) else None,  # noqa: PTH110
-                    "cache": j.cache_status,
+                    "cache": str(j.cache_status),
                     "cache_key": j.cache_key or None,
                     "saved_s": j.saved_s,
-                    "gates": list(j.gate_results),
+                    "gates": [g.to_dict() for g in j.gate_results],
                     "published": j.published or None,
                     "deployed": j.deployed or None,
                 }
@@ -215,7 +215,8 @@ def run(
 
         for j in result.jobs:
             for gate in j.gate_results:
-                line = f"gate {gate['status']:<7} {j.id}: {gate['gate']}: {gate['reason']}"
+                decision = gate.result
+                line = f"gate {decision.status.value:<7} {j.id}: {decision.gate}: {decision.reason}"
                 print(safe_text(line), file=out)
         if result.triage is not None:
             for label, tests in (
@@ -245,8 +246,8 @@ def run(
 
 def _write_summary(path: Path, result: Any) -> None:
     """The Markdown summary a reviewer reads (written atomically)."""
+    from buildyard.engine.request import CacheStatus  # noqa: PLC0415
     from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
-    from buildyard.gates.serialize import result_from_dict  # noqa: PLC0415
     from buildyard.gates.summary import JobRow, render_summary  # noqa: PLC0415
 
     run_rec = result.run
@@ -255,12 +256,12 @@ def _write_summary(path: Path, result: Any) -> None:
             name=j.id,
             status=str(j.status),
             duration=j.duration_s,
-            cached=j.cache_status == "hit",
+            cached=j.cache_status == CacheStatus.HIT,
             note=j.message or (str(j.skip_reason) if j.skip_reason else ""),
         )
         for j in result.jobs
     ]
-    gates = [result_from_dict(g) for j in result.jobs for g in j.gate_results]
+    gates = [g.result for j in result.jobs for g in j.gate_results]
     text = render_summary(
         title=f"{run_rec.pipeline} run #{run_rec.number}",
         status=str(result.status),

@@ -151,25 +151,25 @@ class TestRows:
         """Rows of the final jobs of ``batch``: a cached job's, or a report's already recorded, are
         ``restored``."""
         final = [r for r in batch if r.status.is_final and r.test_results]
-        reports = {str(t.get("report", "")) for r in final for t in r.test_results} - {""}
+        reports = {t.report for r in final for t in r.test_results} - {""}
         fresh = reports - self.seen
         known = self.history.recorded_reports(fresh) if fresh else set()
         out: list[TestRecord] = []
         for r in final:
             for i, t in enumerate(r.test_results):
-                report = str(t.get("report", ""))
+                report = t.report
                 restored = r.status == JobStatus.CACHED or report in known or report in self.seen
                 out.append(
                     TestRecord(
                         self.run.id,
                         r.id,
                         i,
-                        t["suite"],
-                        t["classname"],
-                        t["name"],
-                        t["outcome"],
-                        float(t["duration"]),
-                        int(t["attempt"]),
+                        t.suite,
+                        t.classname,
+                        t.name,
+                        str(t.outcome),
+                        float(t.duration),
+                        t.attempt,
                         self.run.sha,
                         r.finished_at or at,
                         tree=self.tree,

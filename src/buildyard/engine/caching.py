@@ -34,6 +34,7 @@ from buildyard.cache import (
     JobCache,
     JobKeySpec,
     KeyManifest,
+    MissDetail,
     NotCachedError,
     OutputChangedError,
     RestoreResult,
@@ -44,6 +45,7 @@ from buildyard.cache import (
 )
 from buildyard.engine.request import (
     CacheRequest,
+    CacheStatus,
     DependencyCacheRequest,
     Executor,
     JobOutcome,
@@ -72,7 +74,7 @@ def _keeps_own_log(request: JobRequest) -> bool:
     run's file I/O.
     A job whose wrappers append to its log (publish, gates) gets its own file first.
     """
-    return bool(request.publish or request.gates)
+    return request.own_log
 
 
 def _outputs_final_at(outcome: JobOutcome) -> float:
@@ -166,7 +168,7 @@ class CachingExecutor:
         started_at, start = time.time(), time.monotonic()
         manifest: KeyManifest | None = None
         key = ""
-        reasons: tuple[str, ...] = ()
+        reasons: tuple[MissDetail, ...] = ()
         if spec.job_cache:
             try:
                 looked = self._quick_lookup(request, spec)
@@ -190,12 +192,10 @@ class CachingExecutor:
                         duration_s=time.monotonic() - start,
                         log_path=request.log_path,
                         cache_key=key,
-                        cache_status="hit",
+                        cache_status=CacheStatus.HIT,
                         saved_s=saved,
                     )
-                reasons = tuple(
-                    str(r) for r in await asyncio.to_thread(self.cache.explain, request.job_id, found)
-                )
+                reasons = tuple(await asyncio.to_thread(self.cache.explain, request.job_id, found))
                 self.cache.record_miss(key)
             except (OSError, ValueError, UnsafePathError) as exc:
                 self._problem("lookup", exc)
@@ -222,7 +222,7 @@ class CachingExecutor:
                     self.warn(f"job {request.job_id}: {exc}")
                 except (OSError, ValueError, UnsafePathError) as exc:
                     self._problem("store", exc)
-        status = "miss" if manifest is not None else "off"
+        status = CacheStatus.MISS if manifest is not None else CacheStatus.OFF
         return replace(outcome, cache_key=key, cache_status=status, miss_reasons=reasons)
 
     def _quick_lookup(

@@ -1,12 +1,13 @@
 """``environment:`` around any executor: deploy a verified artifact, check its health, roll back.
 
-The outermost wrapper. For a deployment job it resolves the artifact, pulls it (digests and
-signature verified; nothing is deployed otherwise) into ``.buildyard/deploy/<run>/<job>/``, runs the
-job's steps with the ``BUILDYARD_ARTIFACT_*`` and ``BUILDYARD_ENVIRONMENT*`` variables, then polls
-the health check. A failed health check fails the job and, with ``auto_rollback``, deploys the
-environment's previous good version again (the ``rollback`` command, else the job's own steps).
-Every deployment and rollback is a row of the history's ``deployments`` table. A healthy deployment
-promotes the artifact to the channel named like the environment, when there is one.
+The outermost layer of the stack (``engine.stack``). For a deployment job it resolves the artifact,
+pulls it (digests and signature verified; nothing is deployed otherwise) into
+``.buildyard/deploy/<run>/<job>/``, runs the job's steps with the ``BUILDYARD_ARTIFACT_*`` and
+``BUILDYARD_ENVIRONMENT*`` variables, then polls the health check. A failed health check fails the
+job and, with ``auto_rollback``, deploys the environment's previous good version again (the
+``rollback`` command, else the job's own steps). Every deployment and rollback is a row of the
+history's ``deployments`` table. A healthy deployment promotes the artifact to the channel named
+like the environment, when there is one.
 
 Deployment jobs are never served from the job cache: deploying is the point of running them.
 """
@@ -18,7 +19,7 @@ import contextlib
 import fcntl
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,7 +54,6 @@ def deploy_request(
     approval: tuple[str, float] | None,
     dest: Path,
     run_number: int,
-    locks: Path | None = None,
     force: bool = False,
     commit: str = "",
 ) -> DeployRequest:
@@ -77,7 +77,6 @@ def deploy_request(
         approved_by=approved_by,
         approved_at=approved_at,
         run_number=run_number,
-        lock=str(locks / f"{_SAFE.sub('_', env.name)}.lock") if locks is not None else "",
         redeploy=force or env.redeploy == Redeploy.ALWAYS,
         commit=commit,
     )
@@ -89,14 +88,15 @@ LOCK_POLL = 0.2
 
 @contextlib.asynccontextmanager
 async def environment_lock(
-    spec: DeployRequest, request: JobRequest, sink: OutputSink | None
+    locks: Path | None, spec: DeployRequest, request: JobRequest, sink: OutputSink | None
 ) -> AsyncIterator[float]:
-    """Hold ``spec.lock`` (an flock) for a whole deployment: two runs never deploy to one environment
-    at once — the second waits (shown live, noted in its log), cancellable. Yields the seconds waited."""
-    if not spec.lock:
+    """Hold the environment's lock file under ``locks`` (an flock) for a whole deployment: two runs
+    never deploy to one environment at once — the second waits (shown live, noted in its log),
+    cancellable. Yields the seconds waited. The lock is the orchestrator's: no part of the request."""
+    if locks is None:
         yield 0.0
         return
-    path = Path(spec.lock)
+    path = locks / f"{_SAFE.sub('_', spec.environment)}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         began = time.monotonic()
@@ -225,10 +225,23 @@ def live_version(history: History, environment: str) -> DeploymentRecord | None:
 class DeployingExecutor:
     """Runs deployment jobs (requests with ``deploy``); passes every other request through."""
 
-    def __init__(self, inner: Executor, *, project: Path, history: History) -> None:
+    def __init__(
+        self,
+        inner: Executor,
+        *,
+        project: Path,
+        history: History,
+        locks: Path | None = None,
+        written: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``locks``: the directory of the environments' lock files (None: no lock);
+        ``written``: waits until the run's history writes so far are done (its gates' rows, which
+        promotion checks), when they are written off the loop."""
         self.inner = inner
+        self.locks = locks
         self.project = project
         self.history = history
+        self.written = written
         self._repo: Repository | None = None
 
     def repo(self) -> Repository:
@@ -244,7 +257,9 @@ class DeployingExecutor:
         spec = request.deploy
         if spec is None:
             return await self.inner.execute(request, sink)
-        async with environment_lock(spec, request, sink) as waited:
+        if self.written is not None:
+            await self.written()
+        async with environment_lock(self.locks, spec, request, sink) as waited:
             return await self._locked(request, spec, sink, waited)
 
     async def _locked(
@@ -437,7 +452,7 @@ class DeployingExecutor:
             log_path=side_log,
             attempt=1,
             timeout=timeout,
-            gates=(),
+            side=suffix,
             publish=None,
             cache=None,
             output_globs=(),
@@ -497,7 +512,7 @@ class DeployingExecutor:
                     rollback_request,
                     log_path=f"{request.log_path}.rollback",
                     attempt=1,
-                    gates=(),
+                    side="rollback",
                     publish=None,
                 )
                 outcome = await self.inner.execute(sub, sink)

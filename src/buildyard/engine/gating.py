@@ -1,11 +1,13 @@
 """Quality gates around any executor: a job's own gates after it succeeds, and the ``gates`` node.
 
-``GatingExecutor`` is the outermost executor wrapper. After a job succeeds (or is restored from the
-cache), its ``gates:`` are evaluated against the reports in its working directory; a failed gate
-turns the job into a failure whose message names the gate, so its dependents are skipped with that
-reason. The synthetic ``gates`` node of the plan runs no process: it evaluates the pipeline-level
-gates against the project once every job it waits for is done. Results go to the job's log and to
-the outcome (``gate_results``), from where the history store records them.
+``GatingExecutor`` sits outside the job cache (see ``engine.stack``). After a job succeeds (or is
+restored from the cache), its ``gates:`` are evaluated against the reports in its working directory;
+a failed gate turns the job into a failure whose message names the gate, so its dependents are
+skipped with that reason. The synthetic ``gates`` node of the plan runs no process: it evaluates
+the pipeline-level gates against the project once every job it waits for is done. Results go to
+the job's log and to the outcome (``gate_results``), from where the history store records them.
+The gate definitions are the wrapper's (``GatedJob`` per instance, from the plan), never part of a
+``JobRequest``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,32 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink
+from buildyard.engine.request import Executor, GateOutcome, JobOutcome, JobRequest, OutputSink, TestCaseRun
 from buildyard.model import JobStatus
+from buildyard.plan.build import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class GatedJob:
+    """The gates of one job instance: its own ``gates:``, or the pipeline's for the ``gates`` node."""
+
+    gates: tuple[Any, ...]  # gate definitions (msgspec structs from buildyard.gates.config)
+    node: bool = False  # the plan's gates node: evaluate the pipeline's gates, run no process
+    needs: tuple[str, ...] = ()  # for the node: the jobs it waits for (failed ones fail it)
+
+
+def gated_jobs(plan: Plan) -> dict[str, GatedJob]:
+    """The instances of ``plan`` that have gates (or are its gates node), by instance id."""
+    return {
+        iid: GatedJob(tuple(inst.gates), inst.gate_node, tuple(inst.needs))
+        for iid, inst in plan.instances.items()
+        if inst.gates or inst.gate_node
+    }
 
 
 def scan_vulnerabilities(gates: Sequence[Any], project: Path) -> list[Any] | None:
@@ -136,7 +157,7 @@ def evaluate_gates(
     return evaluate(gates, context), _current_reports(gates, root)
 
 
-def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], ...]:
+def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[TestCaseRun, ...]:
     """Every test case (per attempt) of the JUnit reports the ``tests`` gates read, for analytics.
 
     Each carries ``report``, a digest of its report files' bytes (which hold the run's timestamp): a
@@ -146,8 +167,9 @@ def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], 
     from buildyard.gates.config import TestsGate  # noqa: PLC0415 - only with gates
     from buildyard.gates.errors import ReportError  # noqa: PLC0415
     from buildyard.gates.evaluation import expand, load_junit  # noqa: PLC0415
+    from buildyard.gates.reports.model import TestOutcome  # noqa: PLC0415
 
-    out: list[dict[str, Any]] = []
+    out: list[TestCaseRun] = []
     for gate in gates:
         if not isinstance(gate, TestsGate):
             continue
@@ -155,22 +177,21 @@ def collect_tests(gates: Sequence[Any], *, root: Path) -> tuple[dict[str, Any], 
             report = load_junit(root, gate.junit)
         except ReportError:
             continue  # the gate itself reports the broken file
-        rows: list[dict[str, Any]] = []
+        digest = _files_digest(root, expand(root, gate.junit))
         for case in report.cases:
-            outcomes = ["failed"] * case.failed_attempts + [str(case.outcome)]
-            rows.extend(
-                {
-                    "suite": case.suite,
-                    "classname": case.classname,
-                    "name": case.name,
-                    "outcome": outcome,
-                    "duration": case.duration,
-                    "attempt": attempt,
-                }
+            outcomes = [TestOutcome.FAILED] * case.failed_attempts + [case.outcome]
+            out.extend(
+                TestCaseRun(
+                    suite=case.suite,
+                    classname=case.classname,
+                    name=case.name,
+                    outcome=outcome,
+                    duration=case.duration,
+                    attempt=attempt,
+                    report=digest,
+                )
                 for attempt, outcome in enumerate(outcomes, start=1)
             )
-        digest = _files_digest(root, expand(root, gate.junit))
-        out.extend({**row, "report": digest} for row in rows)
     return tuple(out)
 
 
@@ -201,36 +222,48 @@ class GatingExecutor:
     """Evaluates gates around ``inner``'s jobs and runs the pipeline's ``gates`` node."""
 
     def __init__(
-        self, inner: Executor, *, project: Path, run_started: float, baselines: BaselineLookup | None = None
+        self,
+        inner: Executor,
+        *,
+        project: Path,
+        run_started: float,
+        jobs: Mapping[str, GatedJob],
+        failed: Set[str] = frozenset(),
+        baselines: BaselineLookup | None = None,
     ) -> None:
+        """``jobs``: the gated instances (``gated_jobs``); ``failed``: the ids of the jobs that failed the
+        run so far (a live set, read when the gates node runs)."""
         self.inner = inner
         self.project = project
         self.run_started = run_started
+        self.jobs = jobs
+        self.failed = failed
         self.baselines = baselines
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
         """Run the job (or evaluate the gates node), then apply its gates."""
-        if request.gate_node:
-            return await self._gate_node(request, sink)
+        gated = None if request.side else self.jobs.get(request.job_id)
+        if gated is not None and gated.node:
+            return await self._gate_node(request, gated, sink)
         outcome = await self.inner.execute(request, sink)
-        if not request.gates or outcome.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
+        if gated is None or not gated.gates or outcome.status not in (JobStatus.SUCCESS, JobStatus.CACHED):
             return outcome
         results, reports = await asyncio.to_thread(
             evaluate_gates,
-            request.gates,
+            gated.gates,
             root=Path(request.cwd),
             project=self.project,
             duration=outcome.duration_s,
             baselines=self.baselines,
         )
-        tests = await asyncio.to_thread(collect_tests, request.gates, root=Path(request.cwd))
+        tests = await asyncio.to_thread(collect_tests, gated.gates, root=Path(request.cwd))
         return replace(self._apply(request, outcome, results, reports, sink), test_results=tests)
 
-    async def _gate_node(self, request: JobRequest, sink: OutputSink | None) -> JobOutcome:
+    async def _gate_node(self, request: JobRequest, gated: GatedJob, sink: OutputSink | None) -> JobOutcome:
         started_at, start = time.time(), time.monotonic()
         results, reports = await asyncio.to_thread(
             evaluate_gates,
-            request.gates,
+            gated.gates,
             root=self.project,
             project=self.project,
             duration=time.time() - self.run_started,
@@ -248,10 +281,11 @@ class GatingExecutor:
             duration_s=time.monotonic() - start,
             log_path=request.log_path,
         )
-        tests = await asyncio.to_thread(collect_tests, request.gates, root=self.project)
+        tests = await asyncio.to_thread(collect_tests, gated.gates, root=self.project)
         outcome = replace(self._apply(request, outcome, results, reports, sink), test_results=tests)
-        if request.failed_needs and outcome.status == JobStatus.SUCCESS:
-            names = ", ".join(request.failed_needs)
+        failed_needs = [d for d in gated.needs if d in self.failed]
+        if failed_needs and outcome.status == JobStatus.SUCCESS:
+            names = ", ".join(failed_needs)
             outcome = replace(
                 outcome, status=JobStatus.FAILED, exit_code=None, message=f"failed jobs: {names}"
             )
@@ -270,9 +304,7 @@ class GatingExecutor:
             log.write(report)
         if sink is not None:
             sink(request.job_id, report)
-        records = tuple(
-            {**r.to_dict(), **({"report": reports[r.gate]} if r.gate in reports else {})} for r in results
-        )
+        records = tuple(GateOutcome(r, reports.get(r.gate)) for r in results)
         failed = [r for r in results if r.failed]
         if not failed:
             return replace(outcome, gate_results=records)

@@ -1,8 +1,9 @@
 """``publish:`` around any executor: push a successful job's files to the artifact repository.
 
-The outermost wrapper, so a job publishes only once it succeeded (or was restored from the cache)
-and its own gates passed. A push that fails (no signing key, bad version file, disk full) fails the
-job with the one-line reason, so nothing downstream deploys an artifact that does not exist.
+Outside the gates and the cache (``engine.stack`` holds the order), so a job publishes only once it
+succeeded (or was restored from the cache) and its own gates passed. A push that fails (no signing
+key, bad version file, disk full) fails the job with the one-line reason, so nothing downstream
+deploys an artifact that does not exist.
 """
 
 from __future__ import annotations

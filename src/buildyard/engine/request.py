@@ -1,20 +1,30 @@
 """The executor contract: a serializable ``JobRequest`` in, a ``JobOutcome`` out.
 
-Both are frozen dataclasses of plain values (strings, numbers, tuples) so a remote executor (a Dask
-worker) can receive and return them unchanged. The scheduler never knows how a request is executed.
+Both are frozen dataclasses of plain values (strings, numbers, booleans, tuples and nested requests of
+the same kind), so a request round-trips through pickle and msgpack unchanged and a remote executor
+(a Dask worker) can receive and return them. Nothing only the orchestrator needs rides along: gate
+definitions, the history store and open caches belong to the wrappers (``engine.stack``). Paths are
+strings valid on the machine that runs the job (a remote executor maps its own). The scheduler never
+knows how a request is executed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buildyard.engine.joblog import DEFAULT_LOG_LIMIT
 from buildyard.model import JobStatus
+
+if TYPE_CHECKING:
+    from buildyard.cache.keys import MissDetail
+    from buildyard.gates.reports.model import TestOutcome
+    from buildyard.gates.results import GateResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,6 @@ class DeployRequest:
     approved_by: str | None = None
     approved_at: float | None = None
     run_number: int = 0
-    lock: str = ""  # lock file: one deployment to an environment at a time, across runs
     #: Deploy even when the environment already runs this version (``redeploy: always``, ``run --force``).
     redeploy: bool = False
     #: The commit a script deployment (no ``artifact``) deploys, recorded as its version.
@@ -152,12 +161,62 @@ class JobRequest:
     input_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest) — restored before the job runs
     output_globs: tuple[str, ...] = ()
     cache: CacheRequest | None = None
-    gates: tuple[Any, ...] = ()  # gate definitions (msgspec structs from buildyard.gates.config)
-    gate_node: bool = False  # evaluate the pipeline's gates instead of running steps
-    failed_needs: tuple[str, ...] = ()  # for the gates node: dependencies that failed
+    #: A wrapper appends to the job's log after it ran (gates, publish): a cache hit writes the log
+    #: file instead of leaving it in the cache's blob store.
+    own_log: bool = False
+    #: A command a wrapper runs for the job besides its steps (``health``, ``rollback``): the job's
+    #: gates do not judge it. "" for the job itself.
+    side: str = ""
     publish: PublishRequest | None = None
     deploy: DeployRequest | None = None
     workspace: WorkspaceRequest | None = None
+
+
+class CacheStatus(StrEnum):
+    """What the job cache did for an attempt."""
+
+    HIT = "hit"  # restored: the job did not run
+    MISS = "miss"  # looked up, not found: the job ran (and its result was stored if it succeeded)
+    OFF = "off"  # not looked up (caching off for the run or the job, or the cache failed)
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome:
+    """One gate's decision about a job, with the report it measured (a future run's baseline)."""
+
+    result: GateResult
+    report: Mapping[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when this gate fails the job."""
+        return self.result.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``run --json``'s ``gates``, the history's gate rows)."""
+        data = self.result.to_dict()
+        if self.report is not None:
+            data["report"] = self.report
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class TestCaseRun:
+    """One execution (attempt) of one test case, from the JUnit reports a ``tests`` gate read.
+
+    ``report`` digests the report files' bytes: a report restored from the cache, or left over from an
+    earlier run, digests the same as when it was first recorded (history tells it is no new execution).
+    """
+
+    __test__ = False  # not a pytest test class
+
+    suite: str
+    classname: str
+    name: str
+    outcome: TestOutcome
+    duration: float
+    attempt: int
+    report: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,11 +249,11 @@ class JobOutcome:
     log_path: str = ""
     output_artifacts: tuple[tuple[str, str], ...] = ()  # (path, digest)
     cache_key: str = ""
-    cache_status: str = "off"  # hit | miss | off
+    cache_status: CacheStatus = CacheStatus.OFF
     saved_s: float = 0.0
-    miss_reasons: tuple[str, ...] = ()
-    gate_results: tuple[dict[str, Any], ...] = ()
-    test_results: tuple[dict[str, Any], ...] = ()  # from the JUnit reports of tests gates
+    miss_reasons: tuple[MissDetail, ...] = ()
+    gate_results: tuple[GateOutcome, ...] = ()
+    test_results: tuple[TestCaseRun, ...] = ()  # from the JUnit reports of tests gates
     published: str = ""  # NAME@VERSION pushed to the artifact repository
     deployed: str = ""  # NAME@VERSION deployed (whatever the health check said)
     log_cut: int = 0  # bytes left out of the middle of the log (it passed its cap)

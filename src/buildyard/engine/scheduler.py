@@ -13,13 +13,25 @@ import heapq
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from buildyard.engine.request import Executor, JobOutcome, JobRequest, OutputSink, StepOutcome
+from buildyard.engine.request import (
+    CacheStatus,
+    Executor,
+    GateOutcome,
+    JobOutcome,
+    JobRequest,
+    OutputSink,
+    StepOutcome,
+    TestCaseRun,
+)
 from buildyard.errors import BuildyardError
 from buildyard.model import JobStatus, RunStatus, SkipReason, When
 from buildyard.plan.build import JobInstance, Plan, Skip
 from buildyard.spec import expr
+
+if TYPE_CHECKING:
+    from buildyard.cache.keys import MissDetail
 
 
 class JobSetupError(BuildyardError):
@@ -49,15 +61,20 @@ class JobResult:
     allow_failure: bool = False
     steps: tuple[StepOutcome, ...] = ()
     cache_key: str = ""
-    cache_status: str = "off"
+    cache_status: CacheStatus = CacheStatus.OFF
     saved_s: float = 0.0
-    miss_reasons: tuple[str, ...] = ()
-    gate_results: tuple[dict[str, Any], ...] = ()
-    test_results: tuple[dict[str, Any], ...] = ()
+    miss_reasons: tuple[MissDetail, ...] = ()
+    gate_results: tuple[GateOutcome, ...] = ()
+    test_results: tuple[TestCaseRun, ...] = ()
     published: str = ""
     deployed: str = ""
     log_cut: int = 0
     log_problem: str = ""
+
+    @property
+    def failed_gate(self) -> GateOutcome | None:
+        """The first gate that failed the job (None when no gate did)."""
+        return next((g for g in self.gate_results if g.failed), None)
 
     @property
     def blocks_run(self) -> bool:
@@ -136,8 +153,12 @@ class Scheduler:
         sink: OutputSink | None = None,
         context: Mapping[str, Any] | None = None,
         approver: Approver | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock``: the wall clock of the recorded times (tests pass a virtual one, see
+        ``buildyard.testing.clock``); waits (retry backoff) are on the event loop's clock."""
         self.plan = plan
+        self.clock = clock
         self.approver = approver
         self.executor = executor
         self.make_request = make_request
@@ -207,7 +228,7 @@ class Scheduler:
 
     def _on_ready(self, iid: str) -> None:
         result = self._state.results[iid]
-        result.ready_at = time.time()
+        result.ready_at = self.clock()
         decision = self._decide(iid)
         inst = self.plan.instances[iid]
         if decision is None and inst.awaits_approval and self.approver is None:
@@ -240,7 +261,7 @@ class Scheduler:
                 return Skip(SkipReason.NOT_ON_FAILURE, "when: on_failure and no dependency failed")
         elif inst.when != When.ALWAYS:
             if failed:
-                why = f": {failed[0].message}" if failed[0].message.startswith("gate ") else ""
+                why = f": {failed[0].message}" if failed[0].failed_gate is not None else ""
                 return Skip(
                     SkipReason.DEPENDENCY_FAILED, f"dependency '{failed[0].id}' {failed[0].status}{why}"
                 )
@@ -331,7 +352,7 @@ class Scheduler:
                 except JobSetupError as exc:
                     self._finish(iid, status=JobStatus.FAILED, message=str(exc))
                     return
-                started = time.time()
+                started = self.clock()
                 if result.started_at is None:
                     result.started_at = started
                 self.on_event(JobStarted(iid, attempt, started))
@@ -403,7 +424,7 @@ class Scheduler:
             result.log_cut = outcome.log_cut
             result.log_problem = outcome.log_problem
         elif status == JobStatus.CANCELLED and result.started_at is not None:
-            result.finished_at = time.time()
+            result.finished_at = self.clock()
             result.duration_s = result.finished_at - result.started_at
         self.on_event(JobFinished(replace(result)))
         st.finished += 1

@@ -135,7 +135,7 @@ class ServerState:
 
     def log_file(self, project: str, run_id: str, job_id: str) -> Path | None:
         """The log file of a job, when it exists under the project's home (never outside it)."""
-        from buildyard.engine.runner import log_name, run_log_dir  # noqa: PLC0415
+        from buildyard.engine.factory import log_name, run_log_dir  # noqa: PLC0415
 
         record = self.run(project, run_id)
         job = self.job(project, record.id, job_id)

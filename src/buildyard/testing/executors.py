@@ -1,7 +1,8 @@
 """``FakeExecutor``: an ``Executor`` that runs nothing, with scripted outcomes and durations.
 
 Lets scheduler tests assert ordering, parallelism and retry behaviour deterministically, without
-processes. Each call records ``(job_id, attempt, start, end)`` on the loop's clock.
+processes. Each call records ``(job_id, attempt, start, end)`` on the loop's clock; the outcome's
+times are ``clock``'s (a ``buildyard.testing.clock.VirtualClock`` with a virtual-time loop).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class FakeExecutor:
     calls: list[tuple[str, int, float, float]] = field(default_factory=list)
     running: int = 0
     max_running: int = 0
+    clock: Callable[[], float] = time.time
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
         """Pretend to run ``request``."""
@@ -40,7 +42,7 @@ class FakeExecutor:
         finally:
             self.running -= 1
             self.calls.append((request.job_id, request.attempt, start, loop.time()))
-        now = time.time()
+        now = self.clock()
         return JobOutcome(
             job_id=request.job_id,
             attempt=request.attempt,
