@@ -14,11 +14,12 @@ def quick_start() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_command() -> None:
+def test_quick_start_has_exactly_three_commands_and_ci_runs_the_test_command() -> None:
     commands = quick_start()
-    assert len(commands) == 2
+    assert len(commands) == 3
     assert "examples/shop run" in commands[0] and "requirements.lock" in commands[0]
     assert commands[1].endswith("pytest") and "requirements-test.lock" in commands[1]
+    assert commands[2].endswith("buildyard -C examples/shop serve") and "requirements.lock" in commands[2]
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
 

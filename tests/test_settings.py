@@ -6,12 +6,15 @@ import ast
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from buildyard import settings
 from buildyard.settings import Origin, SettingsError, Source, resolve
-from conftest import CliResult
+
+if TYPE_CHECKING:  # only for annotations: another directory's conftest may own the name at run time
+    from conftest import CliResult
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "buildyard"
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -45,6 +45,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "deploy": ("buildyard.cli.deploy", "app", "Deployments per environment: history, rollback."),
     "backup": ("buildyard.cli.backup", "app", "Back up, verify and restore history, artifacts, keys, logs."),
     "clean": ("buildyard.cli.backup", "clean", "Remove rebuildable state (caches); never keys or artifacts."),
+    "serve": (
+        "buildyard.cli.serve",
+        "serve",
+        "Serve projects: run queue, runners, REST API, dashboard, /metrics.",
+    ),
+    "trigger": ("buildyard.cli.serve", "trigger", "Queue a run on the buildyard server."),
+    "user": ("buildyard.cli.serve", "user_app", "Server users and roles: create, list, rm."),
+    "token": ("buildyard.cli.serve", "token_app", "Server API tokens: create, list, revoke."),
+    "secrets": ("buildyard.cli.serve", "secrets_app", "Project secrets kept by the server: set, list, rm."),
 }
 
 

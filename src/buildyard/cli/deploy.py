@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
-from buildyard.errors import NotFoundError, UsageError
+from buildyard.cli._remote import project_option, server_option
 from buildyard.model import RunStatus
 
 if TYPE_CHECKING:
@@ -33,32 +32,30 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
-def _decide(ctx: click.Context, run: str, job: str, decision: str, comment: str, db: str | None) -> None:
-    from buildyard.store.deployments import ApprovalRecord  # noqa: PLC0415
+def _decide(
+    ctx: click.Context,
+    run: str,
+    job: str,
+    decision: str,
+    comment: str,
+    db: str | None,
+    server_url: str | None = None,
+    project: str | None = None,
+) -> None:
+    if server_url:
+        from buildyard.cli.client import remote_decide  # noqa: PLC0415
+
+        remote_decide(server_url, project, run, job, decision, comment)
+        return
+    from buildyard.engine.deployctl import decide  # noqa: PLC0415
 
     store = _open(ctx, db)
     try:
-        record = store.get_run(run)
-        jobs = store.jobs(record.id)
-        matching = [j for j in jobs if j.id == job] or [j for j in jobs if j.job == job]
-        if not matching:
-            waiting = [j.id for j in jobs if j.status == "waiting"]
-            hint = f" (waiting for approval: {', '.join(waiting)})" if waiting else ""
-            raise NotFoundError(f"run #{record.number} has no job '{job}'{hint}")
-        if len(matching) > 1:
-            raise UsageError(f"'{job}' names several jobs of run #{record.number}; give one of them")
-        target = matching[0]
-        if target.status != "waiting" or record.status != "running":
-            state = target.status if record.status == "running" else f"{target.status}, run {record.status}"
-            raise UsageError(
-                f"job '{target.id}' of run #{record.number} is not waiting for approval ({state})"
-            )
-        actor = _actor()
-        store.decide(ApprovalRecord(record.id, target.id, decision, actor, comment, time.time()))
+        done = decide(store, run, job, decision, _actor(), comment)
     finally:
         store.close()
-    done = "approved" if decision == "approve" else "rejected"
-    print(f"{done} {target.id} of run #{record.number} (as {actor})")
+    word = "approved" if decision == "approve" else "rejected"
+    print(f"{word} {done.job.id} of run #{done.run.number} (as {done.actor})")
 
 
 @click.command()
@@ -66,10 +63,20 @@ def _decide(ctx: click.Context, run: str, job: str, decision: str, comment: str,
 @click.argument("job")
 @click.option("--comment", default="", help="Why (recorded with the approval).")
 @db_option
+@server_option
+@project_option
 @click.pass_context
-def approve(ctx: click.Context, run: str, job: str, comment: str, db: str | None) -> None:
+def approve(
+    ctx: click.Context,
+    run: str,
+    job: str,
+    comment: str,
+    db: str | None,
+    server_url: str | None,
+    project_name: str | None,
+) -> None:
     """Approve the deployment JOB of RUN (a run number or id) that waits for approval."""
-    _decide(ctx, run, job, "approve", comment, db)
+    _decide(ctx, run, job, "approve", comment, db, server_url, project_name)
 
 
 @click.command()
@@ -77,10 +84,20 @@ def approve(ctx: click.Context, run: str, job: str, comment: str, db: str | None
 @click.argument("job")
 @click.option("--comment", default="", help="Why (recorded, shown as the skip reason).")
 @db_option
+@server_option
+@project_option
 @click.pass_context
-def reject(ctx: click.Context, run: str, job: str, comment: str, db: str | None) -> None:
+def reject(
+    ctx: click.Context,
+    run: str,
+    job: str,
+    comment: str,
+    db: str | None,
+    server_url: str | None,
+    project_name: str | None,
+) -> None:
     """Reject the deployment JOB of RUN: it is skipped, with the reason recorded."""
-    _decide(ctx, run, job, "reject", comment, db)
+    _decide(ctx, run, job, "reject", comment, db, server_url, project_name)
 
 
 @click.group(name="deploy")
@@ -125,62 +142,35 @@ def history_cmd(ctx: click.Context, environment: str, limit: int, as_json: bool,
 @click.pass_context
 def rollback(ctx: click.Context, environment: str, version: str | None, db: str | None) -> int:
     """Redeploy ENVIRONMENT's previous good version through its deployment job, as a new run."""
+    from buildyard.engine.deployctl import finish_rollback, plan_rollback  # noqa: PLC0415
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
     from buildyard.model import Event  # noqa: PLC0415
 
     store = _open(ctx, db)
     try:
-        recent = store.deployments(environment, limit=1)
-        if not recent:
-            raise NotFoundError(
-                f"no deployments to {environment} recorded yet (see 'buildyard deploy history')"
-            )
-        last = recent[0]
-        if not last.artifact:
-            raise UsageError(
-                f"the last deployment to {environment} was a script deployment of commit "
-                f"{last.version[:12]}: check out the commit to go back to and run "
-                f"'buildyard run {last.job_id}'"
-            )
-        live = store.last_good_version(environment, artifact=last.artifact)
-        current = live.version if live is not None else None
-        if version is None:
-            # after a failed deployment the last good version is what to restore; after a good one,
-            # the one before it (versions already rolled back from are not "good" any more)
-            exclude = current if last.status == "success" else None
-            target = store.last_good_version(environment, artifact=last.artifact, exclude=exclude)
-            if target is None:
-                what = f"other than the live {current}" if current else "to go back to"
-                raise NotFoundError(
-                    f"{environment} has no successful deployment of {last.artifact} {what} "
-                    "(give --to VERSION)"
-                )
-            version = target.version
+        plan = plan_rollback(store, environment, version)
     finally:
         store.close()
     options = RunOptions(
         project_dir=project_dir(ctx),
-        select=(last.job_id,),
+        select=(plan.job_id,),
         alone=True,
         event=Event.MANUAL,
         trigger="rollback",
-        manual=frozenset({last.job_id}),
-        pins={last.job_id: f"{last.artifact}@{version}"},
+        manual=frozenset({plan.job_id}),
+        pins={plan.job_id: plan.pin},
         db_url=db,
     )
     from buildyard.cli.render import PlainRenderer  # noqa: PLC0415
 
-    print(
-        f"rolling back {environment} to {last.artifact}@{version} (job {last.job_id}; live: {current or '-'})"
-    )
+    print(f"rolling back {environment} to {plan.pin} (job {plan.job_id}; live: {plan.live_version or '-'})")
     result = execute_run(options, PlainRenderer(sys.stdout))
     run_rec = result.run
     assert run_rec is not None  # noqa: S101 - a non-dry run is always recorded
-    if result.status == RunStatus.SUCCESS and live is not None and live.version != version:
-        store = _open(ctx, db)
-        try:
-            store.mark_rolled_back(live.id)  # the next rollback goes further back, not forth
-        finally:
-            store.close()
+    store = _open(ctx, db)
+    try:
+        finish_rollback(store, plan, succeeded=result.status == RunStatus.SUCCESS)
+    finally:
+        store.close()
     print(f"run #{run_rec.number} {result.status}; details: buildyard show {run_rec.number}")
     return result.status.exit_code

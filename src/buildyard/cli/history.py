@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from buildyard.cli._common import db_option, json_option, print_json, project_dir
+from buildyard.cli._remote import project_option, server_option
 from buildyard.engine.joblog import TextDecoder, copy_text
 from buildyard.errors import NotFoundError
 from buildyard.store.history import History, JobRecord
@@ -39,9 +40,24 @@ def _dur(seconds: float | None) -> str:
 @click.option("--pipeline", help="Only this pipeline.")
 @json_option
 @db_option
+@server_option
+@project_option
 @click.pass_context
-def history(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool, db: str | None) -> None:
+def history(
+    ctx: click.Context,
+    limit: int,
+    pipeline: str | None,
+    as_json: bool,
+    db: str | None,
+    server_url: str | None,
+    project_name: str | None,
+) -> None:
     """List recent runs, newest first."""
+    if server_url:
+        from buildyard.cli.client import remote_history  # noqa: PLC0415
+
+        remote_history(server_url, project_name, limit, as_json)
+        return
     store = _open(ctx, db)
     try:
         runs = store.list_runs(pipeline=pipeline, limit=limit)
@@ -70,12 +86,26 @@ def history(ctx: click.Context, limit: int, pipeline: str | None, as_json: bool,
 @click.argument("run", required=False)
 @json_option
 @db_option
+@server_option
+@project_option
 @click.pass_context
-def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> None:
+def show(
+    ctx: click.Context,
+    run: str | None,
+    as_json: bool,
+    db: str | None,
+    server_url: str | None,
+    project_name: str | None,
+) -> None:
     """Show one run: its jobs, statuses, timings and resources.
 
     RUN is a run number (``N``, or ``PIPELINE#N`` when several pipelines share the history), a run
     id prefix, or ``last`` (the default)."""
+    if server_url:
+        from buildyard.cli.client import remote_show  # noqa: PLC0415
+
+        remote_show(server_url, project_name, run, as_json)
+        return
     from buildyard.views import load_run  # noqa: PLC0415
 
     store = _open(ctx, db)
@@ -127,6 +157,8 @@ def show(ctx: click.Context, run: str | None, as_json: bool, db: str | None) -> 
 )
 @json_option
 @db_option
+@server_option
+@project_option
 @click.pass_context
 def logs(
     ctx: click.Context,
@@ -136,6 +168,8 @@ def logs(
     raw: bool,
     as_json: bool,
     db: str | None,
+    server_url: str | None,
+    project_name: str | None,
 ) -> None:
     """Print the (masked) log of a job, or of every job of a run.
 
@@ -144,6 +178,11 @@ def logs(
     from buildyard.termtext import OutputFilter, safe_text  # noqa: PLC0415
 
     raw = raw or not sys.stdout.isatty()
+    if server_url:
+        from buildyard.cli.client import remote_logs  # noqa: PLC0415
+
+        remote_logs(server_url, project_name, run, job, follow=follow, raw=raw)
+        return
     store = _open(ctx, db)
     try:
         record = store.get_run(run)

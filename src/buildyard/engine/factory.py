@@ -74,6 +74,11 @@ def log_name(job_id: str) -> str:
     return safe + ".log"
 
 
+def run_log_dir(home: Path, pipeline: str, number: int) -> Path:
+    """Where the logs of run ``number`` of ``pipeline`` go (readers find a running job's log here)."""
+    return home / "logs" / UNSAFE.sub("_", pipeline) / str(number)
+
+
 class RequestFactory:
     """Turns a job instance into a ``JobRequest`` (environment, working directory, log path)."""
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildyard.engine.factory import UNSAFE, log_name
+from buildyard.engine.factory import log_name, run_log_dir
 from buildyard.engine.joblog import disk_full_message, is_disk_full
 from buildyard.engine.liveness import Recovered, RunLock, recover_abandoned
 from buildyard.engine.masking import Masker
@@ -74,7 +74,7 @@ class RunSession:
                     jobs_total=len(plan),
                 )
             )
-            log_dir = home / "logs" / UNSAFE.sub("_", pipeline.name) / str(run.number)
+            log_dir = run_log_dir(home, pipeline.name, run.number)
             log_dir.mkdir(parents=True, exist_ok=True)
             history.save_jobs(
                 [

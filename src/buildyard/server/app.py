@@ -1,0 +1,161 @@
+"""The server's FastAPI application: ``create_app(state)`` wires the middleware that says who a
+request acts as, the API, the login page, ``/metrics`` and (once merged) the dashboard.
+
+Who a request is (``request.state.user``: ``.name``/``.role`` or None, ``request.state.csrf_token``):
+- ``Authorization: Bearer TOKEN``: the token's user; an unknown token is refused (401) at once;
+- a session cookie from the login page: its user, with the session's CSRF token;
+- otherwise anonymous, with a CSRF token from a ``by_csrf`` cookie (for the login form).
+A server with no user and no token is *open*: it only binds loopback addresses (``serve`` refuses
+others), only answers requests whose ``Host`` is a loopback name (no DNS rebinding), and treats every
+request as the local admin ``local``. Form posts are checked for CSRF everywhere (``api.read_input``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from buildyard.server.auth import User
+
+if TYPE_CHECKING:
+    from buildyard.server.runners import RunnerPool
+    from buildyard.server.state import ServerState
+
+SESSION_COOKIE = "by_session"
+CSRF_COOKIE = "by_csrf"
+LOCAL_ADMIN = User("local", "admin")
+#: Seconds the "is authentication configured" answer is reused (one query per request otherwise).
+_OPEN_TTL = 2.0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name) is this machine only."""
+    name = host.strip("[]").lower()
+    if name in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+class _OpenCheck:
+    """Caches ``auth.configured()`` for a moment."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.value = False
+        self.at = 0.0
+
+    def configured(self) -> bool:
+        now = time.monotonic()
+        if now - self.at > _OPEN_TTL:
+            self.value = self.state.auth.configured()
+            self.at = now
+        return self.value
+
+
+def _identify(state: ServerState, opened: _OpenCheck, request: Request) -> tuple[User | None, str, str]:
+    """(user, csrf token, how): how is ``bearer``, ``session``, ``local`` or ``anonymous``."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        user = state.auth.token_user(header[7:].strip())
+        return user, "", "bearer" if user is not None else "invalid"
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if cookie:
+        session = state.auth.session(cookie)
+        if session is not None:
+            return session.user, session.csrf, "session"
+    csrf = request.cookies.get(CSRF_COOKIE, "")
+    if not opened.configured():
+        return LOCAL_ADMIN, csrf, "local"
+    return None, csrf, "anonymous"
+
+
+def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
+    """The application serving ``state`` (``pool``, when given, runs the queue while it serves)."""
+
+    from buildyard.server.metrics import Exposition  # noqa: PLC0415
+
+    exposition = Exposition(state)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        exposition.warm()  # the first scrape of a large history need not wait for the scan
+        if pool is not None:
+            await run_in_threadpool(pool.start)
+        try:
+            yield
+        finally:
+            if pool is not None:
+                await run_in_threadpool(pool.stop)
+
+    app = FastAPI(
+        title="buildyard server",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+    )
+    app.state.server = state
+    app.state.pool = pool
+    app.state.exposition = exposition
+    opened = _OpenCheck(state)
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        user, csrf, how = await run_in_threadpool(_identify, state, opened, request)
+        if how == "invalid":
+            return _error(401, "invalid_token", "the bearer token is unknown or revoked")
+        if how == "local" and not is_loopback(_host_name(request.headers.get("host", ""))):
+            return _error(403, "bad_host", "an open server (no users, no tokens) answers loopback names only")
+        new_csrf = ""
+        if not csrf:
+            csrf = new_csrf = secrets.token_urlsafe(32)
+        request.state.user = user
+        request.state.csrf_token = csrf
+        request.state.auth = how
+        response = await call_next(request)
+        if new_csrf and how in ("anonymous", "local"):
+            response.set_cookie(
+                CSRF_COOKIE,
+                new_csrf,
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
+        return response
+
+    from buildyard.server.api import router  # noqa: PLC0415
+    from buildyard.server.common import install_errors  # noqa: PLC0415
+    from buildyard.server.login import router as login_router  # noqa: PLC0415
+    from buildyard.server.metrics import router as metrics_router  # noqa: PLC0415
+
+    install_errors(app)
+    app.include_router(router)
+    app.include_router(login_router)
+    app.include_router(metrics_router)
+    from buildyard.server.web import dashboard_router  # noqa: PLC0415
+
+    app.include_router(dashboard_router(state))
+    return app

@@ -1,0 +1,141 @@
+"""The child process that executes one queued run: ``python -m buildyard.server.runjob``.
+
+It reads its assignment as JSON on stdin (so secrets never appear in ``ps`` or in the process's
+initial environment listing), then calls the engine's run entry point (``execute_run``, as
+``buildyard run`` does) in the checkout it is given, recording into the project's history. It tells
+the queue which history run it is and when it waits for an approval. The engine handles SIGTERM
+as Ctrl-C: a cancelled run ends its jobs' process trees and records ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from buildyard.engine.scheduler import JobFinished, JobStarted, JobWaiting, RunEvent
+from buildyard.model import Event
+from buildyard.plan.build import Plan
+from buildyard.store.history import RunRecord
+
+
+class QueueObserver:
+    """Reports the run's id and its waiting for approval to the queue entry."""
+
+    def __init__(self, state_url: str, entry_id: str) -> None:
+        from buildyard.server.queue import RunQueue  # noqa: PLC0415
+        from buildyard.store.history import SqlHistory  # noqa: PLC0415
+
+        self._store = SqlHistory(state_url)
+        self.queue = RunQueue(self._store.engine)
+        self.entry_id = entry_id
+        self.waiting: set[str] = set()
+
+    def started(self, run: RunRecord, plan: Plan) -> None:
+        """Record the history run this entry is."""
+        del plan
+        self.queue.update(self.entry_id, run_id=run.id, run_number=run.number)
+
+    def event(self, event: RunEvent) -> None:
+        """A deployment waiting for approval: the entry is ``waiting`` (it holds no runner meanwhile)."""
+        if isinstance(event, JobWaiting):
+            self.waiting.add(event.result.id)
+            self.queue.update(self.entry_id, only_if=("running",), status="waiting")
+            return
+        job_id = (
+            event.job_id
+            if isinstance(event, JobStarted)
+            else event.result.id
+            if isinstance(event, JobFinished)
+            else None
+        )
+        if job_id in self.waiting:
+            self.waiting.discard(job_id)
+            if not self.waiting:
+                self.queue.update(self.entry_id, only_if=("waiting",), status="running")
+
+    def output(self, job_id: str, data: bytes) -> None:
+        """Job output goes to the job logs only."""
+
+    def warning(self, message: str) -> None:
+        """Warnings go to this process's log (beside the queue entry)."""
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Close the state database."""
+        self._store.close()
+
+
+def main() -> int:
+    """Execute the run described on stdin; the run's exit code."""
+    spec: dict[str, Any] = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    os.environ.update(spec.get("secrets", {}))  # the engine reads declared secrets from the environment
+    # the project's home, not the checkout's: artifacts, keys and caches outlive the checkout
+    from buildyard.settings import BY_NAME  # noqa: PLC0415
+
+    os.environ[BY_NAME["home"].env] = spec["home"]
+    from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
+
+    options = spec["options"]
+    run_options = RunOptions(
+        project_dir=Path(spec["checkout"]),
+        home=Path(spec["home"]),
+        db_url=spec["history_url"],
+        event=Event(spec["event"]),
+        branch=spec["branch"],
+        variables=spec["variables"],
+        select=tuple(options.get("select", ())),
+        alone=bool(options.get("alone", False)),
+        manual=frozenset(options.get("manual", ())),
+        pins=dict(options.get("pins", {})),
+        trigger=str(options.get("trigger", "server"))[:32],
+        approver=spec["requested_by"],
+        kill_grace=float(spec["kill_grace"]),
+    )
+    observer = QueueObserver(spec["state_url"], spec["entry_id"])
+    try:
+        result = execute_run(run_options, observer)
+    finally:
+        observer.close()
+    from buildyard.model import RunStatus  # noqa: PLC0415
+    from buildyard.store.history import SqlHistory  # noqa: PLC0415
+
+    history = SqlHistory(spec["history_url"])
+    try:
+        run = result.run
+        if run is not None and run.started_at is not None:
+            # the run's queue time counts from when it was queued on the server, not from its start
+            history.update_run(run.id, queue_s=max(0.0, run.started_at - float(spec["enqueued_at"])))
+        rollback = options.get("rollback")
+        if rollback:
+            from buildyard.engine.deployctl import RollbackPlan, finish_rollback  # noqa: PLC0415
+
+            finish_rollback(history, RollbackPlan(**rollback), succeeded=result.status == RunStatus.SUCCESS)
+    finally:
+        history.close()
+    return result.status.exit_code
+
+
+def _print_error(message: str) -> None:
+    """Each line as ``buildyard: error: ...``, control characters escaped (as the CLI prints them)."""
+    from buildyard.termtext import safe_text  # noqa: PLC0415
+
+    for line in message.split("\n"):
+        sys.stderr.write(f"buildyard: error: {safe_text(line)}\n")
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    from buildyard.errors import InterruptedRun, UserError
+
+    try:
+        sys.exit(main())
+    except UserError as exc:
+        _print_error(str(exc))
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, InterruptedRun):
+        _print_error("interrupted")
+        sys.exit(130)

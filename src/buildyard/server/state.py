@@ -1,0 +1,353 @@
+"""The server's state and its services, without HTTP: projects, their histories, the run queue,
+users and tokens, secrets and the audit log; and the actions the API exposes (trigger, cancel,
+retry, approve, reject, rollback).
+
+``ServerState`` is also the dashboard's ``DashboardSource`` (``projects``, ``history``, ``queue``,
+``log_file``). Every method blocks on the database or git: the HTTP layer calls them from worker
+threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from buildyard.errors import NotFoundError, UsageError
+from buildyard.server.audit import AuditLog
+from buildyard.server.auth import Auth
+from buildyard.server.config import ProjectConfig, ServerConfig
+from buildyard.server.queue import Entry, RunQueue, check_variables
+from buildyard.server.secrets import SecretStore, load_key
+from buildyard.server.web.source import ProjectInfo, QueuedRun
+from buildyard.store.history import History, JobRecord, RunRecord, SqlHistory, default_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+MAX_PAGE = 200
+GIT_TIMEOUT = 300
+
+
+class GitError(UsageError):
+    """A repository, branch or commit the server cannot use."""
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    """Run git (no prompts); its stdout, or a ``GitError`` with git's own last line."""
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=GIT_TIMEOUT,
+            env={
+                "GIT_TERMINAL_PROMPT": "0",
+                "PATH": "/usr/bin:/bin:/usr/local/bin",
+                "HOME": str(Path.home()),
+            },
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} took more than {GIT_TIMEOUT} s") from None
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["failed"])[-1]
+        raise GitError(f"git {args[0]}: {last}")
+    return out.stdout
+
+
+class ServerState:
+    """Everything the server keeps (see the module docstring)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._store = SqlHistory(config.db_url)  # migrates the state database (the history schema's chain)
+        self.engine: Engine = self._store.engine
+        self.run_queue = RunQueue(self.engine)
+        self.auth = Auth(self.engine)
+        self.audit = AuditLog(self.engine)
+        self.secrets = SecretStore(self.engine, load_key(config.data_dir))
+        self._histories: dict[str, SqlHistory] = {}
+        self._lock = threading.Lock()
+        self._git_locks: dict[str, threading.Lock] = {p.name: threading.Lock() for p in config.projects}
+
+    def close(self) -> None:
+        """Close every database connection."""
+        for history in self._histories.values():
+            history.close()
+        self._store.close()
+
+    # --- DashboardSource --------------------------------------------------------------------------
+
+    def projects(self) -> list[ProjectInfo]:
+        """The served projects, in configuration order."""
+        return [ProjectInfo(p.name, p.root, p.default_branch, p.anonymous_read) for p in self.config.projects]
+
+    def project(self, name: str) -> ProjectConfig:
+        """The project ``name`` (``NotFoundError`` otherwise)."""
+        found = self.config.project(name)
+        if found is None:
+            raise NotFoundError(f"no project '{name:.100}'")
+        return found
+
+    def history_url(self, project: str) -> str:
+        """The history database of ``project`` (SQLite in its ``.buildyard/``)."""
+        return default_url(self.project(project).home)
+
+    def history(self, project: str) -> History:
+        """The project's history store (opened once, shared; do not close)."""
+        return self.sql_history(project)
+
+    def sql_history(self, project: str) -> SqlHistory:
+        """``history`` with the SQL store's full interface."""
+        config = self.project(project)
+        with self._lock:
+            if project not in self._histories:
+                config.home.mkdir(parents=True, exist_ok=True)
+                self._histories[project] = SqlHistory(default_url(config.home))
+            return self._histories[project]
+
+    def queue(self, project: str | None = None) -> list[QueuedRun]:
+        """Queued and executing runs (oldest first)."""
+        return [
+            QueuedRun(
+                e.id,
+                e.project,
+                e.status,
+                e.event,
+                e.branch,
+                e.sha,
+                e.requested_by,
+                e.enqueued_at,
+                e.started_at,
+                e.run_id,
+            )
+            for e in self.run_queue.list(project=project)
+        ]
+
+    def log_file(self, project: str, run_id: str, job_id: str) -> Path | None:
+        """The log file of a job, when it exists under the project's home (never outside it)."""
+        from buildyard.engine.factory import log_name, run_log_dir  # noqa: PLC0415
+
+        record = self.run(project, run_id)
+        job = self.job(project, record.id, job_id)
+        home = self.project(project).home.resolve()
+        # a running job's record has no log path yet: its log is where the engine puts every log
+        path = Path(
+            job.log_path or run_log_dir(home, record.pipeline, record.number) / log_name(job.id)
+        ).resolve()
+        if not path.is_relative_to(home) or not path.is_file():
+            return None
+        return path
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    def run(self, project: str, ref: str) -> RunRecord:
+        """A run of ``project`` by id, id prefix or number."""
+        if not ref or len(ref) > 100:
+            raise NotFoundError("no such run")
+        return self.sql_history(project).get_run(ref)
+
+    def jobs(self, project: str, ref: str) -> tuple[RunRecord, list[JobRecord]]:
+        """A run and its jobs."""
+        record = self.run(project, ref)
+        return record, self.sql_history(project).jobs(record.id)
+
+    def job(self, project: str, ref: str, job_id: str) -> JobRecord:
+        """One job of a run (by instance id, or by job name when it names one instance)."""
+        record, jobs = self.jobs(project, ref)
+        found = [j for j in jobs if j.id == job_id] or [j for j in jobs if j.job == job_id]
+        if len(found) != 1:
+            raise NotFoundError(f"run #{record.number} has no job '{job_id:.100}'")
+        return found[0]
+
+    def list_runs(
+        self, project: str, *, limit: int = 50, cursor: str | None = None, **filters: str | None
+    ) -> tuple[list[RunRecord], str | None]:
+        """Newest runs first, filtered (branch, event, status, trigger), and the next page's cursor."""
+        from buildyard.store.schema import runs  # noqa: PLC0415
+
+        limit = max(1, min(limit, MAX_PAGE))
+        query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
+        for name in ("branch", "event", "status", "trigger", "pipeline"):
+            value = filters.get(name)
+            if value:
+                query = query.where(getattr(runs.c, name) == value)
+        if cursor:
+            at, run_id = _decode_cursor(cursor)
+            query = query.where(
+                sa.or_(runs.c.created_at < at, sa.and_(runs.c.created_at == at, runs.c.id < run_id))
+            )
+        with self.sql_history(project).engine.connect() as conn:
+            rows = [RunRecord(**row._asdict()) for row in conn.execute(query)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (_encode_cursor(rows[-1].created_at, rows[-1].id) if more else None)
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def resolve(self, project: str, branch: str | None, sha: str | None) -> tuple[str, str]:
+        """The branch and full commit a run of ``project`` checks out (fetching a remote repository)."""
+        config = self.project(project)
+        branch = branch or config.default_branch
+        if branch.startswith("-") or len(branch) > 250:
+            raise GitError(f"invalid branch name '{branch:.60}'")
+        git("check-ref-format", "--branch", branch)
+        source = self.source(config)
+        if sha:
+            if not _SHA.match(sha):
+                raise GitError(f"'{sha:.60}' is not a commit sha (hex)")
+            target = f"{sha}^{{commit}}"
+        else:
+            target = f"refs/heads/{branch}^{{commit}}"
+        try:
+            full = git("rev-parse", "--verify", "-q", target, cwd=source).strip()
+        except GitError:
+            what = f"commit {sha}" if sha else f"branch '{branch}'"
+            raise GitError(f"project {project} has no {what}") from None
+        return branch, full
+
+    def source(self, config: ProjectConfig) -> Path:
+        """The repository runs of ``config`` check out from: the local repository, or a mirror clone
+        under the data directory (fetched here)."""
+        if config.is_local:
+            return Path(config.repo)
+        mirror = self.config.data_dir / "mirrors" / f"{config.name}.git"
+        with self._git_locks[config.name]:
+            if not mirror.exists():
+                mirror.parent.mkdir(parents=True, exist_ok=True)
+                git("clone", "--mirror", "-q", "--", config.repo, str(mirror))
+            else:
+                git("fetch", "-q", "--prune", "origin", cwd=mirror)
+        return mirror
+
+    def trigger(
+        self,
+        project: str,
+        *,
+        requested_by: str,
+        branch: str | None = None,
+        sha: str | None = None,
+        event: str = "push",
+        variables: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        retry_of: str | None = None,
+    ) -> Entry:
+        """Queue a run of ``project`` at ``sha`` (default: the head of ``branch``)."""
+        from buildyard.model import Event  # noqa: PLC0415
+
+        if event not in {e.value for e in Event}:
+            raise UsageError(f"unknown event '{event:.40}' ({', '.join(e.value for e in Event)})")
+        branch, full = self.resolve(project, branch, sha)
+        return self.run_queue.enqueue(
+            project=project,
+            event=event,
+            branch=branch,
+            sha=full,
+            requested_by=requested_by,
+            variables=check_variables(variables or {}),
+            options=options,
+            retry_of=retry_of,
+        )
+
+    def entry_of(self, project: str, ref: str) -> Entry:
+        """A queue entry by its id, or the entry of history run ``ref``."""
+        if re.fullmatch(r"[0-9a-f]{32}", ref):
+            try:
+                entry = self.run_queue.get(ref)
+            except NotFoundError:
+                pass
+            else:
+                if entry.project == project:
+                    return entry
+        record = self.run(project, ref)
+        found = self.run_queue.by_run(record.id)
+        if found is None:
+            raise UsageError(f"run #{record.number} was not started by this server (cancel it where it runs)")
+        return found
+
+    def cancel(self, project: str, ref: str) -> Entry:
+        """Cancel a queued run at once; ask the runner to stop an executing one."""
+        return self.run_queue.cancel(self.entry_of(project, ref).id)
+
+    def retry(self, project: str, ref: str, *, requested_by: str, job: str | None = None) -> Entry:
+        """Queue the run ``ref`` again at the same commit (only ``job`` and what it needs, when given)."""
+        record = self.run(project, ref)
+        options: dict[str, Any] = {}
+        if job is not None:
+            target = self.job(project, record.id, job)
+            options["select"] = [target.id]
+        elif record.selected:
+            options["select"] = list(record.selected)
+        entry = self.run_queue.by_run(record.id)
+        variables = entry.variables if entry is not None else dict(record.variables)
+        return self.trigger(
+            project,
+            requested_by=requested_by,
+            branch=record.branch or None,
+            sha=record.sha or None,
+            event=record.event,
+            variables=variables,
+            options=options,
+            retry_of=record.id,
+        )
+
+    def decide(
+        self, project: str, ref: str, job: str, decision: str, *, actor: str, comment: str = ""
+    ) -> str:
+        """Approve or reject a waiting deployment job; the job's id."""
+        from buildyard.engine.deployctl import decide  # noqa: PLC0415
+
+        if len(comment) > 1000:
+            raise UsageError("the comment is longer than 1000 characters")
+        history = self.sql_history(project)
+        record = self.run(project, ref)
+        return decide(history, record.id, job, decision, actor, comment).job.id
+
+    def rollback(
+        self, project: str, environment: str, *, requested_by: str, version: str | None = None
+    ) -> Entry:
+        """Queue a rollback run of ``environment`` to its previous good version (or ``version``)."""
+        from buildyard.engine.deployctl import plan_rollback  # noqa: PLC0415
+
+        plan = plan_rollback(self.sql_history(project), environment, version)
+        config = self.project(project)
+        options = {
+            "select": [plan.job_id],
+            "alone": True,
+            "manual": [plan.job_id],
+            "pins": {plan.job_id: plan.pin},
+            "trigger": "rollback",
+            "rollback": {
+                "environment": plan.environment,
+                "job_id": plan.job_id,
+                "artifact": plan.artifact,
+                "version": plan.version,
+                "live_version": plan.live_version,
+                "live_id": plan.live_id,
+            },
+        }
+        return self.trigger(
+            project, requested_by=requested_by, branch=config.default_branch, event="manual", options=options
+        )
+
+
+def _encode_cursor(at: float, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{at!r}|{run_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, run_id = text.partition("|")
+        return float(at), run_id[:64]
+    except (ValueError, UnicodeDecodeError):
+        raise UsageError("invalid cursor (use the 'next' value of the previous page)") from None
