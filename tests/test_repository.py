@@ -36,3 +36,41 @@ def test_lockfiles_pin_every_runtime_dependency() -> None:
         name = re.split(r"[<>=!~\[ ]", dep, maxsplit=1)[0].lower()
         assert name in locked, f"{name} is not in requirements.lock"
         assert ">=" in dep, f"{dep} has no lower bound"
+
+
+def _pins(lock: str) -> dict[str, str]:
+    return {
+        name.lower(): version
+        for line in (ROOT / lock).read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+        for name, version in [line.split("==", 1)]
+    }
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_base_install_is_light_and_the_server_is_an_extra() -> None:
+    """numpy/scipy are test oracles only; FastAPI/uvicorn come with ``buildyard[server]``."""
+    import tomllib
+
+    from buildyard.extras import EXTRAS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    heavy = {"numpy", "scipy", "fastapi", "uvicorn", "starlette", "pydantic"}
+    assert heavy.isdisjoint(_name(d) for d in project["dependencies"])
+    assert heavy.isdisjoint(_pins("requirements.lock"))
+    extras = project["optional-dependencies"]
+    assert {_name(d) for d in extras["server"]} == set(EXTRAS["server"])
+    assert "buildyard[server]" in extras["test"]
+
+
+def test_test_lock_pins_the_base_lock_and_every_test_and_server_dependency() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    base, test = _pins("requirements.lock"), _pins("requirements-test.lock")
+    assert {name: test.get(name) for name in base} == base
+    wanted = {_name(d) for d in extras["test"] + extras["server"]} - {"buildyard"}
+    assert sorted(wanted - set(test)) == []

@@ -9,8 +9,7 @@ The engine's entry point is :func:`evaluate` (``gates`` + :class:`GateContext` -
 ``list[GateResult]``); everything it needs is exported here.
 
 The package imports its modules lazily (PEP 562): ``spec.load`` can import
-:mod:`buildyard.gates.config` without loading the report parsers, and numpy/scipy load only when
-benchmarks are compared.
+:mod:`buildyard.gates.config` without loading the report parsers or the benchmark statistics.
 """
 
 from __future__ import annotations
