@@ -16,7 +16,7 @@ from buildyard.deps.model import Ecosystem, make_purl, normalize_name
 from buildyard.deps.osv import AffectedEntry, Event, Range, affected
 from buildyard.deps.parsers.npm import integrity_hashes, pnpm_key, spec_name
 from buildyard.deps.scan import load_ignores
-from buildyard.deps.versions import semver_key
+from buildyard.deps.versions import InvalidVersionError, semver_key
 
 
 @pytest.mark.parametrize(
@@ -61,6 +61,19 @@ def test_semver_order_agrees_with_semantic_version(a, b):
         semantic_version.Version(a) < semantic_version.Version(b)
     )
     assert ours == theirs
+
+
+def test_lenient_semver_keys():
+    """Spellings the SemVer grammar refuses still order (v prefix, leading zeros, 1-2 or 4 parts)."""
+    assert semver_key("v1.2") == semver_key("1.2.0") == semver_key("01.02.0") == semver_key("1.2.0+build.5")
+    assert hash(semver_key("1.0.0-01")) == hash(semver_key("1.0.0-1")) and semver_key(
+        "1.0.0-01"
+    ) == semver_key("1.0.0-1")
+    assert semver_key("1.2.3") < semver_key("1.2.3.0") < semver_key("1.2.3.4-alpha") < semver_key("1.2.3.4")
+    assert semver_key("0") < semver_key("0.0.1-rc.1") < semver_key("0.0.1")
+    assert semver_key("1.0.0") != "1.0.0" and len({semver_key("1.0.0"), semver_key("v1.0.0")}) == 1
+    with pytest.raises(InvalidVersionError):
+        semver_key("1.0.0-")
 
 
 def test_purls_follow_the_spec():
