@@ -9,6 +9,7 @@ import pytest
 import semantic_version
 from hypothesis import given
 from hypothesis import strategies as st
+from packageurl import PackageURL
 
 from buildyard.deps.errors import IgnoreFileError
 from buildyard.deps.licenses import LicenseStatus, normalize
@@ -83,6 +84,24 @@ def test_purls_follow_the_spec():
     assert make_purl(Ecosystem.PACKAGIST, "Laravel/Framework", "9.0") == "pkg:composer/laravel/framework@9.0"
     assert make_purl(Ecosystem.NUGET, "Newtonsoft.Json", "13.0.1") == "pkg:nuget/Newtonsoft.Json@13.0.1"
     assert normalize_name(Ecosystem.PYPI, "Foo__Bar..baz") == "foo-bar-baz"
+    assert make_purl(Ecosystem.NPM, "@babel/core", "7.0.0") == "pkg:npm/%40babel/core@7.0.0"
+    # purl versions are percent-encoded as a whole: '+' too (as syft writes Go's +incompatible)
+    plus = make_purl(Ecosystem.GO, "github.com/a/b", "v2.0.0+incompatible")
+    assert plus == "pkg:golang/github.com/a/b@v2.0.0%2Bincompatible"
+    assert make_purl(Ecosystem.CARGO, "serde", "") == "pkg:cargo/serde"
+    assert make_purl(Ecosystem.NPM, "", "1.0") == "pkg:npm/-@1.0"  # a malformed entry still gets a valid purl
+
+
+@given(
+    st.sampled_from(list(Ecosystem)),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20),
+    st.text(max_size=10),
+)
+def test_every_purl_parses_back_to_its_version(ecosystem, name, version):
+    """Whatever a lockfile holds (untrusted), the purl is valid and keeps the version exactly."""
+    parsed = PackageURL.from_string(make_purl(ecosystem, name, version))
+    assert parsed.type == ecosystem.purl_type
+    assert (parsed.version or "") == version
 
 
 @pytest.mark.parametrize(
