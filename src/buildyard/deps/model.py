@@ -124,7 +124,7 @@ def make_purl(ecosystem: Ecosystem, name: str, version: str) -> str:
         namespace, pname = None, name
     try:
         return str(PackageURL(ecosystem.purl_type, namespace or None, pname, version or None).to_string())
-    except ValueError:  # no name at all (a malformed lockfile entry): still a valid purl
+    except (ValueError, TypeError):  # nothing left of the name once trimmed (a malformed lockfile entry)
         return str(PackageURL(ecosystem.purl_type, None, "-", version or None).to_string())
 
 
