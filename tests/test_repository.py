@@ -18,9 +18,18 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_command() -> 
     commands = quick_start()
     assert len(commands) == 2
     assert "examples/shop run" in commands[0] and "requirements.lock" in commands[0]
-    assert commands[1].endswith("pytest") and "requirements-test.lock" in commands[1]
+    assert "requirements-test.lock" in commands[1] and "coverage run -m pytest &&" in commands[1]
+    assert commands[1].endswith("coverage report")  # its exit code enforces the floor
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
+
+
+def test_coverage_floor_is_branch_coverage_of_the_package() -> None:
+    import tomllib
+
+    coverage = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["coverage"]
+    assert coverage["run"]["branch"] is True and coverage["run"]["source"] == ["buildyard"]
+    assert 50 <= coverage["report"]["fail_under"] < 100
 
 
 def test_lockfiles_pin_every_runtime_dependency() -> None:

@@ -113,3 +113,23 @@ def test_small_samples_use_the_exact_mann_whitney_test() -> None:
     )
     assert result.verdict is Verdict.REGRESSION
     assert result.p_value is not None and math.isclose(result.p_value, 1 / 252)
+
+
+def test_comparing_benchmarks_needs_neither_numpy_nor_scipy() -> None:
+    """The base install has neither: a comparison runs with both imports failing, as if uninstalled."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['numpy'] = sys.modules['scipy'] = None\n"
+        "from buildyard.gates.reports import Benchmark\n"
+        "from buildyard.gates.stats import compare\n"
+        "b = Benchmark('b', (1.0, 1.01, 0.99, 1.0, 1.02, 0.98), 1.0, 1.0, 0.01, 6)\n"
+        "c = Benchmark('b', (1.3, 1.31, 1.29, 1.3, 1.32, 1.28), 1.3, 1.3, 0.01, 6)\n"
+        "s = Benchmark('b', (), 1.3, 1.3, 0.01, 50)\n"
+        "print(compare(b, c, max_regression=5).verdict, compare(b, s, max_regression=5).verdict)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.stdout.split() == ["regression", "regression"], proc.stderr
