@@ -32,11 +32,12 @@ CORE = frozenset(
         "graph",
         "gitinfo",
         "settings",
+        "extras",
         "spec",
         "plan",
     }
 )
-SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup"})
+SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup", "views"})
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "__main__", "testing"})
 LAYERS: dict[str, int] = {
@@ -49,6 +50,7 @@ LAYERS: dict[str, int] = {
 SERVICE_USES: dict[str, frozenset[str]] = {
     "artifacts": frozenset({"cache", "deps"}),  # blobs in the CAS; SBOM of a package from the deps scan
     "backup": frozenset({"artifacts", "cache", "store"}),  # what it backs up
+    "views": frozenset({"store"}),  # the view model of runs is built from history records
 }
 #: The imports between faces: the CLI starts the daemon and the cache server; the rest stand alone.
 FACE_USES: dict[str, frozenset[str]] = {

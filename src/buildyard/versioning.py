@@ -17,21 +17,24 @@ written             SemVer                why
 
 Post-releases, epochs, more than three release numbers and pre-releases of dev releases have no
 SemVer equivalent with the same order: they are refused with the reason.
+
+SemVer itself (grammar, precedence) is the ``semver`` library's; :class:`Precedence` is the one sort key
+built on it, used by artifact versions and by vulnerability ranges alike.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
 from buildyard.errors import UserError
 
-_SEMVER = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
+if TYPE_CHECKING:
+    import semver
+
 _PRE = {"a": "a", "b": "b", "rc": "rc"}
 
 
@@ -42,9 +45,11 @@ class VersionFormatError(UserError, ValueError):
 def to_semver(text: str) -> str:
     """``text`` as SemVer 2.0.0 (already SemVer: unchanged; see the module table), else
     :class:`VersionFormatError`."""
+    import semver  # noqa: PLC0415 - lazy: only pipelines that publish versions pay its import
+
     text = text.strip()
     bare = text[1:] if text[:1] in ("v", "V") and text[1:2].isdigit() else text
-    if _SEMVER.match(bare):
+    if semver.Version.is_valid(bare):  # SemVer's own grammar, from the library buildyard orders versions with
         return bare
     try:
         pep = Version(bare)
@@ -74,3 +79,40 @@ def to_semver(text: str) -> str:
     if pep.local:
         out += "+" + re.sub(r"[^0-9A-Za-z.-]", "-", pep.local)
     return out
+
+
+@functools.total_ordering
+class Precedence:
+    """A sort key ordering versions by SemVer precedence (build metadata ignored).
+
+    The numeric core is compared as a tuple of integers (fast: most comparisons end there, and a
+    library comparison costs microseconds); equal cores are ordered by python-semver, whose rules
+    decide pre-releases. ``extra`` numbers, for lenient data such as ``1.2.3.4``, extend the core.
+    """
+
+    __slots__ = ("_core", "_version")
+
+    def __init__(self, version: semver.Version, extra: tuple[int, ...] = ()) -> None:
+        self._core = (version.major, version.minor, version.patch, *extra)
+        self._version = version.replace(build=None) if version.build else version
+
+    def _compare(self, other: Precedence) -> int:
+        if self._core != other._core:
+            return -1 if self._core < other._core else 1
+        return self._version.compare(other._version)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Precedence) and self._compare(other) == 0
+
+    def __lt__(self, other: Precedence) -> bool:
+        if not isinstance(other, Precedence):
+            return NotImplemented
+        return self._compare(other) < 0
+
+    def __hash__(self) -> int:
+        pre = self._version.prerelease
+        ids = tuple(str(int(i)) if i.isdigit() else i for i in pre.split(".")) if pre else None
+        return hash((self._core, ids))
+
+    def __repr__(self) -> str:
+        return f"Precedence({self._version}{''.join(f'.{n}' for n in self._core[3:])})"

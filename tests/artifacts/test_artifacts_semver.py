@@ -1,4 +1,5 @@
-"""SemVer 2.0.0 parsing and precedence, checked against the spec's examples and the python-semver library."""
+"""SemVer 2.0.0 versions of artifacts: python-semver's parsing and precedence behind buildyard's thin layer
+(identifiers as tuples, the build-number tie-break, release and branch versions), checked against the spec."""
 
 from __future__ import annotations
 
@@ -39,15 +40,27 @@ def _cmp(a: Version, b: Version) -> int:
 
 
 @given(versions(), versions())
-def test_precedence_matches_python_semver(a: str, b: str) -> None:
-    assert _cmp(Version.parse(a), Version.parse(b)) == semver.Version.parse(a).compare(b)
+def test_precedence_and_sort_keys_agree_with_python_semver(a: str, b: str) -> None:
+    va, vb = Version.parse(a), Version.parse(b)
+    assert _cmp(va, vb) == semver.Version.parse(a).compare(b)
+    if _cmp(va, vb):  # the tie-break only orders versions of equal precedence
+        assert (va.sort_key() < vb.sort_key()) == (_cmp(va, vb) < 0)
+    else:
+        assert (va.sort_key() == vb.sort_key()) == (
+            va.build_number == vb.build_number and va.build == vb.build
+        )
 
 
 @given(versions())
 def test_round_trip(text: str) -> None:
     v = Version.parse(text)
-    assert str(v) == text
-    assert str(Version(v.major, v.minor, v.patch, v.prerelease, v.build)) == text
+    assert str(v) == text and v == Version.parse(text) and hash(v) == hash(Version.parse(text))
+    rebuilt = f"{v.major}.{v.minor}.{v.patch}"
+    rebuilt += ("-" + ".".join(v.prerelease) if v.prerelease else "") + (
+        "+" + ".".join(v.build) if v.build else ""
+    )
+    assert rebuilt == text
+    assert v.base() == text.split("+", 1)[0]
 
 
 @given(st.text(alphabet="0123456789.-+abzAZ", max_size=16))
@@ -88,9 +101,12 @@ def test_build_metadata_ignored_by_precedence_and_tie_broken_by_build_number() -
         "1.4.0+build.57.aaa",
     ]
     assert b.build_number == 57 and c.build_number is None
+    assert a != b and a == Version.parse("1.4.0+build.9.zzz")  # equal text, not equal precedence
 
 
-@pytest.mark.parametrize("bad", ["1.4", "v1.4.0", "01.4.0", "1.4.0-01", "1.4.0+", "1.4.0-a..b", " 1.4.0", ""])
+@pytest.mark.parametrize(
+    "bad", ["1.4", "v1.4.0", "01.4.0", "1.4.0-01", "1.4.0+", "1.4.0-a..b", " 1.4.0", "", "1.4.0\n"]
+)
 def test_invalid_versions_are_rejected_with_a_hint(bad: str) -> None:
     with pytest.raises(VersionError, match=r"MAJOR.MINOR.PATCH"):
         Version.parse(bad)

@@ -146,3 +146,37 @@ def test_serve_on_a_busy_port_is_one_line(tmp_path, capsys, monkeypatch):
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_cache_serve_without_the_server_extra_says_what_to_install(tmp_path):
+    """FastAPI and uvicorn are the ``server`` extra: without them, one line naming the extra, exit 2."""
+    code = (
+        # a None entry in sys.modules makes the import fail as if the package were not installed
+        "import sys; sys.modules['fastapi'] = sys.modules['uvicorn'] = None;"
+        "from buildyard.cli import run_cli;"
+        f"sys.exit(run_cli(['cache', 'serve', '--cache-dir', {str(tmp_path / 'c')!r}, '--port', '0']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "buildyard: error: buildyard cache serve needs fastapi and uvicorn, which are not installed: "
+        "pip install 'buildyard[server]'"
+    ]
+    assert not (tmp_path / "c").exists()
+
+
+def test_importing_a_server_module_without_the_extra_names_it(tmp_path):
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "try:\n    import buildyard.server.cache_app\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.stdout.strip() == (
+        "MissingExtraError buildyard.server needs uvicorn, which is not installed: "
+        "pip install 'buildyard[server]'"
+    )

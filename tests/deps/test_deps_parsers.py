@@ -237,6 +237,28 @@ def test_discover_respects_gitignore(tmp_path):
             "${nope}",
         ),
         ("package-lock.json", '{"lockfileVersion": 7}', 0, "unsupported lockfileVersion"),
+        (
+            "pylock.toml",
+            'lock-version = "2.0"\ncreated-by = "x"\npackages = []\n',
+            0,
+            "unsupported lock-version",
+        ),
+        # PEP 751 as packaging.pylock validates it: names normalized, every artifact hashed
+        (
+            "pylock.toml",
+            'lock-version = "1.0"\ncreated-by = "x"\n\n[[packages]]\nname = "a"\nversion = "1"\n'
+            'directory = {path = "."}\n\n[[packages]]\nname = "Six"\nversion = "1.16.0"\n',
+            9,
+            "Name 'Six' is not normalized in 'packages[1].name'",
+        ),
+        (
+            "pylock.toml",
+            'lock-version = "1.0"\ncreated-by = "x"\n[[packages]]\nname = "six"\nversion = "1"\n'
+            'sdist = {url = "https://x/six-1.tar.gz", hashes = {}}\n',
+            3,
+            "At least one hash must be provided",
+        ),
+        ("pylock.toml", 'lock-version = "1.0"\npackages = []\n', 0, "Missing required value in 'created-by'"),
     ],
 )
 def test_malformed_files_name_file_and_line(tmp_path, name, content, line, words):

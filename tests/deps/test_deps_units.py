@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 import semantic_version
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from packageurl import PackageURL
 
 from buildyard.deps.errors import IgnoreFileError
 from buildyard.deps.licenses import LicenseStatus, normalize
@@ -16,7 +17,7 @@ from buildyard.deps.model import Ecosystem, make_purl, normalize_name
 from buildyard.deps.osv import AffectedEntry, Event, Range, affected
 from buildyard.deps.parsers.npm import integrity_hashes, pnpm_key, spec_name
 from buildyard.deps.scan import load_ignores
-from buildyard.deps.versions import semver_key
+from buildyard.deps.versions import InvalidVersionError, semver_key
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,19 @@ def test_semver_order_agrees_with_semantic_version(a, b):
     assert ours == theirs
 
 
+def test_lenient_semver_keys():
+    """Spellings the SemVer grammar refuses still order (v prefix, leading zeros, 1-2 or 4 parts)."""
+    assert semver_key("v1.2") == semver_key("1.2.0") == semver_key("01.02.0") == semver_key("1.2.0+build.5")
+    assert hash(semver_key("1.0.0-01")) == hash(semver_key("1.0.0-1")) and semver_key(
+        "1.0.0-01"
+    ) == semver_key("1.0.0-1")
+    assert semver_key("1.2.3") < semver_key("1.2.3.0") < semver_key("1.2.3.4-alpha") < semver_key("1.2.3.4")
+    assert semver_key("0") < semver_key("0.0.1-rc.1") < semver_key("0.0.1")
+    assert semver_key("1.0.0") != "1.0.0" and len({semver_key("1.0.0"), semver_key("v1.0.0")}) == 1
+    with pytest.raises(InvalidVersionError):
+        semver_key("1.0.0-")
+
+
 def test_purls_follow_the_spec():
     assert make_purl(Ecosystem.PYPI, "Django_REST.framework", "3.0") == "pkg:pypi/django-rest-framework@3.0"
     assert make_purl(Ecosystem.MAVEN, "org.apache:commons-io", "2.0") == "pkg:maven/org.apache/commons-io@2.0"
@@ -70,6 +84,25 @@ def test_purls_follow_the_spec():
     assert make_purl(Ecosystem.PACKAGIST, "Laravel/Framework", "9.0") == "pkg:composer/laravel/framework@9.0"
     assert make_purl(Ecosystem.NUGET, "Newtonsoft.Json", "13.0.1") == "pkg:nuget/Newtonsoft.Json@13.0.1"
     assert normalize_name(Ecosystem.PYPI, "Foo__Bar..baz") == "foo-bar-baz"
+    assert make_purl(Ecosystem.NPM, "@babel/core", "7.0.0") == "pkg:npm/%40babel/core@7.0.0"
+    # purl versions are percent-encoded as a whole: '+' too (as syft writes Go's +incompatible)
+    plus = make_purl(Ecosystem.GO, "github.com/a/b", "v2.0.0+incompatible")
+    assert plus == "pkg:golang/github.com/a/b@v2.0.0%2Bincompatible"
+    assert make_purl(Ecosystem.CARGO, "serde", "") == "pkg:cargo/serde"
+    assert make_purl(Ecosystem.NPM, "", "1.0") == "pkg:npm/-@1.0"  # a malformed entry still gets a valid purl
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(list(Ecosystem)),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20),
+    st.text(max_size=10),
+)
+def test_every_purl_parses_back_to_its_version(ecosystem, name, version):
+    """Whatever a lockfile holds (untrusted), the purl is valid and keeps the version (trimmed)."""
+    parsed = PackageURL.from_string(make_purl(ecosystem, name, version))
+    assert parsed.type == ecosystem.purl_type
+    assert (parsed.version or "") == version.strip()
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
-"""Strict SemVer 2.0.0 versions of artifacts: parsing, precedence, the build-number tie-break.
+"""Strict SemVer 2.0.0 versions of artifacts: python-semver's parsing and precedence, plus buildyard's
+build-number tie-break.
 
-Pure code, no I/O. Precedence follows https://semver.org/#spec-item-11: MAJOR.MINOR.PATCH compared
-numerically, a pre-release sorts before its release, pre-release identifiers compared left to right
-(numeric identifiers numerically and below alphanumeric ones, which compare in ASCII order; a shorter
-list of equal identifiers sorts first). Build metadata is ignored by SemVer precedence.
+Pure code, no I/O. Parsing and precedence are the ``semver`` library's (https://semver.org/#spec-item-11:
+MAJOR.MINOR.PATCH numerically, a pre-release before its release, pre-release identifiers left to right,
+numeric below alphanumeric; build metadata ignored). This module adds only what SemVer leaves open:
 
 **Tie-break** (buildyard's, not SemVer's): two versions of equal precedence are ordered by build
 number — the integer after ``build.`` in the build metadata (``1.4.0+build.57.a1b2c3d`` is build 57);
@@ -14,18 +14,13 @@ in ASCII order, so the order is total and "latest build of 1.4.0" is well define
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import semver
 
 from buildyard.errors import UserError
+from buildyard.versioning import Precedence
 
-_NUM = r"0|[1-9]\d*"
-_PRE_ID = rf"(?:{_NUM}|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
-_BUILD_ID = r"[0-9a-zA-Z-]+"
-_SEMVER_RE = re.compile(
-    rf"^(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
-    rf"(?:-(?P<pre>{_PRE_ID}(?:\.{_PRE_ID})*))?"
-    rf"(?:\+(?P<build>{_BUILD_ID}(?:\.{_BUILD_ID})*))?$"
-)
 _BUILD_NUMBER_RE = re.compile(r"(?:^|\.)build\.(0|[1-9]\d*)(?:\.|$)")
 
 
@@ -33,73 +28,83 @@ class VersionError(UserError):
     """A version string is not a valid SemVer 2.0.0 version."""
 
 
-def _pre_key(identifier: str) -> tuple[int, int, str]:
-    # numeric identifiers sort below alphanumeric ones (spec item 11.4.3)
-    if identifier.isdigit():
-        return (0, int(identifier), "")
-    return (1, 0, identifier)
-
-
-@dataclass(frozen=True, slots=True, order=False)
+@dataclass(frozen=True, slots=True, eq=False)
 class Version:
-    """A parsed SemVer 2.0.0 version; compare with :meth:`precedence_key` or :meth:`sort_key`."""
+    """A parsed SemVer 2.0.0 version; compare with :meth:`precedence_key` or :meth:`sort_key`.
 
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[str, ...] = ()
-    build: tuple[str, ...] = ()
-    _text: str = field(default="", compare=False, repr=False)
+    Two versions are equal when their text is (build metadata included), unlike their precedence.
+    """
+
+    parsed: semver.Version
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse ``text`` strictly (no leading ``v``, no leading zeros in numeric identifiers)."""
-        m = _SEMVER_RE.match(text)
-        if m is None:
+        try:
+            return cls(semver.Version.parse(text))
+        except (ValueError, TypeError):
             raise VersionError(
                 f"{text!r} is not a semantic version (expected MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], "
                 "e.g. 1.4.0+build.57.a1b2c3d)"
-            )
-        pre = tuple(m["pre"].split(".")) if m["pre"] else ()
-        build = tuple(m["build"].split(".")) if m["build"] else ()
-        return cls(int(m["major"]), int(m["minor"]), int(m["patch"]), pre, build, text)
+            ) from None
 
     def __str__(self) -> str:
-        if self._text:
-            return self._text
-        text = f"{self.major}.{self.minor}.{self.patch}"
-        if self.prerelease:
-            text += "-" + ".".join(self.prerelease)
-        if self.build:
-            text += "+" + ".".join(self.build)
-        return text
+        return str(self.parsed)
+
+    @property
+    def major(self) -> int:
+        """MAJOR."""
+        return self.parsed.major
+
+    @property
+    def minor(self) -> int:
+        """MINOR."""
+        return self.parsed.minor
+
+    @property
+    def patch(self) -> int:
+        """PATCH."""
+        return self.parsed.patch
+
+    @property
+    def prerelease(self) -> tuple[str, ...]:
+        """The pre-release identifiers (``("rc", "1")`` for ``1.0.0-rc.1``)."""
+        return tuple(self.parsed.prerelease.split(".")) if self.parsed.prerelease else ()
+
+    @property
+    def build(self) -> tuple[str, ...]:
+        """The build metadata identifiers (``("build", "57", "a1b2c3d")``)."""
+        return tuple(self.parsed.build.split(".")) if self.parsed.build else ()
 
     @property
     def build_number(self) -> int | None:
         """The integer after ``build.`` in the build metadata, if any."""
-        m = _BUILD_NUMBER_RE.search(".".join(self.build))
+        m = _BUILD_NUMBER_RE.search(self.parsed.build or "")
         return int(m.group(1)) if m else None
 
     @property
     def is_prerelease(self) -> bool:
         """True for versions with a pre-release part (branch builds)."""
-        return bool(self.prerelease)
+        return bool(self.parsed.prerelease)
 
     def base(self) -> str:
         """The version without build metadata (what SemVer precedence sees)."""
-        text = f"{self.major}.{self.minor}.{self.patch}"
-        return text + ("-" + ".".join(self.prerelease) if self.prerelease else "")
+        return str(self.parsed.replace(build=None))
 
-    def precedence_key(self) -> tuple[object, ...]:
+    def precedence_key(self) -> Precedence:
         """Key whose order is exactly SemVer precedence (build metadata ignored)."""
-        # a release sorts after all its pre-releases: (1,) > (0, ...)
-        pre: tuple[object, ...] = (1,) if not self.prerelease else (0, *map(_pre_key, self.prerelease))
-        return (self.major, self.minor, self.patch, pre)
+        return Precedence(self.parsed)
 
-    def sort_key(self) -> tuple[object, ...]:
+    def sort_key(self) -> tuple[Precedence, int, str]:
         """Precedence, then the documented tie-break: build number, then build metadata text."""
         number = self.build_number
-        return (*self.precedence_key(), -1 if number is None else number, ".".join(self.build))
+        return (self.precedence_key(), -1 if number is None else number, self.parsed.build or "")
 
 
 def parse_version(text: str) -> Version:

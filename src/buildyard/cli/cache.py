@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from buildyard.cli._common import json_option, print_json, project_dir, setting_default
+from buildyard.extras import require_extra
 
 if TYPE_CHECKING:
     from buildyard.cache.store import CacheStore
@@ -218,6 +219,7 @@ def serve(
     """
     from click.core import ParameterSource  # noqa: PLC0415 - lazy: fast CLI start
 
+    require_extra("server", "buildyard cache serve")
     from buildyard.server.cache_app import (  # noqa: PLC0415 - lazy: fast CLI start
         ServerLimits,
         Tokens,

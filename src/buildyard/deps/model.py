@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from urllib.parse import quote
+
+from packageurl import PackageURL
 
 
 class Ecosystem(StrEnum):
@@ -103,9 +104,13 @@ class Package:
 
 
 def make_purl(ecosystem: Ecosystem, name: str, version: str) -> str:
-    """Build a package-url following the purl-spec rules of each type."""
-    ptype = ecosystem.purl_type
-    namespace = ""
+    """The package-url of ``name`` at ``version`` (``packageurl-python``, the purl-spec's reference library).
+
+    Only the split of an ecosystem's name into purl namespace and name is decided here (Maven
+    ``group:artifact``, npm ``@scope/name``, Go and Composer paths; PyPI names normalised per PEP 503);
+    escaping and each type's own normalisation are the library's.
+    """
+    namespace: str | None = None
     pname = name
     if ecosystem is Ecosystem.MAVEN and ":" in name:
         namespace, pname = name.split(":", 1)
@@ -115,13 +120,12 @@ def make_purl(ecosystem: Ecosystem, name: str, version: str) -> str:
         namespace, pname = name.rsplit("/", 1)
     elif ecosystem is Ecosystem.PYPI:
         pname = normalize_name(ecosystem, name)
-    if ecosystem in (Ecosystem.PACKAGIST,):
-        namespace, pname = namespace.lower(), pname.lower()
-    parts = "/".join(quote(p, safe="") for p in namespace.split("/")) + "/" if namespace else ""
-    purl = f"pkg:{ptype}/{parts}{quote(pname, safe='')}"
-    if version:
-        purl += "@" + quote(version, safe="+")
-    return purl
+    if not pname:  # "a/" or "g:": nothing to split off, the whole text is the name
+        namespace, pname = None, name
+    try:
+        return str(PackageURL(ecosystem.purl_type, namespace or None, pname, version or None).to_string())
+    except (ValueError, TypeError):  # nothing left of the name once trimmed (a malformed lockfile entry)
+        return str(PackageURL(ecosystem.purl_type, None, "-", version or None).to_string())
 
 
 @dataclass(frozen=True, slots=True)

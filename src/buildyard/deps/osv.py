@@ -14,7 +14,7 @@ from typing import Any
 
 from buildyard.deps.model import Ecosystem, normalize_name
 from buildyard.deps.severity import Rating, rate
-from buildyard.deps.versions import InvalidVersionError, canonical, semver_key, sort_key
+from buildyard.deps.versions import InvalidVersionError, canonical, go_semver, semver_key, sort_key
 
 _ECOSYSTEMS = {e.value: e for e in Ecosystem}
 
@@ -155,7 +155,7 @@ def affected(entry: AffectedEntry, ecosystem: Ecosystem, version: str) -> Match 
 def _key_fn(rng: Range, ecosystem: Ecosystem) -> Any:
     if rng.type == "SEMVER":
         if ecosystem is Ecosystem.GO:
-            return lambda v: semver_key(v.removeprefix("v").removesuffix("+incompatible"))
+            return lambda v: semver_key(go_semver(v))
         return semver_key
     return lambda v: sort_key(ecosystem, v)
 

@@ -17,42 +17,37 @@ from packaging.version import Version
 
 from buildyard.deps.model import Ecosystem
 from buildyard.errors import BuildyardError
+from buildyard.versioning import Precedence
 
 
 class InvalidVersionError(BuildyardError, ValueError):
     """A version string that the ecosystem's ordering cannot place."""
 
 
-_SEMVER = re.compile(
+#: SemVer as real-world data spells it (``v`` prefix, leading zeros, one to four+ numbers).
+_LENIENT_SEMVER = re.compile(
     r"^v?(?P<nums>\d+(?:\.\d+)*)"
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
     r"(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
 )
 
-#: Sorts above every release in a key tuple (a release outranks its pre-releases).
-_RELEASE = (1,)
-
 
 @lru_cache(maxsize=200_000)
-def semver_key(version: str) -> tuple[Any, ...]:
-    """SemVer 2.0 precedence key (section 11): numeric core, then pre-release identifiers.
+def semver_key(version: str) -> Precedence:
+    """SemVer 2.0 precedence key (section 11), compared by the ``semver`` library.
 
-    Lenient like real-world SemVer data: a leading ``v`` and missing minor/patch are accepted, extra
-    numeric components compare in order, build metadata is ignored.
+    Lenient like real-world SemVer data: a leading ``v``, leading zeros and missing minor/patch are
+    accepted, extra numeric components compare in order, build metadata is ignored.
     """
-    match = _SEMVER.match(version.strip())
+    import semver  # noqa: PLC0415 - lazy: only vulnerability matching orders SemVer versions
+
+    match = _LENIENT_SEMVER.match(version.strip())
     if not match:
         raise InvalidVersionError(version)
     nums = [int(n) for n in match.group("nums").split(".")]
-    while len(nums) < 3:
-        nums.append(0)
-    pre = match.group("pre")
-    if pre is None:
-        pre_key: tuple[Any, ...] = _RELEASE
-    else:
-        ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-        pre_key = (0, ids)
-    return (tuple(nums), pre_key)
+    nums += [0] * (3 - len(nums))
+    core = semver.Version(nums[0], nums[1], nums[2], prerelease=match.group("pre"))
+    return Precedence(core, tuple(nums[3:]))
 
 
 @lru_cache(maxsize=200_000)

@@ -9,8 +9,8 @@ The engine's entry point is :func:`evaluate` (``gates`` + :class:`GateContext` -
 ``list[GateResult]``); everything it needs is exported here.
 
 The package imports its modules lazily (PEP 562): the report parsers load only when a report is
-read, and numpy/scipy only when benchmarks are compared. The gate definitions belong to the pipeline
-file (:mod:`buildyard.spec.gates`, re-exported by :mod:`buildyard.gates.config`).
+read, the benchmark statistics only when benchmarks are compared. The gate definitions belong to the
+pipeline file (:mod:`buildyard.spec.gates`, re-exported by :mod:`buildyard.gates.config`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Benchmark comparison: distributions, not single numbers.
 
 With at least :data:`MIN_SAMPLES` raw samples on both sides, the change of the median
-(``current / baseline - 1``) gets a percentile-bootstrap confidence interval (numpy, seeded, so the
-same inputs always give the same verdict) and a one-sided Mann-Whitney U test (scipy) checks that
-the current times are stochastically larger. Tools that only report summary statistics get a Welch
-interval on the change of the mean instead.
+(``current / baseline - 1``) gets a percentile-bootstrap confidence interval (seeded, so the same
+inputs always give the same verdict) and a one-sided Mann-Whitney U test checks that the current
+times are stochastically larger. Tools that only report summary statistics get a Welch interval on
+the change of the mean instead. The statistics are pure Python (:mod:`buildyard.gates.distributions`,
+checked against scipy by the tests).
 
 Verdicts, with ``t`` = ``max_regression``:
 
@@ -17,24 +18,24 @@ Verdicts, with ``t`` = ``max_regression``:
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
+from buildyard.gates.distributions import (
+    bootstrap_medians,
+    mann_whitney_greater,
+    quantile,
+    student_t_isf,
+    student_t_sf,
+)
 from buildyard.gates.reports.model import Benchmark
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: Fewest raw samples per side for the bootstrap; below, the Welch interval on summary stats is used.
 MIN_SAMPLES = 5
 #: Bootstrap resamples; 2000 keeps the percentile interval's Monte Carlo error well under 1%.
 RESAMPLES = 2000
-#: Larger sample sets are subsampled (seeded, without replacement) to this size before the
-#: bootstrap: it keeps a gate over thousands of pytest-benchmark rounds fast, and only widens the
-#: interval (a conservative direction: fewer regressions claimed, never more).
-MAX_BOOTSTRAP_SAMPLES = 2000
-_CHUNK_CELLS = 2_000_000  # bound memory: resamples x samples per chunk
 
 
 class Verdict(StrEnum):
@@ -109,50 +110,28 @@ def _pct(current: float, baseline: float) -> float | None:
     return 100.0 * (current / baseline - 1.0) if baseline > 0 else None
 
 
-def _medians(rng: np.random.Generator, values: np.ndarray, resamples: int) -> np.ndarray:
-    import numpy as np  # noqa: PLC0415 - numpy/scipy load only when benchmarks are compared
-
-    n = len(values)
-    per_chunk = max(1, _CHUNK_CELLS // n)
-    out = np.empty(resamples)
-    for start in range(0, resamples, per_chunk):
-        size = min(per_chunk, resamples - start)
-        idx = rng.integers(0, n, size=(size, n))
-        out[start : start + size] = np.median(values[idx], axis=1)
-    return out
-
-
-def _cap(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
-    """At most ``MAX_BOOTSTRAP_SAMPLES`` of ``values`` (seeded subsample)."""
-    if len(values) <= MAX_BOOTSTRAP_SAMPLES:
-        return values
-    return rng.choice(values, size=MAX_BOOTSTRAP_SAMPLES, replace=False)
-
-
 def _bootstrap(
     name: str, *, baseline: Benchmark, current: Benchmark, threshold: float, confidence: float, seed: int
 ) -> BenchmarkComparison:
-    import numpy as np  # noqa: PLC0415 - see _medians
-    from scipy import stats as sps  # noqa: PLC0415
-
-    b = np.asarray(baseline.samples, dtype=float)
-    c = np.asarray(current.samples, dtype=float)
-    b_med, c_med = float(np.median(b)), float(np.median(c))
+    b = sorted(float(x) for x in baseline.samples)
+    c = sorted(float(x) for x in current.samples)
+    b_med, c_med = statistics.median(b), statistics.median(c)
     if b_med <= 0:
         return BenchmarkComparison(
             name, Verdict.INCONCLUSIVE, b_med, c_med, method="bootstrap", note="baseline median is zero"
         )
-    rng = np.random.default_rng(seed)
-    b_boot = _medians(rng, _cap(rng, b), RESAMPLES)
-    c_boot = _medians(rng, _cap(rng, c), RESAMPLES)
-    valid = b_boot > 0
-    ratios = 100.0 * (c_boot[valid] / b_boot[valid] - 1.0)
+    rng = random.Random(seed)  # noqa: S311 - a seeded, reproducible resampler, not a secret
+    b_boot = bootstrap_medians(rng, b, RESAMPLES)
+    c_boot = bootstrap_medians(rng, c, RESAMPLES)
+    ratios = sorted(100.0 * (cm / bm - 1.0) for bm, cm in zip(b_boot, c_boot, strict=True) if bm > 0)
+    if not ratios:  # every resampled baseline median is zero or negative
+        return BenchmarkComparison(
+            name, Verdict.INCONCLUSIVE, b_med, c_med, method="bootstrap", note="baseline median is zero"
+        )
     alpha = 1.0 - confidence
-    low, high = (float(x) for x in np.quantile(ratios, [alpha / 2, 1 - alpha / 2]))
-    if np.all(b == b[0]) and np.all(c == c[0]):
-        p_value = 0.0 if c[0] > b[0] else 1.0  # mannwhitneyu is undefined on all-tied data
-    else:
-        p_value = float(sps.mannwhitneyu(c, b, alternative="greater").pvalue)
+    low, high = quantile(ratios, alpha / 2), quantile(ratios, 1 - alpha / 2)
+    all_tied = b[0] == b[-1] and c[0] == c[-1]  # Mann-Whitney is undefined on all-tied data
+    p_value = (0.0 if c[0] > b[0] else 1.0) if all_tied else mann_whitney_greater(c, b)
     change = 100.0 * (c_med / b_med - 1.0)
     verdict = _verdict(low, high, threshold, p_value, alpha)
     return BenchmarkComparison(
@@ -172,8 +151,6 @@ def _bootstrap(
 def _welch(
     name: str, baseline: Benchmark, current: Benchmark, threshold: float, confidence: float
 ) -> BenchmarkComparison:
-    from scipy import stats as sps  # noqa: PLC0415 - see _medians
-
     mb, sb, nb = baseline.mean, baseline.stddev, baseline.rounds
     mc, sc, nc = current.mean, current.stddev, current.rounds
     if mb <= 0:
@@ -189,9 +166,9 @@ def _welch(
         p_value = 0.0 if diff > 0 else 1.0
     else:
         df = (vb + vc) ** 2 / (vb * vb / (nb - 1) + vc * vc / (nc - 1)) if vb + vc > 0 else float(nb + nc - 2)
-        t = float(sps.t.ppf(1 - alpha / 2, df))
+        t = student_t_isf(alpha / 2, df)
         low, high = 100.0 * (diff - t * se) / mb, 100.0 * (diff + t * se) / mb
-        p_value = float(sps.t.sf(diff / se, df))
+        p_value = student_t_sf(diff / se, df)
     verdict = _verdict(low, high, threshold, p_value, alpha)
     return BenchmarkComparison(
         name=name,

@@ -295,25 +295,55 @@ def _pipfile_direct(pipfile: Path) -> set[str] | None:
 
 
 def parse_pylock(text: str, file: str, path: Path) -> list[Package]:
-    """Packages of a PEP 751 ``pylock.toml`` (``lock-version`` 1.x)."""
+    """Packages of a PEP 751 ``pylock.toml`` (``lock-version`` 1.x), validated by ``packaging.pylock``."""
+    from packaging.pylock import (  # noqa: PLC0415 - lazy: only projects with a pylock.toml pay its import
+        Pylock,
+        PylockUnsupportedVersionError,
+        PylockValidationError,
+    )
+
     data = load_toml(text, file)
-    lock_version = str(data.get("lock-version", ""))
-    if not lock_version.startswith("1."):
-        raise LockfileError(file, f"unsupported lock-version {lock_version!r} (expected 1.x per PEP 751)")
+    try:
+        lock = Pylock.from_dict(data)
+    except PylockUnsupportedVersionError:
+        lock_version = data.get("lock-version", "")
+        raise LockfileError(
+            file, f"unsupported lock-version {lock_version!r} (expected 1.x per PEP 751)"
+        ) from None
+    except PylockValidationError as exc:
+        raise LockfileError(
+            file, f"not a valid PEP 751 lock file: {exc} (regenerate it)", _pylock_line(text, exc.context)
+        ) from None
     lines = LineIndex(text)
     packages = []
-    for entry in data.get("packages", []):
-        name, version = _name_version(entry, file)
-        if not version:
+    for entry in lock.packages:
+        if entry.version is None:
             continue  # a direct URL / VCS entry without a version cannot be matched
         hashes: list[tuple[str, str] | None] = []
-        for art in [entry.get("sdist"), *entry.get("wheels", []), entry.get("archive")]:
-            if isinstance(art, dict):
-                hashes.extend(_alg_name(k, v) for k, v in art.get("hashes", {}).items())
+        for art in [entry.sdist, *(entry.wheels or ()), entry.archive]:
+            if art is not None:
+                hashes.extend(_alg_name(k, v) for k, v in art.hashes.items())
         packages.append(
-            Package(_PY, name, version, file, _toml_line(lines, name), hashes=tuple(h for h in hashes if h))
+            Package(
+                _PY,
+                entry.name,
+                str(entry.version),
+                file,
+                _toml_line(lines, entry.name),
+                hashes=tuple(h for h in hashes if h),
+            )
         )
     return packages
+
+
+def _pylock_line(text: str, context: str | None) -> int:
+    """The line of the ``[[packages]]`` table an error's context (``packages[3].name``) points into."""
+    found = re.match(r"packages\[(\d+)\]", context or "")
+    if not found:
+        return 0
+    headers = [i for i, line in enumerate(text.splitlines(), 1) if line.strip() == "[[packages]]"]
+    index = int(found.group(1))
+    return headers[index] if index < len(headers) else 0
 
 
 def _alg_name(alg: str, digest: str) -> tuple[str, str] | None:
