@@ -239,3 +239,27 @@ def test_a_deployment_waits_for_approval_without_a_slot_and_can_be_rejected_or_c
     assert sched.results["deploy"].status == JobStatus.CANCELLED and sched.status() == RunStatus.CANCELLED
     unattended = run(APPROVAL, durations({}))  # no approver: it never runs unapproved
     assert unattended.results["deploy"].skip_reason == SkipReason.REJECTED
+
+
+def test_a_bug_in_an_executor_fails_the_job_and_the_run_still_ends() -> None:
+    """A job whose executor raises (a bug, e.g. in a cache restore) fails; jobs it makes ready start."""
+    text = """
+jobs:
+  broken: {script: x}
+  other: {script: x}
+  after: {needs: [broken], when: always, script: x}
+  then: {needs: [after], script: x}
+"""
+
+    def script(req: JobRequest) -> tuple[float, JobStatus, int | None]:
+        if req.job_id == "broken":
+            raise RuntimeError("restore exploded")
+        return 0.0, JobStatus.SUCCESS, 0
+
+    sched = Scheduler(build(loads(text), TriggerContext()), FakeExecutor(script), request, slots=1)
+    asyncio.run(asyncio.wait_for(sched.run(), timeout=10))  # hung forever before: nothing dispatched 'after'
+    results = sched.results
+    assert results["broken"].status == JobStatus.FAILED
+    assert "buildyard internal error: RuntimeError('restore exploded')" in results["broken"].message
+    assert results["after"].status == JobStatus.SUCCESS and results["then"].status == JobStatus.SUCCESS
+    assert [type(e) for e in sched.internal_errors] == [RuntimeError]
