@@ -92,6 +92,49 @@ def _check_member(name: str, allowed: Sequence[str] | None) -> None:
         raise UnsafePathError(f"dependency cache entry writes {norm!r}, outside the job's cache paths")
 
 
+def _points_outside(member: tarfile.TarInfo) -> bool:
+    """A symlink whose target is absolute or climbs out of the directory it is in."""
+    if not member.issym():
+        return False
+    target = member.linkname
+    if target.startswith("/"):
+        return True
+    depth = member.name.rstrip("/").count("/")
+    for part in target.split("/"):
+        depth += -1 if part == ".." else 0 if part in ("", ".") else 1
+        if depth < 0:
+            return True
+    return False
+
+
+def _check_outward_links(members: Sequence[tarfile.TarInfo]) -> None:
+    """Refuse an archive that writes anything beneath a symlink pointing outside the workspace."""
+    outward = {m.name.rstrip("/") for m in members if _points_outside(m)}
+    if not outward:
+        return
+    for member in members:
+        parts = member.name.rstrip("/").split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in outward:
+                raise UnsafePathError(
+                    f"dependency cache entry writes {member.name!r} through a symlink leaving the workspace"
+                )
+
+
+def _extract_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter, except that a symlink may point outside the workspace.
+
+    A Python virtual environment links ``bin/python`` to the interpreter it was made with (an
+    absolute path; ``python3 -> python`` then resolves outside too), which actions/cache users
+    expect to restore. A link is restored as a leaf only: nothing is extracted through one that
+    leaves (:func:`_check_outward_links` before extracting; the ``data`` filter's check of every
+    file's real destination, and ``tar``'s of every link's own location, while extracting).
+    """
+    if member.issym():
+        return tarfile.tar_filter(member, dest)
+    return tarfile.data_filter(member, dest)
+
+
 class DependencyCache:
     """actions/cache-style keyed directory caches over a :class:`CacheStore`."""
 
@@ -152,14 +195,17 @@ class DependencyCache:
             return None
         with reader, tarfile.open(fileobj=reader, mode="r:") as tar:
             members = tar.getmembers()
-            for member in members:
-                try:
+            try:
+                for member in members:
                     _check_member(member.name, allowed)
                     safe_destination(workspace, member.name)
-                except UnsafePathError:
-                    self.store.refs.delete(DEPS_NAMESPACE, key)
+                _check_outward_links(members)
+                tar.extractall(workspace, members=members, filter=_extract_filter)
+            except (UnsafePathError, tarfile.FilterError) as exc:
+                self.store.refs.delete(DEPS_NAMESPACE, key)
+                if isinstance(exc, UnsafePathError):
                     raise
-            tar.extractall(workspace, members=members, filter="data")
+                raise UnsafePathError(f"dependency cache entry refused: {exc}") from exc
         return blob
 
     def save(
