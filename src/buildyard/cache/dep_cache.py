@@ -200,7 +200,7 @@ class DependencyCache:
                     _check_member(member.name, allowed)
                     safe_destination(workspace, member.name)
                 _check_outward_links(members)
-                tar.extractall(workspace, members=members, filter=_extract_filter)
+                tar.extractall(workspace, members=members, filter=_extract_filter)  # noqa: S202 - members checked above, filtered
             except (UnsafePathError, tarfile.FilterError) as exc:
                 self.store.refs.delete(DEPS_NAMESPACE, key)
                 if isinstance(exc, UnsafePathError):
