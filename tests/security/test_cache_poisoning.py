@@ -516,3 +516,32 @@ def test_nothing_is_extracted_through_a_link_leaving_the_workspace(tmp_path, mem
     assert list(outside.iterdir()) == []
     assert not any(p.is_file() and not p.is_symlink() for p in ws.rglob("*"))
     assert store.refs.read(DEPS_NAMESPACE, "venv-2") is None  # evicted
+
+
+def test_a_venv_restored_again_replaces_its_links_and_an_unchanged_one_is_not_extracted(tmp_path) -> None:
+    import sys
+
+    from buildyard.cache.dep_cache import DependencyCache
+
+    store = CacheStore(tmp_path / "cas")
+    _entry_with(store, "venv-3", [(".venv/bin/python", sys.executable), (".venv/pyvenv.cfg", None)])
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    cache = DependencyCache(store)
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    (ws / ".venv/pyvenv.cfg").write_bytes(b"edited by a job\n")
+    # the same entry again: this workspace holds it already, nothing is extracted (a fully cached run)
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    assert (ws / ".venv/pyvenv.cfg").read_bytes() == b"edited by a job\n"
+    # forgotten (another workspace state): extracted over the links an earlier restore made
+    for marker in (ws / ".buildyard" / "depcache").iterdir():
+        marker.unlink()
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    assert (ws / ".venv/pyvenv.cfg").read_bytes() == HOOK
+    assert os.readlink(ws / ".venv/bin/python") == sys.executable
+    # a deleted directory is restored whatever the marker says
+    import shutil
+
+    shutil.rmtree(ws / ".venv")
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    assert (ws / ".venv/pyvenv.cfg").read_bytes() == HOOK
