@@ -268,3 +268,27 @@ def test_long_backoffs_cost_no_real_time() -> None:
     assert [b[0] - a[1] for a, b in itertools.pairwise(ends)] == pytest.approx([10, 20, 25, 25])
     result = sched.results["flaky"]
     assert result.duration_s == pytest.approx(5 * 1.0 + 80)  # the recorded times are the clock's
+
+
+def test_a_bug_in_an_executor_fails_the_job_and_the_run_still_ends() -> None:
+    """A job whose executor raises (a bug, e.g. in a cache restore) fails; jobs it makes ready start."""
+    text = """
+jobs:
+  broken: {script: x}
+  other: {script: x}
+  after: {needs: [broken], when: always, script: x}
+  then: {needs: [after], script: x}
+"""
+
+    def script(req: JobRequest) -> tuple[float, JobStatus, int | None]:
+        if req.job_id == "broken":
+            raise RuntimeError("restore exploded")
+        return 0.0, JobStatus.SUCCESS, 0
+
+    sched = Scheduler(build(loads(text), TriggerContext()), FakeExecutor(script), request, slots=1)
+    asyncio.run(asyncio.wait_for(sched.run(), timeout=10))  # hung forever before: nothing dispatched 'after'
+    results = sched.results
+    assert results["broken"].status == JobStatus.FAILED
+    assert "buildyard internal error: RuntimeError('restore exploded')" in results["broken"].message
+    assert results["after"].status == JobStatus.SUCCESS and results["then"].status == JobStatus.SUCCESS
+    assert [type(e) for e in sched.internal_errors] == [RuntimeError]

@@ -443,3 +443,105 @@ def test_strict_fails_a_job_whose_declared_output_matched_nothing_with_or_withou
         assert job["message"] == "declared output 'pkg/dist/' matched no file (--strict)"
         warned = cli("-C", root, "run", *extra)  # the failed job was not cached: it runs, and warns
         assert warned.code == 0 and "job a: declared output 'pkg/dist/' matched no file" in warned.out
+
+
+def _entry_with(store: CacheStore, key: str, members: list[tuple[str, str | None]]) -> None:
+    """A dependency-cache entry of ``(name, symlink target or None for a file)`` members."""
+    import io
+    import tarfile
+
+    from buildyard.cache.dep_cache import DEPS_NAMESPACE
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, target in members:
+            info = tarfile.TarInfo(name)
+            if target is None:
+                info.size = len(HOOK)
+                info.mode = 0o755
+                tar.addfile(info, io.BytesIO(HOOK))
+            else:
+                info.type = tarfile.SYMTYPE
+                info.linkname = target
+                tar.addfile(info)
+    digest = store.cas.put_bytes(buf.getvalue())
+    store.refs.write(DEPS_NAMESPACE, key, {"archive": digest, "paths": [".venv"], "blobs": [digest]})
+
+
+def test_a_virtualenv_cache_restores_its_interpreter_link_to_an_absolute_path(tmp_path, make_project) -> None:
+    """A venv links bin/python to the interpreter that made it (absolute): restored as a link.
+
+    Found by a real pipeline: the data filter refused it with an exception that hung the run.
+    """
+    import sys
+
+    from buildyard.cache.dep_cache import DependencyCache
+
+    store = CacheStore(tmp_path / "cas")
+    _entry_with(
+        store,
+        "venv-1",
+        [(".venv/bin/python", sys.executable), (".venv/bin/python3", "python"), (".venv/pyvenv.cfg", None)],
+    )
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    got = DependencyCache(store).restore(key="venv-1", workspace=ws, paths=[".venv"])
+    assert got.exact
+    assert os.readlink(ws / ".venv/bin/python") == sys.executable
+    assert (ws / ".venv/bin/python3").resolve() == Path(sys.executable).resolve()
+    assert (ws / ".venv/pyvenv.cfg").stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [(".venv/out", "OUTSIDE"), (".venv/out/evil", None)],  # a file through an absolute link
+        [(".venv/up", "../../../outside"), (".venv/up/evil", None)],  # through a link climbing out
+        [(".venv/b", "a"), (".venv/a", "OUTSIDE"), (".venv/b/evil", None)],  # through a chain of links
+        [(".venv/out", "OUTSIDE"), (".venv/out/evil", "x")],  # a link through a link
+    ],
+)
+def test_nothing_is_extracted_through_a_link_leaving_the_workspace(tmp_path, members) -> None:
+    from buildyard.cache.dep_cache import DEPS_NAMESPACE, DependencyCache
+    from buildyard.cache.pathsafe import UnsafePathError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = CacheStore(tmp_path / "cas")
+    _entry_with(store, "venv-2", [(n, str(outside) if t == "OUTSIDE" else t) for n, t in members])
+    ws = tmp_path / "deep" / "ws"
+    ws.mkdir(parents=True)
+    with pytest.raises(UnsafePathError):
+        DependencyCache(store).restore(key="venv-2", workspace=ws, paths=[".venv"])
+    assert list(outside.iterdir()) == []
+    assert not any(p.is_file() and not p.is_symlink() for p in ws.rglob("*"))
+    assert store.refs.read(DEPS_NAMESPACE, "venv-2") is None  # evicted
+
+
+def test_a_venv_restored_again_replaces_its_links_and_an_unchanged_one_is_not_extracted(tmp_path) -> None:
+    import sys
+
+    from buildyard.cache.dep_cache import DependencyCache
+
+    store = CacheStore(tmp_path / "cas")
+    _entry_with(store, "venv-3", [(".venv/bin/python", sys.executable), (".venv/pyvenv.cfg", None)])
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    cache = DependencyCache(store)
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    (ws / ".venv/pyvenv.cfg").write_bytes(b"edited by a job\n")
+    # the same entry again: this workspace holds it already, nothing is extracted (a fully cached run)
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    assert (ws / ".venv/pyvenv.cfg").read_bytes() == b"edited by a job\n"
+    # forgotten (another workspace state): extracted over the links an earlier restore made
+    for marker in (ws / ".buildyard" / "depcache").iterdir():
+        marker.unlink()
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    assert (ws / ".venv/pyvenv.cfg").read_bytes() == HOOK
+    assert os.readlink(ws / ".venv/bin/python") == sys.executable
+    # a deleted directory is restored whatever the marker says
+    import shutil
+
+    shutil.rmtree(ws / ".venv")
+    assert cache.restore(key="venv-3", workspace=ws, paths=[".venv"]).exact
+    assert (ws / ".venv/pyvenv.cfg").read_bytes() == HOOK

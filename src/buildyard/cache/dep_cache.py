@@ -28,6 +28,7 @@ from blake3 import blake3
 from buildyard.cache.pathsafe import UnsafePathError, check_relpath, is_protected, safe_destination
 from buildyard.cache.store import CacheStore
 from buildyard.errors import UsageError
+from buildyard.fsutil import atomic_write_bytes
 
 DEPS_NAMESPACE = "deps"
 
@@ -92,6 +93,74 @@ def _check_member(name: str, allowed: Sequence[str] | None) -> None:
         raise UnsafePathError(f"dependency cache entry writes {norm!r}, outside the job's cache paths")
 
 
+def _points_outside(member: tarfile.TarInfo) -> bool:
+    """A symlink whose target is absolute or climbs out of the directory it is in."""
+    if not member.issym():
+        return False
+    target = member.linkname
+    if target.startswith("/"):
+        return True
+    depth = member.name.rstrip("/").count("/")
+    for part in target.split("/"):
+        depth += -1 if part == ".." else 0 if part in ("", ".") else 1
+        if depth < 0:
+            return True
+    return False
+
+
+def _check_outward_links(members: Sequence[tarfile.TarInfo]) -> None:
+    """Refuse an archive that writes anything beneath a symlink pointing outside the workspace."""
+    outward = {m.name.rstrip("/") for m in members if _points_outside(m)}
+    if not outward:
+        return
+    for member in members:
+        parts = member.name.rstrip("/").split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in outward:
+                raise UnsafePathError(
+                    f"dependency cache entry writes {member.name!r} through a symlink leaving the workspace"
+                )
+
+
+def _extract_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's ``data`` filter, except that a symlink may point outside the workspace.
+
+    A Python virtual environment links ``bin/python`` to the interpreter it was made with (an
+    absolute path; ``python3 -> python`` then resolves outside too), which actions/cache users
+    expect to restore. A link is restored as a leaf only: nothing is extracted through one that
+    leaves (:func:`_check_outward_links` before extracting; the ``data`` filter's check of every
+    file's real destination, and ``tar``'s of every link's own location, while extracting).
+    """
+    if member.issym():
+        return tarfile.tar_filter(member, dest)
+    return tarfile.data_filter(member, dest)
+
+
+def _marker(workspace: Path, paths: Sequence[str]) -> Path:
+    """Where a workspace records which archive its cache ``paths`` were last restored from or saved as."""
+    digest = blake3("\0".join(sorted(paths)).encode()).hexdigest()[:32]
+    return workspace / ".buildyard" / "depcache" / digest
+
+
+def _already_there(marker: Path, blob: str, workspace: Path, paths: Sequence[str]) -> bool:
+    """True when ``paths`` were restored from (or saved as) ``blob`` here and still exist.
+
+    A fully cached run then restores nothing: extracting a 25,000-file virtualenv over itself takes
+    seconds. Delete a cached directory (or the marker) to have it restored again.
+    """
+    try:
+        recorded = marker.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return recorded == blob and bool(paths) and all(os.path.lexists(workspace / p) for p in paths)
+
+
+def _remember(marker: Path, blob: str) -> None:
+    with contextlib.suppress(OSError):  # only an optimisation: without it the next restore extracts
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(marker, blob.encode("ascii"))
+
+
 class DependencyCache:
     """actions/cache-style keyed directory caches over a :class:`CacheStore`."""
 
@@ -146,20 +215,30 @@ class DependencyCache:
         if not isinstance(blob, str):
             self.store.refs.delete(DEPS_NAMESPACE, key)
             return None
+        marker = _marker(workspace, self._paths(key))
+        if _already_there(marker, blob, workspace, self._paths(key)):
+            return blob  # this workspace holds exactly this entry already (restored or saved here)
         reader = self.store.cas.open(blob)  # verified before a single byte is extracted
         if reader is None:
             self.store.refs.delete(DEPS_NAMESPACE, key)
             return None
         with reader, tarfile.open(fileobj=reader, mode="r:") as tar:
             members = tar.getmembers()
-            for member in members:
-                try:
+            try:
+                for member in members:
                     _check_member(member.name, allowed)
                     safe_destination(workspace, member.name)
-                except UnsafePathError:
-                    self.store.refs.delete(DEPS_NAMESPACE, key)
+                _check_outward_links(members)
+                for member in members:  # a link restored by an earlier run is replaced, not followed
+                    if (workspace / member.name).is_symlink():
+                        (workspace / member.name).unlink()
+                tar.extractall(workspace, members=members, filter=_extract_filter)  # noqa: S202 - members checked above, filtered
+            except (UnsafePathError, tarfile.FilterError) as exc:
+                self.store.refs.delete(DEPS_NAMESPACE, key)
+                if isinstance(exc, UnsafePathError):
                     raise
-            tar.extractall(workspace, members=members, filter="data")
+                raise UnsafePathError(f"dependency cache entry refused: {exc}") from exc
+        _remember(marker, blob)
         return blob
 
     def save(
@@ -201,6 +280,7 @@ class DependencyCache:
                 key,
                 {"archive": digest, "paths": existing, "created": time.time(), "blobs": [digest]},
             )
+        _remember(_marker(workspace, existing), digest)
         self.store.enforce_limit()
         return True
 

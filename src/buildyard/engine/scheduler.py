@@ -304,6 +304,7 @@ class Scheduler:
         except Exception as exc:  # noqa: BLE001 - a bug must not hang the run: record it, re-raise later
             self.internal_errors.append(exc)
             self._finish(iid, status=JobStatus.FAILED, message=f"buildyard internal error: {exc!r}")
+            self._dispatch()
             return
         finally:
             self._state.waiting.pop(iid, None)
@@ -342,6 +343,7 @@ class Scheduler:
         result = self._state.results[iid]
         result.status = JobStatus.RUNNING
         outcome: JobOutcome | None = None
+        bug = ""
         try:
             attempt = 0
             while True:
@@ -364,8 +366,8 @@ class Scheduler:
                 await asyncio.sleep(delay)
         except Exception as exc:  # noqa: BLE001 - a bug must not hang the run: record it, re-raise later
             self.internal_errors.append(exc)
-            self._finish(iid, status=JobStatus.FAILED, message=f"buildyard internal error: {exc!r}")
-            return
+            outcome = None
+            bug = f"buildyard internal error: {exc!r}"
         except asyncio.CancelledError:
             why = "cancelled by --fail-fast" if self._stopping == JobStatus.SKIPPED else "cancelled"
             self._finish(iid, status=JobStatus.CANCELLED, message=why)
@@ -373,8 +375,11 @@ class Scheduler:
         finally:
             self._state.used_slots -= self._weight(iid)
             self._state.running.pop(iid, None)
-        self._finish(iid, status=outcome.status, outcome=outcome, message=outcome.message)
-        self._dispatch()
+        if outcome is None:
+            self._finish(iid, status=JobStatus.FAILED, message=bug)
+        else:
+            self._finish(iid, status=outcome.status, outcome=outcome, message=outcome.message)
+        self._dispatch()  # after a bug too: jobs made ready by this one (when: always, the gates) must start
 
     @staticmethod
     def _should_retry(inst: JobInstance, outcome: JobOutcome, attempt: int) -> bool:

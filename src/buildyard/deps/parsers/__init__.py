@@ -26,6 +26,8 @@ PARSERS: tuple[tuple[str, str, str], ...] = (
     ("pylock.*.toml", "pylock.toml", "python.parse_pylock"),
     ("requirements*.txt", "requirements.txt", "python.parse_requirements"),
     ("constraints*.txt", "requirements.txt", "python.parse_requirements"),
+    # pip-compile/rye-style pinned requirement files named *.lock (requirements.lock, requirements-dev.lock)
+    ("requirements*.lock", "requirements.txt", "python.parse_requirements"),
     ("package-lock.json", "package-lock.json", "npm.parse_package_lock"),
     ("npm-shrinkwrap.json", "package-lock.json", "npm.parse_package_lock"),
     ("yarn.lock", "yarn.lock", "npm.parse_yarn_lock"),
