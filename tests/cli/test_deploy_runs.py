@@ -439,3 +439,21 @@ def test_only_the_newest_pulled_copies_are_kept(tmp_path: Path) -> None:
     removed = prune_deploy_dirs(tmp_path, current=5, keep=3)
     assert sorted(p.name for p in removed) == ["1", "2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["3", "4", "5", "9", "locks"]  # 9: a newer run
+
+
+def test_a_deployment_of_what_is_already_live_needs_no_approval(cli, project) -> None:
+    """A fully cached run does not stop at an approval for a deployment that would change nothing."""
+    build = BUILD.replace(" $BUILDYARD_RUN_NUMBER", "")  # the same files every run
+    root = project(
+        build + "  deploy:\n    needs: [build]\n    environment: {name: production, approval: "
+        "required, approval_timeout: 1s}\n" + DEPLOY_SCRIPT
+    )
+    code, jobs = run(cli, root, "--manual", "deploy")
+    assert code == 0 and jobs["deploy"]["status"] == "success"
+    code, jobs = run(cli, root)  # nothing changed: the same version is live
+    assert code == 0
+    assert jobs["deploy"]["status"] == "success", jobs["deploy"]["message"]  # no approval_timeout skip
+    assert str(jobs["deploy"]["message"]).startswith("not redeployed: shop-api@1.0.0+build.1.")
+    assert [row["run_number"] for row in history(cli, root, "production")] == [1]
+    code, jobs = run(cli, root, "--force")  # a redeployment does change something: it needs approval
+    assert (jobs["deploy"]["status"], jobs["deploy"]["skip_reason"]) == ("skipped", "approval_timeout")

@@ -56,6 +56,7 @@ def deploy_request(
     run_number: int,
     force: bool = False,
     commit: str = "",
+    unapproved: bool = False,
 ) -> DeployRequest:
     """The ``DeployRequest`` of deployment job ``inst`` (``JobSetupError`` if its artifact is ambiguous)."""
     env = inst.environment
@@ -79,6 +80,7 @@ def deploy_request(
         run_number=run_number,
         redeploy=force or env.redeploy == Redeploy.ALWAYS,
         commit=commit,
+        unapproved=unapproved,
     )
 
 
@@ -281,6 +283,12 @@ class DeployingExecutor:
                 live = None if spec.redeploy else await asyncio.to_thread(self._live_same, spec)
                 if live is not None:
                     return ended(JobStatus.SUCCESS, live[0], live[1])
+                if spec.unapproved:
+                    return ended(
+                        JobStatus.FAILED,
+                        f"not deployed: {spec.environment} changed after this run found its version already "
+                        "live, so the deployment needs its approval: run again",
+                    )
                 pulled = await asyncio.to_thread(self._pull, spec.artifact, Path(spec.dest))
             except UserError as exc:
                 return ended(JobStatus.FAILED, f"deploy to {spec.environment} refused: {exc}")
@@ -356,6 +364,19 @@ class DeployingExecutor:
 
             shutil.rmtree(dest)
         return _Pulled.artifact(self.repo().pull(ref, dest), dest)
+
+    async def unchanged(self, spec: DeployRequest) -> str | None:
+        """Why deploying ``spec`` would change nothing (its version already live, no redeploy asked),
+        else ``None``; a deployment that changes nothing needs no approval."""
+        if spec.redeploy or not spec.artifact:
+            return None
+        if self.written is not None:
+            await self.written()
+        try:
+            live = await asyncio.to_thread(self._live_same, spec)
+        except UserError:
+            return None  # the deployment itself will say what is wrong
+        return live[0] if live is not None else None
 
     def _live_same(self, spec: DeployRequest) -> tuple[str, str] | None:
         """``(note, NAME@VERSION)`` when ``spec.environment`` already runs the version ``spec`` names."""

@@ -98,6 +98,8 @@ class RequestFactory:
         self.keys: dict[str, str] = {}  # cache keys of finished jobs, for their dependents' keys
         self.published: dict[str, str] = {}  # NAME@VERSION published by finished jobs (deployments)
         self.approvals: dict[str, tuple[str, float]] = {}  # deployment job → (approver, when)
+        #: Deployments started without their approval because their version was already live.
+        self.unapproved: set[str] = set()
         self.secrets = dict(secrets)
         self.log_dir = log_dir
         self.log_limit = (
@@ -240,6 +242,7 @@ class RequestFactory:
             run_number=int(self.base_env["BUILDYARD_RUN_NUMBER"]),
             force=self.options.force_deploy,
             commit=self.base_env.get("BUILDYARD_COMMIT_SHA", ""),
+            unapproved=inst.id in self.unapproved and inst.id not in self.approvals,
         )
 
     def cache_request(self, inst: JobInstance) -> CacheRequest:

@@ -119,6 +119,9 @@ class DeployRequest:
     redeploy: bool = False
     #: The commit a script deployment (no ``artifact``) deploys, recorded as its version.
     commit: str = ""
+    #: Started without its required approval because the version was already live: deploy nothing,
+    #: and fail (asking for the approval) if the environment changed since that was checked.
+    unapproved: bool = False
 
 
 @dataclass(frozen=True, slots=True)

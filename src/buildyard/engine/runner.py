@@ -24,14 +24,21 @@ from buildyard.engine.masking import Masker
 from buildyard.engine.options import RunObserver, RunOptions, RunResult, home_dir, warner
 from buildyard.engine.recording import FLUSH_INTERVAL, Recorder, open_checked_history, open_history
 from buildyard.engine.request import Executor
-from buildyard.engine.scheduler import JobFinished, JobResult, JobWaiting, RunEvent, Scheduler
+from buildyard.engine.scheduler import (
+    ApprovalCheck,
+    JobFinished,
+    JobResult,
+    JobWaiting,
+    RunEvent,
+    Scheduler,
+)
 from buildyard.engine.session import RunSession
 from buildyard.engine.stack import CacheStack, StackContext, build_stack, open_cache_stack
 from buildyard.engine.watchdog import kill_marked, last_pid
 from buildyard.errors import DiskFullError
 from buildyard.gitinfo import read_git
 from buildyard.model import JobStatus, RunStatus
-from buildyard.plan.build import Plan, TriggerContext, static_context
+from buildyard.plan.build import JobInstance, Plan, TriggerContext, static_context
 from buildyard.spec.models import Pipeline
 from buildyard.store.history import History
 
@@ -116,6 +123,7 @@ def execute_run(
             sink=observer.output if observer is not None else None,
             context=static_context(pipeline, trigger),
             approver=approvals.wait,
+            approval_needless=_needless(stack.executor, make_request),
         )
         first_pid = last_pid()
         try:
@@ -262,3 +270,19 @@ async def _drive(scheduler: Scheduler, recorder: Recorder) -> None:
             await task
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _needless(outermost: Executor, make_request: RequestFactory) -> ApprovalCheck | None:
+    """The check that lets a deployment whose version is already live start without its approval."""
+    unchanged = getattr(outermost, "unchanged", None)  # the deploying wrapper, when the plan deploys
+    if unchanged is None:
+        return None
+
+    async def needless(inst: JobInstance) -> str | None:
+        spec = make_request.deploy_request(inst)
+        note: str | None = await unchanged(spec) if spec is not None else None
+        if note is not None:
+            make_request.unapproved.add(inst.id)
+        return note
+
+    return needless

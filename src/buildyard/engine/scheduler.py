@@ -125,6 +125,8 @@ RunEvent = JobStarted | JobRetrying | JobFinished | JobWaiting
 RequestFactory = Callable[[JobInstance, int], JobRequest]
 #: Waits for the decision on a deployment that needs approval: ``None`` to run it, else why not.
 Approver = Callable[[JobInstance], Awaitable[Skip | None]]
+#: ``None`` when a deployment needs its approval; else why it does not (it would change nothing).
+ApprovalCheck = Callable[[JobInstance], Awaitable[str | None]]
 
 
 @dataclass
@@ -153,13 +155,17 @@ class Scheduler:
         sink: OutputSink | None = None,
         context: Mapping[str, Any] | None = None,
         approver: Approver | None = None,
+        approval_needless: ApprovalCheck | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``clock``: the wall clock of the recorded times (tests pass a virtual one, see
-        ``buildyard.testing.clock``); waits (retry backoff) are on the event loop's clock."""
+        ``buildyard.testing.clock``); waits (retry backoff) are on the event loop's clock.
+        ``approval_needless``: asked before a deployment waits for its approval; a deployment that
+        would change nothing (its version already live) starts without one."""
         self.plan = plan
         self.clock = clock
         self.approver = approver
+        self.approval_needless = approval_needless
         self.executor = executor
         self.make_request = make_request
         self.slots = max(1, slots)
@@ -236,8 +242,6 @@ class Scheduler:
         if decision is None and inst.awaits_approval and self.approver is not None:
             result.status = JobStatus.WAITING
             result.message = "waiting for approval"
-            env = inst.environment
-            self.on_event(JobWaiting(replace(result), env.approval_timeout if env else 0.0))
             self._state.waiting[iid] = asyncio.create_task(self._await_approval(iid), name=f"approve {iid}")
         elif decision is None:
             heapq.heappush(self._state.ready, (-self.plan.priority[iid], self._order[iid], iid))
@@ -297,8 +301,16 @@ class Scheduler:
 
     async def _await_approval(self, iid: str) -> None:
         assert self.approver is not None  # noqa: S101 - only scheduled with an approver
+        inst = self.plan.instances[iid]
         try:
-            decision = await self.approver(self.plan.instances[iid])
+            needless = await self.approval_needless(inst) if self.approval_needless is not None else None
+            if needless is None:
+                env = inst.environment
+                result = self._state.results[iid]
+                self.on_event(JobWaiting(replace(result), env.approval_timeout if env else 0.0))
+                decision = await self.approver(inst)
+            else:
+                decision = None
         except asyncio.CancelledError:
             return  # _stop finishes the job as cancelled
         except Exception as exc:  # noqa: BLE001 - a bug must not hang the run: record it, re-raise later
