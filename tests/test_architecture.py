@@ -36,7 +36,7 @@ CORE = frozenset(
         "plan",
     }
 )
-SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup"})
+SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup", "triggers"})
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "__main__", "testing"})
 LAYERS: dict[str, int] = {
@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
 SERVICE_USES: dict[str, frozenset[str]] = {
     "artifacts": frozenset({"cache", "deps"}),  # blobs in the CAS; SBOM of a package from the deps scan
     "backup": frozenset({"artifacts", "cache", "store"}),  # what it backs up
+    "triggers": frozenset({"store"}),  # schedule claims and the delivery log are tables of the history
 }
 #: The imports between faces: the CLI starts the daemon and the cache server; the rest stand alone.
 FACE_USES: dict[str, frozenset[str]] = {

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from buildyard.model import EnvMode, Redeploy, When, WorkspaceMode
+from buildyard.model import CatchUp, EnvMode, InputType, Redeploy, When, WorkspaceMode
 from buildyard.versioning import VersionFormatError, to_semver
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -337,6 +337,109 @@ class Defaults(Spec, frozen=True, kw_only=True):
     workspace: WorkspaceMode | None = None
 
 
+class EventFilter(Spec, frozen=True, kw_only=True):
+    """Which pushes or pull requests start the pipeline (GitHub's ``on.push`` / ``on.pull_request``).
+
+    Patterns use GitHub's glob semantics (``buildyard.spec.filters``). ``branches`` of a pull request
+    name its base branch. Each list and its ``*_ignore`` counterpart exclude each other.
+    """
+
+    branches: list[str] | None = None
+    branches_ignore: list[str] | None = None
+    tags: list[str] | None = None
+    tags_ignore: list[str] | None = None
+    paths: list[str] | None = None
+    paths_ignore: list[str] | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every pattern compiles; a list and its ignore list are not both given."""
+        from buildyard.spec.filters import check_patterns  # noqa: PLC0415 - only with on:
+
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        for key in ("branches", "tags", "paths"):
+            given = getattr(self, key)
+            ignored = getattr(self, f"{key}_ignore")
+            if given is not None and ignored is not None:
+                out.append(
+                    (
+                        (f"{key}_ignore",),
+                        f"use either '{key}' or '{key}_ignore', not both (use '!' in '{key}')",
+                    )
+                )
+            for name, patterns, negation in ((key, given, True), (f"{key}_ignore", ignored, False)):
+                for i, message in check_patterns(patterns or [], negation=negation):
+                    out.append(((name, i), message))
+        return out
+
+
+class ScheduleSpec(Spec, frozen=True, kw_only=True):
+    """A cron schedule: 5 fields, evaluated in ``timezone`` (an IANA name)."""
+
+    cron: str
+    timezone: str = "UTC"
+    catch_up: CatchUp = CatchUp.LATEST
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """A valid cron expression and a known time zone."""
+        from buildyard.spec.filters import check_cron, check_timezone  # noqa: PLC0415 - only with on:
+
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if (problem := check_cron(self.cron)) is not None:
+            out.append((("cron",), problem))
+        if (problem := check_timezone(self.timezone)) is not None:
+            out.append((("timezone",), problem))
+        return out
+
+
+class ManualInput(Spec, frozen=True, kw_only=True):
+    """One typed input of a manual trigger (filled in by the UI form or ``--input NAME=VALUE``)."""
+
+    type: InputType = InputType.STRING
+    description: str = ""
+    required: bool = False
+    default: str | bool | None = None
+    options: list[str] = msgspec.field(default_factory=list)
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Choices have options and a default among them; a boolean's default is a boolean."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.type is InputType.CHOICE:
+            if not self.options:
+                out.append((("options",), "a choice input needs options"))
+            elif self.default is not None and self.default not in self.options:
+                out.append((("default",), f"default {self.default!r} is not one of the options"))
+        elif self.options:
+            out.append((("options",), f"options are for choice inputs, not {self.type.value}"))
+        if self.type is InputType.BOOLEAN and self.default is not None and not isinstance(self.default, bool):
+            out.append((("default",), "the default of a boolean input is true or false"))
+        if self.type is not InputType.BOOLEAN and isinstance(self.default, bool):
+            out.append((("default",), f"the default of a {self.type.value} input is text (quote it)"))
+        return out
+
+
+class ManualSpec(Spec, frozen=True, kw_only=True):
+    """The pipeline may be started by hand (``buildyard trigger``, the UI), with these inputs."""
+
+    inputs: dict[str, ManualInput] = msgspec.field(default_factory=dict)
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Input names are identifiers."""
+        return [
+            (("inputs", name), f"input name {name!r} must be an identifier (letters, digits, '_')")
+            for name in self.inputs
+            if not ENV_NAME.match(name)
+        ]
+
+
+class OnSpec(Spec, frozen=True, kw_only=True):
+    """Which events start the pipeline by themselves (GitHub's ``on:``); absent: every push and PR."""
+
+    push: EventFilter | None = None
+    pull_request: EventFilter | None = None
+    schedule: list[ScheduleSpec] = msgspec.field(default_factory=list)
+    manual: ManualSpec | None = None
+
+
 class Pipeline(Spec, frozen=True, kw_only=True):
     """A whole ``buildyard.yml``."""
 
@@ -356,6 +459,8 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     gates: list[Any] = msgspec.field(default_factory=list)
     #: Dependency policy (``licenses: {allow, deny, exceptions, fail_on_unknown}``), read by the deps service.
     deps: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Events that start the pipeline by themselves (``None``: no ``on:`` — every push and pull request).
+    on: OnSpec | None = None
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -409,6 +514,18 @@ def field_names(cls: type[Spec]) -> list[str]:
 
 def normalize_raw(cls: type[Spec], raw: Any) -> Any:
     """Shorthands → full shapes, before conversion."""
+    if cls is OnSpec:
+        # GitHub's shorthands: ``on: push``, ``on: [push, pull_request]``, ``push:`` with no filter
+        if isinstance(raw, str):
+            raw = {raw: None}
+        elif isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            raw = dict.fromkeys(raw)
+        if isinstance(raw, dict):
+            raw = {
+                k: ({} if v is None and k in ("push", "pull_request", "manual") else v)
+                for k, v in raw.items()
+            }
+        return raw
     if cls is Step and isinstance(raw, str):
         return {"run": raw}
     if cls is Retry and isinstance(raw, int) and not isinstance(raw, bool):

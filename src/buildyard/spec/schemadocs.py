@@ -47,6 +47,11 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "Dependency policy read by the scanners, e.g. the allowed and denied licenses.",
         {"licenses": {"deny": ["GPL-3.0-only"], "fail_on_unknown": True}},
     ),
+    ("Pipeline", "on"): (
+        "Events that start the pipeline by themselves (GitHub-like): push, pull_request, schedule, manual. "
+        "Without it, every push and pull request does.",
+        {"push": {"branches": ["main"], "paths_ignore": ["docs/**"]}, "schedule": [{"cron": "0 3 * * *"}]},
+    ),
     ("Pipeline", "jobs"): (
         "The jobs, by name (letters, digits, '_', '-', '.').",
         {"test": {"script": ["pytest -q"]}},
@@ -194,6 +199,58 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "library",
     ),
     ("PublishSpec", "key"): ("Signing key name (made on first use outside CI).", "default"),
+    # --- triggers ---------------------------------------------------------------------------------
+    ("OnSpec", "push"): (
+        "Pushes of branches and tags that start the pipeline (no filter: every push).",
+        {"branches": ["main", "release/**"], "tags": ["v*"]},
+    ),
+    ("OnSpec", "pull_request"): (
+        "Pull requests (opened, synchronized, reopened) that start the pipeline; branches name the base.",
+        {"branches": ["main"], "paths": ["src/**"]},
+    ),
+    ("OnSpec", "schedule"): (
+        "Cron schedules (5 fields) in an IANA time zone; each due time runs once.",
+        [{"cron": "30 2 * * 1-5", "timezone": "Europe/Berlin"}],
+    ),
+    ("OnSpec", "manual"): (
+        "The pipeline may be started by hand (buildyard trigger, the UI), with typed inputs.",
+        {"inputs": {"level": {"type": "choice", "options": ["fast", "full"], "default": "fast"}}},
+    ),
+    ("EventFilter", "branches"): (
+        "Branch patterns (GitHub globs: * not across /, **, ?, +, [a-z], ! excludes; the last match "
+        "decides) that start the pipeline.",
+        ["main", "release/**", "!release/old-*"],
+    ),
+    ("EventFilter", "branches_ignore"): ("Branch patterns that never start the pipeline.", ["wip/**"]),
+    ("EventFilter", "tags"): ("Tag patterns whose pushes start the pipeline.", ["v[0-9]*"]),
+    ("EventFilter", "tags_ignore"): ("Tag patterns whose pushes never start the pipeline.", ["*-rc*"]),
+    ("EventFilter", "paths"): (
+        "Changed-file patterns: the pipeline starts only if at least one changed file matches.",
+        ["src/**", "!src/**/*.md"],
+    ),
+    ("EventFilter", "paths_ignore"): (
+        "Changed-file patterns: a change touching only these starts nothing.",
+        ["docs/**", "**.md"],
+    ),
+    ("ScheduleSpec", "cron"): ("5-field cron expression (minute hour day month weekday).", "0 3 * * *"),
+    ("ScheduleSpec", "timezone"): (
+        "IANA time zone the expression is read in (a skipped hour fires at the next valid minute, a "
+        "repeated hour fires once).",
+        "Europe/Berlin",
+    ),
+    ("ScheduleSpec", "catch_up"): (
+        "latest: one run at start-up for due times missed while down; none: skip them.",
+        "latest",
+    ),
+    ("ManualSpec", "inputs"): (
+        "Typed inputs of a manual run, by name.",
+        {"dry_run": {"type": "boolean", "default": True}},
+    ),
+    ("ManualInput", "type"): ("string, choice or boolean.", "choice"),
+    ("ManualInput", "description"): ("What the input means (shown in the form).", "Deploy target"),
+    ("ManualInput", "required"): ("A run cannot start without a value (and no default).", True),
+    ("ManualInput", "default"): ("Value when none is given.", "staging"),
+    ("ManualInput", "options"): ("The values a choice input accepts.", ["staging", "production"]),
     # --- deployments ------------------------------------------------------------------------------
     ("EnvironmentSpec", "name"): ("Environment name (letters, digits, '_', '-', '.').", "production"),
     ("EnvironmentSpec", "url"): (
