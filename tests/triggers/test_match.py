@@ -128,3 +128,11 @@ def test_schedule_and_manual_need_their_sections() -> None:
     assert matches(spec, TriggerEvent(Event.SCHEDULE))
     assert not matches(spec, TriggerEvent(Event.MANUAL))
     assert matches(on("  manual:"), TriggerEvent(Event.MANUAL))
+
+
+def test_reasons_stay_one_bounded_line_whatever_the_branch_name() -> None:
+    spec = on("  push:\n    branches: [main]")
+    verdict = matches(spec, push("evil\n\x1b[2Jname" + "x" * 2000))
+    assert not verdict.triggered
+    assert "\n" not in verdict.reason and "\x1b" not in verdict.reason
+    assert len(verdict.reason) <= 500

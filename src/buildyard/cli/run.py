@@ -47,6 +47,12 @@ def _iso(ts: float | None) -> str | None:
     show_default=True,
     help="Trigger event.",
 )
+@click.option(
+    "--changed",
+    multiple=True,
+    metavar="PATH",
+    help="A path the event changed (repeat): the run starts only if the pipeline's 'on:' selects the event.",
+)
 @click.option("--branch", help="Branch (default: from git).")
 @click.option("--tag", help="Tag (default: from git).")
 @click.option("--var", "var", multiple=True, metavar="KEY=VALUE", help="Set a pipeline variable.")
@@ -103,6 +109,7 @@ def run(
     jobs: tuple[str, ...],
     parallel: int | None,
     event: str,
+    changed: tuple[str, ...],
     branch: str | None,
     tag: str | None,
     var: tuple[str, ...],
@@ -127,6 +134,15 @@ def run(
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
     from buildyard.settings import load as load_settings  # noqa: PLC0415
 
+    if changed:
+        from buildyard.triggers.local import check_local_run  # noqa: PLC0415
+
+        verdict = check_local_run(
+            project_dir(ctx), file, Event(event), branch=branch, tag=tag, changed=changed
+        )
+        if not verdict.triggered:
+            click.echo(f"not triggered: {verdict.reason}")
+            return 0
     options = RunOptions(
         project_dir=project_dir(ctx),
         file=file,

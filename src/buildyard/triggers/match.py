@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from buildyard.model import Event
 from buildyard.spec.filters import matches_any
 from buildyard.spec.models import EventFilter, OnSpec
+from buildyard.termtext import safe_text
 from buildyard.triggers.events import TriggerEvent
 
 _SHOWN = 3  # patterns or paths named in a reason
+#: Longest reason kept (branch names and paths come from outside: a delivery names them).
+MAX_REASON_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,18 @@ def _list(items: Sequence[str]) -> str:
 
 
 def matches(on: OnSpec | None, event: TriggerEvent) -> Match:
-    """Whether ``event`` starts a pipeline declaring ``on`` (``None``: no ``on:`` section)."""
+    """Whether ``event`` starts a pipeline declaring ``on`` (``None``: no ``on:`` section).
+
+    The reason is one line: control characters of names from outside are escaped, its length bounded.
+    """
+    verdict = _matches(on, event)
+    reason = safe_text(verdict.reason)
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[: MAX_REASON_CHARS - 1] + "…"
+    return Match(verdict.triggered, reason)
+
+
+def _matches(on: OnSpec | None, event: TriggerEvent) -> Match:
     kind = event.event
     if on is None:
         if kind in (Event.PUSH, Event.TAG, Event.PULL_REQUEST, Event.MANUAL):
