@@ -164,3 +164,37 @@ approvals = Table(
     Column("at", Float, nullable=False),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
+
+# --- triggers (buildyard.triggers) ---------------------------------------------------------------
+
+#: One row per schedule due time that fired: the primary key is the claim that makes a due time run
+#: once across restarts and across processes sharing the database.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("project", String(200), primary_key=True),
+    Column("schedule", String(300), primary_key=True),
+    Column("due_at", Float, primary_key=True),  # UTC epoch seconds of the due time
+    Column("fired_at", Float, nullable=False),
+    Column("run_id", String(64)),
+)
+
+#: The webhook delivery log: every delivery received, with its verdict. ``dedup_key`` (source and
+#: delivery id) is set only for authenticated deliveries, so a forged one cannot pre-empt a real one.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(16), nullable=False),
+    Column("delivery_id", String(200), nullable=False, default=""),
+    Column("dedup_key", String(240), unique=True),
+    Column("project", String(200), nullable=False, default=""),
+    Column("event", String(64), nullable=False, default=""),
+    Column("received_at", Float, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("body_digest", String(64), nullable=False, default=""),
+    Column("run_id", String(64)),
+)
+Index("ix_deliveries_received", deliveries.c.received_at)
