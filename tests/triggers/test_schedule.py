@@ -6,11 +6,12 @@ import datetime as dt
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from buildyard.model import CatchUp
 from buildyard.spec.models import OnSpec, ScheduleSpec
@@ -101,12 +102,28 @@ def test_catch_up_latest_runs_once_for_missed_times_and_none_skips_them() -> Non
     assert due_runs(latest, None, now) == []  # a new schedule does not run for the past
 
 
+_OPEN: list[SqlHistory] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_histories() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _engine(url: str) -> Engine:
+    history = SqlHistory(url)
+    _OPEN.append(history)
+    return history.engine
+
+
 def _service(url: str, queued: list[str], clock: list[dt.datetime]) -> ScheduleService:
     def enqueue(conn: Connection, event: TriggerEvent) -> str:
         queued.append(event.delivery_id)
         return f"run-{len(queued)}"
 
-    return ScheduleService(SqlHistory(url).engine, enqueue, clock=lambda: clock[0])
+    return ScheduleService(_engine(url), enqueue, clock=lambda: clock[0])
 
 
 def test_the_claim_survives_restarts_and_catches_up_once(tmp_path: Path) -> None:
@@ -125,7 +142,7 @@ def test_the_claim_survives_restarts_and_catches_up_once(tmp_path: Path) -> None
     assert [f.due_at for f in _service(url, queued, clock).tick("shop", on)] == [utc(2027, 6, 5, 1)]
     assert _service(url, queued, clock).tick("shop", on) == []
     assert len(queued) == 2
-    with SqlHistory(url).engine.connect() as conn:
+    with _engine(url).connect() as conn:
         rows = conn.execute(sa.text("SELECT schedule, run_id FROM schedule_fires ORDER BY due_at")).all()
     assert rows == [(schedule_key(on.schedule[0]), "run-1"), (schedule_key(on.schedule[0]), "run-2")]
 
@@ -139,8 +156,8 @@ def test_a_failed_enqueue_leaves_no_claim(tmp_path: Path) -> None:
         raise RuntimeError("queue down")
 
     with pytest.raises(RuntimeError):
-        ScheduleService(SqlHistory(url).engine, broken, clock=lambda: clock[0]).tick("p", on)
-    with SqlHistory(url).engine.connect() as conn:
+        ScheduleService(_engine(url), broken, clock=lambda: clock[0]).tick("p", on)
+    with _engine(url).connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM schedule_fires")).scalar() == 0
     queued: list[str] = []
     fired = _service(url, queued, clock).tick("p", on)  # the due times (within the grace) fire after all
@@ -181,7 +198,7 @@ def test_two_processes_racing_on_one_database_fire_each_due_time_once(
         if backend == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
-    engine = SqlHistory(url).engine
+    engine = _engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE queued (owner VARCHAR(10), due VARCHAR(200) UNIQUE)"))
     script = tmp_path / "racer.py"
@@ -193,4 +210,3 @@ def test_two_processes_racing_on_one_database_fire_each_due_time_once(
         claims = conn.execute(sa.text("SELECT count(*) FROM schedule_fires")).scalar()
     # 4 hours of */5 = 48 due times, minus the repeated hour's second pass (12): 36, each once
     assert len(owners) == claims == 48 - 12
-    engine.dispose()

@@ -17,11 +17,13 @@ import functools
 import re
 from collections.abc import Sequence
 
+from buildyard.errors import UserError
+
 #: Most characters of one filter pattern (they are compiled to regular expressions).
 MAX_PATTERN_CHARS = 1024
 
 
-class PatternError(ValueError):
+class PatternError(UserError):
     """A filter pattern that cannot be compiled (the message says why)."""
 
 

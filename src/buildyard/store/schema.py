@@ -195,6 +195,7 @@ deliveries = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("headers", JSON, nullable=False, default=dict),
     Column("body_digest", String(64), nullable=False, default=""),
+    Column("trigger", JSON),  # the parsed TriggerEvent (what a redelivery queues again)
     Column("run_id", String(64)),
 )
 Index("ix_deliveries_received", deliveries.c.received_at)

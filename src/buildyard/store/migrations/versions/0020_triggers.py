@@ -3,7 +3,8 @@
 - ``schedule_fires``: primary key ``(project, schedule, due_at)``; inserting it is how a process claims
   a due time, so a due time fires once across restarts and concurrent server processes;
 - ``deliveries``: every webhook delivery with its verdict, headers (secrets removed) and the run it
-  queued; ``dedup_key`` is unique and set only for authenticated deliveries.
+  queued, and the parsed event (``trigger``, what a redelivery queues again); ``dedup_key`` is unique
+  and set only for authenticated deliveries.
 
 Revision ID: 0020
 Revises: 0007 (the lead re-chains it after 0008-0019 at merge)
@@ -43,6 +44,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text, nullable=False),
         sa.Column("headers", sa.JSON, nullable=False),
         sa.Column("body_digest", sa.String(64), nullable=False),
+        sa.Column("trigger", sa.JSON),
         sa.Column("run_id", sa.String(64)),
     )
     op.create_index("ix_deliveries_received", "deliveries", ["received_at"])
