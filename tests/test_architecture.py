@@ -36,7 +36,7 @@ CORE = frozenset(
         "plan",
     }
 )
-SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup", "triggers"})
+SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup", "triggers", "notify"})
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "__main__", "testing"})
 LAYERS: dict[str, int] = {
@@ -50,6 +50,7 @@ SERVICE_USES: dict[str, frozenset[str]] = {
     "artifacts": frozenset({"cache", "deps"}),  # blobs in the CAS; SBOM of a package from the deps scan
     "backup": frozenset({"artifacts", "cache", "store"}),  # what it backs up
     "triggers": frozenset({"store"}),  # schedule claims and the delivery log are tables of the history
+    "notify": frozenset({"store"}),  # the outbox is a table of the history
 }
 #: The imports between faces: the CLI starts the daemon and the cache server; the rest stand alone.
 FACE_USES: dict[str, frozenset[str]] = {

@@ -34,6 +34,16 @@ class CatchUp(StrEnum):
     NONE = "none"  # nothing: the next due time fires as usual
 
 
+class NotifyWhen(StrEnum):
+    """When a notification is sent (``notify: [{on: [...]}]``)."""
+
+    FAILURE = "failure"  # the run failed
+    FIXED = "fixed"  # the first success after a failure (of the same pipeline and branch)
+    SUCCESS = "success"  # the run succeeded
+    ALWAYS = "always"  # every finished run
+    APPROVAL_NEEDED = "approval_needed"  # a deployment waits for an approval
+
+
 class EnvMode(StrEnum):
     """Which variables of the machine's environment jobs see."""
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from buildyard.model import CatchUp, EnvMode, InputType, Redeploy, When, WorkspaceMode
+from buildyard.model import CatchUp, EnvMode, InputType, NotifyWhen, Redeploy, When, WorkspaceMode
 from buildyard.versioning import VersionFormatError, to_semver
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -440,6 +440,109 @@ class OnSpec(Spec, frozen=True, kw_only=True):
     manual: ManualSpec | None = None
 
 
+def _url_problem(url: str) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return f"url must start with http:// or https://, not {url[:100]!r}"
+    return None
+
+
+class WebhookChannel(Spec, frozen=True, kw_only=True):
+    """A JSON POST, signed (``X-Buildyard-Signature-256``) with the secret named ``secret``."""
+
+    url: str
+    secret: str | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """An http(s) URL; the secret is a secret's name."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if (problem := _url_problem(self.url)) is not None:
+            out.append((("url",), problem))
+        if self.secret is not None and not ENV_NAME.match(self.secret):
+            out.append((("secret",), "secret names a secret (an environment variable name), not its value"))
+        return out
+
+
+class SlackChannel(Spec, frozen=True, kw_only=True):
+    """A Slack-compatible incoming webhook; its URL is a secret (named here)."""
+
+    url_secret: str
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """The URL is named by a secret (it carries the credential)."""
+        if not ENV_NAME.match(self.url_secret):
+            return [(("url_secret",), "url_secret names a secret holding the webhook URL")]
+        return []
+
+
+class EmailChannel(Spec, frozen=True, kw_only=True):
+    """Email over SMTP (STARTTLS when the server offers it)."""
+
+    to: list[str]
+    sender: str = msgspec.field(default="buildyard@localhost", name="from")
+    host: str = "localhost"
+    port: int = 25
+    username: str | None = None
+    password_secret: str | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """At least one address; a port; a password only by a secret's name."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if not self.to:
+            out.append((("to",), "email needs at least one address"))
+        for i, address in enumerate(self.to):
+            if "@" not in address or any(c in address for c in "\r\n,;<>"):
+                out.append((("to", i), f"not an email address: {address[:100]!r}"))
+        if not 0 < self.port < 65536:
+            out.append((("port",), f"port must be 1-65535, not {self.port}"))
+        if self.password_secret is not None and not ENV_NAME.match(self.password_secret):
+            out.append((("password_secret",), "password_secret names a secret"))
+        return out
+
+
+class CommitStatusChannel(Spec, frozen=True, kw_only=True):
+    """Commit statuses in the GitHub or GitLab API shape (pending/success/failure, a link to the run)."""
+
+    provider: str
+    repository: str
+    token_secret: str
+    api: str | None = None
+    context: str = "buildyard"
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """A known provider, a token by a secret's name, an http(s) API URL."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.provider not in ("github", "gitlab"):
+            out.append((("provider",), f"provider must be github or gitlab, not {self.provider!r}"))
+        if not ENV_NAME.match(self.token_secret):
+            out.append((("token_secret",), "token_secret names a secret holding the API token"))
+        if self.api is not None and (problem := _url_problem(self.api)) is not None:
+            out.append((("api",), problem))
+        return out
+
+
+class NotifySpec(Spec, frozen=True, kw_only=True):
+    """One notification: when (``on``), for which branches, through exactly one channel."""
+
+    on: list[NotifyWhen] = msgspec.field(default_factory=lambda: [NotifyWhen.FAILURE, NotifyWhen.FIXED])
+    branches: list[str] | None = None
+    webhook: WebhookChannel | None = None
+    slack: SlackChannel | None = None
+    email: EmailChannel | None = None
+    commit_status: CommitStatusChannel | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Exactly one channel; branch patterns compile."""
+        from buildyard.spec.filters import check_patterns  # noqa: PLC0415 - only with notify:
+
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        channels = [c for c in ("webhook", "slack", "email", "commit_status") if getattr(self, c) is not None]
+        if len(channels) != 1:
+            out.append(((), "a notification needs exactly one of webhook, slack, email, commit_status"))
+        for i, message in check_patterns(self.branches or []):
+            out.append((("branches", i), message))
+        return out
+
+
 class Pipeline(Spec, frozen=True, kw_only=True):
     """A whole ``buildyard.yml``."""
 
@@ -461,6 +564,8 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     deps: dict[str, Any] = msgspec.field(default_factory=dict)
     #: Events that start the pipeline by themselves (``None``: no ``on:`` — every push and pull request).
     on: OnSpec | None = None
+    #: Notifications when runs finish (or wait for an approval), sent through the outbox.
+    notify: list[NotifySpec] = msgspec.field(default_factory=list)
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -514,6 +619,8 @@ def field_names(cls: type[Spec]) -> list[str]:
 
 def normalize_raw(cls: type[Spec], raw: Any) -> Any:
     """Shorthands → full shapes, before conversion."""
+    if cls is NotifySpec and isinstance(raw, dict) and isinstance(raw.get("on"), str):
+        raw = {**raw, "on": [raw["on"]]}
     if cls is OnSpec:
         # GitHub's shorthands: ``on: push``, ``on: [push, pull_request]``, ``push:`` with no filter
         if isinstance(raw, str):

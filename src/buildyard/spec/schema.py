@@ -60,6 +60,8 @@ def json_schema() -> dict[str, Any]:
     for key in ("push", "pull_request"):
         on[key] = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/EventFilter"}]}
     on["manual"] = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/ManualSpec"}]}
+    notify_on = defs["NotifySpec"]["properties"]["on"]
+    defs["NotifySpec"]["properties"]["on"] = {"anyOf": [notify_on["items"], notify_on]}
     matrix = defs["Matrix"]
     matrix["properties"].pop("axes", None)
     matrix["additionalProperties"] = {"type": "array", "items": _SCALAR, "minItems": 1}

@@ -52,6 +52,10 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "Without it, every push and pull request does.",
         {"push": {"branches": ["main"], "paths_ignore": ["docs/**"]}, "schedule": [{"cron": "0 3 * * *"}]},
     ),
+    ("Pipeline", "notify"): (
+        "Notifications when runs fail, are fixed, succeed, finish or wait for an approval.",
+        [{"on": ["failure", "fixed"], "branches": ["main"], "slack": {"url_secret": "SLACK_WEBHOOK_URL"}}],
+    ),
     ("Pipeline", "jobs"): (
         "The jobs, by name (letters, digits, '_', '-', '.').",
         {"test": {"script": ["pytest -q"]}},
@@ -251,6 +255,48 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
     ("ManualInput", "required"): ("A run cannot start without a value (and no default).", True),
     ("ManualInput", "default"): ("Value when none is given.", "staging"),
     ("ManualInput", "options"): ("The values a choice input accepts.", ["staging", "production"]),
+    # --- notifications ----------------------------------------------------------------------------
+    ("NotifySpec", "on"): (
+        "When to notify: failure, fixed (first success after a failure), success, always, approval_needed.",
+        ["failure", "fixed"],
+    ),
+    ("NotifySpec", "branches"): ("Only runs of these branches (patterns as in on.push.branches).", ["main"]),
+    ("NotifySpec", "webhook"): (
+        "POST a JSON summary, signed with HMAC-SHA256 (X-Buildyard-Signature-256) when a secret is named.",
+        {"url": "https://hooks.example.com/ci", "secret": "HOOK_SECRET"},
+    ),
+    ("NotifySpec", "slack"): (
+        "A Slack-compatible incoming webhook (its URL is read from the named secret).",
+        {"url_secret": "SLACK_WEBHOOK_URL"},
+    ),
+    ("NotifySpec", "email"): (
+        "Email over SMTP (STARTTLS when offered).",
+        {"to": ["team@example.com"], "host": "smtp.example.com", "port": 587},
+    ),
+    ("NotifySpec", "commit_status"): (
+        "Set the commit's status on GitHub or GitLab (pending, success, failure, with a link to the run).",
+        {"provider": "github", "repository": "acme/shop", "token_secret": "GITHUB_TOKEN"},
+    ),
+    ("WebhookChannel", "url"): ("Where to POST (http or https).", "https://hooks.example.com/ci"),
+    ("WebhookChannel", "secret"): ("Name of the secret the body is signed with.", "HOOK_SECRET"),
+    ("SlackChannel", "url_secret"): ("Name of the secret holding the webhook URL.", "SLACK_WEBHOOK_URL"),
+    ("EmailChannel", "to"): ("Recipients.", ["team@example.com"]),
+    ("EmailChannel", "from"): ("Sender address.", "ci@example.com"),
+    ("EmailChannel", "host"): ("SMTP server.", "smtp.example.com"),
+    ("EmailChannel", "port"): ("SMTP port.", 587),
+    ("EmailChannel", "username"): ("SMTP user (with password_secret).", "ci"),
+    ("EmailChannel", "password_secret"): ("Name of the secret holding the SMTP password.", "SMTP_PASSWORD"),
+    ("CommitStatusChannel", "provider"): ("github or gitlab.", "github"),
+    ("CommitStatusChannel", "repository"): (
+        "owner/name (GitHub) or the project path or id (GitLab).",
+        "acme/shop",
+    ),
+    ("CommitStatusChannel", "token_secret"): ("Name of the secret holding the API token.", "GITHUB_TOKEN"),
+    ("CommitStatusChannel", "api"): (
+        "API base URL (default https://api.github.com or https://gitlab.com/api/v4).",
+        "https://github.example.com/api/v3",
+    ),
+    ("CommitStatusChannel", "context"): ("Name of the status (GitHub context, GitLab name).", "buildyard/ci"),
     # --- deployments ------------------------------------------------------------------------------
     ("EnvironmentSpec", "name"): ("Environment name (letters, digits, '_', '-', '.').", "production"),
     ("EnvironmentSpec", "url"): (

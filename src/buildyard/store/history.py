@@ -25,7 +25,7 @@ from buildyard.store.rawsqlite import JOB_FIXED_COLUMNS, RawSqlite, apply_pragma
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-HEAD_REVISION = "0020"
+HEAD_REVISION = "0021"
 RUN_ID_LENGTH = 32  # uuid4 hex
 
 

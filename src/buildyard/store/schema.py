@@ -199,3 +199,26 @@ deliveries = Table(
     Column("run_id", String(64)),
 )
 Index("ix_deliveries_received", deliveries.c.received_at)
+
+# --- notifications (buildyard.notify) ------------------------------------------------------------
+
+#: The notification outbox: at least once, with backoff, across restarts; ``dedup_key`` makes a run's
+#: notification queued once even when the run's end is reported twice. Secrets are never stored: a
+#: message names the secrets its sender resolves when it sends.
+notify_outbox = Table(
+    "notify_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | slack | email | commit_status
+    Column("channel", JSON, nullable=False),  # the channel's settings (secret names, no values)
+    Column("payload", JSON, nullable=False),  # masked
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed_until", Float),
+    Column("delivered_at", Float),
+    Column("last_error", Text, nullable=False, default=""),
+)
+Index("ix_notify_outbox_due", notify_outbox.c.status, notify_outbox.c.next_attempt_at)
