@@ -185,6 +185,16 @@ def run(
             renderer.close()
     run_rec = result.run
     assert run_rec is not None  # noqa: S101 - a non-dry run is always recorded
+    if result.pipeline.notify:
+        from buildyard.engine.notifying import notify_run_end  # noqa: PLC0415
+
+        notified = notify_run_end(options, result)
+        if notified.pending:
+            click.echo(
+                f"buildyard: warning: {notified.pending} of {notified.queued} notifications not delivered "
+                "yet (kept in the outbox, retried by the next run)",
+                err=True,
+            )
     if as_json:
         summary = {
             "run_id": run_rec.id,
