@@ -140,38 +140,40 @@ class Outbox:
 
     def delivered(self, entry_id: int) -> None:
         """Mark a claimed message delivered."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                table.update()
-                .where(table.c.id == entry_id)
-                .values(
-                    status=OutboxStatus.DELIVERED.value,
-                    delivered_at=self.clock(),
-                    claimed_until=None,
-                    attempts=table.c.attempts + 1,
-                )
-            )
+        self.finish([(entry_id, None)])
 
     def failed(self, entry_id: int, error: str) -> OutboxStatus:
         """Record a failed attempt: retry after the backoff, or dead after ``max_attempts``."""
+        return self.finish([(entry_id, error)])[0]
+
+    def finish(self, results: Sequence[tuple[int, str | None]]) -> list[OutboxStatus]:
+        """Record attempts in one transaction: ``(id, None)`` delivered, ``(id, error)`` failed (retried
+        after the backoff, dead after ``max_attempts``). One transaction per batch keeps a busy SQLite
+        database from serialising every sender on its write lock."""
+        out: list[OutboxStatus] = []
+        if not results:
+            return out
+        now = self.clock()
         with self.engine.begin() as conn:
-            attempts = (
-                conn.execute(sa.select(table.c.attempts).where(table.c.id == entry_id)).scalar_one() + 1
+            ids = [entry_id for entry_id, _ in results]
+            attempts = dict(
+                conn.execute(sa.select(table.c.id, table.c.attempts).where(table.c.id.in_(ids))).all()
             )
-            dead = attempts >= self.max_attempts
-            status = OutboxStatus.DEAD if dead else OutboxStatus.PENDING
-            conn.execute(
-                table.update()
-                .where(table.c.id == entry_id)
-                .values(
-                    attempts=attempts,
-                    status=status.value,
-                    claimed_until=None,
-                    next_attempt_at=self.clock() + (0.0 if dead else self.backoff.delay(attempts, self.rng)),
-                    last_error=safe_text(error)[:MAX_ERROR_CHARS],
-                )
-            )
-        return status
+            for entry_id, error in results:
+                tries = int(attempts.get(entry_id, 0)) + 1
+                values: dict[str, Any] = {"attempts": tries, "claimed_until": None}
+                if error is None:
+                    status = OutboxStatus.DELIVERED
+                    values["delivered_at"] = now
+                else:
+                    dead = tries >= self.max_attempts
+                    status = OutboxStatus.DEAD if dead else OutboxStatus.PENDING
+                    values["next_attempt_at"] = now + (0.0 if dead else self.backoff.delay(tries, self.rng))
+                    values["last_error"] = safe_text(error)[:MAX_ERROR_CHARS]
+                values["status"] = status.value
+                conn.execute(table.update().where(table.c.id == entry_id).values(**values))
+                out.append(status)
+        return out
 
     def entries(self, status: OutboxStatus | None = None, *, limit: int = 100) -> list[OutboxEntry]:
         """Messages (of ``status``), newest first: the dead letters for the UI, for instance."""

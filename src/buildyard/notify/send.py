@@ -37,17 +37,28 @@ def _secret(secrets: Secrets, name: str | None, what: str) -> str:
     return value
 
 
-def _post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> None:
+def _post(
+    url: str, *, body: bytes, headers: dict[str, str], timeout: float, client: httpx.Client | None
+) -> None:
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        if client is None:
+            response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        else:  # a shared client: no TLS context built per message (~45 ms of CPU each)
+            response = client.post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
         raise SendError(f"POST {urllib.parse.urlsplit(url).netloc}: {type(exc).__name__}: {exc}") from None
     if not 200 <= response.status_code < 300:
         raise SendError(f"POST {urllib.parse.urlsplit(url).netloc}: HTTP {response.status_code}")
 
 
-def send(entry: OutboxEntry, secrets: Secrets, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Deliver ``entry``; raise ``SendError`` when it did not arrive."""
+def send(
+    entry: OutboxEntry,
+    secrets: Secrets,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    client: httpx.Client | None = None,
+) -> None:
+    """Deliver ``entry`` (over ``client`` when given); raise ``SendError`` when it did not arrive."""
     channel, payload = entry.channel, entry.payload
     if entry.kind == "webhook":
         body = json.dumps(payload, sort_keys=True).encode()
@@ -55,24 +66,26 @@ def send(entry: OutboxEntry, secrets: Secrets, *, timeout: float = DEFAULT_TIMEO
         if channel.get("secret"):
             key = _secret(secrets, channel["secret"], "webhook signing key").encode()
             headers["X-Buildyard-Signature-256"] = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-        _post(channel["url"], body=body, headers=headers, timeout=timeout)
+        _post(channel["url"], body=body, headers=headers, timeout=timeout, client=client)
     elif entry.kind == "slack":
         url = _secret(secrets, channel.get("url_secret"), "Slack webhook URL")
-        _post(
-            url,
-            body=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
-            timeout=timeout,
-        )
+        headers = {"Content-Type": "application/json"}
+        _post(url, body=json.dumps(payload).encode(), headers=headers, timeout=timeout, client=client)
     elif entry.kind == "email":
         _send_email(channel, payload, secrets, timeout)
     elif entry.kind == "commit_status":
-        _send_status(channel, payload, secrets, timeout)
+        _send_status(channel, payload, secrets, timeout, client)
     else:
         raise SendError(f"unknown channel kind {entry.kind!r}")
 
 
-def _send_status(channel: dict[str, Any], payload: dict[str, Any], secrets: Secrets, timeout: float) -> None:
+def _send_status(
+    channel: dict[str, Any],
+    payload: dict[str, Any],
+    secrets: Secrets,
+    timeout: float,
+    client: httpx.Client | None,
+) -> None:
     provider = channel["provider"]
     token = _secret(secrets, channel.get("token_secret"), f"{provider} token")
     api = (channel.get("api") or API[provider]).rstrip("/")
@@ -93,7 +106,7 @@ def _send_status(channel: dict[str, Any], payload: dict[str, Any], secrets: Secr
     if not body.get("target_url"):
         body.pop("target_url", None)
     headers["Content-Type"] = "application/json"
-    _post(url, body=json.dumps(body).encode(), headers=headers, timeout=timeout)
+    _post(url, body=json.dumps(body).encode(), headers=headers, timeout=timeout, client=client)
 
 
 def _send_email(channel: dict[str, Any], payload: dict[str, Any], secrets: Secrets, timeout: float) -> None:

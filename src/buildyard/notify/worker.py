@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+
 from buildyard.notify.outbox import Outbox, OutboxEntry, OutboxStatus
-from buildyard.notify.send import Secrets, SendError, send
+from buildyard.notify.send import DEFAULT_TIMEOUT, Secrets, SendError, send
 
 Sender = Callable[[OutboxEntry, Secrets], None]
 
@@ -22,34 +24,35 @@ class OutboxWorker:
         outbox: Outbox,
         secrets: Secrets,
         *,
-        sender: Sender = send,
+        sender: Sender | None = None,
         concurrency: int = 8,
         batch: int = 50,
         poll: float = 0.5,
     ) -> None:
         self.outbox = outbox
         self.secrets = secrets
-        self.sender = sender
+        #: One HTTP client for every message (connection reuse, one TLS context); closed by ``stop``.
+        self._client = httpx.Client(follow_redirects=False, timeout=DEFAULT_TIMEOUT)
+        self.sender: Sender = sender or (lambda entry, secrets: send(entry, secrets, client=self._client))
         self.batch = batch
         self.poll = poll
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="notify")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _one(self, entry: OutboxEntry) -> OutboxStatus:
+    def _one(self, entry: OutboxEntry) -> tuple[int, str | None]:
         try:
             self.sender(entry, self.secrets)
         except SendError as exc:
-            return self.outbox.failed(entry.id, str(exc))
+            return entry.id, str(exc)
         except Exception as exc:  # noqa: BLE001 - a sender bug must not kill the worker: dead-letter it
-            return self.outbox.failed(entry.id, f"{type(exc).__name__}: {exc}")
-        self.outbox.delivered(entry.id)
-        return OutboxStatus.DELIVERED
+            return entry.id, f"{type(exc).__name__}: {exc}"
+        return entry.id, None
 
     def run_once(self) -> list[OutboxStatus]:
-        """Send every message due now (one batch); their new statuses."""
+        """Send every message due now (one batch, concurrently); their new statuses, in claim order."""
         entries = self.outbox.claim(self.batch)
-        return list(self._pool.map(self._one, entries))
+        return self.outbox.finish(list(self._pool.map(self._one, entries)))
 
     def drain(self, deadline: float) -> bool:
         """Send until nothing is pending or ``deadline`` (monotonic) passes; whether all went out."""
@@ -79,3 +82,4 @@ class OutboxWorker:
         if self._thread is not None:
             self._thread.join()
         self._pool.shutdown(wait=True)
+        self._client.close()
