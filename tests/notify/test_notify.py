@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -315,3 +316,50 @@ def test_previous_status_is_the_last_finished_run_of_the_branch(engine: Engine) 
             )
     assert previous_status(engine, pipeline="shop", branch="main", before=40.0) is RunStatus.FAILED
     assert previous_status(engine, pipeline="shop", branch="dev", before=15.0) is None
+
+
+KILLED_WORKER = """
+import os, signal, sys
+from buildyard.notify.outbox import Outbox
+from buildyard.notify.worker import OutboxWorker
+from buildyard.store.history import SqlHistory
+
+def die(entry, secrets):
+    os.kill(os.getpid(), signal.SIGKILL)  # killed while sending
+
+outbox = Outbox(SqlHistory(sys.argv[1]).engine, clock=lambda: 100.0, lease=30.0)
+OutboxWorker(outbox, lambda name: None, sender=die).run_once()
+"""
+
+
+def test_a_worker_killed_mid_send_leaves_the_message_to_be_delivered_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    history = SqlHistory(url)
+    try:
+        now = [100.0]
+        outbox = Outbox(history.engine, clock=lambda: now[0], lease=30.0)
+        specs = notify(f"  - on: failure\n    webhook: {{url: '{receiver.url}'}}")
+        queue_notifications(outbox, specs, run(RunStatus.FAILED), str)
+        script = tmp_path / "worker.py"
+        script.write_text(KILLED_WORKER)
+        proc = subprocess.run(
+            [sys.executable, str(script), url], capture_output=True, timeout=60, check=False
+        )
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+        assert outbox.claim() == []  # the dead worker's lease holds for 30 s
+        now[0] = 131.0
+        worker = OutboxWorker(outbox, SECRETS.get)
+        try:
+            assert worker.run_once() == [OutboxStatus.DELIVERED]
+            assert worker.run_once() == []
+        finally:
+            worker.stop()
+    finally:
+        history.close()
+    assert len(receiver.requests) == 1
