@@ -37,7 +37,9 @@ CORE = frozenset(
         "plan",
     }
 )
-SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup", "views"})
+SERVICES = frozenset(
+    {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify"}
+)
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "__main__", "testing"})
 LAYERS: dict[str, int] = {
@@ -51,6 +53,8 @@ SERVICE_USES: dict[str, frozenset[str]] = {
     "artifacts": frozenset({"cache", "deps"}),  # blobs in the CAS; SBOM of a package from the deps scan
     "backup": frozenset({"artifacts", "cache", "store"}),  # what it backs up
     "views": frozenset({"store"}),  # the view model of runs is built from history records
+    "triggers": frozenset({"store"}),  # schedule claims and the delivery log are tables of the history
+    "notify": frozenset({"store"}),  # the outbox is a table of the history
 }
 #: The imports between faces: the CLI starts the daemon and the cache server; the rest stand alone.
 FACE_USES: dict[str, frozenset[str]] = {

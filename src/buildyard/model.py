@@ -19,6 +19,31 @@ class Event(StrEnum):
     MANUAL = "manual"
 
 
+class InputType(StrEnum):
+    """Type of a manual trigger's input (``on.manual.inputs.NAME.type``)."""
+
+    STRING = "string"
+    CHOICE = "choice"
+    BOOLEAN = "boolean"
+
+
+class CatchUp(StrEnum):
+    """What a schedule does about due times missed while nothing was running."""
+
+    LATEST = "latest"  # one run, for the latest missed due time
+    NONE = "none"  # nothing: the next due time fires as usual
+
+
+class NotifyWhen(StrEnum):
+    """When a notification is sent (``notify: [{on: [...]}]``)."""
+
+    FAILURE = "failure"  # the run failed
+    FIXED = "fixed"  # the first success after a failure (of the same pipeline and branch)
+    SUCCESS = "success"  # the run succeeded
+    ALWAYS = "always"  # every finished run
+    APPROVAL_NEEDED = "approval_needed"  # a deployment waits for an approval
+
+
 class EnvMode(StrEnum):
     """Which variables of the machine's environment jobs see."""
 

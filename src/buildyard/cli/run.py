@@ -42,6 +42,12 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
     show_default=True,
     help="Trigger event.",
 )
+@click.option(
+    "--changed",
+    multiple=True,
+    metavar="PATH",
+    help="A path the event changed (repeat): the run starts only if the pipeline's 'on:' selects the event.",
+)
 @click.option("--branch", help="Branch (default: from git).")
 @click.option("--tag", help="Tag (default: from git).")
 @click.option("--var", "var", multiple=True, metavar="KEY=VALUE", help="Set a pipeline variable.")
@@ -98,6 +104,7 @@ def run(
     jobs: tuple[str, ...],
     parallel: int | None,
     event: str,
+    changed: tuple[str, ...],
     branch: str | None,
     tag: str | None,
     var: tuple[str, ...],
@@ -122,6 +129,15 @@ def run(
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
     from buildyard.settings import load as load_settings  # noqa: PLC0415
 
+    if changed:
+        from buildyard.triggers.local import check_local_run  # noqa: PLC0415
+
+        verdict = check_local_run(
+            project_dir(ctx), file, Event(event), branch=branch, tag=tag, changed=changed
+        )
+        if not verdict.triggered:
+            click.echo(f"not triggered: {verdict.reason}")
+            return 0
     options = RunOptions(
         project_dir=project_dir(ctx),
         file=file,
@@ -164,6 +180,16 @@ def run(
             renderer.close()
     run_rec = result.run
     assert run_rec is not None  # noqa: S101 - a non-dry run is always recorded
+    if result.pipeline.notify:
+        from buildyard.engine.notifying import notify_run_end  # noqa: PLC0415
+
+        notified = notify_run_end(options, result)
+        if notified.pending:
+            click.echo(
+                f"buildyard: warning: {notified.pending} of {notified.queued} notifications not delivered "
+                "yet (kept in the outbox, retried by the next run)",
+                err=True,
+            )
     if as_json:  # the recorded run, read back: the same object as ``show --json`` and the REST API
         from buildyard.engine.runner import open_history  # noqa: PLC0415
         from buildyard.views import load_run  # noqa: PLC0415

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from buildyard.model import EnvMode, Redeploy, When, WorkspaceMode
+from buildyard.model import CatchUp, EnvMode, InputType, NotifyWhen, Redeploy, When, WorkspaceMode
 from buildyard.versioning import VersionFormatError, to_semver
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -337,6 +337,212 @@ class Defaults(Spec, frozen=True, kw_only=True):
     workspace: WorkspaceMode | None = None
 
 
+class EventFilter(Spec, frozen=True, kw_only=True):
+    """Which pushes or pull requests start the pipeline (GitHub's ``on.push`` / ``on.pull_request``).
+
+    Patterns use GitHub's glob semantics (``buildyard.spec.filters``). ``branches`` of a pull request
+    name its base branch. Each list and its ``*_ignore`` counterpart exclude each other.
+    """
+
+    branches: list[str] | None = None
+    branches_ignore: list[str] | None = None
+    tags: list[str] | None = None
+    tags_ignore: list[str] | None = None
+    paths: list[str] | None = None
+    paths_ignore: list[str] | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every pattern compiles; a list and its ignore list are not both given."""
+        from buildyard.spec.filters import check_patterns  # noqa: PLC0415 - only with on:
+
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        for key in ("branches", "tags", "paths"):
+            given = getattr(self, key)
+            ignored = getattr(self, f"{key}_ignore")
+            if given is not None and ignored is not None:
+                out.append(
+                    (
+                        (f"{key}_ignore",),
+                        f"use either '{key}' or '{key}_ignore', not both (use '!' in '{key}')",
+                    )
+                )
+            for name, patterns, negation in ((key, given, True), (f"{key}_ignore", ignored, False)):
+                for i, message in check_patterns(patterns or [], negation=negation):
+                    out.append(((name, i), message))
+        return out
+
+
+class ScheduleSpec(Spec, frozen=True, kw_only=True):
+    """A cron schedule: 5 fields, evaluated in ``timezone`` (an IANA name)."""
+
+    cron: str
+    timezone: str = "UTC"
+    catch_up: CatchUp = CatchUp.LATEST
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """A valid cron expression and a known time zone."""
+        from buildyard.spec.filters import check_cron, check_timezone  # noqa: PLC0415 - only with on:
+
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if (problem := check_cron(self.cron)) is not None:
+            out.append((("cron",), problem))
+        if (problem := check_timezone(self.timezone)) is not None:
+            out.append((("timezone",), problem))
+        return out
+
+
+class ManualInput(Spec, frozen=True, kw_only=True):
+    """One typed input of a manual trigger (filled in by the UI form or ``--input NAME=VALUE``)."""
+
+    type: InputType = InputType.STRING
+    description: str = ""
+    required: bool = False
+    default: str | bool | None = None
+    options: list[str] = msgspec.field(default_factory=list)
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Choices have options and a default among them; a boolean's default is a boolean."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.type is InputType.CHOICE:
+            if not self.options:
+                out.append((("options",), "a choice input needs options"))
+            elif self.default is not None and self.default not in self.options:
+                out.append((("default",), f"default {self.default!r} is not one of the options"))
+        elif self.options:
+            out.append((("options",), f"options are for choice inputs, not {self.type.value}"))
+        if self.type is InputType.BOOLEAN and self.default is not None and not isinstance(self.default, bool):
+            out.append((("default",), "the default of a boolean input is true or false"))
+        if self.type is not InputType.BOOLEAN and isinstance(self.default, bool):
+            out.append((("default",), f"the default of a {self.type.value} input is text (quote it)"))
+        return out
+
+
+class ManualSpec(Spec, frozen=True, kw_only=True):
+    """The pipeline may be started by hand (``buildyard trigger``, the UI), with these inputs."""
+
+    inputs: dict[str, ManualInput] = msgspec.field(default_factory=dict)
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Input names are identifiers."""
+        return [
+            (("inputs", name), f"input name {name!r} must be an identifier (letters, digits, '_')")
+            for name in self.inputs
+            if not ENV_NAME.match(name)
+        ]
+
+
+class OnSpec(Spec, frozen=True, kw_only=True):
+    """Which events start the pipeline by themselves (GitHub's ``on:``); absent: every push and PR."""
+
+    push: EventFilter | None = None
+    pull_request: EventFilter | None = None
+    schedule: list[ScheduleSpec] = msgspec.field(default_factory=list)
+    manual: ManualSpec | None = None
+
+
+def _url_problem(url: str) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return f"url must start with http:// or https://, not {url[:100]!r}"
+    return None
+
+
+class WebhookChannel(Spec, frozen=True, kw_only=True):
+    """A JSON POST, signed (``X-Buildyard-Signature-256``) with the secret named ``secret``."""
+
+    url: str
+    secret: str | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """An http(s) URL; the secret is a secret's name."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if (problem := _url_problem(self.url)) is not None:
+            out.append((("url",), problem))
+        if self.secret is not None and not ENV_NAME.match(self.secret):
+            out.append((("secret",), "secret names a secret (an environment variable name), not its value"))
+        return out
+
+
+class SlackChannel(Spec, frozen=True, kw_only=True):
+    """A Slack-compatible incoming webhook; its URL is a secret (named here)."""
+
+    url_secret: str
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """The URL is named by a secret (it carries the credential)."""
+        if not ENV_NAME.match(self.url_secret):
+            return [(("url_secret",), "url_secret names a secret holding the webhook URL")]
+        return []
+
+
+class EmailChannel(Spec, frozen=True, kw_only=True):
+    """Email over SMTP (STARTTLS when the server offers it)."""
+
+    to: list[str]
+    sender: str = msgspec.field(default="buildyard@localhost", name="from")
+    host: str = "localhost"
+    port: int = 25
+    username: str | None = None
+    password_secret: str | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """At least one address; a port; a password only by a secret's name."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if not self.to:
+            out.append((("to",), "email needs at least one address"))
+        for i, address in enumerate(self.to):
+            if "@" not in address or any(c in address for c in "\r\n,;<>"):
+                out.append((("to", i), f"not an email address: {address[:100]!r}"))
+        if not 0 < self.port < 65536:
+            out.append((("port",), f"port must be 1-65535, not {self.port}"))
+        if self.password_secret is not None and not ENV_NAME.match(self.password_secret):
+            out.append((("password_secret",), "password_secret names a secret"))
+        return out
+
+
+class CommitStatusChannel(Spec, frozen=True, kw_only=True):
+    """Commit statuses in the GitHub or GitLab API shape (pending/success/failure, a link to the run)."""
+
+    provider: str
+    repository: str
+    token_secret: str
+    api: str | None = None
+    context: str = "buildyard"
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """A known provider, a token by a secret's name, an http(s) API URL."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.provider not in ("github", "gitlab"):
+            out.append((("provider",), f"provider must be github or gitlab, not {self.provider!r}"))
+        if not ENV_NAME.match(self.token_secret):
+            out.append((("token_secret",), "token_secret names a secret holding the API token"))
+        if self.api is not None and (problem := _url_problem(self.api)) is not None:
+            out.append((("api",), problem))
+        return out
+
+
+class NotifySpec(Spec, frozen=True, kw_only=True):
+    """One notification: when (``on``), for which branches, through exactly one channel."""
+
+    on: list[NotifyWhen] = msgspec.field(default_factory=lambda: [NotifyWhen.FAILURE, NotifyWhen.FIXED])
+    branches: list[str] | None = None
+    webhook: WebhookChannel | None = None
+    slack: SlackChannel | None = None
+    email: EmailChannel | None = None
+    commit_status: CommitStatusChannel | None = None
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Exactly one channel; branch patterns compile."""
+        from buildyard.spec.filters import check_patterns  # noqa: PLC0415 - only with notify:
+
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        channels = [c for c in ("webhook", "slack", "email", "commit_status") if getattr(self, c) is not None]
+        if len(channels) != 1:
+            out.append(((), "a notification needs exactly one of webhook, slack, email, commit_status"))
+        for i, message in check_patterns(self.branches or []):
+            out.append((("branches", i), message))
+        return out
+
+
 class Pipeline(Spec, frozen=True, kw_only=True):
     """A whole ``buildyard.yml``."""
 
@@ -356,6 +562,10 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     gates: list[Any] = msgspec.field(default_factory=list)
     #: Dependency policy (``licenses: {allow, deny, exceptions, fail_on_unknown}``), read by the deps service.
     deps: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Events that start the pipeline by themselves (``None``: no ``on:`` — every push and pull request).
+    on: OnSpec | None = None
+    #: Notifications when runs finish (or wait for an approval), sent through the outbox.
+    notify: list[NotifySpec] = msgspec.field(default_factory=list)
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -409,6 +619,20 @@ def field_names(cls: type[Spec]) -> list[str]:
 
 def normalize_raw(cls: type[Spec], raw: Any) -> Any:
     """Shorthands → full shapes, before conversion."""
+    if cls is NotifySpec and isinstance(raw, dict) and isinstance(raw.get("on"), str):
+        raw = {**raw, "on": [raw["on"]]}
+    if cls is OnSpec:
+        # GitHub's shorthands: ``on: push``, ``on: [push, pull_request]``, ``push:`` with no filter
+        if isinstance(raw, str):
+            raw = {raw: None}
+        elif isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+            raw = dict.fromkeys(raw)
+        if isinstance(raw, dict):
+            raw = {
+                k: ({} if v is None and k in ("push", "pull_request", "manual") else v)
+                for k, v in raw.items()
+            }
+        return raw
     if cls is Step and isinstance(raw, str):
         return {"run": raw}
     if cls is Retry and isinstance(raw, int) and not isinstance(raw, bool):

@@ -49,6 +49,19 @@ def json_schema() -> dict[str, Any]:
     }
     environment = defs["EnvironmentSpec"]["properties"]
     environment["approval"] = {"enum": ["none", "required"], "default": "none"}
+    defs["Pipeline"]["properties"]["on"] = {
+        "anyOf": [
+            {"enum": ["push", "pull_request", "schedule", "manual"]},
+            {"type": "array", "items": {"enum": ["push", "pull_request", "manual"]}},
+            {"$ref": "#/$defs/OnSpec"},
+        ]
+    }
+    on = defs["OnSpec"]["properties"]
+    for key in ("push", "pull_request"):
+        on[key] = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/EventFilter"}]}
+    on["manual"] = {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/ManualSpec"}]}
+    notify_on = defs["NotifySpec"]["properties"]["on"]
+    defs["NotifySpec"]["properties"]["on"] = {"anyOf": [notify_on["items"], notify_on]}
     matrix = defs["Matrix"]
     matrix["properties"].pop("axes", None)
     matrix["additionalProperties"] = {"type": "array", "items": _SCALAR, "minItems": 1}

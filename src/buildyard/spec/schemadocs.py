@@ -47,6 +47,15 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "Dependency policy read by the scanners, e.g. the allowed and denied licenses.",
         {"licenses": {"deny": ["GPL-3.0-only"], "fail_on_unknown": True}},
     ),
+    ("Pipeline", "on"): (
+        "Events that start the pipeline by themselves (GitHub-like): push, pull_request, schedule, manual. "
+        "Without it, every push and pull request does.",
+        {"push": {"branches": ["main"], "paths_ignore": ["docs/**"]}, "schedule": [{"cron": "0 3 * * *"}]},
+    ),
+    ("Pipeline", "notify"): (
+        "Notifications when runs fail, are fixed, succeed, finish or wait for an approval.",
+        [{"on": ["failure", "fixed"], "branches": ["main"], "slack": {"url_secret": "SLACK_WEBHOOK_URL"}}],
+    ),
     ("Pipeline", "jobs"): (
         "The jobs, by name (letters, digits, '_', '-', '.').",
         {"test": {"script": ["pytest -q"]}},
@@ -194,6 +203,100 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "library",
     ),
     ("PublishSpec", "key"): ("Signing key name (made on first use outside CI).", "default"),
+    # --- triggers ---------------------------------------------------------------------------------
+    ("OnSpec", "push"): (
+        "Pushes of branches and tags that start the pipeline (no filter: every push).",
+        {"branches": ["main", "release/**"], "tags": ["v*"]},
+    ),
+    ("OnSpec", "pull_request"): (
+        "Pull requests (opened, synchronized, reopened) that start the pipeline; branches name the base.",
+        {"branches": ["main"], "paths": ["src/**"]},
+    ),
+    ("OnSpec", "schedule"): (
+        "Cron schedules (5 fields) in an IANA time zone; each due time runs once.",
+        [{"cron": "30 2 * * 1-5", "timezone": "Europe/Berlin"}],
+    ),
+    ("OnSpec", "manual"): (
+        "The pipeline may be started by hand (buildyard trigger, the UI), with typed inputs.",
+        {"inputs": {"level": {"type": "choice", "options": ["fast", "full"], "default": "fast"}}},
+    ),
+    ("EventFilter", "branches"): (
+        "Branch patterns (GitHub globs: * not across /, **, ?, +, [a-z], ! excludes; the last match "
+        "decides) that start the pipeline.",
+        ["main", "release/**", "!release/old-*"],
+    ),
+    ("EventFilter", "branches_ignore"): ("Branch patterns that never start the pipeline.", ["wip/**"]),
+    ("EventFilter", "tags"): ("Tag patterns whose pushes start the pipeline.", ["v[0-9]*"]),
+    ("EventFilter", "tags_ignore"): ("Tag patterns whose pushes never start the pipeline.", ["*-rc*"]),
+    ("EventFilter", "paths"): (
+        "Changed-file patterns: the pipeline starts only if at least one changed file matches.",
+        ["src/**", "!src/**/*.md"],
+    ),
+    ("EventFilter", "paths_ignore"): (
+        "Changed-file patterns: a change touching only these starts nothing.",
+        ["docs/**", "**.md"],
+    ),
+    ("ScheduleSpec", "cron"): ("5-field cron expression (minute hour day month weekday).", "0 3 * * *"),
+    ("ScheduleSpec", "timezone"): (
+        "IANA time zone the expression is read in (a skipped hour fires at the next valid minute, a "
+        "repeated hour fires once).",
+        "Europe/Berlin",
+    ),
+    ("ScheduleSpec", "catch_up"): (
+        "latest: one run at start-up for due times missed while down; none: skip them.",
+        "latest",
+    ),
+    ("ManualSpec", "inputs"): (
+        "Typed inputs of a manual run, by name.",
+        {"dry_run": {"type": "boolean", "default": True}},
+    ),
+    ("ManualInput", "type"): ("string, choice or boolean.", "choice"),
+    ("ManualInput", "description"): ("What the input means (shown in the form).", "Deploy target"),
+    ("ManualInput", "required"): ("A run cannot start without a value (and no default).", True),
+    ("ManualInput", "default"): ("Value when none is given.", "staging"),
+    ("ManualInput", "options"): ("The values a choice input accepts.", ["staging", "production"]),
+    # --- notifications ----------------------------------------------------------------------------
+    ("NotifySpec", "on"): (
+        "When to notify: failure, fixed (first success after a failure), success, always, approval_needed.",
+        ["failure", "fixed"],
+    ),
+    ("NotifySpec", "branches"): ("Only runs of these branches (patterns as in on.push.branches).", ["main"]),
+    ("NotifySpec", "webhook"): (
+        "POST a JSON summary, signed with HMAC-SHA256 (X-Buildyard-Signature-256) when a secret is named.",
+        {"url": "https://hooks.example.com/ci", "secret": "HOOK_SECRET"},
+    ),
+    ("NotifySpec", "slack"): (
+        "A Slack-compatible incoming webhook (its URL is read from the named secret).",
+        {"url_secret": "SLACK_WEBHOOK_URL"},
+    ),
+    ("NotifySpec", "email"): (
+        "Email over SMTP (STARTTLS when offered).",
+        {"to": ["team@example.com"], "host": "smtp.example.com", "port": 587},
+    ),
+    ("NotifySpec", "commit_status"): (
+        "Set the commit's status on GitHub or GitLab (pending, success, failure, with a link to the run).",
+        {"provider": "github", "repository": "acme/shop", "token_secret": "GITHUB_TOKEN"},
+    ),
+    ("WebhookChannel", "url"): ("Where to POST (http or https).", "https://hooks.example.com/ci"),
+    ("WebhookChannel", "secret"): ("Name of the secret the body is signed with.", "HOOK_SECRET"),
+    ("SlackChannel", "url_secret"): ("Name of the secret holding the webhook URL.", "SLACK_WEBHOOK_URL"),
+    ("EmailChannel", "to"): ("Recipients.", ["team@example.com"]),
+    ("EmailChannel", "from"): ("Sender address.", "ci@example.com"),
+    ("EmailChannel", "host"): ("SMTP server.", "smtp.example.com"),
+    ("EmailChannel", "port"): ("SMTP port.", 587),
+    ("EmailChannel", "username"): ("SMTP user (with password_secret).", "ci"),
+    ("EmailChannel", "password_secret"): ("Name of the secret holding the SMTP password.", "SMTP_PASSWORD"),
+    ("CommitStatusChannel", "provider"): ("github or gitlab.", "github"),
+    ("CommitStatusChannel", "repository"): (
+        "owner/name (GitHub) or the project path or id (GitLab).",
+        "acme/shop",
+    ),
+    ("CommitStatusChannel", "token_secret"): ("Name of the secret holding the API token.", "GITHUB_TOKEN"),
+    ("CommitStatusChannel", "api"): (
+        "API base URL (default https://api.github.com or https://gitlab.com/api/v4).",
+        "https://github.example.com/api/v3",
+    ),
+    ("CommitStatusChannel", "context"): ("Name of the status (GitHub context, GitLab name).", "buildyard/ci"),
     # --- deployments ------------------------------------------------------------------------------
     ("EnvironmentSpec", "name"): ("Environment name (letters, digits, '_', '-', '.').", "production"),
     ("EnvironmentSpec", "url"): (

@@ -18,12 +18,30 @@ from typing import Any
 
 import yaml
 
-try:
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - libyaml is present in the wheels we lock
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
-
 from buildyard.errors import Diagnostic
+
+try:
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover - libyaml is present in the wheels we lock
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class _Loader(_BaseLoader):
+    """The safe loader, except that a plain mapping *key* YAML 1.1 reads as a boolean keeps its text.
+
+    GitHub reads ``on:`` as the key "on" (YAML 1.2); PyYAML (1.1) would make it ``True`` (and ``off``,
+    ``yes``, ``no`` likewise), at any nesting level. Values keep YAML 1.1 booleans (``allow_failure: yes``).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Like the base constructor, with boolean-looking plain keys as strings."""
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _BOOL_TAG and not key_node.style:
+                key_node.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep=deep)
+
 
 Path = tuple[str | int, ...]
 

@@ -167,3 +167,61 @@ approvals = Table(
     Column("at", Float, nullable=False),
     ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE"),
 )
+
+# --- triggers (buildyard.triggers) ---------------------------------------------------------------
+
+#: One row per schedule due time that fired: the primary key is the claim that makes a due time run
+#: once across restarts and across processes sharing the database.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    Column("project", String(200), primary_key=True),
+    Column("schedule", String(300), primary_key=True),
+    Column("due_at", Float, primary_key=True),  # UTC epoch seconds of the due time
+    Column("fired_at", Float, nullable=False),
+    Column("run_id", String(64)),
+)
+
+#: The webhook delivery log: every delivery received, with its verdict. ``dedup_key`` (source and
+#: delivery id) is set only for authenticated deliveries, so a forged one cannot pre-empt a real one.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(16), nullable=False),
+    Column("delivery_id", String(200), nullable=False, default=""),
+    Column("dedup_key", String(240), unique=True),
+    Column("project", String(200), nullable=False, default=""),
+    Column("event", String(64), nullable=False, default=""),
+    Column("received_at", Float, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("body_digest", String(64), nullable=False, default=""),
+    Column("trigger", JSON),  # the parsed TriggerEvent (what a redelivery queues again)
+    Column("run_id", String(64)),
+)
+Index("ix_deliveries_received", deliveries.c.received_at)
+
+# --- notifications (buildyard.notify) ------------------------------------------------------------
+
+#: The notification outbox: at least once, with backoff, across restarts; ``dedup_key`` makes a run's
+#: notification queued once even when the run's end is reported twice. Secrets are never stored: a
+#: message names the secrets its sender resolves when it sends.
+notify_outbox = Table(
+    "notify_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | slack | email | commit_status
+    Column("channel", JSON, nullable=False),  # the channel's settings (secret names, no values)
+    Column("payload", JSON, nullable=False),  # masked
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed_until", Float),
+    Column("delivered_at", Float),
+    Column("last_error", Text, nullable=False, default=""),
+)
+Index("ix_notify_outbox_due", notify_outbox.c.status, notify_outbox.c.next_attempt_at)

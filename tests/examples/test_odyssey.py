@@ -1,0 +1,121 @@
+"""examples/odyssey end to end: a Python + Mojo project's pipeline run cold, fully cached, and with a
+kernel slowed down on purpose (the benchmark gate must then block both deployments).
+
+Real everything: the pipeline makes its own virtualenv with Mojo and NumPy from the package index,
+compiles the Mojo kernels, runs the Python, Mojo and Python<->Mojo tests, benchmarks both, publishes a
+signed artifact and deploys it to a directory served over HTTP (health-checked). Skipped, with one
+line, only where Mojo cannot be installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from by_testutil import git
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "odyssey"
+LEFTOVERS = (".venv", "build", "dist", "reports", ".buildyard", ".deploy", ".pytest-tmp")
+
+
+def _mojo_installable(tmp: Path) -> bool:
+    pins = (EXAMPLE / "requirements-dev.lock").read_text().splitlines()
+    mojo = next(line for line in pins if line.startswith("mojo=="))
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(tmp), mojo],
+        capture_output=True,
+        check=False,
+        timeout=300,
+    )
+    return done.returncode == 0
+
+
+def _osv_db(tmp: Path) -> Path:
+    """The shared OSV data when present; else an empty PyPI dump (the gate runs, finding nothing)."""
+    for candidate in (EXAMPLE.parents[2] / "shared" / "data" / "osv", Path("/work/shared/data/osv")):
+        if candidate.is_dir():
+            return candidate
+    empty = tmp / "osv"
+    (empty / "PyPI").mkdir(parents=True)
+    with zipfile.ZipFile(empty / "PyPI" / "all.zip", "w"):
+        pass
+    return empty
+
+
+def _run(root: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, dict[str, object]], float]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "buildyard", "-C", str(root), "run", "--json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=1500,
+    )
+    took = time.perf_counter() - start
+    try:
+        data = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"run did not print its JSON (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.returncode, {j["name"]: j for j in data["jobs"]}, took
+
+
+def test_odyssey_cold_cached_and_a_slowed_kernel_blocks_the_deployments(tmp_path: Path) -> None:
+    if not _mojo_installable(tmp_path / "wheels"):
+        pytest.skip("mojo cannot be installed from the package index here")
+    root = tmp_path / "odyssey"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(*LEFTOVERS, "__pycache__"))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "odyssey")
+    deploy_root = tmp_path / "deploy"
+    env = {
+        **os.environ,
+        "BUILDYARD_OSV_DB": str(_osv_db(tmp_path)),
+        "ODYSSEY_DEPLOY_ROOT": str(deploy_root),
+    }
+
+    code, jobs, cold = _run(root, env, "--manual", "production")  # approved in advance
+    failed = {n: j["message"] for n, j in jobs.items() if j["status"] != "success"}
+    assert code == 0 and failed == {}, failed
+    gates = {g["gate"]: g for g in jobs["gates"]["gates"]}
+    assert gates["tests"]["status"] == "passed" and gates["coverage"]["status"] == "passed"
+    assert gates["vulnerabilities"]["status"] == "passed" and gates["licenses"]["status"] == "passed"
+    published = str(jobs["release"]["published"])
+    assert published.startswith("odyssey@0.3.0+build.1.")  # the wheel's version, build number, commit
+    for env_name in ("staging", "production"):
+        index = json.loads((deploy_root / env_name / "current" / "index.json").read_text())
+        assert sorted(index["files"]) == [
+            "odyssey-0.3.0-py3-none-any.whl",
+            "odyssey-kernels",
+            "odyssey_kernels.mojoc",
+        ]
+    assert "| matmul |" in (root / "reports" / "bench" / "ratio.md").read_text()
+
+    code, jobs, cached = _run(root, env)  # no approval given: deploying what is live needs none
+    assert code == 0
+    ran = {n for n, j in jobs.items() if j["status"] != "cached"}
+    assert ran == {"gates", "staging", "production"}  # the gates always judge; deployments are no-ops
+    assert "not redeployed" in str(jobs["staging"]["message"])
+    assert "not redeployed" in str(jobs["production"]["message"])
+
+    slowed = {**env, "ODYSSEY_SLOW_KERNEL": "matmul"}
+    code, jobs, _ = _run(root, slowed)
+    assert code == 1
+    assert jobs["bench"]["status"] == "success"  # measured again: the slow kernel's variable is an input
+    bench = next(g for g in jobs["gates"]["gates"] if g["gate"] == "benchmarks")
+    assert bench["status"] == "failed" and "numpy/matmul" in bench["reason"]
+    assert jobs["staging"]["status"] == "skipped" and jobs["production"]["status"] == "skipped"
+    live = json.loads((deploy_root / "staging" / "current" / "index.json").read_text())
+    assert live["version"] == published.split("@", 1)[1]  # still what the good run deployed
+    print(f"\n[figures] odyssey pipeline: cold {cold:.1f}s, fully cached {cached:.2f}s")
