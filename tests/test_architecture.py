@@ -36,7 +36,7 @@ CORE = frozenset(
         "plan",
     }
 )
-SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup"})
+SERVICES = frozenset({"cache", "artifacts", "deps", "gates", "store", "backup", "importers"})
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "__main__", "testing"})
 LAYERS: dict[str, int] = {

@@ -69,7 +69,10 @@ def _iso(ts: float | None) -> str | None:
 @db_option
 @click.option("--no-cache", is_flag=True, help="Run every job; neither read nor write the job cache.")
 @click.option(
-    "--strict", is_flag=True, help="Fail a job whose declared output path matches no file (else a warning)."
+    "--strict",
+    is_flag=True,
+    help="Fail a job whose declared output path matches no file (else a warning); "
+    "in a GitLab file, image/services are errors.",
 )
 @click.option(
     "--force", is_flag=True, help="Deploy even to environments that already run the version (redeploy)."
@@ -127,9 +130,26 @@ def run(
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
     from buildyard.settings import load as load_settings  # noqa: PLC0415
 
+    imported = None
+    if file is not None:
+        from buildyard.importers import load_foreign  # noqa: PLC0415
+        from buildyard.spec.load import find_file  # noqa: PLC0415
+
+        imported = load_foreign(
+            find_file(project_dir(ctx), file),
+            project_dir(ctx),
+            event=event,
+            branch=branch,
+            tag=tag,
+            variables=_parse_vars(list(var)),
+            strict=strict,
+        )
+        for note in imported.notes if imported else ():
+            print(f"warning: {note}", file=sys.stderr)
     options = RunOptions(
         project_dir=project_dir(ctx),
         file=file,
+        pipeline=imported.pipeline if imported else None,
         select=jobs,
         slots=parallel,
         event=Event(event),

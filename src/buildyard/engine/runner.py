@@ -115,6 +115,8 @@ class RunOptions:
     log_limit: int | None = None
     #: Keep the workspace of an isolated job that failed (``run --keep-workspaces``).
     keep_workspaces: bool = False
+    #: A pipeline already loaded (an imported GitLab file): used instead of reading ``file``.
+    pipeline: Pipeline | None = None
 
 
 @dataclass
@@ -175,6 +177,8 @@ def open_checked_history(options: RunOptions) -> SqlHistory:
 
 def load_step(options: RunOptions) -> Pipeline:
     """Find and validate the pipeline file (through the parsed-pipeline cache, see ``load_cached``)."""
+    if options.pipeline is not None:
+        return options.pipeline
     return load_cached(find_file(options.project_dir, options.file), home_dir(options) / "spec-cache")
 
 

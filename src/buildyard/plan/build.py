@@ -92,6 +92,8 @@ class JobInstance:
     workspace: str = ""
     #: True when isolation was chosen because instances of one matrix job declare the same outputs.
     workspace_auto: bool = False
+    #: Exit codes whose failure is allowed (``allow_failure: {exit_codes}``); ``allow_failure`` allows any.
+    allow_failure_codes: tuple[int, ...] = ()
 
     @property
     def awaits_approval(self) -> bool:
@@ -412,7 +414,8 @@ def _instance(
             secrets=tuple(job.secrets),
             condition=condition,
             when=job.when,
-            allow_failure=job.allow_failure,
+            allow_failure=job.allowed_failure,
+            allow_failure_codes=job.allow_failure_codes,
             timeout=job.timeout if job.timeout is not None else pipeline.defaults.timeout,
             retry=job.retry,
             cpus=job.resources.cpus,
