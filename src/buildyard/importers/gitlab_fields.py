@@ -69,6 +69,11 @@ class FieldConverter:
             )
             return None
         lines: list[str] = []
+        for key in ("after_script",):
+            items = flatten(job.get(key) or [])
+            if not all(isinstance(i, str | int | float) and not isinstance(i, bool) for i in items):
+                self.problem(name, (key,), f"{key} takes a command or a list of commands")
+                return None
         for key in ("before_script", "script"):
             value = job.get(key)
             if value is None:

@@ -46,7 +46,7 @@ def flatten(value: Any) -> list[Any]:
 
 
 _DURATION = re.compile(
-    r"(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|weeks?)?\s*,?\s*(?:and\s+)?",
+    r"(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w)?(?![a-z])\s*,?\s*(?:and\s+)?",
     re.IGNORECASE,
 )
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

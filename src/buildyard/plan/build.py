@@ -148,7 +148,8 @@ def expand_matrix(job: Job) -> list[dict[str, str]]:
     originals = [dict(c) for c in combos]
     for entry in matrix.include:
         matched = False
-        for combo, original in zip(combos, originals, strict=True):
+        # only the original combinations: entries appended by earlier includes are not extended
+        for combo, original in zip(combos[: len(originals)], originals, strict=True):
             overlap = {k: v for k, v in entry.items() if k in axes}
             if all(original.get(k) == v for k, v in overlap.items()) and overlap:
                 combo.update({k: v for k, v in entry.items() if k not in axes})
