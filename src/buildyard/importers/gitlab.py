@@ -135,6 +135,8 @@ def context_for(
     """The context of a run in ``project`` (git gives what the options leave unset)."""
     git = read_git(project)
     branch = git.branch if branch is None else branch
+    if not branch and not tag and not git.tag:  # no commit yet: the branch HEAD names
+        branch = (_git(project, "symbolic-ref", "--short", "HEAD") or "").strip()
     tag = git.tag if tag is None else tag
     return Context(
         event="tag" if tag and event == "push" else event,
@@ -406,7 +408,7 @@ class _Converter(FieldConverter):
 
                 close = difflib.get_close_matches(str(key), sorted(JOB_KEYS), n=1)
                 hint = f"did you mean '{close[0]}'?" if close else "see GitLab's CI/CD YAML reference"
-                self.problem(name, (key,), f"unknown key '{key}'", hint)
+                self.problem(name, (key,), f"unknown key '{key}'", hint, at_key=True)
                 return None
         if "trigger" in raw:
             self.note(name, ("trigger",), f"job '{name}' triggers a downstream pipeline: not run here")

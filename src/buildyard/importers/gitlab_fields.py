@@ -29,13 +29,18 @@ class FieldConverter:
         self.notes: list[Diagnostic] = []
         self.names: dict[str, str] = {}
 
-    def problem(self, key: str, sub: FieldPath, message: str, hint: str = "") -> None:
-        self.problems.append(self.doc.diag(key, sub, message, hint))
+    def problem(
+        self, key: str, sub: FieldPath, message: str, hint: str = "", *, at_key: bool = False
+    ) -> None:
+        """Record an error located at ``key``'s field ``sub``."""
+        self.problems.append(self.doc.diag(key, sub, message, hint, at_key=at_key))
 
     def note(self, key: str, sub: FieldPath, message: str) -> None:
+        """Record something GitLab would honour that buildyard does not carry."""
         self.notes.append(self.doc.diag(key, sub, message))
 
     def locate(self, out: FieldPath, key: str, sub: FieldPath = ()) -> None:
+        """Map the converted path ``out`` to where ``key``'s field ``sub`` was written."""
         self.smap.values[out] = self.doc.pos(key, sub)
         self.smap.keys[out] = self.doc.key_pos(key, sub)
 

@@ -121,9 +121,11 @@ class GitLabDocument:
                 return smap.keys[(key, *sub)]
         return self.pos(key, sub)
 
-    def diag(self, key: str, sub: FieldPath, message: str, hint: str = "") -> Diagnostic:
-        """A located problem of ``key``'s field ``sub``."""
-        pos = self.pos(key, sub)
+    def diag(
+        self, key: str, sub: FieldPath, message: str, hint: str = "", *, at_key: bool = False
+    ) -> Diagnostic:
+        """A located problem of ``key``'s field ``sub`` (at its value, or its key with ``at_key``)."""
+        pos = self.key_pos(key, sub) if at_key else self.pos(key, sub)
         shown = ".".join(str(p) for p in (key, *sub))
         return Diagnostic(pos.file or self.main.file, pos.line, pos.col, shown, message, hint)
 

@@ -1,0 +1,143 @@
+"""Invalid GitLab files: one located line per problem (``.gitlab-ci.yml:LINE:COL: path: message``),
+exit 2, no traceback; constructs not carried are warnings naming them (errors with ``--strict``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+CASES = [
+    (
+        "unknown key",
+        "build:\n  script: make\n  scirpt: again\n",
+        r".gitlab-ci.yml:3:3: build.scirpt: unknown key 'scirpt' (did you mean 'script'?)",
+    ),
+    (
+        "YAML syntax",
+        "build:\n  script: [make\n",
+        ".gitlab-ci.yml:3:1: YAML syntax error",
+    ),
+    (
+        "unknown need",
+        "a:\n  script: x\nb:\n  needs: [c]\n  script: y\n",
+        ".gitlab-ci.yml:4:11: b.needs.0: needs 'c', which is not a job of this file",
+    ),
+    (
+        "need excluded by rules",
+        "a:\n  script: x\n  rules:\n    - when: never\nb:\n  needs: [a]\n  script: y\n",
+        ".gitlab-ci.yml:6:11: b.needs.0: needs 'a', which is not in this pipeline (its rules exclude it)",
+    ),
+    (
+        "rules syntax",
+        'a:\n  script: x\n  rules:\n    - if: $X = "1"\n',
+        ".gitlab-ci.yml:4:7: a.rules.0: invalid rules:if expression",
+    ),
+    (
+        "extends cycle",
+        "a:\n  extends: b\n  script: x\nb:\n  extends: a\n  script: y\n",
+        "extends forms a cycle",
+    ),
+    (
+        "unknown extends",
+        ".tpl:\n  script: x\njob:\n  extends: .tlp\n",
+        ".gitlab-ci.yml:4:12: job.extends: unknown job '.tlp' in extends (did you mean '.tpl'?)",
+    ),
+    (
+        "missing include",
+        "include: ci/nothing.yml\njob:\n  script: x\n",
+        ".gitlab-ci.yml:1:10: include: included file 'ci/nothing.yml' does not exist",
+    ),
+    (
+        "remote include",
+        "include:\n  - remote: https://example.com/ci.yml\njob:\n  script: x\n",
+        "include: remote is not supported",
+    ),
+    (
+        "no script",
+        "job:\n  stage: test\n",
+        ".gitlab-ci.yml:2:3: job: job 'job' has no script",
+    ),
+    (
+        "stage not declared",
+        "stages: [build]\njob:\n  stage: test\n  script: x\n",
+        ".gitlab-ci.yml:3:10: job.stage: stage 'test' is not in stages",
+    ),
+    (
+        "bad timeout",
+        "job:\n  script: x\n  timeout: soon\n",
+        ".gitlab-ci.yml:3:12: job.timeout: invalid duration 'soon'",
+    ),
+    (
+        "unknown reference",
+        "job:\n  script: !reference [.nothing, script]\n",
+        ".gitlab-ci.yml:2:11: job: !reference [.nothing] names nothing in this pipeline",
+    ),
+    (
+        "parallel out of range",
+        "job:\n  parallel: 201\n  script: x\n",
+        ".gitlab-ci.yml:2:13: job.parallel: parallel must be between 1 and 200, got 201",
+    ),
+    (
+        # found by buildyard's own validation (spec.from_raw), located in the GitLab file
+        "invalid variable name",
+        "variables:\n  bad-name: x\njob:\n  script: x\n",
+        ".gitlab-ci.yml:2:3: variables.bad-name: variable name 'bad-name' must be an environment"
+    ),
+    (
+        "workflow creates nothing",
+        "workflow:\n  rules:\n    - if: $CI_COMMIT_TAG\njob:\n  script: x\n",
+        ".gitlab-ci.yml:3:5: workflow.rules: workflow:rules create no pipeline for this trigger",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_an_invalid_file_is_one_located_line_and_exit_2(
+    text: str, message: str, make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    root = make_project({".gitlab-ci.yml": text})
+    for args in (["run", "-f", ".gitlab-ci.yml"], ["import", ".gitlab-ci.yml"]):
+        result = cli("-C", root, *args)
+        assert result.code == 2, result.err
+        assert "Traceback" not in result.err
+        line = result.err.strip().splitlines()[-1]
+        assert message in line, line
+
+
+def test_image_and_services_warn_and_strict_makes_them_errors(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    text = (
+        "job:\n  image: python:3.12\n  services: [postgres:16]\n  resource_group: prod\n  script: echo ran\n"
+    )
+    root = make_project({".gitlab-ci.yml": text})
+    result = cli("-C", root, "run", "-f", ".gitlab-ci.yml", "--no-cache")
+    assert result.code == 0, result.err
+    assert ".gitlab-ci.yml:2:10: job.image: image python:3.12: no container engine here" in result.err
+    assert ".gitlab-ci.yml:3:13: job.services: services postgres:16" in result.err
+    assert "job.resource_group: resource_group: jobs of one resource group are not serialised" in result.err
+    strict = cli("-C", root, "run", "-f", ".gitlab-ci.yml", "--strict")
+    assert strict.code == 2
+    assert ".gitlab-ci.yml:2:10: job.image: image python:3.12" in strict.err
+
+
+def test_import_writes_a_valid_buildyard_file_listing_what_it_did_not_carry(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    text = (
+        "build:\n  script: echo built\n  interruptible: true\n  artifacts:\n    paths: [out/]\n"
+        "    expire_in: 1 week\n"
+    )
+    root = make_project({".gitlab-ci.yml": text})
+    result = cli("-C", root, "import", ".gitlab-ci.yml", "-o", "buildyard.yml")
+    assert result.code == 0, result.err
+    assert "not carried: .gitlab-ci.yml:3:18: build.interruptible: interruptible" in result.err
+    assert "build.artifacts.expire_in: artifacts:expire_in" in result.err
+    written = (root / "buildyard.yml").read_text()
+    assert "#   .gitlab-ci.yml:3:18: build.interruptible" in written
+    assert cli("-C", root, "validate").code == 0
+    run = cli("-C", root, "run", "--no-cache", "--stream")
+    assert run.code == 0
+    assert "built" in run.out
