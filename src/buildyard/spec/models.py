@@ -87,7 +87,7 @@ class Artifacts(Spec, frozen=True, kw_only=True):
 class AllowFailure(Spec, frozen=True, kw_only=True):
     """``allow_failure: {exit_codes: [...]}``: a failure with one of these exit codes is allowed."""
 
-    exit_codes: list[int]
+    exit_codes: list[int] = msgspec.field(default_factory=list)
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """At least one code."""
