@@ -17,8 +17,10 @@ PRELUDE = "\n".join(
         'export CI_PROJECT_DIR="$PWD" CI_BUILDS_DIR="$PWD" CI_COMMIT_SHA="${BUILDYARD_COMMIT_SHA:-}"',
         'export CI_COMMIT_SHORT_SHA="${CI_COMMIT_SHA:0:8}"',
         'export CI_COMMIT_REF_NAME="${BUILDYARD_TAG:-${BUILDYARD_BRANCH:-}}"',
-        'export CI_COMMIT_REF_SLUG="$(printf %s "$CI_COMMIT_REF_NAME" | tr A-Z a-z | tr -c a-z0-9 - '
-        '| cut -c1-63)"',
+        # the slug in bash itself: no subprocess per job (lowercase, [^a-z0-9] -> '-', 63 characters)
+        'CI_COMMIT_REF_SLUG="${CI_COMMIT_REF_NAME,,}"',
+        'CI_COMMIT_REF_SLUG="${CI_COMMIT_REF_SLUG//[^a-z0-9]/-}"',
+        'export CI_COMMIT_REF_SLUG="${CI_COMMIT_REF_SLUG:0:63}"',
         'export CI_PIPELINE_ID="${BUILDYARD_RUN_NUMBER:-0}" CI_PIPELINE_IID="${BUILDYARD_RUN_NUMBER:-0}"',
         'if [ -n "${BUILDYARD_TAG:-}" ]; then export CI_COMMIT_TAG="$BUILDYARD_TAG"; '
         'else export CI_COMMIT_BRANCH="${BUILDYARD_BRANCH:-}"; fi',

@@ -83,7 +83,7 @@ CASES = [
         # found by buildyard's own validation (spec.from_raw), located in the GitLab file
         "invalid variable name",
         "variables:\n  bad-name: x\njob:\n  script: x\n",
-        ".gitlab-ci.yml:2:3: variables.bad-name: variable name 'bad-name' must be an environment"
+        ".gitlab-ci.yml:2:3: variables.bad-name: variable name 'bad-name' must be an environment",
     ),
     (
         "workflow creates nothing",
