@@ -301,7 +301,14 @@ def validate(ctx: click.Context, file: Path | None) -> int:
     from buildyard.spec.load import find_file, load  # noqa: PLC0415
 
     path = find_file(project_dir(ctx), file)
-    pipeline = load(path)
+    imported = None
+    if file is not None:
+        from buildyard.importers import load_foreign  # noqa: PLC0415 - only for a named file
+
+        imported = load_foreign(path, project_dir(ctx))
+        for note in imported.notes if imported else ():
+            print(f"warning: {note}", file=sys.stderr)
+    pipeline = imported.pipeline if imported else load(path)
     for warning in warnings(pipeline):
         print(warning, file=sys.stderr)
     print(f"{path}: valid ({len(pipeline.jobs)} jobs)")

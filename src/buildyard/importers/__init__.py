@@ -8,6 +8,7 @@ buildyard cannot carry come back as located notes. :func:`detect` tells which fo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,20 +28,28 @@ class Format(StrEnum):
     GITLAB = "gitlab"
 
 
-def detect(path: Path) -> Format:
-    """The format of the pipeline file at ``path``: by its name, else by a look at its first 64 KiB."""
-    from buildyard.importers.gitlab import is_gitlab_file  # noqa: PLC0415 - cheap for buildyard files
+_GITLAB_NAMES = (".gitlab-ci.yml", ".gitlab-ci.yaml")
+_GITLAB_KEYWORDS = re.compile(r"^(stages|include|workflow|default):", re.MULTILINE)
+_TOP_LEVEL_JOB_WITH_SCRIPT = re.compile(r"^[^\s#][^:\n]*:[ \t]*\n(?:[ \t]+.*\n)*?[ \t]+script:", re.MULTILINE)
 
+
+def detect(path: Path) -> Format:
+    """The format of the pipeline file at ``path``: GitLab CI by its name (``*.gitlab-ci.yml``), else
+    by a look at its first 64 KiB (GitLab keywords or top-level jobs with ``script``, no ``jobs:``)."""
     if path.name in ("buildyard.yml", "buildyard.yaml"):
         return Format.BUILDYARD
-    if is_gitlab_file(path):
+    if path.name.endswith(_GITLAB_NAMES):
         return Format.GITLAB
     try:
         with path.open("rb") as f:
             head = f.read(64 * 1024).decode("utf-8", "replace")
     except OSError:
         return Format.BUILDYARD  # the loader reports the problem
-    return Format.GITLAB if is_gitlab_file(path, head) else Format.BUILDYARD
+    if re.search(r"^jobs:", head, re.MULTILINE):
+        return Format.BUILDYARD
+    if _GITLAB_KEYWORDS.search(head) or _TOP_LEVEL_JOB_WITH_SCRIPT.search(head):
+        return Format.GITLAB
+    return Format.BUILDYARD
 
 
 @dataclass(frozen=True)

@@ -183,22 +183,6 @@ def _changed_files(project: Path) -> tuple[str, ...] | None:
     return tuple(paths) if len(paths) <= MAX_CHANGED else None
 
 
-def is_gitlab_file(path: Path, text: str | None = None) -> bool:
-    """``.gitlab-ci.yml`` by name, or a file that reads like one (top-level jobs with ``script``, no
-    buildyard ``jobs:`` mapping)."""
-    if path.name in (".gitlab-ci.yml", ".gitlab-ci.yaml") or path.name.endswith(
-        (".gitlab-ci.yml", ".gitlab-ci.yaml")
-    ):
-        return True
-    if text is None:
-        return False
-    if re.search(r"^jobs:\s*$", text, re.MULTILINE):
-        return False
-    return bool(re.search(r"^(stages|include|workflow|default):", text, re.MULTILINE)) or bool(
-        re.search(r"^[^\s#][^:\n]*:\s*\n(?:\s+.*\n)*?\s+script:", text)
-    )
-
-
 def load(path: Path, context: Context) -> tuple[Pipeline, Conversion]:
     """Read, convert and validate a GitLab CI file; raise a ``SpecError`` located in it."""
     from buildyard.spec.load import from_raw  # noqa: PLC0415 - the validator, only once converted

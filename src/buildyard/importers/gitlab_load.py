@@ -223,6 +223,11 @@ class _Includes:
             pos = source.smap.value_pos(sub)
             where = Diagnostic(source.name, pos.line, pos.col, "include", "")
             local = item if isinstance(item, str) else item.get("local") if isinstance(item, dict) else None
+            if isinstance(item, dict) and isinstance(local, str) and set(item) != {"local"}:
+                extra = sorted(set(item) - {"local"})[0]
+                raise SpecError(
+                    [_with(where, f"include: {extra} is not supported", "include the file plainly")]
+                )
             if not isinstance(local, str):
                 kind = next(iter(item), "?") if isinstance(item, dict) else type(item).__name__
                 raise SpecError(

@@ -194,6 +194,9 @@ RULE_KEYS = frozenset(
 
 def _patterns(value: Any, name: str) -> list[str]:
     if isinstance(value, dict):
+        if set(value) - {"paths"}:
+            extra = sorted(set(value) - {"paths"})[0]
+            raise RuleError(f"rules:{name}:{extra} is not supported (list the paths only)")
         value = value.get("paths", [])
     if isinstance(value, str):
         value = [value]

@@ -141,3 +141,32 @@ def test_import_writes_a_valid_buildyard_file_listing_what_it_did_not_carry(
     run = cli("-C", root, "run", "--no-cache", "--stream")
     assert run.code == 0
     assert "built" in run.out
+
+
+def test_the_format_is_recognised_from_the_name_or_the_content(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    gitlab = "stages: [build]\ncompile:\n  stage: build\n  script: echo compiled\n"
+    plain = "compile:\n  script: echo plain\n"
+    native = "jobs:\n  compile: {script: echo native}\n"
+    root = make_project({"ci/pipeline.yml": gitlab, "plain.yml": plain, "native.yml": native})
+    for file, text in (("ci/pipeline.yml", "compiled"), ("plain.yml", "plain"), ("native.yml", "native")):
+        result = cli("-C", root, "run", "-f", file, "--no-cache", "--stream")
+        assert result.code == 0, result.err
+        assert text in result.out
+        assert cli("-C", root, "validate", "-f", file).code == 0
+
+
+def test_unsupported_rule_and_include_options_are_errors_not_ignored(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    text = "a:\n  script: x\n  rules:\n    - changes: {paths: [src/*], compare_to: main}\n"
+    root = make_project({".gitlab-ci.yml": text})
+    result = cli("-C", root, "run", "-f", ".gitlab-ci.yml")
+    assert result.code == 2
+    assert "a.rules.0: rules:changes:compare_to is not supported" in result.err
+    text = "include:\n  - local: ci.yml\n    rules: [{if: $X}]\na:\n  script: x\n"
+    root = make_project({".gitlab-ci.yml": text, "ci.yml": "b:\n  script: y\n"}, name="p2")
+    result = cli("-C", root, "run", "-f", ".gitlab-ci.yml")
+    assert result.code == 2
+    assert ".gitlab-ci.yml:2:5: include: include: rules is not supported" in result.err
