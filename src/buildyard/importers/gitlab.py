@@ -486,6 +486,8 @@ class _Converter(FieldConverter):
         job_env: dict[str, str] = {"CI_JOB_NAME": name, "CI_JOB_STAGE": stage}
         exports: list[str] = []
         for var, (value, do_expand) in effective.items():
+            if var in self.ctx.variables:
+                continue  # a pipeline variable (--var) wins over the YAML's, as in GitLab
             refs = do_expand and "$" in value
             if refs:
                 exports.append(f"export {var}={shell_value(value, True)}")
