@@ -14,14 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from buildyard.errors import UserError
 from buildyard.importers.gitlab_load import glob_regex
 
 #: Longest regex literal accepted in ``=~`` (the text is untrusted; Python's re can backtrack).
 MAX_REGEX = 1000
 
 
-class RuleError(ValueError):
-    """An expression or rule that does not parse (the converter locates it)."""
+class RuleError(UserError, ValueError):
+    """A GitLab rule or ``rules:if`` expression that does not parse (the converter locates it)."""
 
 
 @dataclass(frozen=True)
