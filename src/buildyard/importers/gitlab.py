@@ -447,7 +447,7 @@ class _Converter(FieldConverter):
             when = decision.when
             if decision.allow_failure is not None:
                 allow_failure = decision.allow_failure
-            elif when == "manual":
+            elif when == "manual" and "allow_failure" not in job:
                 allow_failure = False  # GitLab: a manual job from rules blocks unless it says otherwise
             start_in = decision.start_in or start_in
             needs = decision.needs if decision.needs is not None else needs
@@ -566,6 +566,8 @@ class _Converter(FieldConverter):
                         )
                         continue
                     target, optional = item.get("job"), bool(item.get("optional", False))
+                    if "parallel" in item:
+                        self.note(name, ("needs", i), "needs parallel:matrix: waits for every instance")
                     if item.get("artifacts") is False:
                         self.note(
                             name,
