@@ -188,6 +188,7 @@ class FieldConverter:
             out["matrix"] = {"CI_NODE_INDEX": [str(i) for i in range(1, raw + 1)]}
             env["CI_NODE_INDEX"] = "${{ matrix.CI_NODE_INDEX }}"
             env["CI_NODE_TOTAL"] = str(raw)
+            env["CI_JOB_NAME"] = f"{name} ${{{{ matrix.CI_NODE_INDEX }}}}/{raw}"  # GitLab's "job 2/3"
             return
         entries = raw.get("matrix") if isinstance(raw, dict) else None
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -202,11 +203,13 @@ class FieldConverter:
             for key, values in axes:
                 product = [{**p, key: v} for p in product for v in values]
             combos += product
-        keys = sorted({k for c in combos for k in c})
+        keys = list(dict.fromkeys(k for c in combos for k in c))  # in the order they are written
         out["matrix"] = {"include": [{k: c.get(k, "") for k in keys} for c in combos]}
         for key in keys:
             env[key] = "${{ matrix." + key + " }}"
         env["CI_NODE_TOTAL"] = str(len(combos))
+        values = ", ".join("${{ matrix." + key + " }}" for key in keys)
+        env["CI_JOB_NAME"] = f"{name}: [{values}]"  # GitLab's "job: [aws, eu]"
 
     def artifacts(self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath) -> None:
         raw = job.get("artifacts")

@@ -5,7 +5,7 @@ Each file states its expectations in its header comments (GitLab's documented be
 ``# args:`` extra ``run`` options (the trigger), ``# expect: job=status ...``, ``# before: a<b``
 (``a`` finished before ``b`` started), ``# output: job=text | job=text`` (the job's log holds
 the text), ``# absent: job ...`` (not in the pipeline), ``# exit: N`` (the run's exit code),
-``# file: path=content`` (another file of the repository).
+``# file: path=content`` (another file of the repository), ``# gates: job=gate:status ...``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Expect:
     absent: list[str] = field(default_factory=list)
     exit: int | None = None
     files: dict[str, str] = field(default_factory=dict)
+    gates: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def expectations(text: str) -> Expect:
@@ -54,6 +55,9 @@ def expectations(text: str) -> Expect:
             out.absent += value.split()
         elif key == "exit":
             out.exit = int(value)
+        elif key == "gates":
+            job, _, rest = value.partition("=")
+            out.gates[job] = dict(item.split(":", 1) for item in rest.split())  # type: ignore[misc]
         elif key == "file":
             path, _, content = value.partition("=")
             out.files[path] = content.replace("\\n", "\n")
@@ -76,6 +80,8 @@ def check_run(result: Any, expect: Expect) -> None:
     for name, wanted in expect.output:
         log = Path(jobs[name]["log"]).read_text()
         assert wanted in log, (name, wanted, log)
+    for name, wanted_gates in expect.gates.items():
+        assert {g["gate"]: g["status"] for g in jobs[name]["gates"]} == wanted_gates
     if expect.exit is not None:
         assert result.code == expect.exit, result.err
 
