@@ -208,8 +208,8 @@ class FieldConverter:
         for key in keys:
             env[key] = "${{ matrix." + key + " }}"
         env["CI_NODE_TOTAL"] = str(len(combos))
-        values = ", ".join("${{ matrix." + key + " }}" for key in keys)
-        env["CI_JOB_NAME"] = f"{name}: [{values}]"  # GitLab's "job: [aws, eu]"
+        shown = ", ".join("${{ matrix." + key + " }}" for key in keys)
+        env["CI_JOB_NAME"] = f"{name}: [{shown}]"  # GitLab's "job: [aws, eu]"
 
     def artifacts(self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath) -> None:
         raw = job.get("artifacts")
