@@ -168,6 +168,8 @@ def _default_branch(project: Path) -> str | None:
     return None
 
 
+#: Most repository paths ``rules:exists`` looks at (GitLab's limit of file checks).
+MAX_EXISTS_CHECKS = 50_000
 #: Most changed paths considered by ``changes`` (beyond: every ``changes`` rule matches).
 MAX_CHANGED = 10_000
 
@@ -238,11 +240,17 @@ class _Converter(FieldConverter):
         def exists(pattern: str) -> bool:
             if pattern not in cache:
                 rx = glob_regex(pattern)
-                cache[pattern] = any(
-                    rx.fullmatch(str(p.relative_to(project)))
-                    for p in project.rglob("*")
-                    if ".git" not in p.parts and ".buildyard" not in p.parts
-                )
+                found = False
+                for checked, path in enumerate(project.rglob("*")):
+                    if checked >= MAX_EXISTS_CHECKS:
+                        found = True  # GitLab: beyond its limit of checks, exists matches
+                        break
+                    if ".git" in path.parts or ".buildyard" in path.parts:
+                        continue
+                    if rx.fullmatch(str(path.relative_to(project))):
+                        found = True
+                        break
+                cache[pattern] = found
             return cache[pattern]
 
         return Trigger(

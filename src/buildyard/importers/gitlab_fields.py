@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ from buildyard.spec.yamlpos import Path as FieldPath
 from buildyard.spec.yamlpos import SourceMap
 
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+#: GitLab's limit of jobs one ``parallel`` makes.
+MAX_PARALLEL = 200
 
 
 class FieldConverter:
@@ -182,8 +185,8 @@ class FieldConverter:
         self.locate((*base, "matrix"), name, ("parallel",))
         env = out["env"]
         if isinstance(raw, int) and not isinstance(raw, bool):
-            if not 1 <= raw <= 200:
-                self.problem(name, ("parallel",), f"parallel must be between 1 and 200, got {raw}")
+            if not 1 <= raw <= MAX_PARALLEL:
+                self.problem(name, ("parallel",), f"parallel must be between 1 and {MAX_PARALLEL}, got {raw}")
                 return
             out["matrix"] = {"CI_NODE_INDEX": [str(i) for i in range(1, raw + 1)]}
             env["CI_NODE_INDEX"] = "${{ matrix.CI_NODE_INDEX }}"
@@ -199,6 +202,12 @@ class FieldConverter:
             axes = [
                 (str(k), [scalar(x) for x in (v if isinstance(v, list) else [v])]) for k, v in entry.items()
             ]
+            size = len(combos) + math.prod(len(values) for _, values in axes)
+            if size > MAX_PARALLEL:  # counted before expanding: a few long lists must not exhaust memory
+                self.problem(
+                    name, ("parallel", "matrix"), f"parallel:matrix makes more than {MAX_PARALLEL} jobs"
+                )
+                return
             product: list[dict[str, str]] = [{}]
             for key, values in axes:
                 product = [{**p, key: v} for p in product for v in values]

@@ -170,3 +170,14 @@ def test_unsupported_rule_and_include_options_are_errors_not_ignored(
     result = cli("-C", root, "run", "-f", ".gitlab-ci.yml")
     assert result.code == 2
     assert ".gitlab-ci.yml:2:5: include: include: rules is not supported" in result.err
+
+
+def test_a_huge_parallel_matrix_is_refused_before_it_is_expanded(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    values = "[" + ", ".join(str(i) for i in range(1000)) + "]"
+    text = f"job:\n  parallel:\n    matrix:\n      - {{A: {values}, B: {values}, C: {values}}}\n  script: x\n"
+    root = make_project({".gitlab-ci.yml": text})
+    result = cli("-C", root, "run", "-f", ".gitlab-ci.yml")
+    assert result.code == 2
+    assert ".gitlab-ci.yml:4:7: job.parallel.matrix: parallel:matrix makes more than 200 jobs" in result.err
