@@ -181,3 +181,16 @@ def test_a_huge_parallel_matrix_is_refused_before_it_is_expanded(
     result = cli("-C", root, "run", "-f", ".gitlab-ci.yml")
     assert result.code == 2
     assert ".gitlab-ci.yml:4:7: job.parallel.matrix: parallel:matrix makes more than 200 jobs" in result.err
+
+
+def test_every_problem_is_reported_at_once_in_the_file_that_wrote_it(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    main = "include: ci/jobs.yml\n.tpl:\n  scirpt: x\nb:\n  extends: .tpl\n  script: y\n"
+    root = make_project({".gitlab-ci.yml": main, "ci/jobs.yml": "a:\n  script: x\n  timeout: soon\n"})
+    result = cli("-C", root, "run", "-f", ".gitlab-ci.yml")
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert ".gitlab-ci.yml:3:3: b.scirpt: unknown key 'scirpt' (did you mean 'script'?)" in lines[0]
+    assert "ci/jobs.yml:3:12: a.timeout: invalid duration 'soon'" in lines[1]
