@@ -543,7 +543,7 @@ class _Converter(FieldConverter):
         self.parallel(name, job, out, base)
         self.artifacts(name, job, out, base)
         self.cache(name, job, out, base, env)
-        self.environment(name, job, out)
+        self.environment(name, job, out, base, env)
         self.unsupported(name, job)
         return out
 

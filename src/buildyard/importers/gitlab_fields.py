@@ -17,6 +17,7 @@ from buildyard.spec.yamlpos import Path as FieldPath
 from buildyard.spec.yamlpos import SourceMap
 
 _BAD_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+_ENV_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 #: GitLab's limit of jobs one ``parallel`` makes.
 MAX_PARALLEL = 200
 
@@ -313,20 +314,46 @@ class FieldConverter:
             out["cache"] = caches
             self.locate((*base, "cache"), name, ("cache",))
 
-    def environment(self, name: str, job: dict[str, Any], out: dict[str, Any]) -> None:
+    def environment(
+        self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath, env: Mapping[str, str]
+    ) -> None:
+        """``environment``: a deployment of the commit (``action: start``) recorded in buildyard's
+        deployment history when its name is one buildyard allows; the variables in any case."""
         raw = job.get("environment")
         if raw is None:
             return
-        env = raw if isinstance(raw, dict) else {"name": raw}
-        out["env"]["CI_ENVIRONMENT_NAME"] = scalar(env.get("name", ""))
-        if env.get("url"):
-            out["env"]["CI_ENVIRONMENT_URL"] = scalar(env["url"])
-        out["env"]["CI_ENVIRONMENT_ACTION"] = scalar(env.get("action", "start"))
+        spec = raw if isinstance(raw, dict) else {"name": raw}
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            self.problem(name, ("environment",), "environment takes a name or {name, url, action}")
+            return
+        target = expand(spec["name"], env)
+        url = expand(scalar(spec.get("url", "")), env)
+        action = scalar(spec.get("action", "start"))
+        out["env"]["CI_ENVIRONMENT_NAME"] = target
+        out["env"]["CI_ENVIRONMENT_SLUG"] = re.sub(r"[^a-z0-9]", "-", target.lower())[:24]
+        if url:
+            out["env"]["CI_ENVIRONMENT_URL"] = url
+        out["env"]["CI_ENVIRONMENT_ACTION"] = action
+        if action == "start" and _ENV_NAME.match(target) and "matrix" not in out:
+            deployment: dict[str, Any] = {"name": target, "redeploy": "always", "wait_for_gates": False}
+            if url.startswith(("http://", "https://")):
+                deployment["url"] = url
+            out["environment"] = deployment
+            self.locate((*base, "environment"), name, ("environment",))
+            for extra in sorted(set(spec) - {"name", "url", "action"}):
+                self.note(name, ("environment", extra), f"environment:{extra} is not carried")
+            return
+        why = (
+            f"action {action}: not a deployment"
+            if action != "start"
+            else f"'{target}' is not a buildyard environment name (letters, digits, '_', '-', '.')"
+            if not _ENV_NAME.match(target)
+            else "a parallel job is not one deployment"
+        )
         self.note(
             name,
             ("environment",),
-            f"environment '{env.get('name')}' (action {env.get('action', 'start')}): the job runs with "
-            "CI_ENVIRONMENT_* set; it is not recorded as a buildyard deployment",
+            f"environment '{target}' ({why}): the job runs with CI_ENVIRONMENT_* set, no deployment is recorded",
         )
 
     def unsupported(self, name: str, job: dict[str, Any]) -> None:

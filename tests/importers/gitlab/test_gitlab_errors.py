@@ -194,3 +194,23 @@ def test_every_problem_is_reported_at_once_in_the_file_that_wrote_it(
     assert len(lines) == 2, lines
     assert ".gitlab-ci.yml:3:3: b.scirpt: unknown key 'scirpt' (did you mean 'script'?)" in lines[0]
     assert "ci/jobs.yml:3:12: a.timeout: invalid duration 'soon'" in lines[1]
+
+
+def test_an_environment_is_a_recorded_deployment_each_run_and_other_names_are_notes(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    text = (
+        "deploy:\n  environment: {name: production, url: 'https://example.com'}\n  script: echo deploying\n"
+        "review:\n  environment: {name: review/$CI_COMMIT_REF_SLUG}\n  script: echo review\n"
+    )
+    root = make_project({".gitlab-ci.yml": text})
+    first = cli("-C", root, "run", "-f", ".gitlab-ci.yml")
+    assert first.code == 0, first.err
+    assert (
+        "review.environment: environment 'review/main' ('review/main' is not a buildyard environment"
+        in first.err
+    )
+    assert cli("-C", root, "run", "-f", ".gitlab-ci.yml").code == 0  # GitLab deploys again every pipeline
+    history = cli("-C", root, "deploy", "history", "production")
+    assert history.code == 0
+    assert [line.split()[4] for line in history.out.splitlines()[1:]] == ["2", "1"]
