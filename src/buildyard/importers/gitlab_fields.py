@@ -353,7 +353,8 @@ class FieldConverter:
         self.note(
             name,
             ("environment",),
-            f"environment '{target}' ({why}): the job runs with CI_ENVIRONMENT_* set, no deployment is recorded",
+            f"environment '{target}' ({why}): the job runs with CI_ENVIRONMENT_* set, "
+            "no deployment is recorded",
         )
 
     def unsupported(self, name: str, job: dict[str, Any]) -> None:
