@@ -203,6 +203,7 @@ class _Converter(FieldConverter):
         self.ctx = ctx
 
     def predefined(self) -> dict[str, str]:
+        """GitLab's predefined variables as the rules see them (this trigger)."""
         c = self.ctx
         source = SOURCES.get(c.event, c.event)
         ref = c.tag or c.branch
@@ -234,6 +235,7 @@ class _Converter(FieldConverter):
         return out
 
     def trigger(self) -> Trigger:
+        """What the rules need to know: source, ref, changed files, files that exist."""
         project = self.ctx.project.resolve()
         cache: dict[str, bool] = {}
 
@@ -267,6 +269,7 @@ class _Converter(FieldConverter):
     # -- the pipeline --
 
     def convert(self) -> Conversion:
+        """The whole document: workflow, defaults, stages, every job, then the edges."""
         data = self.doc.data
         trigger = self.trigger()
         predefined = self.predefined()
@@ -394,6 +397,7 @@ class _Converter(FieldConverter):
         stages: list[str],
         trigger: Trigger,
     ) -> dict[str, Any] | None:
+        """One job converted, or ``None`` when its rules leave it out (or it has a problem)."""
         for key in raw:
             if key not in JOB_KEYS:
                 import difflib  # noqa: PLC0415 - error path only
@@ -548,6 +552,7 @@ class _Converter(FieldConverter):
         return out
 
     def link(self, jobs: dict[str, dict[str, Any]], stages: list[str]) -> None:
+        """``needs`` resolved to buildyard names; a job without them waits for earlier stages."""
         rank = {s: i for i, s in enumerate(stages)}
         for name, job in jobs.items():
             base: FieldPath = ("jobs", self.names[name])

@@ -51,6 +51,7 @@ class FieldConverter:
     # -- the trigger's variables --
 
     def name_for(self, name: str) -> str:
+        """The buildyard name of GitLab job ``name`` (invalid characters become '-'), noted."""
         if name in self.names:
             return self.names[name]
         out = _BAD_NAME.sub("-", name).strip("-.") or "job"
@@ -69,6 +70,7 @@ class FieldConverter:
         return candidate
 
     def script(self, name: str, job: dict[str, Any]) -> str | None:
+        """``before_script`` + ``script`` as one shell text (nested lists flattened)."""
         if "script" not in job:
             self.problem(
                 name,
@@ -114,6 +116,7 @@ class FieldConverter:
         )
 
     def allow_failure_codes(self, name: str, value: Any) -> list[int]:
+        """The exit codes of ``allow_failure: {exit_codes}`` (empty for a boolean)."""
         if isinstance(value, dict):
             codes = value.get("exit_codes")
             codes = [codes] if isinstance(codes, int) else codes
@@ -132,6 +135,7 @@ class FieldConverter:
         return []
 
     def timeout(self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath) -> None:
+        """``timeout`` in seconds."""
         if job.get("timeout") is None:
             return
         try:
@@ -142,6 +146,7 @@ class FieldConverter:
         self.locate((*base, "timeout"), name, ("timeout",))
 
     def retry(self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath) -> None:
+        """``retry``: max, and ``when`` reasons mapped to exit codes and 'timeout'."""
         raw = job.get("retry")
         if raw is None:
             return
@@ -180,6 +185,7 @@ class FieldConverter:
         out["retry"] = {"max": maximum, "when": when}
 
     def parallel(self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath) -> None:
+        """``parallel``: a count or a matrix, as buildyard matrix instances."""
         raw = job.get("parallel")
         if raw is None:
             return
@@ -222,6 +228,7 @@ class FieldConverter:
         env["CI_JOB_NAME"] = f"{name}: [{shown}]"  # GitLab's "job: [aws, eu]"
 
     def artifacts(self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath) -> None:
+        """``artifacts``: paths and exclude as outputs, reports as non-blocking gates."""
         raw = job.get("artifacts")
         if raw is None:
             return
@@ -275,6 +282,7 @@ class FieldConverter:
     def cache(
         self, name: str, job: dict[str, Any], out: dict[str, Any], base: FieldPath, env: Mapping[str, str]
     ) -> None:
+        """``cache``: each entry a dependency cache (key or key files, paths, policy)."""
         raw = job.get("cache")
         if raw is None or not raw:
             return
@@ -358,6 +366,7 @@ class FieldConverter:
         )
 
     def unsupported(self, name: str, job: dict[str, Any]) -> None:
+        """Notes (or, with strict, errors) for keywords buildyard does not carry."""
         for key in ("image", "services"):
             if job.get(key):
                 value = job[key]

@@ -214,6 +214,7 @@ class _Includes:
         self.seen: set[str] = {main.name}
 
     def collect(self, source: Source, depth: int) -> None:
+        """Parse every file ``source`` includes (depth first), once each."""
         raw = source.data.get("include")
         if raw is None:
             return

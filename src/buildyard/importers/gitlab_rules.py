@@ -109,6 +109,7 @@ class _Parser:
         return value
 
     def comparison(self) -> bool:
+        """A parenthesised expression, a comparison, or a bare operand (set and not empty)."""
         if self.peek() == ("op", "("):
             self.take()
             value = self.or_()
@@ -133,6 +134,7 @@ class _Parser:
         return matched == (op == "=~")
 
     def operand(self) -> str | re.Pattern[str] | None:
+        """A variable's value (``None`` when unset), a string, ``null`` or a /regex/."""
         kind, value = self.take()
         if kind == "var":
             return self.vars.get(value.strip("${}"))

@@ -100,6 +100,7 @@ def variables(raw: Any) -> dict[str, tuple[str, bool]]:
 
 
 def scalar(value: Any) -> str:
+    """A YAML scalar as GitLab's variable text (``true``, ``3.10``, empty for null)."""
     if value is None:
         return ""
     if isinstance(value, bool):
