@@ -214,3 +214,15 @@ def test_an_environment_is_a_recorded_deployment_each_run_and_other_names_are_no
     history = cli("-C", root, "deploy", "history", "production")
     assert history.code == 0
     assert [line.split()[4] for line in history.out.splitlines()[1:]] == ["2", "1"]
+
+
+def test_a_gitlab_file_alone_is_pointed_at_when_no_buildyard_file_exists(
+    make_project: Callable[..., Any], cli: Callable[..., Any]
+) -> None:
+    root = make_project({".gitlab-ci.yml": "job:\n  script: x\n"})
+    result = cli("-C", root, "run")
+    assert result.code == 2
+    assert (
+        "(run the GitLab file with -f .gitlab-ci.yml, or convert it: buildyard import .gitlab-ci.yml)"
+        in result.err
+    )
