@@ -36,6 +36,7 @@ from buildyard.importers.gitlab_values import (
     SOURCES,
     WHEN,
     expand,
+    flatten,
     parse_gitlab_duration,
     scalar,
     shell_value,
@@ -281,7 +282,7 @@ class _Converter(FieldConverter):
         workflow = data.get("workflow")
         if isinstance(workflow, dict) and "rules" in workflow:
             env = self.rule_env(predefined, global_vars, {})
-            decision, problems = evaluate_rules(workflow["rules"], env, trigger, "always")
+            decision, problems = evaluate_rules(_rules(workflow["rules"]), env, trigger, "always")
             for i, message in problems:
                 self.problem("workflow", ("rules", i) if i >= 0 else ("rules",), message)
             if not problems and decision.when == "never":
@@ -451,7 +452,7 @@ class _Converter(FieldConverter):
             if "only" in job or "except" in job:
                 self.problem(name, ("rules",), "rules cannot be used with only/except", "keep one of them")
                 return None
-            decision, problems = evaluate_rules(job["rules"], env, trigger, str(when))
+            decision, problems = evaluate_rules(_rules(job["rules"]), env, trigger, str(when))
             for i, message in problems:
                 self.problem(name, ("rules", i) if i >= 0 else ("rules",), message)
             if problems or decision.when == "never":
@@ -607,6 +608,11 @@ class _Converter(FieldConverter):
                         "make the need optional: {job: ..., optional: true}",
                     )
             job["needs"] = resolved
+
+
+def _rules(value: Any) -> Any:
+    """Rules with the lists ``!reference [.tpl, rules]`` inserts flattened, as GitLab does."""
+    return flatten(value) if isinstance(value, list) else value
 
 
 def convert(doc: GitLabDocument, ctx: Context) -> Conversion:
