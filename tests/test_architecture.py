@@ -38,7 +38,7 @@ CORE = frozenset(
     }
 )
 SERVICES = frozenset(
-    {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify"}
+    {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify", "importers"}
 )
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "__main__", "testing"})

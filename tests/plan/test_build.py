@@ -113,3 +113,26 @@ def test_interpolation_errors_are_located() -> None:
         build(loads(text), TriggerContext())  # an unset variable is null: size(null) cannot be evaluated
     plan = build(loads(text), TriggerContext(variables={"MISSING": "here"}))
     assert plan.instances["a"].steps[0].run == "echo 4 here"
+
+
+def test_a_matrix_of_include_entries_only_makes_one_instance_per_entry() -> None:
+    """GitLab's parallel:matrix converts to include-only matrices; every entry is one instance."""
+    text = (
+        "jobs:\n  d:\n    script: x\n    matrix:\n      include:\n"
+        "        - {p: aws, r: eu}\n        - {p: aws, r: us}\n        - {p: gcp, r: eu}\n"
+    )
+    plan = build(loads(text), TriggerContext())
+    assert sorted(plan.instances) == ["d[aws,eu]", "d[aws,us]", "d[gcp,eu]"]
+
+
+def test_allow_failure_exit_codes_reach_the_instance() -> None:
+    text = "jobs:\n  a:\n    script: x\n    allow_failure: {exit_codes: [3, 137]}\n  b: {script: y}\n"
+    plan = build(loads(text), TriggerContext())
+    assert plan.instances["a"].allow_failure is False
+    assert plan.instances["a"].allow_failure_codes == (3, 137)
+    assert plan.instances["b"].allow_failure_codes == ()
+    with pytest.raises(
+        SpecError,
+        match=r"^buildyard\.yml:4:34: jobs\.a\.allow_failure\.exit_codes\[0\]: expected int, got str$",
+    ):
+        loads("jobs:\n  a:\n    script: x\n    allow_failure: {exit_codes: [soon]}\n")

@@ -17,6 +17,11 @@ from buildyard import __version__
 #: command name → (module, attribute, one-line help shown by ``--help`` without importing).
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("buildyard.cli.run", "run", "Run the pipeline as a DAG on this machine and record it."),
+    "import": (
+        "buildyard.cli.imports",
+        "import_",
+        "Convert a .gitlab-ci.yml into buildyard.yml; list what it could not carry.",
+    ),
     "validate": ("buildyard.cli.run", "validate", "Check the pipeline file; print every problem."),
     "schema": ("buildyard.cli.run", "schema", "Print the JSON Schema of buildyard.yml."),
     "history": ("buildyard.cli.history", "history", "List recent runs."),

@@ -70,7 +70,10 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
 @db_option
 @click.option("--no-cache", is_flag=True, help="Run every job; neither read nor write the job cache.")
 @click.option(
-    "--strict", is_flag=True, help="Fail a job whose declared output path matches no file (else a warning)."
+    "--strict",
+    is_flag=True,
+    help="Fail a job whose declared output path matches no file (else a warning); "
+    "in a GitLab file, image/services are errors.",
 )
 @click.option(
     "--force", is_flag=True, help="Deploy even to environments that already run the version (redeploy)."
@@ -138,9 +141,26 @@ def run(
         if not verdict.triggered:
             click.echo(f"not triggered: {verdict.reason}")
             return 0
+    imported = None
+    if file is not None:
+        from buildyard.importers import load_foreign  # noqa: PLC0415
+        from buildyard.spec.load import find_file  # noqa: PLC0415
+
+        imported = load_foreign(
+            find_file(project_dir(ctx), file),
+            project_dir(ctx),
+            event=event,
+            branch=branch,
+            tag=tag,
+            variables=_parse_vars(list(var)),
+            strict=strict,
+        )
+        for note in imported.notes if imported else ():
+            print(f"warning: {note}", file=sys.stderr)
     options = RunOptions(
         project_dir=project_dir(ctx),
         file=file,
+        pipeline=imported.pipeline if imported else None,
         select=jobs,
         slots=parallel,
         event=Event(event),
@@ -273,7 +293,14 @@ def validate(ctx: click.Context, file: Path | None) -> int:
     from buildyard.spec.load import find_file, load  # noqa: PLC0415
 
     path = find_file(project_dir(ctx), file)
-    pipeline = load(path)
+    imported = None
+    if file is not None:
+        from buildyard.importers import load_foreign  # noqa: PLC0415 - only for a named file
+
+        imported = load_foreign(path, project_dir(ctx))
+        for note in imported.notes if imported else ():
+            print(f"warning: {note}", file=sys.stderr)
+    pipeline = imported.pipeline if imported else load(path)
     for warning in warnings(pipeline):
         print(warning, file=sys.stderr)
     print(f"{path}: valid ({len(pipeline.jobs)} jobs)")

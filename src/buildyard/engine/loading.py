@@ -28,6 +28,8 @@ from buildyard.store.history import History
 
 def load_step(options: RunOptions) -> Pipeline:
     """Find and validate the pipeline file (through the parsed-pipeline cache, see ``load_cached``)."""
+    if options.pipeline is not None:
+        return options.pipeline
     return load_cached(find_file(options.project_dir, options.file), home_dir(options) / "spec-cache")
 
 

@@ -61,6 +61,8 @@ class RunOptions:
     #: The executor backend by name (``local``, ``pool``, a plugin's); None: ``$BUILDYARD_EXECUTOR``
     #: or ``local`` (see ``engine.executors``).
     executor: str | None = None
+    #: A pipeline already loaded (an imported GitLab file): used instead of reading ``file``.
+    pipeline: Pipeline | None = None
 
 
 @dataclass

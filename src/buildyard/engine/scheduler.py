@@ -422,6 +422,11 @@ class Scheduler:
         result.message = message
         if outcome is not None:
             result.exit_code = outcome.exit_code
+            if (
+                status == JobStatus.FAILED
+                and outcome.exit_code in self.plan.instances[iid].allow_failure_codes
+            ):
+                result.allow_failure = True  # allow_failure: {exit_codes}: this exit is an allowed failure
             result.finished_at = outcome.finished_at
             result.duration_s = (
                 outcome.finished_at - result.started_at if result.started_at else outcome.duration_s

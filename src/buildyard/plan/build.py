@@ -92,6 +92,8 @@ class JobInstance:
     workspace: str = ""
     #: True when isolation was chosen because instances of one matrix job declare the same outputs.
     workspace_auto: bool = False
+    #: Exit codes whose failure is allowed (``allow_failure: {exit_codes}``); ``allow_failure`` allows any.
+    allow_failure_codes: tuple[int, ...] = ()
 
     @property
     def awaits_approval(self) -> bool:
@@ -146,7 +148,8 @@ def expand_matrix(job: Job) -> list[dict[str, str]]:
     originals = [dict(c) for c in combos]
     for entry in matrix.include:
         matched = False
-        for combo, original in zip(combos, originals, strict=True):
+        # only the original combinations: entries appended by earlier includes are not extended
+        for combo, original in zip(combos[: len(originals)], originals, strict=True):
             overlap = {k: v for k, v in entry.items() if k in axes}
             if all(original.get(k) == v for k, v in overlap.items()) and overlap:
                 combo.update({k: v for k, v in entry.items() if k not in axes})
@@ -412,7 +415,8 @@ def _instance(
             secrets=tuple(job.secrets),
             condition=condition,
             when=job.when,
-            allow_failure=job.allow_failure,
+            allow_failure=job.allowed_failure,
+            allow_failure_codes=job.allow_failure_codes,
             timeout=job.timeout if job.timeout is not None else pipeline.defaults.timeout,
             retry=job.retry,
             cpus=job.resources.cpus,

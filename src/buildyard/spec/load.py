@@ -51,6 +51,11 @@ def find_file(directory: Path, file: Path | None = None) -> Path:
     for name in (DEFAULT_FILE, "buildyard.yaml"):
         if (directory / name).is_file():
             return directory / name
+    if (directory / ".gitlab-ci.yml").is_file():
+        raise NotFoundError(
+            f"{directory / DEFAULT_FILE}: no pipeline file here "
+            "(run the GitLab file with -f .gitlab-ci.yml, or convert it: buildyard import .gitlab-ci.yml)"
+        )
     raise NotFoundError(
         f"{directory / DEFAULT_FILE}: no pipeline file here (create buildyard.yml, or use -C DIR or --file)"
     )

@@ -84,6 +84,13 @@ class Artifacts(Spec, frozen=True, kw_only=True):
     paths: list[str] = msgspec.field(default_factory=list)
 
 
+class AllowFailure(Spec, frozen=True, kw_only=True):
+    """``allow_failure: {exit_codes: [...]}``: a failure with one of these exit codes is allowed."""
+
+    #: Empty: no failure is allowed (as ``allow_failure: false``).
+    exit_codes: list[int] = msgspec.field(default_factory=list)
+
+
 class Resources(Spec, frozen=True, kw_only=True):
     """How many ``-j`` slots a job occupies."""
 
@@ -270,7 +277,8 @@ class Job(Spec, frozen=True, kw_only=True):
     secrets: list[str] = msgspec.field(default_factory=list)
     if_: str | None = msgspec.field(default=None, name="if")
     when: When = When.ON_SUCCESS
-    allow_failure: bool = False
+    #: ``true``: a failure does not fail the run or block dependents; ``{exit_codes}``: only those exits.
+    allow_failure: bool | AllowFailure = False
     timeout: float | None = None
     retry: Retry = msgspec.field(default_factory=Retry)
     matrix: Matrix | None = None
@@ -306,6 +314,16 @@ class Job(Spec, frozen=True, kw_only=True):
         if self.environment is not None and self.matrix is not None:
             out.append((("environment",), "a deployment job cannot have a matrix (one job per environment)"))
         return out
+
+    @property
+    def allowed_failure(self) -> bool:
+        """True when any failure is allowed (``allow_failure: true``)."""
+        return self.allow_failure is True
+
+    @property
+    def allow_failure_codes(self) -> tuple[int, ...]:
+        """The exit codes whose failure is allowed (``allow_failure: {exit_codes}``)."""
+        return tuple(self.allow_failure.exit_codes) if isinstance(self.allow_failure, AllowFailure) else ()
 
     @property
     def cached(self) -> bool:

@@ -100,7 +100,11 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "When to run relative to the dependencies: on_success, on_failure, always or manual.",
         "on_success",
     ),
-    ("Job", "allow_failure"): ("A failure of this job does not fail the run or skip its dependents.", True),
+    ("Job", "allow_failure"): (
+        "A failure of this job does not fail the run or skip its dependents ({exit_codes: [...]}: only a "
+        "failure with one of these exit codes).",
+        True,
+    ),
     ("Job", "timeout"): ("Kill the job's whole process tree after this long.", "15m"),
     ("Job", "retry"): (
         "Retries with exponential backoff: a count, or max/backoff/max_backoff/when.",
@@ -174,6 +178,10 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
     ("Artifacts", "paths"): (
         "Files or directories (globs) the job produces, relative to its working directory.",
         ["dist/", "reports/*.xml"],
+    ),
+    ("AllowFailure", "exit_codes"): (
+        "Exit codes whose failure is allowed (GitLab's allow_failure).",
+        [3, 137],
     ),
     ("Resources", "cpus"): ("-j slots the job occupies.", 2),
     ("DependencyCacheSpec", "key"): (

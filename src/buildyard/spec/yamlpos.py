@@ -263,6 +263,18 @@ def _line_col(text: str, index: int) -> tuple[int, int]:
     return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
 
 
+def node_positions(node: yaml.Node, file: str) -> tuple[SourceMap, list[Diagnostic]]:
+    """Positions of every key and value under a composed ``node`` (duplicate keys as problems).
+
+    For importers that compose YAML with their own loader (GitLab's ``!reference`` tag) but want the
+    same source map ``load_yaml`` builds.
+    """
+    smap = SourceMap(file)
+    problems: list[Diagnostic] = []
+    _walk(node, (), smap, problems)
+    return smap, problems
+
+
 def _walk(node: yaml.Node, path: Path, smap: SourceMap, problems: list[Diagnostic]) -> None:
     smap.values.setdefault(path, _mark(node))
     if isinstance(node, yaml.ScalarNode):
