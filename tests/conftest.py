@@ -4,6 +4,8 @@ and a guard that fails any test leaking child processes or environment changes."
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -103,7 +105,7 @@ def _no_leaks() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A real PostgreSQL server for the session, as a libpq URI.
 
     ``BUILDYARD_TEST_POSTGRES_URL`` when set, else a server started with ``pgserver`` (PostgreSQL's own
@@ -119,11 +121,15 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         warnings.simplefilter("ignore")
         import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    # Outside pytest's temporary directories: another pytest session starting meanwhile rotates (deletes)
+    # old ones, which killed this server mid-run; a short path also keeps its unix socket path legal.
+    data = Path(tempfile.mkdtemp(prefix="by-pg-"))
+    server = pgserver.get_server(data, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
