@@ -8,9 +8,10 @@ Admin commands act on the server's state given the same ``--config``/``-C`` (and
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -74,6 +75,23 @@ def _open_state(
 
 def _local_actor() -> str:
     return f"cli:{getpass.getuser()}"
+
+
+@contextlib.contextmanager
+def _state(
+    ctx: click.Context, config_file: Path | None, data_dir: Path | None, state_db: str | None
+) -> Iterator[ServerState]:
+    """The server state of these options, closed after use."""
+    state = _open_state(ctx, config_file, data_dir, state_db)
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def _audit(state: ServerState, action: str, obj: str) -> None:
+    """Record an admin command's action in the audit log (as the local user)."""
+    state.audit.record(actor=_local_actor(), action=action, obj=obj, address="local")
 
 
 @click.command()
@@ -183,14 +201,9 @@ def user_create(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         state.auth.create_user(name, Role.parse(role), password, replace=replace)
-        state.audit.record(
-            actor=_local_actor(), action="user.create", obj=f"{name} ({role})", address="local"
-        )
-    finally:
-        state.close()
+        _audit(state, "user.create", f"{name} ({role})")
     print(f"user {name} ({role}) {'updated' if replace else 'created'}")
 
 
@@ -202,11 +215,8 @@ def user_list(
     ctx: click.Context, config_file: Path | None, data_dir: Path | None, state_db: str | None, as_json: bool
 ) -> None:
     """List users and roles."""
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         rows = state.auth.list_users()
-    finally:
-        state.close()
     if as_json:
         print_json([{"name": n, "role": r, "disabled": d} for n, r, d in rows])
         return
@@ -222,12 +232,9 @@ def user_rm(
     ctx: click.Context, name: str, config_file: Path | None, data_dir: Path | None, state_db: str | None
 ) -> None:
     """Remove user NAME (and end its sessions)."""
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         state.auth.delete_user(name)
-        state.audit.record(actor=_local_actor(), action="user.rm", obj=name, address="local")
-    finally:
-        state.close()
+        _audit(state, "user.rm", name)
     print(f"user {name} removed")
 
 
@@ -255,14 +262,9 @@ def token_create(
     """Create a token; it is printed once (only a hash is kept)."""
     from buildyard.server.auth import Role  # noqa: PLC0415
 
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         value, info = state.auth.create_token(name, Role.parse(role), created_by=_local_actor())
-        state.audit.record(
-            actor=_local_actor(), action="token.create", obj=f"{name} ({role})", address="local"
-        )
-    finally:
-        state.close()
+        _audit(state, "token.create", f"{name} ({role})")
     print(value)
     print(
         f"token {info.id} '{name}' ({role}): shown once; keep it (e.g. in BUILDYARD_TOKEN)", file=sys.stderr
@@ -277,11 +279,8 @@ def token_list(
     ctx: click.Context, config_file: Path | None, data_dir: Path | None, state_db: str | None, as_json: bool
 ) -> None:
     """List tokens (never their values)."""
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         rows = state.auth.list_tokens()
-    finally:
-        state.close()
     if as_json:
         print_json(
             [{"id": t.id, "name": t.name, "role": t.role, "revoked": t.revoked_at is not None} for t in rows]
@@ -299,12 +298,9 @@ def token_revoke(
     ctx: click.Context, token: str, config_file: Path | None, data_dir: Path | None, state_db: str | None
 ) -> None:
     """Revoke TOKEN (its id or name)."""
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         state.auth.revoke_token(token)
-        state.audit.record(actor=_local_actor(), action="token.revoke", obj=token, address="local")
-    finally:
-        state.close()
+        _audit(state, "token.revoke", token)
     print(f"token {token} revoked")
 
 
@@ -344,13 +340,10 @@ def secrets_set(
 ) -> None:
     """Set secret NAME of a project (the value is never shown again)."""
     value = sys.stdin.read().rstrip("\r\n") if value_stdin else click.prompt("value", hide_input=True)
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         target = _project_name(state, project)
         state.secrets.set(target, name, value, actor=_local_actor())
-        state.audit.record(actor=_local_actor(), action="secret.set", obj=f"{target}/{name}", address="local")
-    finally:
-        state.close()
+        _audit(state, "secret.set", f"{target}/{name}")
     print(f"secret {name} of {target} set")
 
 
@@ -368,11 +361,8 @@ def secrets_list(
     as_json: bool,
 ) -> None:
     """Names of a project's secrets (never values)."""
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         rows = state.secrets.list(_project_name(state, project))
-    finally:
-        state.close()
     if as_json:
         print_json([{"name": s.name, "updated_at": s.updated_at, "updated_by": s.updated_by} for s in rows])
         return
@@ -394,13 +384,10 @@ def secrets_rm(
     state_db: str | None,
 ) -> None:
     """Delete secret NAME of a project."""
-    state = _open_state(ctx, config_file, data_dir, state_db)
-    try:
+    with _state(ctx, config_file, data_dir, state_db) as state:
         target = _project_name(state, project)
         state.secrets.remove(target, name)
-        state.audit.record(actor=_local_actor(), action="secret.rm", obj=f"{target}/{name}", address="local")
-    finally:
-        state.close()
+        _audit(state, "secret.rm", f"{target}/{name}")
     print(f"secret {name} of {target} removed")
 
 
@@ -446,17 +433,12 @@ def trigger(
     else:
         from buildyard.server.common import entry_json  # noqa: PLC0415
 
-        state = _open_state(ctx, config_file, data_dir, state_db)
-        try:
+        with _state(ctx, config_file, data_dir, state_db) as state:
             name = _project_name(state, project)
             queued = state.trigger(
                 name, requested_by=_local_actor(), branch=branch, sha=sha, event=event, variables=variables
             )
-            state.audit.record(
-                actor=_local_actor(), action="run.trigger", obj=f"{name}@{queued.branch}", address="local"
-            )
-        finally:
-            state.close()
+            _audit(state, "run.trigger", f"{name}@{queued.branch}")
         entry = entry_json(queued)
     if as_json:
         print_json(entry)
