@@ -111,3 +111,7 @@ def test_show_json_the_api_and_the_dashboard_give_the_same_run_and_jobs(cli, mak
     assert {"dag", "gantt", "gates", "deployments", "artifacts"} <= set(by_dashboard)
     gates = [(g["job"], g["gate"], g["status"]) for g in by_dashboard["gates"]]
     assert gates == [("gates", "tests", "passed")]
+    # the dashboard's log page: the same run and job objects beside the log's lines
+    page = server.api.get("/p/proj/runs/1/jobs/broken/log", params={"format": "json"}).json()
+    assert page["run"] == by_dashboard["run"] and page["job"] == broken
+    assert any("about to fail" in str(line) for line in page["lines"])

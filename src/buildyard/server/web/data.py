@@ -20,7 +20,7 @@ from buildyard.errors import BuildyardError, NotFoundError
 from buildyard.server.web import queries
 from buildyard.server.web.dag import dag_of, gantt_of
 from buildyard.server.web.queries import Cursor, RunFilter
-from buildyard.views import DeploymentView, JobView, Remote, RunView
+from buildyard.views import DeploymentView, Remote, RunView
 
 if TYPE_CHECKING:
     from buildyard.server.web.source import DashboardSource, QueuedRun
@@ -203,17 +203,20 @@ def log_data(
     """A window of a job's masked log (the tail by default, or from byte ``offset``), rendered."""
     from buildyard.server.web.logview import page_of_bytes, read_page  # noqa: PLC0415
 
-    history = _project(source, project)
-    run = _run(history, ref)
-    job = next((j for j in history.jobs(run.id) if j.id == job_id), None)
-    if job is None:
+    _project(source, project)
+    view = source.run_view(project, ref)
+    run = view.record
+    found = next((j for j in view.jobs or () if j.id == job_id), None)
+    if found is None:
         raise NotFoundError(f"run #{run.number} has no job '{job_id}'")
+    job = found.record
     path = source.log_file(project, run.id, job.id)
     live = job.status not in FINAL_JOB
+    remote = Remote(project)
     base: dict[str, Any] = {
         "project": project,
-        "run": _run_json(run, project),
-        "job": JobView.from_record(job, log_exists=lambda _path: path is not None).to_json(Remote(project)),
+        "run": RunView.summary(run).to_json(remote),
+        "job": found.to_json(remote),  # as in the run's page and the REST API
         "live": live,
     }
     cached_log = None
