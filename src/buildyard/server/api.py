@@ -31,7 +31,7 @@ from buildyard.server.common import (
     server,
     user_of,
 )
-from buildyard.views import Remote, RunView
+from buildyard.views import DeploymentView, Remote, RunView
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
 DEFAULT_LOG_CHUNK = 1024 * 1024
@@ -325,28 +325,10 @@ async def reject(request: Request, project: str, run: str, job: str) -> Response
 
 @router.get("/projects/{project}/environments/{environment}/deployments")
 def deployments(request: Request, project: str, environment: str, limit: int = 20) -> dict[str, Any]:
-    """What was deployed to the environment, newest first."""
+    """What was deployed to the environment, newest first (the objects of ``deploy history --json``)."""
     require(request, Role.VIEWER, project)
     rows = server(request).sql_history(project).deployments(environment, limit=max(1, min(limit, 200)))
-    return {
-        "deployments": [
-            {
-                "id": r.id,
-                "environment": r.environment,
-                "artifact": r.artifact,
-                "version": r.version,
-                "status": r.status,
-                "run_id": r.run_id,
-                "run_number": r.run_number,
-                "job": r.job_id,
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-                "approved_by": r.approved_by,
-                "rollback_of": r.rollback_of,
-            }
-            for r in rows
-        ]
-    }
+    return {"deployments": [DeploymentView.from_record(r).to_json() for r in rows]}  # as `deploy history`
 
 
 @router.post("/projects/{project}/environments/{environment}/rollback", status_code=201)
