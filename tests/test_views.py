@@ -11,7 +11,7 @@ from pathlib import Path
 from buildyard.model import JobStatus, RunStatus
 from buildyard.store.history import DeploymentRecord, GateRecord, JobRecord, RunRecord, StepRecord
 from buildyard.testing import MemoryHistory
-from buildyard.views import JobView, RunView, load_run
+from buildyard.views import JobView, Remote, RunView, load_run
 from by_testutil import git
 
 PIPELINE = """\
@@ -114,6 +114,47 @@ def test_views_of_records_are_typed_and_ordered() -> None:
         "saved_s": 0.0,
         "reasons": ["input_changed"],
     }
+
+
+def test_a_remote_reader_gets_log_urls_and_no_server_paths() -> None:
+    history = MemoryHistory()
+    run = history.create_run(
+        RunRecord(
+            id="b" * 32,
+            pipeline="p",
+            number=1,
+            status="success",
+            event="push",
+            created_at=1.0,
+            project_dir="/srv/p",
+            pipeline_file="/srv/p/buildyard.yml",
+        )
+    )
+    history.save_jobs(
+        [
+            JobRecord(run.id, "t[a/b]", "t", "success", log_path="/srv/p/.buildyard/logs/t.log"),
+            JobRecord(run.id, "c", "c", "cached", log_path="/gone.log"),
+        ],
+        insert=True,
+    )
+    history.start_deployment(DeploymentRecord("prod", "x", "2", run.id, "c", "success", 2.0))
+    view = load_run(history, None, log_exists=lambda path: path.endswith("t.log"))
+    local, remote = view.to_json(), view.to_json(Remote("my proj"))
+    assert set(local) == set(remote) and local["project_dir"] == "/srv/p"
+    assert (remote["project_dir"], remote["pipeline_file"]) == (None, None)
+    [t_local, c_local] = local["jobs"]
+    [t_remote, c_remote] = remote["jobs"]
+    assert t_local["log"] == t_local["log_path"] == "/srv/p/.buildyard/logs/t.log"
+    assert t_remote["log"] == f"/api/v1/projects/my%20proj/runs/{run.id}/jobs/t%5Ba%2Fb%5D/log"
+    assert t_remote["log_path"] is None and c_remote["log"] is None and c_remote["log_path"] is None
+    strip = ("log", "log_path")
+    assert {k: v for k, v in t_local.items() if k not in strip} == {
+        k: v for k, v in t_remote.items() if k not in strip
+    }
+    assert c_remote["deployments"] == c_local["deployments"]
+    [d] = c_local["deployments"]
+    assert d["environment"] == "prod" and "what" not in d  # the short form in a job
+    assert view.jobs is not None and view.jobs[1].deployments[0].to_json()["what"] == "x@2"
 
 
 def test_the_views_module_does_not_import_the_engine() -> None:

@@ -14,11 +14,20 @@ every stored field plus ``run_id`` (= ``id``) and, when its jobs were loaded, ``
 stored field plus ``name`` (= ``id``), ``cache`` (= ``cache_status``), ``log`` (its log file when it
 exists: a cache hit's log stays in the cache entry), ``steps``, ``gates`` and ``deployments``; empty
 ``cache_key``, ``published``, ``deployed`` and ``url`` are ``null``. A deployment listed in a job has
-the short form (what, where, result, who); ``deploy history`` the whole one. Times are epoch seconds.
+the short form (what, where, result, who); ``deploy history`` the whole one (with ``what``:
+``NAME@VERSION``). Times are epoch seconds.
+
+A reader on another machine (the REST API, the dashboard) gets the same objects with the same keys,
+given a ``Remote``: the server's own paths are not its business, so ``project_dir``,
+``pipeline_file`` and ``log_path`` are null and ``log`` is the URL of the job's log in the REST API
+(null when the job has no log file: a cache hit's log stays in its cache entry). Faces may add keys
+beside a view, never change one: the API's run adds ``queue`` (the queue entry that started it), the
+dashboard's run page puts the run, its jobs, its DAG and its timeline side by side.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -31,6 +40,18 @@ if TYPE_CHECKING:
     from buildyard.store.history import History
 
 JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """How views are shown to a client of the server of ``project``: URLs instead of the server's paths."""
+
+    project: str
+
+    def log_url(self, run_id: str, job_id: str) -> str:
+        """The REST API's URL (a path on the server) of a job's log."""
+        project, run, job = (urllib.parse.quote(part, safe="") for part in (self.project, run_id, job_id))
+        return f"/api/v1/projects/{project}/runs/{run}/jobs/{job}/log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +114,12 @@ class GateView:
         """The view of a stored gate result."""
         return cls(g.job_id, g.gate, g.kind, g.status, g.reason, g.data)
 
-    def to_json(self) -> JSON:
-        """What the gate measured, with its name, kind, status and (masked) reason on top."""
+    def to_json(self, *, with_job: bool = False) -> JSON:
+        """What the gate measured, with its name, kind, status and (masked) reason on top;
+        ``with_job``: with the ``job`` it decided on too (a run's gates listed apart from its jobs)."""
+        out: JSON = {**self.data, "job": self.job_id} if with_job else {**self.data}
         return {
-            **self.data,
+            **out,
             "gate": self.gate,
             "kind": self.kind,
             "status": self.status,
@@ -169,6 +192,7 @@ class DeploymentView:
             "run_id": self.run_id,
             "run_number": self.run_number,
             "job": self.job_id,
+            "what": self.what,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "url": self.url or None,
@@ -214,9 +238,14 @@ class JobView:
             "reasons": list(r.miss_reasons),
         }
 
-    def to_json(self) -> JSON:
-        """JSON-able form (see the module docstring)."""
+    def to_json(self, remote: Remote | None = None) -> JSON:
+        """JSON-able form (see the module docstring); ``remote``: for a client of the server."""
         r = self.record
+        log_path: str | None = r.log_path
+        log = self.log
+        if remote is not None:
+            log_path = None
+            log = remote.log_url(r.run_id, r.id) if self.log is not None else None
         return {
             "run_id": r.run_id,
             "id": r.id,
@@ -237,8 +266,8 @@ class JobView:
             "peak_rss": r.peak_rss,
             "skip_reason": str(self.skip_reason) if self.skip_reason else None,
             "message": r.message,
-            "log_path": r.log_path,
-            "log": self.log,
+            "log_path": log_path,
+            "log": log,
             "cache_status": r.cache_status,
             "cache": r.cache_status,
             "cache_key": r.cache_key or None,
@@ -304,8 +333,8 @@ class RunView:
             )
         return cls(run, RunStatus(run.status), tuple(views))
 
-    def to_json(self) -> JSON:
-        """JSON-able form (see the module docstring)."""
+    def to_json(self, remote: Remote | None = None) -> JSON:
+        """JSON-able form (see the module docstring); ``remote``: for a client of the server."""
         r = self.record
         out: JSON = {
             "id": r.id,
@@ -320,8 +349,8 @@ class RunView:
             "tag": r.tag,
             "sha": r.sha,
             "trigger": r.trigger,
-            "project_dir": r.project_dir,
-            "pipeline_file": r.pipeline_file,
+            "project_dir": r.project_dir if remote is None else None,
+            "pipeline_file": r.pipeline_file if remote is None else None,
             "variables": dict(r.variables),
             "selected": list(r.selected),
             "started_at": r.started_at,
@@ -332,7 +361,7 @@ class RunView:
             "message": r.message,
         }
         if self.jobs is not None:
-            out["jobs"] = [j.to_json() for j in self.jobs]
+            out["jobs"] = [j.to_json(remote) for j in self.jobs]
         return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import stat
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -145,7 +146,9 @@ def test_waiting_deployment_holds_no_runner_and_a_maintainer_approves_it(
     assert all("run_id" not in labels and "sha" not in labels for _name, labels in samples)
 
 
-def test_rollback_is_queued_and_redeploys_the_previous_good_version(make_project, serve, tmp_path) -> None:
+def test_rollback_is_queued_and_redeploys_the_previous_good_version(
+    make_project, serve, tmp_path, cli
+) -> None:
     from by_testutil import git
 
     live = tmp_path / "live.txt"
@@ -177,3 +180,7 @@ def test_rollback_is_queued_and_redeploys_the_previous_good_version(make_project
     deployed = api.get("/api/v1/projects/proj/environments/dev/deployments").json()["deployments"]
     assert [d["run_number"] for d in deployed] == [3, 2, 1]
     assert deployed[1]["status"] == "rolled_back"
+    # the same objects as `deploy history --json`
+    listed = cli("-C", root, "deploy", "history", "dev", "--json")
+    assert listed.code == 0, listed.err
+    assert json.loads(listed.out) == deployed and deployed[0]["what"].startswith("shop-api@")

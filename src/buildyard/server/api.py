@@ -26,13 +26,12 @@ from buildyard.server.common import (
     call,
     done,
     entry_json,
-    job_json,
     read_input,
     require,
-    run_json,
     server,
     user_of,
 )
+from buildyard.views import DeploymentView, Remote, RunView
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
 DEFAULT_LOG_CHUNK = 1024 * 1024
@@ -117,7 +116,8 @@ def runs(
     rows, nxt = server(request).list_runs(
         project, limit=limit, cursor=cursor, branch=branch, event=event, status=status, trigger=trigger
     )
-    return {"runs": [run_json(r) for r in rows], "next": nxt}
+    remote = Remote(project)
+    return {"runs": [RunView.summary(r).to_json(remote) for r in rows], "next": nxt}
 
 
 @router.post("/projects/{project}/runs", status_code=201)
@@ -157,20 +157,22 @@ def _text(data: dict[str, Any], key: str) -> str | None:
 
 @router.get("/projects/{project}/runs/{run}")
 def run(request: Request, project: str, run: str) -> dict[str, Any]:
-    """One run with its jobs (``run`` is a history run id, number, or a queue entry id)."""
+    """One run with its jobs (``run`` is a history run id, number, or a queue entry id): the view
+    ``show --json`` gives, shown ``Remote``, plus ``queue``, the queue entry that started it (or null)."""
     require(request, Role.VIEWER, project)
     state = server(request)
     try:
-        record, jobs = state.jobs(project, run)
+        view = state.run_view(project, run)
     except NotFoundError:
         entry = state.run_queue.get(run) if re.fullmatch(r"[0-9a-f]{32}", run) else None
         if entry is None or entry.project != project:
             raise
         if entry.run_id is None:
             return {"queue": entry_json(entry), "jobs": []}
-        record, jobs = state.jobs(project, entry.run_id)
-    payload = run_json(record, state.run_queue.by_run(record.id))
-    payload["jobs"] = [job_json(j) for j in jobs]
+        view = state.run_view(project, entry.run_id)
+    payload = view.to_json(Remote(project))
+    queued = state.run_queue.by_run(view.id)
+    payload["queue"] = entry_json(queued) if queued is not None else None
     return payload
 
 
@@ -203,17 +205,22 @@ async def retry(request: Request, project: str, run: str) -> Response:
 
 @router.get("/projects/{project}/runs/{run}/jobs")
 def jobs(request: Request, project: str, run: str) -> dict[str, Any]:
-    """The jobs of a run."""
+    """The jobs of a run (as in the run)."""
     require(request, Role.VIEWER, project)
-    _record, rows = server(request).jobs(project, run)
-    return {"jobs": [job_json(j) for j in rows]}
+    remote = Remote(project)
+    return {"jobs": [j.to_json(remote) for j in server(request).run_view(project, run).jobs or ()]}
 
 
 @router.get("/projects/{project}/runs/{run}/jobs/{job}")
 def job(request: Request, project: str, run: str, job: str) -> dict[str, Any]:
-    """One job of a run."""
+    """One job of a run (by instance id, or by job name when it names one instance)."""
     require(request, Role.VIEWER, project)
-    return job_json(server(request).job(project, run, job))
+    state = server(request)
+    view = state.run_view(project, run)
+    found = [j for j in view.jobs or () if j.id == job] or [j for j in view.jobs or () if j.record.job == job]
+    if len(found) != 1:
+        raise NotFoundError(f"run #{view.record.number} has no job '{job:.100}'")
+    return found[0].to_json(Remote(project))
 
 
 @router.get("/projects/{project}/runs/{run}/jobs/{job}/log")
@@ -318,28 +325,10 @@ async def reject(request: Request, project: str, run: str, job: str) -> Response
 
 @router.get("/projects/{project}/environments/{environment}/deployments")
 def deployments(request: Request, project: str, environment: str, limit: int = 20) -> dict[str, Any]:
-    """What was deployed to the environment, newest first."""
+    """What was deployed to the environment, newest first (the objects of ``deploy history --json``)."""
     require(request, Role.VIEWER, project)
     rows = server(request).sql_history(project).deployments(environment, limit=max(1, min(limit, 200)))
-    return {
-        "deployments": [
-            {
-                "id": r.id,
-                "environment": r.environment,
-                "artifact": r.artifact,
-                "version": r.version,
-                "status": r.status,
-                "run_id": r.run_id,
-                "run_number": r.run_number,
-                "job": r.job_id,
-                "started_at": r.started_at,
-                "finished_at": r.finished_at,
-                "approved_by": r.approved_by,
-                "rollback_of": r.rollback_of,
-            }
-            for r in rows
-        ]
-    }
+    return {"deployments": [DeploymentView.from_record(r).to_json() for r in rows]}  # as `deploy history`
 
 
 @router.post("/projects/{project}/environments/{environment}/rollback", status_code=201)

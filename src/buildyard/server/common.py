@@ -1,7 +1,7 @@
 """What every server route shares: errors as ``{"code", "message"}``, who the request is and what
 it may do, reading a JSON or form body (with the CSRF check), answering a browser form with a
-redirect, running a service call off the event loop with its audit entry, and the JSON of runs,
-jobs and queue entries.
+redirect, running a service call off the event loop with its audit entry, and the JSON of queue
+entries (runs and jobs are ``buildyard.views`` objects, shown ``Remote``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from buildyard.errors import NotFoundError, StoreError, UserError
 from buildyard.server.auth import Role, User
 from buildyard.server.queue import AlreadyFinished, Entry
 from buildyard.server.state import ServerState
-from buildyard.store.history import JobRecord, RunRecord
 
 T = TypeVar("T")
 MAX_BODY = 256 * 1024
@@ -202,63 +201,6 @@ async def call(request: Request, action: str, obj: str, fn: Callable[[], T], *, 
             state.audit.record, actor=actor(request), action=action, obj=obj, address=address(request)
         )
     return result
-
-
-# TODO(views): replace with the shared view model (RunView, JobView) once it is merged.
-def run_json(run: RunRecord, entry: Entry | None = None) -> dict[str, Any]:
-    """A history run as JSON."""
-    out: dict[str, Any] = {
-        "id": run.id,
-        "number": run.number,
-        "pipeline": run.pipeline,
-        "status": run.status,
-        "event": run.event,
-        "ref": run.ref,
-        "branch": run.branch,
-        "tag": run.tag,
-        "sha": run.sha,
-        "trigger": run.trigger,
-        "variables": run.variables,
-        "selected": run.selected,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration_s": run.duration_s,
-        "queue_s": run.queue_s,
-        "jobs_total": run.jobs_total,
-        "message": run.message,
-    }
-    if entry is not None:
-        out["queue"] = entry_json(entry)
-    return out
-
-
-# TODO(views): replace with the shared view model.
-def job_json(job: JobRecord) -> dict[str, Any]:
-    """A job of a run as JSON (its log is at the ``/log`` URL, not a path)."""
-    return {
-        "id": job.id,
-        "job": job.job,
-        "status": job.status,
-        "stage": job.stage,
-        "matrix": job.matrix,
-        "attempts": job.attempts,
-        "exit_code": job.exit_code,
-        "allow_failure": job.allow_failure,
-        "ready_at": job.ready_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "duration_s": job.duration_s,
-        "queue_s": job.queue_s,
-        "cpu_seconds": job.cpu_seconds,
-        "peak_rss": job.peak_rss,
-        "skip_reason": job.skip_reason,
-        "message": job.message,
-        "cache": job.cache_status,
-        "cache_key": job.cache_key or None,
-        "saved_s": job.saved_s,
-        "miss_reasons": job.miss_reasons,
-    }
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:

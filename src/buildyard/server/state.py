@@ -30,6 +30,8 @@ from buildyard.store.history import History, JobRecord, RunRecord, SqlHistory, d
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from buildyard.views import RunView
+
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 MAX_PAGE = 200
 GIT_TIMEOUT = 300
@@ -155,6 +157,19 @@ class ServerState:
         if not ref or len(ref) > 100:
             raise NotFoundError("no such run")
         return self.sql_history(project).get_run(ref)
+
+    def run_view(self, project: str, ref: str) -> RunView:
+        """A run with its jobs, steps, gates and deployments; a log counts only under the project's home."""
+        from buildyard.views import load_run  # noqa: PLC0415
+
+        record = self.run(project, ref)
+        home = self.project(project).home.resolve()
+
+        def log_exists(path: str) -> bool:
+            where = Path(path).resolve()
+            return where.is_relative_to(home) and where.is_file()
+
+        return load_run(self.sql_history(project), record.id, log_exists=log_exists)
 
     def jobs(self, project: str, ref: str) -> tuple[RunRecord, list[JobRecord]]:
         """A run and its jobs."""

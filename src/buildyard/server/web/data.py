@@ -20,10 +20,10 @@ from buildyard.errors import BuildyardError, NotFoundError
 from buildyard.server.web import queries
 from buildyard.server.web.dag import dag_of, gantt_of
 from buildyard.server.web.queries import Cursor, RunFilter
-from buildyard.server.web.views import deployment_json, job_json, queued_json, run_json
+from buildyard.views import DeploymentView, Remote, RunView
 
 if TYPE_CHECKING:
-    from buildyard.server.web.source import DashboardSource
+    from buildyard.server.web.source import DashboardSource, QueuedRun
     from buildyard.store.deployments import DeploymentRecord
     from buildyard.store.history import History, RunRecord
 
@@ -57,6 +57,31 @@ def _run(history: History, ref: str) -> RunRecord:
     return history.get_run(ref)
 
 
+def _run_json(run: RunRecord, project: str) -> dict[str, Any]:
+    """A run (without its jobs) as the REST API and ``history --json`` give it."""
+    return RunView.summary(run).to_json(Remote(project))
+
+
+def _deployment_json(d: DeploymentRecord) -> dict[str, Any]:
+    return DeploymentView.from_record(d).to_json()
+
+
+def _queued_json(q: QueuedRun) -> dict[str, Any]:
+    """A queue entry (not a run yet: the dashboard's own summary of it)."""
+    return {
+        "id": q.id,
+        "project": q.project,
+        "status": q.status,
+        "event": q.event,
+        "branch": q.branch,
+        "sha": q.sha,
+        "requested_by": q.requested_by,
+        "enqueued_at": q.enqueued_at,
+        "started_at": q.started_at,
+        "run_id": q.run_id,
+    }
+
+
 def _success_rate(runs: Sequence[RunRecord | queries.RunPoint]) -> float | None:
     done = [r for r in runs if r.status in ("success", "failed")]
     return sum(r.status == "success" for r in done) / len(done) if done else None
@@ -85,13 +110,13 @@ def projects_data(
             {
                 "name": p.name,
                 "default_branch": p.default_branch,
-                "last_run": run_json(last[0]) if last else None,
+                "last_run": _run_json(last[0], p.name) if last else None,
                 "runs_30d": len(recent),
                 "success_rate_30d": _success_rate(recent),
                 "median_duration_s": statistics.median(durations) if durations else None,
                 "sparkline": durations[-30:],
-                "running": [run_json(r) for r in running],
-                "queued": [queued_json(q) for q in queue if q.project == p.name],
+                "running": [_run_json(r, p.name) for r in running],
+                "queued": [_queued_json(q) for q in queue if q.project == p.name],
             }
         )
     return {"projects": out}
@@ -124,10 +149,10 @@ def runs_data(
         "project": project,
         "filters": {"branch": flt.branch, "event": flt.event, "status": flt.status, "who": flt.who},
         "choices": queries.filter_values(history, since=now - 90 * DAY),
-        "runs": [run_json(r) for r in page],
+        "runs": [_run_json(r, project) for r in page],
         "next_cursor": following.encode() if following else None,
-        "queue": [queued_json(q) for q in source.queue(project)],
-        "live": any(r["status"] == "running" for r in map(run_json, page)) or bool(source.queue(project)),
+        "queue": [_queued_json(q) for q in source.queue(project)],
+        "live": any(r.status == "running" for r in page) or bool(source.queue(project)),
     }
 
 
@@ -136,26 +161,28 @@ def runs_data(
 
 def run_data(source: DashboardSource, project: str, ref: str) -> dict[str, Any]:
     """One run: its jobs, the DAG with the critical path, the Gantt timeline, gate results, the
-    artifacts it published and the deployments it made, and the jobs waiting for an approval."""
-    history = _project(source, project)
-    run = _run(history, ref)
-    jobs = history.jobs(run.id)
+    artifacts it published and the deployments it made, and the jobs waiting for an approval.
+
+    ``run`` (without its jobs) and ``jobs`` are the objects of the REST API's run (``buildyard.views``,
+    shown ``Remote``); the rest is the dashboard's own."""
+    _project(source, project)
+    view = source.run_view(project, ref)
+    run = view.record
+    jobs = [j.record for j in view.jobs or ()]
     info = next(p for p in source.projects() if p.name == project)
-    dag = dag_of(run, jobs)
-    gates = [
-        {"job": g.job_id, "gate": g.gate, "kind": g.kind, "status": g.status, "reason": g.reason}
-        for g in history.gates(run.id)
-    ]
-    deployments = [deployment_json(d) for d in history.deployments(run_id=run.id, limit=50)]
+    remote = Remote(project)
     return {
         "project": project,
-        "run": run_json(run),
-        "jobs": [job_json(j) for j in jobs],
-        "dag": dag,
+        "run": RunView.summary(run).to_json(remote),
+        "jobs": [j.to_json(remote) for j in view.jobs or ()],
+        "dag": dag_of(run, jobs),
         "gantt": gantt_of(run, jobs),
-        "gates": gates,
+        "gates": [g.to_json(with_job=True) for j in view.jobs or () for g in j.gates],
         "artifacts": _artifacts_of_run(info.root, run.id),
-        "deployments": deployments,
+        "deployments": [  # newest first
+            d.to_json()
+            for d in sorted((d for j in view.jobs or () for d in j.deployments), key=lambda d: -d.id)
+        ],
         "waiting": [j.id for j in jobs if j.status == "waiting"],
         "live": run.status == "running",
     }
@@ -176,14 +203,22 @@ def log_data(
     """A window of a job's masked log (the tail by default, or from byte ``offset``), rendered."""
     from buildyard.server.web.logview import page_of_bytes, read_page  # noqa: PLC0415
 
-    history = _project(source, project)
-    run = _run(history, ref)
-    job = next((j for j in history.jobs(run.id) if j.id == job_id), None)
-    if job is None:
+    _project(source, project)
+    view = source.run_view(project, ref)
+    run = view.record
+    found = next((j for j in view.jobs or () if j.id == job_id), None)
+    if found is None:
         raise NotFoundError(f"run #{run.number} has no job '{job_id}'")
+    job = found.record
     path = source.log_file(project, run.id, job.id)
     live = job.status not in FINAL_JOB
-    base: dict[str, Any] = {"project": project, "run": run_json(run), "job": job_json(job), "live": live}
+    remote = Remote(project)
+    base: dict[str, Any] = {
+        "project": project,
+        "run": RunView.summary(run).to_json(remote),
+        "job": found.to_json(remote),  # as in the run's page and the REST API
+        "live": live,
+    }
     cached_log = None
     if path is None and job.cache_status == "hit" and job.cache_key:
         cached_log = _cached_log(source, project, job.cache_key)
@@ -453,7 +488,7 @@ def tests_data(
         baseline = [r for r in earlier if r.run_id == baseline_id]
         split = analytics.triage_failures(current, baseline)
         triage = {
-            "run": run_json(run),
+            "run": _run_json(run, project),
             "baseline_run_id": baseline_id or None,
             "tests": len({r.identity for r in current}),
             "new": [_test_name(t) for t in split.new],
@@ -520,14 +555,16 @@ def artifacts_data(source: DashboardSource, project: str, *, limit: int = 50) ->
         envs.append(
             {
                 "name": name,
-                "current": deployment_json(current) if current else None,
-                "history": [deployment_json(d) for d in items[:20]],
+                "current": _deployment_json(current) if current else None,
+                "history": [_deployment_json(d) for d in items[:20]],
             }
         )
     waiting: list[dict[str, Any]] = []
     running, _ = queries.list_runs(history, RunFilter(status="running"), limit=50)
     for r in running:
-        waiting.extend({"run": run_json(r), "job": j.id} for j in history.jobs(r.id) if j.status == "waiting")
+        waiting.extend(
+            {"run": _run_json(r, project), "job": j.id} for j in history.jobs(r.id) if j.status == "waiting"
+        )
     try:
         found = versions(info.root, limit=limit)
     except BuildyardError as exc:

@@ -2,8 +2,9 @@
 
 The dashboard never opens a database or walks a data directory itself: it asks a ``DashboardSource``
 for the projects, each project's history store (open and shared, never closed by the dashboard), the
-run queue and a job's log file. ``buildyard serve`` (server-core) implements it over its data directory
-and run queue; ``ProjectDirSource`` serves one project directory (its SQLite history and
+run queue, a job's log file and a run's view (``buildyard.views.RunView``, the object the CLI's
+``show --json`` and the REST API give too). ``buildyard serve`` (server-core) implements it over its
+data directory and run queue; ``ProjectDirSource`` serves one project directory (its SQLite history and
 ``.buildyard/logs``, an empty queue) and is what the dashboard's own tests run on.
 """
 
@@ -20,6 +21,7 @@ from buildyard.errors import NotFoundError
 
 if TYPE_CHECKING:
     from buildyard.store.history import History, SqlHistory
+    from buildyard.views import RunView
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class DashboardSource(Protocol):
 
     def log_file(self, project: str, run_id: str, job_id: str) -> Path | None:
         """The masked log file of a job of a run, None when there is none (yet)."""
+        ...
+
+    def run_view(self, project: str, ref: str) -> RunView:
+        """Run ``ref`` (id, id prefix, number, ``last``) with its jobs, steps, gates and deployments."""
         ...
 
 
@@ -131,6 +137,13 @@ class ProjectDirSource:
     def queue(self, project: str | None = None) -> list[QueuedRun]:
         """A project directory has no queue."""
         return []
+
+    def run_view(self, project: str, ref: str) -> RunView:
+        """Run ``ref`` with its jobs, steps, gates and deployments (a log counts when its file is there)."""
+        from buildyard.views import load_run  # noqa: PLC0415
+
+        self._check(project)
+        return load_run(self.history(project), ref, log_exists=lambda path: Path(path).is_file())
 
     def log_file(self, project: str, run_id: str, job_id: str) -> Path | None:
         """The job's log file, when it exists: the recorded path, or while the job runs (the engine
