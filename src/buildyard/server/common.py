@@ -27,7 +27,7 @@ T = TypeVar("T")
 MAX_BODY = 256 * 1024
 
 
-class ApiError(Exception):
+class ApiError(UserError):
     """An error answered as ``{"code", "message"}`` with ``status``."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

@@ -155,9 +155,16 @@ class SqliteDb:
 
     @contextlib.contextmanager
     def transaction(self, *, immediate: bool = False) -> Iterator[Tx]:
-        """``BEGIN`` … ``COMMIT`` (``ROLLBACK`` on error); ``immediate`` takes the write lock first."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on error).
+
+        Every transaction here writes, so each takes the write lock first (``immediate`` is implied):
+        a deferred one that reads, then writes, cannot wait for another process's writer (in WAL mode
+        SQLite answers "database is locked" at once instead of calling the busy handler), which broke
+        concurrent runs of one project (tests/cli/test_run_cli.py, about one time in five).
+        """
+        del immediate  # always
         with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield _SqliteTx(self.conn)
                 self.conn.execute("COMMIT")

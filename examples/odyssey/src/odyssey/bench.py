@@ -2,14 +2,13 @@
 
 ``python -m odyssey.bench --out bench/`` writes ``python.json`` and ``mojo.json`` in buildyard's
 generic benchmark format (one sample per round, in seconds) and ``ratio.md``, the Mojo/NumPy ratio
-of the median times. ``ODYSSEY_SLOW_KERNEL=NAME`` slows one NumPy kernel down (to show the gate).
+of the median times.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -43,13 +42,10 @@ def python_samples(kernel: str, size: int, rounds: int) -> list[float]:
         "backward": lambda: backward(a, onehot, p),
     }
     call = calls[kernel]
-    slow = os.environ.get("ODYSSEY_SLOW_KERNEL") == kernel
     samples = []
     for _ in range(rounds):
         start = time.perf_counter()
         call()
-        if slow:
-            call()  # twice the work: a regression the gate must catch
         samples.append(time.perf_counter() - start)
     return samples
 

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from buildyard.errors import BuildyardError, NotFoundError
+from buildyard.errors import BuildyardError, NotFoundError, UserError
 from buildyard.server.web import data, logview, svg
 from buildyard.server.web.queries import RunFilter
 from buildyard.server.web.source import DashboardSource, ProjectInfo
@@ -148,7 +148,7 @@ def role_allows(user: Any, action: str) -> bool:
     return role in ROLES and ROLES.index(role) >= ROLES.index(NEEDS[action])
 
 
-class _Denied(Exception):
+class _Denied(UserError):
     """An anonymous visitor on a project without anonymous reads."""
 
 
