@@ -404,6 +404,42 @@ def secrets_rm(
     print(f"secret {name} of {target} removed")
 
 
+@secrets_app.command(name="webhook")
+@project_option
+@click.option("--value-stdin", is_flag=True, help="Read the secret from stdin (else one is generated).")
+@state_options
+@click.pass_context
+def secrets_webhook(
+    ctx: click.Context,
+    project: str | None,
+    value_stdin: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+    state_db: str | None,
+) -> None:
+    """Set the project's webhook secret (GitHub/generic HMAC key, GitLab token).
+
+    Without --value-stdin a random secret is generated and printed once: paste it into the
+    repository's webhook settings. It is never shown again.
+    """
+    import secrets as _random  # noqa: PLC0415
+
+    value = sys.stdin.read().strip() if value_stdin else _random.token_urlsafe(32)
+    state = _open_state(ctx, config_file, data_dir, state_db)
+    try:
+        target = _project_name(state, project)
+        state.set_webhook_secret(target, value, actor=_local_actor())
+        state.audit.record(actor=_local_actor(), action="webhook.secret", obj=target, address="local")
+    finally:
+        state.close()
+    if not value_stdin:
+        print(value)
+    print(
+        f"webhook secret of {target} set; deliveries go to /hooks/github|gitlab|generic/{target}",
+        file=sys.stderr,
+    )
+
+
 # --- trigger ----------------------------------------------------------------------------------------
 
 

@@ -148,11 +148,15 @@ def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
 
     from buildyard.server.api import router  # noqa: PLC0415
     from buildyard.server.common import install_errors  # noqa: PLC0415
+    from buildyard.server.hooks import api_router as hooks_api_router  # noqa: PLC0415
+    from buildyard.server.hooks import router as hooks_router  # noqa: PLC0415
     from buildyard.server.login import router as login_router  # noqa: PLC0415
     from buildyard.server.metrics import router as metrics_router  # noqa: PLC0415
 
     install_errors(app)
     app.include_router(router)
+    app.include_router(hooks_api_router)
+    app.include_router(hooks_router)
     app.include_router(login_router)
     app.include_router(metrics_router)
     from buildyard.server.web import dashboard_router  # noqa: PLC0415

@@ -21,7 +21,7 @@ from buildyard.errors import NotFoundError, UsageError
 from buildyard.store.serverstate import run_queue
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 #: Statuses of entries still in the queue or executing.
 ACTIVE = ("queued", "running", "waiting", "cancelling")
@@ -103,6 +103,35 @@ class RunQueue:
         retry_of: str | None = None,
     ) -> Entry:
         """Add a queued entry; its enqueue time is now."""
+        with self.engine.begin() as conn:
+            entry_id = self.enqueue_in(
+                conn,
+                project=project,
+                event=event,
+                branch=branch,
+                sha=sha,
+                requested_by=requested_by,
+                variables=variables,
+                options=options,
+                retry_of=retry_of,
+            )
+        return self.get(entry_id)
+
+    def enqueue_in(
+        self,
+        conn: Connection,
+        *,
+        project: str,
+        event: str,
+        branch: str,
+        sha: str,
+        requested_by: str,
+        variables: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        retry_of: str | None = None,
+    ) -> str:
+        """Insert a queued entry within the caller's transaction ``conn`` (a delivery or a schedule
+        claim commits with it: exactly once); the entry's id."""
         values = {
             "id": uuid.uuid4().hex,
             "project": project,
@@ -118,9 +147,8 @@ class RunQueue:
             "runner": "",
             "message": "",
         }
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(run_queue).values(**values))
-        return self.get(str(values["id"]))
+        conn.execute(sa.insert(run_queue).values(**values))
+        return str(values["id"])
 
     def get(self, entry_id: str) -> Entry:
         """The entry ``entry_id``."""
