@@ -1,0 +1,288 @@
+"""Webhook deliveries through a real ``buildyard serve`` process: a bare repository as the project's
+remote, pushes to it, signed GitHub/GitLab/generic payloads shaped like their documentation, and the
+runs they queue executed by the server's runners."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from server_testutil import Server, wait_for
+
+from buildyard.triggers.webhooks import sign
+from by_testutil import git
+
+PAYLOADS = Path(__file__).parents[1] / "triggers" / "payloads"
+
+PIPELINE = """\
+name: shop
+on:
+  push:
+    branches: [main]
+    paths_ignore: ["docs/**"]
+  pull_request:
+    branches: [main]
+jobs:
+  hello:
+    script: echo "hello from $BUILDYARD_BRANCH"
+"""
+
+FINAL = ("success", "failed", "cancelled", "abandoned", "error", "skipped")
+
+
+def payload(name: str) -> dict[str, Any]:
+    return json.loads((PAYLOADS / name).read_text())
+
+
+@pytest.fixture
+def shop(tmp_path: Path, make_project, cli) -> dict[str, Any]:
+    """A project pushed to a bare repository (its remote), served from ``server.yml`` with a webhook
+    secret, an operator and a maintainer token."""
+    work = make_project({"buildyard.yml": PIPELINE, "src/app.py": "print('hi')\n"}, name="work")
+    remote = tmp_path / "shop.git"
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(remote))
+    git(work, "remote", "add", "origin", str(remote))
+    url = f"file://{remote}"
+    config = tmp_path / "server.yml"
+    config.write_text(f"projects:\n  - name: shop\n    repo: {url}\n    default_branch: main\n")
+    secret = cli("secrets", "webhook", "--project", "shop", "--config", config)
+    assert secret.code == 0, secret.err
+    tokens = {}
+    for role in ("viewer", "maintainer"):
+        made = cli("token", "create", "--name", role, "--role", role, "--config", config)
+        assert made.code == 0, made.err
+        tokens[role] = made.out.strip()
+    return {
+        "work": work,
+        "url": url,
+        "config": config,
+        "secret": secret.out.strip().encode(),
+        "tokens": tokens,
+    }
+
+
+def commit(work: Path, path: str, content: str, message: str, branch: str = "main") -> tuple[str, str]:
+    """Commit ``path`` on ``branch`` and push it; (before, after) shas."""
+    before = git(work, "rev-parse", "HEAD").strip()
+    if git(work, "branch", "--show-current").strip() != branch:
+        git(work, "checkout", "-q", "-B", branch)
+    (work / path).parent.mkdir(parents=True, exist_ok=True)
+    (work / path).write_text(content)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", message)
+    git(work, "push", "-q", "origin", branch)
+    return before, git(work, "rev-parse", "HEAD").strip()
+
+
+def github_push(
+    shop: dict[str, Any], before: str, after: str, changed: list[str], branch: str = "main"
+) -> bytes:
+    data = payload("github_push.json")
+    data["ref"] = f"refs/heads/{branch}"
+    data["before"], data["after"] = before, after
+    data["repository"]["full_name"] = "acme/shop"
+    data["repository"]["clone_url"] = shop["url"]
+    commit_ = copy.deepcopy(data["commits"][0])
+    commit_.update(id=after, added=[], removed=[], modified=changed, message="change")
+    data["commits"] = [commit_]
+    data["head_commit"] = commit_
+    data["size"] = 1
+    return json.dumps(data).encode()
+
+
+def deliver(
+    server: Server,
+    secret: bytes,
+    body: bytes,
+    event: str = "push",
+    *,
+    delivery: str | None = None,
+    path: str = "/hooks/github/shop",
+    signature: str | None = None,
+) -> httpx.Response:
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature if signature is not None else sign(secret, body),
+        "User-Agent": "GitHub-Hookshot/abc",
+    }
+    return httpx.post(server.url + path, content=body, headers=headers, timeout=30)
+
+
+def entry(server: Server, token: str, entry_id: str) -> dict[str, Any]:
+    response = server.client(token).get(f"/api/v1/projects/shop/queue/{entry_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def finished(server: Server, token: str, entry_id: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: (e := entry(server, token, entry_id)) and e["status"] in FINAL and e,
+        f"queue entry {entry_id} to finish",
+    )
+
+
+def queued_count(server: Server, token: str) -> int:
+    rows = server.client(token).get("/api/v1/projects/shop/deliveries", params={"limit": 500}).json()
+    return sum(1 for d in rows["deliveries"] if d["run_id"])
+
+
+def test_github_push_runs_the_pushed_commit_once_and_bad_deliveries_queue_nothing(shop, serve) -> None:
+    server = serve(None, "--config", shop["config"])
+    viewer = shop["tokens"]["viewer"]
+    before, after = commit(shop["work"], "src/app.py", "print('v2')\n", "v2")
+    body = github_push(shop, before, after, ["src/app.py"])
+    started = time.monotonic()
+    answer = deliver(server, shop["secret"], body, delivery="d-1")
+    took = time.monotonic() - started
+    assert answer.status_code == 202, answer.text
+    data = answer.json()
+    assert data["verdict"] == "queued" and data["duplicate"] is False and data["run_id"]
+    assert took < 2.0  # the answer does not wait for the fetch or the run
+    done = finished(server, viewer, data["run_id"])
+    assert done["status"] == "success", done
+    assert done["sha"] == after and done["event"] == "push" and done["requested_by"] == "webhook:github"
+    run = server.client(viewer).get(f"/api/v1/projects/shop/runs/{done['run_id']}").json()
+    assert run["sha"] == after and run["branch"] == "main" and run["trigger"] == "github"
+    log = server.client(viewer).get(f"/api/v1/projects/shop/runs/{done['run_id']}/jobs/hello/log").text
+    assert "hello from main" in log
+
+    # the same delivery again: 200, duplicate, nothing queued
+    again = deliver(server, shop["secret"], body, delivery="d-1")
+    assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["run_id"] is None
+    # a bad signature: 401, nothing queued; an unsigned one too
+    forged = deliver(server, b"not the secret", body, delivery="d-2")
+    assert forged.status_code == 401 and forged.json()["verdict"] == "rejected"
+    unsigned = deliver(server, shop["secret"], body, delivery="d-3", signature="")
+    assert unsigned.status_code == 401
+    # malformed JSON: 400; ping: 200; an event buildyard does not run for: 202 with the reason
+    bad = b"{not json"
+    assert deliver(server, shop["secret"], bad).status_code == 400
+    ping = deliver(server, shop["secret"], json.dumps(payload("github_ping.json")).encode(), "ping")
+    assert ping.status_code == 200 and ping.json()["verdict"] == "ping"
+    issues = deliver(server, shop["secret"], b'{"action": "opened"}', "issues")
+    assert issues.status_code == 202 and issues.json()["verdict"] == "ignored"
+    assert "'issues' does not run" in issues.json()["reason"]
+    assert queued_count(server, viewer) == 1
+
+    # the delivery log: every delivery with its verdict, headers without the signature's secret
+    log_rows = server.client(viewer).get("/api/v1/projects/shop/deliveries").json()["deliveries"]
+    verdicts = [d["verdict"] for d in log_rows]
+    assert verdicts.count("queued") == 1 and verdicts.count("duplicate") == 1
+    assert verdicts.count("rejected") == 3 and "ping" in verdicts and "ignored" in verdicts
+    first = next(d for d in log_rows if d["verdict"] == "queued")
+    assert first["run_id"] == data["run_id"] and first["headers"]["x-github-event"] == "push"
+    assert shop["secret"].decode() not in json.dumps(log_rows)
+    # anonymous: no access to the log
+    assert httpx.get(server.url + "/api/v1/projects/shop/deliveries").status_code == 401
+
+    # redelivery: a maintainer only; it queues the same event again
+    path = f"/api/v1/projects/shop/deliveries/{first['id']}/redeliver"
+    assert server.client(viewer).post(path).status_code == 403
+    redone = server.client(shop["tokens"]["maintainer"]).post(path)
+    assert redone.status_code == 202, redone.text
+    again_entry = finished(server, viewer, redone.json()["run_id"])
+    assert again_entry["status"] == "success" and again_entry["sha"] == after
+
+
+def test_the_commits_on_decides_and_unmatched_runs_close_as_not_triggered(shop, serve) -> None:
+    server = serve(None, "--config", shop["config"])
+    viewer = shop["tokens"]["viewer"]
+    # a push touching only ignored paths: queued (the answer is quick), then closed by the runner
+    before, after = commit(shop["work"], "docs/index.md", "# docs\n", "docs")
+    answer = deliver(server, shop["secret"], github_push(shop, before, after, ["docs/index.md"]))
+    assert answer.status_code == 202, answer.text
+    done = finished(server, viewer, answer.json()["run_id"])
+    assert done["status"] == "skipped" and done["run_id"] is None
+    assert done["message"].startswith("not triggered: push to 'main' changes only ignored paths (docs/**)")
+    # a branch that main's on.push.branches does not select
+    before, after = commit(shop["work"], "src/x.py", "x = 1\n", "x", "other")
+    git(shop["work"], "checkout", "-q", "main")
+    answer = deliver(server, shop["secret"], github_push(shop, before, after, ["src/x.py"], "other"))
+    done = finished(server, viewer, answer.json()["run_id"])
+    assert done["status"] == "skipped"
+    assert "the branch matches none of on.push.branches (main)" in done["message"]
+    # the pipeline as it is at the pushed commit decides: this branch's buildyard.yml runs every push
+    relaxed = PIPELINE.replace("branches: [main]\n    paths", "paths")
+    before, after = commit(shop["work"], "buildyard.yml", relaxed, "all", "feature")
+    git(shop["work"], "checkout", "-q", "main")
+    answer = deliver(server, shop["secret"], github_push(shop, before, after, ["buildyard.yml"], "feature"))
+    done = finished(server, viewer, answer.json()["run_id"])
+    assert done["status"] == "success" and done["branch"] == "feature", done
+
+
+def test_gitlab_and_generic_deliveries_find_their_project_by_repository(shop, serve) -> None:
+    server = serve(None, "--config", shop["config"])
+    viewer = shop["tokens"]["viewer"]
+    before, after = commit(shop["work"], "src/app.py", "print('v3')\n", "v3 [skip ci]")
+    data = payload("gitlab_push.json")
+    data.update(ref="refs/heads/main", before=before, after=after, checkout_sha=after)
+    data["project"]["git_http_url"] = shop["url"]
+    data["repository"]["git_http_url"] = shop["url"]
+    data["commits"] = [{"id": after, "message": "v3", "added": [], "modified": ["src/app.py"], "removed": []}]
+    data["total_commits_count"] = 1
+    body = json.dumps(data).encode()
+    headers = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": str(uuid.uuid4())}
+    wrong = httpx.post(
+        server.url + "/hooks/gitlab", content=body, headers={**headers, "X-Gitlab-Token": "no"}
+    )
+    assert wrong.status_code == 401
+    token = shop["secret"].decode()
+    answer = httpx.post(
+        server.url + "/hooks/gitlab", content=body, headers={**headers, "X-Gitlab-Token": token}
+    )
+    assert answer.status_code == 202 and answer.json()["project"] == "shop", answer.text
+    assert finished(server, viewer, answer.json()["run_id"])["status"] == "success"
+    dup = httpx.post(server.url + "/hooks/gitlab", content=body, headers={**headers, "X-Gitlab-Token": token})
+    assert dup.status_code == 200 and dup.json()["duplicate"] is True
+
+    generic = json.dumps(
+        {
+            "event": "push",
+            "repository": shop["url"],
+            "ref": "refs/heads/main",
+            "sha": after,
+            "message": "head [skip ci]",
+            "delivery_id": "g-1",
+        }
+    ).encode()
+    skipped = httpx.post(
+        server.url + "/hooks/generic",
+        content=generic,
+        headers={"X-Buildyard-Signature-256": sign(shop["secret"], generic)},
+    )
+    assert skipped.status_code == 202 and skipped.json()["verdict"] == "skipped"
+    # a repository no project serves
+    other = json.dumps(
+        {"event": "push", "repository": "acme/elsewhere", "ref": "main", "sha": after}
+    ).encode()
+    unknown = httpx.post(
+        server.url + "/hooks/generic",
+        content=other,
+        headers={"X-Buildyard-Signature-256": sign(shop["secret"], other)},
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_repository"
+    assert queued_count(server, viewer) == 1
+
+
+def test_a_body_over_25_mb_is_refused_while_streaming(shop, serve) -> None:
+    server = serve(None, "--config", shop["config"])
+
+    def chunks():  # no Content-Length: the server must count what it reads
+        for _ in range(26):
+            yield b" " * (1024 * 1024)
+
+    answer = httpx.post(
+        server.url + "/hooks/github/shop", content=chunks(), headers={"X-GitHub-Event": "push"}, timeout=60
+    )
+    assert answer.status_code == 413 and answer.json()["code"] == "too_large"
+    # an unknown hook kind and an unknown project are 404
+    assert httpx.post(server.url + "/hooks/bitbucket/shop", content=b"{}").status_code == 404
+    assert httpx.post(server.url + "/hooks/github/nope", content=b"{}").status_code == 404
