@@ -286,3 +286,60 @@ def test_a_body_over_25_mb_is_refused_while_streaming(shop, serve) -> None:
     # an unknown hook kind and an unknown project are 404
     assert httpx.post(server.url + "/hooks/bitbucket/shop", content=b"{}").status_code == 404
     assert httpx.post(server.url + "/hooks/github/nope", content=b"{}").status_code == 404
+
+
+SCHEDULED = """\
+name: shop
+on:
+  schedule:
+    - cron: "30 2 * * *"
+      timezone: Europe/Berlin
+jobs:
+  nightly:
+    script: echo "nightly on $BUILDYARD_BRANCH"
+"""
+
+
+def _schedule_entries(data_dir: Path) -> list[tuple[str, str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "server.db") as db:
+        return db.execute(
+            "SELECT id, status, requested_by FROM server_queue WHERE event = 'schedule' ORDER BY enqueued_at"
+        ).fetchall()
+
+
+def test_a_due_schedule_fires_once_across_a_kill_9_and_restart(tmp_path, make_project, serve) -> None:
+    import signal
+
+    from conftest import stop
+
+    work = make_project({"buildyard.yml": SCHEDULED}, name="nightly")
+    config = tmp_path / "server.yml"
+    config.write_text(f"projects:\n  - name: shop\n    repo: {work}\n    default_branch: main\n")
+    data_dir = tmp_path / ".buildyard-server"
+    # 02:30 in Berlin on 1 March 2027 is 01:30 UTC: due 20 s ago
+    args = ("--config", config, "--schedule-interval", "0.2", "--frozen-clock")
+    first = serve(None, *args, "2027-03-01T01:30:20+00:00")
+    wait_for(lambda: _schedule_entries(data_dir), "the schedule to queue its run")
+    stop(first, signal.SIGKILL)  # the claim and its queued run were committed together
+    second = serve(None, *args, "2027-03-01T01:30:20+00:00")
+    time.sleep(2.0)  # ~10 ticks of the restarted server at the same instant
+    entries = _schedule_entries(data_dir)
+    assert len(entries) == 1 and entries[0][2] == "schedule", entries
+    # killed while queued or running: it ran, or was closed as abandoned; never queued twice
+    done = wait_for(
+        lambda: _schedule_entries(data_dir)[0][1] in ("success", "abandoned"), "the entry to be closed"
+    )
+    assert done
+    runs = second.api.get("/api/v1/projects/shop/runs", params={"event": "schedule"}).json()["runs"]
+    assert len(runs) <= 1 and all(r["trigger"] == "schedule" and r["branch"] == "main" for r in runs)
+    stop(second)
+    # the next night fires again, once
+    third = serve(None, *args, "2027-03-02T01:30:05+00:00")
+    wait_for(lambda: len(_schedule_entries(data_dir)) == 2, "the next night's run")
+    time.sleep(1.0)
+    assert len(_schedule_entries(data_dir)) == 2
+    wait_for(lambda: _schedule_entries(data_dir)[1][1] == "success", "the next night's run to succeed")
+    runs = third.api.get("/api/v1/projects/shop/runs", params={"event": "schedule"}).json()["runs"]
+    assert runs[0]["trigger"] == "schedule" and runs[0]["branch"] == "main"

@@ -8,6 +8,7 @@ Admin commands act on the server's state given the same ``--config``/``-C`` (and
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import sys
 from collections.abc import Callable
@@ -90,6 +91,19 @@ def _local_actor() -> str:
     show_default=True,
     help="Seconds /metrics reuses its last scan of the histories while a new one runs (0: scan each time).",
 )
+@click.option(
+    "--schedule-interval",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
+    help="Seconds between two looks at the projects' on.schedule.",
+)
+@click.option(
+    "--frozen-clock",
+    metavar="ISO-TIME",
+    hidden=True,
+    help="Testing only: schedules see this instant as now (e.g. 2027-03-28T01:30:00+00:00).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -100,6 +114,8 @@ def serve(
     port: int,
     runners: int,
     metrics_refresh: float,
+    schedule_interval: float,
+    frozen_clock: str | None,
 ) -> None:
     """Serve projects: run queue, runners, REST API, dashboard, /metrics; prints the URL.
 
@@ -111,6 +127,7 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from buildyard.server.app import create_app, is_loopback  # noqa: PLC0415
+    from buildyard.server.background import NotifyWorkers, ScheduleTicker  # noqa: PLC0415
     from buildyard.server.runners import RunnerPool  # noqa: PLC0415
     from buildyard.server.state import ServerState  # noqa: PLC0415
 
@@ -124,7 +141,11 @@ def serve(
                 "('buildyard user create NAME --role admin'), or bind 127.0.0.1"
             )
         pool = RunnerPool(state, runners)
-        app = create_app(state, pool)
+        clock = _frozen(frozen_clock) if frozen_clock else None
+        schedules = ScheduleTicker(state, interval=schedule_interval, on_queued=pool.wake)
+        if clock is not None:
+            schedules.clock = clock
+        app = create_app(state, pool, [schedules, NotifyWorkers(state)])
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -149,6 +170,16 @@ def serve(
         server.run(sockets=[sock])
     finally:
         state.close()
+
+
+def _frozen(text: str) -> Callable[[], dt.datetime]:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--frozen-clock: '{text:.40}' is not an ISO time") from None
+    if at.tzinfo is None:
+        raise UsageError("--frozen-clock: give a time zone (e.g. +00:00)")
+    return lambda: at
 
 
 # --- users ------------------------------------------------------------------------------------------
