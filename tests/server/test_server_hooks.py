@@ -343,3 +343,68 @@ def test_a_due_schedule_fires_once_across_a_kill_9_and_restart(tmp_path, make_pr
     wait_for(lambda: _schedule_entries(data_dir)[1][1] == "success", "the next night's run to succeed")
     runs = third.api.get("/api/v1/projects/shop/runs", params={"event": "schedule"}).json()["runs"]
     assert runs[0]["trigger"] == "schedule" and runs[0]["branch"] == "main"
+
+
+def test_server_runs_notify_through_the_servers_outbox_worker_without_waiting_for_a_slow_receiver(
+    make_project, serve, cli, monkeypatch
+) -> None:
+    import hashlib
+    import hmac
+    import http.server
+    import io
+    import threading
+
+    got: list[tuple[float, bytes, str]] = []
+    slow = 8.0
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(slow)  # a slow receiver
+            got.append((time.time(), body, self.headers.get("X-Buildyard-Signature-256", "")))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+        root = make_project(
+            {
+                "buildyard.yml": (
+                    f"notify:\n  - on: always\n    webhook: {{url: '{url}', secret: HOOK_SECRET}}\n"
+                    "jobs:\n  build:\n    script: echo built\n"
+                )
+            }
+        )
+        monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-hmac-key\n"))
+        assert cli("-C", root, "secrets", "set", "HOOK_SECRET", "--value-stdin").code == 0
+        server = serve(root)
+        queued = server.api.post("/api/v1/projects/proj/runs", json={"branch": "main"}).json()["queued"]
+        done = wait_for(
+            lambda: (
+                (e := server.api.get(f"/api/v1/projects/proj/queue/{queued['id']}").json())
+                and e["status"] in FINAL
+                and e
+            ),
+            "the run to finish",
+        )
+        assert done["status"] == "success"
+        # the runner was free long before the receiver answered
+        assert done["finished_at"] - done["started_at"] < slow - 2, done
+        wait_for(lambda: got, "the notification", timeout=60)
+        at, raw, signature = got[0]
+        message = json.loads(raw)
+        assert at > done["finished_at"]
+        assert message["status"] == "success" and message["run"]["number"] == 1, message
+        expected = "sha256=" + hmac.new(b"s3cret-hmac-key", raw, hashlib.sha256).hexdigest()
+        assert signature == expected
+        assert b"s3cret-hmac-key" not in raw
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+        thread.join()

@@ -110,6 +110,10 @@ def main() -> int:
         if run is not None and run.started_at is not None:
             # the run's queue time counts from when it was queued on the server, not from its start
             history.update_run(run.id, queue_s=max(0.0, run.started_at - float(spec["enqueued_at"])))
+        # queued here, sent by the server's outbox worker: a slow receiver never holds the runner
+        from buildyard.engine.notifying import queue_run_end  # noqa: PLC0415
+
+        queue_run_end(run_options, result)
         rollback = options.get("rollback")
         if rollback:
             from buildyard.engine.deployctl import RollbackPlan, finish_rollback  # noqa: PLC0415
