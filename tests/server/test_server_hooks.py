@@ -408,3 +408,63 @@ def test_server_runs_notify_through_the_servers_outbox_worker_without_waiting_fo
         receiver.shutdown()
         receiver.server_close()
         thread.join()
+
+
+MANUAL = """\
+name: shop
+on:
+  manual:
+    inputs:
+      target: {type: choice, options: [staging, production], default: staging}
+      dry_run: {type: boolean, default: false}
+      reason: {type: string, required: true}
+jobs:
+  deploy:
+    script: echo "to=$target dry=$dry_run why=$reason"
+"""
+
+
+def test_trigger_with_typed_inputs_locally_and_through_a_server(make_project, serve, cli) -> None:
+    root = make_project({"buildyard.yml": MANUAL})
+    server = serve(root)
+    local = cli("-C", root, "trigger", "--input", "reason=hotfix", "--input", "dry_run=yes", "--json")
+    assert local.code == 0, local.err
+    queued = json.loads(local.out)
+    assert queued["event"] == "manual"
+    assert queued["variables"] == {"target": "staging", "dry_run": "true", "reason": "hotfix"}
+    done = wait_for(
+        lambda: (
+            (e := server.api.get(f"/api/v1/projects/proj/queue/{queued['id']}").json())
+            and e["status"] in FINAL
+            and e
+        ),
+        "the manual run",
+    )
+    assert done["status"] == "success", done
+    log = server.api.get(f"/api/v1/projects/proj/runs/{done['run_id']}/jobs/deploy/log").text
+    assert "to=staging dry=true why=hotfix" in log
+
+    # every problem in one line, nothing queued
+    bad = cli("-C", root, "trigger", "--input", "target=prod", "--input", "reazon=x")
+    assert bad.code == 2
+    lines = bad.err.strip().splitlines()
+    assert len(lines) == 1, bad.err
+    assert "input 'target' must be one of staging, production, not 'prod'" in lines[0]
+    assert "unknown input 'reazon' (did you mean 'reason'?)" in lines[0]
+    assert "input 'reason' is required" in lines[0]
+    assert cli("-C", root, "trigger", "--input", "novalue").code == 2
+
+    # the same through --server (an open server on loopback needs no token)
+    remote = cli(
+        "trigger", "--server", server.url, "--input", "reason=r", "--input", "target=production", "--json"
+    )
+    assert remote.code == 0, remote.err
+    entry_ = json.loads(remote.out)
+    assert entry_["variables"] == {"target": "production", "dry_run": "false", "reason": "r"}
+    refused = cli("trigger", "--server", server.url, "--input", "dry_run=maybe", "--input", "reason=r")
+    assert refused.code == 2
+    assert "server: invalid: input 'dry_run' is a boolean: use true or false, not 'maybe'" in refused.err
+    # inputs are for manual runs; a push run of this pipeline needs no input
+    assert cli("-C", root, "trigger", "--event", "push", "--input", "reason=r").code == 2
+    queue = server.api.get("/api/v1/projects/proj/queue").json()["queue"]
+    assert all(e["event"] == "manual" for e in queue)

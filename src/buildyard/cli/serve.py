@@ -478,8 +478,15 @@ def secrets_webhook(
 @project_option
 @click.option("--branch", help="Branch (default: the project's default branch).")
 @click.option("--sha", help="Commit (default: the head of the branch).")
-@click.option("--event", default="push", show_default=True, help="Trigger event.")
+@click.option("--event", help="Trigger event (default: manual with --input, else push).")
 @click.option("--var", "var", multiple=True, metavar="KEY=VALUE", help="Set a pipeline variable.")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input of a manual run (checked against on.manual.inputs of the commit).",
+)
 @click.option(
     "--server", "server_url", envvar="BUILDYARD_SERVER", metavar="URL", help="Ask this running server."
 )
@@ -491,24 +498,32 @@ def trigger(
     project: str | None,
     branch: str | None,
     sha: str | None,
-    event: str,
+    event: str | None,
     var: tuple[str, ...],
+    inputs: tuple[str, ...],
     server_url: str | None,
     config_file: Path | None,
     data_dir: Path | None,
     state_db: str | None,
     as_json: bool,
 ) -> None:
-    """Queue a run on the server (its runners execute it)."""
+    """Queue a run on the server (its runners execute it).
+
+    A manual run's inputs (--input NAME=VALUE) are checked against on.manual.inputs of the
+    commit's buildyard.yml: types, choices, required ones; defaults fill the others.
+    """
     from buildyard.cli.run import _parse_vars  # noqa: PLC0415
+    from buildyard.triggers.inputs import parse_pairs  # noqa: PLC0415
 
     variables = _parse_vars(list(var))
+    given = parse_pairs(list(inputs))
+    event = event or ("manual" if given else "push")
     if server_url:
         from buildyard.cli.client import Client, quote  # noqa: PLC0415
 
         with Client(server_url) as client:
             name = project or client.only_project()
-            body = {"branch": branch, "sha": sha, "event": event, "variables": variables}
+            body = {"branch": branch, "sha": sha, "event": event, "variables": variables, "inputs": given}
             entry = client.post(f"/projects/{quote(name)}/runs", body)["queued"]
     else:
         from buildyard.server.common import entry_json  # noqa: PLC0415
@@ -517,7 +532,13 @@ def trigger(
         try:
             name = _project_name(state, project)
             queued = state.trigger(
-                name, requested_by=_local_actor(), branch=branch, sha=sha, event=event, variables=variables
+                name,
+                requested_by=_local_actor(),
+                branch=branch,
+                sha=sha,
+                event=event,
+                variables=variables,
+                inputs=given,
             )
             state.audit.record(
                 actor=_local_actor(), action="run.trigger", obj=f"{name}@{queued.branch}", address="local"

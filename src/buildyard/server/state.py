@@ -248,23 +248,47 @@ class ServerState:
         variables: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         retry_of: str | None = None,
+        inputs: dict[str, str] | None = None,
     ) -> Entry:
-        """Queue a run of ``project`` at ``sha`` (default: the head of ``branch``)."""
+        """Queue a run of ``project`` at ``sha`` (default: the head of ``branch``).
+
+        A manual run's ``inputs`` are checked against the ``on.manual.inputs`` of that commit's
+        ``buildyard.yml`` (``validate_inputs``: types, choices, required, defaults) and reach the
+        run as variables of the same names.
+        """
         from buildyard.model import Event  # noqa: PLC0415
 
         if event not in {e.value for e in Event}:
             raise UsageError(f"unknown event '{event:.40}' ({', '.join(e.value for e in Event)})")
+        if inputs and event != Event.MANUAL.value:
+            raise UsageError(f"inputs are for manual runs (event manual), not {event}")
         branch, full = self.resolve(project, branch, sha)
+        variables = dict(variables or {})
+        # a retry keeps its run's values, and a rollback selects a deployment job: no new inputs
+        fresh = retry_of is None and "select" not in (options or {})
+        if event == Event.MANUAL.value and (inputs or fresh):
+            variables.update(self._manual_inputs(project, full, inputs or {}))
+            options = {**(options or {}), "inputs": sorted(inputs or {})}
         return self.run_queue.enqueue(
             project=project,
             event=event,
             branch=branch,
             sha=full,
             requested_by=requested_by,
-            variables=check_variables(variables or {}),
+            variables=check_variables(variables),
             options=options,
             retry_of=retry_of,
         )
+
+    def _manual_inputs(self, project: str, sha: str, given: dict[str, str]) -> dict[str, str]:
+        """``given`` validated against the commit's ``on.manual`` (``{}`` for a pipeline without
+        ``on:``, which any event starts, when no input is given)."""
+        from buildyard.triggers.inputs import validate_inputs  # noqa: PLC0415
+
+        on = self.pipeline_at(project, sha).on
+        if on is None and not given:
+            return {}
+        return validate_inputs(None if on is None else on.manual, given)
 
     def entry_of(self, project: str, ref: str) -> Entry:
         """A queue entry by its id, or the entry of history run ``ref``."""
