@@ -468,3 +468,43 @@ def test_trigger_with_typed_inputs_locally_and_through_a_server(make_project, se
     assert cli("-C", root, "trigger", "--event", "push", "--input", "reason=r").code == 2
     queue = server.api.get("/api/v1/projects/proj/queue").json()["queue"]
     assert all(e["event"] == "manual" for e in queue)
+
+
+SLOW_JOB = """\
+name: slow
+jobs:
+  wait:
+    script: sleep 3
+"""
+
+
+def test_max_parallel_runs_holds_a_project_back_while_other_projects_run(tmp_path, make_project, serve, cli):
+    a = make_project({"buildyard.yml": SLOW_JOB}, name="a")
+    b = make_project({"buildyard.yml": SLOW_JOB}, name="b")
+    config = tmp_path / "server.yml"
+    config.write_text(
+        f"projects:\n  - name: a\n    repo: {a}\n    max_parallel_runs: 1\n  - name: b\n    repo: {b}\n"
+    )
+    server = serve(None, "--config", config, "--runners", "3")
+    first = server.api.post("/api/v1/projects/a/runs", json={}).json()["queued"]
+    second = server.api.post("/api/v1/projects/a/runs", json={}).json()["queued"]
+    other = server.api.post("/api/v1/projects/b/runs", json={}).json()["queued"]
+
+    def status(project: str, entry_id: str) -> dict[str, Any]:
+        return server.api.get(f"/api/v1/projects/{project}/queue/{entry_id}").json()
+
+    wait_for(lambda: status("b", other["id"])["status"] == "running", "b's run to start")
+    assert status("a", first["id"])["status"] == "running"
+    assert status("a", second["id"])["status"] == "queued"  # a free runner, but a's limit is reached
+    done = [
+        wait_for(lambda p=p, e=e: (s := status(p, e["id"]))["status"] in FINAL and s, f"{p}'s run")
+        for p, e in (("a", first), ("a", second), ("b", other))
+    ]
+    assert [d["status"] for d in done] == ["success"] * 3
+    assert done[1]["started_at"] >= done[0]["finished_at"]
+    assert done[2]["started_at"] < done[0]["finished_at"]
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text(f"projects:\n  - name: a\n    repo: {a}\n    max_parallel_runs: none\n")
+    refused = cli("trigger", "--config", bad)
+    assert refused.code == 2 and "bad.yml:4: max_parallel_runs is a whole number from 1" in refused.err

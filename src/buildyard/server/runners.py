@@ -230,6 +230,10 @@ class RunnerPool:
         self.checkouts = state.config.data_dir / "checkouts"
         self.logs = state.config.data_dir / "runner-logs"
         self.workers: dict[str, Worker] = {}
+        #: ``max_parallel_runs`` of the projects that set one.
+        self.limits = {
+            p.name: p.max_parallel_runs for p in state.config.projects if p.max_parallel_runs is not None
+        }
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -313,7 +317,7 @@ class RunnerPool:
             busy = sum(1 for e in mine.values() if e.status != "waiting")
             busy += sum(1 for w in self.workers if w not in mine)  # claimed, status not yet visible
         while busy < self.runners and not self._stop.is_set():
-            claimed = self.state.run_queue.claim(self.name)
+            claimed = self.state.run_queue.claim(self.name, self.limits)
             if claimed is None:
                 break
             worker = Worker(self, claimed)
