@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: Seconds between two schedule ticks (due times within ``schedule.DEFAULT_GRACE`` still fire on time).
 DEFAULT_INTERVAL = 20.0
+#: Most (project, commit) → ``on:`` kept between ticks.
+MAX_CACHED = 256
 
 
 def _say(what: str, exc: BaseException) -> None:
@@ -95,6 +97,8 @@ class ScheduleTicker:
         _branch, sha = self.state.resolve(project, None, None)
         key = (project, sha)
         if key not in self._on:
+            if len(self._on) > MAX_CACHED:  # one entry per project and head commit seen
+                self._on.clear()
             try:
                 self._on[key] = self.state.pipeline_at(project, sha).on
             except NotFoundError:

@@ -110,10 +110,6 @@ def main() -> int:
         if run is not None and run.started_at is not None:
             # the run's queue time counts from when it was queued on the server, not from its start
             history.update_run(run.id, queue_s=max(0.0, run.started_at - float(spec["enqueued_at"])))
-        # queued here, sent by the server's outbox worker: a slow receiver never holds the runner
-        from buildyard.engine.notifying import queue_run_end  # noqa: PLC0415
-
-        queue_run_end(run_options, result)
         rollback = options.get("rollback")
         if rollback:
             from buildyard.engine.deployctl import RollbackPlan, finish_rollback  # noqa: PLC0415
@@ -121,6 +117,13 @@ def main() -> int:
             finish_rollback(history, RollbackPlan(**rollback), succeeded=result.status == RunStatus.SUCCESS)
     finally:
         history.close()
+    # queued here, sent by the server's outbox worker: a slow receiver never holds the runner
+    from buildyard.engine.notifying import queue_run_end  # noqa: PLC0415
+
+    try:
+        queue_run_end(run_options, result)
+    except Exception as exc:  # noqa: BLE001 - the run is recorded; a lost notification is only a warning
+        print(f"warning: notifications not queued: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
     return result.status.exit_code
 
 
