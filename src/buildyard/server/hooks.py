@@ -105,7 +105,8 @@ async def _deliver(request: Request, kind: str, project: str | None) -> Response
     state = server(request)
     body = await _body(request)
     if project is None:
-        names = _named_repositories(source, body)
+        # parsing up to 25 MB of JSON is CPU work: off the event loop, like the delivery itself
+        names = await run_in_threadpool(_named_repositories, source, body)
         project = state.project_for_repository(names)
         if project is None:
             raise ApiError(
