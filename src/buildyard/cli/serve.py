@@ -9,6 +9,7 @@ Admin commands act on the server's state given the same ``--config``/``-C`` (and
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import getpass
 import sys
 from collections.abc import Callable, Iterator
@@ -108,6 +109,19 @@ def _audit(state: ServerState, action: str, obj: str) -> None:
     show_default=True,
     help="Seconds /metrics reuses its last scan of the histories while a new one runs (0: scan each time).",
 )
+@click.option(
+    "--schedule-interval",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
+    help="Seconds between two looks at the projects' on.schedule.",
+)
+@click.option(
+    "--frozen-clock",
+    metavar="ISO-TIME",
+    hidden=True,
+    help="Testing only: schedules see this instant as now (e.g. 2027-03-28T01:30:00+00:00).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -118,6 +132,8 @@ def serve(
     port: int,
     runners: int,
     metrics_refresh: float,
+    schedule_interval: float,
+    frozen_clock: str | None,
 ) -> None:
     """Serve projects: run queue, runners, REST API, dashboard, /metrics; prints the URL.
 
@@ -129,6 +145,7 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from buildyard.server.app import create_app, is_loopback  # noqa: PLC0415
+    from buildyard.server.background import NotifyWorkers, ScheduleTicker  # noqa: PLC0415
     from buildyard.server.runners import RunnerPool  # noqa: PLC0415
     from buildyard.server.state import ServerState  # noqa: PLC0415
 
@@ -142,7 +159,11 @@ def serve(
                 "('buildyard user create NAME --role admin'), or bind 127.0.0.1"
             )
         pool = RunnerPool(state, runners)
-        app = create_app(state, pool)
+        clock = _frozen(frozen_clock) if frozen_clock else None
+        schedules = ScheduleTicker(state, interval=schedule_interval, on_queued=pool.wake)
+        if clock is not None:
+            schedules.clock = clock
+        app = create_app(state, pool, [schedules, NotifyWorkers(state)])
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -167,6 +188,16 @@ def serve(
         server.run(sockets=[sock])
     finally:
         state.close()
+
+
+def _frozen(text: str) -> Callable[[], dt.datetime]:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--frozen-clock: '{text:.40}' is not an ISO time") from None
+    if at.tzinfo is None:
+        raise UsageError("--frozen-clock: give a time zone (e.g. +00:00)")
+    return lambda: at
 
 
 # --- users ------------------------------------------------------------------------------------------
@@ -391,6 +422,39 @@ def secrets_rm(
     print(f"secret {name} of {target} removed")
 
 
+@secrets_app.command(name="webhook")
+@project_option
+@click.option("--value-stdin", is_flag=True, help="Read the secret from stdin (else one is generated).")
+@state_options
+@click.pass_context
+def secrets_webhook(
+    ctx: click.Context,
+    project: str | None,
+    value_stdin: bool,
+    config_file: Path | None,
+    data_dir: Path | None,
+    state_db: str | None,
+) -> None:
+    """Set the project's webhook secret (GitHub/generic HMAC key, GitLab token).
+
+    Without --value-stdin a random secret is generated and printed once: paste it into the
+    repository's webhook settings. It is never shown again.
+    """
+    import secrets as _random  # noqa: PLC0415
+
+    value = sys.stdin.read().strip() if value_stdin else _random.token_urlsafe(32)
+    with _state(ctx, config_file, data_dir, state_db) as state:
+        target = _project_name(state, project)
+        state.set_webhook_secret(target, value, actor=_local_actor())
+        _audit(state, "webhook.secret", target)
+    if not value_stdin:
+        print(value)
+    print(
+        f"webhook secret of {target} set; deliveries go to /hooks/github|gitlab|generic/{target}",
+        file=sys.stderr,
+    )
+
+
 # --- trigger ----------------------------------------------------------------------------------------
 
 
@@ -398,8 +462,15 @@ def secrets_rm(
 @project_option
 @click.option("--branch", help="Branch (default: the project's default branch).")
 @click.option("--sha", help="Commit (default: the head of the branch).")
-@click.option("--event", default="push", show_default=True, help="Trigger event.")
+@click.option("--event", help="Trigger event (default: manual with --input, else push).")
 @click.option("--var", "var", multiple=True, metavar="KEY=VALUE", help="Set a pipeline variable.")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input of a manual run (checked against on.manual.inputs of the commit).",
+)
 @click.option(
     "--server", "server_url", envvar="BUILDYARD_SERVER", metavar="URL", help="Ask this running server."
 )
@@ -411,24 +482,32 @@ def trigger(
     project: str | None,
     branch: str | None,
     sha: str | None,
-    event: str,
+    event: str | None,
     var: tuple[str, ...],
+    inputs: tuple[str, ...],
     server_url: str | None,
     config_file: Path | None,
     data_dir: Path | None,
     state_db: str | None,
     as_json: bool,
 ) -> None:
-    """Queue a run on the server (its runners execute it)."""
+    """Queue a run on the server (its runners execute it).
+
+    A manual run's inputs (--input NAME=VALUE) are checked against on.manual.inputs of the
+    commit's buildyard.yml: types, choices, required ones; defaults fill the others.
+    """
     from buildyard.cli.run import _parse_vars  # noqa: PLC0415
+    from buildyard.triggers.inputs import parse_pairs  # noqa: PLC0415
 
     variables = _parse_vars(list(var))
+    given = parse_pairs(list(inputs))
+    event = event or ("manual" if given else "push")
     if server_url:
         from buildyard.cli.client import Client, quote  # noqa: PLC0415
 
         with Client(server_url) as client:
             name = project or client.only_project()
-            body = {"branch": branch, "sha": sha, "event": event, "variables": variables}
+            body = {"branch": branch, "sha": sha, "event": event, "variables": variables, "inputs": given}
             entry = client.post(f"/projects/{quote(name)}/runs", body)["queued"]
     else:
         from buildyard.server.common import entry_json  # noqa: PLC0415
@@ -436,7 +515,13 @@ def trigger(
         with _state(ctx, config_file, data_dir, state_db) as state:
             name = _project_name(state, project)
             queued = state.trigger(
-                name, requested_by=_local_actor(), branch=branch, sha=sha, event=event, variables=variables
+                name,
+                requested_by=_local_actor(),
+                branch=branch,
+                sha=sha,
+                event=event,
+                variables=variables,
+                inputs=given,
             )
             _audit(state, "run.trigger", f"{name}@{queued.branch}")
         entry = entry_json(queued)

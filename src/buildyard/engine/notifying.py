@@ -1,6 +1,7 @@
 """At a run's end: queue the notifications its ``notify:`` asks for and deliver them (``buildyard run``).
 
-One call, ``notify_run_end(options, result)``, placed after the run's final status is recorded. The
+One call, ``notify_run_end(options, result)``, placed after the run's final status is recorded
+(``queue_run_end`` only queues them: a server run, whose server sends them). The
 messages go through the outbox in the run's history database, so one that cannot be delivered now is
 retried by the next run (or the server's worker) and ends as a dead letter with its last error. The
 wait for delivery is bounded (``deadline``): a dead receiver delays the command's exit by at most that,
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from buildyard.engine.runner import RunOptions, RunResult, open_history
 from buildyard.engine.secrets import read_secrets_file
@@ -19,6 +21,9 @@ from buildyard.notify.decide import RunSummary
 from buildyard.notify.hook import previous_status, queue_notifications
 from buildyard.notify.outbox import Outbox, OutboxStatus
 from buildyard.notify.worker import OutboxWorker
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 #: Longest a command waits for its notifications to be delivered.
 DEFAULT_DEADLINE = 10.0
@@ -31,6 +36,40 @@ class NotifyReport:
     queued: int
     delivered: int
     pending: int
+
+
+def queue_run_end(options: RunOptions, result: RunResult) -> list[int]:
+    """Queue ``result``'s notifications in the outbox of the run's history, without sending them
+    (the server's outbox worker sends them); the outbox ids queued."""
+    run = result.run
+    if not result.pipeline.notify or run is None:
+        return []
+    history = open_history(options)
+    try:
+        from buildyard.store.history import SqlHistory  # noqa: PLC0415
+
+        if not isinstance(history, SqlHistory):  # the outbox is a table of an SQL history
+            return []
+        return _queue(history.engine, result)
+    finally:
+        history.close()
+
+
+def _queue(engine: Engine, result: RunResult) -> list[int]:
+    run = result.run
+    assert run is not None  # noqa: S101 - checked by the callers
+    summary = RunSummary(
+        run_id=run.id,
+        pipeline=run.pipeline,
+        number=run.number,
+        status=result.status,
+        branch=run.branch,
+        tag=run.tag,
+        sha=run.sha,
+        failed_jobs=tuple(j.id for j in result.jobs if j.status.is_failure),
+        previous=previous_status(engine, pipeline=run.pipeline, branch=run.branch, before=run.created_at),
+    )
+    return queue_notifications(Outbox(engine), result.pipeline.notify, summary, result.masker.mask_text)
 
 
 def notify_run_end(
@@ -46,20 +85,8 @@ def notify_run_end(
 
         if not isinstance(history, SqlHistory):  # the outbox is a table of an SQL history
             return NotifyReport(0, 0, 0)
-        engine = history.engine
-        summary = RunSummary(
-            run_id=run.id,
-            pipeline=run.pipeline,
-            number=run.number,
-            status=result.status,
-            branch=run.branch,
-            tag=run.tag,
-            sha=run.sha,
-            failed_jobs=tuple(j.id for j in result.jobs if j.status.is_failure),
-            previous=previous_status(engine, pipeline=run.pipeline, branch=run.branch, before=run.created_at),
-        )
-        outbox = Outbox(engine)
-        ids = queue_notifications(outbox, result.pipeline.notify, summary, result.masker.mask_text)
+        outbox = Outbox(history.engine)
+        ids = _queue(history.engine, result)
         file_values = read_secrets_file(options.secrets_file) if options.secrets_file else {}
 
         def secret(name: str) -> str | None:

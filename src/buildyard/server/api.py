@@ -122,12 +122,18 @@ def runs(
 
 @router.post("/projects/{project}/runs", status_code=201)
 async def trigger(request: Request, project: str) -> Response:
-    """Queue a run: ``branch``, ``sha``, ``event`` (push), ``variables`` (object, or ``var.NAME`` fields)."""
+    """Queue a run: ``branch``, ``sha``, ``event`` (push), ``variables`` (object, or ``var.NAME`` fields),
+    ``inputs`` of a manual run (object of names to strings, checked against ``on.manual.inputs``)."""
     require(request, Role.OPERATOR, project)
     data = await read_input(request)
     variables = data.get("variables") or {}
     if not isinstance(variables, dict):
         raise ApiError(400, "invalid", "variables must be an object of names to values")
+    inputs = data.get("inputs") or {}
+    if not isinstance(inputs, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in inputs.items()
+    ):
+        raise ApiError(400, "invalid", "inputs must be an object of names to strings")
     state = server(request)
     entry = await call(
         request,
@@ -138,8 +144,9 @@ async def trigger(request: Request, project: str) -> Response:
             requested_by=actor(request),
             branch=_text(data, "branch"),
             sha=_text(data, "sha"),
-            event=_text(data, "event") or "push",
+            event=_text(data, "event") or ("manual" if inputs else "push"),
             variables=variables,
+            inputs=inputs,
         ),
     )
     _wake(request)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -90,8 +90,21 @@ def _identify(state: ServerState, opened: _OpenCheck, request: Request) -> tuple
     return None, csrf, "anonymous"
 
 
-def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
-    """The application serving ``state`` (``pool``, when given, runs the queue while it serves)."""
+class Background(Protocol):
+    """A background service the app starts and stops with itself (schedules, notifications)."""
+
+    def start(self) -> None:
+        """Start its threads."""
+
+    def stop(self) -> None:
+        """Stop its threads."""
+
+
+def create_app(
+    state: ServerState, pool: RunnerPool | None = None, services: Sequence[Background] = ()
+) -> FastAPI:
+    """The application serving ``state`` (``pool``, when given, runs the queue while it serves;
+    ``services`` run beside it)."""
 
     from buildyard.server.metrics import Exposition  # noqa: PLC0415
 
@@ -102,9 +115,13 @@ def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
         exposition.warm()  # the first scrape of a large history need not wait for the scan
         if pool is not None:
             await run_in_threadpool(pool.start)
+        for service in services:
+            await run_in_threadpool(service.start)
         try:
             yield
         finally:
+            for service in reversed(services):
+                await run_in_threadpool(service.stop)
             if pool is not None:
                 await run_in_threadpool(pool.stop)
 
@@ -148,11 +165,15 @@ def create_app(state: ServerState, pool: RunnerPool | None = None) -> FastAPI:
 
     from buildyard.server.api import router  # noqa: PLC0415
     from buildyard.server.common import install_errors  # noqa: PLC0415
+    from buildyard.server.hooks import api_router as hooks_api_router  # noqa: PLC0415
+    from buildyard.server.hooks import router as hooks_router  # noqa: PLC0415
     from buildyard.server.login import router as login_router  # noqa: PLC0415
     from buildyard.server.metrics import router as metrics_router  # noqa: PLC0415
 
     install_errors(app)
     app.include_router(router)
+    app.include_router(hooks_api_router)
+    app.include_router(hooks_router)
     app.include_router(login_router)
     app.include_router(metrics_router)
     from buildyard.server.web import dashboard_router  # noqa: PLC0415

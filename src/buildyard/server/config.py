@@ -9,6 +9,7 @@
         repo: ../shop          # a path or anything ``git clone`` accepts
         default_branch: main
         anonymous_read: false
+        max_parallel_runs: 2   # optional: most runs of this project in progress at once
 
 Every mistake is reported as one line with the file and line, and what to do.
 """
@@ -25,7 +26,7 @@ from typing import Any
 from buildyard.errors import UsageError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_PROJECT_KEYS = frozenset({"name", "repo", "default_branch", "anonymous_read"})
+_PROJECT_KEYS = frozenset({"name", "repo", "default_branch", "anonymous_read", "max_parallel_runs"})
 _TOP_KEYS = frozenset({"projects", "data_dir", "db"})
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -47,6 +48,8 @@ class ProjectConfig:
     anonymous_read: bool = False
     #: Where the project lives inside the repository ("" for its top).
     subdir: str = ""
+    #: Most runs of the project in progress at once (None: only the server's runners limit it).
+    max_parallel_runs: int | None = None
 
     @property
     def home(self) -> Path:
@@ -200,6 +203,15 @@ def load_config(
                 f"{path}:{fields['anonymous_read'][1].start_mark.line + 1}: anonymous_read is true or false"
             )
         branch = _scalar(path, fields["default_branch"][1]) if "default_branch" in fields else "main"
+        limit: int | None = None
+        if "max_parallel_runs" in fields:
+            text = _scalar(path, fields["max_parallel_runs"][1])
+            if not text.isdigit() or not 1 <= int(text) <= 10_000:
+                raise ConfigError(
+                    f"{path}:{fields['max_parallel_runs'][1].start_mark.line + 1}: max_parallel_runs is "
+                    f"a whole number from 1 (got '{text[:20]}')"
+                )
+            limit = int(text)
         projects.append(
             ProjectConfig(
                 name=name,
@@ -207,6 +219,7 @@ def load_config(
                 default_branch=branch,
                 root=data / "projects" / name,
                 anonymous_read=anonymous == "true",
+                max_parallel_runs=limit,
             )
         )
     return ServerConfig(

@@ -21,7 +21,7 @@ from buildyard.errors import NotFoundError, UsageError
 from buildyard.store.serverstate import run_queue
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 #: Statuses of entries still in the queue or executing.
 ACTIVE = ("queued", "running", "waiting", "cancelling")
@@ -103,6 +103,35 @@ class RunQueue:
         retry_of: str | None = None,
     ) -> Entry:
         """Add a queued entry; its enqueue time is now."""
+        with self.engine.begin() as conn:
+            entry_id = self.enqueue_in(
+                conn,
+                project=project,
+                event=event,
+                branch=branch,
+                sha=sha,
+                requested_by=requested_by,
+                variables=variables,
+                options=options,
+                retry_of=retry_of,
+            )
+        return self.get(entry_id)
+
+    def enqueue_in(
+        self,
+        conn: Connection,
+        *,
+        project: str,
+        event: str,
+        branch: str,
+        sha: str,
+        requested_by: str,
+        variables: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        retry_of: str | None = None,
+    ) -> str:
+        """Insert a queued entry within the caller's transaction ``conn`` (a delivery or a schedule
+        claim commits with it: exactly once); the entry's id."""
         values = {
             "id": uuid.uuid4().hex,
             "project": project,
@@ -118,9 +147,8 @@ class RunQueue:
             "runner": "",
             "message": "",
         }
-        with self.engine.begin() as conn:
-            conn.execute(sa.insert(run_queue).values(**values))
-        return self.get(str(values["id"]))
+        conn.execute(sa.insert(run_queue).values(**values))
+        return str(values["id"])
 
     def get(self, entry_id: str) -> Entry:
         """The entry ``entry_id``."""
@@ -147,18 +175,45 @@ class RunQueue:
         with self.engine.connect() as conn:
             return [_entry(row) for row in conn.execute(query)]
 
-    def claim(self, runner: str) -> Entry | None:
-        """Take the oldest queued entry for ``runner`` (status ``running``), or None."""
+    def claim(self, runner: str, limits: Mapping[str, int] | None = None) -> Entry | None:
+        """Take a queued entry for ``runner`` (status ``running``), or None.
+
+        Fair between projects: the oldest queued entry of the project with the fewest runs in
+        progress; a project with ``limits[project]`` runs in progress (``max_parallel_runs``,
+        waiting ones included) is passed over until one ends.
+        """
+        limits = limits or {}
         for _ in range(5):
             with self.engine.begin() as conn:
+                busy: dict[str, int] = {
+                    r[0]: int(r[1])
+                    for r in conn.execute(
+                        sa.select(run_queue.c.project, sa.func.count())
+                        .where(run_queue.c.status.in_(list(EXECUTING)))
+                        .group_by(run_queue.c.project)
+                    )
+                }
+                oldest = (
+                    sa.select(run_queue.c.project, sa.func.min(run_queue.c.enqueued_at).label("at"))
+                    .where(run_queue.c.status == "queued")
+                    .group_by(run_queue.c.project)
+                )
+                candidates = [
+                    (busy.get(r.project, 0), r.at, r.project)
+                    for r in conn.execute(oldest)
+                    if r.project not in limits or busy.get(r.project, 0) < limits[r.project]
+                ]
+                if not candidates:
+                    return None
+                project = min(candidates)[2]
                 row = conn.execute(
                     sa.select(run_queue.c.id)
-                    .where(run_queue.c.status == "queued")
+                    .where(run_queue.c.status == "queued", run_queue.c.project == project)
                     .order_by(run_queue.c.enqueued_at)
                     .limit(1)
                 ).first()
                 if row is None:
-                    return None
+                    continue
                 done = conn.execute(
                     sa.update(run_queue)
                     .where(run_queue.c.id == row.id, run_queue.c.status == "queued")

@@ -85,7 +85,8 @@ def main() -> int:
         home=Path(spec["home"]),
         db_url=spec["history_url"],
         event=Event(spec["event"]),
-        branch=spec["branch"],
+        branch=spec["branch"] or None,
+        tag=spec.get("tag") or None,
         variables=spec["variables"],
         select=tuple(options.get("select", ())),
         alone=bool(options.get("alone", False)),
@@ -116,6 +117,13 @@ def main() -> int:
             finish_rollback(history, RollbackPlan(**rollback), succeeded=result.status == RunStatus.SUCCESS)
     finally:
         history.close()
+    # queued here, sent by the server's outbox worker: a slow receiver never holds the runner
+    from buildyard.engine.notifying import queue_run_end  # noqa: PLC0415
+
+    try:
+        queue_run_end(run_options, result)
+    except Exception as exc:  # noqa: BLE001 - the run is recorded; a lost notification is only a warning
+        print(f"warning: notifications not queued: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
     return result.status.exit_code
 
 

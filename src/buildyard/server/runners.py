@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,10 +33,13 @@ from typing import TYPE_CHECKING
 import psutil
 
 from buildyard.server.queue import EXECUTING, Entry
-from buildyard.server.state import git
+from buildyard.server.state import GitError, git
+
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
 if TYPE_CHECKING:
     from buildyard.server.state import ServerState
+    from buildyard.triggers.match import Match
 
 #: Seconds a cancelled run's process gets beyond the jobs' kill grace before SIGKILL.
 EXTRA_GRACE = 10.0
@@ -88,8 +92,13 @@ class Worker(threading.Thread):
             source = state.source(project)
             checkout.parent.mkdir(parents=True, exist_ok=True)
             git("clone", "--shared", "--no-checkout", "-q", "--", str(source), str(checkout))
-            git("checkout", "-q", "--detach", entry.sha, cwd=checkout)
-            status, message = self._execute(checkout / project.subdir if project.subdir else checkout, log)
+            git("checkout", "-q", "--detach", self._commit(source), cwd=checkout)
+            where = checkout / project.subdir if project.subdir else checkout
+            verdict = _match(where, entry.options.get("match"))
+            if verdict is not None and not verdict.triggered:
+                status, message = "skipped", f"not triggered: {verdict.reason}"
+                return
+            status, message = self._execute(where, log)
         except Exception as exc:  # noqa: BLE001 - any failure ends this entry with its reason
             message = " ".join(str(exc).split())[:500] or type(exc).__name__
         finally:
@@ -99,6 +108,20 @@ class Worker(threading.Thread):
             state.run_queue.update(entry.id, status=final, finished_at=time.time(), message=message, pid=None)
             shutil.rmtree(checkout, ignore_errors=True)
             self.pool.finished(self)
+
+    def _commit(self, source: Path) -> str:
+        """The commit to check out: the entry's sha, or (a tag announced without one) the tag's."""
+        entry = self.entry
+        if entry.sha:
+            if not _SHA.match(entry.sha):
+                raise GitError(f"'{entry.sha[:60]}' is not a commit sha")
+            return entry.sha
+        tag = str(entry.options.get("tag") or "")
+        ref = f"refs/tags/{tag}" if tag else f"refs/heads/{entry.branch}"
+        git("check-ref-format", ref)
+        sha = git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=source).strip()
+        self.pool.state.run_queue.update(entry.id, sha=sha)
+        return sha
 
     def _execute(self, checkout: Path, log: Path) -> tuple[str, str]:
         state = self.pool.state
@@ -112,6 +135,7 @@ class Worker(threading.Thread):
             "history_url": state.history_url(entry.project),
             "event": entry.event,
             "branch": entry.branch,
+            "tag": str(entry.options.get("tag") or ""),
             "variables": entry.variables,
             "options": entry.options,
             "requested_by": entry.requested_by,
@@ -158,6 +182,24 @@ class Worker(threading.Thread):
         return record.status, record.message
 
 
+def _match(checkout: Path, stored: object) -> Match | None:
+    """The commit's ``on:`` verdict on the event that queued the run (``None``: nothing to match,
+    or a pipeline that does not load, which the run itself then reports)."""
+    from buildyard.errors import UserError  # noqa: PLC0415
+    from buildyard.spec.load import find_file, load  # noqa: PLC0415
+    from buildyard.triggers.deliveries import event_from_json  # noqa: PLC0415
+    from buildyard.triggers.match import matches  # noqa: PLC0415
+
+    event = event_from_json(stored)
+    if event is None:
+        return None
+    try:
+        pipeline = load(find_file(checkout))
+    except UserError:
+        return None
+    return matches(pipeline.on, event)
+
+
 def _child_env() -> dict[str, str]:
     """The server's environment, with this buildyard importable first (the child runs our code)."""
     import buildyard  # noqa: PLC0415
@@ -188,6 +230,10 @@ class RunnerPool:
         self.checkouts = state.config.data_dir / "checkouts"
         self.logs = state.config.data_dir / "runner-logs"
         self.workers: dict[str, Worker] = {}
+        #: ``max_parallel_runs`` of the projects that set one.
+        self.limits = {
+            p.name: p.max_parallel_runs for p in state.config.projects if p.max_parallel_runs is not None
+        }
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -271,7 +317,7 @@ class RunnerPool:
             busy = sum(1 for e in mine.values() if e.status != "waiting")
             busy += sum(1 for w in self.workers if w not in mine)  # claimed, status not yet visible
         while busy < self.runners and not self._stop.is_set():
-            claimed = self.state.run_queue.claim(self.name)
+            claimed = self.state.run_queue.claim(self.name, self.limits)
             if claimed is None:
                 break
             worker = Worker(self, claimed)

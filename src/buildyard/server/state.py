@@ -28,11 +28,18 @@ from buildyard.server.web.source import ProjectInfo, QueuedRun
 from buildyard.store.history import History, JobRecord, RunRecord, SqlHistory, default_url
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
+    from buildyard.spec.models import Pipeline
+    from buildyard.triggers.deliveries import DeliveryResult, DeliveryService
+    from buildyard.triggers.events import TriggerEvent
     from buildyard.views import RunView
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
+#: Where a project's webhook secret is kept in the secret store: a "project" no name can be (names
+#: have no '/'), so it is never handed to runs nor listed with the project's secrets.
+WEBHOOK_SECRET = "WEBHOOK_SECRET"  # noqa: S105 - the secret's name, not its value
+PIPELINE_FILES = ("buildyard.yml", "buildyard.yaml")
 MAX_PAGE = 200
 GIT_TIMEOUT = 300
 
@@ -255,23 +262,47 @@ class ServerState:
         variables: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         retry_of: str | None = None,
+        inputs: dict[str, str] | None = None,
     ) -> Entry:
-        """Queue a run of ``project`` at ``sha`` (default: the head of ``branch``)."""
+        """Queue a run of ``project`` at ``sha`` (default: the head of ``branch``).
+
+        A manual run's ``inputs`` are checked against the ``on.manual.inputs`` of that commit's
+        ``buildyard.yml`` (``validate_inputs``: types, choices, required, defaults) and reach the
+        run as variables of the same names.
+        """
         from buildyard.model import Event  # noqa: PLC0415
 
         if event not in {e.value for e in Event}:
             raise UsageError(f"unknown event '{event:.40}' ({', '.join(e.value for e in Event)})")
+        if inputs and event != Event.MANUAL.value:
+            raise UsageError(f"inputs are for manual runs (event manual), not {event}")
         branch, full = self.resolve(project, branch, sha)
+        variables = dict(variables or {})
+        # a retry keeps its run's values, and a rollback selects a deployment job: no new inputs
+        fresh = retry_of is None and "select" not in (options or {})
+        if event == Event.MANUAL.value and (inputs or fresh):
+            variables.update(self._manual_inputs(project, full, inputs or {}))
+            options = {**(options or {}), "inputs": sorted(inputs or {})}
         return self.run_queue.enqueue(
             project=project,
             event=event,
             branch=branch,
             sha=full,
             requested_by=requested_by,
-            variables=check_variables(variables or {}),
+            variables=check_variables(variables),
             options=options,
             retry_of=retry_of,
         )
+
+    def _manual_inputs(self, project: str, sha: str, given: dict[str, str]) -> dict[str, str]:
+        """``given`` validated against the commit's ``on.manual`` (``{}`` for a pipeline without
+        ``on:``, which any event starts, when no input is given)."""
+        from buildyard.triggers.inputs import validate_inputs  # noqa: PLC0415
+
+        on = self.pipeline_at(project, sha).on
+        if on is None and not given:
+            return {}
+        return validate_inputs(None if on is None else on.manual, given)
 
     def entry_of(self, project: str, ref: str) -> Entry:
         """A queue entry by its id, or the entry of history run ``ref``."""
@@ -353,6 +384,105 @@ class ServerState:
         return self.trigger(
             project, requested_by=requested_by, branch=config.default_branch, event="manual", options=options
         )
+
+    # --- triggers ---------------------------------------------------------------------------------
+
+    def deliveries(self, project: str) -> DeliveryService:
+        """The webhook delivery log, queueing ``project``'s runs into this server's run queue."""
+        from buildyard.triggers.deliveries import DeliveryService  # noqa: PLC0415
+
+        def enqueue(conn: Connection, event: TriggerEvent) -> str:
+            return self.enqueue_event(conn, project, event, requested_by=f"webhook:{event.source}")
+
+        return DeliveryService(self.engine, enqueue)
+
+    def receive(self, source: str, project: str, headers: dict[str, str], body: bytes) -> DeliveryResult:
+        """Handle a webhook delivery for ``project`` (``DeliveryService.receive`` with its secret)."""
+        from buildyard.triggers.webhooks import Source  # noqa: PLC0415
+
+        self.project(project)
+        return self.deliveries(project).receive(
+            Source(source), project, headers, body, self.webhook_secret(project)
+        )
+
+    def redeliver(self, project: str, delivery: int, *, actor: str) -> DeliveryResult:
+        """Queue a logged delivery of ``project`` again (a maintainer's redelivery)."""
+        service = self.deliveries(project)
+        if service.get(delivery).project != project:
+            raise NotFoundError(f"no delivery #{delivery} in {project}")
+        return service.redeliver(delivery, actor=actor)
+
+    def enqueue_event(
+        self, conn: Connection, project: str, event: TriggerEvent, *, requested_by: str, sha: str = ""
+    ) -> str:
+        """Queue a run of ``project`` for ``event`` in the caller's transaction (no git here: a hook
+        answers at once). The runner fetches the commit, loads its ``buildyard.yml`` and closes the
+        entry ``skipped`` ("not triggered: …") when its ``on:`` does not start the pipeline."""
+        from buildyard.triggers.deliveries import event_json  # noqa: PLC0415
+
+        config = self.project(project)
+        options: dict[str, Any] = {"trigger": event.source[:32] or "server", "match": event_json(event)}
+        if event.tag:
+            options["tag"] = event.tag
+        return self.run_queue.enqueue_in(
+            conn,
+            project=project,
+            event=event.event.value,
+            branch=event.branch or ("" if event.tag else config.default_branch),
+            sha=(sha or event.sha)[:64],
+            requested_by=requested_by[:100],
+            options=options,
+        )
+
+    def webhook_secret(self, project: str) -> bytes:
+        """The project's webhook secret (empty: none set, every delivery is refused)."""
+        return self.secrets.values(_hook_key(project)).get(WEBHOOK_SECRET, "").encode()
+
+    def set_webhook_secret(self, project: str, value: str, *, actor: str) -> None:
+        """Set the project's webhook secret (never shown again)."""
+        self.project(project)
+        self.secrets.set(_hook_key(project), WEBHOOK_SECRET, value, actor=actor)
+
+    def project_for_repository(self, names: list[str]) -> str | None:
+        """The served project whose repository is one of ``names`` (clone URLs or full names)."""
+        wanted = {_repo_key(n) for n in names if n}
+        wanted.discard("")
+        for config in self.config.projects:
+            key = _repo_key(config.repo)
+            if key in wanted or any(key.endswith("/" + w) for w in wanted if "/" in w):
+                return config.name
+        return None
+
+    def pipeline_at(self, project: str, sha: str) -> Pipeline:
+        """The pipeline of ``project`` as it is at commit ``sha`` (its ``buildyard.yml``)."""
+        from buildyard.spec.load import loads  # noqa: PLC0415
+
+        config = self.project(project)
+        source = self.source(config)
+        prefix = f"{config.subdir}/" if config.subdir else ""
+        for name in PIPELINE_FILES:
+            try:
+                text = git("show", f"{sha}:{prefix}{name}", cwd=source)
+            except GitError:
+                continue
+            return loads(text, f"{prefix}{name}@{sha[:12]}")
+        raise NotFoundError(f"project {project} has no {prefix}buildyard.yml at {sha[:12]}")
+
+
+def _hook_key(project: str) -> str:
+    return f"{project}/hooks"
+
+
+def _repo_key(name: str) -> str:
+    """A repository's name for matching: no scheme, user, ``.git`` or trailing slash, lower case."""
+    text = name.strip().lower().rstrip("/")
+    text = text.removesuffix(".git")
+    if "://" in text:
+        text = text.split("://", 1)[1]
+        text = text.split("@", 1)[-1]
+    elif text.startswith("git@"):
+        text = text[4:].replace(":", "/", 1)
+    return text
 
 
 def _encode_cursor(at: float, run_id: str) -> str:

@@ -86,14 +86,16 @@ class DeliveryRecord:
     trigger: TriggerEvent | None
 
 
-def _event_json(event: TriggerEvent) -> dict[str, Any]:
+def event_json(event: TriggerEvent) -> dict[str, Any]:
+    """``event`` as plain JSON values (stored with a delivery or a queued run)."""
     data = dataclasses.asdict(event)
     data["event"] = event.event.value
     data["changed_paths"] = None if event.changed_paths is None else list(event.changed_paths)
     return data
 
 
-def _event_from_json(data: Any) -> TriggerEvent | None:
+def event_from_json(data: Any) -> TriggerEvent | None:
+    """The event stored by ``event_json`` (``None`` for anything else)."""
     if not isinstance(data, dict):
         return None
     values = dict(data)
@@ -143,7 +145,7 @@ class DeliveryService:
             event=parsed.kind[:64],
             verdict=parsed.verdict.value,
             reason=parsed.reason,
-            trigger=None if parsed.event is None else _event_json(parsed.event),
+            trigger=None if parsed.event is None else event_json(parsed.event),
             dedup_key=dedup_key(source, project, parsed.event, parsed.delivery_id),
         )
         try:
@@ -179,7 +181,7 @@ class DeliveryService:
                     "reason": reason,
                     "headers": {},
                     "body_digest": "",
-                    "trigger": _event_json(record.trigger),
+                    "trigger": event_json(record.trigger),
                 },
             )
             run_id = self.enqueue(conn, record.trigger)
@@ -233,5 +235,5 @@ def _record(row: Any) -> DeliveryRecord:
         reason=row["reason"],
         headers=dict(row["headers"] or {}),
         run_id=row["run_id"],
-        trigger=_event_from_json(row["trigger"]),
+        trigger=event_from_json(row["trigger"]),
     )
