@@ -105,8 +105,8 @@ class Worker(threading.Thread):
             final = "cancelled" if self.cancelled.is_set() and status not in ("success", "failed") else status
             if final == "cancelled" and not message:
                 message = "cancelled: the server stopped" if self.pool.stopping else "cancelled"
+            shutil.rmtree(checkout, ignore_errors=True)  # before the entry says finished: nothing left then
             state.run_queue.update(entry.id, status=final, finished_at=time.time(), message=message, pid=None)
-            shutil.rmtree(checkout, ignore_errors=True)
             self.pool.finished(self)
 
     def _commit(self, source: Path) -> str:
