@@ -185,14 +185,20 @@ class RequestFactory:
             log_limit=self.log_limit,
             output_globs=_outputs(inst),
             workspace=self.workspace_request(inst) if inst.workspace == "isolated" else None,
+            project_root=str(self.options.project_dir),
+            upstream_outputs=self.upstream_outputs(inst),
+        )
+
+    def upstream_outputs(self, inst: JobInstance) -> tuple[str, ...]:
+        """The project-relative output patterns of the jobs ``inst`` needs."""
+        return tuple(
+            p for d in inst.needs if d in self.plan.instances for p in _outputs(self.plan.instances[d])
         )
 
     def workspace_request(self, inst: JobInstance) -> WorkspaceRequest:
         """Where ``inst`` runs isolated, what it sees of the jobs it needs, where its outputs go."""
         name = log_name(inst.id)[:-4]
-        upstream = tuple(
-            p for d in inst.needs if d in self.plan.instances for p in _outputs(self.plan.instances[d])
-        )
+        upstream = self.upstream_outputs(inst)
         return WorkspaceRequest(
             root=str(self.home / "work" / self.base_env["BUILDYARD_RUN_NUMBER"] / name),
             project_root=str(self.options.project_dir),

@@ -173,6 +173,10 @@ class JobRequest:
     publish: PublishRequest | None = None
     deploy: DeployRequest | None = None
     workspace: WorkspaceRequest | None = None
+    #: The project directory ``cwd`` is in, and the project-relative output patterns of the jobs
+    #: this one needs: what a remote executor ships to make the job's workspace from content.
+    project_root: str = ""
+    upstream_outputs: tuple[str, ...] = ()
 
 
 class CacheStatus(StrEnum):

@@ -1,0 +1,153 @@
+"""Starting and inspecting a cluster: the Dask scheduler, agents (Dask workers) and their labels.
+
+An agent is a ``dask worker`` (no nanny: killing the agent kills its worker) with one thread per
+slot, its work directory as Dask's local directory, and buildyard's labels and resources as Dask
+worker resources: ``cpus``/``mem`` are counted, a label ``L`` is the resource ``label-L`` with a
+capacity no job exhausts. Every listening socket binds to the given host, dashboards included.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildyard.errors import UsageError
+
+#: Capacity of a label resource: any number of jobs wanting the label may share the agent.
+LABEL_CAPACITY = 1_000_000
+LABEL_PREFIX = "label-"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> float:
+    """``16G`` → bytes (powers of 1024); a plain number is bytes."""
+    match = _SIZE.match(text.strip())
+    if match is None:
+        raise UsageError(f"{text!r} is not a size: use e.g. 512M or 16G")
+    return float(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def parse_labels(text: str) -> tuple[str, ...]:
+    """``linux,gpu`` → ``("gpu", "linux")`` (each a plain word)."""
+    labels = sorted({part.strip() for part in text.split(",") if part.strip()})
+    for label in labels:
+        if not _LABEL.match(label):
+            raise UsageError(f"label {label!r}: use letters, digits, '.', '_' and '-'")
+    return tuple(labels)
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """``cpus=8,mem=16G`` → ``{"cpus": 8.0, "mem": 17179869184.0}``."""
+    resources: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        if not sep or name not in ("cpus", "mem", "gpu"):
+            raise UsageError(f"resource {part!r}: use cpus=N, mem=SIZE or gpu=N, comma-separated")
+        resources[name] = parse_size(value) if name == "mem" else float(value)
+    return resources
+
+
+def label_resources(labels: tuple[str, ...]) -> dict[str, float]:
+    """The Dask resources standing for ``labels``."""
+    return {f"{LABEL_PREFIX}{label}": float(LABEL_CAPACITY) for label in labels}
+
+
+def agent_argv(
+    scheduler: str,
+    *,
+    work_dir: Path,
+    labels: tuple[str, ...] = (),
+    resources: dict[str, float] | None = None,
+    slots: int = 1,
+    host: str = "127.0.0.1",
+    name: str | None = None,
+) -> list[str]:
+    """The command line of one agent."""
+    if slots < 1:
+        raise UsageError("--slots must be at least 1")
+    merged = {**(resources or {}), **label_resources(labels)}
+    argv = [
+        sys.executable, "-m", "dask", "worker", scheduler,
+        "--no-nanny", "--nthreads", str(slots),
+        "--local-directory", str(work_dir),
+        "--host", host, "--dashboard-address", f"{host}:0",
+        "--death-timeout", "60",
+    ]  # fmt: skip
+    if merged:
+        argv += ["--resources", " ".join(f"{k}={v:g}" for k, v in sorted(merged.items()))]
+    if name:
+        argv += ["--name", name]
+    return argv
+
+
+def scheduler_argv(
+    host: str = "127.0.0.1", port: int = 8786, *, scheduler_file: Path | None = None
+) -> list[str]:
+    """The command line of the scheduler (its dashboard on a free port of ``host``)."""
+    argv = [
+        sys.executable, "-m", "dask", "scheduler",
+        "--host", host, "--port", str(port), "--dashboard-address", f"{host}:0", "--no-show",
+    ]  # fmt: skip
+    if scheduler_file is not None:
+        argv += ["--scheduler-file", str(scheduler_file)]
+    return argv
+
+
+def wait_for_scheduler(scheduler_file: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+    """The address the scheduler writes to ``scheduler_file`` once it listens."""
+    import json  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UsageError(f"the Dask scheduler exited with code {process.returncode}")
+        try:
+            return str(json.loads(scheduler_file.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.05)
+    raise UsageError(f"the Dask scheduler did not start within {timeout:g}s")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """One agent as the scheduler sees it."""
+
+    address: str
+    name: str
+    labels: tuple[str, ...]
+    resources: dict[str, float]
+    slots: int
+    running: int
+
+    @property
+    def free_slots(self) -> int:
+        """Slots not running a job."""
+        return max(0, self.slots - self.running)
+
+
+def agents_of(info: dict[str, object]) -> list[AgentInfo]:
+    """The agents in a ``Client.scheduler_info()`` answer."""
+    workers = info.get("workers", {})
+    agents: list[AgentInfo] = []
+    for address, raw in sorted(workers.items() if isinstance(workers, dict) else []):
+        resources = {str(k): float(v) for k, v in (raw.get("resources") or {}).items()}
+        metrics = raw.get("metrics") or {}
+        agents.append(
+            AgentInfo(
+                address=str(address),
+                name=str(raw.get("name", "")),
+                labels=tuple(
+                    sorted(k.removeprefix(LABEL_PREFIX) for k in resources if k.startswith(LABEL_PREFIX))
+                ),
+                resources={k: v for k, v in resources.items() if not k.startswith(LABEL_PREFIX)},
+                slots=int(raw.get("nthreads", 1)),
+                running=int(metrics.get("executing", 0)) if isinstance(metrics, dict) else 0,
+            )
+        )
+    return agents

@@ -1,0 +1,310 @@
+"""The ``dask`` executor backend: each job attempt runs on an agent of a Dask cluster.
+
+``buildyard run --executor dask://HOST:PORT`` (or ``BUILDYARD_EXECUTOR=dask://…``) selects it. It sits
+under the wrappers of ``engine.stack``: a cache hit is resolved on the orchestrator and never reaches
+it. For a job it is given, the orchestrator
+
+1. lists the job's files the way an isolated local job sees them (``workspace_files``: the
+   git-visible files, uncommitted edits included, plus the outputs of the jobs it needs), digests
+   them (a stat cache skips unchanged files) and puts the blobs its CAS lacks there;
+2. serves that CAS over HTTP to the agents (``server.cache_app``, a random bearer token per
+   executor, bound to ``cas_host`` on a free port); agents fetch only the blobs they lack;
+3. submits :func:`buildyard.dask.agent.run_job` with an explicit key (``pure=False``); Dask re-runs
+   the task on another worker when its agent dies (the attempt's log notes ``agent_lost``);
+4. writes the returned masked log to the job's local log path, and restores the declared outputs
+   (uploaded by the agent into the same CAS) into the project through the action cache's checked
+   restore (``ActionCache.materialize``: confined to the declared patterns, verified blobs, atomic).
+
+Cancelling the attempt (Ctrl-C) sets the job's Dask ``Event``: the agent's supervisor kills the
+job's process tree; the orchestrator waits for that (bounded) before it lets go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import stat
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from buildyard.cache.action_cache import ActionCache, ActionEntry, OutputFile
+from buildyard.cache.hashing import FileHasher, StatCache
+from buildyard.cache.pathsafe import UnsafePathError
+from buildyard.cache.store import CacheStore
+from buildyard.dask.agent import run_job
+from buildyard.dask.wire import AgentJob, AgentResult, FileRef, distributed
+from buildyard.engine.request import JobOutcome, JobRequest, OutputSink, log_note, outcome_without_steps
+from buildyard.engine.workspace import workspace_files
+from buildyard.errors import UsageError
+from buildyard.extras import require_extra
+from buildyard.model import JobStatus
+from buildyard.settings import load as load_settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+Client = Any  # distributed.Client (partly annotated)
+Future = Any  # distributed.Future
+
+#: Default scheduler port of ``dask://HOST`` without one.
+DEFAULT_PORT = 8786
+
+
+def scheduler_address(target: str) -> str:
+    """``tcp://HOST:PORT`` for a ``dask://`` target (``HOST:PORT``, ``HOST``, ``tcp://…``, ``tls://…``)."""
+    target = target.strip().rstrip("/")
+    if not target:
+        raise UsageError("the dask executor needs a scheduler: use --executor dask://HOST:PORT")
+    if "://" in target:
+        return target
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return f"tcp://{target}:{DEFAULT_PORT}"
+    return f"tcp://{host}:{port}"
+
+
+class _CasServer:
+    """The orchestrator's CAS served over HTTP to the agents, in a thread, on a free port."""
+
+    def __init__(self, store: CacheStore, host: str) -> None:
+        import uvicorn  # noqa: PLC0415 - only with the dask executor
+
+        from buildyard.server.cache_app import Tokens, create_cache_app  # noqa: PLC0415
+
+        self.token = secrets.token_urlsafe(32)
+        app = create_cache_app(store, Tokens(write=frozenset({self.token})))
+        config = uvicorn.Config(app, host=host, port=0, log_level="warning", access_log=False, lifespan="off")
+        self._server: uvicorn.Server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="buildyard-dask-cas", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10.0
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise UsageError(f"cannot serve the job files to the agents on {host}")
+            time.sleep(0.01)
+        sockets = [s for server in self._server.servers for s in server.sockets]
+        port = sockets[0].getsockname()[1]
+        self.url = f"http://{host}:{port}"
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5.0)
+
+
+class DaskExecutor:
+    """Runs job requests on the agents of the Dask scheduler at ``address`` (see the module docstring)."""
+
+    def __init__(self, address: str | None = None, *, cas_host: str = "127.0.0.1") -> None:
+        require_extra("dask", "the dask executor")
+        self.address = scheduler_address(address or "")
+        self.cas_host = cas_host
+        self._client: Client | None = None
+        self._cas: _CasServer | None = None
+        self._store: CacheStore | None = None
+        self._hasher = FileHasher(StatCache())
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Client:
+        """The Dask client (connected on first use)."""
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = distributed().Client(self.address, set_as_default=False, timeout="10s")
+                except (OSError, TimeoutError) as exc:
+                    raise UsageError(f"cannot reach the Dask scheduler {self.address}: {exc}") from None
+            return self._client
+
+    def _serve(self, project: Path) -> tuple[CacheStore, _CasServer]:
+        with self._lock:
+            if self._store is None or self._cas is None:
+                self._store = CacheStore(load_settings(project).home / "cas", private=True)
+                self._store.ensure_root()
+                self._cas = _CasServer(self._store, self.cas_host)
+            return self._store, self._cas
+
+    def close(self) -> None:
+        """Disconnect from the scheduler and stop serving blobs."""
+        with self._lock:
+            if self._client is not None:
+                with contextlib.suppress(Exception):  # a scheduler already gone: nothing to release
+                    self._client.close()
+                self._client = None
+            if self._cas is not None:
+                self._cas.close()
+                self._cas = None
+
+    def _prepare(self, request: JobRequest) -> AgentJob:
+        """Blocking: the job's files by content (their blobs put into the CAS) and the agent's job."""
+        project = Path(request.project_root or (request.cache.project_root if request.cache else request.cwd))
+        store, cas_server = self._serve(project)
+        rels = workspace_files(project, request.upstream_outputs)
+        regular: list[str] = []
+        links: dict[str, str] = {}
+        modes: dict[str, tuple[int, int]] = {}
+        for rel in rels:
+            try:
+                st = os.lstat(project / rel)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                links[rel] = str((project / rel).readlink())
+            elif stat.S_ISREG(st.st_mode):
+                regular.append(rel)
+                modes[rel] = (0o755 if st.st_mode & 0o111 else 0o644, st.st_size)
+        digests = self._hasher.digest_paths(project, regular)
+        cas = store.cas
+        files: list[FileRef] = []
+        for rel in rels:
+            if rel in links:
+                files.append(FileRef(rel, symlink=links[rel]))
+            elif rel in digests:
+                digest = digests[rel]
+                if not cas.has(digest):
+                    digest = cas.put_file(project / rel)  # the content now (it may have changed)
+                files.append(FileRef(rel, digest, *modes[rel]))
+        cwd = os.path.relpath(request.cwd, project)
+        if cwd == "." or cwd.startswith(".."):
+            cwd = ""
+        token = secrets.token_hex(6)
+        name = f"{request.run_id}-{request.job_id}-{request.attempt}-{token}"
+        return AgentJob(
+            request=replace(request, cwd=cwd, log_path="", cache=None, workspace=None),
+            files=tuple(files),
+            cas_url=cas_server.url,
+            cas_token=cas_server.token,
+            cancel_event=f"buildyard-cancel-{name}",
+            started_variable=f"buildyard-started-{name}",
+        )
+
+    async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
+        """Run ``request`` on an agent; restore its outputs and write its log here."""
+        started_at = time.time()
+        try:
+            job = await asyncio.to_thread(self._prepare, request)
+            client = await asyncio.to_thread(lambda: self.client)
+        except (OSError, UsageError) as exc:
+            message = str(exc) if isinstance(exc, UsageError) else f"cannot ship the job's files: {exc}"
+            log_note(request, message, sink)
+            return outcome_without_steps(request, JobStatus.FAILED, started_at, message)
+        key = f"buildyard-job-{job.cancel_event.removeprefix('buildyard-cancel-')}"
+        future = client.submit(run_job, job, key=key, pure=False)
+        done = _bridge(future)
+        try:
+            result = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await self._cancel(client, job, future, done, request.kill_grace)
+            raise
+        except Exception as exc:  # noqa: BLE001 - Dask gave up (KilledWorker: every agent it ran on died)
+            message = f"agent_lost: {type(exc).__name__}: {exc}"[:500]
+            log_note(request, message, sink)
+            return outcome_without_steps(request, JobStatus.FAILED, started_at, message)
+        finally:
+            _forget(client, job)
+        return await asyncio.to_thread(self._finish, request, result, sink)
+
+    async def _cancel(
+        self, client: Client, job: AgentJob, future: Future, done: asyncio.Future[Any], grace: float
+    ) -> None:
+        """Have the agent kill the job's process tree, wait for it (bounded), drop the task."""
+
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(distributed().Event(job.cancel_event, client=client).set)
+            await asyncio.wait_for(asyncio.shield(done), timeout=grace + 5.0)
+        with contextlib.suppress(Exception):
+            future.cancel()
+
+    def _finish(self, request: JobRequest, result: AgentResult, sink: OutputSink | None) -> JobOutcome:
+        """Blocking: the agent's log into the local log, its outputs into the project."""
+        log_path = Path(request.log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab" if request.attempt > 1 else "wb") as log:
+            log.write(result.log)
+        if sink is not None and result.log:
+            sink(request.job_id, result.log)
+        outcome = replace(result.outcome, log_path=request.log_path)
+        if result.lost_agent:
+            note = f"agent_lost: agent {result.lost_agent} was lost mid-job; re-run on {result.agent}"
+            log_note(request, note, sink)
+            outcome = replace(outcome, message=outcome.message or note)
+        if outcome.status != JobStatus.SUCCESS:
+            return outcome
+        problem = result.problem or self._restore(request, result)
+        if problem:
+            log_note(request, problem, sink)
+            return replace(outcome, status=JobStatus.FAILED, exit_code=None, message=problem)
+        return outcome
+
+    def _restore(self, request: JobRequest, result: AgentResult) -> str:
+        """Write the agent's outputs into the project; "" or what went wrong (one line)."""
+        if not result.outputs:
+            return ""
+        assert self._store is not None  # noqa: S101 - served before the job was submitted
+        entry = ActionEntry(
+            key=f"dask-{request.job_id}",
+            job=request.job_id,
+            outputs=tuple(
+                OutputFile(o.path, symlink=o.symlink)
+                if o.symlink is not None
+                else OutputFile(o.path, o.digest, o.mode, o.size)
+                for o in result.outputs
+            ),
+            exit_code=0,
+            log_digest=None,
+            duration_s=result.outcome.duration_s,
+            created=time.time(),
+        )
+        project = Path(request.project_root)
+        try:
+            written = ActionCache(self._store).materialize(entry, project, outputs=request.output_globs)
+        except (UnsafePathError, OSError) as exc:
+            return f"outputs of {request.job_id} from {result.agent} not restored: {exc}"
+        if written is None:
+            return (
+                f"outputs of {request.job_id} from {result.agent} not restored: a blob is missing or corrupt"
+            )
+        return ""
+
+
+def dask_executor(target: str = "") -> DaskExecutor:
+    """The ``dask`` backend (entry point): ``target`` is ``HOST:PORT`` of ``dask://HOST:PORT``."""
+    return DaskExecutor(target or None)
+
+
+def _bridge(future: Future) -> asyncio.Future[Any]:
+    """An asyncio future of this loop settled with the Dask ``future``'s result (no thread per job)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(_: object) -> None:
+        try:
+            value = future.result()  # Dask runs done callbacks in a thread of its own: may block
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+            error = exc
+
+            def fail() -> None:
+                if not done.done():
+                    done.set_exception(error)
+
+            loop.call_soon_threadsafe(fail)
+            return
+
+        def ok() -> None:
+            if not done.done():
+                done.set_result(value)
+
+        loop.call_soon_threadsafe(ok)
+
+    future.add_done_callback(settle)
+    return done
+
+
+def _forget(client: Client, job: AgentJob) -> None:
+
+    with contextlib.suppress(Exception):
+        distributed().Variable(job.started_variable, client=client).delete()
