@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -41,6 +42,7 @@ class Cluster:
     root: Path
     scheduler_pid: int
     agents: dict[str, tuple[int, Path]] = field(default_factory=dict)
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def start_agent(
         self,
@@ -52,6 +54,7 @@ class Cluster:
     ) -> None:
         from buildyard.dask.cluster import agent_argv
 
+        self.specs[name] = {"labels": labels, "resources": resources, "slots": slots}
         home = self.root / name
         work = home / "work"
         work.mkdir(parents=True, exist_ok=True)
@@ -65,6 +68,22 @@ class Cluster:
 
         with Client(self.address, set_as_default=False, timeout="20s") as client:
             client.wait_for_workers(count, timeout=60)
+
+    def addresses(self) -> dict[str, str]:
+        """Agent name → its address, as the scheduler sees them."""
+        from distributed import Client
+
+        with Client(self.address, set_as_default=False, timeout="20s") as client:
+            workers = client.scheduler_info()["workers"]
+        return {str(w["name"]): address for address, w in workers.items()}
+
+    def restart_missing(self) -> None:
+        """Start again the agents that died (a test killed one)."""
+        for name, (pid, _work) in list(self.agents.items()):
+            if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                spec = self.specs[name]
+                self.start_agent(name, **spec)
+        self.wait_for(len(self.agents))
 
     def kill(self, pid: int) -> None:
         try:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 Cluster = Any
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +110,125 @@ jobs:
     assert jobs["broken"]["status"] == "failed" and "code 7" in jobs["broken"]["message"]
     assert jobs["slow"]["status"] == "timed_out"
     assert jobs["after"]["status"] == "skipped"
+
+
+def _orchestrator(root: Path, cluster: Cluster, *args: str) -> subprocess.Popen[str]:
+    """``buildyard run`` on the cluster as its own process (signals reach it as Ctrl-C would)."""
+    target = f"dask://{cluster.address.removeprefix('tcp://')}"
+    return subprocess.Popen(
+        [sys.executable, "-m", "buildyard", "-C", str(root), "run", "--json", "--executor", target, *args],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path: Path, lines: int = 1, timeout: float = 60.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(found := path.read_text().splitlines()) >= lines:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never had {lines} lines")
+
+
+def test_a_job_whose_agent_is_killed_reruns_on_another(make_project, cluster, tmp_path) -> None:
+    marker = tmp_path / "started"
+    root = make_project(
+        {
+            "buildyard.yml": f"""\
+jobs:
+  long:
+    steps:
+      - run: echo "$BUILDYARD_AGENT" >> {marker}; sleep 3; mkdir -p out; echo done > out/r.txt
+    artifacts: {{paths: [out/]}}
+""",
+        }
+    )
+    run = _orchestrator(root, cluster)
+    try:
+        first = _wait_for(marker)[0]
+        victim = next(name for name, address in cluster.addresses().items() if address == first)
+        cluster.kill(cluster.agents[victim][0])
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+        cluster.restart_missing()
+    assert run.returncode == 0, out + err
+    agents = marker.read_text().split()
+    assert len(agents) == 2 and agents[0] != agents[1]
+    job = json.loads(out)["jobs"][0]
+    assert job["status"] == "success"
+    assert "agent_lost" in Path(job["log"]).read_text()
+    assert (root / "out" / "r.txt").read_text() == "done\n"
+
+
+def test_ctrl_c_of_the_orchestrator_kills_the_job_tree_on_the_agent(make_project, cluster, tmp_path) -> None:
+    marker = tmp_path / "started"
+    token = f"{time.time_ns() % 1000}.{os.getpid()}"  # this test's own sleep duration: its marker
+    root = make_project(
+        {
+            "buildyard.yml": f"jobs:\n  hang:\n    steps:\n      - run: echo up >> {marker}; sleep {token}; echo over\n"
+        }
+    )
+    run = _orchestrator(root, cluster)
+    try:
+        _wait_for(marker)
+        time.sleep(0.3)
+        assert _marked(token), "the job's process is not running on an agent"
+        run.send_signal(signal.SIGINT)
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    deadline = time.monotonic() + 10
+    while _marked(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _marked(token), "an orphan of the cancelled job is still running"
+
+
+def _marked(token: str) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if token in " ".join(proc.info["cmdline"] or ()) and proc.pid != os.getpid():
+                found.append(proc.pid)
+    return found
+
+
+def test_the_cache_is_shared_between_a_local_and_a_cluster_run(cli, make_project, cluster) -> None:
+    root = make_project(
+        {
+            "in.txt": "v1\n",
+            "buildyard.yml": """\
+jobs:
+  gen:
+    steps:
+      - run: mkdir -p out && cp in.txt out/copy.txt && date +%s%N > out/stamp
+    artifacts: {paths: [out/]}
+""",
+        }
+    )
+    (root / ".gitignore").write_text(".buildyard/\nout/\n")
+    local = cli("-C", root, "run", "--json")
+    assert local.code == 0, local.err
+    stamp = (root / "out" / "stamp").read_text()
+    (root / "out" / "stamp").unlink()
+    remote, summary = _run(cli, root, cluster)
+    assert remote.code == 0, remote.err
+    assert summary["jobs"][0]["status"] == "cached"
+    assert (root / "out" / "stamp").read_text() == stamp  # restored from the local run's entry
+    (root / "in.txt").write_text("v2\n")
+    remote, summary = _run(cli, root, cluster)
+    assert summary["jobs"][0]["status"] == "success", remote.err
+    assert "not cached" not in remote.err, remote.err
+    assert (root / "out" / "copy.txt").read_text() == "v2\n"
+    (root / "out" / "copy.txt").unlink()
+    local = cli("-C", root, "run", "--json")
+    job = json.loads(local.out)["jobs"][0]
+    assert job["status"] == "cached", job["miss_reasons"]  # the cluster's entry, hit locally
+    assert (root / "out" / "copy.txt").read_text() == "v2\n"

@@ -238,7 +238,11 @@ class DaskExecutor:
         if problem:
             log_note(request, problem, sink)
             return replace(outcome, status=JobStatus.FAILED, exit_code=None, message=problem)
-        return outcome
+        # the outputs were collected into the project now (like an isolated job's): the cache refuses
+        # an output changed after that moment, and the restore must not look like such a change
+        return replace(
+            outcome, finished_at=max(outcome.finished_at, time.time()), outputs_root=request.project_root
+        )
 
     def _restore(self, request: JobRequest, result: AgentResult) -> str:
         """Write the agent's outputs into the project; "" or what went wrong (one line)."""
