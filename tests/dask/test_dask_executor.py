@@ -171,7 +171,9 @@ def test_ctrl_c_of_the_orchestrator_kills_the_job_tree_on_the_agent(make_project
     token = f"{time.time_ns() % 1000}.{os.getpid()}"  # this test's own sleep duration: its marker
     root = make_project(
         {
-            "buildyard.yml": f"jobs:\n  hang:\n    steps:\n      - run: echo up >> {marker}; sleep {token}; echo over\n"
+            "buildyard.yml": (
+                f"jobs:\n  hang:\n    steps:\n      - run: echo up >> {marker}; sleep {token}; echo over\n"
+            )
         }
     )
     run = _orchestrator(root, cluster)
