@@ -52,15 +52,22 @@ class Cluster:
         resources: dict[str, float] | None = None,
         slots: int = 2,
     ) -> None:
-        from buildyard.dask.cluster import agent_argv
-
         self.specs[name] = {"labels": labels, "resources": resources, "slots": slots}
         home = self.root / name
         work = home / "work"
         work.mkdir(parents=True, exist_ok=True)
-        argv = agent_argv(
-            self.address, work_dir=work, labels=labels, resources=resources, slots=slots, name=name
-        )
+        argv = [
+            sys.executable,
+            "-m",
+            "buildyard",
+            "agent",
+            "--scheduler",
+            self.address,
+            "--slots",
+            str(slots),
+        ]
+        argv += ["--work-dir", str(work), "--name", name, "--labels", ",".join(labels)]
+        argv += ["--resources", ",".join(f"{k}={v:g}" for k, v in (resources or {}).items())]
         self.agents[name] = (_detached(argv, home, home / "agent.log"), work)
 
     def wait_for(self, count: int) -> None:

@@ -234,3 +234,25 @@ jobs:
     job = json.loads(local.out)["jobs"][0]
     assert job["status"] == "cached", job["miss_reasons"]  # the cluster's entry, hit locally
     assert (root / "out" / "copy.txt").read_text() == "v2\n"
+
+
+def test_cluster_status_lists_the_agents_with_labels_and_slots(cli, cluster) -> None:
+    result = cli("cluster", "status", "--scheduler", cluster.address, "--json")
+    assert result.code == 0, result.err
+    agents = {a["name"]: a for a in json.loads(result.out)}
+    assert set(agents) == {"a1", "a2"}
+    assert agents["a2"]["labels"] == ["gpu", "linux"] and agents["a1"]["labels"] == ["linux"]
+    assert agents["a1"]["resources"] == {"cpus": 2.0} and agents["a1"]["slots"] == 2
+
+
+def test_an_unreachable_scheduler_fails_the_run_with_one_line(cli, make_project) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = make_project({"buildyard.yml": "jobs:\n  a: {script: echo hi}\n"})
+    result = cli("-C", root, "run", "--json", "--executor", f"dask://127.0.0.1:{port}")
+    assert result.code == 1
+    job = json.loads(result.out)["jobs"][0]
+    assert job["status"] == "failed" and "cannot reach the Dask scheduler" in job["message"]

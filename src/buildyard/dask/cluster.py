@@ -130,6 +130,18 @@ class AgentInfo:
         """Slots not running a job."""
         return max(0, self.slots - self.running)
 
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (``cluster status --json``)."""
+        return {
+            "address": self.address,
+            "name": self.name,
+            "labels": list(self.labels),
+            "resources": self.resources,
+            "slots": self.slots,
+            "running": self.running,
+            "free_slots": self.free_slots,
+        }
+
 
 def agents_of(info: dict[str, object]) -> list[AgentInfo]:
     """The agents in a ``Client.scheduler_info()`` answer."""
@@ -151,3 +163,67 @@ def agents_of(info: dict[str, object]) -> list[AgentInfo]:
             )
         )
     return agents
+
+
+def cluster_status(address: str, timeout: float = 10.0) -> list[AgentInfo]:
+    """The agents the scheduler at ``address`` (``HOST:PORT`` or a URL) knows."""
+    from buildyard.dask.executor import scheduler_address  # noqa: PLC0415
+    from buildyard.dask.wire import distributed  # noqa: PLC0415
+
+    url = scheduler_address(address)
+    try:
+        client = distributed().Client(url, set_as_default=False, timeout=f"{timeout:g}s")
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler {url}: {exc}") from None
+    try:
+        return agents_of(client.scheduler_info(n_workers=-1))
+    finally:
+        client.close()
+
+
+class LocalCluster:
+    """A scheduler and ``agents`` local agents as child processes (``buildyard cluster start``)."""
+
+    def __init__(self, work_dir: Path, *, host: str = "127.0.0.1", port: int = 8786, agents: int = 0) -> None:
+        self.work_dir = work_dir
+        self.host = host
+        self.port = port
+        self.agent_count = agents
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.address = ""
+
+    def start(self) -> str:
+        """Start everything; the scheduler's address."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        scheduler_file = self.work_dir / "scheduler.json"
+        scheduler_file.unlink(missing_ok=True)
+        scheduler = subprocess.Popen(scheduler_argv(self.host, self.port, scheduler_file=scheduler_file))
+        self.processes.append(scheduler)
+        self.address = wait_for_scheduler(scheduler_file, scheduler)
+        for index in range(self.agent_count):
+            work = self.work_dir / f"agent-{index + 1}"
+            work.mkdir(exist_ok=True)
+            argv = agent_argv(self.address, work_dir=work, slots=1, host=self.host, name=f"agent-{index + 1}")
+            self.processes.append(subprocess.Popen(argv))
+        return self.address
+
+    def wait(self) -> int:
+        """Block until a process of the cluster exits; its exit code."""
+        while True:
+            for process in self.processes:
+                code = process.poll()
+                if code is not None:
+                    return code
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Terminate the agents, then the scheduler (SIGKILL after 5 s)."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -104,6 +104,7 @@ class DaskExecutor:
         self.address = scheduler_address(address or "")
         self.cas_host = cas_host
         self._client: Client | None = None
+        self._unreachable = ""
         self._cas: _CasServer | None = None
         self._store: CacheStore | None = None
         self._hasher = FileHasher(StatCache())
@@ -114,10 +115,13 @@ class DaskExecutor:
         """The Dask client (connected on first use)."""
         with self._lock:
             if self._client is None:
+                if self._unreachable:  # said once: the run's other jobs fail at once, not after 10 s each
+                    raise UsageError(self._unreachable)
                 try:
                     self._client = distributed().Client(self.address, set_as_default=False, timeout="10s")
                 except (OSError, TimeoutError) as exc:
-                    raise UsageError(f"cannot reach the Dask scheduler {self.address}: {exc}") from None
+                    self._unreachable = f"cannot reach the Dask scheduler {self.address}: {exc}"
+                    raise UsageError(self._unreachable) from None
             return self._client
 
     def _serve(self, project: Path) -> tuple[CacheStore, _CasServer]:
