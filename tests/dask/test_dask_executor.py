@@ -256,3 +256,55 @@ def test_an_unreachable_scheduler_fails_the_run_with_one_line(cli, make_project)
     assert result.code == 1
     job = json.loads(result.out)["jobs"][0]
     assert job["status"] == "failed" and "cannot reach the Dask scheduler" in job["message"]
+
+
+def test_runs_on_routes_by_label_and_resources_are_counted(cli, make_project, cluster, tmp_path) -> None:
+    spans = tmp_path / "spans"
+    root = make_project(
+        {
+            "buildyard.yml": f"""\
+jobs:
+  gpu:
+    runs_on: [gpu, linux]
+    steps:
+      - run: echo "agent=$BUILDYARD_AGENT"
+  here:
+    runs_on: local
+    steps:
+      - run: echo "pwd=$PWD"
+  big:
+    matrix: {{n: ["1", "2"]}}
+    resources: {{cpus: 2}}
+    runs_on: [gpu]
+    steps:
+      - run: echo "start $(date +%s.%N)" >> {spans}; sleep 1; echo "end $(date +%s.%N)" >> {spans}
+""",
+        }
+    )
+    result, summary = _run(cli, root, cluster, "-j", "4")
+    assert result.code == 0, result.out + result.err
+    jobs = {j["id"]: j for j in summary["jobs"]}
+    gpu_agent = cluster.addresses()["a2"]
+    assert f"agent={gpu_agent}" in Path(jobs["gpu"]["log"]).read_text()
+    assert f"pwd={root}" in Path(jobs["here"]["log"]).read_text()  # runs_on: local stays here
+    # two cpus=2 jobs on the one cpus=2 agent with the label: one after the other, never together
+    events = sorted((float(t), kind) for kind, t in (line.split() for line in spans.read_text().splitlines()))
+    assert [kind for _t, kind in events] == ["start", "end", "start", "end"]
+
+
+def test_an_unknown_label_fails_at_once(cli, make_project, cluster) -> None:
+    root = make_project(
+        {"buildyard.yml": "jobs:\n  a: {runs_on: [arm64], script: echo hi}\n  b: {script: echo fine}\n"}
+    )
+    result, summary = _run(cli, root, cluster)
+    assert result.code == 1
+    jobs = {j["id"]: j for j in summary["jobs"]}
+    assert jobs["a"]["status"] == "failed" and "no agent has labels arm64" in jobs["a"]["message"]
+    assert jobs["b"]["status"] == "success"
+
+
+def test_without_a_cluster_labels_are_ignored_with_one_line(cli, make_project) -> None:
+    root = make_project({"buildyard.yml": "jobs:\n  a: {runs_on: [gpu], script: echo hi}\n"})
+    result = cli("-C", root, "run")
+    assert result.code == 0, result.err
+    assert (result.out + result.err).count("runs_on labels are ignored") == 1

@@ -130,6 +130,12 @@ class AgentInfo:
         """Slots not running a job."""
         return max(0, self.slots - self.running)
 
+    def capacity(self, resource: str) -> float:
+        """How much of ``resource`` (a Dask resource name, labels included) the agent has."""
+        if resource.startswith(LABEL_PREFIX):
+            return float(LABEL_CAPACITY) if resource.removeprefix(LABEL_PREFIX) in self.labels else 0.0
+        return self.resources.get(resource, 0.0)
+
     def to_dict(self) -> dict[str, object]:
         """The JSON form (``cluster status --json``)."""
         return {

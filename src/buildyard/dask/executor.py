@@ -37,8 +37,17 @@ from buildyard.cache.hashing import FileHasher, StatCache
 from buildyard.cache.pathsafe import UnsafePathError
 from buildyard.cache.store import CacheStore
 from buildyard.dask.agent import run_job
+from buildyard.dask.cluster import LABEL_PREFIX, AgentInfo, agents_of, parse_size
 from buildyard.dask.wire import AgentJob, AgentResult, FileRef, distributed
-from buildyard.engine.request import JobOutcome, JobRequest, OutputSink, log_note, outcome_without_steps
+from buildyard.engine.local import LocalExecutor
+from buildyard.engine.request import (
+    Executor,
+    JobOutcome,
+    JobRequest,
+    OutputSink,
+    log_note,
+    outcome_without_steps,
+)
 from buildyard.engine.workspace import workspace_files
 from buildyard.errors import UsageError
 from buildyard.extras import require_extra
@@ -53,6 +62,10 @@ Future = Any  # distributed.Future
 
 #: Default scheduler port of ``dask://HOST`` without one.
 DEFAULT_PORT = 8786
+#: ``runs_on: local``: the job runs on the orchestrator's machine, not on an agent.
+LOCAL = "local"
+#: How long the list of live agents (for placement checks) is reused.
+AGENTS_TTL_S = 2.0
 
 
 def scheduler_address(target: str) -> str:
@@ -104,6 +117,9 @@ class DaskExecutor:
         self.address = scheduler_address(address or "")
         self.cas_host = cas_host
         self._client: Client | None = None
+        self._local: Executor | None = None
+        self._agents_cache: list[AgentInfo] = []
+        self._agents_at: float | None = None
         self._unreachable = ""
         self._cas: _CasServer | None = None
         self._store: CacheStore | None = None
@@ -142,6 +158,41 @@ class DaskExecutor:
             if self._cas is not None:
                 self._cas.close()
                 self._cas = None
+            close = getattr(self._local, "close", None)
+            if callable(close):
+                close()
+
+    def _local_executor(self) -> Executor:
+        if self._local is None:
+            self._local = LocalExecutor("spawn")
+        return self._local
+
+    def _agents(self, client: Client) -> list[AgentInfo]:
+        """The live agents (asked at most every ``AGENTS_TTL_S``)."""
+        now = time.monotonic()
+        if self._agents_at is None or now - self._agents_at > AGENTS_TTL_S:
+            self._agents_cache = agents_of(client.scheduler_info(n_workers=-1))
+            self._agents_at = now
+        return self._agents_cache
+
+    def _placement(self, client: Client, request: JobRequest) -> dict[str, float]:
+        """Blocking: the Dask resources ``request`` takes; ``UsageError`` when no live agent has them."""
+        labels = tuple(sorted(set(request.runs_on) - {LOCAL}))
+        agents = self._agents(client)
+        wanted = {f"{LABEL_PREFIX}{label}": 1.0 for label in labels}
+        declared = {name for a in agents for name in a.resources}
+        for name, value in request.resources:
+            if name in declared:  # counted only where agents declare it (else it would match none)
+                wanted[name] = parse_size(value) if name == "mem" else float(value)
+        if not wanted:
+            return wanted
+        if any(all(a.capacity(k) >= v for k, v in wanted.items()) for a in agents):
+            return wanted
+        if not any(set(labels) <= set(a.labels) for a in agents):
+            self._agents_at = None  # ask again next time: an agent may join
+            raise UsageError(f"no agent has labels {', '.join(labels)} (agents: {_describe(agents)})")
+        asked = ", ".join(f"{k}={v:g}" for k, v in sorted(wanted.items()) if not k.startswith(LABEL_PREFIX))
+        raise UsageError(f"no agent has resources {asked} (agents: {_describe(agents)})")
 
     def _prepare(self, request: JobRequest) -> AgentJob:
         """Blocking: the job's files by content (their blobs put into the CAS) and the agent's job."""
@@ -188,6 +239,8 @@ class DaskExecutor:
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
         """Run ``request`` on an agent; restore its outputs and write its log here."""
+        if request.runs_on == (LOCAL,):
+            return await self._local_executor().execute(request, sink)
         started_at = time.time()
         try:
             job = await asyncio.to_thread(self._prepare, request)
@@ -196,8 +249,13 @@ class DaskExecutor:
             message = str(exc) if isinstance(exc, UsageError) else f"cannot ship the job's files: {exc}"
             log_note(request, message, sink)
             return outcome_without_steps(request, JobStatus.FAILED, started_at, message)
+        try:
+            wanted = await asyncio.to_thread(self._placement, client, request)
+        except UsageError as exc:
+            log_note(request, str(exc), sink)
+            return outcome_without_steps(request, JobStatus.FAILED, started_at, str(exc))
         key = f"buildyard-job-{job.cancel_event.removeprefix('buildyard-cancel-')}"
-        future = client.submit(run_job, job, key=key, pure=False)
+        future = client.submit(run_job, job, key=key, pure=False, resources=wanted or None)
         done = _bridge(future)
         try:
             result = await asyncio.shield(done)
@@ -277,6 +335,16 @@ class DaskExecutor:
                 f"outputs of {request.job_id} from {result.agent} not restored: a blob is missing or corrupt"
             )
         return ""
+
+
+def _describe(agents: list[AgentInfo]) -> str:
+    if not agents:
+        return "none"
+    shown = []
+    for a in agents:
+        resources = " ".join(f"{k}={v:g}" for k, v in sorted(a.resources.items()))
+        shown.append(f"{a.name} [{','.join(a.labels) or '-'}] {resources}".rstrip())
+    return "; ".join(shown)
 
 
 def dask_executor(target: str = "") -> DaskExecutor:

@@ -187,6 +187,8 @@ class RequestFactory:
             workspace=self.workspace_request(inst) if inst.workspace == "isolated" else None,
             project_root=str(self.options.project_dir),
             upstream_outputs=self.upstream_outputs(inst),
+            runs_on=inst.runs_on,
+            resources=(("cpus", str(inst.cpus)), *((("mem", inst.mem),) if inst.mem else ())),
         )
 
     def upstream_outputs(self, inst: JobInstance) -> tuple[str, ...]:

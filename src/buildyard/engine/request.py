@@ -177,6 +177,10 @@ class JobRequest:
     #: this one needs: what a remote executor ships to make the job's workspace from content.
     project_root: str = ""
     upstream_outputs: tuple[str, ...] = ()
+    #: Where the job may run on a cluster: labels an agent must all have (``("local",)``: here), and
+    #: what it takes of the agent (``("cpus", "2")``, ``("mem", "8G")``), counted by the cluster.
+    runs_on: tuple[str, ...] = ()
+    resources: tuple[tuple[str, str], ...] = ()
 
 
 class CacheStatus(StrEnum):

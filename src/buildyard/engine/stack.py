@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildyard.engine.executors import ExecutorRegistry, executor_name, executors
+from buildyard.engine.executors import ExecutorRegistry, executor_name, executors, split_target
 from buildyard.engine.options import RunObserver, RunOptions, warner
 from buildyard.engine.request import Executor
 from buildyard.plan.build import Plan
@@ -219,6 +219,8 @@ def build_stack(
     else:
         chosen = type(backend).__name__
     executor = backend
+    if split_target(chosen)[0] != "dask" and _any(ctx, lambda i: bool(i.runs_on) and i.runs_on != ("local",)):
+        ctx.info("runs_on labels are ignored: no cluster (--executor dask://HOST:PORT), every job runs here")
     present = [layer for layer in LAYERS if layer.needed(ctx)]
     for layer in reversed(present):
         executor = layer.wrap(executor, ctx)
