@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from buildyard.cache.cas import CAS
 from buildyard.cache.hashing import list_inputs
@@ -32,6 +33,11 @@ from buildyard.engine.request import JobOutcome, JobRequest, outcome_without_ste
 from buildyard.errors import BuildyardError
 from buildyard.model import JobStatus
 
+if TYPE_CHECKING:
+    from buildyard.cache.remote import RemoteCache
+
+#: Output blobs up to this size (stored, compressed) are uploaded without asking whether the server has them.
+SMALL_BLOB = 64 * 1024
 #: How often the watcher asks the scheduler whether the job was cancelled (seconds).
 CANCEL_POLL_S = 0.2
 
@@ -49,15 +55,12 @@ def agent_dir() -> Path:
 
 def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
     """Write ``job.files`` into the new directory ``root``, fetching the blobs ``cas`` lacks."""
-    from buildyard.cache.remote import RemoteCache  # noqa: PLC0415 - httpx only when needed
-
     missing = sorted({f.digest for f in job.files if f.symlink is None and not cas.has(f.digest)})
     if missing:
-        problems: list[str] = []
-        with RemoteCache(job.cas_url, job.cas_token, timeout=30.0, warn=problems.append) as remote:
-            for digest in missing:
-                if not remote.fetch_blob(digest, cas):
-                    raise FetchError(f"blob {digest[:12]} unavailable from {job.cas_url} {''.join(problems)}")
+        remote, problems = _remote(job)
+        for digest in missing:
+            if not remote.fetch_blob(digest, cas):
+                raise FetchError(f"blob {digest[:12]} unavailable from {job.cas_url} {''.join(problems)}")
     root.mkdir(parents=True)
     made: set[str] = {""}
     for ref in job.files:
@@ -75,8 +78,6 @@ def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
 
 def _collect(job: AgentJob, cas: CAS, root: Path) -> tuple[FileRef, ...]:
     """Store the declared outputs in ``cas`` and upload the blobs the orchestrator lacks."""
-    from buildyard.cache.remote import RemoteCache  # noqa: PLC0415 - httpx only when needed
-
     patterns = list(job.request.output_globs)
     if not patterns:
         return ()
@@ -92,12 +93,33 @@ def _collect(job: AgentJob, cas: CAS, root: Path) -> tuple[FileRef, ...]:
             refs.append(FileRef(rel, symlink=target))
         elif stat.S_ISREG(st.st_mode):
             refs.append(FileRef(rel, cas.put_file(full), normalize_mode(st.st_mode), st.st_size))
-    problems: list[str] = []
-    with RemoteCache(job.cas_url, job.cas_token, timeout=30.0, warn=problems.append) as remote:
-        for digest in sorted({r.digest for r in refs if r.symlink is None}):
-            if not remote.has_blob(digest) and not remote.put_blob(digest, cas):
-                raise FetchError(f"output blob {digest[:12]} could not be uploaded {''.join(problems)}")
+    remote, problems = _remote(job)
+    for digest in sorted({r.digest for r in refs if r.symlink is None}):
+        # small blobs go up at once (the server keeps one copy); large ones only if it lacks them
+        size = cas.stored_size(digest)
+        if (size > SMALL_BLOB or not remote.has_blob(digest)) and not remote.put_blob(digest, cas):
+            raise FetchError(f"output blob {digest[:12]} could not be uploaded {''.join(problems)}")
     return tuple(refs)
+
+
+_clients = threading.local()
+
+
+def _remote(job: AgentJob) -> tuple[RemoteCache, list[str]]:
+    """This thread's client of the job's CAS server (kept across jobs: one connection pool), and the
+    problems it reported. A client that failed once is replaced."""
+    from buildyard.cache.remote import RemoteCache  # noqa: PLC0415 - httpx only when needed
+
+    key = (job.cas_url, job.cas_token)
+    held: tuple[tuple[str, str], RemoteCache, list[str]] | None = getattr(_clients, "held", None)
+    if held is None or held[0] != key or held[1].disabled:
+        if held is not None:
+            held[1].close()
+        problems: list[str] = []
+        held = (key, RemoteCache(job.cas_url, job.cas_token, timeout=30.0, warn=problems.append), problems)
+        _clients.held = held
+    held[2].clear()
+    return held[1], held[2]
 
 
 def _watch_cancel(name: str, stop: threading.Event, cancel: Callable[[], object]) -> None:
@@ -118,7 +140,7 @@ def _note_start(name: str, me: str) -> str:
     variable = distributed().Variable(name)
     previous = ""
     with contextlib.suppress(Exception):  # TimeoutError when unset (the first start)
-        previous = str(variable.get(timeout=0.05))
+        previous = str(variable.get(timeout=0))
     variable.set(me)
     return previous
 

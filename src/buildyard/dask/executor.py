@@ -267,7 +267,8 @@ class DaskExecutor:
             log_note(request, message, sink)
             return outcome_without_steps(request, JobStatus.FAILED, started_at, message)
         finally:
-            _forget(client, job)
+            # a scheduler round trip nobody waits for: in a thread, off this loop
+            asyncio.get_running_loop().run_in_executor(None, _forget, client, job)
         return await asyncio.to_thread(self._finish, request, result, sink)
 
     async def _cancel(
@@ -381,6 +382,6 @@ def _bridge(future: Future) -> asyncio.Future[Any]:
 
 
 def _forget(client: Client, job: AgentJob) -> None:
-
+    """Drop the job's start record on the scheduler."""
     with contextlib.suppress(Exception):
         distributed().Variable(job.started_variable, client=client).delete()
