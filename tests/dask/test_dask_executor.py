@@ -308,3 +308,34 @@ def test_without_a_cluster_labels_are_ignored_with_one_line(cli, make_project) -
     result = cli("-C", root, "run")
     assert result.code == 0, result.err
     assert (result.out + result.err).count("runs_on labels are ignored") == 1
+
+
+def test_logs_stream_live_from_the_agent(make_project, cluster, tmp_path) -> None:
+    gate = tmp_path / "gate"
+    root = make_project(
+        {
+            "buildyard.yml": f"""\
+jobs:
+  talk:
+    steps:
+      - run: echo early; while [ ! -e {gate} ]; do sleep 0.05; done; echo late
+""",
+        }
+    )
+    run = _orchestrator(root, cluster, "--stream")
+    try:
+        log = root / ".buildyard" / "logs" / "pipeline" / "1" / "talk.log"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (log.exists() and b"early" in log.read_bytes()):
+            time.sleep(0.05)
+        assert b"early" in log.read_bytes(), "the output did not arrive while the job ran"
+        assert b"late" not in log.read_bytes()
+        gate.write_text("go")
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, err
+    assert log.read_text().count("early") == 1 and "late" in log.read_text()
+    assert err.count("early") == 1 and err.count("late") == 1  # shown once each (--json: output on stderr)

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 #: Output blobs up to this size (stored, compressed) are uploaded without asking whether the server has them.
 SMALL_BLOB = 64 * 1024
+#: Live output is sent at most this often, or as soon as this much is waiting.
+LIVE_INTERVAL_S = 0.1
+LIVE_CHUNK = 64 * 1024
 #: How often the watcher asks the scheduler whether the job was cancelled (seconds).
 CANCEL_POLL_S = 0.2
 
@@ -179,7 +182,7 @@ def run_job(job: AgentJob) -> AgentResult:
         local_request = replace(
             request, cwd=str(cwd), log_path=str(log_path), env=tuple(env.items()), workspace=None, cache=None
         )
-        outcome = _run_supervised(job, local_request)
+        outcome, streamed = _run_supervised(job, local_request)
         log = log_path.read_bytes() if log_path.exists() else b""
         problem = ""
         outputs: tuple[FileRef, ...] = ()
@@ -188,16 +191,46 @@ def run_job(job: AgentJob) -> AgentResult:
                 outputs = _collect(job, cas, root)
             except (OSError, BuildyardError) as exc:
                 problem = f"outputs on {me}: {exc}"
-        return AgentResult(outcome, log, outputs, me, lost, problem)
+        return AgentResult(outcome, log, outputs, me, lost, problem, streamed)
     finally:
         shutil.rmtree(slot, ignore_errors=True)
 
 
-def _run_supervised(job: AgentJob, request: JobRequest) -> JobOutcome:
-    """Run ``request`` with the local executor, cancelled when the job's cancel event is set."""
+class _LiveLog:
+    """Sends a job's masked output to the orchestrator as it comes (Dask events, batched by time)."""
+
+    def __init__(self, job: AgentJob, loop: asyncio.AbstractEventLoop) -> None:
+        self.worker = distributed().get_worker()
+        self.topic = job.log_topic
+        self.name = job.cancel_event
+        self.loop = loop
+        self.buffer = bytearray()
+        self.sent = 0
+        self.scheduled = False
+
+    def sink(self, _job: str, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= LIVE_CHUNK:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            self.loop.call_later(LIVE_INTERVAL_S, self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.buffer:
+            data, self.buffer = bytes(self.buffer), bytearray()
+            self.worker.log_event(self.topic, {"job": self.name, "data": data})
+            self.sent += len(data)
+
+
+def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int]:
+    """Run ``request`` with the local executor, cancelled when the job's cancel event is set; the
+    outcome and the bytes of output streamed live."""
     executor = LocalExecutor("spawn")
     loop = asyncio.new_event_loop()
-    task = loop.create_task(executor.execute(request))
+    live = _LiveLog(job, loop) if job.log_topic else None
+    task = loop.create_task(executor.execute(request, live.sink if live is not None else None))
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_cancel,
@@ -207,13 +240,16 @@ def _run_supervised(job: AgentJob, request: JobRequest) -> JobOutcome:
     )
     watcher.start()
     try:
-        return loop.run_until_complete(task)
+        outcome = loop.run_until_complete(task)
     except asyncio.CancelledError:
-        return outcome_without_steps(request, JobStatus.CANCELLED, _now(), "cancelled")
+        outcome = outcome_without_steps(request, JobStatus.CANCELLED, _now(), "cancelled")
     finally:
+        if live is not None:
+            live.flush()
         stop.set()
         executor.close()
         loop.close()
+    return outcome, live.sent if live is not None else 0
 
 
 def _now() -> float:

@@ -11,7 +11,8 @@ it. For a job it is given, the orchestrator
    executor, bound to ``cas_host`` on a free port); agents fetch only the blobs they lack;
 3. submits :func:`buildyard.dask.agent.run_job` with an explicit key (``pure=False``); Dask re-runs
    the task on another worker when its agent dies (the attempt's log notes ``agent_lost``);
-4. writes the returned masked log to the job's local log path, and restores the declared outputs
+4. appends the masked output the agent streams live (Dask events on the run's topic) to the job's
+   local log and shows it, replaces that with the agent's whole log at the end, and restores the declared outputs
    (uploaded by the agent into the same CAS) into the project through the action cache's checked
    restore (``ActionCache.materialize``: confined to the declared patterns, verified blobs, atomic).
 
@@ -109,6 +110,47 @@ class _CasServer:
         self._thread.join(timeout=5.0)
 
 
+class _LiveLog:
+    """A job's output as it arrives from the agent: appended to its local log (``logs --follow``) and
+    shown; replaced by the agent's whole log when the job ends (atomically)."""
+
+    def __init__(self, request: JobRequest, sink: OutputSink | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.request = request
+        self.sink = sink
+        self.path = Path(request.log_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # earlier attempts stay in the log; this one's output starts at ``base``
+        self.base = self.path.stat().st_size if request.attempt > 1 and self.path.exists() else 0
+        if not self.base:
+            self.path.write_bytes(b"")
+        self.received = 0
+        self.closed = False
+
+    def feed(self, data: bytes) -> None:
+        """The event loop: one chunk of live output."""
+        if self.closed:
+            return
+        self.received += len(data)
+        with contextlib.suppress(OSError), self.path.open("ab") as log:  # the final log says it all
+            log.write(data)
+        if self.sink is not None:
+            self.sink(self.request.job_id, data)
+
+    def write_final(self, log: bytes) -> None:
+        """The attempt's whole log after the earlier attempts' (temp file + rename)."""
+        earlier = b""
+        if self.base:
+            with self.path.open("rb") as f:
+                earlier = f.read(self.base)
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        with tmp.open("wb") as f:
+            f.write(earlier + log)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+
 class DaskExecutor:
     """Runs job requests on the agents of the Dask scheduler at ``address`` (see the module docstring)."""
 
@@ -117,6 +159,8 @@ class DaskExecutor:
         self.address = scheduler_address(address or "")
         self.cas_host = cas_host
         self._client: Client | None = None
+        self._live: dict[str, _LiveLog] = {}
+        self._topics: set[str] = set()
         self._local: Executor | None = None
         self._agents_cache: list[AgentInfo] = []
         self._agents_at: float | None = None
@@ -235,6 +279,7 @@ class DaskExecutor:
             cas_token=cas_server.token,
             cancel_event=f"buildyard-cancel-{name}",
             started_variable=f"buildyard-started-{name}",
+            log_topic=f"buildyard-log-{request.run_id}",
         )
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
@@ -255,10 +300,16 @@ class DaskExecutor:
             log_note(request, str(exc), sink)
             return outcome_without_steps(request, JobStatus.FAILED, started_at, str(exc))
         key = f"buildyard-job-{job.cancel_event.removeprefix('buildyard-cancel-')}"
+        live = _LiveLog(request, sink)
+        self._follow(client, job, live)
         future = client.submit(run_job, job, key=key, pure=False, resources=wanted or None)
         done = _bridge(future)
         try:
-            result = await asyncio.shield(done)
+            try:
+                result = await asyncio.shield(done)
+            finally:
+                self._live.pop(job.cancel_event, None)
+                live.closed = True  # late chunks are dropped: the final log is whole
         except asyncio.CancelledError:
             await self._cancel(client, job, future, done, request.kill_grace)
             raise
@@ -269,7 +320,7 @@ class DaskExecutor:
         finally:
             # a scheduler round trip nobody waits for: in a thread, off this loop
             asyncio.get_running_loop().run_in_executor(None, _forget, client, job)
-        return await asyncio.to_thread(self._finish, request, result, sink)
+        return await asyncio.to_thread(self._finish, request, result, sink, live)
 
     async def _cancel(
         self, client: Client, job: AgentJob, future: Future, done: asyncio.Future[Any], grace: float
@@ -282,14 +333,35 @@ class DaskExecutor:
         with contextlib.suppress(Exception):
             future.cancel()
 
-    def _finish(self, request: JobRequest, result: AgentResult, sink: OutputSink | None) -> JobOutcome:
-        """Blocking: the agent's log into the local log, its outputs into the project."""
-        log_path = Path(request.log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab" if request.attempt > 1 else "wb") as log:
-            log.write(result.log)
-        if sink is not None and result.log:
-            sink(request.job_id, result.log)
+    def _follow(self, client: Client, job: AgentJob, live: _LiveLog) -> None:
+        """Route the job's live output (events of its run's topic) to ``live``."""
+        self._live[job.cancel_event] = live
+        if job.log_topic not in self._topics:
+            self._topics.add(job.log_topic)
+            client.subscribe_topic(job.log_topic, self._on_event)
+
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        """Dask's client thread: hand a chunk of live output to its job's loop."""
+        msg = event[1]
+        if not isinstance(msg, dict):
+            return
+        live = self._live.get(str(msg.get("job", "")))
+        data = msg.get("data")
+        if live is not None and isinstance(data, bytes):
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+                live.loop.call_soon_threadsafe(live.feed, data)
+
+    def _finish(
+        self, request: JobRequest, result: AgentResult, sink: OutputSink | None, live: _LiveLog
+    ) -> JobOutcome:
+        """Blocking: the agent's log into the local log (replacing the live copy), its outputs into
+        the project."""
+        live.write_final(result.log)
+        if sink is not None:
+            if not result.streamed:
+                sink(request.job_id, result.log)
+            elif result.streamed > live.received:  # the last chunks were still on their way: the tail
+                sink(request.job_id, result.log[len(result.log) - (result.streamed - live.received) :])
         outcome = replace(result.outcome, log_path=request.log_path)
         if result.lost_agent:
             note = f"agent_lost: agent {result.lost_agent} was lost mid-job; re-run on {result.agent}"

@@ -49,6 +49,9 @@ class AgentJob:
     #: Name of the Dask ``Variable`` recording which agent started the task (a re-run after a lost
     #: agent finds the previous one there).
     started_variable: str
+    #: Dask event topic the agent streams the job's masked output to, as ``LogChunk`` dicts
+    #: (``{"job": cancel_event, "data": bytes}``); "" for none.
+    log_topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +65,5 @@ class AgentResult:
     #: The address of the agent that had started this task before it was lost ("" if none).
     lost_agent: str = ""
     problem: str = ""  # outputs could not be collected or uploaded (one line)
+    #: Bytes of output sent live on ``log_topic`` (the orchestrator shows what it did not receive).
+    streamed: int = 0
