@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def start(host: str, port: int, agents: int, work_dir: Path) -> int:
     from buildyard.dask.cluster import LocalCluster  # noqa: PLC0415
 
     cluster = LocalCluster(work_dir.resolve(), host=host, port=port, agents=agents)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the scheduler and agents are stopped, never orphaned
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         address = cluster.start()
         click.echo(f"scheduler {address}: buildyard run --executor dask://{address.removeprefix('tcp://')}")

@@ -81,7 +81,7 @@ def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
 
 def _collect(job: AgentJob, cas: CAS, root: Path) -> tuple[FileRef, ...]:
     """Store the declared outputs in ``cas`` and upload the blobs the orchestrator lacks."""
-    patterns = list(job.request.output_globs)
+    patterns = list(job.collect)
     if not patterns:
         return ()
     refs: list[FileRef] = []
@@ -186,7 +186,7 @@ def run_job(job: AgentJob) -> AgentResult:
         log = log_path.read_bytes() if log_path.exists() else b""
         problem = ""
         outputs: tuple[FileRef, ...] = ()
-        if outcome.status == JobStatus.SUCCESS:
+        if outcome.status == JobStatus.SUCCESS or job.request.reports:  # a failed job's reports matter too
             try:
                 outputs = _collect(job, cas, root)
             except (OSError, BuildyardError) as exc:

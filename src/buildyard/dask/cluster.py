@@ -92,7 +92,7 @@ def scheduler_argv(
     """The command line of the scheduler (its dashboard on a free port of ``host``)."""
     argv = [
         sys.executable, "-m", "dask", "scheduler",
-        "--host", host, "--port", str(port), "--dashboard-address", f"{host}:0", "--no-show",
+        "--host", host, "--port", str(port), "--dashboard-address", f"{host}:0",
     ]  # fmt: skip
     if scheduler_file is not None:
         argv += ["--scheduler-file", str(scheduler_file)]

@@ -12,9 +12,10 @@ it. For a job it is given, the orchestrator
 3. submits :func:`buildyard.dask.agent.run_job` with an explicit key (``pure=False``); Dask re-runs
    the task on another worker when its agent dies (the attempt's log notes ``agent_lost``);
 4. appends the masked output the agent streams live (Dask events on the run's topic) to the job's
-   local log and shows it, replaces that with the agent's whole log at the end, and restores the declared outputs
-   (uploaded by the agent into the same CAS) into the project through the action cache's checked
-   restore (``ActionCache.materialize``: confined to the declared patterns, verified blobs, atomic).
+   local log and shows it, replaces that with the agent's whole log at the end, and restores the
+   declared outputs and gate reports (uploaded by the agent into the same CAS) into the project
+   through the action cache's checked restore (``ActionCache.materialize``: confined to the
+   declared patterns, verified blobs, atomic). Undeclared files a job writes stay on the agent.
 
 Cancelling the attempt (Ctrl-C) sets the job's Dask ``Event``: the agent's supervisor kills the
 job's process tree; the orchestrator waits for that (bounded) before it lets go.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import posixpath
 import secrets
 import stat
 import threading
@@ -122,8 +124,8 @@ class _LiveLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # earlier attempts stay in the log; this one's output starts at ``base``
         self.base = self.path.stat().st_size if request.attempt > 1 and self.path.exists() else 0
-        if not self.base:
-            self.path.write_bytes(b"")
+        if not self.base:  # a stale log of an earlier run with this number is not this job's
+            self.path.unlink(missing_ok=True)
         self.received = 0
         self.closed = False
 
@@ -140,6 +142,9 @@ class _LiveLog:
     def write_final(self, log: bytes) -> None:
         """The attempt's whole log after the earlier attempts' (temp file + rename)."""
         earlier = b""
+        if not self.base and not log:  # a silent job has no log file, as a local one
+            self.path.unlink(missing_ok=True)
+            return
         if self.base:
             with self.path.open("rb") as f:
                 earlier = f.read(self.base)
@@ -153,6 +158,9 @@ class _LiveLog:
 
 class DaskExecutor:
     """Runs job requests on the agents of the Dask scheduler at ``address`` (see the module docstring)."""
+
+    #: Every job runs in a fresh workspace of its own on an agent: the stack adds no ``workspace`` layer.
+    isolates = True
 
     def __init__(self, address: str | None = None, *, cas_host: str = "127.0.0.1") -> None:
         require_extra("dask", "the dask executor")
@@ -242,7 +250,9 @@ class DaskExecutor:
         """Blocking: the job's files by content (their blobs put into the CAS) and the agent's job."""
         project = Path(request.project_root or (request.cache.project_root if request.cache else request.cwd))
         store, cas_server = self._serve(project)
-        rels = workspace_files(project, request.upstream_outputs)
+        cwd = _relative_cwd(request, project)
+        dependencies = _dependency_paths(request, cwd)
+        rels = workspace_files(project, (*request.upstream_outputs, *dependencies))
         regular: list[str] = []
         links: dict[str, str] = {}
         modes: dict[str, tuple[int, int]] = {}
@@ -267,9 +277,6 @@ class DaskExecutor:
                 if not cas.has(digest):
                     digest = cas.put_file(project / rel)  # the content now (it may have changed)
                 files.append(FileRef(rel, digest, *modes[rel]))
-        cwd = os.path.relpath(request.cwd, project)
-        if cwd == "." or cwd.startswith(".."):
-            cwd = ""
         token = secrets.token_hex(6)
         name = f"{request.run_id}-{request.job_id}-{request.attempt}-{token}"
         return AgentJob(
@@ -280,6 +287,7 @@ class DaskExecutor:
             cancel_event=f"buildyard-cancel-{name}",
             started_variable=f"buildyard-started-{name}",
             log_topic=f"buildyard-log-{request.run_id}",
+            collect=_collected(request, dependencies),
         )
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
@@ -368,6 +376,8 @@ class DaskExecutor:
             log_note(request, note, sink)
             outcome = replace(outcome, message=outcome.message or note)
         if outcome.status != JobStatus.SUCCESS:
+            if result.outputs:  # its reports (the gates, test analytics), as a failed local job leaves them
+                self._restore(request, result)
             return outcome
         problem = result.problem or self._restore(request, result)
         if problem:
@@ -400,7 +410,9 @@ class DaskExecutor:
         )
         project = Path(request.project_root)
         try:
-            written = ActionCache(self._store).materialize(entry, project, outputs=request.output_globs)
+            allowed = _collected(request, _dependency_paths(request, _relative_cwd(request, project)))
+            # the orchestrator's own patterns, never the agent's word: an agent writes nothing else
+            written = ActionCache(self._store).materialize(entry, project, outputs=allowed)
         except (UnsafePathError, OSError) as exc:
             return f"outputs of {request.job_id} from {result.agent} not restored: {exc}"
         if written is None:
@@ -408,6 +420,26 @@ class DaskExecutor:
                 f"outputs of {request.job_id} from {result.agent} not restored: a blob is missing or corrupt"
             )
         return ""
+
+
+def _relative_cwd(request: JobRequest, project: Path) -> str:
+    """The job's directory relative to the project ("" for the project itself)."""
+    cwd = os.path.relpath(request.cwd, project)
+    return "" if cwd == "." or cwd.startswith("..") else cwd
+
+
+def _dependency_paths(request: JobRequest, cwd: str) -> tuple[str, ...]:
+    """The job's dependency cache paths (``cache: paths``, relative to its directory), project-relative:
+    restored into the project before the job, they travel like inputs, and come back like outputs."""
+    if request.cache is None:
+        return ()
+    paths = [p for dep in request.cache.dependency_caches for p in dep.paths]
+    return tuple(posixpath.normpath(posixpath.join(cwd, p)) if cwd else p for p in paths)
+
+
+def _collected(request: JobRequest, dependencies: tuple[str, ...]) -> tuple[str, ...]:
+    """What comes back from the agent: outputs, gate reports, dependency cache paths (no repeats)."""
+    return tuple(dict.fromkeys((*request.output_globs, *request.reports, *dependencies)))
 
 
 def _describe(agents: list[AgentInfo]) -> str:

@@ -52,6 +52,9 @@ class AgentJob:
     #: Dask event topic the agent streams the job's masked output to, as ``LogChunk`` dicts
     #: (``{"job": cancel_event, "data": bytes}``); "" for none.
     log_topic: str = ""
+    #: Project-relative patterns of what comes back after the job: its declared outputs, the reports
+    #: its gates read, its dependency cache paths.
+    collect: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,9 @@ class JobRequest:
     #: what it takes of the agent (``("cpus", "2")``, ``("mem", "8G")``), counted by the cluster.
     runs_on: tuple[str, ...] = ()
     resources: tuple[tuple[str, str], ...] = ()
+    #: Project-relative patterns of the report files the job's gates read after it (a remote
+    #: executor brings them back with the outputs).
+    reports: tuple[str, ...] = ()
 
 
 class CacheStatus(StrEnum):
