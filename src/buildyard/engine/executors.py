@@ -1,7 +1,8 @@
 """The innermost executor of a run, chosen by name: ``local``, ``pool`` and whatever plugins add.
 
-An executor *backend* is a factory taking no argument and returning an ``Executor`` (which may have a
-``close()`` method, called after the run). Backends are peers: the built-in ``local`` (a new process
+An executor *backend* is a factory returning an ``Executor`` (which may have a ``close()`` method,
+called after the run), called with no argument, or with ``TARGET`` for a name ``NAME://TARGET``
+(``dask://host:8786``). Backends are peers: the built-in ``local`` (a new process
 per step) and ``pool`` (bash steps on warm shell workers) are registered exactly like a third-party
 one, which declares an entry point in the group ``buildyard.executors`` (``dask``, shipped in
 ``buildyard.dask`` above the engine, is loaded by name the same way)::
@@ -9,8 +10,8 @@ one, which declares an entry point in the group ``buildyard.executors`` (``dask`
     [project.entry-points."buildyard.executors"]
     dask = "buildyard.dask.executor:dask_executor"
 
-The built-ins are known without installed metadata (a source checkout, a stale install), entry points
-add the others; an in-process registration (tests, embedding) wins over both. The wrappers around the
+The built-ins (and ``BUILTIN_PLUGINS``) are known without installed metadata (a source checkout, a
+stale install), entry points add the others; an in-process registration (tests, embedding) wins over both. The wrappers around the
 chosen backend (cache, gates, publish, deploy) are not executors one chooses: ``engine.stack`` adds
 them in one documented order.
 """
