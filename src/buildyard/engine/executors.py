@@ -11,9 +11,9 @@ one, which declares an entry point in the group ``buildyard.executors`` (``dask`
     dask = "buildyard.dask.executor:dask_executor"
 
 The built-ins (and ``BUILTIN_PLUGINS``) are known without installed metadata (a source checkout, a
-stale install), entry points add the others; an in-process registration (tests, embedding) wins over both. The wrappers around the
-chosen backend (cache, gates, publish, deploy) are not executors one chooses: ``engine.stack`` adds
-them in one documented order.
+stale install), entry points add the others; an in-process registration (tests, embedding) wins
+over both. The wrappers around the chosen backend (cache, gates, publish, deploy) are not executors
+one chooses: ``engine.stack`` adds them in one documented order.
 """
 
 from __future__ import annotations
