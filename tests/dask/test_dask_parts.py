@@ -35,7 +35,7 @@ def test_agent_options_are_checked_with_one_line() -> None:
     assert parse_labels("linux, gpu,linux") == ("gpu", "linux")
     assert parse_size("512M") == 512 * 1024**2
     for bad in ("cpus", "disk=3", "mem=lots"):
-        with pytest.raises(UsageError, match="resource|size"):
+        with pytest.raises(UsageError, match=r"resource|size"):
             parse_resources(bad)
     with pytest.raises(UsageError, match="label"):
         parse_labels("bad label!")
