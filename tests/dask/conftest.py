@@ -17,15 +17,17 @@ import psutil
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+#: The cluster's heartbeat timeout: a frozen agent is given up after this (Dask's default: 5 minutes).
+HEARTBEAT_S = 4.0
 
 
-def _detached(argv: list[str], cwd: Path, log: Path) -> int:
+def _detached(argv: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> int:
     """Start ``argv`` in its own session through a shell that exits at once: not our descendant."""
     quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in argv)
     out = subprocess.run(
         ["sh", "-c", f"{quoted} >'{log}' 2>&1 </dev/null & echo $!"],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
+        env={**(env or os.environ), "PYTHONPATH": str(SRC)},
         capture_output=True,
         text=True,
         check=True,
@@ -114,11 +116,16 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    from buildyard.dask.cluster import scheduler_argv
+    from buildyard.dask.cluster import scheduler_argv, scheduler_env
 
     root = tmp_path_factory.mktemp("cluster")
     sched_file = root / "scheduler.json"
-    pid = _detached(scheduler_argv(port=0, scheduler_file=sched_file), root, root / "scheduler.log")
+    pid = _detached(
+        scheduler_argv(port=0, scheduler_file=sched_file),
+        root,
+        root / "scheduler.log",
+        scheduler_env(HEARTBEAT_S),
+    )
     deadline = time.monotonic() + 30
     import json
 

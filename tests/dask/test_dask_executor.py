@@ -339,3 +339,36 @@ jobs:
     assert run.returncode == 0, err
     assert log.read_text().count("early") == 1 and "late" in log.read_text()
     assert err.count("early") == 1 and err.count("late") == 1  # shown once each (--json: output on stderr)
+
+
+def test_a_frozen_agent_is_given_up_and_its_job_reruns(make_project, cluster, tmp_path) -> None:
+    marker = tmp_path / "started"
+    root = make_project(
+        {
+            "buildyard.yml": f"""\
+jobs:
+  long:
+    steps:
+      - run: echo "$BUILDYARD_AGENT" >> {marker}; sleep 2; echo finished
+""",
+        }
+    )
+    run = _orchestrator(root, cluster)
+    victim_pid = 0
+    try:
+        first = _wait_for(marker)[0]
+        victim = next(name for name, address in cluster.addresses().items() if address == first)
+        victim_pid = cluster.agents[victim][0]
+        os.kill(victim_pid, signal.SIGSTOP)  # frozen: no heartbeat, its connection stays open
+        out, err = run.communicate(timeout=120)
+    finally:
+        if victim_pid:
+            cluster.kill(victim_pid)  # a stopped process dies of SIGKILL too
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+        cluster.restart_missing()
+    assert run.returncode == 0, out + err
+    agents = marker.read_text().split()
+    assert len(agents) == 2 and agents[0] != agents[1]
+    assert "agent_lost" in Path(json.loads(out)["jobs"][0]["log"]).read_text()

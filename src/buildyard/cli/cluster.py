@@ -63,18 +63,27 @@ def app() -> None:
 @click.option("--port", type=int, default=8786, show_default=True, help="Scheduler port (0: a free one).")
 @click.option("--agents", type=int, default=0, show_default=True, help="Local agents to start too.")
 @click.option(
+    "--heartbeat-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds without news after which an agent is given up and its jobs re-run elsewhere.",
+)
+@click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".buildyard/cluster"),
     show_default=True,
     help="Scheduler file and the local agents' directories.",
 )
-def start(host: str, port: int, agents: int, work_dir: Path) -> int:
+def start(host: str, port: int, agents: int, heartbeat_timeout: float, work_dir: Path) -> int:
     """Start a scheduler (and local agents) until interrupted."""
     require_extra("dask", "buildyard cluster start")
     from buildyard.dask.cluster import LocalCluster  # noqa: PLC0415
 
-    cluster = LocalCluster(work_dir.resolve(), host=host, port=port, agents=agents)
+    cluster = LocalCluster(
+        work_dir.resolve(), host=host, port=port, agents=agents, heartbeat_timeout=heartbeat_timeout
+    )
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the scheduler and agents are stopped, never orphaned

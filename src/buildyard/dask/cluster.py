@@ -99,6 +99,18 @@ def scheduler_argv(
     return argv
 
 
+#: Seconds without a heartbeat after which the scheduler gives an agent up (a frozen machine, a
+#: SIGSTOPped process) and re-runs its jobs elsewhere; Dask's own default is 5 minutes.
+HEARTBEAT_TIMEOUT_S = 60.0
+
+
+def scheduler_env(heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S) -> dict[str, str]:
+    """Environment of the scheduler process: ``os.environ`` plus Dask's worker time-to-live."""
+    import os  # noqa: PLC0415
+
+    return {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": f"{heartbeat_timeout:g}s"}
+
+
 def wait_for_scheduler(scheduler_file: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
     """The address the scheduler writes to ``scheduler_file`` once it listens."""
     import json  # noqa: PLC0415
@@ -190,7 +202,16 @@ def cluster_status(address: str, timeout: float = 10.0) -> list[AgentInfo]:
 class LocalCluster:
     """A scheduler and ``agents`` local agents as child processes (``buildyard cluster start``)."""
 
-    def __init__(self, work_dir: Path, *, host: str = "127.0.0.1", port: int = 8786, agents: int = 0) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8786,
+        agents: int = 0,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+    ) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
         self.work_dir = work_dir
         self.host = host
         self.port = port
@@ -203,7 +224,10 @@ class LocalCluster:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         scheduler_file = self.work_dir / "scheduler.json"
         scheduler_file.unlink(missing_ok=True)
-        scheduler = subprocess.Popen(scheduler_argv(self.host, self.port, scheduler_file=scheduler_file))
+        scheduler = subprocess.Popen(
+            scheduler_argv(self.host, self.port, scheduler_file=scheduler_file),
+            env=scheduler_env(self.heartbeat_timeout),
+        )
         self.processes.append(scheduler)
         self.address = wait_for_scheduler(scheduler_file, scheduler)
         for index in range(self.agent_count):
