@@ -41,7 +41,7 @@ SERVICES = frozenset(
     {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify", "importers"}
 )
 ENGINE = frozenset({"engine"})
-FACES = frozenset({"cli", "daemon", "server", "__main__", "testing"})
+FACES = frozenset({"cli", "daemon", "server", "dask", "__main__", "testing"})
 LAYERS: dict[str, int] = {
     **dict.fromkeys(CORE, 0),
     **dict.fromkeys(SERVICES, 1),
@@ -58,7 +58,8 @@ SERVICE_USES: dict[str, frozenset[str]] = {
 }
 #: The imports between faces: the CLI starts the daemon and the cache server; the rest stand alone.
 FACE_USES: dict[str, frozenset[str]] = {
-    "cli": frozenset({"daemon", "server"}),
+    "cli": frozenset({"daemon", "server", "dask"}),
+    "dask": frozenset({"server"}),  # the executor serves the job files to the agents
     "__main__": frozenset({"cli"}),
 }
 

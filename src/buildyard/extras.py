@@ -15,6 +15,7 @@ from buildyard.errors import UserError
 #: Extra name -> the top-level modules it provides (kept equal to pyproject's optional-dependencies).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "server": ("fastapi", "uvicorn", "prometheus_client", "jinja2"),
+    "dask": ("distributed", "fastapi", "uvicorn", "prometheus_client", "jinja2"),
 }
 
 

@@ -156,10 +156,14 @@ def test_the_worktree_declares_the_builtins_as_entry_points() -> None:
 
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     declared = pyproject["project"]["entry-points"]["buildyard.executors"]
+    from buildyard.engine.executors import BUILTIN_PLUGINS
+
     assert declared == {
         "local": "buildyard.engine.executors:local_executor",
         "pool": "buildyard.engine.executors:pool_executor",
+        **BUILTIN_PLUGINS,  # the shipped plug-ins: the same values as their entry points
     }
+    assert BUILTIN_PLUGINS == {"dask": "buildyard.dask.executor:dask_executor"}
 
 
 def test_a_plan_gets_the_layers_it_needs_in_the_declared_order(make_project) -> None:

@@ -321,28 +321,33 @@ class ActionCache:
         next to its destination before any is renamed into place. Returns None, having evicted the
         entry and written nothing, if a blob is missing or corrupt.
         """
-        try:
-            norms = check_entry_paths([(o.path, o.mode, o.symlink) for o in entry.outputs], outputs)
-        except UnsafePathError:
-            self.evict(entry.key)
-            raise
         log: bytes | None = None
         if entry.log_digest:
             log = self.cas.get_bytes(entry.log_digest)
             if log is None:
                 self.evict(entry.key)
                 return None
-        with self.store.in_use(), DirWalker(workspace) as walker:
-            try:
-                ok = self._stage_and_commit(entry, norms, walker)
-            except UnsafePathError:
-                self.evict(entry.key)
-                raise
-        if not ok:
+        try:
+            norms = self.materialize(entry, workspace, outputs=outputs)
+        except UnsafePathError:
+            self.evict(entry.key)
+            raise
+        if norms is None:
             self.evict(entry.key)
             return None
         self.store.record_event("hit", key=entry.key, saved_s=entry.duration_s)
         return RestoreResult(entry=entry, paths=tuple(norms), log=log, saved_s=entry.duration_s)
+
+    def materialize(self, entry: ActionEntry, workspace: Path, *, outputs: Sequence[str]) -> list[str] | None:
+        """Write ``entry``'s outputs into ``workspace`` with every check of :meth:`restore`, without
+        its bookkeeping (no event, no eviction): for outputs that come from elsewhere than a cache
+        hit, e.g. a remote agent's. Returns the normalized paths, or None (nothing written) if a blob
+        is missing or corrupt; raises :class:`UnsafePathError` for a path the patterns do not allow.
+        """
+        norms = check_entry_paths([(o.path, o.mode, o.symlink) for o in entry.outputs], outputs)
+        with self.store.in_use(), DirWalker(workspace) as walker:
+            ok = self._stage_and_commit(entry, norms, walker)
+        return norms if ok else None
 
     def _stage_and_commit(self, entry: ActionEntry, norms: Sequence[str], walker: DirWalker) -> bool:
         """Write every output to a temp name in its directory, then rename all; False if a blob is bad."""

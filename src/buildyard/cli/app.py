@@ -59,6 +59,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "user": ("buildyard.cli.serve", "user_app", "Server users and roles: create, list, rm."),
     "token": ("buildyard.cli.serve", "token_app", "Server API tokens: create, list, revoke."),
     "secrets": ("buildyard.cli.serve", "secrets_app", "Project secrets kept by the server: set, list, rm."),
+    "agent": ("buildyard.cli.cluster", "agent", "Start an agent (a Dask worker running buildyard jobs)."),
+    "cluster": ("buildyard.cli.cluster", "app", "A Dask cluster of agents: start one here, see its agents."),
 }
 
 

@@ -97,6 +97,12 @@ def _parse_vars(values: list[str]) -> dict[str, str]:
     help="Write a Markdown run summary (jobs, cache, gates, tests, coverage, benchmarks) here.",
 )
 @click.option(
+    "--executor",
+    metavar="NAME",
+    help="Where jobs run: local, pool, dask://HOST:PORT (agents of a Dask cluster) or a plugin's "
+    "(default: the executor setting, BUILDYARD_EXECUTOR).",
+)
+@click.option(
     "--keep-workspaces",
     is_flag=True,
     help="Keep the workspace of an isolated job that fails (its path is in the failure line).",
@@ -127,6 +133,7 @@ def run(
     remote_cache: str | None,
     summary_file: Path | None,
     keep_workspaces: bool,
+    executor: str | None,
 ) -> int:
     """Run the pipeline as a DAG on this machine and record it."""
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
@@ -179,6 +186,7 @@ def run(
         force_deploy=force,
         strict=strict,
         keep_workspaces=keep_workspaces,
+        executor=executor,
     )
     if dry_run:
         _print_plan(execute_run(options).plan, as_json=as_json)

@@ -78,7 +78,8 @@ def _keeps_own_log(request: JobRequest) -> bool:
 
 
 def _outputs_final_at(outcome: JobOutcome) -> float:
-    """When the job's outputs were final: its last step's end, or (isolated job) their collection."""
+    """When the job's outputs were final: its last step's end, or (isolated or remote job: an
+    ``outputs_root`` is given) their collection."""
     if outcome.outputs_root or not outcome.steps:
         return outcome.finished_at
     return outcome.steps[-1].finished_at

@@ -1,17 +1,19 @@
 """The innermost executor of a run, chosen by name: ``local``, ``pool`` and whatever plugins add.
 
-An executor *backend* is a factory taking no argument and returning an ``Executor`` (which may have a
-``close()`` method, called after the run). Backends are peers: the built-in ``local`` (a new process
+An executor *backend* is a factory returning an ``Executor`` (which may have a ``close()`` method,
+called after the run), called with no argument, or with ``TARGET`` for a name ``NAME://TARGET``
+(``dask://host:8786``). Backends are peers: the built-in ``local`` (a new process
 per step) and ``pool`` (bash steps on warm shell workers) are registered exactly like a third-party
-one (a future ``dask``), which declares an entry point in the group ``buildyard.executors``::
+one, which declares an entry point in the group ``buildyard.executors`` (``dask``, shipped in
+``buildyard.dask`` above the engine, is loaded by name the same way)::
 
     [project.entry-points."buildyard.executors"]
-    dask = "buildyard_dask:DaskExecutor"
+    dask = "buildyard.dask.executor:dask_executor"
 
-The built-ins are known without installed metadata (a source checkout, a stale install), entry points
-add the others; an in-process registration (tests, embedding) wins over both. The wrappers around the
-chosen backend (cache, gates, publish, deploy) are not executors one chooses: ``engine.stack`` adds
-them in one documented order.
+The built-ins (and ``BUILTIN_PLUGINS``) are known without installed metadata (a source checkout, a
+stale install), entry points add the others; an in-process registration (tests, embedding) wins
+over both. The wrappers around the chosen backend (cache, gates, publish, deploy) are not executors
+one chooses: ``engine.stack`` adds them in one documented order.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ DEFAULT_EXECUTOR = "local"
 #: Former names still accepted (``BUILDYARD_EXECUTOR=spawn`` predates the registry).
 ALIASES = {"spawn": "local"}
 
-ExecutorFactory = Callable[[], Executor]
+#: Called with no argument, or with the target of a ``NAME://TARGET`` executor (``dask://host:8786``).
+ExecutorFactory = Callable[..., Executor]
+
+
+def split_target(name: str) -> tuple[str, str]:
+    """``("dask", "host:8786")`` for ``dask://host:8786``; ``(name, "")`` for a plain name."""
+    backend, sep, target = name.partition("://")
+    return (backend, target) if sep else (name, "")
 
 
 def local_executor() -> Executor:
@@ -47,6 +56,9 @@ def pool_executor() -> Executor:
 
 
 BUILTIN: dict[str, ExecutorFactory] = {"local": local_executor, "pool": pool_executor}
+#: Plug-ins shipped with buildyard above the engine (which never imports them): loaded by their entry
+#: point's value exactly as an installed entry point would be, so they work without fresh metadata.
+BUILTIN_PLUGINS: dict[str, str] = {"dask": "buildyard.dask.executor:dask_executor"}
 
 
 class ExecutorRegistry:
@@ -79,7 +91,11 @@ class ExecutorRegistry:
 
     @staticmethod
     def _entry_points() -> dict[str, metadata.EntryPoint]:
-        return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        shipped = {
+            name: metadata.EntryPoint(name, value, ENTRY_POINT_GROUP)
+            for name, value in BUILTIN_PLUGINS.items()
+        }
+        return {**shipped, **{ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}}
 
     def names(self) -> list[str]:
         """Every known backend name, sorted."""
@@ -107,8 +123,10 @@ class ExecutorRegistry:
         return factory
 
     def create(self, name: str, *, origin: str = "") -> Executor:
-        """A new executor of backend ``name``."""
-        return self.factory(name, origin=origin)()
+        """A new executor of backend ``name`` (``NAME://TARGET``: the factory is given ``TARGET``)."""
+        backend, target = split_target(name)
+        factory = self.factory(backend, origin=origin)
+        return factory(target) if target else factory()
 
 
 #: The registry runs use (``execute_run``); tests register extra backends on it.

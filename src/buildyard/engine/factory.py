@@ -8,11 +8,13 @@ wrappers act on (cache key inputs, publish, deploy, workspace). What only the or
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from collections.abc import Mapping, Sequence
 from hashlib import blake2b
 from pathlib import Path
+from typing import Any
 
 from buildyard.engine.joblog import log_limit
 from buildyard.engine.options import RunOptions, home_dir
@@ -55,6 +57,11 @@ def _outputs(inst: JobInstance) -> tuple[str, ...]:
     from buildyard.cache.pathsafe import project_outputs  # noqa: PLC0415 - the cache stack is lazy
 
     return project_outputs(inst.working_directory, inst.artifacts)
+
+
+def _report_patterns(gates: Sequence[Any]) -> list[str]:
+    """The report file patterns ``gates`` read (relative to where they are evaluated)."""
+    return [p for g in gates for p in getattr(g, "report_patterns", ())]
 
 
 def _project_paths(working_directory: str | None, paths: Sequence[str]) -> tuple[str, ...]:
@@ -185,14 +192,33 @@ class RequestFactory:
             log_limit=self.log_limit,
             output_globs=_outputs(inst),
             workspace=self.workspace_request(inst) if inst.workspace == "isolated" else None,
+            project_root=str(self.options.project_dir),
+            upstream_outputs=self.upstream_outputs(inst),
+            runs_on=inst.runs_on,
+            reports=(
+                *_project_paths(inst.working_directory, _report_patterns(inst.gates)),
+                *self.pipeline_reports,
+            ),
+            resources=(("cpus", str(inst.cpus)), *((("mem", inst.mem),) if inst.mem else ())),
+        )
+
+    @functools.cached_property
+    def pipeline_reports(self) -> tuple[str, ...]:
+        """The project-relative report patterns of the pipeline's ``gates:`` (any job may write them)."""
+        return tuple(
+            p for i in self.plan.instances.values() if i.gate_node for p in _report_patterns(i.gates)
+        )
+
+    def upstream_outputs(self, inst: JobInstance) -> tuple[str, ...]:
+        """The project-relative output patterns of the jobs ``inst`` needs."""
+        return tuple(
+            p for d in inst.needs if d in self.plan.instances for p in _outputs(self.plan.instances[d])
         )
 
     def workspace_request(self, inst: JobInstance) -> WorkspaceRequest:
         """Where ``inst`` runs isolated, what it sees of the jobs it needs, where its outputs go."""
         name = log_name(inst.id)[:-4]
-        upstream = tuple(
-            p for d in inst.needs if d in self.plan.instances for p in _outputs(self.plan.instances[d])
-        )
+        upstream = self.upstream_outputs(inst)
         return WorkspaceRequest(
             root=str(self.home / "work" / self.base_env["BUILDYARD_RUN_NUMBER"] / name),
             project_root=str(self.options.project_dir),

@@ -173,6 +173,17 @@ class JobRequest:
     publish: PublishRequest | None = None
     deploy: DeployRequest | None = None
     workspace: WorkspaceRequest | None = None
+    #: The project directory ``cwd`` is in, and the project-relative output patterns of the jobs
+    #: this one needs: what a remote executor ships to make the job's workspace from content.
+    project_root: str = ""
+    upstream_outputs: tuple[str, ...] = ()
+    #: Where the job may run on a cluster: labels an agent must all have (``("local",)``: here), and
+    #: what it takes of the agent (``("cpus", "2")``, ``("mem", "8G")``), counted by the cluster.
+    runs_on: tuple[str, ...] = ()
+    resources: tuple[tuple[str, str], ...] = ()
+    #: Project-relative patterns of the report files the job's gates read after it (a remote
+    #: executor brings them back with the outputs).
+    reports: tuple[str, ...] = ()
 
 
 class CacheStatus(StrEnum):

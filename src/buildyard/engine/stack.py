@@ -10,7 +10,8 @@ From the outside in (each layer only where the plan needs it):
    runs it and stores its outputs. Dependency caches (``cache:``) around the run.
 5. ``outputs``    — a successful job's declared outputs exist (warning, or failure with ``--strict``).
 6. ``workspace``  — an isolated job runs in a fresh workspace (inside the cache: keys as if shared).
-7. the backend    — ``local``, ``pool`` or a plugin's, chosen by name (``engine.executors``).
+7. the backend    — ``local``, ``pool`` or a plugin's, chosen by name (``engine.executors``). A
+   backend whose ``isolates`` is true (``dask``) makes every job's workspace itself: no layer 6.
 
 Only this module knows the order; each wrapper knows nothing of the others.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from buildyard.engine.executors import ExecutorRegistry, executor_name, executors
+from buildyard.engine.executors import ExecutorRegistry, executor_name, executors, split_target
 from buildyard.engine.options import RunObserver, RunOptions, warner
 from buildyard.engine.request import Executor
 from buildyard.plan.build import Plan
@@ -219,7 +220,11 @@ def build_stack(
     else:
         chosen = type(backend).__name__
     executor = backend
+    if split_target(chosen)[0] != "dask" and _any(ctx, lambda i: bool(i.runs_on) and i.runs_on != ("local",)):
+        ctx.info("runs_on labels are ignored: no cluster (--executor dask://HOST:PORT), every job runs here")
     present = [layer for layer in LAYERS if layer.needed(ctx)]
+    if getattr(backend, "isolates", False):  # it runs every job in a fresh workspace of its own
+        present = [layer for layer in present if layer.name != "workspace"]
     for layer in reversed(present):
         executor = layer.wrap(executor, ctx)
     closers.extend(ctx.closers)

@@ -94,6 +94,10 @@ class JobInstance:
     workspace_auto: bool = False
     #: Exit codes whose failure is allowed (``allow_failure: {exit_codes}``); ``allow_failure`` allows any.
     allow_failure_codes: tuple[int, ...] = ()
+    #: ``runs_on``: labels an agent must have (``("local",)``: the orchestrator's machine).
+    runs_on: tuple[str, ...] = ()
+    #: ``resources.mem`` as written ("" when unset).
+    mem: str = ""
 
     @property
     def awaits_approval(self) -> bool:
@@ -433,6 +437,8 @@ def _instance(
             environment=job.environment,
             pre_approved=name in trigger.manual or iid in trigger.manual,
             workspace=str(job.workspace or pipeline.defaults.workspace or ""),
+            runs_on=(job.runs_on,) if isinstance(job.runs_on, str) else tuple(job.runs_on or ()),
+            mem=job.resources.mem or "",
         ),
         skip,
     )

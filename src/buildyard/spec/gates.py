@@ -128,6 +128,13 @@ class Gate(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True
         """The name shown in results: ``name`` or the gate kind."""
         return self.name or self.KIND.value
 
+    @property
+    def report_patterns(self) -> tuple[str, ...]:
+        """The file patterns (relative to the job's directory) this gate reads after the job."""
+        return tuple(
+            p for field, unit in self.units.items() if unit is PATTERNS for p in getattr(self, field)
+        )
+
 
 class TestsGate(Gate, frozen=True, kw_only=True, tag="tests"):
     """JUnit XML results: at most ``max_failures`` failed or errored tests, at least ``min_tests`` run.

@@ -91,14 +91,24 @@ class AllowFailure(Spec, frozen=True, kw_only=True):
     exit_codes: list[int] = msgspec.field(default_factory=list)
 
 
+_MEM = re.compile(r"^[0-9]+(?:\.[0-9]+)?\s*[KMGTkmgt]?i?[Bb]?$")
+
+
 class Resources(Spec, frozen=True, kw_only=True):
-    """How many ``-j`` slots a job occupies."""
+    """How many ``-j`` slots a job occupies (and, on a cluster, the agent's cpus and memory it takes)."""
 
     cpus: int = 1
+    #: Memory the job takes on a cluster agent (``512M``, ``8G``); counted against its ``--resources mem``.
+    mem: str | None = None
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
-        """At least one slot."""
-        return [] if self.cpus >= 1 else [(("cpus",), "resources.cpus must be at least 1")]
+        """At least one slot; a size for memory."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
+        if self.cpus < 1:
+            out.append((("cpus",), "resources.cpus must be at least 1"))
+        if self.mem is not None and not _MEM.match(self.mem):
+            out.append((("mem",), f"resources.mem must be a size such as 512M or 8G, not {self.mem!r}"))
+        return out
 
 
 class Matrix(Spec, frozen=True, kw_only=True):
@@ -284,6 +294,8 @@ class Job(Spec, frozen=True, kw_only=True):
     matrix: Matrix | None = None
     artifacts: Artifacts = msgspec.field(default_factory=Artifacts)
     resources: Resources = msgspec.field(default_factory=Resources)
+    #: Labels an agent must all have to run the job (on a cluster); ``local``: on the orchestrator.
+    runs_on: list[str] | str | None = None
     shell: str | None = None
     working_directory: str | None = None
     #: ``isolated``: run in a fresh copy of the project's files (``buildyard.engine.workspace``);

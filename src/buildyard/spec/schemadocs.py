@@ -120,6 +120,11 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         {"paths": ["dist/"]},
     ),
     ("Job", "resources"): ("How many -j slots the job occupies while it runs.", {"cpus": 2}),
+    ("Job", "runs_on"): (
+        "Labels an agent of the cluster must all have to run this job (run --executor dask://…); "
+        "local keeps it on the orchestrator's machine. Ignored without a cluster.",
+        ["linux", "gpu"],
+    ),
     ("Job", "shell"): ("Shell for this job's steps.", "bash -eo pipefail"),
     ("Job", "working_directory"): (
         "Directory (relative to the project) the job runs in; its output paths are relative to it.",
@@ -184,6 +189,10 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         [3, 137],
     ),
     ("Resources", "cpus"): ("-j slots the job occupies.", 2),
+    ("Resources", "mem"): (
+        "Memory the job takes on a cluster agent (counted against its --resources mem).",
+        "8G",
+    ),
     ("DependencyCacheSpec", "key"): (
         "Cache key: a string (expressions allowed) or {files: [...]} hashed like actions/cache hashFiles.",
         {"files": ["uv.lock"], "prefix": "venv"},

@@ -1,0 +1,258 @@
+"""The supervisor a job runs under on an agent (a Dask worker): content in, process tree, outputs out.
+
+:func:`run_job` is the Dask task. It makes a clean workspace under the agent's work directory from
+the job's files by content (blobs come from the agent's local blob cache, else from the
+orchestrator's CAS over HTTP: only missing blobs travel), runs the steps with the local executor
+(process groups, timeouts that kill the tree, masked log capture), uploads the declared outputs'
+blobs the orchestrator lacks, and removes the workspace. The log is written masked; secrets exist
+only in memory (the request's environment).
+
+Dask cannot interrupt a running task: a watcher thread waits on the job's Dask ``Event`` and, when
+the orchestrator sets it (cancel, Ctrl-C), cancels the job, which kills its process tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from buildyard.cache.cas import CAS
+from buildyard.cache.hashing import list_inputs
+from buildyard.cache.pathsafe import check_relpath, check_symlink, is_protected, normalize_mode
+from buildyard.dask.wire import AgentJob, AgentResult, FileRef, distributed
+from buildyard.engine.local import LocalExecutor
+from buildyard.engine.request import JobOutcome, JobRequest, outcome_without_steps
+from buildyard.errors import BuildyardError
+from buildyard.model import JobStatus
+
+if TYPE_CHECKING:
+    from buildyard.cache.remote import RemoteCache
+
+#: Output blobs up to this size (stored, compressed) are uploaded without asking whether the server has them.
+SMALL_BLOB = 64 * 1024
+#: Live output is sent at most this often, or as soon as this much is waiting.
+LIVE_INTERVAL_S = 0.1
+LIVE_CHUNK = 64 * 1024
+#: How often the watcher asks the scheduler whether the job was cancelled (seconds).
+CANCEL_POLL_S = 0.2
+
+
+class FetchError(BuildyardError):
+    """A blob of the job's workspace could not be fetched from the orchestrator's CAS."""
+
+
+def agent_dir() -> Path:
+    """This agent's buildyard directory (under the worker's ``--work-dir``/local directory)."""
+    get_worker = distributed().get_worker
+
+    return Path(get_worker().local_directory) / "buildyard"
+
+
+def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
+    """Write ``job.files`` into the new directory ``root``, fetching the blobs ``cas`` lacks."""
+    missing = sorted({f.digest for f in job.files if f.symlink is None and not cas.has(f.digest)})
+    if missing:
+        remote, problems = _remote(job)
+        for digest in missing:
+            if not remote.fetch_blob(digest, cas):
+                raise FetchError(f"blob {digest[:12]} unavailable from {job.cas_url} {''.join(problems)}")
+    root.mkdir(parents=True)
+    made: set[str] = {""}
+    for ref in job.files:
+        norm = check_relpath(ref.path)
+        parent = norm.rpartition("/")[0]
+        if parent not in made:
+            (root / parent).mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        if ref.symlink is not None:
+            check_symlink(norm, ref.symlink)
+            (root / norm).symlink_to(ref.symlink)
+        elif not cas.copy_to(ref.digest, root / norm, mode=ref.mode):
+            raise FetchError(f"blob {ref.digest[:12]} of {norm} is corrupt")
+
+
+def _collect(job: AgentJob, cas: CAS, root: Path) -> tuple[FileRef, ...]:
+    """Store the declared outputs in ``cas`` and upload the blobs the orchestrator lacks."""
+    patterns = list(job.collect)
+    if not patterns:
+        return ()
+    refs: list[FileRef] = []
+    for rel in list_inputs(root, patterns):
+        if is_protected(rel):
+            continue
+        full = root / rel
+        st = full.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            target = str(full.readlink())
+            check_symlink(rel, target)
+            refs.append(FileRef(rel, symlink=target))
+        elif stat.S_ISREG(st.st_mode):
+            refs.append(FileRef(rel, cas.put_file(full), normalize_mode(st.st_mode), st.st_size))
+    remote, problems = _remote(job)
+    for digest in sorted({r.digest for r in refs if r.symlink is None}):
+        # small blobs go up at once (the server keeps one copy); large ones only if it lacks them
+        size = cas.stored_size(digest)
+        if (size > SMALL_BLOB or not remote.has_blob(digest)) and not remote.put_blob(digest, cas):
+            raise FetchError(f"output blob {digest[:12]} could not be uploaded {''.join(problems)}")
+    return tuple(refs)
+
+
+_clients = threading.local()
+
+
+def _remote(job: AgentJob) -> tuple[RemoteCache, list[str]]:
+    """This thread's client of the job's CAS server (kept across jobs: one connection pool), and the
+    problems it reported. A client that failed once is replaced."""
+    from buildyard.cache.remote import RemoteCache  # noqa: PLC0415 - httpx only when needed
+
+    key = (job.cas_url, job.cas_token)
+    held: tuple[tuple[str, str], RemoteCache, list[str]] | None = getattr(_clients, "held", None)
+    if held is None or held[0] != key or held[1].disabled:
+        if held is not None:
+            held[1].close()
+        problems: list[str] = []
+        held = (key, RemoteCache(job.cas_url, job.cas_token, timeout=30.0, warn=problems.append), problems)
+        _clients.held = held
+    held[2].clear()
+    return held[1], held[2]
+
+
+def _watch_cancel(name: str, stop: threading.Event, cancel: Callable[[], object]) -> None:
+
+    event = distributed().Event(name)
+    while not stop.is_set():
+        try:
+            if event.wait(timeout=CANCEL_POLL_S):
+                cancel()
+                return
+        except Exception:  # noqa: BLE001 - the scheduler is gone: the job goes on; Dask decides its fate
+            stop.wait(CANCEL_POLL_S)
+
+
+def _note_start(name: str, me: str) -> str:
+    """Record that ``me`` started the task; return the agent that had started it before ("" if none)."""
+
+    variable = distributed().Variable(name)
+    previous = ""
+    with contextlib.suppress(Exception):  # TimeoutError when unset (the first start)
+        previous = str(variable.get(timeout=0))
+    variable.set(me)
+    return previous
+
+
+def run_job(job: AgentJob) -> AgentResult:
+    """The Dask task: run one attempt of one job in a fresh workspace on this agent."""
+    get_worker = distributed().get_worker
+
+    me = get_worker().address
+    lost = _note_start(job.started_variable, me)
+    base = agent_dir()
+    cas = CAS(base / "cas")
+    jobs = base / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    slot = jobs / f"{job.request.job_id.replace('/', '_')[:80]}-{secrets.token_hex(4)}"
+    root = slot / "ws"
+    log_path = slot / "job.log"
+    request = job.request
+    try:
+        try:
+            slot.mkdir()
+            _materialize(job, cas, root)
+        except (OSError, BuildyardError) as exc:
+            outcome = outcome_without_steps(
+                replace(request, log_path=""), JobStatus.FAILED, _now(), f"workspace on {me}: {exc}"
+            )
+            return AgentResult(outcome, b"", (), me, lost)
+        cwd = (root / request.cwd).resolve()
+        if not cwd.is_relative_to(root.resolve()):
+            msg = f"working directory {request.cwd!r} leaves the workspace"
+            outcome = outcome_without_steps(replace(request, log_path=""), JobStatus.FAILED, _now(), msg)
+            return AgentResult(outcome, b"", (), me, lost)
+        cwd.mkdir(parents=True, exist_ok=True)
+        env = dict(request.env)
+        env.update({"BUILDYARD_WORKSPACE": str(root), "CI_PROJECT_DIR": str(root), "BUILDYARD_AGENT": me})
+        local_request = replace(
+            request, cwd=str(cwd), log_path=str(log_path), env=tuple(env.items()), workspace=None, cache=None
+        )
+        outcome, streamed = _run_supervised(job, local_request)
+        log = log_path.read_bytes() if log_path.exists() else b""
+        problem = ""
+        outputs: tuple[FileRef, ...] = ()
+        if outcome.status == JobStatus.SUCCESS or job.request.reports:  # a failed job's reports matter too
+            try:
+                outputs = _collect(job, cas, root)
+            except (OSError, BuildyardError) as exc:
+                problem = f"outputs on {me}: {exc}"
+        return AgentResult(outcome, log, outputs, me, lost, problem, streamed)
+    finally:
+        shutil.rmtree(slot, ignore_errors=True)
+
+
+class _LiveLog:
+    """Sends a job's masked output to the orchestrator as it comes (Dask events, batched by time)."""
+
+    def __init__(self, job: AgentJob, loop: asyncio.AbstractEventLoop) -> None:
+        self.worker = distributed().get_worker()
+        self.topic = job.log_topic
+        self.name = job.cancel_event
+        self.loop = loop
+        self.buffer = bytearray()
+        self.sent = 0
+        self.scheduled = False
+
+    def sink(self, _job: str, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= LIVE_CHUNK:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            self.loop.call_later(LIVE_INTERVAL_S, self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.buffer:
+            data, self.buffer = bytes(self.buffer), bytearray()
+            self.worker.log_event(self.topic, {"job": self.name, "data": data})
+            self.sent += len(data)
+
+
+def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int]:
+    """Run ``request`` with the local executor, cancelled when the job's cancel event is set; the
+    outcome and the bytes of output streamed live."""
+    executor = LocalExecutor("spawn")
+    loop = asyncio.new_event_loop()
+    live = _LiveLog(job, loop) if job.log_topic else None
+    task = loop.create_task(executor.execute(request, live.sink if live is not None else None))
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_cancel,
+        args=(job.cancel_event, stop, lambda: loop.call_soon_threadsafe(task.cancel)),
+        name="buildyard-cancel-watch",
+        daemon=True,
+    )
+    watcher.start()
+    try:
+        outcome = loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        outcome = outcome_without_steps(request, JobStatus.CANCELLED, _now(), "cancelled")
+    finally:
+        if live is not None:
+            live.flush()
+        stop.set()
+        executor.close()
+        loop.close()
+    return outcome, live.sent if live is not None else 0
+
+
+def _now() -> float:
+    import time  # noqa: PLC0415
+
+    return time.time()

@@ -1,0 +1,259 @@
+"""Starting and inspecting a cluster: the Dask scheduler, agents (Dask workers) and their labels.
+
+An agent is a ``dask worker`` (no nanny: killing the agent kills its worker) with one thread per
+slot, its work directory as Dask's local directory, and buildyard's labels and resources as Dask
+worker resources: ``cpus``/``mem`` are counted, a label ``L`` is the resource ``label-L`` with a
+capacity no job exhausts. Every listening socket binds to the given host, dashboards included.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from buildyard.errors import UsageError
+
+#: Capacity of a label resource: any number of jobs wanting the label may share the agent.
+LABEL_CAPACITY = 1_000_000
+LABEL_PREFIX = "label-"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> float:
+    """``16G`` → bytes (powers of 1024); a plain number is bytes."""
+    match = _SIZE.match(text.strip())
+    if match is None:
+        raise UsageError(f"{text!r} is not a size: use e.g. 512M or 16G")
+    return float(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def parse_labels(text: str) -> tuple[str, ...]:
+    """``linux,gpu`` → ``("gpu", "linux")`` (each a plain word)."""
+    labels = sorted({part.strip() for part in text.split(",") if part.strip()})
+    for label in labels:
+        if not _LABEL.match(label):
+            raise UsageError(f"label {label!r}: use letters, digits, '.', '_' and '-'")
+    return tuple(labels)
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """``cpus=8,mem=16G`` → ``{"cpus": 8.0, "mem": 17179869184.0}``."""
+    resources: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        if not sep or name not in ("cpus", "mem", "gpu"):
+            raise UsageError(f"resource {part!r}: use cpus=N, mem=SIZE or gpu=N, comma-separated")
+        resources[name] = parse_size(value) if name == "mem" else float(value)
+    return resources
+
+
+def label_resources(labels: tuple[str, ...]) -> dict[str, float]:
+    """The Dask resources standing for ``labels``."""
+    return {f"{LABEL_PREFIX}{label}": float(LABEL_CAPACITY) for label in labels}
+
+
+def agent_argv(
+    scheduler: str,
+    *,
+    work_dir: Path,
+    labels: tuple[str, ...] = (),
+    resources: dict[str, float] | None = None,
+    slots: int = 1,
+    host: str = "127.0.0.1",
+    name: str | None = None,
+) -> list[str]:
+    """The command line of one agent."""
+    if slots < 1:
+        raise UsageError("--slots must be at least 1")
+    merged = {**(resources or {}), **label_resources(labels)}
+    argv = [
+        sys.executable, "-m", "dask", "worker", scheduler,
+        "--no-nanny", "--nthreads", str(slots),
+        "--local-directory", str(work_dir),
+        "--host", host, "--dashboard-address", f"{host}:0",
+        "--death-timeout", "60",
+    ]  # fmt: skip
+    if merged:
+        argv += ["--resources", " ".join(f"{k}={v:g}" for k, v in sorted(merged.items()))]
+    if name:
+        argv += ["--name", name]
+    return argv
+
+
+def scheduler_argv(
+    host: str = "127.0.0.1", port: int = 8786, *, scheduler_file: Path | None = None
+) -> list[str]:
+    """The command line of the scheduler (its dashboard on a free port of ``host``)."""
+    argv = [
+        sys.executable, "-m", "dask", "scheduler",
+        "--host", host, "--port", str(port), "--dashboard-address", f"{host}:0",
+    ]  # fmt: skip
+    if scheduler_file is not None:
+        argv += ["--scheduler-file", str(scheduler_file)]
+    return argv
+
+
+#: Seconds without a heartbeat after which the scheduler gives an agent up (a frozen machine, a
+#: SIGSTOPped process) and re-runs its jobs elsewhere; Dask's own default is 5 minutes.
+HEARTBEAT_TIMEOUT_S = 60.0
+
+
+def scheduler_env(heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S) -> dict[str, str]:
+    """Environment of the scheduler process: ``os.environ`` plus Dask's worker time-to-live."""
+    import os  # noqa: PLC0415
+
+    return {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": f"{heartbeat_timeout:g}s"}
+
+
+def wait_for_scheduler(scheduler_file: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+    """The address the scheduler writes to ``scheduler_file`` once it listens."""
+    import json  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UsageError(f"the Dask scheduler exited with code {process.returncode}")
+        try:
+            return str(json.loads(scheduler_file.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.05)
+    raise UsageError(f"the Dask scheduler did not start within {timeout:g}s")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """One agent as the scheduler sees it."""
+
+    address: str
+    name: str
+    labels: tuple[str, ...]
+    resources: dict[str, float]
+    slots: int
+    running: int
+
+    @property
+    def free_slots(self) -> int:
+        """Slots not running a job."""
+        return max(0, self.slots - self.running)
+
+    def capacity(self, resource: str) -> float:
+        """How much of ``resource`` (a Dask resource name, labels included) the agent has."""
+        if resource.startswith(LABEL_PREFIX):
+            return float(LABEL_CAPACITY) if resource.removeprefix(LABEL_PREFIX) in self.labels else 0.0
+        return self.resources.get(resource, 0.0)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form (``cluster status --json``)."""
+        return {
+            "address": self.address,
+            "name": self.name,
+            "labels": list(self.labels),
+            "resources": self.resources,
+            "slots": self.slots,
+            "running": self.running,
+            "free_slots": self.free_slots,
+        }
+
+
+def agents_of(info: dict[str, object]) -> list[AgentInfo]:
+    """The agents in a ``Client.scheduler_info()`` answer."""
+    workers = info.get("workers", {})
+    agents: list[AgentInfo] = []
+    for address, raw in sorted(workers.items() if isinstance(workers, dict) else []):
+        resources = {str(k): float(v) for k, v in (raw.get("resources") or {}).items()}
+        metrics = raw.get("metrics") or {}
+        agents.append(
+            AgentInfo(
+                address=str(address),
+                name=str(raw.get("name", "")),
+                labels=tuple(
+                    sorted(k.removeprefix(LABEL_PREFIX) for k in resources if k.startswith(LABEL_PREFIX))
+                ),
+                resources={k: v for k, v in resources.items() if not k.startswith(LABEL_PREFIX)},
+                slots=int(raw.get("nthreads", 1)),
+                running=int(metrics.get("executing", 0)) if isinstance(metrics, dict) else 0,
+            )
+        )
+    return agents
+
+
+def cluster_status(address: str, timeout: float = 10.0) -> list[AgentInfo]:
+    """The agents the scheduler at ``address`` (``HOST:PORT`` or a URL) knows."""
+    from buildyard.dask.executor import scheduler_address  # noqa: PLC0415
+    from buildyard.dask.wire import distributed  # noqa: PLC0415
+
+    url = scheduler_address(address)
+    try:
+        client = distributed().Client(url, set_as_default=False, timeout=f"{timeout:g}s")
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler {url}: {exc}") from None
+    try:
+        return agents_of(client.scheduler_info(n_workers=-1))
+    finally:
+        client.close()
+
+
+class LocalCluster:
+    """A scheduler and ``agents`` local agents as child processes (``buildyard cluster start``)."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8786,
+        agents: int = 0,
+        heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+    ) -> None:
+        self.heartbeat_timeout = heartbeat_timeout
+        self.work_dir = work_dir
+        self.host = host
+        self.port = port
+        self.agent_count = agents
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.address = ""
+
+    def start(self) -> str:
+        """Start everything; the scheduler's address."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        scheduler_file = self.work_dir / "scheduler.json"
+        scheduler_file.unlink(missing_ok=True)
+        scheduler = subprocess.Popen(
+            scheduler_argv(self.host, self.port, scheduler_file=scheduler_file),
+            env=scheduler_env(self.heartbeat_timeout),
+        )
+        self.processes.append(scheduler)
+        self.address = wait_for_scheduler(scheduler_file, scheduler)
+        for index in range(self.agent_count):
+            work = self.work_dir / f"agent-{index + 1}"
+            work.mkdir(exist_ok=True)
+            argv = agent_argv(self.address, work_dir=work, slots=1, host=self.host, name=f"agent-{index + 1}")
+            self.processes.append(subprocess.Popen(argv))
+        return self.address
+
+    def wait(self) -> int:
+        """Block until a process of the cluster exits; its exit code."""
+        while True:
+            for process in self.processes:
+                code = process.poll()
+                if code is not None:
+                    return code
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Terminate the agents, then the scheduler (SIGKILL after 5 s)."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
