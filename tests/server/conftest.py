@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -55,9 +54,3 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             except subprocess.TimeoutExpired:
                 server.proc.kill()
                 server.proc.wait()
-
-
-def stop(server: Server, sig: int = signal.SIGTERM) -> None:
-    """Stop ``server`` with ``sig`` and wait for it."""
-    os.kill(server.proc.pid, sig)
-    server.proc.wait(30)

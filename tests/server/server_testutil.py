@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -52,3 +54,9 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def stop(server: Server, sig: int = signal.SIGTERM) -> None:
+    """Stop ``server`` with ``sig`` and wait for it."""
+    os.kill(server.proc.pid, sig)
+    server.proc.wait(30)

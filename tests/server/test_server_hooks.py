@@ -312,7 +312,7 @@ def _schedule_entries(data_dir: Path) -> list[tuple[str, str, str]]:
 def test_a_due_schedule_fires_once_across_a_kill_9_and_restart(tmp_path, make_project, serve) -> None:
     import signal
 
-    from conftest import stop
+    from server_testutil import stop
 
     work = make_project({"buildyard.yml": SCHEDULED}, name="nightly")
     config = tmp_path / "server.yml"
