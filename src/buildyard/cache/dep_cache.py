@@ -215,8 +215,10 @@ class DependencyCache:
         if not isinstance(blob, str):
             self.store.refs.delete(DEPS_NAMESPACE, key)
             return None
-        marker = _marker(workspace, self._paths(key))
-        if _already_there(marker, blob, workspace, self._paths(key)):
+        listed = entry.get("paths")
+        paths = tuple(str(p) for p in listed) if isinstance(listed, list) else ()
+        marker = _marker(workspace, paths)
+        if _already_there(marker, blob, workspace, paths):
             return blob  # this workspace holds exactly this entry already (restored or saved here)
         reader = self.store.cas.open(blob)  # verified before a single byte is extracted
         if reader is None:
