@@ -457,3 +457,33 @@ def test_a_deployment_of_what_is_already_live_needs_no_approval(cli, project) ->
     assert [row["run_number"] for row in history(cli, root, "production")] == [1]
     code, jobs = run(cli, root, "--force")  # a redeployment does change something: it needs approval
     assert (jobs["deploy"]["status"], jobs["deploy"]["skip_reason"]) == ("skipped", "approval_timeout")
+
+
+def test_an_unapproved_deployment_deploys_nothing_if_the_environment_changed(cli, project) -> None:
+    """Started unapproved because its version was live, then another version went live first: it fails."""
+    import asyncio
+
+    from buildyard.engine.deploying import DeployingExecutor
+    from buildyard.engine.request import DeployRequest, JobRequest
+    from buildyard.engine.runner import RunOptions, open_history
+    from buildyard.testing.executors import FakeExecutor
+
+    root = project(pipeline("production"))
+    code, jobs = run(cli, root)
+    first = str(jobs["build"]["published"])
+    code, jobs = run(cli, root)  # a new build (its file names the run number) is deployed: now live
+    assert code == 0 and jobs["deploy"]["deployed"] != first
+    store = open_history(RunOptions(project_dir=root))
+    inner = FakeExecutor()
+    try:
+        spec = DeployRequest(environment="production", artifact=first, dest=str(root / "d"), unapproved=True)
+        request = JobRequest(
+            run_id="r", job_id="deploy", attempt=1, steps=(), env=(), cwd=str(root),
+            log_path=str(root / "deploy.log"), deploy=spec,
+        )  # fmt: skip
+        outcome = asyncio.run(DeployingExecutor(inner, project=root, history=store).execute(request))
+    finally:
+        store.close()
+    assert outcome.status == "failed" and "needs its approval" in outcome.message
+    assert inner.calls == []  # no step ran
+    assert [row["run_number"] for row in history(cli, root, "production")] == [2, 1]  # nothing recorded
