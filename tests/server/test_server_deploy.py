@@ -142,7 +142,8 @@ def test_waiting_deployment_holds_no_runner_and_a_maintainer_approves_it(
     )
     assert samples[("buildyard_runs_queued", (("project", "proj"),))] == 0
     assert families["buildyard_run_duration_seconds"].type == "histogram"
-    assert samples[("buildyard_queue_wait_seconds_count", (("project", "proj"),))] >= 4
+    # the first, second and job-retry runs started; the retried one was cancelled at once, maybe unstarted
+    assert samples[("buildyard_queue_wait_seconds_count", (("project", "proj"),))] >= 3
     assert all("run_id" not in labels and "sha" not in labels for _name, labels in samples)
 
 
