@@ -216,8 +216,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Read-only tokens accepted by 'cache serve'.", _tokens, in_file=False, secret=True),
     Setting("log_limit", "BUILDYARD_LOG_LIMIT", "size, or 0", "100MB",
             "Cap of one job attempt's log (0: no cap).", _log_limit),
-    Setting("executor", "BUILDYARD_EXECUTOR", "executor name", "spawn",
-            "How local jobs run: spawn (a shell per step) or pool (warm shells).", _text),
+    Setting("executor", "BUILDYARD_EXECUTOR", "executor", "local",
+            "Where jobs run: local (a shell per step), pool (warm shells), dask://HOST:PORT or "
+            "tls://HOST:PORT (agents of a cluster); over 'executor:' in buildyard.yml.", _text),
+    Setting("cluster_certs", "BUILDYARD_CLUSTER_CERTS", "path", "none",
+            "The cluster's TLS files (ca.pem, client.pem, client.key from 'cluster certs') that "
+            "run --executor tls://... connects with.", _path),
     Setting("workspace_method", "BUILDYARD_WORKSPACE_METHOD", "auto, copy or overlay", "auto",
             "How isolated workspaces are made.", _choice("auto", "copy", "overlay")),
     Setting("kill_grace", "BUILDYARD_KILL_GRACE", "seconds", "5",
@@ -260,6 +264,7 @@ class Settings:
     cache_read_tokens: tuple[str, ...]
     log_limit: int
     executor: str
+    cluster_certs: Path | None
     workspace_method: str
     kill_grace: float
     artifact_threads: int | None  # None: the CPUs available, at most 4
@@ -386,6 +391,7 @@ def resolve(
         cache_read_tokens=values["cache_read_tokens"] or (),
         log_limit=DEFAULT_LOG_LIMIT if values["log_limit"] is None else values["log_limit"],
         executor=values["executor"] or "spawn",
+        cluster_certs=values["cluster_certs"],
         workspace_method=values["workspace_method"] or "auto",
         kill_grace=DEFAULT_KILL_GRACE if values["kill_grace"] is None else values["kill_grace"],
         artifact_threads=values["artifact_threads"],

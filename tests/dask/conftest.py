@@ -45,6 +45,8 @@ class Cluster:
     scheduler_pid: int
     agents: dict[str, tuple[int, Path]] = field(default_factory=dict)
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The directory of ``cluster certs`` on a TLS cluster (the agents use its agent files).
+    certs: Path | None = None
 
     def start_agent(
         self,
@@ -70,19 +72,28 @@ class Cluster:
         ]
         argv += ["--work-dir", str(work), "--name", name, "--labels", ",".join(labels)]
         argv += ["--resources", ",".join(f"{k}={v:g}" for k, v in (resources or {}).items())]
+        if self.certs is not None:
+            argv += ["--certs", str(self.certs)]
         self.agents[name] = (_detached(argv, home, home / "agent.log"), work)
+
+    def _security(self) -> dict[str, Any]:
+        if self.certs is None:
+            return {}
+        from buildyard.dask.certs import load_tls
+
+        return {"security": load_tls(self.certs, "client").security("client")}
 
     def wait_for(self, count: int) -> None:
         from distributed import Client
 
-        with Client(self.address, set_as_default=False, timeout="20s") as client:
+        with Client(self.address, set_as_default=False, timeout="20s", **self._security()) as client:
             client.wait_for_workers(count, timeout=60)
 
     def addresses(self) -> dict[str, str]:
         """Agent name → its address, as the scheduler sees them."""
         from distributed import Client
 
-        with Client(self.address, set_as_default=False, timeout="20s") as client:
+        with Client(self.address, set_as_default=False, timeout="20s", **self._security()) as client:
             workers = client.scheduler_info()["workers"]
         return {str(w["name"]): address for address, w in workers.items()}
 
@@ -114,21 +125,22 @@ class Cluster:
         self.kill(self.scheduler_pid)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    from buildyard.dask.cluster import scheduler_argv, scheduler_env
-
-    root = tmp_path_factory.mktemp("cluster")
-    sched_file = root / "scheduler.json"
-    pid = _detached(
-        scheduler_argv(port=0, scheduler_file=sched_file),
-        root,
-        root / "scheduler.log",
-        scheduler_env(HEARTBEAT_S),
-    )
-    deadline = time.monotonic() + 30
+def start_cluster(root: Path, certs: Path | None = None) -> Cluster:
+    """A scheduler on 127.0.0.1 (mutual TLS with ``certs``) and agents a1 (linux) and a2 (linux, gpu)."""
     import json
 
+    from buildyard.dask.certs import load_tls
+    from buildyard.dask.cluster import scheduler_argv, scheduler_env
+
+    sched_file = root / "scheduler.json"
+    tls = load_tls(certs, "scheduler") if certs is not None else None
+    pid = _detached(
+        scheduler_argv(port=0, scheduler_file=sched_file, tls=tls),
+        root,
+        root / "scheduler.log",
+        scheduler_env(HEARTBEAT_S, tls=tls is not None),
+    )
+    deadline = time.monotonic() + 30
     address = ""
     while time.monotonic() < deadline and not address:
         try:
@@ -136,11 +148,39 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         except (OSError, ValueError, KeyError):
             time.sleep(0.05)
     assert address, (root / "scheduler.log").read_text()
-    made = Cluster(address, root, pid)
+    made = Cluster(address, root, pid, certs=certs)
     try:
         made.start_agent("a1", labels=("linux",), resources={"cpus": 2})
         made.start_agent("a2", labels=("linux", "gpu"), resources={"cpus": 2})
         made.wait_for(2)
+    except BaseException:
+        made.stop()
+        raise
+    return made
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    made = start_cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from buildyard.dask.certs import generate
+
+    out = tmp_path_factory.mktemp("certs") / "cluster"
+    generate(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iterator[Any]:
+    made = start_cluster(tmp_path_factory.mktemp("tls-cluster"), certs)
+    try:
         yield made
     finally:
         made.stop()

@@ -163,7 +163,10 @@ def test_the_worktree_declares_the_builtins_as_entry_points() -> None:
         "pool": "buildyard.engine.executors:pool_executor",
         **BUILTIN_PLUGINS,  # the shipped plug-ins: the same values as their entry points
     }
-    assert BUILTIN_PLUGINS == {"dask": "buildyard.dask.executor:dask_executor"}
+    assert BUILTIN_PLUGINS == {
+        "dask": "buildyard.dask.executor:dask_executor",
+        "tls": "buildyard.dask.executor:dask_tls_executor",
+    }
 
 
 def test_a_plan_gets_the_layers_it_needs_in_the_declared_order(make_project) -> None:
@@ -205,3 +208,37 @@ def test_a_plan_gets_the_layers_it_needs_in_the_declared_order(make_project) -> 
         ("deploying", "publishing", "gating", "caching", "outputs", "workspace", "pool"),
         ("pool",),
     ]
+
+
+def test_the_pipeline_names_its_executor_and_the_environment_and_cli_override_it(
+    cli, make_project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    RecordingExecutor.instances.clear()
+    root = make_project(
+        {"buildyard.yml": "executor: recording\n" + PIPELINE, ".gitignore": ".buildyard/\nout/\n"}
+    )
+    with executors.registered("recording", RecordingExecutor):
+        declared = cli("-C", root, "run", "--no-cache", "-j", "1")
+        assert declared.code == 0, declared.err
+        assert len(RecordingExecutor.instances) == 1
+        assert RecordingExecutor.instances[0].seen == ["gen", "use"]  # buildyard.yml's choice
+        overridden = cli("-C", root, "run", "--no-cache", "--executor", "local")
+        assert overridden.code == 0, overridden.err
+        monkeypatch.setenv("BUILDYARD_EXECUTOR", "local")
+        from_env = cli("-C", root, "run", "--no-cache")
+        assert from_env.code == 0, from_env.err
+        assert len(RecordingExecutor.instances) == 1  # --executor and BUILDYARD_EXECUTOR won over the file
+        monkeypatch.delenv("BUILDYARD_EXECUTOR")
+        (root / "buildyard.yml").write_text("executor: threads\n" + PIPELINE)
+        unknown = cli("-C", root, "run")
+    assert unknown.code == 2
+    assert "unknown executor 'threads' (from executor: in buildyard.yml)" in unknown.err.strip()
+    assert "\n" not in unknown.err.strip()
+
+
+def test_a_malformed_executor_in_the_pipeline_is_a_spec_error_with_its_line(cli, make_project) -> None:
+    root = make_project({"buildyard.yml": PIPELINE + "executor: 'dask:// spaces'\n"})
+    result = cli("-C", root, "run")
+    assert result.code == 2
+    assert "buildyard.yml:10" in result.err and "executor" in result.err, result.err
+    assert "Traceback" not in result.err

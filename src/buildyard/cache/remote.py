@@ -23,6 +23,8 @@ from buildyard.cache.store import OutputLock
 from buildyard.settings import load as load_settings
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class RemoteCache:
         *,
         timeout: float = 2.0,
         warn: Callable[[str], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         import httpx  # noqa: PLC0415 - lazy: httpx costs ~200 ms of import time, only remote users pay it
 
@@ -55,6 +58,8 @@ class RemoteCache:
             base_url=self.url + _API,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
+            # a server of a private CA (a Dask cluster's, with a client certificate) or the system's
+            verify=ssl_context if ssl_context is not None else True,
         )
         self._warn = warn or logger.warning
         self.disabled = False

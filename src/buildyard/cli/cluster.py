@@ -15,7 +15,10 @@ from buildyard.extras import require_extra
 
 @click.command()
 @click.option(
-    "--scheduler", required=True, metavar="URL", help="The scheduler: tcp://HOST:PORT (or HOST:PORT)."
+    "--scheduler",
+    required=True,
+    metavar="URL",
+    help="The scheduler: tls://HOST:PORT (with --certs), or tcp://127.0.0.1:PORT on this machine.",
 )
 @click.option("--labels", default="", metavar="L1,L2", help="Labels jobs select with runs_on.")
 @click.option(
@@ -31,14 +34,41 @@ from buildyard.extras import require_extra
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface the agent listens on.")
 @click.option("--name", default=None, help="The agent's name (default: its address).")
+@click.option(
+    "--certs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of 'cluster certs': speak mutual TLS only (required off loopback).",
+)
+@click.option(
+    "--dashboard-address",
+    default="127.0.0.1:0",
+    show_default=True,
+    help="Where Dask's dashboard (plain HTTP) listens.",
+)
 def agent(
-    scheduler: str, labels: str, resources: str, slots: int, work_dir: Path, host: str, name: str | None
+    scheduler: str,
+    labels: str,
+    resources: str,
+    slots: int,
+    work_dir: Path,
+    host: str,
+    name: str | None,
+    certs: Path | None,
+    dashboard_address: str,
 ) -> None:
     """Start an agent (a Dask worker running buildyard jobs) for the scheduler."""
     require_extra("dask", "buildyard agent")
-    from buildyard.dask.cluster import agent_argv, parse_labels, parse_resources  # noqa: PLC0415
+    from buildyard.dask.certs import load_tls  # noqa: PLC0415
+    from buildyard.dask.cluster import (  # noqa: PLC0415
+        REQUIRE_ENCRYPTION_ENV,
+        agent_argv,
+        parse_labels,
+        parse_resources,
+    )
     from buildyard.dask.executor import scheduler_address  # noqa: PLC0415
 
+    tls = load_tls(certs, "agent") if certs is not None else None
     argv = agent_argv(
         scheduler_address(scheduler),
         work_dir=work_dir.resolve(),
@@ -47,10 +77,13 @@ def agent(
         slots=slots,
         host=host,
         name=name,
+        tls=tls,
+        dashboard=dashboard_address,
     )
     work_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, REQUIRE_ENCRYPTION_ENV: "True"} if tls is not None else dict(os.environ)
     sys.stdout.flush()
-    os.execv(sys.executable, argv)  # noqa: S606 - the agent is this process: signals reach the worker
+    os.execve(sys.executable, argv, env)  # noqa: S606 - the agent is this process: signals reach the worker
 
 
 @click.group(name="cluster")
@@ -76,13 +109,39 @@ def app() -> None:
     show_default=True,
     help="Scheduler file and the local agents' directories.",
 )
-def start(host: str, port: int, agents: int, heartbeat_timeout: float, work_dir: Path) -> int:
+@click.option(
+    "--certs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of 'cluster certs': speak mutual TLS only (required off loopback).",
+)
+@click.option(
+    "--dashboard-address",
+    default="127.0.0.1:0",
+    show_default=True,
+    help="Where Dask's dashboard (plain HTTP) listens.",
+)
+def start(
+    host: str,
+    port: int,
+    agents: int,
+    heartbeat_timeout: float,
+    work_dir: Path,
+    certs: Path | None,
+    dashboard_address: str,
+) -> int:
     """Start a scheduler (and local agents) until interrupted."""
     require_extra("dask", "buildyard cluster start")
     from buildyard.dask.cluster import LocalCluster  # noqa: PLC0415
 
     cluster = LocalCluster(
-        work_dir.resolve(), host=host, port=port, agents=agents, heartbeat_timeout=heartbeat_timeout
+        work_dir.resolve(),
+        host=host,
+        port=port,
+        agents=agents,
+        heartbeat_timeout=heartbeat_timeout,
+        certs=certs.resolve() if certs is not None else None,
+        dashboard=dashboard_address,
     )
 
     def stop(_signum: int, _frame: object) -> None:
@@ -91,7 +150,8 @@ def start(host: str, port: int, agents: int, heartbeat_timeout: float, work_dir:
     signal.signal(signal.SIGTERM, stop)
     try:
         address = cluster.start()
-        click.echo(f"scheduler {address}: buildyard run --executor dask://{address.removeprefix('tcp://')}")
+        target = address if address.startswith("tls://") else f"dask://{address.removeprefix('tcp://')}"
+        click.echo(f"scheduler {address}: buildyard run --executor {target}")
         return cluster.wait()
     except KeyboardInterrupt:
         return 130
@@ -101,15 +161,22 @@ def start(host: str, port: int, agents: int, heartbeat_timeout: float, work_dir:
 
 @app.command()
 @click.option(
-    "--scheduler", required=True, metavar="URL", help="The scheduler: tcp://HOST:PORT (or HOST:PORT)."
+    "--scheduler", required=True, metavar="URL", help="The scheduler: tls://HOST:PORT or 127.0.0.1:PORT."
+)
+@click.option(
+    "--certs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory of 'cluster certs': the client certificate of a TLS cluster.",
 )
 @json_option
-def status(scheduler: str, as_json: bool) -> None:
+def status(scheduler: str, certs: Path | None, as_json: bool) -> None:
     """List the agents: labels, resources, running jobs and free slots."""
     require_extra("dask", "buildyard cluster status")
+    from buildyard.dask.certs import load_tls  # noqa: PLC0415
     from buildyard.dask.cluster import cluster_status  # noqa: PLC0415
 
-    agents = cluster_status(scheduler)
+    agents = cluster_status(scheduler, tls=load_tls(certs, "client") if certs is not None else None)
     if as_json:
         print_json([a.to_dict() for a in agents])
         return
@@ -121,3 +188,30 @@ def status(scheduler: str, as_json: bool) -> None:
             f"{a.name}  {a.address}  labels={','.join(a.labels) or '-'}  resources={res}  "
             f"running={a.running}  free={a.free_slots}/{a.slots}"
         )
+
+
+@app.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the CA and the certificates into (must not hold a CA yet).",
+)
+@click.option(
+    "--hosts",
+    default="127.0.0.1,localhost",
+    show_default=True,
+    metavar="H1,H2",
+    help="Names and addresses the certificates are made for.",
+)
+def certs(out: Path, hosts: str) -> None:
+    """Make the cluster's CA and the scheduler's, agents' and clients' certificates."""
+    from buildyard.dask.certs import generate  # noqa: PLC0415
+
+    names = tuple(h.strip() for h in hosts.split(",") if h.strip())
+    for path in generate(out, names):
+        click.echo(str(path))
+    click.echo(
+        f"scheduler: cluster start --certs {out}; agents: agent --certs DIR (ca.pem, agent.pem, agent.key); "
+        f"orchestrator: BUILDYARD_CLUSTER_CERTS={out} (ca.pem, client.pem, client.key)"
+    )

@@ -119,7 +119,14 @@ def _remote(job: AgentJob) -> tuple[RemoteCache, list[str]]:
         if held is not None:
             held[1].close()
         problems: list[str] = []
-        held = (key, RemoteCache(job.cas_url, job.cas_token, timeout=30.0, warn=problems.append), problems)
+        context = None
+        if job.cas_url.startswith("https://"):  # the orchestrator of a TLS cluster: this agent's certificate
+            security = distributed().get_worker().security
+            context = security.get_connection_args("worker")["ssl_context"]
+        remote = RemoteCache(
+            job.cas_url, job.cas_token, timeout=30.0, warn=problems.append, ssl_context=context
+        )
+        held = (key, remote, problems)
         _clients.held = held
     held[2].clear()
     return held[1], held[2]

@@ -8,13 +8,16 @@ capacity no job exhausts. Every listening socket binds to the given host, dashbo
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from buildyard.dask.certs import ClusterTLS, load_tls
 from buildyard.errors import UsageError
 
 #: Capacity of a label resource: any number of jobs wanting the label may share the agent.
@@ -53,6 +56,20 @@ def parse_resources(text: str) -> dict[str, float]:
     return resources
 
 
+def require_loopback(host: str, what: str) -> None:
+    """``UsageError`` unless ``host`` is a loopback address or ``localhost`` (plain TCP stays here)."""
+    bare = host.strip("[]")
+    try:
+        loopback = bare == "localhost" or ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise UsageError(
+            f"{what}: plain TCP is allowed on loopback only (127.0.0.1, ::1, localhost); "
+            "use tls://HOST:PORT with the certificates of 'buildyard cluster certs'"
+        )
+
+
 def label_resources(labels: tuple[str, ...]) -> dict[str, float]:
     """The Dask resources standing for ``labels``."""
     return {f"{LABEL_PREFIX}{label}": float(LABEL_CAPACITY) for label in labels}
@@ -67,18 +84,26 @@ def agent_argv(
     slots: int = 1,
     host: str = "127.0.0.1",
     name: str | None = None,
+    tls: ClusterTLS | None = None,
+    dashboard: str = "127.0.0.1:0",
 ) -> list[str]:
-    """The command line of one agent."""
+    """The command line of one agent (plain TCP only on loopback; with ``tls``, mutual TLS only)."""
     if slots < 1:
         raise UsageError("--slots must be at least 1")
+    if tls is None:
+        require_loopback(host, f"agent on {host}")
+    elif not scheduler.startswith("tls://"):
+        raise UsageError(f"scheduler {scheduler}: an agent with certificates connects to tls://HOST:PORT")
     merged = {**(resources or {}), **label_resources(labels)}
     argv = [
         sys.executable, "-m", "dask", "worker", scheduler,
         "--no-nanny", "--nthreads", str(slots),
         "--local-directory", str(work_dir),
-        "--host", host, "--dashboard-address", f"{host}:0",
+        "--host", host, "--dashboard-address", dashboard,
         "--death-timeout", "60",
     ]  # fmt: skip
+    if tls is not None:
+        argv += ["--protocol", "tls", *tls.argv()]
     if merged:
         argv += ["--resources", " ".join(f"{k}={v:g}" for k, v in sorted(merged.items()))]
     if name:
@@ -87,13 +112,23 @@ def agent_argv(
 
 
 def scheduler_argv(
-    host: str = "127.0.0.1", port: int = 8786, *, scheduler_file: Path | None = None
+    host: str = "127.0.0.1",
+    port: int = 8786,
+    *,
+    scheduler_file: Path | None = None,
+    tls: ClusterTLS | None = None,
+    dashboard: str = "127.0.0.1:0",
 ) -> list[str]:
-    """The command line of the scheduler (its dashboard on a free port of ``host``)."""
+    """The command line of the scheduler (its dashboard, plain HTTP, on ``dashboard``: loopback unless
+    configured). Plain TCP only on loopback; with ``tls``, mutual TLS only."""
+    if tls is None:
+        require_loopback(host, f"scheduler on {host}")
     argv = [
         sys.executable, "-m", "dask", "scheduler",
-        "--host", host, "--port", str(port), "--dashboard-address", f"{host}:0",
+        "--host", host, "--port", str(port), "--dashboard-address", dashboard,
     ]  # fmt: skip
+    if tls is not None:
+        argv += ["--protocol", "tls", *tls.argv()]
     if scheduler_file is not None:
         argv += ["--scheduler-file", str(scheduler_file)]
     return argv
@@ -104,11 +139,19 @@ def scheduler_argv(
 HEARTBEAT_TIMEOUT_S = 60.0
 
 
-def scheduler_env(heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S) -> dict[str, str]:
-    """Environment of the scheduler process: ``os.environ`` plus Dask's worker time-to-live."""
+def scheduler_env(heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S, *, tls: bool = False) -> dict[str, str]:
+    """Environment of the scheduler process: ``os.environ`` plus Dask's worker time-to-live (and, on a
+    TLS cluster, Dask's refusal of any unencrypted connection)."""
     import os  # noqa: PLC0415
 
-    return {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": f"{heartbeat_timeout:g}s"}
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": f"{heartbeat_timeout:g}s"}
+    if tls:
+        env[REQUIRE_ENCRYPTION_ENV] = "True"
+    return env
+
+
+#: Dask's setting refusing every unencrypted connection (set for the processes of a TLS cluster).
+REQUIRE_ENCRYPTION_ENV = "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"
 
 
 def wait_for_scheduler(scheduler_file: Path, process: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
@@ -183,14 +226,15 @@ def agents_of(info: dict[str, object]) -> list[AgentInfo]:
     return agents
 
 
-def cluster_status(address: str, timeout: float = 10.0) -> list[AgentInfo]:
-    """The agents the scheduler at ``address`` (``HOST:PORT`` or a URL) knows."""
+def cluster_status(address: str, timeout: float = 10.0, *, tls: ClusterTLS | None = None) -> list[AgentInfo]:
+    """The agents the scheduler at ``address`` (``HOST:PORT`` or a URL) knows (``tls``: client files)."""
     from buildyard.dask.executor import scheduler_address  # noqa: PLC0415
     from buildyard.dask.wire import distributed  # noqa: PLC0415
 
     url = scheduler_address(address)
+    options: dict[str, Any] = {"security": tls.security("client")} if tls is not None else {}
     try:
-        client = distributed().Client(url, set_as_default=False, timeout=f"{timeout:g}s")
+        client = distributed().Client(url, set_as_default=False, timeout=f"{timeout:g}s", **options)
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"cannot reach the Dask scheduler {url}: {exc}") from None
     try:
@@ -210,8 +254,12 @@ class LocalCluster:
         port: int = 8786,
         agents: int = 0,
         heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S,
+        certs: Path | None = None,
+        dashboard: str = "127.0.0.1:0",
     ) -> None:
         self.heartbeat_timeout = heartbeat_timeout
+        self.certs = certs
+        self.dashboard = dashboard
         self.work_dir = work_dir
         self.host = host
         self.port = port
@@ -224,17 +272,23 @@ class LocalCluster:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         scheduler_file = self.work_dir / "scheduler.json"
         scheduler_file.unlink(missing_ok=True)
+        tls = load_tls(self.certs, "scheduler") if self.certs is not None else None
+        agent_tls = load_tls(self.certs, "agent") if self.certs is not None else None
         scheduler = subprocess.Popen(
-            scheduler_argv(self.host, self.port, scheduler_file=scheduler_file),
-            env=scheduler_env(self.heartbeat_timeout),
+            scheduler_argv(
+                self.host, self.port, scheduler_file=scheduler_file, tls=tls, dashboard=self.dashboard
+            ),
+            env=scheduler_env(self.heartbeat_timeout, tls=tls is not None),
         )
         self.processes.append(scheduler)
         self.address = wait_for_scheduler(scheduler_file, scheduler)
         for index in range(self.agent_count):
             work = self.work_dir / f"agent-{index + 1}"
             work.mkdir(exist_ok=True)
-            argv = agent_argv(self.address, work_dir=work, slots=1, host=self.host, name=f"agent-{index + 1}")
-            self.processes.append(subprocess.Popen(argv))
+            argv = agent_argv(
+                self.address, work_dir=work, slots=1, host=self.host, name=f"agent-{index + 1}", tls=agent_tls
+            )
+            self.processes.append(subprocess.Popen(argv, env=scheduler_env(tls=agent_tls is not None)))
         return self.address
 
     def wait(self) -> int:

@@ -28,6 +28,7 @@ import contextlib
 import os
 import posixpath
 import secrets
+import socket
 import stat
 import threading
 import time
@@ -40,7 +41,8 @@ from buildyard.cache.hashing import FileHasher, StatCache
 from buildyard.cache.pathsafe import UnsafePathError
 from buildyard.cache.store import CacheStore
 from buildyard.dask.agent import run_job
-from buildyard.dask.cluster import LABEL_PREFIX, AgentInfo, agents_of, parse_size
+from buildyard.dask.certs import ClusterTLS, load_tls
+from buildyard.dask.cluster import LABEL_PREFIX, AgentInfo, agents_of, parse_size, require_loopback
 from buildyard.dask.wire import AgentJob, AgentResult, FileRef, distributed
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.request import (
@@ -72,29 +74,77 @@ AGENTS_TTL_S = 2.0
 
 
 def scheduler_address(target: str) -> str:
-    """``tcp://HOST:PORT`` for a ``dask://`` target (``HOST:PORT``, ``HOST``, ``tcp://…``, ``tls://…``)."""
+    """``tcp://HOST:PORT`` for a ``dask://`` target (``HOST:PORT``, ``HOST``, ``tcp://…``, ``tls://…``).
+
+    Plain ``tcp://`` is refused (``UsageError``) unless the host is a loopback address: between
+    machines the cluster speaks TLS only.
+    """
     target = target.strip().rstrip("/")
     if not target:
         raise UsageError("the dask executor needs a scheduler: use --executor dask://HOST:PORT")
     if "://" in target:
-        return target
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
-        return f"tcp://{target}:{DEFAULT_PORT}"
-    return f"tcp://{host}:{port}"
+        address = target
+    else:
+        host, sep, port = target.rpartition(":")
+        address = (
+            f"tcp://{target}:{DEFAULT_PORT}" if not sep or not port.isdigit() else f"tcp://{host}:{port}"
+        )
+    scheme, _, rest = address.partition("://")
+    if scheme not in ("tcp", "tls"):
+        raise UsageError(
+            f"scheduler {address!r}: use tls://HOST:PORT (or tcp://127.0.0.1:PORT on this machine)"
+        )
+    if scheme == "tcp":
+        require_loopback(rest.rpartition(":")[0] or rest, "tcp://" + rest)
+    return address
+
+
+def serving_host(address: str) -> str:
+    """The local address the agents of the scheduler at ``address`` reach this machine at."""
+    host, _, port = address.partition("://")[2].rpartition(":")
+    host = host.strip("[]")
+    try:
+        require_loopback(host, address)
+    except UsageError:
+        pass
+    else:
+        return "127.0.0.1"
+    try:
+        info = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)[0]
+        with socket.socket(info[0], socket.SOCK_DGRAM) as probe:
+            probe.connect(info[4])  # a UDP "connection" sends nothing: it only picks the route
+            return str(probe.getsockname()[0])
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot find this machine's address toward {address}: {exc}") from None
 
 
 class _CasServer:
     """The orchestrator's CAS served over HTTP to the agents, in a thread, on a free port."""
 
-    def __init__(self, store: CacheStore, host: str) -> None:
+    def __init__(self, store: CacheStore, host: str, tls: ClusterTLS | None = None) -> None:
+        import ssl  # noqa: PLC0415
+
         import uvicorn  # noqa: PLC0415 - only with the dask executor
 
         from buildyard.server.cache_app import Tokens, create_cache_app  # noqa: PLC0415
 
         self.token = secrets.token_urlsafe(32)
         app = create_cache_app(store, Tokens(write=frozenset({self.token})))
-        config = uvicorn.Config(app, host=host, port=0, log_level="warning", access_log=False, lifespan="off")
+        # on a TLS cluster the job files are served over mutual TLS with the orchestrator's
+        # certificate: only members of the cluster (a certificate of its CA) connect at all
+        ssl_options: dict[str, Any] = (
+            {
+                "ssl_certfile": str(tls.cert),
+                "ssl_keyfile": str(tls.key),
+                "ssl_ca_certs": str(tls.ca),
+                "ssl_cert_reqs": ssl.CERT_REQUIRED,
+            }
+            if tls is not None
+            else {}
+        )
+        config = uvicorn.Config(
+            app, host=host, port=0, log_level="warning", access_log=False, lifespan="off", **ssl_options
+        )
         self._server: uvicorn.Server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="buildyard-dask-cas", daemon=True)
         self._thread.start()
@@ -105,7 +155,8 @@ class _CasServer:
             time.sleep(0.01)
         sockets = [s for server in self._server.servers for s in server.sockets]
         port = sockets[0].getsockname()[1]
-        self.url = f"http://{host}:{port}"
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://{host}:{port}"
 
     def close(self) -> None:
         self._server.should_exit = True
@@ -162,10 +213,18 @@ class DaskExecutor:
     #: Every job runs in a fresh workspace of its own on an agent: the stack adds no ``workspace`` layer.
     isolates = True
 
-    def __init__(self, address: str | None = None, *, cas_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, address: str | None = None, *, cas_host: str | None = None, certs: Path | None = None
+    ) -> None:
         require_extra("dask", "the dask executor")
         self.address = scheduler_address(address or "")
+        #: Where the job files are served (default: loopback, or on a TLS cluster elsewhere the
+        #: address of this machine's interface that routes to the scheduler).
         self.cas_host = cas_host
+        #: The directory of the cluster's TLS files (``tls://`` only; default: the ``cluster_certs`` setting).
+        self.certs = certs
+        self._tls: ClusterTLS | None = None
+        self._project: Path | None = None
         self._client: Client | None = None
         self._live: dict[str, _LiveLog] = {}
         self._topics: set[str] = set()
@@ -185,19 +244,42 @@ class DaskExecutor:
             if self._client is None:
                 if self._unreachable:  # said once: the run's other jobs fail at once, not after 10 s each
                     raise UsageError(self._unreachable)
+                options: dict[str, Any] = {}
+                tls = self._cluster_tls()
+                if tls is not None:
+                    options["security"] = tls.security("client")
                 try:
-                    self._client = distributed().Client(self.address, set_as_default=False, timeout="10s")
+                    self._client = distributed().Client(
+                        self.address, set_as_default=False, timeout="10s", **options
+                    )
                 except (OSError, TimeoutError) as exc:
                     self._unreachable = f"cannot reach the Dask scheduler {self.address}: {exc}"
                     raise UsageError(self._unreachable) from None
             return self._client
 
+    def _cluster_tls(self) -> ClusterTLS | None:
+        """The orchestrator's TLS files on a ``tls://`` cluster (``UsageError`` when there are none)."""
+        if not self.address.startswith("tls://"):
+            return None
+        if self._tls is None:
+            certs = self.certs or load_settings(self._project).cluster_certs
+            if certs is None:
+                raise UsageError(
+                    f"{self.address} needs the cluster's client certificate: set BUILDYARD_CLUSTER_CERTS "
+                    "to the directory 'buildyard cluster certs' wrote"
+                )
+            self._tls = load_tls(certs, "client")
+        return self._tls
+
     def _serve(self, project: Path) -> tuple[CacheStore, _CasServer]:
         with self._lock:
+            if self._project is None:
+                self._project = project
             if self._store is None or self._cas is None:
                 self._store = CacheStore(load_settings(project).home / "cas", private=True)
                 self._store.ensure_root()
-                self._cas = _CasServer(self._store, self.cas_host)
+                host = self.cas_host or serving_host(self.address)
+                self._cas = _CasServer(self._store, host, self._cluster_tls())
             return self._store, self._cas
 
     def close(self) -> None:
@@ -455,6 +537,13 @@ def _describe(agents: list[AgentInfo]) -> str:
 def dask_executor(target: str = "") -> DaskExecutor:
     """The ``dask`` backend (entry point): ``target`` is ``HOST:PORT`` of ``dask://HOST:PORT``."""
     return DaskExecutor(target or None)
+
+
+def dask_tls_executor(target: str = "") -> DaskExecutor:
+    """The ``tls`` backend (entry point): ``tls://HOST:PORT``, a cluster spoken to over mutual TLS."""
+    if not target:
+        raise UsageError("the tls executor needs a scheduler: use --executor tls://HOST:PORT")
+    return DaskExecutor(f"tls://{target}")
 
 
 def _bridge(future: Future) -> asyncio.Future[Any]:

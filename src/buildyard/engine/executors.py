@@ -58,7 +58,10 @@ def pool_executor() -> Executor:
 BUILTIN: dict[str, ExecutorFactory] = {"local": local_executor, "pool": pool_executor}
 #: Plug-ins shipped with buildyard above the engine (which never imports them): loaded by their entry
 #: point's value exactly as an installed entry point would be, so they work without fresh metadata.
-BUILTIN_PLUGINS: dict[str, str] = {"dask": "buildyard.dask.executor:dask_executor"}
+BUILTIN_PLUGINS: dict[str, str] = {
+    "dask": "buildyard.dask.executor:dask_executor",
+    "tls": "buildyard.dask.executor:dask_tls_executor",
+}
 
 
 class ExecutorRegistry:
@@ -133,15 +136,20 @@ class ExecutorRegistry:
 executors = ExecutorRegistry()
 
 
-def executor_name(chosen: str | None = None, project: Path | None = None) -> tuple[str, str]:
-    """``(name, where it came from)``: ``chosen``, else the ``executor`` setting
-    (``$BUILDYARD_EXECUTOR``, a config file), else ``local``."""
+def executor_name(
+    chosen: str | None = None, project: Path | None = None, *, declared: str = ""
+) -> tuple[str, str]:
+    """``(name, where it came from)``, first found of: ``chosen`` (``--executor``),
+    ``$BUILDYARD_EXECUTOR``, ``declared`` (the pipeline's ``executor:``), a config file's
+    ``executor``, else ``local``."""
     if chosen:
         return chosen, ""
     from buildyard.settings import Source, load  # noqa: PLC0415 - run start-up stays lean
 
     settings = load(project)
     origin = settings.origins["executor"]
-    if origin.source == Source.DEFAULT:
-        return DEFAULT_EXECUTOR, ""
-    return settings.executor, (origin.where or str(origin))
+    if origin.source == Source.ENV or (origin.source != Source.DEFAULT and not declared):
+        return settings.executor, (origin.where or str(origin))
+    if declared:
+        return declared, "executor: in buildyard.yml"
+    return DEFAULT_EXECUTOR, ""

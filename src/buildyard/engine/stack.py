@@ -210,7 +210,7 @@ def build_stack(
 ) -> ExecutorStack:
     """Wrap ``backend`` (else a new executor of backend ``name``, see ``executor_name``) in the
     ``LAYERS`` the plan needs. A backend made here is closed with the stack; a given one is not."""
-    chosen, origin = executor_name(name, ctx.project)
+    chosen, origin = executor_name(name, ctx.project, declared=ctx.plan.executor)
     closers: list[Callable[[], None]] = []
     if backend is None:
         backend = registry.create(chosen, origin=origin)
@@ -220,7 +220,8 @@ def build_stack(
     else:
         chosen = type(backend).__name__
     executor = backend
-    if split_target(chosen)[0] != "dask" and _any(ctx, lambda i: bool(i.runs_on) and i.runs_on != ("local",)):
+    on_cluster = split_target(chosen)[0] in ("dask", "tls")
+    if not on_cluster and _any(ctx, lambda i: bool(i.runs_on) and i.runs_on != ("local",)):
         ctx.info("runs_on labels are ignored: no cluster (--executor dask://HOST:PORT), every job runs here")
     present = [layer for layer in LAYERS if layer.needed(ctx)]
     if getattr(backend, "isolates", False):  # it runs every job in a fresh workspace of its own

@@ -127,6 +127,8 @@ class Plan:
     cache_inputs: tuple[str, ...] = ()
     env_mode: str = "loose"
     pass_env: tuple[str, ...] = ()
+    #: The pipeline's ``executor:`` ("" when it names none).
+    executor: str = ""
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -288,6 +290,7 @@ def build(
         cache_inputs=tuple(pipeline.cache_inputs),
         env_mode=str(pipeline.env_mode),
         pass_env=tuple(pipeline.pass_env),
+        executor=pipeline.executor or "",
     )
 
 

@@ -573,6 +573,10 @@ class NotifySpec(Spec, frozen=True, kw_only=True):
         return out
 
 
+#: An executor name, optionally with a target: ``local``, ``dask://host:8786``.
+EXECUTOR = re.compile(r"^[a-z][a-z0-9_-]{0,31}(://[A-Za-z0-9_.:\[\]/-]{1,255})?$")
+
+
 class Pipeline(Spec, frozen=True, kw_only=True):
     """A whole ``buildyard.yml``."""
 
@@ -596,6 +600,9 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     on: OnSpec | None = None
     #: Notifications when runs finish (or wait for an approval), sent through the outbox.
     notify: list[NotifySpec] = msgspec.field(default_factory=list)
+    #: Where jobs run by default (``local``, ``pool``, ``dask://HOST:PORT``, ``tls://HOST:PORT``):
+    #: ``--executor`` and ``BUILDYARD_EXECUTOR`` override it.
+    executor: str | None = None
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -616,6 +623,13 @@ class Pipeline(Spec, frozen=True, kw_only=True):
                     f"variables take {size / 1024:.0f} KiB, more than the limit of "
                     f"{MAX_VARIABLES_BYTES // 1024} KiB stored with every run "
                     "(keep large values in files the jobs read)",
+                )
+            )
+        if self.executor is not None and not EXECUTOR.match(self.executor):
+            out.append(
+                (
+                    ("executor",),
+                    f"executor {self.executor!r}: use local, pool, dask://HOST:PORT or tls://HOST:PORT",
                 )
             )
         for name in self.jobs:

@@ -56,6 +56,11 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "Notifications when runs fail, are fixed, succeed, finish or wait for an approval.",
         [{"on": ["failure", "fixed"], "branches": ["main"], "slack": {"url_secret": "SLACK_WEBHOOK_URL"}}],
     ),
+    ("Pipeline", "executor"): (
+        "Where jobs run unless --executor or BUILDYARD_EXECUTOR says otherwise: local, pool, "
+        "dask://HOST:PORT (a cluster on this machine's loopback) or tls://HOST:PORT (a TLS cluster).",
+        "tls://ci-scheduler.example:8786",
+    ),
     ("Pipeline", "jobs"): (
         "The jobs, by name (letters, digits, '_', '-', '.').",
         {"test": {"script": ["pytest -q"]}},
