@@ -55,8 +55,9 @@ class Cluster:
         labels: tuple[str, ...] = (),
         resources: dict[str, float] | None = None,
         slots: int = 2,
+        extra: tuple[str, ...] = (),
     ) -> None:
-        self.specs[name] = {"labels": labels, "resources": resources, "slots": slots}
+        self.specs[name] = {"labels": labels, "resources": resources, "slots": slots, "extra": extra}
         home = self.root / name
         work = home / "work"
         work.mkdir(parents=True, exist_ok=True)
@@ -74,6 +75,7 @@ class Cluster:
         argv += ["--resources", ",".join(f"{k}={v:g}" for k, v in (resources or {}).items())]
         if self.certs is not None:
             argv += ["--certs", str(self.certs)]
+        argv += extra
         self.agents[name] = (_detached(argv, home, home / "agent.log"), work)
 
     def _security(self) -> dict[str, Any]:

@@ -35,6 +35,13 @@ from buildyard.extras import require_extra
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface the agent listens on.")
 @click.option("--name", default=None, help="The agent's name (default: its address).")
 @click.option(
+    "--cache-size",
+    default="10G",
+    show_default=True,
+    metavar="SIZE",
+    help="Limit of the local blob cache (least recently used blobs evicted first; 0: none).",
+)
+@click.option(
     "--certs",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -54,6 +61,7 @@ def agent(
     work_dir: Path,
     host: str,
     name: str | None,
+    cache_size: str,
     certs: Path | None,
     dashboard_address: str,
 ) -> None:
@@ -61,10 +69,11 @@ def agent(
     require_extra("dask", "buildyard agent")
     from buildyard.dask.certs import load_tls  # noqa: PLC0415
     from buildyard.dask.cluster import (  # noqa: PLC0415
-        REQUIRE_ENCRYPTION_ENV,
         agent_argv,
+        agent_env,
         parse_labels,
         parse_resources,
+        parse_size,
     )
     from buildyard.dask.executor import scheduler_address  # noqa: PLC0415
 
@@ -81,7 +90,7 @@ def agent(
         dashboard=dashboard_address,
     )
     work_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, REQUIRE_ENCRYPTION_ENV: "True"} if tls is not None else dict(os.environ)
+    env = agent_env(work_dir.resolve(), tls=tls is not None, cache_size=int(parse_size(cache_size)))
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)  # noqa: S606 - the agent is this process: signals reach the worker
 

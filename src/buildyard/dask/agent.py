@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from buildyard.cache.cas import CAS
 from buildyard.cache.hashing import list_inputs
 from buildyard.cache.pathsafe import check_relpath, check_symlink, is_protected, normalize_mode
+from buildyard.dask.blobcache import DEFAULT_CACHE_SIZE, blob_cache
 from buildyard.dask.wire import AgentJob, AgentResult, FileRef, distributed
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.request import JobOutcome, JobRequest, outcome_without_steps
@@ -45,20 +46,36 @@ LIVE_CHUNK = 64 * 1024
 CANCEL_POLL_S = 0.2
 
 
+#: Dask config key of the agent's directory (``DASK_BUILDYARD__AGENT_DIR``).
+AGENT_DIR_CONFIG = "buildyard.agent-dir"
+#: Dask config key of the agent's blob cache limit in bytes (``DASK_BUILDYARD__AGENT_CACHE_SIZE``).
+CACHE_SIZE_CONFIG = "buildyard.agent-cache-size"
+
+
 class FetchError(BuildyardError):
     """A blob of the job's workspace could not be fetched from the orchestrator's CAS."""
 
 
 def agent_dir() -> Path:
-    """This agent's buildyard directory (under the worker's ``--work-dir``/local directory)."""
-    get_worker = distributed().get_worker
+    """This agent's buildyard directory: ``<--work-dir>/buildyard`` (Dask's config ``buildyard.agent-dir``,
+    set by ``buildyard agent``), else under the worker's own directory (new at each start)."""
+    import dask.config  # noqa: PLC0415 - on an agent, already loaded
 
-    return Path(get_worker().local_directory) / "buildyard"
+    configured = dask.config.get(AGENT_DIR_CONFIG, default=None)
+    if configured:
+        return Path(str(configured))
+    return Path(distributed().get_worker().local_directory) / "buildyard"
 
 
 def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
-    """Write ``job.files`` into the new directory ``root``, fetching the blobs ``cas`` lacks."""
-    missing = sorted({f.digest for f in job.files if f.symlink is None and not cas.has(f.digest)})
+    """Write ``job.files`` into the new directory ``root``, fetching the blobs ``cas`` lacks (the
+    caller pins them); the blobs already there are marked used (the cache evicts the oldest)."""
+    missing: list[str] = []
+    for digest in sorted({f.digest for f in job.files if f.symlink is None}):
+        if cas.has(digest):
+            cas.touch(digest)
+        else:
+            missing.append(digest)
     if missing:
         remote, problems = _remote(job)
         for digest in missing:
@@ -79,8 +96,9 @@ def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
             raise FetchError(f"blob {ref.digest[:12]} of {norm} is corrupt")
 
 
-def _collect(job: AgentJob, cas: CAS, root: Path) -> tuple[FileRef, ...]:
-    """Store the declared outputs in ``cas`` and upload the blobs the orchestrator lacks."""
+def _collect(job: AgentJob, cas: CAS, root: Path, pin: Callable[[str], None]) -> tuple[FileRef, ...]:
+    """Store the declared outputs in ``cas`` (each blob pinned by ``pin`` until uploaded) and upload the
+    blobs the orchestrator lacks."""
     patterns = list(job.collect)
     if not patterns:
         return ()
@@ -95,7 +113,10 @@ def _collect(job: AgentJob, cas: CAS, root: Path) -> tuple[FileRef, ...]:
             check_symlink(rel, target)
             refs.append(FileRef(rel, symlink=target))
         elif stat.S_ISREG(st.st_mode):
-            refs.append(FileRef(rel, cas.put_file(full), normalize_mode(st.st_mode), st.st_size))
+            digest = cas.put_file(full)
+            pin(digest)
+            cas.touch(digest)
+            refs.append(FileRef(rel, digest, normalize_mode(st.st_mode), st.st_size))
     remote, problems = _remote(job)
     for digest in sorted({r.digest for r in refs if r.symlink is None}):
         # small blobs go up at once (the server keeps one copy); large ones only if it lacks them
@@ -162,45 +183,67 @@ def run_job(job: AgentJob) -> AgentResult:
     me = get_worker().address
     lost = _note_start(job.started_variable, me)
     base = agent_dir()
-    cas = CAS(base / "cas")
+    cache = blob_cache(base / "cas", cache_limit())
+    cas = cache.cas()
     jobs = base / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     slot = jobs / f"{job.request.job_id.replace('/', '_')[:80]}-{secrets.token_hex(4)}"
-    root = slot / "ws"
-    log_path = slot / "job.log"
-    request = job.request
     try:
-        try:
-            slot.mkdir()
-            _materialize(job, cas, root)
-        except (OSError, BuildyardError) as exc:
-            outcome = outcome_without_steps(
-                replace(request, log_path=""), JobStatus.FAILED, _now(), f"workspace on {me}: {exc}"
-            )
-            return AgentResult(outcome, b"", (), me, lost)
-        cwd = (root / request.cwd).resolve()
-        if not cwd.is_relative_to(root.resolve()):
-            msg = f"working directory {request.cwd!r} leaves the workspace"
-            outcome = outcome_without_steps(replace(request, log_path=""), JobStatus.FAILED, _now(), msg)
-            return AgentResult(outcome, b"", (), me, lost)
-        cwd.mkdir(parents=True, exist_ok=True)
-        env = dict(request.env)
-        env.update({"BUILDYARD_WORKSPACE": str(root), "CI_PROJECT_DIR": str(root), "BUILDYARD_AGENT": me})
-        local_request = replace(
-            request, cwd=str(cwd), log_path=str(log_path), env=tuple(env.items()), workspace=None, cache=None
-        )
-        outcome, streamed = _run_supervised(job, local_request)
-        log = log_path.read_bytes() if log_path.exists() else b""
-        problem = ""
-        outputs: tuple[FileRef, ...] = ()
-        if outcome.status == JobStatus.SUCCESS or job.request.reports:  # a failed job's reports matter too
-            try:
-                outputs = _collect(job, cas, root)
-            except (OSError, BuildyardError) as exc:
-                problem = f"outputs on {me}: {exc}"
-        return AgentResult(outcome, log, outputs, me, lost, problem, streamed)
+        with cache.pinned(f.digest for f in job.files if f.symlink is None) as held:
+            return _run_in(job, cas, slot, me, lost, lambda digest: cache.pin(held, digest))
     finally:
         shutil.rmtree(slot, ignore_errors=True)
+        cache.added(cas.take_added())
+        cache.trim()
+
+
+def _run_in(
+    job: AgentJob, cas: CAS, slot: Path, me: str, lost: str, pin: Callable[[str], None]
+) -> AgentResult:
+    """The attempt in the job's directory ``slot``: workspace, steps, outputs."""
+    request = job.request
+    root = slot / "ws"
+    log_path = slot / "job.log"
+    try:
+        slot.mkdir()
+        _materialize(job, cas, root)
+    except (OSError, BuildyardError) as exc:
+        outcome = outcome_without_steps(
+            replace(request, log_path=""), JobStatus.FAILED, _now(), f"workspace on {me}: {exc}"
+        )
+        return AgentResult(outcome, b"", (), me, lost)
+    cwd = (root / request.cwd).resolve()
+    if not cwd.is_relative_to(root.resolve()):
+        msg = f"working directory {request.cwd!r} leaves the workspace"
+        outcome = outcome_without_steps(replace(request, log_path=""), JobStatus.FAILED, _now(), msg)
+        return AgentResult(outcome, b"", (), me, lost)
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = dict(request.env)
+    env.update({"BUILDYARD_WORKSPACE": str(root), "CI_PROJECT_DIR": str(root), "BUILDYARD_AGENT": me})
+    local_request = replace(
+        request, cwd=str(cwd), log_path=str(log_path), env=tuple(env.items()), workspace=None, cache=None
+    )
+    outcome, streamed = _run_supervised(job, local_request)
+    log = log_path.read_bytes() if log_path.exists() else b""
+    problem = ""
+    outputs: tuple[FileRef, ...] = ()
+    if outcome.status == JobStatus.SUCCESS or job.request.reports:  # a failed job's reports matter too
+        try:
+            outputs = _collect(job, cas, root, pin)
+        except (OSError, BuildyardError) as exc:
+            problem = f"outputs on {me}: {exc}"
+    return AgentResult(outcome, log, outputs, me, lost, problem, streamed)
+
+
+def cache_limit() -> int | None:
+    """This agent's blob cache limit in bytes (``agent --cache-size``, through Dask's config; None: none)."""
+    import dask.config  # noqa: PLC0415 - on an agent, already loaded
+
+    value = dask.config.get(CACHE_SIZE_CONFIG, default=None)
+    if value is None:
+        return DEFAULT_CACHE_SIZE
+    limit = int(value)
+    return limit if limit > 0 else None
 
 
 class _LiveLog:

@@ -150,6 +150,32 @@ def scheduler_env(heartbeat_timeout: float = HEARTBEAT_TIMEOUT_S, *, tls: bool =
     return env
 
 
+#: Dask config variable of the agent's blob cache limit (bytes; 0: none), read by ``agent.cache_limit``.
+CACHE_SIZE_ENV = "DASK_BUILDYARD__AGENT_CACHE_SIZE"
+
+
+#: Dask config variable of the agent's own directory (workspaces, blob cache), kept across restarts.
+AGENT_DIR_ENV = "DASK_BUILDYARD__AGENT_DIR"
+
+
+def agent_env(
+    work_dir: Path | None = None, *, tls: bool = False, cache_size: int | None = None
+) -> dict[str, str]:
+    """Environment of an agent process: ``os.environ`` plus its work directory (Dask's own directory
+    under it is new at every start: the blob cache lives beside it), its blob cache limit (None: the
+    default; 0: no limit) and, on a TLS cluster, the refusal of unencrypted connections."""
+    import os  # noqa: PLC0415
+
+    env = dict(os.environ)
+    if work_dir is not None:
+        env[AGENT_DIR_ENV] = str(work_dir / "buildyard")
+    if cache_size is not None:
+        env[CACHE_SIZE_ENV] = str(cache_size)
+    if tls:
+        env[REQUIRE_ENCRYPTION_ENV] = "True"
+    return env
+
+
 #: Dask's setting refusing every unencrypted connection (set for the processes of a TLS cluster).
 REQUIRE_ENCRYPTION_ENV = "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"
 
@@ -288,7 +314,7 @@ class LocalCluster:
             argv = agent_argv(
                 self.address, work_dir=work, slots=1, host=self.host, name=f"agent-{index + 1}", tls=agent_tls
             )
-            self.processes.append(subprocess.Popen(argv, env=scheduler_env(tls=agent_tls is not None)))
+            self.processes.append(subprocess.Popen(argv, env=agent_env(work, tls=agent_tls is not None)))
         return self.address
 
     def wait(self) -> int:
