@@ -172,6 +172,8 @@ DEFAULT_LOG_LIMIT = 100 * 1000 * 1000
 MIN_LOG_LIMIT = 4096
 DEFAULT_CACHE_MAX_SIZE = 10 * 1024**3
 DEFAULT_KILL_GRACE = 5.0
+#: Seconds without news from the orchestrator after which agents kill its jobs.
+DEFAULT_CLUSTER_HEARTBEAT = 60.0
 DEFAULT_DAEMON_IDLE = 3 * 3600.0
 
 
@@ -219,6 +221,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("executor", "BUILDYARD_EXECUTOR", "executor", "local",
             "Where jobs run: local (a shell per step), pool (warm shells), dask://HOST:PORT or "
             "tls://HOST:PORT (agents of a cluster); over 'executor:' in buildyard.yml.", _text),
+    Setting("cluster_heartbeat", "BUILDYARD_CLUSTER_HEARTBEAT", "seconds", "60",
+            "Agents kill a run's jobs after this long without news from its orchestrator "
+            "(killed, frozen, or cut off by a lost scheduler).", _positive_seconds),
     Setting("cluster_certs", "BUILDYARD_CLUSTER_CERTS", "path", "none",
             "The cluster's TLS files (ca.pem, client.pem, client.key from 'cluster certs') that "
             "run --executor tls://... connects with.", _path),
@@ -264,6 +269,7 @@ class Settings:
     cache_read_tokens: tuple[str, ...]
     log_limit: int
     executor: str
+    cluster_heartbeat: float
     cluster_certs: Path | None
     workspace_method: str
     kill_grace: float
@@ -391,6 +397,7 @@ def resolve(
         cache_read_tokens=values["cache_read_tokens"] or (),
         log_limit=DEFAULT_LOG_LIMIT if values["log_limit"] is None else values["log_limit"],
         executor=values["executor"] or "spawn",
+        cluster_heartbeat=values["cluster_heartbeat"] or DEFAULT_CLUSTER_HEARTBEAT,
         cluster_certs=values["cluster_certs"],
         workspace_method=values["workspace_method"] or "auto",
         kill_grace=DEFAULT_KILL_GRACE if values["kill_grace"] is None else values["kill_grace"],

@@ -190,3 +190,13 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iterat
 
 def _python() -> str:
     return sys.executable
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A cluster of the test's own (for a test that kills its scheduler)."""
+    made = start_cluster(tmp_path_factory.mktemp("fresh-cluster"))
+    try:
+        yield made
+    finally:
+        made.stop()

@@ -53,7 +53,9 @@ def test_the_size_is_counted_from_what_jobs_add(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_an_agent_cache_stays_bounded_over_a_run(cli, make_project, cluster) -> None:
     limit = 96 * 1024
-    cluster.start_agent("small", labels=("small",), resources={"cpus": 2}, slots=1, extra=("--cache-size", f"{limit}"))
+    cluster.start_agent(
+        "small", labels=("small",), resources={"cpus": 2}, slots=1, extra=("--cache-size", f"{limit}")
+    )
     try:
         cluster.wait_for(3)
         files = {f"data/{i}.bin": os.urandom(40 * 1024).hex()[: 40 * 1024] for i in range(4)}

@@ -19,10 +19,11 @@ import secrets
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from buildyard.cache.cas import CAS
 from buildyard.cache.hashing import list_inputs
@@ -153,16 +154,55 @@ def _remote(job: AgentJob) -> tuple[RemoteCache, list[str]]:
     return held[1], held[2]
 
 
-def _watch_cancel(name: str, stop: threading.Event, cancel: Callable[[], object]) -> None:
+class _Watch:
+    """Why a running job must stop, asked every ``CANCEL_POLL_S`` by the watcher thread: the
+    orchestrator set the job's cancel ``Event`` (cancel, Ctrl-C, timeout); Dask released the task
+    (its orchestrator disconnected: killed, or closed); or the orchestrator's alive ``Variable`` did
+    not advance for ``job.orchestrator_timeout`` seconds (frozen, or no scheduler to ask)."""
 
-    event = distributed().Event(name)
+    def __init__(self, job: AgentJob, worker: Any, key: object) -> None:
+        self.job = job
+        self.worker = worker
+        self.key = key
+        self.last_beat: object = None
+        self.heard = time.monotonic()
+        self.asked = 0.0
+
+    def released(self) -> bool:
+        """Dask no longer wants the task's result (the client that asked for it is gone)."""
+        if self.key is None:
+            return False
+        state = getattr(self.worker, "state", None)
+        task = state.tasks.get(self.key) if state is not None else None
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+    def orphaned(self) -> bool:
+        """No news from the orchestrator for ``orchestrator_timeout`` (its variable read at most 4 times
+        per timeout, at most every second)."""
+        if not self.job.alive_variable:
+            return False
+        now = time.monotonic()
+        if now - self.asked >= min(1.0, self.job.orchestrator_timeout / 4):
+            self.asked = now
+            with contextlib.suppress(Exception):  # unset yet, or no scheduler: no news
+                beat = distributed().Variable(self.job.alive_variable).get(timeout=CANCEL_POLL_S)
+                if beat != self.last_beat:
+                    self.last_beat, self.heard = beat, now
+        return now - self.heard > self.job.orchestrator_timeout
+
+
+def _watch_cancel(watch: _Watch, stop: threading.Event, cancel: Callable[[], object]) -> None:
+    event = distributed().Event(watch.job.cancel_event)
     while not stop.is_set():
         try:
             if event.wait(timeout=CANCEL_POLL_S):
                 cancel()
                 return
-        except Exception:  # noqa: BLE001 - the scheduler is gone: the job goes on; Dask decides its fate
+        except Exception:  # noqa: BLE001 - the scheduler is gone: the orchestrator's silence decides
             stop.wait(CANCEL_POLL_S)
+        if watch.released() or watch.orphaned():
+            cancel()
+            return
 
 
 def _note_start(name: str, me: str) -> str:
@@ -277,6 +317,8 @@ class _LiveLog:
 def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int]:
     """Run ``request`` with the local executor, cancelled when the job's cancel event is set; the
     outcome and the bytes of output streamed live."""
+    worker = distributed().get_worker()
+    watch = _Watch(job, worker, worker.get_current_task())
     executor = LocalExecutor("spawn")
     loop = asyncio.new_event_loop()
     live = _LiveLog(job, loop) if job.log_topic else None
@@ -284,7 +326,7 @@ def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_cancel,
-        args=(job.cancel_event, stop, lambda: loop.call_soon_threadsafe(task.cancel)),
+        args=(watch, stop, lambda: loop.call_soon_threadsafe(task.cancel)),
         name="buildyard-cancel-watch",
         daemon=True,
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import posixpath
 import secrets
@@ -57,6 +58,7 @@ from buildyard.engine.workspace import workspace_files
 from buildyard.errors import UsageError
 from buildyard.extras import require_extra
 from buildyard.model import JobStatus
+from buildyard.settings import DEFAULT_CLUSTER_HEARTBEAT
 from buildyard.settings import load as load_settings
 
 if TYPE_CHECKING:
@@ -236,11 +238,18 @@ class DaskExecutor:
         self._store: CacheStore | None = None
         self._hasher = FileHasher(StatCache())
         self._lock = threading.Lock()
+        #: The Dask ``Variable`` this orchestrator advances while it lives (agents watch it).
+        self._alive = f"buildyard-alive-{secrets.token_hex(8)}"
+        self._heartbeat_s = DEFAULT_CLUSTER_HEARTBEAT
+        self._stop = threading.Event()
+        self._beating: threading.Thread | None = None
 
     @property
     def client(self) -> Client:
-        """The Dask client (connected on first use)."""
+        """The Dask client (connected on first use); ``UsageError`` once the scheduler is lost."""
         with self._lock:
+            if self._client is not None and self._client.status != "running":
+                raise UsageError(self._lost())
             if self._client is None:
                 if self._unreachable:  # said once: the run's other jobs fail at once, not after 10 s each
                     raise UsageError(self._unreachable)
@@ -255,7 +264,31 @@ class DaskExecutor:
                 except (OSError, TimeoutError) as exc:
                     self._unreachable = f"cannot reach the Dask scheduler {self.address}: {exc}"
                     raise UsageError(self._unreachable) from None
+                _one_line_dask_logs()
+                self._beating = threading.Thread(
+                    target=self._beat, args=(self._client,), name="buildyard-dask-alive", daemon=True
+                )
+                self._beating.start()
             return self._client
+
+    def _lost(self) -> str:
+        return (
+            f"lost the Dask scheduler {self.address}: the run cannot go on (the agents kill its jobs "
+            f"within {self._heartbeat_s:g}s)"
+        )
+
+    def _beat(self, client: Client) -> None:
+        """Advance the alive variable every quarter of the heartbeat timeout until closed: agents
+        kill this orchestrator's jobs when it stops (killed, frozen, cut off)."""
+        variable = distributed().Variable(self._alive, client=client)
+        interval = max(0.25, min(5.0, self._heartbeat_s / 4))
+        beat = 0
+        while True:
+            beat += 1
+            with contextlib.suppress(Exception):  # a scheduler gone: the jobs fail on their own
+                variable.set(beat, timeout=interval)
+            if self._stop.wait(interval):
+                return
 
     def _cluster_tls(self) -> ClusterTLS | None:
         """The orchestrator's TLS files on a ``tls://`` cluster (``UsageError`` when there are none)."""
@@ -275,6 +308,7 @@ class DaskExecutor:
         with self._lock:
             if self._project is None:
                 self._project = project
+                self._heartbeat_s = load_settings(project).cluster_heartbeat
             if self._store is None or self._cas is None:
                 self._store = CacheStore(load_settings(project).home / "cas", private=True)
                 self._store.ensure_root()
@@ -284,8 +318,13 @@ class DaskExecutor:
 
     def close(self) -> None:
         """Disconnect from the scheduler and stop serving blobs."""
+        self._stop.set()
+        if self._beating is not None:
+            self._beating.join(timeout=10.0)
         with self._lock:
             if self._client is not None:
+                with contextlib.suppress(Exception):
+                    distributed().Variable(self._alive, client=self._client).delete()
                 with contextlib.suppress(Exception):  # a scheduler already gone: nothing to release
                     self._client.close()
                 self._client = None
@@ -370,6 +409,8 @@ class DaskExecutor:
             started_variable=f"buildyard-started-{name}",
             log_topic=f"buildyard-log-{request.run_id}",
             collect=_collected(request, dependencies),
+            alive_variable=self._alive,
+            orchestrator_timeout=self._heartbeat_s,
         )
 
     async def execute(self, request: JobRequest, sink: OutputSink | None = None) -> JobOutcome:
@@ -404,7 +445,10 @@ class DaskExecutor:
             await self._cancel(client, job, future, done, request.kill_grace)
             raise
         except Exception as exc:  # noqa: BLE001 - Dask gave up (KilledWorker: every agent it ran on died)
-            message = f"agent_lost: {type(exc).__name__}: {exc}"[:500]
+            if client.status != "running":  # the scheduler is gone: Dask cancelled every future
+                message = self._lost()
+            else:
+                message = f"agent_lost: {type(exc).__name__}: {exc}"[:500]
             log_note(request, message, sink)
             return outcome_without_steps(request, JobStatus.FAILED, started_at, message)
         finally:
@@ -502,6 +546,39 @@ class DaskExecutor:
                 f"outputs of {request.job_id} from {result.agent} not restored: a blob is missing or corrupt"
             )
         return ""
+
+
+#: Dask's loggers that report a lost connection (with tracebacks) on the orchestrator.
+_DASK_LOGGERS = (
+    "distributed.client",
+    "distributed.core",
+    "distributed.utils",
+    "distributed.batched",
+    "distributed.comm.core",
+    "distributed.comm.tcp",
+)
+
+
+class _OneLine(logging.Filter):
+    """A Dask error as one line, without its traceback: a lost scheduler or agent is reported by the
+    run itself, in one line; Dask's own account stays, shortened."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            error = record.exc_info[1]
+            shown = f"{type(error).__name__}: {error}" if error is not None else ""
+            record.msg = " ".join(part for part in (record.getMessage().strip(), shown) if part)
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _one_line_dask_logs() -> None:
+    for name in _DASK_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _OneLine) for f in logger.filters):
+            logger.addFilter(_OneLine())
 
 
 def _relative_cwd(request: JobRequest, project: Path) -> str:

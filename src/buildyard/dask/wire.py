@@ -55,6 +55,11 @@ class AgentJob:
     #: Project-relative patterns of what comes back after the job: its declared outputs, the reports
     #: its gates read, its dependency cache paths.
     collect: tuple[str, ...] = ()
+    #: Name of the Dask ``Variable`` the orchestrator advances every few seconds while it lives.
+    alive_variable: str = ""
+    #: Seconds without that variable advancing (or without a scheduler to ask) after which the agent
+    #: kills the job: its orchestrator is gone or frozen.
+    orchestrator_timeout: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
