@@ -52,7 +52,7 @@ def test_the_size_is_counted_from_what_jobs_add(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_an_agent_cache_stays_bounded_over_a_run(cli, make_project, cluster) -> None:
-    limit = 96 * 1024
+    limit = 160 * 1024  # one job needs ~190 KiB (inputs and output); all four ~490 KiB
     cluster.start_agent(
         "small", labels=("small",), resources={"cpus": 2}, slots=1, extra=("--cache-size", f"{limit}")
     )
@@ -61,7 +61,7 @@ def test_an_agent_cache_stays_bounded_over_a_run(cli, make_project, cluster) -> 
         files = {f"data/{i}.bin": os.urandom(40 * 1024).hex()[: 40 * 1024] for i in range(4)}
         jobs = "".join(
             f"  j{i}:\n    runs_on: [small]\n    needs: [{'j' + str(i - 1) if i else ''}]\n"
-            f"    script: [mkdir -p out && sha256sum data/*.bin > out/{i}.txt && head -c 30000 /dev/urandom"
+            f"    script: [mkdir -p out && sha256sum data/*.bin > out/{i}.txt && head -c 100000 /dev/urandom"
             f" > out/{i}.bin]\n    artifacts: {{paths: [out/{i}.txt, out/{i}.bin]}}\n"
             for i in range(4)
         ).replace("needs: []\n", "needs: []\n")
@@ -74,7 +74,7 @@ def test_an_agent_cache_stays_bounded_over_a_run(cli, make_project, cluster) -> 
         assert set(statuses.values()) == {"success"}, statuses
         # every job saw all four inputs although they did not fit in the cache together with outputs
         assert (root / "out" / "3.txt").read_text().count(".bin") == 4
-        assert (root / "out" / "3.bin").stat().st_size == 30000
+        assert (root / "out" / "3.bin").stat().st_size == 100000  # a large output: uploaded, not inline
         blobs = cluster.agents["small"][1] / "buildyard" / "cas" / "blobs"
         stored = sum(p.stat().st_size for p in blobs.rglob("*") if p.is_file())
         assert 0 < stored <= limit

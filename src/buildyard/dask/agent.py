@@ -25,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blake3 import blake3
+
 from buildyard.cache.cas import CAS
 from buildyard.cache.hashing import list_inputs
 from buildyard.cache.pathsafe import check_relpath, check_symlink, is_protected, normalize_mode
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 
 #: Output blobs up to this size (stored, compressed) are uploaded without asking whether the server has them.
 SMALL_BLOB = 64 * 1024
+#: Output files of at most ``SMALL_BLOB`` bytes travel in the result, up to this much per job.
+INLINE_TOTAL = 256 * 1024
 #: Live output is sent at most this often, or as soon as this much is waiting.
 LIVE_INTERVAL_S = 0.1
 LIVE_CHUNK = 64 * 1024
@@ -97,13 +101,18 @@ def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
             raise FetchError(f"blob {ref.digest[:12]} of {norm} is corrupt")
 
 
-def _collect(job: AgentJob, cas: CAS, root: Path, pin: Callable[[str], None]) -> tuple[FileRef, ...]:
-    """Store the declared outputs in ``cas`` (each blob pinned by ``pin`` until uploaded) and upload the
-    blobs the orchestrator lacks."""
+def _collect(
+    job: AgentJob, cas: CAS, root: Path, pin: Callable[[str], None]
+) -> tuple[tuple[FileRef, ...], tuple[tuple[str, bytes], ...]]:
+    """The declared outputs: small files' content returned inline (up to ``INLINE_TOTAL`` in all),
+    the others stored in ``cas`` (each blob pinned by ``pin`` until uploaded) and uploaded if the
+    orchestrator lacks them."""
     patterns = list(job.collect)
     if not patterns:
-        return ()
+        return (), ()
     refs: list[FileRef] = []
+    inline: dict[str, bytes] = {}
+    room = INLINE_TOTAL
     for rel in list_inputs(root, patterns):
         if is_protected(rel):
             continue
@@ -114,17 +123,28 @@ def _collect(job: AgentJob, cas: CAS, root: Path, pin: Callable[[str], None]) ->
             check_symlink(rel, target)
             refs.append(FileRef(rel, symlink=target))
         elif stat.S_ISREG(st.st_mode):
-            digest = cas.put_file(full)
-            pin(digest)
-            cas.touch(digest)
-            refs.append(FileRef(rel, digest, normalize_mode(st.st_mode), st.st_size))
+            size = st.st_size
+            if size <= min(SMALL_BLOB, room):
+                data = full.read_bytes()
+                digest, size = blake3(data).hexdigest(), len(data)
+                if digest not in inline:
+                    inline[digest] = data
+                    room -= size
+            else:
+                digest = cas.put_file(full)
+                pin(digest)
+                cas.touch(digest)
+            refs.append(FileRef(rel, digest, normalize_mode(st.st_mode), size))
+    uploads = sorted({r.digest for r in refs if r.symlink is None} - set(inline))
+    if not uploads:
+        return tuple(refs), tuple(inline.items())
     remote, problems = _remote(job)
-    for digest in sorted({r.digest for r in refs if r.symlink is None}):
+    for digest in uploads:
         # small blobs go up at once (the server keeps one copy); large ones only if it lacks them
         size = cas.stored_size(digest)
         if (size > SMALL_BLOB or not remote.has_blob(digest)) and not remote.put_blob(digest, cas):
             raise FetchError(f"output blob {digest[:12]} could not be uploaded {''.join(problems)}")
-    return tuple(refs)
+    return tuple(refs), tuple(inline.items())
 
 
 _clients = threading.local()
@@ -205,23 +225,14 @@ def _watch_cancel(watch: _Watch, stop: threading.Event, cancel: Callable[[], obj
             return
 
 
-def _note_start(name: str, me: str) -> str:
-    """Record that ``me`` started the task; return the agent that had started it before ("" if none)."""
-
-    variable = distributed().Variable(name)
-    previous = ""
-    with contextlib.suppress(Exception):  # TimeoutError when unset (the first start)
-        previous = str(variable.get(timeout=0))
-    variable.set(me)
-    return previous
-
-
 def run_job(job: AgentJob) -> AgentResult:
     """The Dask task: run one attempt of one job in a fresh workspace on this agent."""
     get_worker = distributed().get_worker
 
-    me = get_worker().address
-    lost = _note_start(job.started_variable, me)
+    worker = get_worker()
+    me = worker.address
+    if job.log_topic:  # no round trip: batched with the worker's other messages
+        worker.log_event(job.log_topic, {"job": job.cancel_event, "start": me})
     base = agent_dir()
     cache = blob_cache(base / "cas", cache_limit())
     cas = cache.cas()
@@ -230,16 +241,14 @@ def run_job(job: AgentJob) -> AgentResult:
     slot = jobs / f"{job.request.job_id.replace('/', '_')[:80]}-{secrets.token_hex(4)}"
     try:
         with cache.pinned(f.digest for f in job.files if f.symlink is None) as held:
-            return _run_in(job, cas, slot, me, lost, lambda digest: cache.pin(held, digest))
+            return _run_in(job, cas, slot, me, lambda digest: cache.pin(held, digest))
     finally:
         shutil.rmtree(slot, ignore_errors=True)
         cache.added(cas.take_added())
         cache.trim()
 
 
-def _run_in(
-    job: AgentJob, cas: CAS, slot: Path, me: str, lost: str, pin: Callable[[str], None]
-) -> AgentResult:
+def _run_in(job: AgentJob, cas: CAS, slot: Path, me: str, pin: Callable[[str], None]) -> AgentResult:
     """The attempt in the job's directory ``slot``: workspace, steps, outputs."""
     request = job.request
     root = slot / "ws"
@@ -251,12 +260,12 @@ def _run_in(
         outcome = outcome_without_steps(
             replace(request, log_path=""), JobStatus.FAILED, _now(), f"workspace on {me}: {exc}"
         )
-        return AgentResult(outcome, b"", (), me, lost)
+        return AgentResult(outcome, b"", (), me)
     cwd = (root / request.cwd).resolve()
     if not cwd.is_relative_to(root.resolve()):
         msg = f"working directory {request.cwd!r} leaves the workspace"
         outcome = outcome_without_steps(replace(request, log_path=""), JobStatus.FAILED, _now(), msg)
-        return AgentResult(outcome, b"", (), me, lost)
+        return AgentResult(outcome, b"", (), me)
     cwd.mkdir(parents=True, exist_ok=True)
     env = dict(request.env)
     env.update({"BUILDYARD_WORKSPACE": str(root), "CI_PROJECT_DIR": str(root), "BUILDYARD_AGENT": me})
@@ -267,12 +276,13 @@ def _run_in(
     log = log_path.read_bytes() if log_path.exists() else b""
     problem = ""
     outputs: tuple[FileRef, ...] = ()
+    inline: tuple[tuple[str, bytes], ...] = ()
     if outcome.status == JobStatus.SUCCESS or job.request.reports:  # a failed job's reports matter too
         try:
-            outputs = _collect(job, cas, root, pin)
+            outputs, inline = _collect(job, cas, root, pin)
         except (OSError, BuildyardError) as exc:
             problem = f"outputs on {me}: {exc}"
-    return AgentResult(outcome, log, outputs, me, lost, problem, streamed)
+    return AgentResult(outcome, log, outputs, me, problem, streamed, inline)
 
 
 def cache_limit() -> int | None:

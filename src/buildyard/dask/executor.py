@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildyard.cache.action_cache import ActionCache, ActionEntry, OutputFile
-from buildyard.cache.hashing import FileHasher, StatCache
+from buildyard.cache.hashing import FileHasher, StatCache, list_inputs
 from buildyard.cache.pathsafe import UnsafePathError
 from buildyard.cache.store import CacheStore
 from buildyard.dask.agent import run_job
@@ -71,6 +71,8 @@ Future = Any  # distributed.Future
 DEFAULT_PORT = 8786
 #: ``runs_on: local``: the job runs on the orchestrator's machine, not on an agent.
 LOCAL = "local"
+#: The most output content an agent may return inline with a result (it sends at most 256 KiB).
+INLINE_LIMIT = 1024 * 1024
 #: How long the list of live agents (for placement checks) is reused.
 AGENTS_TTL_S = 2.0
 
@@ -229,6 +231,11 @@ class DaskExecutor:
         self._project: Path | None = None
         self._client: Client | None = None
         self._live: dict[str, _LiveLog] = {}
+        #: Job (its cancel event's name) → the agents that said they started it, in order.
+        self._starts: dict[str, list[str]] = {}
+        #: ``(project, run id)`` → the git-visible files, listed once per run: on a cluster the
+        #: project changes during a run only by restored outputs, which jobs see as upstream outputs.
+        self._listing: tuple[tuple[Path, str], list[str]] | None = None
         self._topics: set[str] = set()
         self._local: Executor | None = None
         self._agents_cache: list[AgentInfo] = []
@@ -373,7 +380,13 @@ class DaskExecutor:
         store, cas_server = self._serve(project)
         cwd = _relative_cwd(request, project)
         dependencies = _dependency_paths(request, cwd)
-        rels = workspace_files(project, (*request.upstream_outputs, *dependencies))
+        with self._lock:
+            listing = self._listing
+        if listing is None or listing[0] != (project, request.run_id):
+            listing = ((project, request.run_id), list_inputs(project))
+            with self._lock:
+                self._listing = listing
+        rels = workspace_files(project, (*request.upstream_outputs, *dependencies), git_files=listing[1])
         regular: list[str] = []
         links: dict[str, str] = {}
         modes: dict[str, tuple[int, int]] = {}
@@ -406,7 +419,6 @@ class DaskExecutor:
             cas_url=cas_server.url,
             cas_token=cas_server.token,
             cancel_event=f"buildyard-cancel-{name}",
-            started_variable=f"buildyard-started-{name}",
             log_topic=f"buildyard-log-{request.run_id}",
             collect=_collected(request, dependencies),
             alive_variable=self._alive,
@@ -419,17 +431,11 @@ class DaskExecutor:
             return await self._local_executor().execute(request, sink)
         started_at = time.time()
         try:
-            job = await asyncio.to_thread(self._prepare, request)
-            client = await asyncio.to_thread(lambda: self.client)
+            job, client, wanted = await asyncio.to_thread(self._ready, request)
         except (OSError, UsageError) as exc:
             message = str(exc) if isinstance(exc, UsageError) else f"cannot ship the job's files: {exc}"
             log_note(request, message, sink)
             return outcome_without_steps(request, JobStatus.FAILED, started_at, message)
-        try:
-            wanted = await asyncio.to_thread(self._placement, client, request)
-        except UsageError as exc:
-            log_note(request, str(exc), sink)
-            return outcome_without_steps(request, JobStatus.FAILED, started_at, str(exc))
         key = f"buildyard-job-{job.cancel_event.removeprefix('buildyard-cancel-')}"
         live = _LiveLog(request, sink)
         self._follow(client, job, live)
@@ -452,9 +458,15 @@ class DaskExecutor:
             log_note(request, message, sink)
             return outcome_without_steps(request, JobStatus.FAILED, started_at, message)
         finally:
-            # a scheduler round trip nobody waits for: in a thread, off this loop
-            asyncio.get_running_loop().run_in_executor(None, _forget, client, job)
-        return await asyncio.to_thread(self._finish, request, result, sink, live)
+            starts = self._starts.pop(job.cancel_event, [])
+        lost = next((agent for agent in starts if agent != result.agent), "")
+        return await asyncio.to_thread(self._finish, request, result, sink, live, lost)
+
+    def _ready(self, request: JobRequest) -> tuple[AgentJob, Client, dict[str, float]]:
+        """Blocking, in one thread hop: the agent's job, the client, the resources it takes."""
+        job = self._prepare(request)
+        client = self.client
+        return job, client, self._placement(client, request)
 
     async def _cancel(
         self, client: Client, job: AgentJob, future: Future, done: asyncio.Future[Any], grace: float
@@ -479,14 +491,24 @@ class DaskExecutor:
         msg = event[1]
         if not isinstance(msg, dict):
             return
-        live = self._live.get(str(msg.get("job", "")))
+        name = str(msg.get("job", ""))
+        start = msg.get("start")
+        if isinstance(start, str) and name in self._live:
+            self._starts.setdefault(name, []).append(start[:200])
+            return
+        live = self._live.get(name)
         data = msg.get("data")
         if live is not None and isinstance(data, bytes):
             with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
                 live.loop.call_soon_threadsafe(live.feed, data)
 
     def _finish(
-        self, request: JobRequest, result: AgentResult, sink: OutputSink | None, live: _LiveLog
+        self,
+        request: JobRequest,
+        result: AgentResult,
+        sink: OutputSink | None,
+        live: _LiveLog,
+        lost_agent: str = "",
     ) -> JobOutcome:
         """Blocking: the agent's log into the local log (replacing the live copy), its outputs into
         the project."""
@@ -497,8 +519,8 @@ class DaskExecutor:
             elif result.streamed > live.received:  # the last chunks were still on their way: the tail
                 sink(request.job_id, result.log[len(result.log) - (result.streamed - live.received) :])
         outcome = replace(result.outcome, log_path=request.log_path)
-        if result.lost_agent:
-            note = f"agent_lost: agent {result.lost_agent} was lost mid-job; re-run on {result.agent}"
+        if lost_agent:
+            note = f"agent_lost: agent {lost_agent} was lost mid-job; re-run on {result.agent}"
             log_note(request, note, sink)
             outcome = replace(outcome, message=outcome.message or note)
         if outcome.status != JobStatus.SUCCESS:
@@ -535,6 +557,13 @@ class DaskExecutor:
             created=time.time(),
         )
         project = Path(request.project_root)
+        # small outputs came with the result: into the CAS, each checked against its digest (bounded)
+        refused = f"outputs of {request.job_id} from {result.agent} not restored"
+        if sum(len(data) for _digest, data in result.inline) > INLINE_LIMIT:
+            return f"{refused}: too large to travel inline"
+        for digest, data in result.inline:
+            if self._store.cas.put_bytes(data) != digest:
+                return f"{refused}: a blob does not match its digest"
         try:
             allowed = _collected(request, _dependency_paths(request, _relative_cwd(request, project)))
             # the orchestrator's own patterns, never the agent's word: an agent writes nothing else
@@ -649,9 +678,3 @@ def _bridge(future: Future) -> asyncio.Future[Any]:
 
     future.add_done_callback(settle)
     return done
-
-
-def _forget(client: Client, job: AgentJob) -> None:
-    """Drop the job's start record on the scheduler."""
-    with contextlib.suppress(Exception):
-        distributed().Variable(job.started_variable, client=client).delete()

@@ -46,11 +46,9 @@ class AgentJob:
     cas_token: str
     #: Name of the Dask ``Event`` whose setting cancels the job (its process tree is killed).
     cancel_event: str
-    #: Name of the Dask ``Variable`` recording which agent started the task (a re-run after a lost
-    #: agent finds the previous one there).
-    started_variable: str
-    #: Dask event topic the agent streams the job's masked output to, as ``LogChunk`` dicts
-    #: (``{"job": cancel_event, "data": bytes}``); "" for none.
+    #: Dask event topic the agent streams the job's masked output to (``{"job": cancel_event, "data":
+    #: bytes}``), after saying it started the job (``{"job": cancel_event, "start": agent address}``:
+    #: a second start by another agent means the first was lost); "" for none.
     log_topic: str = ""
     #: Project-relative patterns of what comes back after the job: its declared outputs, the reports
     #: its gates read, its dependency cache paths.
@@ -70,8 +68,9 @@ class AgentResult:
     log: bytes
     outputs: tuple[FileRef, ...]
     agent: str
-    #: The address of the agent that had started this task before it was lost ("" if none).
-    lost_agent: str = ""
     problem: str = ""  # outputs could not be collected or uploaded (one line)
     #: Bytes of output sent live on ``log_topic`` (the orchestrator shows what it did not receive).
     streamed: int = 0
+    #: The content of small output files, ``(digest, bytes)``, returned with the result instead of
+    #: uploaded (one round trip less per job); the orchestrator checks each against its digest.
+    inline: tuple[tuple[str, bytes], ...] = ()
