@@ -74,7 +74,12 @@ def test_agents_kill_the_jobs_of_a_dead_or_frozen_orchestrator(make_project, clu
     try:
         _started(marker, token)
         time.sleep(HEARTBEAT)  # the job has run longer than the timeout: only the loss may stop it
-        assert _marked(token)
+        if not _marked(token):
+            run.kill()
+            out, err = run.communicate()
+            raise AssertionError(
+                f"the job stopped before its orchestrator was lost: {out[-2000:]}{err[-2000:]}"
+            )
         run.send_signal(how)
         # killed: its connection closes and Dask releases the task at once; frozen: its heartbeat stops
         _gone_within(token, HEARTBEAT + 5)

@@ -180,10 +180,12 @@ class _Watch:
     (its orchestrator disconnected: killed, or closed); or the orchestrator's alive ``Variable`` did
     not advance for ``job.orchestrator_timeout`` seconds (frozen, or no scheduler to ask)."""
 
-    def __init__(self, job: AgentJob, worker: Any, key: object) -> None:
+    def __init__(self, job: AgentJob, worker: Any, key: object, client: Any) -> None:
         self.job = job
         self.worker = worker
         self.key = key
+        #: The worker's client, taken in the task's thread (the watcher's thread has no worker context).
+        self.client = client
         self.last_beat: object = None
         self.heard = time.monotonic()
         self.asked = 0.0
@@ -205,14 +207,15 @@ class _Watch:
         if now - self.asked >= min(1.0, self.job.orchestrator_timeout / 4):
             self.asked = now
             with contextlib.suppress(Exception):  # unset yet, or no scheduler: no news
-                beat = distributed().Variable(self.job.alive_variable).get(timeout=CANCEL_POLL_S)
+                variable = distributed().Variable(self.job.alive_variable, client=self.client)
+                beat = variable.get(timeout=CANCEL_POLL_S)
                 if beat != self.last_beat:
                     self.last_beat, self.heard = beat, now
         return now - self.heard > self.job.orchestrator_timeout
 
 
 def _watch_cancel(watch: _Watch, stop: threading.Event, cancel: Callable[[], object]) -> None:
-    event = distributed().Event(watch.job.cancel_event)
+    event = distributed().Event(watch.job.cancel_event, client=watch.client)
     while not stop.is_set():
         try:
             if event.wait(timeout=CANCEL_POLL_S):
@@ -328,7 +331,7 @@ def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int
     """Run ``request`` with the local executor, cancelled when the job's cancel event is set; the
     outcome and the bytes of output streamed live."""
     worker = distributed().get_worker()
-    watch = _Watch(job, worker, worker.get_current_task())
+    watch = _Watch(job, worker, worker.get_current_task(), distributed().get_client())
     executor = LocalExecutor("spawn")
     loop = asyncio.new_event_loop()
     live = _LiveLog(job, loop) if job.log_topic else None
