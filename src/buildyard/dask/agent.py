@@ -327,12 +327,24 @@ class _LiveLog:
             self.sent += len(data)
 
 
+_executors = threading.local()
+
+
+def _thread_executor() -> LocalExecutor:
+    """This slot's (job thread's) local executor, kept across jobs: its process spawner, and the
+    run's watchdog that kills the run's jobs if this agent dies, are made once per run, not per job."""
+    executor: LocalExecutor | None = getattr(_executors, "held", None)
+    if executor is None:
+        executor = _executors.held = LocalExecutor("spawn")
+    return executor
+
+
 def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int]:
     """Run ``request`` with the local executor, cancelled when the job's cancel event is set; the
     outcome and the bytes of output streamed live."""
     worker = distributed().get_worker()
     watch = _Watch(job, worker, worker.get_current_task(), distributed().get_client())
-    executor = LocalExecutor("spawn")
+    executor = _thread_executor()
     loop = asyncio.new_event_loop()
     live = _LiveLog(job, loop) if job.log_topic else None
     task = loop.create_task(executor.execute(request, live.sink if live is not None else None))
@@ -352,7 +364,6 @@ def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int
         if live is not None:
             live.flush()
         stop.set()
-        executor.close()
         loop.close()
     return outcome, live.sent if live is not None else 0
 
