@@ -71,7 +71,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(SRC))
-    from buildyard.dask.cluster import agent_argv, scheduler_argv, wait_for_scheduler
+    from buildyard.dask.cluster import agent_argv, agent_env, scheduler_argv, wait_for_scheduler
 
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         base = Path(tmp)
@@ -85,7 +85,8 @@ def main() -> None:
                 work = base / f"agent{i}"
                 work.mkdir()
                 argv = agent_argv(address, work_dir=work, slots=max(1, args.slots // 2), name=f"agent{i}")
-                procs.append(subprocess.Popen(argv, env=ENV, cwd=work, stderr=subprocess.DEVNULL))
+                env = {**agent_env(work), **ENV}  # the blob cache in the work directory, as `buildyard agent`
+                procs.append(subprocess.Popen(argv, env=env, cwd=work, stderr=subprocess.DEVNULL))
             _project(base / "proj", args.jobs)
             target = f"dask://{address.removeprefix('tcp://')}"
             _run(base / "proj", target)  # warm-up: agents import buildyard, blobs reach their caches

@@ -1,14 +1,17 @@
 """The supervisor a job runs under on an agent (a Dask worker): content in, process tree, outputs out.
 
 :func:`run_job` is the Dask task. It makes a clean workspace under the agent's work directory from
-the job's files by content (blobs come from the agent's local blob cache, else from the
-orchestrator's CAS over HTTP: only missing blobs travel), runs the steps with the local executor
-(process groups, timeouts that kill the tree, masked log capture), uploads the declared outputs'
-blobs the orchestrator lacks, and removes the workspace. The log is written masked; secrets exist
-only in memory (the request's environment).
+the job's files by content (blobs come from the agent's local blob cache, bounded by
+``blobcache``, else from the orchestrator's CAS over HTTP(S): only missing blobs travel), runs the
+steps with the local executor (process groups, timeouts that kill the tree, masked log capture),
+returns small outputs inline and uploads the larger outputs' blobs the orchestrator lacks, and
+removes the workspace. The log is written masked; secrets exist only in memory (the request's
+environment). It announces its start on the run's log topic (no round trip): a second start of the
+same job by another agent tells the orchestrator the first was lost.
 
-Dask cannot interrupt a running task: a watcher thread waits on the job's Dask ``Event`` and, when
-the orchestrator sets it (cancel, Ctrl-C), cancels the job, which kills its process tree.
+Dask cannot interrupt a running task: a watcher thread cancels the job, which kills its process
+tree, when the orchestrator sets the job's Dask ``Event`` (cancel, Ctrl-C), when Dask releases the
+task (its orchestrator disconnected), or when the orchestrator's heartbeat stops (see ``_Watch``).
 """
 
 from __future__ import annotations

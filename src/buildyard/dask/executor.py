@@ -10,7 +10,8 @@ it. For a job it is given, the orchestrator
 2. serves that CAS over HTTP to the agents (``server.cache_app``, a random bearer token per
    executor, bound to ``cas_host`` on a free port); agents fetch only the blobs they lack;
 3. submits :func:`buildyard.dask.agent.run_job` with an explicit key (``pure=False``); Dask re-runs
-   the task on another worker when its agent dies (the attempt's log notes ``agent_lost``);
+   the task on another worker when its agent dies (a second start event: the attempt's log notes
+   ``agent_lost``); while connected it advances a heartbeat ``Variable`` the agents watch;
 4. appends the masked output the agent streams live (Dask events on the run's topic) to the job's
    local log and shows it, replaces that with the agent's whole log at the end, and restores the
    declared outputs and gate reports (uploaded by the agent into the same CAS) into the project
