@@ -75,6 +75,13 @@ jobs:
     assert len(agents) == 2, "both agents should have run jobs"
 
 
+def test_cluster_status_over_tls_needs_the_client_certificate(cli, tls_cluster, certs) -> None:
+    shown = cli("cluster", "status", "--scheduler", tls_cluster.address, "--certs", certs, "--json")
+    assert shown.code == 0, shown.err
+    assert {a["name"] for a in json.loads(shown.out)} == {"a1", "a2"}
+    assert all(a["address"].startswith("tls://") for a in json.loads(shown.out))
+
+
 def test_an_orchestrator_without_a_valid_client_certificate_is_refused(
     cli, make_project, tls_cluster, tmp_path, monkeypatch
 ) -> None:

@@ -79,7 +79,8 @@ def agent(
 
     tls = load_tls(certs, "agent") if certs is not None else None
     argv = agent_argv(
-        scheduler_address(scheduler),
+        # with certificates, a bare HOST:PORT means the TLS scheduler there
+        scheduler_address(scheduler if tls is None or "://" in scheduler else f"tls://{scheduler}"),
         work_dir=work_dir.resolve(),
         labels=parse_labels(labels),
         resources=parse_resources(resources),
