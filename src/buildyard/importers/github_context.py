@@ -168,15 +168,26 @@ def expand_matrix(matrix: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def gx_text(value: Any) -> str:
+    """A scalar matrix value as text (``true``, ``3``, ``3.5``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value == int(value):
+        return str(int(value))
+    return str(value)
+
+
 def _matches(combo: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
     return all(k in combo and combo[k] == v for k, v in entry.items())
 
 
-def instance_suffix(combo: Mapping[str, Any]) -> str:
-    """How a matrix combination shows in a job name: its scalar values joined by '-'."""
+def instance_suffix(combo: Mapping[str, Any], axes: tuple[str, ...] = ()) -> str:
+    """How a matrix combination shows in a job name: its scalar values of the matrix's own axes
+    (all of them for a combination ``include`` added) joined by '-'."""
+    keys = [k for k in axes if k in combo] or list(combo)
     parts = [
-        str(v).lower() if isinstance(v, bool) else str(v)
-        for v in combo.values()
-        if isinstance(v, str | int | float | bool)
+        gx_text(combo[k])
+        for k in keys
+        if isinstance(combo[k], str | int | float | bool)
     ]
     return safe_name("-".join(parts)) if parts else "x"

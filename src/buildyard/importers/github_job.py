@@ -109,8 +109,10 @@ class JobConverter:
             if combos is None:
                 continue
             names: list[str] = []
+            matrix = (raw.get("strategy") or {}).get("matrix") if isinstance(raw.get("strategy"), dict) else None
+            axes = tuple(k for k in matrix if k not in ("include", "exclude")) if isinstance(matrix, dict) else ()
             for combo in combos:
-                base = job_id if combo is None else f"{job_id}-{instance_suffix(combo)}"
+                base = job_id if combo is None else f"{job_id}-{instance_suffix(combo, axes)}"
                 name, n = base, 2
                 while name in taken or (name != job_id and name in self.jobs):
                     name, n = f"{base}-{n}", n + 1
@@ -262,6 +264,7 @@ class JobConverter:
             "outputs": raw.get("outputs") or {},
             "needs": needs,
             "if": runtime_if,
+            "continue-on-error": gx.truthy(allow),
             "inputs": {k: {"type": v.get("type", "string"), "default": v.get("default")} for k, v in _inputs(self.c.data).items()},
             "vars": sorted(self.c.ctx.variables),
         }
