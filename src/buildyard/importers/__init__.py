@@ -94,7 +94,9 @@ def load_foreign(
     if found is Format.GITHUB:
         from buildyard.importers import github  # noqa: PLC0415
 
-        gctx = github.context_for(project, event=event, branch=branch, tag=tag, variables=variables, strict=strict)
+        gctx = github.context_for(
+            project, event=event, branch=branch, tag=tag, variables=variables, strict=strict
+        )
         gpipeline, gconversion = github.load(path, gctx)
         return Imported(Format.GITHUB, gpipeline, gconversion.document, tuple(gconversion.notes))
     if not force and found is not Format.GITLAB:

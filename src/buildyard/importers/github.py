@@ -27,6 +27,7 @@ not run) come back as located notes (``services``/``container`` are errors with 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import sys
 from collections.abc import Mapping
@@ -165,7 +166,9 @@ class Converter:
         self.smap.values[out] = self.src.value_pos(src)
         self.smap.keys[out] = self.src.key_pos(src)
 
-    def unknown_keys(self, value: Mapping[str, Any], allowed: frozenset[str], path: FieldPath, what: str) -> bool:
+    def unknown_keys(
+        self, value: Mapping[str, Any], allowed: frozenset[str], path: FieldPath, what: str
+    ) -> bool:
         """Report keys of ``value`` not in ``allowed``; True when there were none."""
         ok = True
         for key in value:
@@ -208,10 +211,8 @@ class Converter:
             if kind == "boolean":
                 value = value if isinstance(value, bool) else str(value).lower() == "true"
             elif kind == "number" and isinstance(value, str) and value:
-                try:
+                with contextlib.suppress(ValueError):
                     value = float(value)
-                except ValueError:
-                    pass
             out[name] = value
         return out
 
@@ -305,7 +306,9 @@ class Converter:
                 continue
             name = key.replace("-", "_")
             out[name] = [str(p) for p in patterns]
-            self.locate(("on", path[-1] if path[-1] != "pull_request_target" else "pull_request", name), (*path, key))
+            self.locate(
+                ("on", path[-1] if path[-1] != "pull_request_target" else "pull_request", name), (*path, key)
+            )
         return out
 
     def schedules(self, cfg: Any, path: FieldPath) -> list[dict[str, str]]:
@@ -326,10 +329,16 @@ class Converter:
             "required": bool(spec.get("required", False)),
         }
         if kind not in ("string", "choice", "boolean", "number", "environment"):
-            self.problem((*path, "type"), f"unknown input type '{kind}'", "string, choice, boolean, number, environment")
+            self.problem(
+                (*path, "type"),
+                f"unknown input type '{kind}'",
+                "string, choice, boolean, number, environment",
+            )
         if "default" in spec:
             default = spec["default"]
-            out["default"] = default if kind == "boolean" and isinstance(default, bool) else gx.to_string(default)
+            out["default"] = (
+                default if kind == "boolean" and isinstance(default, bool) else gx.to_string(default)
+            )
         if kind == "choice":
             out["options"] = [str(o) for o in spec.get("options") or []]
         if kind in ("number", "environment"):

@@ -49,7 +49,10 @@ def run_action(
     uses = str(step["uses"]).strip()
     ctx = job.context(scope)
     try:
-        with_ = {str(k): gx.to_string(gx.value_of(v, ctx, functions=fns)) for k, v in (step.get("with") or {}).items()}
+        with_ = {
+            str(k): gx.to_string(gx.value_of(v, ctx, functions=fns))
+            for k, v in (step.get("with") or {}).items()
+        }
     except gx.ExprError as exc:
         raise StepFailure(f"with: {exc}") from None
     if uses.startswith("./"):
@@ -63,7 +66,10 @@ def run_action(
     if name in ("actions/cache", "actions/cache/restore"):
         paths = [p.strip() for p in with_.get("path", "").splitlines() if p.strip()]
         hit = bool(paths) and all(glob.glob(p, root_dir=job.project) for p in paths)  # noqa: PTH207
-        job.log(f"actions/cache: buildyard's dependency cache restores {', '.join(paths)} (cache-hit: {str(hit).lower()})")
+        job.log(
+            f"actions/cache: buildyard's dependency cache restores {', '.join(paths)} "
+            f"(cache-hit: {str(hit).lower()})"
+        )
         return True, {"cache-hit": "true" if hit else "false", "cache-primary-key": with_.get("key", "")}
     if name == "actions/cache/save":
         job.log("actions/cache/save: buildyard's dependency cache saves the paths when the job succeeds")
@@ -74,7 +80,8 @@ def run_action(
         return download(job, with_)
     raise StepFailure(
         f"uses: {uses}: buildyard does not download or run this action (it runs local composite actions and "
-        "actions/checkout, setup-python, setup-node, setup-go, setup-java, cache, upload-artifact, download-artifact)"
+        "actions/checkout, setup-python, setup-node, setup-go, setup-java, cache, upload-artifact, "
+        "download-artifact)"
     )
 
 
@@ -87,10 +94,19 @@ def setup_tool(job: JobRun, action: str, with_: Mapping[str, str]) -> dict[str, 
     """Use the toolchain on PATH when its major version is the one requested."""
     key, names, args = _TOOLS[action]
     wanted = with_.get(key, "").strip()
-    path = job.path_prefix[::-1] + [job.environ.get("PATH", "")]
-    found = next((shutil.which(n, path=os.pathsep.join(path)) for n in names if shutil.which(n, path=os.pathsep.join(path))), None)
+    path = [*job.path_prefix[::-1], job.environ.get("PATH", "")]
+    found = next(
+        (
+            shutil.which(n, path=os.pathsep.join(path))
+            for n in names
+            if shutil.which(n, path=os.pathsep.join(path))
+        ),
+        None,
+    )
     if found is None:
-        raise StepFailure(f"{action}: {names[0]} is not installed on this machine (install it, or remove the step)")
+        raise StepFailure(
+            f"{action}: {names[0]} is not installed on this machine (install it, or remove the step)"
+        )
     try:
         out = subprocess.run([found, *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -153,12 +169,18 @@ def upload(job: JobRun, with_: Mapping[str, str]) -> tuple[bool, dict[str, str]]
             roots.append(_search_root(body, project))
         for match in glob.glob(body, root_dir=project, recursive=True, include_hidden=True):  # noqa: PTH207
             full = project / match
-            files = [str(p.relative_to(project)) for p in full.rglob("*") if p.is_file()] if full.is_dir() else [match]
+            files = (
+                [str(p.relative_to(project)) for p in full.rglob("*") if p.is_file()]
+                if full.is_dir()
+                else [match]
+            )
             (excluded if negate else included).update(f for f in files if full.exists())
     files = sorted(included - excluded)
     if not files:
         how = with_.get("if-no-files-found", "warn")
-        message = f"actions/upload-artifact: no files were found with the provided path: {', '.join(patterns)}"
+        message = (
+            f"actions/upload-artifact: no files were found with the provided path: {', '.join(patterns)}"
+        )
         if how == "error":
             raise StepFailure(message)
         if how != "ignore":
@@ -188,7 +210,8 @@ def download(job: JobRun, with_: Mapping[str, str]) -> tuple[bool, dict[str, str
         source = project / artifact_dir(name)
         if not source.is_dir():
             raise StepFailure(
-                f"actions/download-artifact: artifact '{name}' not found (the job that uploads it must be in needs and have run)"
+                f"actions/download-artifact: artifact '{name}' not found "
+                "(the job that uploads it must be in needs and have run)"
             )
         pairs = [(source, dest)]
     else:
@@ -200,7 +223,8 @@ def download(job: JobRun, with_: Mapping[str, str]) -> tuple[bool, dict[str, str
 
 
 def composite(job: JobRun, uses: str, with_: Mapping[str, str], scope: Scope) -> tuple[bool, dict[str, str]]:
-    """A local composite action: its inputs (with defaults), its steps in a scope of their own, its outputs."""
+    """A local composite action: its inputs (with defaults), its steps in a scope of their own, and
+    its outputs."""
     if scope.depth >= MAX_COMPOSITE_DEPTH:
         raise StepFailure(f"{uses}: composite actions nested deeper than {MAX_COMPOSITE_DEPTH}")
     folder = (job.project / uses).resolve()

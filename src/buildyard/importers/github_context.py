@@ -101,13 +101,17 @@ def github_context(
     }
 
 
-def runner_context(temp: str = "/tmp", os_name: str = "Linux") -> dict[str, Any]:
+def runner_context(temp: str = "", os_name: str = "Linux") -> dict[str, Any]:
     """The ``runner`` context of this machine."""
     import platform  # noqa: PLC0415 - cheap, only here
 
     arch = {"x86_64": "X64", "amd64": "X64", "aarch64": "ARM64", "arm64": "ARM64"}.get(
         platform.machine().lower(), platform.machine()
     )
+    if not temp:
+        import tempfile  # noqa: PLC0415
+
+        temp = tempfile.gettempdir()
     return {
         "os": os_name,
         "arch": arch,
@@ -185,9 +189,5 @@ def instance_suffix(combo: Mapping[str, Any], axes: tuple[str, ...] = ()) -> str
     """How a matrix combination shows in a job name: its scalar values of the matrix's own axes
     (all of them for a combination ``include`` added) joined by '-'."""
     keys = [k for k in axes if k in combo] or list(combo)
-    parts = [
-        gx_text(combo[k])
-        for k in keys
-        if isinstance(combo[k], str | int | float | bool)
-    ]
+    parts = [gx_text(combo[k]) for k in keys if isinstance(combo[k], str | int | float | bool)]
     return safe_name("-".join(parts)) if parts else "x"

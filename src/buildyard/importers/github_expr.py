@@ -346,7 +346,7 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         return op in ("==", "<=", ">=")
     x, y = _to_number(left), _to_number(right)
     if op == "!=":
-        return not x == y
+        return x != y
     return {"==": x == y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
 
 
@@ -448,7 +448,9 @@ BUILTINS: dict[str, Function] = {
 }
 
 
-def evaluate(text: str, context: Mapping[str, Any], *, functions: Mapping[str, Function] | None = None) -> Any:
+def evaluate(
+    text: str, context: Mapping[str, Any], *, functions: Mapping[str, Function] | None = None
+) -> Any:
     """Evaluate an expression (without ``${{ }}``) against ``context`` (plain JSON-like values)."""
     node = parse(text)
     table = dict(BUILTINS)
@@ -485,7 +487,9 @@ def _eval(node: Node, ctx: dict[str, Any], fns: dict[str, Function], text: str) 
     if kind == "call":
         fn = fns.get(node[1])
         if fn is None:
-            where = " (only in if: conditions)" if node[1] in STATUS_FUNCTIONS or node[1] == "hashfiles" else ""
+            where = (
+                " (only in if: conditions)" if node[1] in STATUS_FUNCTIONS or node[1] == "hashfiles" else ""
+            )
             raise ExprError(f"unknown function '{node[1]}' in {text!r}{where}")
         args = [_eval(a, ctx, fns, text) for a in node[2]]
         try:

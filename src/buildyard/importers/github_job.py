@@ -54,7 +54,19 @@ JOB_KEYS = frozenset(
     }
 )
 STEP_KEYS = frozenset(
-    {"id", "if", "name", "uses", "run", "working-directory", "shell", "with", "env", "continue-on-error", "timeout-minutes"}
+    {
+        "id",
+        "if",
+        "name",
+        "uses",
+        "run",
+        "working-directory",
+        "shell",
+        "with",
+        "env",
+        "continue-on-error",
+        "timeout-minutes",
+    }
 )
 #: Actions the runner does natively (owner/name, lower case).
 NATIVE_ACTIONS = frozenset(
@@ -75,6 +87,8 @@ NATIVE_ACTIONS = frozenset(
 JOB_IF_CONTEXTS = frozenset({"github", "needs", "vars", "inputs"})
 _MARK = "\x00HASHFILES\x00"
 DELIMITER = "BUILDYARD_GITHUB_JOB"
+#: The command of a converted job's only step (the job's JSON follows on its stdin).
+RUNNER = '"${GITHUB_STEPS_PYTHON:-python3}" -m buildyard.importers.github_steps'
 
 
 def action_name(uses: str) -> str:
@@ -85,7 +99,9 @@ def action_name(uses: str) -> str:
 class JobConverter:
     """Converts every job of a workflow; ``instances`` maps GitHub job ids to buildyard job names."""
 
-    def __init__(self, c: Converter, jobs: dict[str, Any], env: dict[str, Any], defaults: dict[str, str]) -> None:
+    def __init__(
+        self, c: Converter, jobs: dict[str, Any], env: dict[str, Any], defaults: dict[str, str]
+    ) -> None:
         self.c = c
         self.jobs = jobs
         self.env = env
@@ -109,8 +125,14 @@ class JobConverter:
             if combos is None:
                 continue
             names: list[str] = []
-            matrix = (raw.get("strategy") or {}).get("matrix") if isinstance(raw.get("strategy"), dict) else None
-            axes = tuple(k for k in matrix if k not in ("include", "exclude")) if isinstance(matrix, dict) else ()
+            matrix = (
+                (raw.get("strategy") or {}).get("matrix") if isinstance(raw.get("strategy"), dict) else None
+            )
+            axes = (
+                tuple(k for k in matrix if k not in ("include", "exclude"))
+                if isinstance(matrix, dict)
+                else ()
+            )
             for combo in combos:
                 base = job_id if combo is None else f"{job_id}-{instance_suffix(combo, axes)}"
                 name, n = base, 2
@@ -123,7 +145,9 @@ class JobConverter:
             ok[job_id] = raw
         out: dict[str, Any] = {}
         for job_id, raw in ok.items():
-            for index, (name, combo) in enumerate(zip(self.instances[job_id], self.combos[job_id], strict=True)):
+            for index, (name, combo) in enumerate(
+                zip(self.instances[job_id], self.combos[job_id], strict=True)
+            ):
                 job = self.job(job_id, raw, name, combo, index)
                 if job is not None:
                     out[name] = job
@@ -165,7 +189,9 @@ class JobConverter:
 
     # -- one instance --
 
-    def job(self, job_id: str, raw: dict[str, Any], name: str, combo: dict[str, Any] | None, index: int) -> dict[str, Any] | None:
+    def job(
+        self, job_id: str, raw: dict[str, Any], name: str, combo: dict[str, Any] | None, index: int
+    ) -> dict[str, Any] | None:
         """One buildyard job for one matrix combination."""
         c = self.c
         path: FieldPath = ("jobs", job_id)
@@ -182,7 +208,11 @@ class JobConverter:
         for i, need in enumerate(needs_list):
             if need not in self.jobs:
                 close = [n for n in self.jobs if n.lower() == need.lower()]
-                c.problem((*path, "needs", i), f"needs '{need}', which is not a job of this workflow", f"did you mean '{close[0]}'?" if close else "")
+                c.problem(
+                    (*path, "needs", i),
+                    f"needs '{need}', which is not a job of this workflow",
+                    f"did you mean '{close[0]}'?" if close else "",
+                )
                 return None
             if need in self.instances:
                 needs[need] = self.instances[need]
@@ -205,7 +235,13 @@ class JobConverter:
         steps = raw.get("steps")
         if "uses" in raw:
             c.note((*path, "uses"), f"reusable workflow '{raw['uses']}': not run; the job fails")
-            job["steps"] = [{"name": "uses", "run": f"echo {json.dumps('reusable workflows are not supported: ' + str(raw['uses']))} >&2\nexit 1"}]
+            message = f"reusable workflows are not supported: {raw['uses']}"
+            job["steps"] = [
+                {
+                    "name": "uses",
+                    "run": f"echo {json.dumps(message)} >&2\nexit 1",
+                }
+            ]
             return job
         if not isinstance(steps, list) or not steps:
             c.problem(path, f"job '{job_id}' needs 'steps' (a list)", at_key=True)
@@ -225,7 +261,7 @@ class JobConverter:
         for i, step in enumerate(steps):
             if not self.step(job_id, i, step, ctx, caches, uploads, index == 0):
                 return None
-        strategy = raw.get("strategy") if isinstance(raw.get("strategy"), dict) else {}
+        strategy: dict[str, Any] = raw["strategy"] if isinstance(raw.get("strategy"), dict) else {}
         try:
             fail_fast = gx.truthy(gx.value_of(strategy.get("fail-fast", True), ctx))
             max_parallel = gx.value_of(strategy.get("max-parallel", 0), ctx)
@@ -256,16 +292,24 @@ class JobConverter:
                 "fail-fast": fail_fast,
                 "job-index": index,
                 "job-total": len(self.instances[job_id]),
-                "max-parallel": int(max_parallel) if isinstance(max_parallel, int | float) and max_parallel else 0,
+                "max-parallel": int(max_parallel)
+                if isinstance(max_parallel, int | float) and max_parallel
+                else 0,
             },
             "env": [self.env, env],
             "defaults": {**self.defaults, **defaults},
-            "steps": [{**s, "_at": f"{c.src.file}:{c.src.value_pos(('jobs', job_id, 'steps', i)).line}"} for i, s in enumerate(steps)],
+            "steps": [
+                {**s, "_at": f"{c.src.file}:{c.src.value_pos(('jobs', job_id, 'steps', i)).line}"}
+                for i, s in enumerate(steps)
+            ],
             "outputs": raw.get("outputs") or {},
             "needs": needs,
             "if": runtime_if,
             "continue-on-error": gx.truthy(allow),
-            "inputs": {k: {"type": v.get("type", "string"), "default": v.get("default")} for k, v in _inputs(self.c.data).items()},
+            "inputs": {
+                k: {"type": v.get("type", "string"), "default": v.get("default")}
+                for k, v in _inputs(self.c.data).items()
+            },
             "vars": sorted(self.c.ctx.variables),
         }
         if not isinstance(spec["outputs"], dict):
@@ -277,7 +321,7 @@ class JobConverter:
         job["steps"] = [
             {
                 "name": "github-steps",
-                "run": f'"${{GITHUB_STEPS_PYTHON:-python3}}" -m buildyard.importers.github_steps <<\'{DELIMITER}\'\n{body}\n{DELIMITER}',
+                "run": f"{RUNNER} <<'{DELIMITER}'\n{body}\n{DELIMITER}",
             }
         ]
         c.locate((*out_path, "steps"), (*path, "steps"))
@@ -288,8 +332,14 @@ class JobConverter:
         return job
 
     def condition(
-        self, raw: dict[str, Any], path: FieldPath, out_path: FieldPath, job: dict[str, Any], ctx: dict[str, Any], has_needs: bool
-    ) -> str | None | bool:
+        self,
+        raw: dict[str, Any],
+        path: FieldPath,
+        out_path: FieldPath,
+        job: dict[str, Any],
+        ctx: dict[str, Any],
+        has_needs: bool,
+    ) -> str | bool | None:
         """Decide the job's ``if``: set ``when``/``if`` in ``job``; return the text the runner decides
         (``None``: nothing left to decide at run time)."""
         c = self.c
@@ -305,7 +355,11 @@ class JobConverter:
             return False
         bad = sorted(names - JOB_IF_CONTEXTS)
         if bad:
-            c.problem((*path, "if"), f"a job's if cannot read '{bad[0]}'", "a job's if can read github, needs, vars and inputs")
+            c.problem(
+                (*path, "if"),
+                f"a job's if cannot read '{bad[0]}'",
+                "a job's if can read github, needs, vars and inputs",
+            )
             return False
         status = funcs & gx.STATUS_FUNCTIONS
         c.locate((*out_path, "when"), (*path, "if"))
@@ -316,7 +370,12 @@ class JobConverter:
         effective = text if status else f"success() && ({text})"
 
         def world(ok: bool) -> bool:
-            fns = {"success": lambda: ok, "failure": lambda: not ok, "always": lambda: True, "cancelled": lambda: False}
+            fns = {
+                "success": lambda: ok,
+                "failure": lambda: not ok,
+                "always": lambda: True,
+                "cancelled": lambda: False,
+            }
             return gx.truthy(gx.evaluate(effective, ctx, functions=fns))
 
         try:
@@ -334,7 +393,14 @@ class JobConverter:
         return None
 
     def step(
-        self, job_id: str, i: int, step: Any, ctx: dict[str, Any], caches: list[dict[str, Any]], uploads: list[str], first: bool
+        self,
+        job_id: str,
+        i: int,
+        step: Any,
+        ctx: dict[str, Any],
+        caches: list[dict[str, Any]],
+        uploads: list[str],
+        first: bool,
     ) -> bool:
         """Check one step; collect its dependency cache and uploaded artifact; False after a problem."""
         c = self.c
@@ -354,12 +420,19 @@ class JobConverter:
         if uses.startswith("./"):
             folder = (c.ctx.project / uses).resolve()
             if not any((folder / f).is_file() for f in ("action.yml", "action.yaml")):
-                c.problem((*path, "uses"), f"local action '{uses}' has no action.yml", "the path is relative to the repository root")
+                c.problem(
+                    (*path, "uses"),
+                    f"local action '{uses}' has no action.yml",
+                    "the path is relative to the repository root",
+                )
                 return False
             return True
         if name not in NATIVE_ACTIONS:
             if first:
-                c.note((*path, "uses"), f"uses: {uses}: buildyard does not download actions; the job fails at this step")
+                c.note(
+                    (*path, "uses"),
+                    f"uses: {uses}: buildyard does not download actions; the job fails at this step",
+                )
             return True
         with_ = step.get("with") or {}
         if not isinstance(with_, dict):
@@ -377,10 +450,14 @@ class JobConverter:
                 return False
             uploads.append(artifact_dir(artifact))
         elif name in ("actions/cache/restore", "actions/cache/save") and first:
-            c.note((*path, "uses"), f"{name}: done by the job's own cache (restore before, save after success)")
+            c.note(
+                (*path, "uses"), f"{name}: done by the job's own cache (restore before, save after success)"
+            )
         return True
 
-    def cache(self, path: FieldPath, with_: Mapping[str, Any], ctx: dict[str, Any], first: bool) -> dict[str, Any] | None:
+    def cache(
+        self, path: FieldPath, with_: Mapping[str, Any], ctx: dict[str, Any], first: bool
+    ) -> dict[str, Any] | None:
         """``actions/cache`` -> a dependency cache of the job (``hashFiles`` -> ``key: {files}``)."""
         c = self.c
         files: list[str] = []
@@ -389,13 +466,27 @@ class JobConverter:
             files.extend(gx.to_string(p) for p in patterns)
             return _MARK
 
-        literal_env = {k: v for e in (self.env,) for k, v in e.items() if not (isinstance(v, str) and "${{" in v)}
+        literal_env = {
+            k: v for e in (self.env,) for k, v in e.items() if not (isinstance(v, str) and "${{" in v)
+        }
         try:
-            key = gx.to_string(gx.value_of(with_.get("key", ""), {**ctx, "runner": runner_context(), "env": literal_env}, functions={"hashfiles": hash_files}))
-            restore = gx.to_string(gx.value_of(with_.get("restore-keys", ""), {**ctx, "runner": runner_context(), "env": literal_env}))
+            key = gx.to_string(
+                gx.value_of(
+                    with_.get("key", ""),
+                    {**ctx, "runner": runner_context(), "env": literal_env},
+                    functions={"hashfiles": hash_files},
+                )
+            )
+            restore = gx.to_string(
+                gx.value_of(
+                    with_.get("restore-keys", ""), {**ctx, "runner": runner_context(), "env": literal_env}
+                )
+            )
         except gx.ExprError as exc:
             if first:
-                c.note((*path, "with", "key"), f"actions/cache key known only at run time ({exc}): not cached")
+                c.note(
+                    (*path, "with", "key"), f"actions/cache key known only at run time ({exc}): not cached"
+                )
             return None
         paths = [p.strip() for p in gx.to_string(with_.get("path", "")).splitlines() if p.strip()]
         outside = [p for p in paths if p.startswith(("~", "/", "$")) or ".." in p.split("/")]
@@ -424,16 +515,24 @@ class JobConverter:
         services = raw.get("services")
         if services:
             shown = ", ".join(str(s) for s in services) if isinstance(services, dict) else str(services)
-            c.unsupported((*path, "services"), f"services ({shown}) need a container engine: the job runs in the shell without them")
+            c.unsupported(
+                (*path, "services"),
+                f"services ({shown}) need a container engine: the job runs in the shell without them",
+            )
         if raw.get("container"):
-            c.unsupported((*path, "container"), "container needs a container engine: the job runs in the shell")
+            c.unsupported(
+                (*path, "container"), "container needs a container engine: the job runs in the shell"
+            )
         for key in ("concurrency", "permissions"):
             if key in raw:
                 c.note((*path, key), f"{key}: not applied by buildyard")
-        env = raw.get("environment")
-        if env:
-            shown = env.get("name") if isinstance(env, dict) else env
-            c.note((*path, "environment"), f"environment '{shown}': protection rules and environment secrets are not applied")
+        environment = raw.get("environment")
+        if environment:
+            target = environment.get("name") if isinstance(environment, dict) else environment
+            c.note(
+                (*path, "environment"),
+                f"environment '{target}': protection rules and environment secrets are not applied",
+            )
         runs_on = raw.get("runs-on")
         text = json.dumps(runs_on, default=str).lower()
         if runs_on is not None and ("windows" in text or "macos" in text):

@@ -102,7 +102,9 @@ def _read_bounded(path: Path) -> str:
 class Scope:
     """The steps of the job, or of one composite action: their ``steps`` context and ``inputs``."""
 
-    def __init__(self, inputs: Mapping[str, Any] | None = None, action_path: str = "", depth: int = 0) -> None:
+    def __init__(
+        self, inputs: Mapping[str, Any] | None = None, action_path: str = "", depth: int = 0
+    ) -> None:
         self.steps: dict[str, dict[str, Any]] = {}
         self.inputs = dict(inputs) if inputs is not None else None
         self.action_path = action_path
@@ -119,7 +121,11 @@ class JobRun:
         self.project = Path(environ.get("BUILDYARD_PROJECT_DIR") or Path.cwd()).resolve()
         run_id = environ.get("BUILDYARD_RUN_ID", "local")
         self.scratch = Path(tempfile.mkdtemp(prefix="buildyard-gh-"))
-        self.shared = Path(tempfile.gettempdir()) / f"buildyard-github-{safe_name(run_id)}" / safe_name(str(spec["job"]))
+        self.shared = (
+            Path(tempfile.gettempdir())
+            / f"buildyard-github-{safe_name(run_id)}"
+            / safe_name(str(spec["job"]))
+        )
         self.inputs = self._inputs()
         github = github_context(
             event=environ.get("BUILDYARD_EVENT", "push"),
@@ -137,7 +143,7 @@ class JobRun:
         self.github = github
         self.runner = runner_context(str(self.scratch))
         text = json.dumps(spec)
-        names = {m for m in _secret_names(text)}
+        names = _secret_names(text)
         self.secrets = {n: environ.get(n, "") for n in names}
         self.vars = {n: environ.get(n, "") for n in spec.get("vars", [])}
         self.needs = self._needs()
@@ -176,7 +182,7 @@ class JobRun:
                 results.append(str(data.get("result", "failure")))
                 if isinstance(data.get("outputs"), dict):
                     outputs.update({str(k): gx.to_string(v) for k, v in data["outputs"].items()})
-            result = next((r for r in ("failure", "cancelled") if r in results), None)
+            result: str | None = next((r for r in ("failure", "cancelled") if r in results), None)
             if result is None:
                 result = "success" if results and all(r == "success" for r in results) else "skipped"
             out[job] = {"result": result, "outputs": outputs}
@@ -206,7 +212,10 @@ class JobRun:
 
     def status_functions(self, scope: Scope) -> dict[str, gx.Function]:
         """``success()`` etc. as a step sees them: by the job's (or composite's) steps so far."""
-        failed = lambda: scope.failed or self.job_status == "failure"  # noqa: E731
+
+        def failed() -> bool:
+            return scope.failed or self.job_status == "failure"
+
         return {
             "success": lambda: not failed(),
             "failure": failed,
@@ -283,7 +292,9 @@ class JobRun:
         data = {"job": self.spec["job"], "result": result, "outputs": dict(outputs)}
         if self.summary:
             data["summary"] = "".join(self.summary)[:MAX_FILE]
-        atomic_write_text(self.project / result_path(self.spec["instance"]), json.dumps(data, indent=1, sort_keys=True))
+        atomic_write_text(
+            self.project / result_path(self.spec["instance"]), json.dumps(data, indent=1, sort_keys=True)
+        )
 
     def job_condition(self) -> bool:
         """The job's ``if`` left to run time (it reads ``needs``)."""
@@ -367,7 +378,11 @@ class JobRun:
         ctx = self.context(scope)
         fns = self.status_functions(scope)
         cond = step.get("if")
-        text = "success()" if cond is None else (("true" if cond else "false") if isinstance(cond, bool) else gx.strip_wrapper(str(cond)))
+        text = (
+            "success()"
+            if cond is None
+            else (("true" if cond else "false") if isinstance(cond, bool) else gx.strip_wrapper(str(cond)))
+        )
         try:
             if not gx.called(text) & gx.STATUS_FUNCTIONS:
                 text = f"success() && ({text})"
@@ -449,9 +464,14 @@ class JobRun:
             env["PATH"] = os.pathsep.join([*reversed(self.path_prefix), env.get("PATH", "")])
         return env
 
-    def execute(self, step: dict[str, Any], scope: Scope, fns: Mapping[str, gx.Function]) -> tuple[bool, dict[str, str]]:
+    def execute(
+        self, step: dict[str, Any], scope: Scope, fns: Mapping[str, gx.Function]
+    ) -> tuple[bool, dict[str, str]]:
         """Run a ``run`` or ``uses`` step; ``(succeeded, outputs)``."""
-        files = {name: self.scratch / f"{name.lower()}-{time.monotonic_ns()}" for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")}
+        files = {
+            name: self.scratch / f"{name.lower()}-{time.monotonic_ns()}"
+            for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")
+        }
         for path in files.values():
             path.touch()
         env = self.step_env(step, scope, fns)
@@ -465,16 +485,21 @@ class JobRun:
             outputs = {}
         outputs.update(parse_env_file(_read_bounded(files["GITHUB_OUTPUT"])))
         self.env.update(parse_env_file(_read_bounded(files["GITHUB_ENV"])))
-        self.path_prefix += [line.strip() for line in _read_bounded(files["GITHUB_PATH"]).splitlines() if line.strip()]
+        self.path_prefix += [
+            line.strip() for line in _read_bounded(files["GITHUB_PATH"]).splitlines() if line.strip()
+        ]
         summary = _read_bounded(files["GITHUB_STEP_SUMMARY"])
         if summary:
             self.summary.append(summary if summary.endswith("\n") else summary + "\n")
         return ok, outputs
 
     def shell_command(self, shell: str | None, script_path: Path) -> list[str]:
-        """GitHub's shells on Linux: unset is ``bash -e``; ``bash`` adds ``--noprofile --norc -o pipefail``."""
+        """GitHub's shells on Linux: unset is ``bash -e``; ``bash`` adds ``--noprofile --norc -o
+        pipefail``."""
         if shell is None:
-            return ["bash", "-e", str(script_path)] if shutil.which("bash") else ["sh", "-e", str(script_path)]
+            return (
+                ["bash", "-e", str(script_path)] if shutil.which("bash") else ["sh", "-e", str(script_path)]
+            )
         if shell == "bash":
             return ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_path)]
         if shell == "sh":
@@ -489,7 +514,9 @@ class JobRun:
             raise StepFailure(f"unknown shell {shell!r} (bash, sh, python, or a command with {{0}})")
         return [part.replace("{0}", str(script_path)) for part in shlex.split(shell)]
 
-    def run_script(self, step: dict[str, Any], scope: Scope, env: dict[str, str], fns: Mapping[str, gx.Function]) -> bool:
+    def run_script(
+        self, step: dict[str, Any], scope: Scope, env: dict[str, str], fns: Mapping[str, gx.Function]
+    ) -> bool:
         """A ``run`` step in its shell, in its working directory, within its timeout."""
         ctx = self.context(scope)
         try:
@@ -501,7 +528,9 @@ class JobRun:
         suffix = ".py" if shell == "python" else ".sh"
         script_path = self.scratch / f"step-{time.monotonic_ns()}{suffix}"
         script_path.write_text(script)
-        workdir = step.get("working-directory") or (defaults.get("working-directory") if scope.depth == 0 else None)
+        workdir = step.get("working-directory") or (
+            defaults.get("working-directory") if scope.depth == 0 else None
+        )
         cwd = self.project / gx.interpolate(str(workdir), ctx) if workdir else self.project
         if not cwd.is_dir():
             raise StepFailure(f"working-directory {workdir!r} does not exist")
@@ -528,7 +557,9 @@ class JobRun:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.log(f"::error::the step timed out after {timeout / 60:g} minutes" if timeout else "timed out")
+            self.log(
+                f"::error::the step timed out after {timeout / 60:g} minutes" if timeout else "timed out"
+            )
             _kill_group(proc)
             return False
         finally:

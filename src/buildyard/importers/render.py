@@ -36,7 +36,9 @@ def to_yaml(imported: Imported, *, source: str, trigger: str) -> str:
         "# import again for another branch, tag or event.",
     ]
     if github:
-        lines.append("# Each job runs its GitHub steps with buildyard.importers.github_steps (GITHUB_STEPS_PYTHON).")
+        lines.append(
+            "# Each job runs its GitHub steps with buildyard.importers.github_steps (GITHUB_STEPS_PYTHON)."
+        )
     if imported.notes:
         lines.append(f"# Not carried ({'GitHub' if github else 'GitLab'} would honour these):")
         lines += [f"#   {safe_text(str(note))}" for note in imported.notes]
