@@ -82,6 +82,11 @@ STRICT_ROOTS = frozenset({"needs"})
 FUNCTIONS = frozenset(
     {spelling for _f, _lo, _hi, spelling in (*fn.BUILTINS.values(), *fn.EXTENSIONS.values())}
 )
+#: GitHub's functions (those the caller supplies included), for GitHub files.
+GITHUB_FUNCTIONS = frozenset(
+    {spelling for _f, _lo, _hi, spelling in fn.BUILTINS.values()}
+    | {spelling for _lo, _hi, spelling in fn.SUPPLIED.values()}
+)
 
 Functions = Mapping[str, Callable[..., Any]]
 _Eval = Callable[["_Env"], Any]
@@ -371,10 +376,17 @@ def check(
     text: str,
     *,
     names: Collection[str] = CONTEXT_ROOTS,
-    functions: Collection[str] = FUNCTIONS,
+    scalars: Collection[str] = SCALAR_ROOTS,
+    functions: Collection[str] | None = None,
     extensions: bool = True,
 ) -> str | None:
-    """A problem with ``text`` (syntax, unknown name or function), or ``None`` if it is valid."""
+    """A problem with ``text`` (syntax, unknown name or function), or ``None`` if it is valid.
+
+    ``names``: the contexts, ``scalars`` those holding a string; ``functions``: the callable names
+    (default: ``FUNCTIONS`` for ``buildyard.yml``, ``GITHUB_FUNCTIONS`` with ``extensions=False``).
+    """
+    if functions is None:
+        functions = FUNCTIONS if extensions else GITHUB_FUNCTIONS
     try:
         nodes = walk(_syntax(text.strip(), extensions))
     except ExprError as exc:
@@ -396,12 +408,7 @@ def check(
             close = difflib.get_close_matches(n.name, sorted(names), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(names))}"
             return f"unknown name '{n.name}' in expression ({hint})"
-        if (
-            isinstance(n, Index)
-            and isinstance(n.obj, Name)
-            and n.obj.name in SCALAR_ROOTS
-            and names is CONTEXT_ROOTS
-        ):
+        if isinstance(n, Index) and isinstance(n.obj, Name) and n.obj.name in scalars:
             field = to_string(n.key.value) if isinstance(n.key, Lit) else "…"
             return (
                 f"cannot evaluate {show(text.strip())}: '{n.obj.name}' is a string, it has no field '{field}'"

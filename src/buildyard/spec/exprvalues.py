@@ -209,7 +209,7 @@ def number_text(value: float) -> str:
     f = round(f, 15)
     if f == 0:
         return "0"
-    if f.is_integer() and abs(f) < 1e21:
+    if f.is_integer() and abs(f) < 2**53:  # exact; larger ones print their shortest digits, as JavaScript
         return str(int(f))
     sign, digits_t, exp = Decimal(repr(f)).normalize().as_tuple()
     digits = "".join(map(str, digits_t))
