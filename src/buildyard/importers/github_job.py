@@ -87,6 +87,9 @@ NATIVE_ACTIONS = frozenset(
 JOB_IF_CONTEXTS = frozenset({"github", "needs", "vars", "inputs"})
 _MARK = "\x00HASHFILES\x00"
 DELIMITER = "BUILDYARD_GITHUB_JOB"
+SECRET = re.compile(r"\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)")
+#: Secrets GitHub makes itself: empty in a local run, never required.
+UNDECLARED_SECRETS = frozenset({"GITHUB_TOKEN"})
 #: The command of a converted job's only step (the job's JSON follows on its stdin).
 RUNNER = '"${GITHUB_STEPS_PYTHON:-python3}" -m buildyard.importers.github_steps'
 
@@ -327,6 +330,10 @@ class JobConverter:
         c.locate((*out_path, "steps"), (*path, "steps"))
         paths = [f"{STATE_DIR}/.gitignore", result_path(name), *uploads]
         job["artifacts"] = {"paths": paths}
+        # secrets the job reads are buildyard secrets: injected by the engine, masked in its log
+        secrets = sorted(set(SECRET.findall(body)) - UNDECLARED_SECRETS)
+        if secrets:
+            job["secrets"] = secrets
         if caches:
             job["cache"] = caches
         return job

@@ -142,9 +142,8 @@ class JobRun:
         github["workflow"] = spec.get("workflow", "")
         self.github = github
         self.runner = runner_context(str(self.scratch))
-        text = json.dumps(spec)
-        names = _secret_names(text)
-        self.secrets = {n: environ.get(n, "") for n in names}
+        # the job declares the secrets it reads (github_job): the engine put them in the environment
+        self.secrets = {n: environ.get(n, "") for n in _secret_names(json.dumps(spec))}
         self.vars = {n: environ.get(n, "") for n in spec.get("vars", [])}
         self.needs = self._needs()
         self.env: dict[str, str] = {}

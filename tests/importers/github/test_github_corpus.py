@@ -6,7 +6,8 @@ Each file states its expectations in its header comments (GitHub's documented be
 ``# args:`` extra ``run`` options (the trigger), ``# expect: job=status ...``, ``# before: a<b``
 (``a`` finished before ``b`` started), ``# output: job=text | job=text`` (the job's log holds the
 text), ``# absent-output: job=text`` (it does not), ``# absent: job ...`` (not in the pipeline),
-``# exit: N`` (the run's exit code), ``# file: path=content`` (another file of the repository).
+``# exit: N`` (the run's exit code), ``# file: path=content`` (another file of the repository;
+``{root}`` in ``args`` is the repository's path).
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def test_workflow_runs_with_githubs_outcome(
     text = case.read_text()
     expect = expectations(text)
     root = make_project({WORKFLOW: text, **expect.files})
-    result = cli("-C", root, "run", "-f", WORKFLOW, "--json", "--no-cache", *expect.args)
+    args = [a.replace("{root}", str(root)) for a in expect.args]
+    result = cli("-C", root, "run", "-f", WORKFLOW, "--json", "--no-cache", *args)
     check_run(result, expect)
 
 
@@ -111,10 +113,11 @@ def test_imported_workflow_validates_and_runs_the_same(
     text = case.read_text()
     expect = expectations(text)
     root = make_project({WORKFLOW: text, **expect.files})
-    trigger = [a for a in expect.args if a not in ("-j", "4")]
+    args = [a.replace("{root}", str(root)) for a in expect.args]
+    trigger = [a for a in args if a not in ("-j", "4") and not a.startswith(("--secrets-file", str(root)))]
     imported = cli("-C", root, "import", WORKFLOW, "-o", "buildyard.yml", *trigger)
     assert imported.code == 0, imported.err
     assert "github format" in (root / "buildyard.yml").read_text()
     assert cli("-C", root, "validate").code == 0
-    result = cli("-C", root, "run", "--json", "--no-cache", *expect.args)
+    result = cli("-C", root, "run", "--json", "--no-cache", *args)
     check_run(result, expect)

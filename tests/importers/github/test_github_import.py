@@ -58,10 +58,19 @@ def test_load_foreign_converts_a_workflow_outside_github_dir(make_project: Calla
 @pytest.mark.parametrize(
     ("text", "wanted"),
     [
-        (SIMPLE.replace("jobs:", "jbos: {}\njobs:"), ".github/workflows/ci.yml:2:1: jbos: unknown key 'jbos'"),
-        (SIMPLE.replace("    steps:", "    step:\n    steps:"), "ci.yml:5:5: jobs.build.step: unknown key 'step'"),
+        (
+            SIMPLE.replace("jobs:", "jbos: {}\njobs:"),
+            ".github/workflows/ci.yml:2:1: jbos: unknown key 'jbos'",
+        ),
+        (
+            SIMPLE.replace("    steps:", "    step:\n    steps:"),
+            "ci.yml:5:5: jobs.build.step: unknown key 'step'",
+        ),
         (SIMPLE.replace("    runs-on", "    needs: biuld\n    runs-on"), "needs 'biuld', which is not a job"),
-        (SIMPLE.replace("- run: echo hi", "- run: echo hi\n        uses: actions/checkout@v4"), "exactly one of"),
+        (
+            SIMPLE.replace("- run: echo hi", "- run: echo hi\n        uses: actions/checkout@v4"),
+            "exactly one of",
+        ),
         (SIMPLE.replace("- run: echo hi", "- uses: ./missing"), "local action './missing' has no action.yml"),
         (SIMPLE.replace("    runs-on", "    if: env.X == 'y'\n    runs-on"), "a job's if cannot read 'env'"),
         (
