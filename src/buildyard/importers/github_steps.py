@@ -257,8 +257,9 @@ class JobRun:
         gitignore = state / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text("*\n")
-        result_file = self.project / result_path(self.spec["instance"])
-        result_file.unlink(missing_ok=True)
+        # a failure until the job says otherwise: a job killed at any instant (its timeout, a cancel)
+        # reads as failed to the jobs that need it, as in GitHub
+        self.write_result("failure", {})
         outputs: dict[str, str] = {}
         try:
             if not self.job_condition():
