@@ -435,6 +435,8 @@ def test_deep_nesting_is_an_error_not_a_recursion_error() -> None:
         "a" + "[0]" * 5000,
         "format(" * 2000 + "'x'" + ")" * 2000,
         "[" * 3000 + "]" * 3000,
+        "1 == " * 4000 + "1",  # left-nested chains too
+        "1 < " * 5000 + "1",
     ):
         with pytest.raises(expr.ExprError, match=f"nested more than {MAX_DEPTH} levels deep"):
             ev(deep)
@@ -565,3 +567,14 @@ def test_not_not_is_truthiness_and_numbers_round_trip(a: Any) -> None:
         text = expr.to_string(a)
         assert math.isclose(float(text), a, rel_tol=1e-12, abs_tol=1e-15)  # 15 decimals, as GitHub
         assert ev("a == b", {"a": a, "b": text}) is (float(text) == a)
+
+
+@given(st.text(alphabet="ab01.*[](),'\"!=<>&| -xe", max_size=40))
+def test_any_input_gives_a_value_or_an_expr_error(source: str) -> None:
+    ctx = {"a": {"b": [1, {"x": "y"}]}, "b": [None, True, "s"]}
+    try:
+        value = expr.evaluate(source, ctx)
+    except expr.ExprError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert isinstance(expr.to_string(value), str)

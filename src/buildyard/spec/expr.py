@@ -152,7 +152,7 @@ def _compile(node: Node, text: str, extensions: bool) -> _Eval:
                 container = obj(e)
                 value = get_key(container, key, _MISSING) if isinstance(container, Mapping) else None
                 if value is _MISSING:
-                    raise ExprError(f"cannot evaluate {show(text)}: no field '{key}'")
+                    raise ExprError(f"cannot evaluate {show(text)}: no field {show(key)}")
                 return value
 
             return strict
@@ -288,7 +288,7 @@ def is_true(text: str, context: Mapping[str, Any], *, functions: Functions | Non
     """Evaluate a ``buildyard.yml`` condition; it must produce a boolean."""
     value = evaluate(text, context, functions=functions)
     if not isinstance(value, bool):
-        raise ExprError(f"condition {show(text.strip())} must be true or false, got {to_string(value)!r}")
+        raise ExprError(f"condition {show(text.strip())} must be true or false, got {show(to_string(value))}")
     return value
 
 

@@ -253,18 +253,26 @@ class _Parser:
 
     def equality(self) -> Node:
         node = self.comparison()
+        entered = 0
         while tok := self.accept("==", "!="):
+            self.enter()  # a == b == c nests to the left: bounded like any nesting
+            entered += 1
             node = Compare(tok.text, node, self.comparison())
+        self.depth -= entered
         return node
 
     def comparison(self) -> Node:
         node = self.unary()
+        entered = 0
         while True:
             tok = self.accept("<", "<=", ">", ">=")
             if tok is None and self.extensions and self.peek().kind == "word" and self.peek().text == "in":
                 tok = self.take()
             if tok is None:
+                self.depth -= entered
                 return node
+            self.enter()
+            entered += 1
             node = Compare(tok.text, node, self.unary())
 
     def unary(self) -> Node:
