@@ -72,6 +72,7 @@ def ev(text: str, ctx: dict[str, Any] | None = None, **kw: Any) -> Any:
         ("0o17", 15, "15"),
         ("1.5e3", 1500.0, "1500"),
         ("-Infinity", -math.inf, "-Infinity"),
+        ("0x" + "f" * 300, math.inf, "Infinity"),  # beyond a double, as JavaScript
         ("'a\\b'", "a\\b", "a\\b"),  # no backslash escapes in GitHub strings
     ],
 )
@@ -245,6 +246,7 @@ def test_and_or_return_operand_values(source: str, expected: Any) -> None:
         ("toJSON(fromJSON('[1.0, 2.5]'))", "[\n  1,\n  2.5\n]"),
         ("toJSON('é')", '"é"'),
         ("toJSON(null)", "null"),
+        ("toJSON(fromJSON('[12345678901234567890, 1e400]'))", "[\n  12345678901234567000,\n  null\n]"),
         ("fromJSON(env.continue)", True),
         ("fromJSON(env.time)", 3),
         ("fromJSON(needs.job1.outputs.matrix).include[0].project", "foo"),

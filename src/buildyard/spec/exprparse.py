@@ -154,7 +154,8 @@ def tokenize(text: str, *, extensions: bool = True) -> list[Token]:
         kind, tok = m.lastgroup or "bad", m.group()
         if kind == "num":
             value = parse_number(tok)
-            out.append(Token("num", tok, pos, int(value) if _is_int_literal(tok) else value))
+            exact = _is_int_literal(tok) and abs(value) < 2**53
+            out.append(Token("num", tok, pos, int(value) if exact else value))
         elif kind == "str":
             out.append(Token("str", tok, pos, tok[1:-1].replace("''", "'")))
         elif kind == "dstr":

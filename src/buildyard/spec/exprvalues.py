@@ -112,17 +112,25 @@ def parse_number(text: str) -> float:
     base = _RADIX.get(s[:2])
     if base is not None:
         try:
-            return float(int(s[2:], base)) if s[2:].isascii() and "_" not in s else NAN
+            return _float(int(s[2:], base)) if s[2:].isascii() and "_" not in s else NAN
         except ValueError:
             return NAN
     return _INFINITY.get(s, NAN)
+
+
+def _float(number: float) -> float:
+    """A number as a double, as JavaScript holds it (an integer too large for one is ±Infinity)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def to_number(value: Any) -> float:
     """GitHub's number conversion: null→0, true→1, false→0, strings parsed, arrays and objects→NaN."""
     k = kind(value)
     if k == NUM:
-        return float(value)
+        return _float(value)
     if k == NULL:
         return 0.0
     if k == BOOL:
@@ -199,9 +207,9 @@ def greater(a: Any, b: Any) -> bool:
 
 def number_text(value: float) -> str:
     """A number as GitHub prints it (JavaScript's form after rounding to 15 decimals)."""
-    if isinstance(value, int) and abs(value) < 10**21:
+    if isinstance(value, int) and abs(value) < 2**53:
         return str(value)
-    f = float(value)
+    f = _float(value)
     if f != f:  # noqa: PLR0124 - NaN test
         return "NaN"
     if math.isinf(f):
@@ -239,7 +247,7 @@ def jsonable(value: Any, depth: int = 0) -> Any:
             if value != value or math.isinf(value):  # noqa: PLR0124 - NaN test
                 return None  # JSON.stringify writes null for these
             if value.is_integer() and abs(value) < 1e21:
-                return int(value)
+                return int(number_text(value))  # JavaScript's digits: 1e19+… as 12345678901234567000
         return value
     if k == ARR:
         return [jsonable(v, depth + 1) for v in value]
@@ -283,11 +291,16 @@ def from_json(text: str) -> Any:
         raise ValueError(f"invalid JSON constant {name}")
 
     try:
-        return json.loads(text, parse_constant=reject)
+        return json.loads(text, parse_constant=reject, parse_int=_json_int)
     except RecursionError:
         raise ExprError("fromJSON input nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise ExprError(f"fromJSON: invalid JSON: {exc}") from None
+
+
+def _json_int(digits: str) -> int | float:
+    """A JSON integer: exact up to 2**53 (as a double holds it), a double beyond."""
+    return int(digits) if len(digits) < 16 else float(digits)
 
 
 def get_key(obj: Mapping[str, Any], key: str, default: Any = None) -> Any:
