@@ -6,8 +6,8 @@ expressions in workflows and actions") and its implementation in the runner (act
 ``DTExpressions2``; actions/languageservices agrees except where noted):
 
 - equality and ordering are *loose*: operands of different kinds are converted to numbers (null→0,
-  true→1, false→0, a string parsed as a number: ``''``→0, ``0x1f``, ``1e3``, unparsable→NaN); arrays and objects are
-  never converted, so they equal only themselves (identity) and are never ordered;
+  true→1, false→0, a string parsed as a number: ``''``→0, ``0x1f``, ``1e3``, unparsable→NaN);
+  arrays and objects are never converted, so they equal only themselves and are never ordered;
 - strings compare ignoring case; NaN is neither equal to, less nor greater than anything;
 - falsy: ``false``, ``0``, ``-0``, ``''``, ``null``, ``NaN``; everything else (arrays, objects) is truthy;
 - to string: null→``''``, ``true``/``false``, numbers as the runner prints them (.NET's
