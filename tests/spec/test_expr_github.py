@@ -245,6 +245,7 @@ def test_and_or_return_operand_values(source: str, expected: Any) -> None:
         ("join(fromJSON('[1, true, null, \"x\"]'))", "1,true,,x"),
         ("join('abc', '-')", "abc"),
         ("join(obj)", ""),
+        ("join(arr, obj)", "1,2"),
         ("toJSON(job)", '{\n  "status": "success"\n}'),
         ("toJSON(fromJSON('[1.0, 2.5]'))", "[\n  1,\n  2.5\n]"),
         ("toJSON('é')", '"é"'),
@@ -532,6 +533,8 @@ def test_check_for_buildyard_files() -> None:
         "py",
         "arch",
     }
+    assert expr.calls("Always() || contains(x, y.startsWith('a'))") == {"always", "contains"}
+    assert expr.calls("failure()", extensions=False) == {"failure"}
     assert expr.is_runtime("needs.a.result") and expr.is_runtime("NEEDS.a.result")
     assert not expr.is_runtime("'needs' == vars.needs")
 

@@ -58,6 +58,7 @@ __all__ = [
     "FUNCTIONS",
     "RUNTIME_ROOTS",
     "ExprError",
+    "calls",
     "check",
     "evaluate",
     "interpolate",
@@ -357,6 +358,12 @@ def _tree(text: str, extensions: bool = True) -> Node:
 def roots(text: str) -> set[str]:
     """Context names an expression refers to (``needs.build.status`` → ``needs``)."""
     return {n.name for n in walk(_tree(text)) if isinstance(n, Name)}
+
+
+def calls(text: str, *, extensions: bool = True) -> set[str]:
+    """Functions an expression calls, lower case (GitHub's ``if:`` adds ``success() &&`` unless it
+    calls one of ``success``, ``failure``, ``always``, ``cancelled``)."""
+    return {n.name.lower() for n in walk(_tree(text, extensions)) if isinstance(n, Call) and not n.method}
 
 
 def members(text: str, root: str) -> set[str]:
