@@ -337,6 +337,16 @@ def test_status_and_hashfiles_come_from_the_caller() -> None:
     with pytest.raises(expr.ExprError, match="cannot evaluate"):
         ev("hashFiles('x')", functions={"hashFiles": int})
 
+    def unreadable(*_patterns: Any) -> str:
+        raise PermissionError("denied: \x1b[31mred")
+
+    with pytest.raises(expr.ExprError) as caught:
+        ev("format('{0}', hashFiles('x'))", functions={"hashFiles": unreadable})
+    message = str(caught.value)
+    assert (
+        message.count("cannot evaluate") == 1 and "hashFiles(): denied" in message and "\x1b" not in message
+    )
+
 
 @pytest.mark.parametrize(
     ("value", "text"),
@@ -382,6 +392,7 @@ def test_interpolate() -> None:
     ("source", "problem"),
     [
         ("format('{0} {1}', 'a')", "refers to argument 1 but 1 were given"),
+        ("format('{0}', format('{1}', 'a'))", "^cannot evaluate [^:]*: format: .* refers to argument 1"),
         ("format('{x}', 'a')", "invalid format string"),
         ("format('{0', 'a')", "invalid format string"),
         ("format('a } b')", "a lone '}'"),
