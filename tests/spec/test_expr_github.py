@@ -429,6 +429,7 @@ def test_evaluation_errors_are_one_line_expr_errors(source: str, problem: str) -
         ("a b", "'b' is not an operator here"),
         ("a and b", "'and' is not an operator here (use &&, ||, !)"),
         ("not a", "'not' is not an operator here"),
+        ("a == True", "'True' is Python: write true, false or null"),
         ("a = b", "unexpected '='"),
         ("a ? b : c", "unexpected '?'"),
         ("", "empty expression"),

@@ -214,6 +214,8 @@ class _Parser:
         if what is None:
             if tok.kind == "end":
                 what = "the expression ends too early"
+            elif tok.kind == "word" and tok.text in ("True", "False", "None"):
+                what = f"'{tok.text}' is Python: write true, false or null"
             elif tok.kind == "word" and tok.text in _NOT_OPERATORS:
                 what = f"'{tok.text}' is not an operator here (use &&, ||, !)"
             else:
