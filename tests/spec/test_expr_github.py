@@ -72,6 +72,7 @@ def ev(text: str, ctx: dict[str, Any] | None = None, **kw: Any) -> Any:
         ("0o17", 15, "15"),
         ("1.5e3", 1500.0, "1500"),
         ("-Infinity", -math.inf, "-Infinity"),
+        ("0xFFFFFFFF", -1, "-1"),  # 32 bits, as the runner's Int32
         ("'a\\b'", "a\\b", "a\\b"),  # no backslash escapes in GitHub strings
     ],
 )
@@ -122,6 +123,9 @@ def test_operators_and_precedence(source: str, expected: Any) -> None:
         ("' 123.5 ' == 123.5", True),
         ("' +1 ' == 1", True),
         ("'0x10' == 16", True),
+        ("'0X10' == 16", False),  # only a lower-case 0x, as the runner
+        ("'0x1FFFFFFFF' == 8589934591", False),  # beyond 32 bits: NaN
+        ("'+Infinity' == Infinity", False),
         ("' 0o10 ' == 8", True),
         ("'1e3' == 1000", True),
         ("'1_000' == 1000", False),
@@ -241,10 +245,12 @@ def test_and_or_return_operand_values(source: str, expected: Any) -> None:
         ("join(fromJSON('[1, true, null, \"x\"]'))", "1,true,,x"),
         ("join('abc', '-')", "abc"),
         ("join(obj)", ""),
+        ("join(arr, obj)", "1,2"),
         ("toJSON(job)", '{\n  "status": "success"\n}'),
         ("toJSON(fromJSON('[1.0, 2.5]'))", "[\n  1,\n  2.5\n]"),
         ("toJSON('é')", '"é"'),
         ("toJSON(null)", "null"),
+        ("toJSON(fromJSON('[12345678901234567890, 1e400]'))", "[\n  12345678901234600000,\n  null\n]"),
         ("fromJSON(env.continue)", True),
         ("fromJSON(env.time)", 3),
         ("fromJSON(needs.job1.outputs.matrix).include[0].project", "foo"),
@@ -331,22 +337,36 @@ def test_status_and_hashfiles_come_from_the_caller() -> None:
     with pytest.raises(expr.ExprError, match="cannot evaluate"):
         ev("hashFiles('x')", functions={"hashFiles": int})
 
+    def unreadable(*_patterns: Any) -> str:
+        raise PermissionError("denied: \x1b[31mred")
+
+    with pytest.raises(expr.ExprError) as caught:
+        ev("format('{0}', hashFiles('x'))", functions={"hashFiles": unreadable})
+    message = str(caught.value)
+    assert (
+        message.count("cannot evaluate") == 1 and "hashFiles(): denied" in message and "\x1b" not in message
+    )
+
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [  # GitHub's string conversion, as ${{ }} writes values
+    [  # GitHub's string conversion (the runner's ConvertToString), as ${{ }} writes values
         (None, ""),
         (True, "true"),
         (False, "false"),
         (3, "3"),
         (3.0, "3"),
-        (-0.0, "0"),
+        (0.0, "0"),
+        (-0.0, "-0"),  # .NET (Core 3+) keeps the sign of zero
+        (-1e-16, "-0"),
         (0.1 + 0.2, "0.3"),
-        (1 / 3, "0.333333333333333"),
-        (1e21, "1e+21"),
-        (123456789012345680000.0, "123456789012345680000"),
-        (2.5e-7, "2.5e-7"),
+        (1 / 3, "0.3333333"),  # the runner's format, 0.#######: at most 7 decimals
+        (2.5e-7, "0.0000003"),  # rounded half away from zero, never an exponent
         (1e-16, "0"),
+        (1e21, "1000000000000000000000"),
+        (123456789012345680000.0, "123456789012346000000"),  # 15 significant digits
+        (123456789.123456789, "123456789.123457"),
+        (12345678901234, "12345678901234"),
         (math.inf, "Infinity"),
         ("text", "text"),
         ([1, "a"], '[\n  1,\n  "a"\n]'),
@@ -372,6 +392,7 @@ def test_interpolate() -> None:
     ("source", "problem"),
     [
         ("format('{0} {1}', 'a')", "refers to argument 1 but 1 were given"),
+        ("format('{0}', format('{1}', 'a'))", "^cannot evaluate [^:]*: format: .* refers to argument 1"),
         ("format('{x}', 'a')", "invalid format string"),
         ("format('{0', 'a')", "invalid format string"),
         ("format('a } b')", "a lone '}'"),
@@ -403,9 +424,12 @@ def test_evaluation_errors_are_one_line_expr_errors(source: str, problem: str) -
         ("a.", "expected a property name after '.'"),
         ("a.1", "expected a property name after '.'"),
         ("1.", "unexpected"),
+        ("0x" + "f" * 300, "invalid number '0xfff"),
+        ("0X1F", "unexpected '0'"),
         ("a b", "'b' is not an operator here"),
         ("a and b", "'and' is not an operator here (use &&, ||, !)"),
         ("not a", "'not' is not an operator here"),
+        ("a == True", "'True' is Python: write true, false or null"),
         ("a = b", "unexpected '='"),
         ("a ? b : c", "unexpected '?'"),
         ("", "empty expression"),
@@ -435,6 +459,8 @@ def test_deep_nesting_is_an_error_not_a_recursion_error() -> None:
         "a" + "[0]" * 5000,
         "format(" * 2000 + "'x'" + ")" * 2000,
         "[" * 3000 + "]" * 3000,
+        "1 == " * 4000 + "1",  # left-nested chains too
+        "1 < " * 5000 + "1",
     ):
         with pytest.raises(expr.ExprError, match=f"nested more than {MAX_DEPTH} levels deep"):
             ev(deep)
@@ -519,6 +545,8 @@ def test_check_for_buildyard_files() -> None:
         "py",
         "arch",
     }
+    assert expr.calls("Always() || contains(x, y.startsWith('a'))") == {"always", "contains"}
+    assert expr.calls("failure()", extensions=False) == {"failure"}
     assert expr.is_runtime("needs.a.result") and expr.is_runtime("NEEDS.a.result")
     assert not expr.is_runtime("'needs' == vars.needs")
 
@@ -561,7 +589,18 @@ def test_equality_is_symmetric_and_not_equal_is_its_negation(a: Any, b: Any) -> 
 @given(PRIMITIVES)
 def test_not_not_is_truthiness_and_numbers_round_trip(a: Any) -> None:
     assert ev("!!a", {"a": a}) is expr.truthy(a)
-    if isinstance(a, float) and math.isfinite(a) and abs(a) > 1e-10:
+    if isinstance(a, float) and 1e-6 < abs(a) < 1e300:
         text = expr.to_string(a)
-        assert math.isclose(float(text), a, rel_tol=1e-12, abs_tol=1e-15)  # 15 decimals, as GitHub
+        assert math.isclose(float(text), a, rel_tol=1e-14, abs_tol=1e-7)  # 15 digits, 7 decimals
         assert ev("a == b", {"a": a, "b": text}) is (float(text) == a)
+
+
+@given(st.text(alphabet="ab01.*[](),'\"!=<>&| -xe", max_size=40))
+def test_any_input_gives_a_value_or_an_expr_error(source: str) -> None:
+    ctx = {"a": {"b": [1, {"x": "y"}]}, "b": [None, True, "s"]}
+    try:
+        value = expr.evaluate(source, ctx)
+    except expr.ExprError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert isinstance(expr.to_string(value), str)

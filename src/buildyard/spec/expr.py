@@ -52,12 +52,14 @@ from buildyard.spec.exprvalues import (
     to_string,
     truthy,
 )
+from buildyard.termtext import safe_text
 
 __all__ = [
     "CONTEXT_ROOTS",
     "FUNCTIONS",
     "RUNTIME_ROOTS",
     "ExprError",
+    "calls",
     "check",
     "evaluate",
     "interpolate",
@@ -134,17 +136,17 @@ def _check_call(text: str, call: Call, extensions: bool) -> None:
 
 @lru_cache(maxsize=4096)
 def _compiled(text: str, extensions: bool) -> _Eval:
-    return _compile(_parsed(text, extensions), text, extensions)
+    return _compile(_parsed(text, extensions), extensions)
 
 
-def _compile(node: Node, text: str, extensions: bool) -> _Eval:
+def _compile(node: Node, extensions: bool) -> _Eval:
     if isinstance(node, Lit):
         value = node.value
         return lambda _e: value
     if isinstance(node, Name):
-        return _root(node.name, text)
+        return _root(node.name)
     if isinstance(node, Index):
-        obj = _compile(node.obj, text, extensions)
+        obj = _compile(node.obj, extensions)
         if isinstance(node.obj, Name) and node.obj.name.lower() in STRICT_ROOTS and isinstance(node.key, Lit):
             key = to_string(node.key.value)
 
@@ -152,41 +154,39 @@ def _compile(node: Node, text: str, extensions: bool) -> _Eval:
                 container = obj(e)
                 value = get_key(container, key, _MISSING) if isinstance(container, Mapping) else None
                 if value is _MISSING:
-                    raise ExprError(f"cannot evaluate {show(text)}: no field '{key}'")
+                    raise ExprError(f"no field {show(key)}")
                 return value
 
             return strict
         if isinstance(node.key, Lit):
             key_value = node.key.value
             return lambda e: index_value(obj(e), key_value)
-        key_node = _compile(node.key, text, extensions)
+        key_node = _compile(node.key, extensions)
         return lambda e: index_value(obj(e), key_node(e))
     if isinstance(node, Star):
-        obj = _compile(node.obj, text, extensions)
+        obj = _compile(node.obj, extensions)
         return lambda e: star_value(obj(e))
     if isinstance(node, Not):
-        operand = _compile(node.operand, text, extensions)
+        operand = _compile(node.operand, extensions)
         return lambda e: not truthy(operand(e))
     if isinstance(node, Compare):
-        return _comparison(
-            node.op, _compile(node.left, text, extensions), _compile(node.right, text, extensions)
-        )
+        return _comparison(node.op, _compile(node.left, extensions), _compile(node.right, extensions))
     if isinstance(node, Logic):
-        args = tuple(_compile(a, text, extensions) for a in node.args)
+        args = tuple(_compile(a, extensions) for a in node.args)
         return _and(args) if node.op == "&&" else _or(args)
     if isinstance(node, ListLit):
-        items = tuple(_compile(a, text, extensions) for a in node.items)
+        items = tuple(_compile(a, extensions) for a in node.items)
         return lambda e: [item(e) for item in items]
-    return _call(node, tuple(_compile(a, text, extensions) for a in node.args), text, extensions)
+    return _call(node, tuple(_compile(a, extensions) for a in node.args), extensions)
 
 
-def _root(name: str, text: str) -> _Eval:
+def _root(name: str) -> _Eval:
     def read(e: _Env) -> Any:
         value = e.context.get(name, _MISSING)
         if value is _MISSING:
             value = get_key(e.context, name, _MISSING)
             if value is _MISSING:
-                raise ExprError(f"cannot evaluate {show(text)}: unknown name '{name}'")
+                raise ExprError(f"unknown name '{name}'")
         return value
 
     return read
@@ -242,7 +242,7 @@ def _or(args: tuple[_Eval, ...]) -> _Eval:
     return run
 
 
-def _call(node: Call, args: tuple[_Eval, ...], text: str, extensions: bool) -> _Eval:
+def _call(node: Call, args: tuple[_Eval, ...], extensions: bool) -> _Eval:
     name = node.name.lower()
     spec = fn.BUILTINS.get(name) or (fn.EXTENSIONS.get(name) if extensions else None)
     builtin = spec[0] if spec else None
@@ -253,13 +253,15 @@ def _call(node: Call, args: tuple[_Eval, ...], text: str, extensions: bool) -> _
             func = builtin
             if func is None:
                 what = "is not available here" if name in fn.SUPPLIED else "is not a known function"
-                raise ExprError(f"cannot evaluate {show(text)}: '{node.name}()' {what}")
+                raise ExprError(f"'{node.name}()' {what}")
+        values = [arg(e) for arg in args]
         try:
-            return func(*(arg(e) for arg in args))
-        except ExprError as exc:
-            raise ExprError(f"cannot evaluate {show(text)}: {exc}") from None
-        except (TypeError, ValueError, OverflowError, KeyError, IndexError) as exc:
-            raise ExprError(f"cannot evaluate {show(text)}: {node.name}(): {exc}") from None
+            return func(*values)
+        except ExprError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, LookupError, OSError) as exc:
+            # a function the caller supplied (hashFiles reads files) failed: one line, no traceback
+            raise ExprError(f"{node.name}(): {safe_text(str(exc))[:200]}") from None
 
     return call
 
@@ -280,15 +282,23 @@ def evaluate(
     ``functions`` (name → callable taking the evaluated arguments) extend or override the built-ins:
     ``hashFiles``, ``success``… Raises ``ExprError`` (a one-line message) on any problem.
     """
-    run = _compiled(text.strip(), extensions)
-    return run(_Env(context, _functions(functions)))
+    text = text.strip()
+    return _run(text, _compiled(text, extensions), _Env(context, _functions(functions)))
+
+
+def _run(text: str, run: _Eval, env: _Env) -> Any:
+    """Run a compiled expression; a problem becomes one ``cannot evaluate 'text': why`` line."""
+    try:
+        return run(env)
+    except ExprError as exc:
+        raise ExprError(f"cannot evaluate {show(text)}: {exc}") from None
 
 
 def is_true(text: str, context: Mapping[str, Any], *, functions: Functions | None = None) -> bool:
     """Evaluate a ``buildyard.yml`` condition; it must produce a boolean."""
     value = evaluate(text, context, functions=functions)
     if not isinstance(value, bool):
-        raise ExprError(f"condition {show(text.strip())} must be true or false, got {to_string(value)!r}")
+        raise ExprError(f"condition {show(text.strip())} must be true or false, got {show(to_string(value))}")
     return value
 
 
@@ -344,7 +354,8 @@ def interpolate(
     last = 0
     for a, b in _spans(text):
         out.append(text[last:a])
-        out.append(to_string(_compiled(text[a + 3 : b - 2].strip(), extensions)(env)))
+        inner = text[a + 3 : b - 2].strip()
+        out.append(to_string(_run(inner, _compiled(inner, extensions), env)))
         last = b
     out.append(text[last:])
     return "".join(out)
@@ -357,6 +368,12 @@ def _tree(text: str, extensions: bool = True) -> Node:
 def roots(text: str) -> set[str]:
     """Context names an expression refers to (``needs.build.status`` → ``needs``)."""
     return {n.name for n in walk(_tree(text)) if isinstance(n, Name)}
+
+
+def calls(text: str, *, extensions: bool = True) -> set[str]:
+    """Functions an expression calls, lower case (GitHub's ``if:`` adds ``success() &&`` unless it
+    calls one of ``success``, ``failure``, ``always``, ``cancelled``)."""
+    return {n.name.lower() for n in walk(_tree(text, extensions)) if isinstance(n, Call) and not n.method}
 
 
 def members(text: str, root: str) -> set[str]:

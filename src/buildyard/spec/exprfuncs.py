@@ -99,7 +99,7 @@ def join(value: Any, separator: Any = ",") -> str:
         return to_string(value)
     if k != ARR:
         return ""
-    sep = to_string(separator) if is_primitive(separator) else ""
+    sep = to_string(separator) if is_primitive(separator) else ","  # the runner keeps its default
     text = sep.join(to_string(v) if is_primitive(v) else "" for v in value)
     if len(text) > MAX_RESULT:
         raise ExprError(f"join: result longer than {MAX_RESULT} characters")

@@ -3,7 +3,8 @@
 Precedence, loosest first (as GitHub): ``||``, ``&&``, ``== !=``, ``< <= > >=`` (and buildyard's
 ``in``), ``!``, then postfix ``.name``, ``.*``, ``[index]``, ``[*]`` on a context, a call or a
 parenthesised expression. Literals: ``null``, ``true``, ``false``, numbers (decimal, exponent,
-``0x`` hex, ``0o`` octal, ``NaN``, ``Infinity``), single-quoted strings (``''`` is a quote).
+``0x`` hex and ``0o`` octal within 32 bits, ``NaN``, ``Infinity``), single-quoted strings (``''`` is
+a quote).
 
 Buildyard's extensions, refused when ``extensions=False``: double-quoted strings with backslash
 escapes, list literals ``[a, b]``, the ``in`` operator and member calls ``x.startsWith(y)``.
@@ -111,7 +112,7 @@ Node = Lit | Name | Index | Star | Call | Not | Compare | Logic | ListLit
 
 _TOKEN = re.compile(
     r"""(?P<ws>\s+)
-      |(?P<num>-?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|Infinity)(?![\w.-]))
+      |(?P<num>(?:0x[0-9a-fA-F]+|0o[0-7]+|-?(?:[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|Infinity))(?![\w.-]))
       |(?P<str>'(?:[^']|'')*')
       |(?P<dstr>"(?:[^"\\]|\\.)*")
       |(?P<op>&&|\|\||==|!=|<=|>=|[<>!()\[\].,*])
@@ -154,7 +155,10 @@ def tokenize(text: str, *, extensions: bool = True) -> list[Token]:
         kind, tok = m.lastgroup or "bad", m.group()
         if kind == "num":
             value = parse_number(tok)
-            out.append(Token("num", tok, pos, int(value) if _is_int_literal(tok) else value))
+            if value != value:  # noqa: PLR0124 - NaN: a hex or octal literal beyond 32 bits, as the runner
+                raise _error(text, pos, f"invalid number {tok[:40]!r}")
+            exact = _is_int_literal(tok) and abs(value) < 2**53
+            out.append(Token("num", tok, pos, int(value) if exact else value))
         elif kind == "str":
             out.append(Token("str", tok, pos, tok[1:-1].replace("''", "'")))
         elif kind == "dstr":
@@ -173,8 +177,7 @@ def tokenize(text: str, *, extensions: bool = True) -> list[Token]:
 
 
 def _is_int_literal(tok: str) -> bool:
-    body = tok.lstrip("-")
-    return body[:2] in ("0x", "0X", "0o", "0O") or body.isdigit()
+    return tok[:2] in ("0x", "0o") or tok.lstrip("-").isdigit()
 
 
 def _error(text: str, pos: int, what: str) -> ExprError:
@@ -211,6 +214,8 @@ class _Parser:
         if what is None:
             if tok.kind == "end":
                 what = "the expression ends too early"
+            elif tok.kind == "word" and tok.text in ("True", "False", "None"):
+                what = f"'{tok.text}' is Python: write true, false or null"
             elif tok.kind == "word" and tok.text in _NOT_OPERATORS:
                 what = f"'{tok.text}' is not an operator here (use &&, ||, !)"
             else:
@@ -253,18 +258,26 @@ class _Parser:
 
     def equality(self) -> Node:
         node = self.comparison()
+        entered = 0
         while tok := self.accept("==", "!="):
+            self.enter()  # a == b == c nests to the left: bounded like any nesting
+            entered += 1
             node = Compare(tok.text, node, self.comparison())
+        self.depth -= entered
         return node
 
     def comparison(self) -> Node:
         node = self.unary()
+        entered = 0
         while True:
             tok = self.accept("<", "<=", ">", ">=")
             if tok is None and self.extensions and self.peek().kind == "word" and self.peek().text == "in":
                 tok = self.take()
             if tok is None:
+                self.depth -= entered
                 return node
+            self.enter()
+            entered += 1
             node = Compare(tok.text, node, self.unary())
 
     def unary(self) -> Node:

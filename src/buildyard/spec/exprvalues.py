@@ -2,15 +2,16 @@
 
 Values are plain Python data: ``None`` (null), ``bool``, ``int``/``float`` (number), ``str``,
 sequences (array) and mappings (object). The rules follow GitHub's documentation ("Evaluate
-expressions in workflows and actions") and its reference implementation (actions/languageservices):
+expressions in workflows and actions") and its implementation in the runner (actions/runner's
+``DTExpressions2``; actions/languageservices agrees except where noted):
 
 - equality and ordering are *loose*: operands of different kinds are converted to numbers (null→0,
-  true→1, false→0, a string parsed as a number: ``''``→0, unparsable→NaN); arrays and objects are
-  never converted, so they equal only themselves (identity) and are never ordered;
+  true→1, false→0, a string parsed as a number: ``''``→0, ``0x1f``, ``1e3``, unparsable→NaN);
+  arrays and objects are never converted, so they equal only themselves and are never ordered;
 - strings compare ignoring case; NaN is neither equal to, less nor greater than anything;
 - falsy: ``false``, ``0``, ``-0``, ``''``, ``null``, ``NaN``; everything else (arrays, objects) is truthy;
-- to string: null→``''``, ``true``/``false``, numbers as JavaScript prints them (at most 15
-  decimals, ``1e+21`` beyond), arrays and objects as indented JSON.
+- to string: null→``''``, ``true``/``false``, numbers as the runner prints them (.NET's
+  ``0.#######``: at most 7 decimals, never an exponent), arrays and objects as indented JSON.
 
 This module is pure: no I/O, no state.
 """
@@ -21,7 +22,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 from buildyard.errors import UserError
@@ -97,32 +98,43 @@ def truthy(value: Any) -> bool:
     return True
 
 
-_JS_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_RADIX = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
-_INFINITY = {"Infinity": math.inf, "+Infinity": math.inf, "-Infinity": -math.inf}
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INFINITY = {"Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def parse_number(text: str) -> float:
-    """A string as a number, as JavaScript's ``Number(text)`` (GitHub's conversion): NaN when invalid."""
+    """A string as a number, as the runner's ``ParseNumber``: trimmed, ``''``→0, a decimal (sign,
+    point, exponent), ``0x`` hex or ``0o`` octal (32-bit), ``Infinity``; NaN otherwise."""
     s = text.strip()
     if not s:
         return 0.0
-    if _JS_NUMBER.fullmatch(s):
+    if _DECIMAL.fullmatch(s):
         return float(s)
-    base = _RADIX.get(s[:2])
-    if base is not None:
+    radix = {"0x": 16, "0o": 8}.get(s[:2])
+    if radix is not None and len(s) > 2 and s.isascii() and "_" not in s:
         try:
-            return float(int(s[2:], base)) if s[2:].isascii() and "_" not in s else NAN
+            number = int(s[2:], radix)
         except ValueError:
             return NAN
+        if number >= 2**32:  # beyond Int32 (parsed as its bits): the runner gives NaN
+            return NAN
+        return float(number - 2**32 if number >= 2**31 else number)
     return _INFINITY.get(s, NAN)
+
+
+def _float(number: float) -> float:
+    """A number as a double, as JavaScript holds it (an integer too large for one is ±Infinity)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def to_number(value: Any) -> float:
     """GitHub's number conversion: null→0, true→1, false→0, strings parsed, arrays and objects→NaN."""
     k = kind(value)
     if k == NUM:
-        return float(value)
+        return _float(value)
     if k == NULL:
         return 0.0
     if k == BOOL:
@@ -198,39 +210,30 @@ def greater(a: Any, b: Any) -> bool:
 
 
 def number_text(value: float) -> str:
-    """A number as GitHub prints it (JavaScript's form after rounding to 15 decimals)."""
-    if isinstance(value, int) and abs(value) < 10**21:
+    """A number as GitHub's runner prints it: .NET's ``0.#######`` (15 significant digits, at most 7
+    decimals, never an exponent; a negative number that rounds to zero is ``-0``)."""
+    if isinstance(value, int) and abs(value) < 10**15:
         return str(value)
-    f = float(value)
+    f = _float(value)
     if f != f:  # noqa: PLR0124 - NaN test
         return "NaN"
     if math.isinf(f):
         return "Infinity" if f > 0 else "-Infinity"
-    f = round(f, 15)
     if f == 0:
-        return "0"
-    if f.is_integer() and abs(f) < 2**53:  # exact; larger ones print their shortest digits, as JavaScript
-        return str(int(f))
-    sign, digits_t, exp = Decimal(repr(f)).normalize().as_tuple()
-    digits = "".join(map(str, digits_t))
-    k = len(digits)
-    n = int(exp) + k  # the decimal point sits after n digits
-    if -6 < n <= 21:
-        if n >= k:
-            body = digits + "0" * (n - k)
-        elif n > 0:
-            body = f"{digits[:n]}.{digits[n:]}"
-        else:
-            body = "0." + "0" * -n + digits
-    else:
-        e = n - 1
-        mantissa = digits[0] + (f".{digits[1:]}" if k > 1 else "")
-        body = f"{mantissa}e{'+' if e > 0 else '-'}{abs(e)}"
-    return ("-" if sign else "") + body
+        return "-0" if math.copysign(1.0, f) < 0 else "0"
+    d = Decimal(f)  # the exact binary value, rounded as .NET does: 15 digits, then the format's 7 decimals
+    d = d.quantize(Decimal(1).scaleb(d.adjusted() - 14), rounding=ROUND_HALF_UP)
+    if int(d.as_tuple().exponent) < -7:
+        d = d.quantize(_SEVEN_DECIMALS, rounding=ROUND_HALF_UP)
+    text = format(d, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+_SEVEN_DECIMALS: Final = Decimal("1e-7")
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:
-    """``value`` as data ``json.dumps`` writes the way JavaScript does (whole floats as integers)."""
+    """``value`` as data ``json.dumps`` writes as GitHub does (whole numbers as integers, NaN as null)."""
     if depth > 100:
         raise ExprError("value nested too deeply to convert to JSON")
     k = kind(value)
@@ -239,7 +242,7 @@ def jsonable(value: Any, depth: int = 0) -> Any:
             if value != value or math.isinf(value):  # noqa: PLR0124 - NaN test
                 return None  # JSON.stringify writes null for these
             if value.is_integer() and abs(value) < 1e21:
-                return int(value)
+                return int(number_text(value))  # 15 significant digits, as the runner
         return value
     if k == ARR:
         return [jsonable(v, depth + 1) for v in value]
@@ -283,11 +286,16 @@ def from_json(text: str) -> Any:
         raise ValueError(f"invalid JSON constant {name}")
 
     try:
-        return json.loads(text, parse_constant=reject)
+        return json.loads(text, parse_constant=reject, parse_int=_json_int)
     except RecursionError:
         raise ExprError("fromJSON input nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise ExprError(f"fromJSON: invalid JSON: {exc}") from None
+
+
+def _json_int(digits: str) -> int | float:
+    """A JSON integer: exact up to 2**53 (as a double holds it), a double beyond."""
+    return int(digits) if len(digits) < 16 else float(digits)
 
 
 def get_key(obj: Mapping[str, Any], key: str, default: Any = None) -> Any:
