@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from buildyard.spec import expr as _expr
-from buildyard.spec.exprparse import Call, Name, Node, parse, walk
+from buildyard.spec.exprparse import Name, Node, parse, walk
 from buildyard.spec.exprvalues import ExprError, to_string, truthy
 
 __all__ = [
@@ -63,7 +63,7 @@ def _tree(text: str) -> Node:
 
 def called(text: str) -> set[str]:
     """Lower-cased names of the functions ``text`` calls."""
-    return {n.name.lower() for n in walk(_tree(text)) if isinstance(n, Call)}
+    return _expr.calls(text, extensions=False)
 
 
 def names(text: str) -> set[str]:

@@ -259,7 +259,7 @@ class JobRun:
             gitignore.write_text("*\n")
         # a failure until the job says otherwise: a job killed at any instant (its timeout, a cancel)
         # reads as failed to the jobs that need it, as in GitHub
-        self.write_result("failure", {})
+        self.write_result("failure", {}, final=False)
         outputs: dict[str, str] = {}
         try:
             if not self.job_condition():
@@ -285,11 +285,17 @@ class JobRun:
         self.write_result("success" if allowed else self.job_status, outputs)
         return 0 if self.job_status == "success" else 1
 
-    def write_result(self, result: str, outputs: Mapping[str, str]) -> None:
-        """The job's result file (atomically: a later job never reads half of it)."""
+    def write_result(self, result: str, outputs: Mapping[str, str], *, final: bool = True) -> None:
+        """The job's result file (atomically: a later job never reads half of it); ``final`` is false
+        while the job runs."""
         from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
 
-        data = {"job": self.spec["job"], "result": result, "outputs": dict(outputs)}
+        data: dict[str, Any] = {
+            "job": self.spec["job"],
+            "result": result,
+            "outputs": dict(outputs),
+            "final": final,
+        }
         if self.summary:
             data["summary"] = "".join(self.summary)[:MAX_FILE]
         atomic_write_text(
