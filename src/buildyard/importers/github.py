@@ -199,7 +199,7 @@ class Converter:
                 inputs=inputs if c.event == "manual" else None,
             ),
             "vars": dict(c.variables),
-            "inputs": inputs,
+            "inputs": inputs if c.event == "manual" else {},  # GitHub: only a dispatch has inputs
         }
 
     def input_values(self) -> dict[str, Any]:

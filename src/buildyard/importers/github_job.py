@@ -420,6 +420,10 @@ class JobConverter:
         if ("run" in step) == ("uses" in step):
             c.problem(path, "a step needs exactly one of 'run' or 'uses'")
             return False
+        for key in ("env", "with"):
+            if key in step and not isinstance(step[key], dict):
+                c.problem((*path, key), f"{key} takes a mapping of NAME: value")
+                return False
         if "run" in step:
             return True
         uses = str(step["uses"])

@@ -126,7 +126,8 @@ class JobRun:
             / f"buildyard-github-{safe_name(run_id)}"
             / safe_name(str(spec["job"]))
         )
-        self.inputs = self._inputs()
+        # GitHub: only a workflow_dispatch run has inputs
+        self.inputs = self._inputs() if environ.get("BUILDYARD_EVENT") == "manual" else {}
         github = github_context(
             event=environ.get("BUILDYARD_EVENT", "push"),
             branch=environ.get("BUILDYARD_BRANCH", ""),
@@ -474,6 +475,11 @@ class JobRun:
         self, step: dict[str, Any], scope: Scope, fns: Mapping[str, gx.Function]
     ) -> tuple[bool, dict[str, str]]:
         """Run a ``run`` or ``uses`` step; ``(succeeded, outputs)``."""
+        if ("run" in step) == ("uses" in step):
+            raise StepFailure("a step needs exactly one of 'run' or 'uses'")
+        for key in ("env", "with"):
+            if not isinstance(step.get(key) or {}, dict):
+                raise StepFailure(f"{key} takes a mapping of NAME: value")
         files = {
             name: self.scratch / f"{name.lower()}-{time.monotonic_ns()}"
             for name in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")

@@ -79,6 +79,7 @@ def test_load_foreign_converts_a_workflow_outside_github_dir(make_project: Calla
         ),
         (SIMPLE.replace("on: push", "on: push\njobs: [1"), "YAML syntax error"),
         ("on: push\n", "a workflow needs 'jobs'"),
+        (SIMPLE.replace("- run: echo hi", "- run: echo hi\n        env: [A]"), "env takes a mapping"),
     ],
 )
 def test_bad_workflow_gets_a_located_one_line_error(
