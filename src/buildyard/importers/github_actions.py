@@ -47,7 +47,7 @@ def run_action(
 ) -> tuple[bool, dict[str, str]]:
     """Run one ``uses:`` step; ``(succeeded, outputs)``; raise ``StepFailure`` naming what is missing."""
     uses = str(step["uses"]).strip()
-    ctx = job.context(scope)
+    ctx = job.context(scope, job.step_vars)
     try:
         with_ = {
             str(k): gx.to_string(gx.value_of(v, ctx, functions=fns))

@@ -151,6 +151,8 @@ class JobRun:
         self.path_prefix: list[str] = []
         self.summary: list[str] = []
         self.job_status = "success"
+        #: The current step's own ``env`` (evaluated): in its ``env`` context.
+        self.step_vars: dict[str, str] = {}
 
     # -- contexts --
 
@@ -188,11 +190,12 @@ class JobRun:
             out[job] = {"result": result, "outputs": outputs}
         return out
 
-    def context(self, scope: Scope) -> dict[str, Any]:
-        """Every context a step's expressions may read."""
+    def context(self, scope: Scope, step_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Every context a step's expressions may read (``env``: what the workflow, job, ``$GITHUB_ENV``
+        and the step itself set, not the machine's environment)."""
         ctx: dict[str, Any] = {
             "github": {**self.github, "action_path": scope.action_path},
-            "env": {**self.environ_view(), **self.env},
+            "env": {**self.env, **(step_env or {})},
             "vars": self.vars,
             "secrets": self.secrets,
             "matrix": self.spec.get("matrix") or {},
@@ -204,11 +207,6 @@ class JobRun:
             "inputs": scope.inputs if scope.inputs is not None else self.inputs,
         }
         return ctx
-
-    def environ_view(self) -> dict[str, str]:
-        """The env context before the workflow's own: nothing (GitHub's ``env`` holds only what the
-        workflow, job, step and ``$GITHUB_ENV`` set)."""
-        return {}
 
     def status_functions(self, scope: Scope) -> dict[str, gx.Function]:
         """``success()`` etc. as a step sees them: by the job's (or composite's) steps so far."""
@@ -462,11 +460,14 @@ class JobRun:
         if scope.action_path:
             env["GITHUB_ACTION_PATH"] = scope.action_path
         env.update(self.env)
+        own: dict[str, str] = {}
         for name, raw in (step.get("env") or {}).items():
             try:
-                env[str(name)] = gx.to_string(gx.value_of(raw, self.context(scope), functions=fns))
+                own[str(name)] = gx.to_string(gx.value_of(raw, self.context(scope, own), functions=fns))
             except gx.ExprError as exc:
                 raise StepFailure(f"env {name}: {exc}") from None
+        env.update(own)
+        self.step_vars = own
         if self.path_prefix:
             env["PATH"] = os.pathsep.join([*reversed(self.path_prefix), env.get("PATH", "")])
         return env
@@ -530,7 +531,7 @@ class JobRun:
         self, step: dict[str, Any], scope: Scope, env: dict[str, str], fns: Mapping[str, gx.Function]
     ) -> bool:
         """A ``run`` step in its shell, in its working directory, within its timeout."""
-        ctx = self.context(scope)
+        ctx = self.context(scope, self.step_vars)
         try:
             script = gx.interpolate(str(step["run"]), ctx, functions=fns)
         except gx.ExprError as exc:
