@@ -299,3 +299,68 @@ def test_matrix_expansion_follows_githubs_documented_examples() -> None:
     )
     assert len(excluded) == 12 - 1 - 2
     assert instance_suffix({"os": "linux", "py": 3.0, "x": True}, ("os", "py")) == "linux-3"
+
+
+# -- setup-* actions use the toolchain on PATH --
+
+TOOLS = [
+    ("actions/setup-python", "python3", "python-version", ["--version"]),
+    ("actions/setup-node", "node", "node-version", ["--version"]),
+    ("actions/setup-java", "java", "java-version", ["-version"]),
+    ("actions/setup-go", "go", "go-version", ["version"]),
+]
+
+
+def _installed_major(tool: str, args: list[str]) -> str | None:
+    import re
+    import shutil
+
+    if shutil.which(tool) is None:
+        return None
+    out = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
+    found = re.search(r"(\d+)(?:\.\d+)*", (out.stdout + out.stderr).replace("go1", "go 1"))
+    if found is None:
+        return None
+    major = found.group(0).split(".")
+    return major[1] if tool == "java" and major[0] == "1" and len(major) > 1 else major[0]
+
+
+@pytest.mark.parametrize(("action", "tool", "key", "args"), TOOLS, ids=[t[0] for t in TOOLS])
+def test_setup_action_uses_the_installed_major_version_or_fails_naming_it(
+    action: str,
+    tool: str,
+    key: str,
+    args: list[str],
+    make_project: Callable[..., Path],
+    cli: Callable[..., Any],
+) -> None:
+    major = _installed_major(tool, args)
+    if major is None:
+        pytest.skip(f"{tool} is not installed")
+    text = f"""\
+on: push
+jobs:
+  ok:
+    runs-on: ubuntu-latest
+    steps:
+      - id: s
+        uses: {action}@v5
+        with:
+          {key}: '{major}'
+      - run: echo "found ${{{{ steps.s.outputs.version }}}}"
+  missing:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: {action}@v5
+        with:
+          {key}: '{int(major) + 1000}'
+"""
+    root = make_project({WF: text})
+    result = cli("-C", root, "run", "-f", WF, "--json", "--no-cache")
+    jobs = {j["name"]: j for j in json.loads(result.out)["jobs"]}
+    assert jobs["ok"]["status"] == "success"
+    assert f"found {major}" in Path(jobs["ok"]["log"]).read_text()
+    assert jobs["missing"]["status"] == "failed"
+    log = Path(jobs["missing"]["log"]).read_text()
+    assert f"{key} {int(major) + 1000} requested" in log
+    assert f"install major version {int(major) + 1000}" in log
