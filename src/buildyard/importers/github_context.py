@@ -2,7 +2,7 @@
 ``strategy.matrix`` expansion with GitHub's ``include``/``exclude`` rules, and where a job's results
 and artifacts live in the project.
 
-Pure (no I/O) apart from nothing: both the converter (at load time) and the step runner (inside a
+Pure (no I/O): both the converter (at load time) and the step runner (inside a
 job) build the same contexts from the same values.
 """
 
@@ -12,6 +12,8 @@ import itertools
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from buildyard.errors import BuildyardError
 
 #: Project-relative directory of the converted jobs' results and uploaded artifacts (git-ignored
 #: by a ``.gitignore`` of its own, so these files are never job inputs).
@@ -123,8 +125,8 @@ def runner_context(temp: str = "", os_name: str = "Linux") -> dict[str, Any]:
     }
 
 
-class MatrixError(ValueError):
-    """A ``strategy.matrix`` GitHub would reject."""
+class MatrixError(BuildyardError, ValueError):
+    """A ``strategy.matrix`` GitHub would reject (the converter reports it located in the workflow)."""
 
 
 def expand_matrix(matrix: Mapping[str, Any]) -> list[dict[str, Any]]:

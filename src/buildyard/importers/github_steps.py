@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from buildyard.errors import BuildyardError
 from buildyard.importers import github_expr as gx
 from buildyard.importers.github_context import (
     STATE_DIR,
@@ -56,8 +57,9 @@ MAX_COMPOSITE_DEPTH = 10
 KILL_GRACE = 5.0
 
 
-class StepFailure(Exception):
-    """A step cannot run (bad expression, missing tool, unknown action): the message says why."""
+class StepFailure(BuildyardError):
+    """A step cannot run (bad expression, missing tool, unknown action): the message says why, in the
+    job's log; the step fails (never a traceback)."""
 
 
 def parse_env_file(text: str) -> dict[str, str]:
