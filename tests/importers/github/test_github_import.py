@@ -194,6 +194,17 @@ def test_on_filters_decide_whether_a_change_starts_the_run(
     assert ran.code == 0 and "not triggered" not in ran.out
 
 
+def test_run_f_changed_is_decided_by_the_workflows_own_on(
+    make_project: Callable[..., Path], cli: Callable[..., Any]
+) -> None:
+    root = make_project({WF: ON})
+    skipped = cli("-C", root, "run", "-f", WF, "--changed", "docs/readme.md")
+    assert skipped.code == 0 and "not triggered" in skipped.out, skipped.err
+    ran = cli("-C", root, "run", "-f", WF, "--changed", "src/app.py", "--no-cache", "--json")
+    assert ran.code == 0, ran.err
+    assert [j["status"] for j in json.loads(ran.out)["jobs"]] == ["success"]
+
+
 # -- the cache: deterministic keys, outputs restored --
 
 OUTPUTS = """\
