@@ -234,6 +234,8 @@ class JobRun:
         for pattern in (gx.to_string(p) for p in patterns):
             target = excluded if pattern.startswith("!") else included
             body = pattern.lstrip("!")
+            if body.startswith(("/", "~")) or ".." in Path(body).parts:
+                raise StepFailure(f"hashFiles: {body!r} is outside the workspace")
             for match in glob.glob(body, root_dir=self.project, recursive=True, include_hidden=True):  # noqa: PTH207
                 if (self.project / match).is_file() and ".git" not in Path(match).parts:
                     target.add(match)
@@ -383,6 +385,9 @@ class JobRun:
         label = step.get("name") or step.get("uses") or str(step.get("run", "")).split("\n", 1)[0][:60]
         sid = str(step.get("id") or f"__step{index}")
         ctx = self.context(scope)
+        if step.get("name"):
+            with contextlib.suppress(gx.ExprError):
+                label = gx.interpolate(str(step["name"]), ctx)
         fns = self.status_functions(scope)
         cond = step.get("if")
         text = (
