@@ -39,6 +39,7 @@ CORE = frozenset(
 )
 SERVICES = frozenset(
     {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify", "importers"}
+    | {"exporters"}
 )
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "dask", "__main__", "testing"})

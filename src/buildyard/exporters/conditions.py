@@ -20,7 +20,7 @@ from dataclasses import dataclass
 MAX_DEPTH = 50
 
 
-class Untranslatable(ValueError):  # noqa: N818 - a reason, raised and caught inside the exporters
+class Untranslatable(ValueError):
     """A condition or interpolation the target service cannot express; the message says why."""
 
 
@@ -223,7 +223,12 @@ def _push_not(node: Node, negate: bool = False) -> Node:
 # -- GitLab --
 
 #: buildyard's events as ``$CI_PIPELINE_SOURCE`` (a tag push is a push with ``$CI_COMMIT_TAG``).
-GITLAB_SOURCES = {"push": "push", "tag": "push", "pull_request": "merge_request_event", "schedule": "schedule"}
+GITLAB_SOURCES = {
+    "push": "push",
+    "tag": "push",
+    "pull_request": "merge_request_event",
+    "schedule": "schedule",
+}
 GITLAB_SOURCES["manual"] = "web"
 GITLAB_VARIABLES = {
     "branch": "CI_COMMIT_BRANCH",
@@ -232,7 +237,7 @@ GITLAB_VARIABLES = {
     "sha": "CI_COMMIT_SHA",
     "event": "CI_PIPELINE_SOURCE",
 }
-_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\/])")
+_REGEX_SPECIAL = re.compile(r"([.^$*+?()\[\]{}|\\])")
 
 
 def _gitlab_string(value: str) -> str:
@@ -381,7 +386,7 @@ def interpolate_gitlab(text: str) -> str:
     """``${{ matrix.X }}`` / ``${{ vars.X }}`` / ``${{ sha }}``… as shell variables GitLab sets."""
 
     def sub(m: re.Match[str]) -> str:
-        path = tuple(m.group(1).strip().split("."))
+        path: tuple[str, ...] = tuple(str(m.group(1)).strip().split("."))
         if len(path) == 2 and path[0] in ("matrix", "vars", "env") and re.fullmatch(r"\w+", path[1]):
             return "${" + path[1] + "}"
         if len(path) == 1 and path[0] in GITLAB_VARIABLES and path[0] != "event":
@@ -395,7 +400,7 @@ def interpolate_github(text: str) -> str:
     """``${{ … }}`` with GitHub's contexts (pipeline variables are in the workflow's ``env``)."""
 
     def sub(m: re.Match[str]) -> str:
-        path = tuple(m.group(1).strip().split("."))
+        path: tuple[str, ...] = tuple(str(m.group(1)).strip().split("."))
         if len(path) == 2 and path[0] in ("matrix", "vars", "env") and re.fullmatch(r"\w+", path[1]):
             return "${{ " + ("matrix" if path[0] == "matrix" else "env") + "." + path[1] + " }}"
         if len(path) == 1 and path[0] in GITHUB_VALUES:

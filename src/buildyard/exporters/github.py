@@ -114,14 +114,14 @@ def _job(pipeline: Pipeline, name: str, job: Job, deps: dict[str, list[str]], no
     if condition:
         out["if"] = condition
     if job.environment is not None:
-        env = job.environment
-        out["environment"] = {"name": env.name, **({"url": env.url} if env.url else {})}
-        if env.approval == "required" or job.when is When.MANUAL:
+        deployment = job.environment
+        out["environment"] = {"name": deployment.name, **({"url": deployment.url} if deployment.url else {})}
+        if deployment.approval == "required" or job.when is When.MANUAL:
             notes.add(
                 name,
                 "environment.approval",
-                f"approval: add required reviewers to the '{env.name}' environment in the repository's "
-                "settings (Settings > Environments)",
+                f"approval: add required reviewers to the '{deployment.name}' environment in the "
+                "repository's settings (Settings > Environments)",
             )
     elif job.when is When.MANUAL:
         out["environment"] = f"manual-{job_id(name)}"
@@ -325,7 +325,7 @@ def _on(pipeline: Pipeline, notes: Notes) -> dict[str, Any]:
     on = pipeline.on
     if on is None:
         return {"push": None, "pull_request": None}
-    out = {}
+    out: dict[str, Any] = {}
     if on.push is not None:
         out["push"] = _filter(on.push, notes, "push")
     if on.pull_request is not None:
@@ -350,4 +350,3 @@ def _on(pipeline: Pipeline, notes: Notes) -> dict[str, Any]:
             inputs[input_name] = entry
         out["workflow_dispatch"] = {"inputs": inputs} if inputs else None
     return out
-

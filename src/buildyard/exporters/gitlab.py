@@ -28,10 +28,10 @@ from buildyard.exporters.shape import (
     job_timeout,
     stage_names,
 )
+from buildyard.model import When
 from buildyard.plan.build import expand_matrix
 from buildyard.spec.filters import compile_pattern
 from buildyard.spec.models import GATES_NODE, DependencyCacheSpec, EventFilter, Job, Pipeline
-from buildyard.model import When
 
 #: GitLab's global keywords: a job of that name is renamed.
 RESERVED = frozenset(
@@ -102,7 +102,9 @@ def _pipeline_notes(pipeline: Pipeline, notes: Notes) -> None:
         f"(use '{BUILDYARD_RUN} JOB' in a job to get it)",
     )
     if pipeline.defaults.shell != "bash -eo pipefail":
-        notes.add(None, "defaults.shell", f"shell {pipeline.defaults.shell!r}: jobs run in the runner's shell")
+        notes.add(
+            None, "defaults.shell", f"shell {pipeline.defaults.shell!r}: jobs run in the runner's shell"
+        )
     if pipeline.notify:
         notes.add(None, "notify", "notifications: configure GitLab's integrations instead")
     if pipeline.deps:
@@ -276,7 +278,7 @@ def _matrix(job: Job, out: dict[str, Any], name: str, notes: Notes) -> None:
         notes.add(name, "matrix", "the matrix has no combination: the job is left out")
         out["rules"] = [{"when": "never"}]
         return
-    out["parallel"] = {"matrix": [{k: v for k, v in c.items()} for c in combos]}
+    out["parallel"] = {"matrix": [dict(c) for c in combos]}
 
 
 def _artifacts(job: Job, out: dict[str, Any]) -> None:
@@ -380,10 +382,13 @@ def _workflow(pipeline: Pipeline, notes: Notes) -> list[dict[str, Any]]:
             notes.add(
                 None,
                 f"on.schedule.{i}",
-                f"schedule {sched.cron!r} ({sched.timezone}): create it in GitLab (Build > Pipeline schedules)",
+                f"schedule {sched.cron!r} ({sched.timezone}): "
+                "create it in GitLab (Build > Pipeline schedules)",
             )
     if on.manual is not None:
         rules.append({"if": '$CI_PIPELINE_SOURCE == "web"'})
         if on.manual.inputs:
-            notes.add(None, "on.manual.inputs", "manual inputs: set them as variables when running the pipeline")
+            notes.add(
+                None, "on.manual.inputs", "manual inputs: set them as variables when running the pipeline"
+            )
     return rules
