@@ -123,6 +123,10 @@ jobs:
     needs: [staging]
     environment: {name: production, approval: required}
     script: echo deploy production
+  report:
+    needs: [staging]
+    when: always
+    script: echo report
   odd.name:
     needs: [deps]
     if: needs.deps.status == 'success'
@@ -271,6 +275,11 @@ def test_export_carries_each_construct(make_project: Callable[..., Path], cli: C
     assert any("$CI_COMMIT_BRANCH =~" in r for r in rules)
     assert '$CI_PIPELINE_SOURCE == "schedule"' in rules
     assert gl["workflow"]["rules"][0]["changes"] == ["src/**"]
+    # a job that runs always keeps its place when a job it waits for is left out by its rules
+    assert gl["report"]["needs"] == [{"job": "staging", "optional": True}]
+    assert gl["report"]["when"] == "always"
+    assert "rules" not in gl["report"]
+    assert gh["jobs"]["report"]["if"] == "always()"
     # the DAG
     assert gl["production"]["needs"][0] == "staging"
     assert gh["jobs"]["production"]["needs"] == ["staging", "check"]  # a deployment waits for gates

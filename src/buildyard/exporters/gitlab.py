@@ -28,6 +28,7 @@ from buildyard.exporters.shape import (
     job_timeout,
     stage_names,
 )
+from buildyard.graph import topological_order
 from buildyard.model import When
 from buildyard.plan.build import expand_matrix
 from buildyard.spec.filters import compile_pattern
@@ -75,6 +76,7 @@ def export(pipeline: Pipeline, notes: Notes) -> dict[str, Any]:
         doc["variables"] = variables
     _pipeline_notes(pipeline, notes)
     rules = {name: _rule(pipeline, name, job, notes) for name, job in pipeline.jobs.items()}
+    conditions_of = _conditions(pipeline, deps, rules)
     for name in depth:
         if name == GATES_NODE and name not in pipeline.jobs:
             doc[job_name(GATES_NODE)] = {
@@ -85,7 +87,9 @@ def export(pipeline: Pipeline, notes: Notes) -> dict[str, Any]:
             notes.add(None, "gates", f"pipeline gates: evaluated by '{BUILDYARD_RUN} {GATES_NODE}'")
             continue
         job = pipeline.jobs[name]
-        doc[job_name(name)] = _job(pipeline, name, job, deps, rules, names[depth[name]], notes)
+        doc[job_name(name)] = _job(
+            pipeline, name, job, deps, rules[name], conditions_of, names[depth[name]], notes
+        )
     return doc
 
 
@@ -131,15 +135,23 @@ def _job(
     name: str,
     job: Job,
     deps: dict[str, list[str]],
-    rules: dict[str, str | None],
+    rule: str | None,
+    conditions_of: dict[str, str | None],
     stage: str,
     notes: Notes,
 ) -> dict[str, Any]:
     # outputs of every job before it, as buildyard's shared workspace has them (GitLab passes the
     # artifacts of the needed jobs only)
     producers = [a for a in ancestors(deps, name) if a not in deps[name] and _produces(pipeline, a)]
-    out: dict[str, Any] = {"stage": stage, "needs": [job_name(d) for d in [*deps[name], *producers]]}
-    guarded = job.if_ is not None and rules[name] is None
+    optional = job.when in (When.ALWAYS, When.ON_FAILURE)
+    out: dict[str, Any] = {
+        "stage": stage,
+        "needs": [
+            {"job": job_name(d), "optional": True} if optional and conditions_of[d] else job_name(d)
+            for d in [*deps[name], *producers]
+        ],
+    }
+    guarded = job.if_ is not None and rule is None
     only = buildyard_only(job)
     if guarded or only:
         if only:
@@ -160,12 +172,12 @@ def _job(
     approval = job.environment is not None and job.environment.approval == "required"
     if approval:
         when = When.MANUAL
-    condition = _condition(name, deps, rules)
+    condition = conditions_of[name]
     if condition:
-        rule: dict[str, Any] = {"if": condition}
+        entry: dict[str, Any] = {"if": condition}
         if when is not When.ON_SUCCESS:
-            rule["when"] = str(when)
-        out["rules"] = [rule]
+            entry["when"] = str(when)
+        out["rules"] = [entry]
     elif when is not When.ON_SUCCESS:
         out["when"] = str(when)
     if approval:
@@ -204,15 +216,26 @@ def _produces(pipeline: Pipeline, name: str) -> bool:
     return job is not None and bool(job.artifacts.paths)
 
 
-def _condition(name: str, deps: dict[str, list[str]], rules: dict[str, str | None]) -> str | None:
-    """The job's rule and those of every job it waits for (left out with them, as buildyard skips it)."""
-    parts = [rules.get(n) for n in [name, *ancestors(deps, name)]]
-    kept = list(dict.fromkeys(p for p in parts if p))
-    if not kept:
-        return None
-    if len(kept) == 1:
-        return kept[0]
-    return " && ".join(f"({p})" if "||" in p else p for p in kept)
+def _conditions(
+    pipeline: Pipeline, deps: dict[str, list[str]], rules: dict[str, str | None]
+) -> dict[str, str | None]:
+    """Each job's rule and those of the jobs it waits for: buildyard skips a job whose dependency
+    was skipped (GitLab would refuse a ``needs`` on a job its rules left out), except a job that runs
+    ``always``/``on_failure``, which keeps only its own rule and needs those jobs optionally."""
+    parts: dict[str, list[str]] = {}
+    for name in topological_order({k: list(v) for k, v in deps.items()}):
+        own = [r] if (r := rules.get(name)) else []
+        job = pipeline.jobs.get(name)
+        if job is not None and job.when in (When.ALWAYS, When.ON_FAILURE):
+            parts[name] = own
+        else:
+            parts[name] = list(dict.fromkeys([*own, *(p for d in deps[name] for p in parts[d])]))
+    return {
+        name: (" && ".join(f"({p})" if "||" in p else p for p in kept) if len(kept) > 1 else kept[0])
+        if kept
+        else None
+        for name, kept in parts.items()
+    }
 
 
 def _env_value(name: str, value: str, notes: Notes) -> str | dict[str, Any]:
