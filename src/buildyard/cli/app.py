@@ -27,6 +27,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "export",
         "Write the pipeline as a .gitlab-ci.yml or GitHub Actions workflow; list what is not carried.",
     ),
+    "design": (
+        "buildyard.cli.design",
+        "design",
+        "Design buildyard.yml and its design document from a build_requirements file.",
+    ),
     "validate": ("buildyard.cli.run", "validate", "Check the pipeline file; print every problem."),
     "schema": ("buildyard.cli.run", "schema", "Print the JSON Schema of buildyard.yml."),
     "history": ("buildyard.cli.history", "history", "List recent runs."),
