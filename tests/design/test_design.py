@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from by_testutil import shared_osv
+from by_testutil import git, shared_osv
 
 REQUIREMENTS = """\
 build_requirements:
@@ -87,6 +87,26 @@ def test_designed_pipeline_validates_and_runs_cold_then_cached(
     assert ".coverage" not in (root / ".gitignore").read_text()  # the data file is written under reports/
     assert "reports/" in (root / ".gitignore").read_text()
 
+    report = cli("-C", root, "report", "--format", "build-output", "--json")
+    assert report.code == 0, report.err
+    out = json.loads(report.out)["build_output"]
+    sha = git(root, "rev-parse", "HEAD").strip()
+    assert out["pipeline"] == "calc"
+    assert out["pipeline_config"] == str(root / "buildyard.yml")
+    (artifact,) = out["artifacts"]
+    assert artifact["name"] == "calc"
+    assert artifact["version"].startswith("1.4.0+build.1.")
+    assert (artifact["commit"], artifact["build_number"], artifact["in_repository"]) == (sha, 1, True)
+    assert set(out["deployments"]) == {"dev", "staging", "production"}
+    assert out["deployments"]["production"]["current"] == f"calc@{artifact['version']}"
+    assert out["deployments"]["production"]["approved_by"] is not None
+    assert out["documentation"] == ["docs/pipeline-design.md"]
+    metrics = out["metrics"]
+    assert (metrics["runs"], metrics["successful_runs"], metrics["success_rate"]) == (2, 2, 1.0)
+    assert 0 < metrics["build_time_s"]["last"] <= metrics["build_time_s"]["max"]
+    text = cli("-C", root, "report")
+    assert yaml.safe_load(text.out) == json.loads(report.out)  # the same document as YAML
+
 
 def test_design_gates_fail_a_project_below_its_coverage_target(
     make_project: Callable[..., Path], cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
@@ -104,6 +124,10 @@ def test_design_gates_fail_a_project_below_its_coverage_target(
     statuses = _statuses(run)
     assert statuses["gates"] == "failed"
     assert statuses["deploy-dev"] == "skipped"  # a deployment waits for the gates
+    out = json.loads(cli("-C", root, "report", "--json").out)["build_output"]
+    assert (out["metrics"]["runs"], out["metrics"]["success_rate"]) == (1, 0.0)
+    assert out["metrics"]["build_time_s"]["last"] is None  # measured on successful runs
+    assert out["deployments"] == {}
 
 
 def test_design_refuses_bad_requirements_with_located_errors(

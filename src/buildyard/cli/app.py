@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "design",
         "Design buildyard.yml and its design document from a build_requirements file.",
     ),
+    "report": (
+        "buildyard.cli.report",
+        "report",
+        "Print the build_output document: artifacts, deployments, build time, success rate.",
+    ),
     "validate": ("buildyard.cli.run", "validate", "Check the pipeline file; print every problem."),
     "schema": ("buildyard.cli.run", "schema", "Print the JSON Schema of buildyard.yml."),
     "history": ("buildyard.cli.history", "history", "List recent runs."),
