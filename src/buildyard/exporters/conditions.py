@@ -16,6 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from buildyard.errors import BuildyardError
+
 #: Deepest nesting of parentheses and ``!`` read (a condition is a line, not a program).
 MAX_DEPTH = 50
 
