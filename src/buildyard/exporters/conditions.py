@@ -22,8 +22,9 @@ from buildyard.errors import BuildyardError
 MAX_DEPTH = 50
 
 
-class Untranslatable(ValueError):
-    """A condition or interpolation the target service cannot express; the message says why."""
+class Untranslatable(BuildyardError, ValueError):
+    """A condition or interpolation the target service cannot express; the message says why (the
+    exporters turn it into a note, never an error)."""
 
 
 @dataclass(frozen=True)
