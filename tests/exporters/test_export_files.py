@@ -345,6 +345,27 @@ def test_gitlab_round_trip_runs_the_same_jobs_with_the_same_results(
         assert (exported / ".attempts").read_text().strip() == "2"  # failed with 3 once, retried
 
 
+def test_gitlab_round_trip_of_the_shop_example(
+    make_project: Callable[..., Path], cli: Callable[..., Any]
+) -> None:
+    files = {
+        str(p.relative_to(EXAMPLES / "shop")): p.read_text()
+        for p in (EXAMPLES / "shop").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and ".buildyard" not in p.parts
+    }
+    original = make_project(files, name="original")
+    exported = make_project(files, name="exported")
+    _export(cli, exported, "gitlab-ci", ".gitlab-ci.yml")
+    wanted = _results(cli, original)
+    got = _results(cli, exported, "-f", ".gitlab-ci.yml")
+    _same_results(got, wanted)
+    assert wanted[1]["package"] == Counter({"success": 1})
+    assert wanted[1]["deploy"] == Counter({"manual": 1})
+    assert sorted(p.name for p in (exported / "dist").iterdir()) == sorted(
+        p.name for p in (original / "dist").iterdir()
+    )
+
+
 def test_github_round_trip_runs_the_same_jobs_with_the_same_results(
     make_project: Callable[..., Path], cli: Callable[..., Any]
 ) -> None:
