@@ -33,7 +33,7 @@ EXPRESSIONS = [
     "!branch.startsWith('release/') && event == 'push'",
     "branch.endsWith('.y')",
     "branch.contains('x.')",
-    "tag.matches('^v[0-9]+\\\\.')",
+    "tag.matches('^v[0-9]+[.]')",
     "vars.DEPLOY == 'yes' || branch == 'main'",
     "(event == 'push' || event == 'manual') && !(branch == 'dev')",
     "sha != null",
@@ -86,7 +86,7 @@ def test_github_translation_uses_github_contexts_and_variable_defaults() -> None
     assert (
         conditions.to_github("event == 'tag'") == "(github.event_name == 'push' && github.ref_type == 'tag')"
     )
-    assert conditions.to_github("vars.DEPLOY == 'it''s'".replace("''", "\\'"), {"DEPLOY": "no"}) == (
+    assert conditions.to_github("vars.DEPLOY == 'it''s'", {"DEPLOY": "no"}) == (
         "(vars.DEPLOY || 'no') == 'it''s'"
     )
     assert conditions.to_github("!branch.startsWith('release/')") == (

@@ -78,7 +78,7 @@ class Method:
 Node = Name | Lit | Not | BoolOp | Compare | Method
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")|(?P<op>&&|\|\||==|!=|!|\(|\)|\.|,)"
+    r"\s*(?:(?P<str>'(?:[^']|'')*'|\"[^\"]*\")|(?P<op>&&|\|\||==|!=|!|\(|\)|\.|,)"
     r"|(?P<word>[A-Za-z_][A-Za-z0-9_-]*)|(?P<other>\S))"
 )
 METHODS = ("startsWith", "endsWith", "contains", "matches")
@@ -98,7 +98,9 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         if kind == "other":
             raise Untranslatable(f"'{value}' cannot be translated")
         if kind == "str":
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            if "\\" in value:  # an escape in one evaluator, a plain backslash in GitHub's: ambiguous
+                raise Untranslatable("a backslash in a string")
+            value = value[1:-1].replace("''", "'") if value[0] == "'" else value[1:-1]
         out.append((kind, value))
     return out
 
