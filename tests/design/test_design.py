@@ -167,3 +167,19 @@ def test_design_for_other_stacks_validates(
     assert cli("-C", root, "validate").code == 0
     jobs = yaml.safe_load((root / "buildyard.yml").read_text())["jobs"]
     assert list(jobs) == ["lint", "test", "package", "deploy-dev", "deploy-staging", "deploy-production"]
+
+
+def test_report_before_any_run_is_an_empty_document(
+    make_project: Callable[..., Path], cli: Callable[..., Any]
+) -> None:
+    root = make_project({"buildyard.yml": "jobs: {a: {script: echo}}\n"})
+    result = cli("-C", root, "report", "--json")
+    assert result.code == 0, result.err
+    out = json.loads(result.out)["build_output"]
+    assert (out["pipeline"], out["artifacts"], out["deployments"]) == (None, [], {})
+    assert out["metrics"] == {
+        "runs": 0,
+        "successful_runs": 0,
+        "success_rate": None,
+        "build_time_s": {"last": None, "median": None, "max": None},
+    }
