@@ -248,7 +248,11 @@ def test_export_carries_each_construct(make_project: Callable[..., Path], cli: C
     # gates and publish: buildyard run JOB
     assert gl["check"]["script"] == ["buildyard run check"]
     assert gl["package"]["script"] == ["buildyard run package"]
-    assert gh["jobs"]["package"]["steps"][-1]["run"] == "buildyard run package"
+    assert gh["jobs"]["package"]["steps"][-1] == {
+        "name": "buildyard run package",
+        "run": "buildyard run package",
+        "working-directory": ".",
+    }
     # approval: blocking manual job / environment with reviewers
     assert gl["production"]["rules"][0]["when"] == "manual"
     assert gl["production"]["allow_failure"] is False

@@ -155,7 +155,10 @@ def _job(pipeline: Pipeline, name: str, job: Job, deps: dict[str, list[str]], no
     if only or guarded:
         if only:
             notes.add(name, "", f"{', '.join(only)}: done by '{BUILDYARD_RUN} {name}' (needs buildyard)")
-        steps.append({"name": f"buildyard run {name}", "run": f"{BUILDYARD_RUN} {name}"})
+        # from the project's root, where buildyard.yml is, whatever the job's working directory
+        steps.append(
+            {"name": f"buildyard run {name}", "run": f"{BUILDYARD_RUN} {name}", "working-directory": "."}
+        )
     else:
         steps += [_step(pipeline, name, job, i, s, notes) for i, s in enumerate(job.all_steps)]
     steps += [_cache(c, save=True) for c in caches if c.policy == "push"]
