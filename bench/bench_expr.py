@@ -61,7 +61,7 @@ def main() -> None:
         return expr.evaluate(CONDITION, {**ctx, "matrix": {"python": "3.12", "shard": "s1"}})
 
     def uncached() -> object:
-        for name in ("_parse", "_parsed", "_syntax", "_compiled"):
+        for name in ("_parse", "_syntax_cached", "_compiled_cached"):
             clear = getattr(getattr(expr, name, None), "cache_clear", None)
             if clear is not None:
                 clear()

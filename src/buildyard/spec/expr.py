@@ -105,13 +105,25 @@ class _Env:
         self.functions = functions
 
 
-@lru_cache(maxsize=4096)
+#: Texts longer than this are not kept in the caches (bounded memory: 1,024 × 2,000 characters at most).
+_CACHED_LENGTH: Final = 2000
+
+
 def _syntax(text: str, extensions: bool) -> Node:
+    return (
+        _syntax_cached(text, extensions)
+        if len(text) <= _CACHED_LENGTH
+        else parse(text, extensions=extensions)
+    )
+
+
+@lru_cache(maxsize=1024)
+def _syntax_cached(text: str, extensions: bool) -> Node:
     return parse(text, extensions=extensions)
 
 
-@lru_cache(maxsize=4096)
 def _parsed(text: str, extensions: bool) -> Node:
+    """The syntax tree, with each call's name and number of arguments checked."""
     node = _syntax(text, extensions)
     for n in walk(node):
         if isinstance(n, Call):
@@ -134,8 +146,14 @@ def _check_call(text: str, call: Call, extensions: bool) -> None:
         )
 
 
-@lru_cache(maxsize=4096)
 def _compiled(text: str, extensions: bool) -> _Eval:
+    if len(text) <= _CACHED_LENGTH:
+        return _compiled_cached(text, extensions)
+    return _compile(_parsed(text, extensions), extensions)
+
+
+@lru_cache(maxsize=1024)
+def _compiled_cached(text: str, extensions: bool) -> _Eval:
     return _compile(_parsed(text, extensions), extensions)
 
 
