@@ -38,7 +38,19 @@ CORE = frozenset(
     }
 )
 SERVICES = frozenset(
-    {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify", "importers"}
+    {
+        "cache",
+        "artifacts",
+        "deps",
+        "gates",
+        "store",
+        "backup",
+        "views",
+        "triggers",
+        "notify",
+        "importers",
+        "scaffold",
+    }
 )
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "dask", "__main__", "testing"})

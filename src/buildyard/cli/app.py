@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "import_",
         "Convert a .gitlab-ci.yml into buildyard.yml; list what it could not carry.",
     ),
+    "init": (
+        "buildyard.cli.init",
+        "init",
+        "Look at the repository and write a buildyard.yml that passes on it first time.",
+    ),
     "validate": ("buildyard.cli.run", "validate", "Check the pipeline file; print every problem."),
     "schema": ("buildyard.cli.run", "schema", "Print the JSON Schema of buildyard.yml."),
     "history": ("buildyard.cli.history", "history", "List recent runs."),

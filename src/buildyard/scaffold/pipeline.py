@@ -1,0 +1,163 @@
+"""The whole generated pipeline: every component's jobs, then the jobs over the repository (dependency
+and secret scan, SBOM, the signed release) and the gates (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from buildyard.scaffold import extra, native, node, python
+from buildyard.scaffold.common import inputs_for, slug
+from buildyard.scaffold.detect import generated, make_components
+from buildyard.scaffold.model import Component, JobPlan, RepoListing, Scaffold, Stack, StackPlan
+
+#: Part of the scan job's key: the OSV database it reads (none, or each dump's size and time).
+_OSV_STATE = 'ls -ln --time-style=+%s "${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"/*/all.zip 2>/dev/null || echo none'
+Planner = Callable[[RepoListing, Component, bool], StackPlan]
+
+
+def _tool(listing: RepoListing) -> Callable[[Stack, str, tuple[str, ...]], str]:
+    def tool_of(stack: Stack, path: str, files: tuple[str, ...]) -> str:
+        if stack is Stack.PYTHON:
+            return python.tool(listing, path, files)
+        if stack is Stack.NODE:
+            return node.tool(listing, path, files)
+        if stack is Stack.MOJO:
+            return extra.tool(listing, path, files)
+        if stack is Stack.DOCKER:
+            return "docker"
+        return native.tool(stack.value, listing, path, files)
+
+    return tool_of
+
+
+def _planner(stack: Stack, name: str) -> Planner:
+    planners: dict[Stack, Planner] = {
+        Stack.PYTHON: python.plan,
+        Stack.NODE: node.plan,
+        Stack.GO: native.plan_go,
+        Stack.RUST: native.plan_rust,
+        Stack.JAVA: native.plan_java,
+        Stack.C: native.plan_c,
+        Stack.MOJO: extra.plan_mojo,
+        Stack.DOCKER: lambda listing, comp, several: extra.plan_docker(listing, comp, several, name),
+    }
+    return planners[stack]
+
+
+def _prefixed(component: Component, paths: tuple[str, ...]) -> list[str]:
+    return [component.rel(p) if not p.startswith("!") else "!" + component.rel(p[1:]) for p in paths]
+
+
+def scaffold(listing: RepoListing) -> Scaffold:
+    """The pipeline document for the repository ``listing`` describes (see :mod:`buildyard.scaffold`)."""
+    name = slug(listing.name).lower()
+    components = make_components(listing, _tool(listing))
+    several = len(components) > 1
+    jobs: list[JobPlan] = []
+    variables: dict[str, str] = {}
+    notes: list[str] = []
+    gates: list[dict[str, Any]] = []
+    published: list[str] = []
+    builds: list[str] = []
+    setups: list[str] = []
+    manifests: list[str] = []
+    plans: list[tuple[Component, StackPlan]] = []
+    for component in components:
+        stack_plan = _planner(component.stack, name)(listing, component, several)
+        plans.append((component, stack_plan))
+        jobs += stack_plan.jobs
+        variables.update(stack_plan.variables)
+        notes += stack_plan.notes
+        manifests += _prefixed(component, stack_plan.manifests)
+        if stack_plan.setup_job:
+            setups.append(stack_plan.setup_job)
+        if stack_plan.build_job and stack_plan.published:
+            builds.append(stack_plan.build_job)
+            published += _prefixed(component, stack_plan.published)
+        label = component.path or component.stack.value
+        for job in stack_plan.jobs:
+            if job.junit:
+                gates.append({"tests": {"name": f"tests {label}", "junit": _prefixed(component, job.junit)}})
+            for report in job.coverage:
+                gates.append(
+                    {
+                        "coverage": {
+                            "name": f"coverage {label}",
+                            "report": component.rel(report),
+                            "no_decrease": True,
+                        }
+                    }
+                )
+    if listing.truncated:
+        notes.append("the repository has more files than init reads: the listing was cut, check the jobs")
+    if not components:
+        notes.append("no known stack found: the pipeline only scans the repository and writes its SBOM")
+    repo_inputs = inputs_for([f for f in listing.files if not generated(f)], ("__pycache__", "*.egg-info", "*.o"))
+    jobs.append(
+        JobPlan(
+            name="scan",
+            comment=(
+                "Scan: known vulnerabilities of every lockfile (buildyard deps scan, offline OSV database: "
+                "'buildyard deps db update' fetches it; without it the scan says what it could not check) "
+                "and committed secrets (buildyard scan secrets). SARIF reports, read by the sarif gate."
+            ),
+            script=(
+                "mkdir -p reports",
+                'db="${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"',
+                'if [ -d "$db" ]; then buildyard deps scan --db "$db" --format sarif -o reports/dependencies.sarif; '
+                'else echo "dependencies not scanned: no OSV database in $db (buildyard deps db update)"; fi',
+                "buildyard scan secrets --format sarif > reports/secrets.sarif || test $? -eq 1",
+            ),
+            inputs=tuple(repo_inputs),
+            key_commands=(_OSV_STATE,),
+            outputs=("reports/dependencies.sarif", "reports/secrets.sarif"),
+        )
+    )
+    gates.append({"sarif": {"name": "security", "files": "reports/*.sarif", "max_level": "warning"}})
+    jobs.append(
+        JobPlan(
+            name="sbom",
+            comment="SBOM: CycloneDX 1.6 of every dependency the lockfiles and installed trees name.",
+            script=("mkdir -p reports", f"buildyard deps sbom --name {name} -o reports/sbom.cdx.json"),
+            needs=tuple(setups),
+            inputs=tuple(manifests),
+            outputs=("reports/sbom.cdx.json",),
+        )
+    )
+    version: Any = "from_git_tag"
+    roots = [(c, p) for c, p in plans if p.version_file and c.path == "" and p.published]
+    if len(plans) == 1 and roots:
+        version = {"from_file": roots[0][1].version_file}
+    library = len(plans) == 1 and plans[0][1].library
+    release_paths = [*published, "reports/sbom.cdx.json"]
+    jobs.append(
+        JobPlan(
+            name="release",
+            comment=(
+                "Release: once every gate passed, the build outputs and the SBOM are published as one signed "
+                "artifact (Ed25519, SLSA provenance). A cached run of the same commit reuses its version."
+            ),
+            script=("ls -l " + " ".join(release_paths),),
+            needs=("gates", *builds, "sbom"),
+            inputs=(),
+            publish={
+                "name": name,
+                "type": "library" if library else "application",
+                "paths": release_paths,
+                "version": version,
+            },
+        )
+    )
+    document: dict[str, Any] = {"name": name}
+    if variables:
+        document["variables"] = dict(sorted(variables.items()))
+    document["defaults"] = {"timeout": "30m"}
+    document["gates"] = gates
+    document["jobs"] = {job.name: job.document() for job in jobs}
+    return Scaffold(
+        document=document,
+        components=tuple(components),
+        comments={job.name: job.comment for job in jobs},
+        notes=tuple(dict.fromkeys(notes)),
+    )

@@ -1,0 +1,93 @@
+"""The I/O of ``buildyard init``: a repository directory -> a bounded :class:`RepoListing`.
+
+Lists the files git sees (tracked and untracked-not-ignored; a plain walk outside git) without ever
+entering dependency or VCS trees (:data:`NEVER_READ`), stops at ``max_files``, and reads only the small
+files the detection asks for, each capped, all together capped. Symlinks are never followed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from buildyard.scaffold.detect import NEVER_READ, wants_content
+from buildyard.scaffold.model import RepoListing
+
+MAX_FILES = 50_000
+MAX_FILE_BYTES = 256 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+
+
+def _skipped(rel: str) -> bool:
+    return any(part in NEVER_READ for part in rel.split("/")[:-1])
+
+
+def _git_files(root: Path) -> list[str] | None:
+    try:
+        proc = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    return [os.fsdecode(p) for p in proc.stdout.split(b"\0") if p]
+
+
+def _walk(root: Path, limit: int) -> list[str]:
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in NEVER_READ)
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(filenames):
+            out.append(name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/"))
+            if len(out) > limit:
+                return out
+    return out
+
+
+def _read(path: Path, cap: int) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not os.path.isfile(f"/proc/self/fd/{fd}") and not Path(path).is_file():
+            return None
+        data = handle.read(cap + 1)
+    if len(data) > cap:
+        data = data[:cap]
+    return data.decode("utf-8", errors="replace")
+
+
+def read_repo(
+    root: Path,
+    *,
+    max_files: int = MAX_FILES,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+) -> RepoListing:
+    """List ``root`` and read the files :func:`wants_content` names, within the bounds given."""
+    root = root.resolve()
+    listed = _git_files(root)
+    files = [f for f in (listed if listed is not None else _walk(root, max_files)) if not _skipped(f)]
+    files = sorted(dict.fromkeys(f for f in files if (root / f).is_file() or (root / f).is_symlink()))
+    truncated = len(files) > max_files
+    files = files[:max_files]
+    contents: dict[str, str] = {}
+    budget = max_total_bytes
+    for rel in files:
+        if budget <= 0:
+            truncated = True
+            break
+        if not wants_content(rel) or (root / rel).is_symlink():
+            continue
+        text = _read(root / rel, min(max_file_bytes, budget))
+        if text is not None:
+            contents[rel] = text
+            budget -= len(text)
+    return RepoListing(name=root.name, files=tuple(files), contents=contents, truncated=truncated)
