@@ -2,8 +2,8 @@
 
 The core is pure: :func:`scaffold` takes a :class:`RepoListing` (every file path and the text of the
 small files :func:`wants_content` asks for) and returns the pipeline document; :func:`render` writes it
-as commented YAML. :func:`read_repo` (module :mod:`buildyard.scaffold.reading`) is the thin, bounded
-I/O layer that makes a listing from a directory.
+as commented YAML. :mod:`buildyard.scaffold.repo` is the thin, bounded I/O layer: :func:`read_repo`
+makes a listing from a directory, :func:`update_gitignore` adds what the jobs write to ``.gitignore``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from buildyard.scaffold.detect import wants_content
 from buildyard.scaffold.model import Component, RepoListing, Scaffold, Stack
 from buildyard.scaffold.pipeline import scaffold
-from buildyard.scaffold.reading import read_repo
+from buildyard.scaffold.repo import read_repo, update_gitignore
 from buildyard.scaffold.render import render
 
-__all__ = ["Component", "RepoListing", "Scaffold", "Stack", "read_repo", "render", "scaffold", "wants_content"]
+__all__ = ["Component", "RepoListing", "Scaffold", "Stack", "read_repo", "render", "scaffold", "update_gitignore",
+           "wants_content"]

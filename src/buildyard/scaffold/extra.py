@@ -33,7 +33,7 @@ def plan_mojo(listing: RepoListing, component: Component, several: bool) -> Stac
     mains = [
         f
         for f in sources
-        if f not in tests and re.search(r"^\s*fn\s+main\s*\(", listing.text(component.rel(f)), re.MULTILINE)
+        if f not in tests and re.search(r"^\s*(?:fn|def)\s+main\s*\(", listing.text(component.rel(f)), re.MULTILINE)
     ]
     key = (f"{mojo} --version",)
     jobs: list[JobPlan] = []
@@ -91,7 +91,13 @@ def plan_mojo(listing: RepoListing, component: Component, several: bool) -> Stac
     manifests = tuple(present(component.files, ("pixi.toml", "mojoproject.toml", "pixi.lock")))
     notes = ("Mojo: no lint job (mojo format has no --check mode)",)
     return StackPlan(
-        jobs=tuple(jobs), build_job=build_name, published=outputs, manifests=manifests, setup_job=setup, notes=notes
+        jobs=tuple(jobs),
+        build_job=build_name,
+        published=outputs,
+        manifests=manifests,
+        setup_job=setup,
+        notes=notes,
+        writes=("build/", "reports/", ".pixi/"),
     )
 
 

@@ -130,6 +130,7 @@ class Scaffold:
     components: tuple[Component, ...]
     comments: Mapping[str, str]
     notes: tuple[str, ...] = ()
+    ignores: tuple[str, ...] = ()  # .gitignore patterns for what the jobs write
 
 
 @dataclass(frozen=True)
@@ -147,3 +148,5 @@ class StackPlan:
     notes: tuple[str, ...] = ()
     version_file: str | None = None  # pyproject.toml / package.json holding a static version
     library: bool = False
+    name: str | None = None  # the name the project gives itself (pyproject, package.json)
+    writes: tuple[str, ...] = ()  # what its jobs and tools write (.gitignore patterns, component-relative)

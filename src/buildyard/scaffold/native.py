@@ -32,8 +32,12 @@ def _jobs(
     key_commands: tuple[str, ...],
     excludes: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    serial: bool = False,
 ) -> list[JobPlan]:
-    """Lint/build/test jobs from (script, comment[, outputs][, junit, coverage]); steps are ``\\n``-split."""
+    """Lint/build/test jobs from (script, comment[, outputs][, junit, coverage]); steps are ``\\n``-split.
+
+    ``serial``: the test job needs the build job (both write one build tree: they must not run at once).
+    """
     inputs = inputs_for(component.files, excludes)
     wd = component.path
     jobs = []
@@ -68,6 +72,7 @@ def _jobs(
             JobPlan(
                 name=job_name(component, "test", several),
                 comment=comment,
+                needs=(job_name(component, "build", several),) if serial and build is not None else (),
                 script=tuple(script.split("\n")),
                 working_directory=wd,
                 inputs=inputs,
@@ -107,7 +112,9 @@ def plan_go(listing: RepoListing, component: Component, several: bool) -> StackP
     del mains
     manifests = tuple(present(component.files, ("go.mod", "go.sum", "go.work")))
     build = job_name(component, "build", several)
-    return StackPlan(jobs=tuple(jobs), build_job=build, published=("dist/*",), manifests=manifests)
+    return StackPlan(
+        jobs=tuple(jobs), build_job=build, published=("dist/*",), manifests=manifests, writes=("dist/", "reports/")
+    )
 
 
 def _cargo(text: str) -> dict[str, Any]:
@@ -156,7 +163,7 @@ def plan_rust(listing: RepoListing, component: Component, several: bool) -> Stac
     manifests = tuple(present(component.files, ("Cargo.toml", "Cargo.lock")))
     notes = () if outputs else (f"{component.path or '.'}: a library crate: nothing published from it",)
     return StackPlan(
-        jobs=tuple(jobs), build_job=build, published=outputs, manifests=manifests, notes=notes
+        jobs=tuple(jobs), build_job=build, published=outputs, manifests=manifests, notes=notes, writes=("target/",)
     )
 
 
@@ -195,9 +202,12 @@ def plan_java(listing: RepoListing, component: Component, several: bool) -> Stac
         build = (f"{gradle} assemble", "Build: the jar (gradle assemble).", tuple(f"{w}build/libs/*.jar" for w in where))
         manifests = tuple(present(component.files, ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts", "gradle.lockfile")))
         key = ("java -version 2>&1",)
-    jobs = _jobs(component, several, lint=lint, build=build, test=test, key_commands=key)
+    jobs = _jobs(component, several, lint=lint, build=build, test=test, key_commands=key, serial=True)
     name = job_name(component, "build", several)
-    return StackPlan(jobs=tuple(jobs), build_job=name, published=build[2][:1], manifests=manifests, library=True)
+    writes = ("target/",) if component.tool == "maven" else ("build/", ".gradle/")
+    return StackPlan(
+        jobs=tuple(jobs), build_job=name, published=build[2][:1], manifests=manifests, library=True, writes=writes
+    )
 
 
 def _make_targets(text: str) -> tuple[list[str], set[str]]:
@@ -261,9 +271,19 @@ def plan_c(listing: RepoListing, component: Component, several: bool) -> StackPl
         test = (f"make {check}", f"Test: make {check}.", (), ()) if check else None
         published = tuple(files)
         manifests = (makefile,)
-    jobs = _jobs(component, several, lint=fmt, build=build, test=test, key_commands=key, excludes=("*.o", "*.a", "*.so"))
+    jobs = _jobs(
+        component, several, lint=fmt, build=build, test=test, key_commands=key, excludes=("*.o", "*.a", "*.so"), serial=True
+    )
     notes = () if published else (f"{component.path or '.'}: no built file found to publish",)
-    return StackPlan(jobs=tuple(jobs), build_job=job_name(component, "build", several), published=published, manifests=manifests, notes=notes)
+    writes = ("build/", "reports/") if component.tool == "cmake" else ("*.o", *(f"/{p}" for p in published))
+    return StackPlan(
+        jobs=tuple(jobs),
+        build_job=job_name(component, "build", several),
+        published=published,
+        manifests=manifests,
+        notes=notes,
+        writes=writes,
+    )
 
 
 __all__ = ["plan_c", "plan_go", "plan_java", "plan_rust", "q", "tool"]

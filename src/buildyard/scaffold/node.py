@@ -241,6 +241,8 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         setup_job=setup_name,
         version_file="package.json" if f.version and published else None,
         library=True,
+        name=f.name,
+        writes=("node_modules/", "reports/", "dist/", ".pack/"),
     )
 
 

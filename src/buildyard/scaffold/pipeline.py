@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from buildyard.scaffold import extra, native, node, python
-from buildyard.scaffold.common import inputs_for, slug
+from buildyard.scaffold.common import inputs_for, q, slug
 from buildyard.scaffold.detect import generated, make_components
 from buildyard.scaffold.model import Component, JobPlan, RepoListing, Scaffold, Stack, StackPlan
 
 #: Part of the scan job's key: the OSV database it reads (none, or each dump's size and time).
 _OSV_STATE = 'ls -ln --time-style=+%s "${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"/*/all.zip 2>/dev/null || echo none'
+_EMPTY_SARIF = '{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "buildyard deps scan"}}, "results": []}]}'
 Planner = Callable[[RepoListing, Component, bool], StackPlan]
 
 
@@ -58,6 +59,7 @@ def scaffold(listing: RepoListing) -> Scaffold:
     variables: dict[str, str] = {}
     notes: list[str] = []
     gates: list[dict[str, Any]] = []
+    ignores: list[str] = [".buildyard/", "/reports/"]
     published: list[str] = []
     builds: list[str] = []
     setups: list[str] = []
@@ -69,6 +71,7 @@ def scaffold(listing: RepoListing) -> Scaffold:
         jobs += stack_plan.jobs
         variables.update(stack_plan.variables)
         notes += stack_plan.notes
+        ignores += [_anchored(component.path, w) for w in stack_plan.writes]
         manifests += _prefixed(component, stack_plan.manifests)
         if stack_plan.setup_job:
             setups.append(stack_plan.setup_job)
@@ -106,7 +109,8 @@ def scaffold(listing: RepoListing) -> Scaffold:
                 "mkdir -p reports",
                 'db="${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"',
                 'if [ -d "$db" ]; then buildyard deps scan --db "$db" --format sarif -o reports/dependencies.sarif; '
-                'else echo "dependencies not scanned: no OSV database in $db (buildyard deps db update)"; fi',
+                'else echo "dependencies not scanned: no OSV database in $db (buildyard deps db update)"; '
+                f"echo {q(_EMPTY_SARIF)} > reports/dependencies.sarif; fi",
                 "buildyard scan secrets --format sarif > reports/secrets.sarif || test $? -eq 1",
             ),
             inputs=tuple(repo_inputs),
@@ -130,6 +134,8 @@ def scaffold(listing: RepoListing) -> Scaffold:
     if len(plans) == 1 and roots:
         version = {"from_file": roots[0][1].version_file}
     library = len(plans) == 1 and plans[0][1].library
+    own = plans[0][1].name if len(plans) == 1 else None
+    artifact = slug(own.rsplit("/", 1)[-1]).lower() if own else name
     release_paths = [*published, "reports/sbom.cdx.json"]
     jobs.append(
         JobPlan(
@@ -142,7 +148,7 @@ def scaffold(listing: RepoListing) -> Scaffold:
             needs=("gates", *builds, "sbom"),
             inputs=(),
             publish={
-                "name": name,
+                "name": artifact,
                 "type": "library" if library else "application",
                 "paths": release_paths,
                 "version": version,
@@ -160,4 +166,15 @@ def scaffold(listing: RepoListing) -> Scaffold:
         components=tuple(components),
         comments={job.name: job.comment for job in jobs},
         notes=tuple(dict.fromkeys(notes)),
+        ignores=tuple(dict.fromkeys(ignores)),
     )
+
+
+def _anchored(path: str, pattern: str) -> str:
+    """A component's .gitignore pattern for the root's .gitignore: ``dist/`` in ``web`` -> ``/web/dist/``;
+    patterns without a directory part (``*.o``, ``__pycache__/``) match at any depth under it."""
+    if "/" not in pattern.rstrip("/"):
+        if pattern.startswith("*") or pattern in ("__pycache__/",):
+            return f"/{path}/**/{pattern}" if path else pattern
+        return f"/{path}/{pattern}" if path else f"/{pattern}"
+    return f"/{path}{pattern}" if path else pattern

@@ -255,6 +255,8 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         variables={"PYTHONDONTWRITEBYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
         version_file="pyproject.toml" if f.version and "pyproject.toml" in component.files else None,
         library=f.buildable,
+        name=f.name,
+        writes=(".venv/", "reports/", "dist/", "build/", "*.egg-info/", "__pycache__/"),
         notes=(f"{component.path or '.'}: Hatch environments are not used; the project is installed with pip",)
         if component.tool == "hatch"
         else (),
@@ -289,9 +291,10 @@ def _setup_job(name: str, component: Component, f: PythonFacts, manifests: tuple
         how = "pdm install (into .venv)"
     else:
         steps = [
-            f"test -x {PY} || python3 -m venv .venv",
+            f"test -x {PY} || python3 -m venv --without-pip .venv",
             "python3 -c 'import site; print(*site.getsitepackages(), sep=\"\\n\")' > "
             f"\"$({PY} -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))')/_inherited.pth\"",
+            f"{PY} -m pip --version >/dev/null 2>&1 || {PY} -m ensurepip -q",
         ]
         packages = [*(f"-r {q(r)}" for r in f.requirements), *(q(r) for r in f.requires), *_tools(f)]
         if packages:

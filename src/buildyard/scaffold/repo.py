@@ -91,3 +91,25 @@ def read_repo(
             contents[rel] = text
             budget -= len(text)
     return RepoListing(name=root.name, files=tuple(files), contents=contents, truncated=truncated)
+
+
+def update_gitignore(root: Path, patterns: tuple[str, ...]) -> list[str]:
+    """Append the ``patterns`` ``.gitignore`` lacks (under one comment line); returns those added.
+
+    Written atomically. Lines already present (exactly) are not repeated.
+    """
+    from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
+
+    path = root / ".gitignore"
+    if path.is_symlink():
+        return []
+    existing = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    have = {line.strip() for line in existing.splitlines()}
+    have |= {f"/{line.strip()}" for line in existing.splitlines() if line.strip() and not line.startswith("/")}
+    missing = [p for p in patterns if p not in have]
+    if not missing:
+        return []
+    head = existing if not existing or existing.endswith("\n") else existing + "\n"
+    text = head + "# written by the jobs of buildyard.yml (buildyard init)\n" + "".join(f"{p}\n" for p in missing)
+    atomic_write_text(path, text)
+    return missing
