@@ -24,7 +24,8 @@ BIN = Path(sys.executable).parent  # buildyard and python3 with the test tools
 PYTHON = {
     "pyproject.toml": '[project]\nname = "calc"\nversion = "0.3.0"\n\n[tool.ruff]\nline-length = 100\n\n'
     '[tool.mypy]\nstrict = true\nfiles = ["src"]\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
-    "src/calc/__init__.py": '"""Sums."""\n\n\ndef add(a: int, b: int) -> int:\n    """a + b."""\n    return a + b\n',
+    "src/calc/__init__.py": '"""Sums."""\n\n\ndef add(a: int, b: int) -> int:\n'
+    '    """a + b."""\n    return a + b\n',
     "tests/test_calc.py": "from calc import add\n\n\ndef test_add() -> None:\n    assert add(1, 2) == 3\n",
 }
 NODE = {
@@ -50,7 +51,10 @@ def toolchain_path(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 def need(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"{', '.join(missing)} not installed here: the job list of this stack is checked in test_scaffold_detect")
+        pytest.skip(
+            f"{', '.join(missing)} not installed here: "
+            "the job list of this stack is checked in test_scaffold_detect"
+        )
 
 
 def init_run_twice(root: Path, cli: Any) -> dict[str, dict[str, Any]]:
@@ -95,7 +99,9 @@ def test_python_project(make_project, cli, toolchain_path) -> None:
 def test_python_lint_failure_fails_the_run(make_project, cli, toolchain_path) -> None:
     """The lint job really runs mypy: a type error fails the run."""
     del toolchain_path
-    root = make_project({**PYTHON, "src/calc/__init__.py": "def add(a: int, b: int) -> str:\n    return a + b\n"})
+    root = make_project(
+        {**PYTHON, "src/calc/__init__.py": "def add(a: int, b: int) -> str:\n    return a + b\n"}
+    )
     assert cli("-C", root, "init").code == 0
     run = cli("-C", root, "run", "--json")
     jobs = {j["name"]: j["status"] for j in json.loads(run.out)["jobs"]}
@@ -114,7 +120,9 @@ def test_node_project(make_project, cli, toolchain_path) -> None:
 def test_c_make_project(make_project, cli, toolchain_path) -> None:
     del toolchain_path
     need("make", "cc")
-    makefile = ".PHONY: test\nhello: hello.c\n\tcc -O2 -o hello hello.c\ntest: hello\n\t./hello | grep -q hi\n"
+    makefile = (
+        ".PHONY: test\nhello: hello.c\n\tcc -O2 -o hello hello.c\ntest: hello\n\t./hello | grep -q hi\n"
+    )
     root = make_project({"Makefile": makefile, "hello.c": C_SOURCE})
     jobs = init_run_twice(root, cli)
     assert set(jobs) == {"build", "test", "scan", "sbom", "gates", "release"}
@@ -170,7 +178,8 @@ def test_maven_project(make_project, cli, toolchain_path) -> None:
         {
             "pom.xml": MAVEN_POM,
             ".mvn/maven.config": "-o\n",  # offline: the test downloads nothing (skips if a plugin is missing)
-            "src/main/java/demo/Calc.java": "package demo;\npublic class Calc { public static int add(int a, int b) { return a + b; } }\n",
+            "src/main/java/demo/Calc.java": "package demo;\n"
+            "public class Calc { public static int add(int a, int b) { return a + b; } }\n",
             "src/test/java/demo/CalcTest.java": "package demo;\nimport org.junit.jupiter.api.Test;\n"
             "import static org.junit.jupiter.api.Assertions.assertEquals;\n"
             "class CalcTest { @Test void adds() { assertEquals(3, Calc.add(1, 2)); } }\n",
@@ -185,7 +194,9 @@ def test_mojo_project(make_project, cli, toolchain_path) -> None:
         (str(p) for p in (Path("/tmp/mojovenv/bin/mojo"),) if p.is_file()), None
     )
     if found is None:
-        pytest.skip("mojo not installed here (pip install mojo): the Mojo job list is checked in test_scaffold_detect")
+        pytest.skip(
+            "mojo not installed here (pip install mojo): the Mojo job list is checked in test_scaffold_detect"
+        )
     toolchain_path(Path(found).parent)
     root = make_project(
         {

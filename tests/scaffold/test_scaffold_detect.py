@@ -46,7 +46,8 @@ strict = true
 def test_python_pip_with_ruff_mypy_pytest_and_a_build_backend() -> None:
     doc, found = generate(
         {
-            "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+            "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\n'
+            'build-backend = "setuptools.build_meta"\n'
             '[project]\nname = "calc"\nversion = "0.3.0"\ndependencies = ["packaging>=20"]\n'
             '[tool.ruff.format]\nquote-style = "double"\n[tool.mypy]\nstrict = true\n',
             "requirements-dev.txt": "pytest\n",
@@ -61,8 +62,9 @@ def test_python_pip_with_ruff_mypy_pytest_and_a_build_backend() -> None:
         "key": {"files": ["pyproject.toml", "requirements-dev.txt"], "prefix": "venv-setup"},
         "paths": [".venv/"],
     }
-    assert "-r requirements-dev.txt 'packaging>=20' 'setuptools>=61' wheel pytest coverage ruff mypy" in scripts(
-        doc, "setup"
+    assert (
+        "-r requirements-dev.txt 'packaging>=20' 'setuptools>=61' wheel pytest coverage ruff mypy"
+        in scripts(doc, "setup")
     )
     lint = scripts(doc, "lint")
     assert "ruff check ." in lint and "ruff format --check ." in lint and "mypy src/calc" in lint
@@ -93,7 +95,10 @@ def test_python_pip_with_ruff_mypy_pytest_and_a_build_backend() -> None:
         ({"pyproject.toml": '[project]\nname = "u"\n', "uv.lock": ""}, "uv", "uv sync --frozen"),
         ({"pyproject.toml": '[project]\nname = "p"\n[tool.pdm]\n', "pdm.lock": ""}, "pdm", "pdm install"),
         (
-            {"pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'},
+            {
+                "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\n'
+                'build-backend = "hatchling.build"\n'
+            },
             "hatch",
             "pip install -q hatchling",
         ),
@@ -151,7 +156,9 @@ def test_yarn_berry_is_immutable() -> None:
 
 
 def test_node_without_dependencies_or_linter_uses_node_test_and_a_syntax_check() -> None:
-    doc, _ = generate({"package.json": '{"name": "n", "version": "0.1.0"}', "index.js": "", "test/a.test.js": ""})
+    doc, _ = generate(
+        {"package.json": '{"name": "n", "version": "0.1.0"}', "index.js": "", "test/a.test.js": ""}
+    )
     assert "setup" not in doc["jobs"]
     assert "node --check" in scripts(doc, "lint")
     assert "--test-reporter=junit" in scripts(doc, "test") and "npm pack" in scripts(doc, "build")
@@ -177,7 +184,10 @@ def test_turbo_monorepo_with_workspaces() -> None:
         "packages/b/node_modules/",
     ]
     # Members are listed entry by entry: their node_modules/ and dist/ are never globbed as inputs.
-    assert "packages/a/src/**" in doc["jobs"]["build"]["inputs"] and "packages/**" not in doc["jobs"]["build"]["inputs"]
+    assert (
+        "packages/a/src/**" in doc["jobs"]["build"]["inputs"]
+        and "packages/**" not in doc["jobs"]["build"]["inputs"]
+    )
 
 
 def test_go() -> None:
@@ -207,8 +217,16 @@ def test_rust_workspace_is_one_component() -> None:
 @pytest.mark.parametrize(
     ("files", "tool", "junit"),
     [
-        ({"pom.xml": "<project><plugin>jacoco</plugin></project>"}, "maven", "target/surefire-reports/TEST-*.xml"),
-        ({"build.gradle": "plugins { id 'java' }", "gradlew": ""}, "gradlew", "build/test-results/test/*.xml"),
+        (
+            {"pom.xml": "<project><plugin>jacoco</plugin></project>"},
+            "maven",
+            "target/surefire-reports/TEST-*.xml",
+        ),
+        (
+            {"build.gradle": "plugins { id 'java' }", "gradlew": ""},
+            "gradlew",
+            "build/test-results/test/*.xml",
+        ),
     ],
 )
 def test_java(files: dict[str, str], tool: str, junit: str) -> None:
@@ -221,7 +239,8 @@ def test_java(files: dict[str, str], tool: str, junit: str) -> None:
 def test_cmake_and_make() -> None:
     doc, found = generate(
         {
-            "CMakeLists.txt": "project(x C)\nenable_testing()\nadd_executable(hello main.c)\nadd_test(NAME t COMMAND hello)\n",
+            "CMakeLists.txt": "project(x C)\nenable_testing()\nadd_executable(hello main.c)\n"
+            "add_test(NAME t COMMAND hello)\n",
             "main.c": "",
             "lib/CMakeLists.txt": "",
         }
@@ -229,7 +248,12 @@ def test_cmake_and_make() -> None:
     assert found == [("c", "cmake", "")]
     assert doc["jobs"]["build"]["artifacts"] == {"paths": ["build/hello"]}
     assert "--output-junit" in scripts(doc, "test")
-    doc, found = generate({"Makefile": ".PHONY: all test\nall: app\napp: app.o\n\tcc -o app app.o\ntest: app\n\t./app\n", "app.c": ""})
+    doc, found = generate(
+        {
+            "Makefile": ".PHONY: all test\nall: app\napp: app.o\n\tcc -o app app.o\ntest: app\n\t./app\n",
+            "app.c": "",
+        }
+    )
     assert found == [("c", "make", "")]
     assert scripts(doc, "build") == "make" and scripts(doc, "test") == "make test"
     assert doc["jobs"]["build"]["artifacts"] == {"paths": ["app"]}
@@ -247,7 +271,9 @@ def test_mojo_sources_and_pixi() -> None:
     assert found == [("mojo", "mojo", "kernels")]
     assert "mojo build -I . main.mojo -o build/main" in scripts(doc, "build")
     assert "reports/junit-mojo.xml" in scripts(doc, "test")
-    doc, found = generate({"pixi.toml": '[dependencies]\nmojo = "*"\n', "pixi.lock": "", "hello.mojo": "fn main():\n  pass\n"})
+    doc, found = generate(
+        {"pixi.toml": '[dependencies]\nmojo = "*"\n', "pixi.lock": "", "hello.mojo": "fn main():\n  pass\n"}
+    )
     assert found == [("mojo", "pixi", "")]
     assert scripts(doc, "setup") == "pixi install --locked" and "pixi run mojo build" in scripts(doc, "build")
 
@@ -282,7 +308,11 @@ def test_several_components_get_one_job_set_each_in_their_directory() -> None:
     assert gates["coverage frontend"]["coverage"]["report"] == "frontend/reports/lcov.info"
     publish = doc["jobs"]["release"]["publish"]
     assert publish["version"] == "from_git_tag"
-    assert publish["paths"] == ["backend/dist/api-src.tar.gz", "frontend/.pack/*.tgz", "reports/sbom.cdx.json"]
+    assert publish["paths"] == [
+        "backend/dist/api-src.tar.gz",
+        "frontend/.pack/*.tgz",
+        "reports/sbom.cdx.json",
+    ]
     assert doc["jobs"]["sbom"]["needs"] == ["backend-setup"]
 
 
@@ -303,7 +333,13 @@ def test_the_yaml_has_a_comment_above_every_job() -> None:
 
 def test_generated_and_dependency_directories_are_never_inputs() -> None:
     doc, _ = generate(
-        {"package.json": '{"name": "n"}', "index.js": "", "dist/old.js": "", "reports/x.xml": "", "build/o": ""}
+        {
+            "package.json": '{"name": "n"}',
+            "index.js": "",
+            "dist/old.js": "",
+            "reports/x.xml": "",
+            "build/o": "",
+        }
     )
     for job in doc["jobs"].values():
         for pattern in job.get("inputs", []):

@@ -11,8 +11,17 @@ from __future__ import annotations
 from buildyard.scaffold.detect import wants_content
 from buildyard.scaffold.model import Component, RepoListing, Scaffold, Stack
 from buildyard.scaffold.pipeline import scaffold
-from buildyard.scaffold.repo import read_repo, update_gitignore
 from buildyard.scaffold.render import render
+from buildyard.scaffold.repo import read_repo, update_gitignore
 
-__all__ = ["Component", "RepoListing", "Scaffold", "Stack", "read_repo", "render", "scaffold", "update_gitignore",
-           "wants_content"]
+__all__ = [
+    "Component",
+    "RepoListing",
+    "Scaffold",
+    "Stack",
+    "read_repo",
+    "render",
+    "scaffold",
+    "update_gitignore",
+    "wants_content",
+]

@@ -49,9 +49,9 @@ def _inputs(files: list[str], prefix: str, excludes: tuple[str, ...], out: list[
             groups.setdefault(head, []).append(rest)
         elif f"{prefix}{head}" not in out:
             out.append(f"{prefix}{head}")
-    for head, rest in groups.items():
-        if _holds_project(rest):
-            _inputs(rest, f"{prefix}{head}/", excludes, out)
+    for head, below in groups.items():
+        if _holds_project(below):
+            _inputs(below, f"{prefix}{head}/", excludes, out)
             continue
         out.append(f"{prefix}{head}/**")
         out.extend(f"!{prefix}{head}/**/{name}" for name in excludes)

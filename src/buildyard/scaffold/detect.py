@@ -89,8 +89,7 @@ def wants_content(path: str) -> bool:
         or fnmatch.fnmatch(name, "requirements*.txt")
         or fnmatch.fnmatch(name, ".eslintrc*")
         or fnmatch.fnmatch(name, "eslint.config.*")
-        or name.endswith(".mojo")
-        or name.endswith(".🔥")
+        or name.endswith((".mojo", ".🔥"))
     )
 
 
@@ -140,7 +139,7 @@ def _join(directory: str, name: str) -> str:
 
 
 def _ancestor(parent: str, child: str) -> bool:
-    return parent == "" or child == parent or child.startswith(parent + "/")
+    return parent in ("", child) or child.startswith(parent + "/")
 
 
 def directories(listing: RepoListing) -> dict[str, set[str]]:
@@ -208,7 +207,9 @@ def component_files(listing: RepoListing, path: str, others: list[str]) -> tuple
     return tuple(sorted(files))
 
 
-def make_components(listing: RepoListing, tool_of: Callable[[Stack, str, tuple[str, ...]], str]) -> list[Component]:
+def make_components(
+    listing: RepoListing, tool_of: Callable[[Stack, str, tuple[str, ...]], str]
+) -> list[Component]:
     """The components of ``listing``, each with its tool from ``tool_of(stack, path, files)``."""
     found = find_components(listing)
     paths = [p for _, p in found]

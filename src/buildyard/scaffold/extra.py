@@ -12,10 +12,13 @@ from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan
 _MOJO_TESTS = """\
 mkdir -p reports; failed=0; cases=""
 for f in {files}; do
-  if {mojo} run -I . "$f"; then cases="$cases<testcase classname=\\"mojo\\" name=\\"$f\\"/>";
-  else failed=$((failed+1)); cases="$cases<testcase classname=\\"mojo\\" name=\\"$f\\"><failure message=\\"mojo run failed\\"/></testcase>"; fi
+  case=\"<testcase classname='mojo' name='$f'\"
+  if {mojo} run -I . "$f"; then cases="$cases$case/>";
+  else failed=$((failed+1)); cases="$cases$case><failure message='mojo run failed'/></testcase>"; fi
 done
-printf '<?xml version="1.0" encoding="utf-8"?>\\n<testsuite name="mojo" tests="%s" failures="%s">%s</testsuite>\\n' {count} "$failed" "$cases" > reports/junit-mojo.xml
+{{ echo '<?xml version="1.0" encoding="utf-8"?>'
+  echo "<testsuite name='mojo' tests='{count}' failures='$failed'>$cases</testsuite>"
+}} > reports/junit-mojo.xml
 test "$failed" -eq 0"""
 
 
@@ -33,7 +36,8 @@ def plan_mojo(listing: RepoListing, component: Component, several: bool) -> Stac
     mains = [
         f
         for f in sources
-        if f not in tests and re.search(r"^\s*(?:fn|def)\s+main\s*\(", listing.text(component.rel(f)), re.MULTILINE)
+        if f not in tests
+        and re.search(r"^\s*(?:fn|def)\s+main\s*\(", listing.text(component.rel(f)), re.MULTILINE)
     ]
     key = (f"{mojo} --version",)
     jobs: list[JobPlan] = []
@@ -59,7 +63,9 @@ def plan_mojo(listing: RepoListing, component: Component, several: bool) -> Stac
     build_name = None
     if mains:
         build_name = job_name(component, "build", several)
-        steps = ["mkdir -p build"] + [f"{mojo} build -I . {q(m)} -o {o}" for m, o in zip(mains, outputs, strict=True)]
+        steps = ["mkdir -p build"] + [
+            f"{mojo} build -I . {q(m)} -o {o}" for m, o in zip(mains, outputs, strict=True)
+        ]
         jobs.append(
             JobPlan(
                 name=build_name,

@@ -90,20 +90,24 @@ def plan_go(listing: RepoListing, component: Component, several: bool) -> StackP
     """gofmt + go vet, go build into dist/, go test with a coverage profile."""
     del listing
     mains = sorted(
-        {f.rsplit("/", 1)[0] if "/" in f else "." for f in component.files if f.endswith(".go") and "cmd/" in f}
+        {
+            f.rsplit("/", 1)[0] if "/" in f else "."
+            for f in component.files
+            if f.endswith(".go") and "cmd/" in f
+        }
     )
     jobs = _jobs(
         component,
         several,
         lint=(
-            'test -z "$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }\n'
+            'test -z "$(gofmt -l .)" || { gofmt -l .; echo "gofmt: these files need formatting"; exit 1; }\n'
             "go vet ./...",
             "Lint: gofmt (formatting) and go vet.",
         ),
         build=("mkdir -p dist\ngo build -o dist/ ./...", "Build: every main package into dist/.", ("dist/",)),
         test=(
             "mkdir -p reports\ngo test -coverprofile=reports/coverage.out ./...",
-            "Test: go test with a coverage profile (reports/coverage.out; no gate reads Go's profile format).",
+            "Test: go test with a coverage profile (reports/coverage.out: no gate reads Go's format).",
             (),
             (),
         ),
@@ -113,7 +117,11 @@ def plan_go(listing: RepoListing, component: Component, several: bool) -> StackP
     manifests = tuple(present(component.files, ("go.mod", "go.sum", "go.work")))
     build = job_name(component, "build", several)
     return StackPlan(
-        jobs=tuple(jobs), build_job=build, published=("dist/*",), manifests=manifests, writes=("dist/", "reports/")
+        jobs=tuple(jobs),
+        build_job=build,
+        published=("dist/*",),
+        manifests=manifests,
+        writes=("dist/", "reports/"),
     )
 
 
@@ -163,50 +171,104 @@ def plan_rust(listing: RepoListing, component: Component, several: bool) -> Stac
     manifests = tuple(present(component.files, ("Cargo.toml", "Cargo.lock")))
     notes = () if outputs else (f"{component.path or '.'}: a library crate: nothing published from it",)
     return StackPlan(
-        jobs=tuple(jobs), build_job=build, published=outputs, manifests=manifests, notes=notes, writes=("target/",)
+        jobs=tuple(jobs),
+        build_job=build,
+        published=outputs,
+        manifests=manifests,
+        notes=notes,
+        writes=("target/",),
     )
 
 
 def plan_java(listing: RepoListing, component: Component, several: bool) -> StackPlan:
     """Maven or Gradle: configured linters, the jar, tests with Surefire/Gradle JUnit reports (+JaCoCo)."""
-    text = " ".join(listing.text(component.rel(f)) for f in component.files if f.endswith(("pom.xml", ".gradle", ".kts")))
+    text = " ".join(
+        listing.text(component.rel(f)) for f in component.files if f.endswith(("pom.xml", ".gradle", ".kts"))
+    )
     jacoco = "jacoco" in text
-    modules = sorted({f.rsplit("/", 1)[0] for f in component.files if f.endswith(("/pom.xml", "/build.gradle", "/build.gradle.kts"))})
+    modules = sorted(
+        {
+            f.rsplit("/", 1)[0]
+            for f in component.files
+            if f.endswith(("/pom.xml", "/build.gradle", "/build.gradle.kts"))
+        }
+    )
     where = ["", *(m + "/" for m in modules)]
     if component.tool == "maven":
         mvn = "mvn -B -ntp"
-        linters = [goal for plugin, goal in (("checkstyle", "checkstyle:check"), ("spotless", "spotless:check")) if plugin in text]
-        lint = (f"{mvn} {' '.join(linters)}", f"Lint: {' and '.join(linters)} (configured in the POM).") if linters else None
+        linters = [
+            goal
+            for plugin, goal in (("checkstyle", "checkstyle:check"), ("spotless", "spotless:check"))
+            if plugin in text
+        ]
+        lint = (
+            (f"{mvn} {' '.join(linters)}", f"Lint: {' and '.join(linters)} (configured in the POM).")
+            if linters
+            else None
+        )
         junit = tuple(f"{w}target/surefire-reports/TEST-*.xml" for w in where)
         coverage = tuple(f"{w}target/site/jacoco/jacoco.xml" for w in where[:1]) if jacoco else ()
         test = (
             f"{mvn} test" + (" jacoco:report" if jacoco else ""),
-            "Test: mvn test; Surefire's JUnit reports" + (" and JaCoCo coverage" if jacoco else "") + " feed the gates.",
+            "Test: mvn test; Surefire's JUnit reports"
+            + (" and JaCoCo coverage" if jacoco else "")
+            + " feed the gates.",
             junit,
             coverage,
         )
-        build = (f"{mvn} -DskipTests package", "Build: the jar (mvn package, tests run in the test job).", tuple(f"{w}target/*.jar" for w in where))
-        manifests = tuple(["pom.xml", *(f"{m}/pom.xml" for m in modules)])
+        build = (
+            f"{mvn} -DskipTests package",
+            "Build: the jar (mvn package, tests run in the test job).",
+            tuple(f"{w}target/*.jar" for w in where),
+        )
+        manifests = ("pom.xml", *(f"{m}/pom.xml" for m in modules))
         key = ("mvn --version",)
     else:
         gradle = "./gradlew --no-daemon" if component.tool == "gradlew" else "gradle --no-daemon"
-        lint = (f"{gradle} check -x test", "Lint: gradle check without the tests (the linters the build applies).")
+        lint = (
+            f"{gradle} check -x test",
+            "Lint: gradle check without the tests (the linters the build applies).",
+        )
         junit = tuple(f"{w}build/test-results/test/*.xml" for w in where)
-        coverage = tuple(f"{w}build/reports/jacoco/test/jacocoTestReport.xml" for w in where[:1]) if jacoco else ()
+        coverage = (
+            tuple(f"{w}build/reports/jacoco/test/jacocoTestReport.xml" for w in where[:1]) if jacoco else ()
+        )
         test = (
             f"{gradle} test" + (" jacocoTestReport" if jacoco else ""),
-            "Test: gradle test; its JUnit reports" + (" and JaCoCo coverage" if jacoco else "") + " feed the gates.",
+            "Test: gradle test; its JUnit reports"
+            + (" and JaCoCo coverage" if jacoco else "")
+            + " feed the gates.",
             junit,
             coverage,
         )
-        build = (f"{gradle} assemble", "Build: the jar (gradle assemble).", tuple(f"{w}build/libs/*.jar" for w in where))
-        manifests = tuple(present(component.files, ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts", "gradle.lockfile")))
+        build = (
+            f"{gradle} assemble",
+            "Build: the jar (gradle assemble).",
+            tuple(f"{w}build/libs/*.jar" for w in where),
+        )
+        manifests = tuple(
+            present(
+                component.files,
+                (
+                    "build.gradle",
+                    "build.gradle.kts",
+                    "settings.gradle",
+                    "settings.gradle.kts",
+                    "gradle.lockfile",
+                ),
+            )
+        )
         key = ("java -version 2>&1",)
     jobs = _jobs(component, several, lint=lint, build=build, test=test, key_commands=key, serial=True)
     name = job_name(component, "build", several)
     writes = ("target/",) if component.tool == "maven" else ("build/", ".gradle/")
     return StackPlan(
-        jobs=tuple(jobs), build_job=name, published=build[2][:1], manifests=manifests, library=True, writes=writes
+        jobs=tuple(jobs),
+        build_job=name,
+        published=build[2][:1],
+        manifests=manifests,
+        library=True,
+        writes=writes,
     )
 
 
@@ -239,17 +301,25 @@ def plan_c(listing: RepoListing, component: Component, several: bool) -> StackPl
     if ".clang-format" in component.files:
         fmt = (
             "if command -v clang-format >/dev/null; then "
-            "find . -path ./build -prune -o \\( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \\) -print0 "
+            "find . -path ./build -prune -o "
+            "\\( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.hpp' \\) -print0 "
             "| xargs -0 -r clang-format --dry-run -Werror; "
             'else echo "clang-format is not installed: formatting not checked"; fi',
             "Lint: clang-format (the project has a .clang-format).",
         )
+    test: tuple[str, str, tuple[str, ...], tuple[str, ...]] | None
     if component.tool == "cmake":
-        text = " ".join(listing.text(component.rel(f)) for f in component.files if f.endswith("CMakeLists.txt"))
+        text = " ".join(
+            listing.text(component.rel(f)) for f in component.files if f.endswith("CMakeLists.txt")
+        )
         exes = [e for e in re.findall(r"add_executable\s*\(\s*([A-Za-z0-9_.+-]+)", text) if "$" not in e]
         configure = "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release\ncmake --build build --parallel"
         tests = "add_test" in text
-        build = (configure, "Build: configure with CMake into build/ and compile.", tuple(f"build/{e}" for e in exes))
+        build = (
+            configure,
+            "Build: configure with CMake into build/ and compile.",
+            tuple(f"build/{e}" for e in exes),
+        )
         test = (
             (
                 f"{configure}\nmkdir -p reports\n"
@@ -272,7 +342,14 @@ def plan_c(listing: RepoListing, component: Component, several: bool) -> StackPl
         published = tuple(files)
         manifests = (makefile,)
     jobs = _jobs(
-        component, several, lint=fmt, build=build, test=test, key_commands=key, excludes=("*.o", "*.a", "*.so"), serial=True
+        component,
+        several,
+        lint=fmt,
+        build=build,
+        test=test,
+        key_commands=key,
+        excludes=("*.o", "*.a", "*.so"),
+        serial=True,
     )
     notes = () if published else (f"{component.path or '.'}: no built file found to publish",)
     writes = ("build/", "reports/") if component.tool == "cmake" else ("*.o", *(f"/{p}" for p in published))

@@ -59,9 +59,11 @@ class NodeFacts:
 def facts(listing: RepoListing, component: Component) -> NodeFacts:
     """Read package.json and the monorepo and lint configuration of a Node component."""
     pkg = _package(listing, component.rel("package.json"))
-    scripts = {str(k): str(v) for k, v in (pkg.get("scripts") or {}).items()} if isinstance(
-        pkg.get("scripts"), dict
-    ) else {}
+    scripts = (
+        {str(k): str(v) for k, v in (pkg.get("scripts") or {}).items()}
+        if isinstance(pkg.get("scripts"), dict)
+        else {}
+    )
     deps = {
         str(k)
         for section in ("dependencies", "devDependencies", "optionalDependencies")
@@ -100,7 +102,9 @@ def _runner(manager: str) -> tuple[str, str]:
 
 def _install(manager: str, locked: bool) -> str:
     if manager == "npm":
-        return "npm ci --no-audit --no-fund" if locked else "npm install --no-audit --no-fund --no-package-lock"
+        return (
+            "npm ci --no-audit --no-fund" if locked else "npm install --no-audit --no-fund --no-package-lock"
+        )
     if manager == "pnpm":
         return "pnpm install --frozen-lockfile" if locked else "pnpm install"
     if manager == "berry":
@@ -111,7 +115,10 @@ def _install(manager: str, locked: bool) -> str:
 def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan:
     """The setup, lint, build and test jobs of a Node component."""
     f = facts(listing, component)
-    name = lambda kind: job_name(component, kind, several)  # noqa: E731
+
+    def name(kind: str) -> str:
+        return job_name(component, kind, several)
+
     wd = component.path
     inputs = inputs_for(component.files)
     manager = component.tool
@@ -158,9 +165,14 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
                 return f"npm run {script} --workspaces --if-present"
             if manager == "pnpm":
                 return f"pnpm -r --if-present run {script}"
-            return f"yarn workspaces foreach -A run {script}" if manager == "berry" else f"yarn workspaces run {script}"
+            return (
+                f"yarn workspaces foreach -A run {script}"
+                if manager == "berry"
+                else f"yarn workspaces run {script}"
+            )
         return f"{run} {script}"
 
+    lint: tuple[str, ...]
     if "lint" in f.scripts or (mono and f.eslint):
         lint = (task("lint"),)
         what = "the project's lint script"
@@ -203,8 +215,7 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         jobs.append(
             JobPlan(
                 name=build_name,
-                comment="Build: the build script"
-                * ("build" in f.scripts or f.turbo)
+                comment="Build: the build script" * ("build" in f.scripts or f.turbo)
                 + (" and " if ("build" in f.scripts or f.turbo) and published else "")
                 + ("the package tarball (npm pack)" if published else "")
                 + ".",
@@ -259,15 +270,17 @@ def _test_job(
         reporters = " --reporters=default --reporters=jest-junit" if junit else ""
         return (
             (
-                f"JEST_JUNIT_OUTPUT_DIR=reports {exe} jest --ci --coverage --coverageDirectory=reports/coverage "
-                f"--coverageReporters=lcov{reporters}",
+                f"JEST_JUNIT_OUTPUT_DIR=reports {exe} jest --ci --coverage "
+                f"--coverageDirectory=reports/coverage --coverageReporters=lcov{reporters}",
             ),
             junit,
             ("reports/coverage/lcov.info",),
             "Jest with LCOV coverage" + (" and JUnit (jest-junit)" if junit else ""),
         )
     if "vitest" in script:
-        coverage = ("reports/coverage/lcov.info",) if any(d.startswith("@vitest/coverage") for d in f.dev) else ()
+        coverage = (
+            ("reports/coverage/lcov.info",) if any(d.startswith("@vitest/coverage") for d in f.dev) else ()
+        )
         flags = " --coverage.enabled --coverage.reporter=lcov --coverage.reportsDirectory=reports/coverage"
         return (
             (
@@ -281,7 +294,8 @@ def _test_job(
     if (not script and f.tests) or re.search(r"\bnode\b.*--test\b", script):
         return (
             (
-                "node --test --experimental-test-coverage --test-reporter=spec --test-reporter-destination=stdout "
+                "node --test --experimental-test-coverage "
+                "--test-reporter=spec --test-reporter-destination=stdout "
                 "--test-reporter=junit --test-reporter-destination=reports/junit.xml "
                 "--test-reporter=lcov --test-reporter-destination=reports/lcov.info",
             ),

@@ -12,8 +12,13 @@ from buildyard.scaffold.detect import generated, make_components
 from buildyard.scaffold.model import Component, JobPlan, RepoListing, Scaffold, Stack, StackPlan
 
 #: Part of the scan job's key: the OSV database it reads (none, or each dump's size and time).
-_OSV_STATE = 'ls -ln --time-style=+%s "${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"/*/all.zip 2>/dev/null || echo none'
-_EMPTY_SARIF = '{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "buildyard deps scan"}}, "results": []}]}'
+_OSV_STATE = (
+    'ls -ln --time-style=+%s "${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"/*/all.zip 2>/dev/null '
+    "|| echo none"
+)
+_EMPTY_SARIF = (
+    '{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "buildyard deps scan"}}, "results": []}]}'
+)
 Planner = Callable[[RepoListing, Component, bool], StackPlan]
 
 
@@ -96,7 +101,9 @@ def scaffold(listing: RepoListing) -> Scaffold:
         notes.append("the repository has more files than init reads: the listing was cut, check the jobs")
     if not components:
         notes.append("no known stack found: the pipeline only scans the repository and writes its SBOM")
-    repo_inputs = inputs_for([f for f in listing.files if not generated(f)], ("__pycache__", "*.egg-info", "*.o"))
+    repo_inputs = inputs_for(
+        [f for f in listing.files if not generated(f)], ("__pycache__", "*.egg-info", "*.o")
+    )
     jobs.append(
         JobPlan(
             name="scan",
@@ -108,7 +115,8 @@ def scaffold(listing: RepoListing) -> Scaffold:
             script=(
                 "mkdir -p reports",
                 'db="${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"',
-                'if [ -d "$db" ]; then buildyard deps scan --db "$db" --format sarif -o reports/dependencies.sarif; '
+                'if [ -d "$db" ]; then '
+                'buildyard deps scan --db "$db" --format sarif -o reports/dependencies.sarif; '
                 'else echo "dependencies not scanned: no OSV database in $db (buildyard deps db update)"; '
                 f"echo {q(_EMPTY_SARIF)} > reports/dependencies.sarif; fi",
                 "buildyard scan secrets --format sarif > reports/secrets.sarif || test $? -eq 1",

@@ -90,7 +90,9 @@ def facts(listing: RepoListing, component: Component) -> PythonFacts:
     setup_cfg = _cfg(listing.text(component.rel("setup.cfg")))
     poetry = tools.get("poetry", {}) if isinstance(tools.get("poetry"), dict) else {}
     requirements = tuple(
-        f for f in files if fnmatch.fnmatch(f, "requirements*.txt") or fnmatch.fnmatch(f, "requirements/*.txt")
+        f
+        for f in files
+        if fnmatch.fnmatch(f, "requirements*.txt") or fnmatch.fnmatch(f, "requirements/*.txt")
     )
     requires = _names(project.get("dependencies"))
     extras = project.get("optional-dependencies", {})
@@ -99,7 +101,9 @@ def facts(listing: RepoListing, component: Component) -> PythonFacts:
         if isinstance(table, dict):
             for group in ("dev", "test", "tests", "lint", "typing"):
                 requires += [r for r in _names(table.get(group)) if isinstance(r, str)]
-    build_system = pyproject.get("build-system", {}) if isinstance(pyproject.get("build-system"), dict) else {}
+    build_system = (
+        pyproject.get("build-system", {}) if isinstance(pyproject.get("build-system"), dict) else {}
+    )
     requires += _names(build_system.get("requires"))
     if str(build_system.get("build-backend", "setuptools")).startswith("setuptools") and (
         build_system or "setup.py" in files
@@ -130,7 +134,7 @@ def facts(listing: RepoListing, component: Component) -> PythonFacts:
         requirements=requirements,
         requires=tuple(dict.fromkeys(requires)),
         buildable="build-system" in pyproject or "setup.py" in files or bool(poetry),
-        tests=tests or pytest_config and tests,
+        tests=tests or (pytest_config and tests),
         ruff=ruff,
         ruff_format=isinstance(ruff_cfg, dict) and isinstance(ruff_cfg.get("format"), dict),
         mypy=mypy,
@@ -155,14 +159,14 @@ def _sources(files: tuple[str, ...], src_layout: bool) -> tuple[str, ...]:
             continue
         parts = f.split("/")
         top = parts[0]
-        if top in ("tests", "test", "docs", "examples", "bench", "benchmarks", "scripts") or top == "setup.py":
+        if (
+            top in ("tests", "test", "docs", "examples", "bench", "benchmarks", "scripts")
+            or top == "setup.py"
+        ):
             continue
         if re.match(r"(test_.*|.*_test|conftest)\.py$", parts[-1]):
             continue
-        if src_layout and top == "src":
-            entry = "/".join(parts[:2])
-        else:
-            entry = top
+        entry = "/".join(parts[:2]) if src_layout and top == "src" else top
         if entry not in out:
             out.append(entry)
     return tuple(out)
@@ -171,7 +175,10 @@ def _sources(files: tuple[str, ...], src_layout: bool) -> tuple[str, ...]:
 def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan:
     """The setup, lint, build and test jobs of a Python component."""
     f = facts(listing, component)
-    name = lambda kind: job_name(component, kind, several)  # noqa: E731
+
+    def name(kind: str) -> str:
+        return job_name(component, kind, several)
+
     wd = component.path
     inputs = inputs_for(component.files, _EXCLUDES)
     manifests = tuple(
@@ -191,7 +198,10 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
     if not lint_steps:
         targets = " ".join(q(s) for s in (f.sources or ("."))) if f.sources else "."
         lint_steps.append(f"{PY} -m compileall -q {targets}")
-    what = " and ".join(t for t, on in (("ruff", f.ruff), ("mypy", f.mypy)) if on) or "a syntax check (compileall)"
+    what = (
+        " and ".join(t for t, on in (("ruff", f.ruff), ("mypy", f.mypy)) if on)
+        or "a syntax check (compileall)"
+    )
     jobs.append(
         JobPlan(
             name=name("lint"),
@@ -205,7 +215,10 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
     )
     build = name("build")
     if f.buildable:
-        build_script: tuple[str, ...] = ("rm -rf dist", f"{PY} -m pip wheel -q --no-deps --no-build-isolation -w dist .")
+        build_script: tuple[str, ...] = (
+            "rm -rf dist",
+            f"{PY} -m pip wheel -q --no-deps --no-build-isolation -w dist .",
+        )
         published: tuple[str, ...] = ("dist/*.whl",)
         what = "the wheel (pip wheel with the project's build backend, installed by setup)"
     else:
@@ -257,7 +270,9 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         library=f.buildable,
         name=f.name,
         writes=(".venv/", "reports/", "dist/", "build/", "*.egg-info/", "__pycache__/"),
-        notes=(f"{component.path or '.'}: Hatch environments are not used; the project is installed with pip",)
+        notes=(
+            f"{component.path or '.'}: Hatch environments are not used; the project is installed with pip",
+        )
         if component.tool == "hatch"
         else (),
     )
@@ -293,7 +308,7 @@ def _setup_job(name: str, component: Component, f: PythonFacts, manifests: tuple
         steps = [
             f"test -x {PY} || python3 -m venv --without-pip .venv",
             "python3 -c 'import site; print(*site.getsitepackages(), sep=\"\\n\")' > "
-            f"\"$({PY} -c 'import sysconfig; print(sysconfig.get_path(\"purelib\"))')/_inherited.pth\"",
+            f'"$({PY} -c \'import sysconfig; print(sysconfig.get_path("purelib"))\')/_inherited.pth"',
             f"{PY} -m pip --version >/dev/null 2>&1 || {PY} -m ensurepip -q",
         ]
         packages = [*(f"-r {q(r)}" for r in f.requirements), *(q(r) for r in f.requires), *_tools(f)]

@@ -37,21 +37,25 @@ def _dump(value: Any, indent: int) -> str:
 
 def _comment(text: str, indent: int) -> str:
     prefix = " " * indent + "# "
-    return "\n".join(textwrap.wrap(safe_text(text), WIDTH - len(prefix), initial_indent=prefix, subsequent_indent=prefix))
+    return "\n".join(
+        textwrap.wrap(safe_text(text), WIDTH - len(prefix), initial_indent=prefix, subsequent_indent=prefix)
+    )
 
 
 def render(result: Scaffold) -> str:
     """The document as commented YAML (what ``buildyard init`` writes)."""
     doc = result.document
-    found = ", ".join(
-        f"{c.stack.value} ({c.tool}) in {c.path or 'the root'}" for c in result.components
-    ) or "no known stack"
+    found = (
+        ", ".join(f"{c.stack.value} ({c.tool}) in {c.path or 'the root'}" for c in result.components)
+        or "no known stack"
+    )
     parts = [
         _comment(f"Written by 'buildyard init' for {doc['name']}: {found}.", 0),
         _comment(
             "Every job declares its inputs (the files its cache key hashes) and its outputs (restored on a "
-            "cache hit), so a second run with nothing changed restores every job from the cache. Edit freely; "
-            "'buildyard validate' checks the file, 'buildyard explain JOB' says why a job ran again.",
+            "cache hit), so a second run with nothing changed restores every job from the cache. "
+            "Edit freely; 'buildyard validate' checks the file, 'buildyard explain JOB' says why a job "
+            "ran again.",
             0,
         ),
     ]

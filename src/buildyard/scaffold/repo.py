@@ -8,6 +8,7 @@ files the detection asks for, each capped, all together capped. Symlinks are nev
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _read(path: Path, cap: int) -> str | None:
     except OSError:
         return None
     with os.fdopen(fd, "rb") as handle:
-        if not os.path.isfile(f"/proc/self/fd/{fd}") and not Path(path).is_file():
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device named like a manifest
             return None
         data = handle.read(cap + 1)
     if len(data) > cap:
@@ -105,11 +106,17 @@ def update_gitignore(root: Path, patterns: tuple[str, ...]) -> list[str]:
         return []
     existing = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
     have = {line.strip() for line in existing.splitlines()}
-    have |= {f"/{line.strip()}" for line in existing.splitlines() if line.strip() and not line.startswith("/")}
+    have |= {
+        f"/{line.strip()}" for line in existing.splitlines() if line.strip() and not line.startswith("/")
+    }
     missing = [p for p in patterns if p not in have]
     if not missing:
         return []
     head = existing if not existing or existing.endswith("\n") else existing + "\n"
-    text = head + "# written by the jobs of buildyard.yml (buildyard init)\n" + "".join(f"{p}\n" for p in missing)
+    text = (
+        head
+        + "# written by the jobs of buildyard.yml (buildyard init)\n"
+        + "".join(f"{p}\n" for p in missing)
+    )
     atomic_write_text(path, text)
     return missing
