@@ -6,6 +6,7 @@ import posixpath
 import re
 
 from buildyard.scaffold.common import inputs_for, job_name, present, q, slug
+from buildyard.scaffold.detect import generated
 from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan
 
 #: Writes a JUnit report of one test case per Mojo test file (Mojo has no test runner with reports).
@@ -108,8 +109,10 @@ def plan_mojo(listing: RepoListing, component: Component, several: bool) -> Stac
 
 
 def plan_docker(listing: RepoListing, component: Component, several: bool, image: str) -> StackPlan:
-    """A docker build that runs where a Docker daemon answers and says so in one line elsewhere."""
-    del listing
+    """A docker build that runs where a Docker daemon answers and says so in one line elsewhere.
+
+    Its inputs are every file of its directory, nested components included (the build context).
+    """
     name = job_name(component, "image", several)
     tag = f"{slug(image).lower()}:ci"
     script = (
@@ -127,8 +130,8 @@ def plan_docker(listing: RepoListing, component: Component, several: bool, image
         ),
         script=("\n".join(script),),
         working_directory=component.path,
-        inputs=inputs_for(component.files),
+        inputs=inputs_for([f for f in listing.under(component.path) if not generated(f)]),
         key_commands=("docker info --format '{{.ServerVersion}}' 2>/dev/null || echo no-docker",),
         timeout="30m",
     )
-    return StackPlan(jobs=(job,), manifests=("Dockerfile",))
+    return StackPlan(jobs=(job,))

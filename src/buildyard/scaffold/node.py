@@ -215,9 +215,15 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         jobs.append(
             JobPlan(
                 name=build_name,
-                comment="Build: the build script" * ("build" in f.scripts or f.turbo)
-                + (" and " if ("build" in f.scripts or f.turbo) and published else "")
-                + ("the package tarball (npm pack)" if published else "")
+                comment="Build: "
+                + " and ".join(
+                    part
+                    for part, on in (
+                        ("the build script", "build" in f.scripts or f.turbo),
+                        ("the package tarball (npm pack)", bool(published)),
+                    )
+                    if on
+                )
                 + ".",
                 script=tuple(build_steps),
                 needs=needs,

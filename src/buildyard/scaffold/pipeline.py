@@ -19,6 +19,8 @@ _OSV_STATE = (
 _EMPTY_SARIF = (
     '{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "buildyard deps scan"}}, "results": []}]}'
 )
+#: What builds leave beside the sources, per stack (never an input of the repository-wide jobs).
+_IN_TREE = {Stack.PYTHON: ("__pycache__", "*.egg-info"), Stack.C: ("*.o", "*.a", "*.so")}
 Planner = Callable[[RepoListing, Component, bool], StackPlan]
 
 
@@ -101,9 +103,9 @@ def scaffold(listing: RepoListing) -> Scaffold:
         notes.append("the repository has more files than init reads: the listing was cut, check the jobs")
     if not components:
         notes.append("no known stack found: the pipeline only scans the repository and writes its SBOM")
-    repo_inputs = inputs_for(
-        [f for f in listing.files if not generated(f)], ("__pycache__", "*.egg-info", "*.o")
-    )
+    stacks = {c.stack for c in components}
+    excludes = [n for s, names in _IN_TREE.items() if s in stacks for n in names]
+    repo_inputs = inputs_for([f for f in listing.files if not generated(f)], excludes)
     jobs.append(
         JobPlan(
             name="scan",
@@ -114,11 +116,13 @@ def scaffold(listing: RepoListing) -> Scaffold:
             ),
             script=(
                 "mkdir -p reports",
-                'db="${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"',
-                'if [ -d "$db" ]; then '
-                'buildyard deps scan --db "$db" --format sarif -o reports/dependencies.sarif; '
-                'else echo "dependencies not scanned: no OSV database in $db (buildyard deps db update)"; '
-                f"echo {q(_EMPTY_SARIF)} > reports/dependencies.sarif; fi",
+                'db="${BUILDYARD_OSV_DB:-${BUILDYARD_HOME:-.buildyard}/osv}"\n'
+                'if [ -d "$db" ]; then\n'
+                '  buildyard deps scan --db "$db" --format sarif -o reports/dependencies.sarif\n'
+                "else\n"
+                '  echo "dependencies not scanned: no OSV database in $db (buildyard deps db update)"\n'
+                f"  echo {q(_EMPTY_SARIF)} > reports/dependencies.sarif\n"
+                "fi",
                 "buildyard scan secrets --format sarif > reports/secrets.sarif || test $? -eq 1",
             ),
             inputs=tuple(repo_inputs),

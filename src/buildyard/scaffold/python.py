@@ -196,16 +196,18 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         targets = "" if f.mypy_files or not f.sources else " " + " ".join(q(s) for s in f.sources)
         lint_steps.append(f"{PY} -m mypy{targets}")
     if not lint_steps:
-        targets = " ".join(q(s) for s in (f.sources or ("."))) if f.sources else "."
+        targets = " ".join(q(s) for s in f.sources) if f.sources else "."
         lint_steps.append(f"{PY} -m compileall -q {targets}")
+    tools = " and ".join(t for t, on in (("ruff", f.ruff), ("mypy", f.mypy)) if on)
     what = (
-        " and ".join(t for t, on in (("ruff", f.ruff), ("mypy", f.mypy)) if on)
-        or "a syntax check (compileall)"
+        f"{tools}, as configured in the project"
+        if tools
+        else "a syntax check (compileall; no linter is configured)"
     )
     jobs.append(
         JobPlan(
             name=name("lint"),
-            comment=f"Lint: {what}, as configured in the project.",
+            comment=f"Lint: {what}.",
             script=tuple(lint_steps),
             needs=(setup.name,),
             working_directory=wd,

@@ -10,7 +10,7 @@ import yaml
 from buildyard.scaffold.model import Scaffold
 from buildyard.termtext import safe_text
 
-WIDTH = 110
+WIDTH = 110  # comments; YAML values are never folded (a script line stays one line)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -22,7 +22,7 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 
 def _list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
-    short = all(isinstance(v, str) and "\n" not in v for v in value) and sum(len(v) + 2 for v in value) < 80
+    short = all(isinstance(v, str) and "\n" not in v for v in value) and sum(len(v) + 2 for v in value) < 90
     return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=short)
 
 
@@ -31,7 +31,7 @@ _Dumper.add_representer(list, _list)
 
 
 def _dump(value: Any, indent: int) -> str:
-    text = str(yaml.dump(value, Dumper=_Dumper, sort_keys=False, width=WIDTH, allow_unicode=True))
+    text = str(yaml.dump(value, Dumper=_Dumper, sort_keys=False, width=100_000, allow_unicode=True))
     return textwrap.indent(text, " " * indent)
 
 
