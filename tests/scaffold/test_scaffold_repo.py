@@ -52,6 +52,7 @@ def test_gitignore_gets_only_the_missing_patterns(tmp_path: Path) -> None:
     added = update_gitignore(tmp_path, (".buildyard/", "/reports/", "/dist/", "/web/node_modules/"))
     assert added == ["/dist/", "/web/node_modules/"]
     assert (tmp_path / ".gitignore").read_text() == (
-        ".buildyard/\nreports/\n# written by the jobs of buildyard.yml (buildyard init)\n/dist/\n/web/node_modules/\n"
+        ".buildyard/\nreports/\n# written by the jobs of buildyard.yml (buildyard init)\n"
+        "/dist/\n/web/node_modules/\n"
     )
     assert update_gitignore(tmp_path, ("/dist/",)) == []

@@ -271,7 +271,16 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         version_file="pyproject.toml" if f.version and "pyproject.toml" in component.files else None,
         library=f.buildable,
         name=f.name,
-        writes=(".venv/", "reports/", "dist/", "build/", "*.egg-info/", "__pycache__/"),
+        writes=(
+            ".venv/",
+            "reports/",
+            "dist/",
+            "build/",
+            ".mypy_cache/",
+            ".ruff_cache/",
+            "*.egg-info/",
+            "__pycache__/",
+        ),
         notes=(
             f"{component.path or '.'}: Hatch environments are not used; the project is installed with pip",
         )
