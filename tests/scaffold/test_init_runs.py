@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -217,8 +218,23 @@ def test_python_backend_and_node_frontend(make_project, cli, toolchain_path) -> 
     del toolchain_path
     need("node", "npm")
     files = {f"backend/{k}": v for k, v in PYTHON.items()} | {f"frontend/{k}": v for k, v in NODE.items()}
-    root = make_project(files)
+    root = make_project({**files, "Dockerfile": "FROM scratch\nCOPY frontend/index.js /\n"})
     jobs = init_run_twice(root, cli)
-    assert {"backend-setup", "backend-test", "frontend-test", "frontend-build", "release"} <= set(jobs)
+    assert {
+        "backend-setup",
+        "backend-test",
+        "frontend-test",
+        "frontend-build",
+        "docker-image",
+        "release",
+    } <= set(jobs)
+    # The image is built where a Docker daemon answers; elsewhere the job says why it did nothing.
+    log = cli("-C", root, "logs", "1", "docker-image").out
+    docker = shutil.which("docker")
+    answers = (
+        docker is not None
+        and subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0
+    )
+    assert ("skipped: docker is not available here" in log) is not answers, log
     assert (root / "backend" / "reports" / "junit.xml").is_file()
     assert (root / "frontend" / "reports" / "lcov.info").is_file()

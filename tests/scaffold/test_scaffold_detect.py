@@ -350,3 +350,26 @@ def test_stack_enum_names_every_marker() -> None:
     from buildyard.scaffold.detect import MARKERS
 
     assert set(MARKERS) == set(Stack)
+
+
+def test_names_from_the_repository_never_reach_a_shell_unquoted() -> None:
+    """Project names, target names and directories come from an untrusted repository."""
+    doc, found = generate(
+        {
+            "pyproject.toml": '[project]\nname = "x$(touch pwned)"\n',
+            "app.py": "",
+            "tests/test_a.py": "",
+            "tools/Cargo.toml": '[package]\nname = "t"\n[[bin]]\nname = "a;touch pwned"\n',
+            "tools/src/main.rs": "",
+            "w\x1be b/package.json": '{"name": "q"}',
+        }
+    )
+    assert [stack for stack, _, _ in found] == ["python", "rust", "node"]
+    for job in doc["jobs"].values():
+        text = "\n".join(job["script"])
+        assert "touch pwned" not in text.replace("'x$(touch pwned)'", ""), text
+    assert "target/release/a;touch pwned" not in str(doc)
+    assert "w-e-b-lint" in doc["jobs"]  # the job name is made safe; the directory stays as it is
+    assert doc["jobs"]["w-e-b-lint"]["working_directory"] == "w\x1be b"
+    text = render(scaffold(listing({"w\x1be b/package.json": "{}"})))
+    assert "\x1b" not in text  # escaped in YAML and in comments

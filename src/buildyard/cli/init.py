@@ -29,38 +29,33 @@ def init(
 ) -> int:
     """Look at the repository and write a buildyard.yml that passes on it (lint, build, test, scan,
     SBOM, signed release, gates, caching); add what its jobs write to .gitignore."""
-    from buildyard.errors import UsageError  # noqa: PLC0415
-    from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
-    from buildyard.scaffold import read_repo, render, scaffold, update_gitignore  # noqa: PLC0415
-    from buildyard.spec.load import loads  # noqa: PLC0415
+    from buildyard.scaffold import init_repository  # noqa: PLC0415
 
-    project = project_dir(ctx)
-    if not project.is_dir():
-        raise UsageError(f"{project}: no such directory")
-    target = output if output.is_absolute() else project / output
-    if not dry_run and (target.exists() or target.is_symlink()) and not force:
-        raise UsageError(f"{target}: already exists; use --force to overwrite it, or --dry-run to print one")
-    result = scaffold(read_repo(project))
-    text = render(result)
-    loads(text, file=str(output))  # the file must load: a failure here is a bug of init, shown whole
-    if dry_run:
+    made = init_repository(project_dir(ctx), output, force=force, dry_run=dry_run, gitignore=not no_gitignore)
+    result = made.scaffold
+    if made.written is None:
         if as_json:
             print_json({"document": result.document, "notes": list(result.notes)})
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(made.text)
         return 0
-    atomic_write_text(target, text)
-    ignored = [] if no_gitignore else update_gitignore(project, result.ignores)
     components = [{"stack": c.stack.value, "tool": c.tool, "path": c.path or "."} for c in result.components]
     if as_json:
-        print_json({"output": str(target), "components": components, "jobs": list(result.document["jobs"]),
-                    "notes": list(result.notes), "gitignore_added": ignored})  # fmt: skip
+        print_json(
+            {
+                "output": str(made.written),
+                "components": components,
+                "jobs": list(result.document["jobs"]),
+                "notes": list(result.notes),
+                "gitignore_added": list(made.gitignore_added),
+            }
+        )
         return 0
     for c in components:
         click.echo(f"found {c['stack']} ({c['tool']}) in {c['path']}", err=True)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    if ignored:
-        click.echo(f"added to .gitignore (what the jobs write): {' '.join(ignored)}", err=True)
+    if made.gitignore_added:
+        click.echo(f"added to .gitignore (what the jobs write): {' '.join(made.gitignore_added)}", err=True)
     click.echo(f"wrote {output} ({len(result.document['jobs'])} jobs); run it with: buildyard run", err=True)
     return 0

@@ -12,13 +12,15 @@ from buildyard.scaffold.detect import wants_content
 from buildyard.scaffold.model import Component, RepoListing, Scaffold, Stack
 from buildyard.scaffold.pipeline import scaffold
 from buildyard.scaffold.render import render
-from buildyard.scaffold.repo import read_repo, update_gitignore
+from buildyard.scaffold.repo import InitOutcome, init_repository, read_repo, update_gitignore
 
 __all__ = [
     "Component",
+    "InitOutcome",
     "RepoListing",
     "Scaffold",
     "Stack",
+    "init_repository",
     "read_repo",
     "render",
     "scaffold",

@@ -28,6 +28,11 @@ def q(text: str) -> str:
     return shlex.quote(text)
 
 
+def glob_word(pattern: str) -> str:
+    """``pattern`` as one bash word that still expands its ``*``/``?`` (everything else quoted)."""
+    return "".join(part if part in ("*", "?") else q(part) for part in re.split(r"([*?])", pattern) if part)
+
+
 def inputs_for(files: Sequence[str], excludes: Iterable[str] = ()) -> tuple[str, ...]:
     """Input globs covering ``files`` (relative paths) without matching what jobs write next to them.
 

@@ -146,7 +146,8 @@ def plan_rust(listing: RepoListing, component: Component, several: bool) -> Stac
             bins.append(str(package["name"]))
     locked = " --locked" if "Cargo.lock" in component.files else ""
     fmt = "cargo fmt --check\n" if {"rustfmt.toml", ".rustfmt.toml"} & set(component.files) else ""
-    outputs = tuple(f"target/release/{b}" for b in dict.fromkeys(bins))
+    # Cargo allows only these characters in target names: anything else is not a binary it builds.
+    outputs = tuple(f"target/release/{b}" for b in dict.fromkeys(bins) if re.fullmatch(r"[A-Za-z0-9_-]+", b))
     jobs = _jobs(
         component,
         several,

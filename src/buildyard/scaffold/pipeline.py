@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from buildyard.scaffold import extra, native, node, python
-from buildyard.scaffold.common import inputs_for, q, slug
+from buildyard.scaffold.common import glob_word, inputs_for, q, slug
 from buildyard.scaffold.detect import generated, make_components
 from buildyard.scaffold.model import Component, JobPlan, RepoListing, Scaffold, Stack, StackPlan
 
@@ -156,7 +156,7 @@ def scaffold(listing: RepoListing) -> Scaffold:
                 "Release: once every gate passed, the build outputs and the SBOM are published as one signed "
                 "artifact (Ed25519, SLSA provenance). A cached run of the same commit reuses its version."
             ),
-            script=("ls -l " + " ".join(release_paths),),
+            script=("ls -l -- " + " ".join(glob_word(p) for p in release_paths),),
             needs=("gates", *builds, "sbom"),
             inputs=(),
             publish={

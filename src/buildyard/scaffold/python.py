@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from buildyard.scaffold.common import inputs_for, job_name, present, q
+from buildyard.scaffold.common import inputs_for, job_name, present, q, slug
 from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan
 
 PY = ".venv/bin/python"
@@ -225,8 +225,9 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         what = "the wheel (pip wheel with the project's build backend, installed by setup)"
     else:
         sources = " ".join(q(s) for s in (f.sources or (".",)))
-        build_script = ("rm -rf dist && mkdir -p dist", f"tar czf dist/{q(f.name)}-src.tar.gz {sources}")
-        published = (f"dist/{f.name}-src.tar.gz",)
+        archive = f"dist/{slug(f.name)}-src.tar.gz"
+        build_script = ("rm -rf dist && mkdir -p dist", f"tar czf {archive} {sources}")
+        published = (archive,)
         what = "a source archive (the project has no build system)"
     jobs.append(
         JobPlan(

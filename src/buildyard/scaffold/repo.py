@@ -1,4 +1,5 @@
-"""The I/O of ``buildyard init``: a repository directory -> a bounded :class:`RepoListing`.
+"""The I/O of ``buildyard init``: a repository directory -> a bounded :class:`RepoListing`; writing
+the pipeline and the ``.gitignore`` lines (:func:`init_repository`).
 
 Lists the files git sees (tracked and untracked-not-ignored; a plain walk outside git) without ever
 entering dependency or VCS trees (:data:`NEVER_READ`), stops at ``max_files``, and reads only the small
@@ -10,10 +11,12 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
+from buildyard.errors import UsageError
 from buildyard.scaffold.detect import NEVER_READ, wants_content
-from buildyard.scaffold.model import RepoListing
+from buildyard.scaffold.model import RepoListing, Scaffold
 
 MAX_FILES = 50_000
 MAX_FILE_BYTES = 256 * 1024
@@ -120,3 +123,42 @@ def update_gitignore(root: Path, patterns: tuple[str, ...]) -> list[str]:
     )
     atomic_write_text(path, text)
     return missing
+
+
+@dataclass(frozen=True)
+class InitOutcome:
+    """What :func:`init_repository` made: the pipeline, its text, where it went, what .gitignore got."""
+
+    scaffold: Scaffold
+    text: str
+    written: Path | None
+    gitignore_added: tuple[str, ...] = ()
+
+
+def init_repository(
+    project: Path, output: Path, *, force: bool = False, dry_run: bool = False, gitignore: bool = True
+) -> InitOutcome:
+    """``buildyard init``: read ``project``, generate its pipeline and (unless ``dry_run``) write it to
+    ``output`` (relative to the project) atomically, then add what its jobs write to ``.gitignore``.
+
+    An existing ``output`` is kept unless ``force`` (a :class:`UsageError` says so). The generated text
+    is loaded back as ``buildyard validate`` would: a failure there is a bug of init and raises whole.
+    """
+    from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
+    from buildyard.scaffold.pipeline import scaffold  # noqa: PLC0415
+    from buildyard.scaffold.render import render  # noqa: PLC0415
+    from buildyard.spec.load import loads  # noqa: PLC0415
+
+    if not project.is_dir():
+        raise UsageError(f"{project}: no such directory")
+    target = output if output.is_absolute() else project / output
+    if not dry_run and (target.exists() or target.is_symlink()) and not force:
+        raise UsageError(f"{target}: already exists; use --force to overwrite it, or --dry-run to print one")
+    result = scaffold(read_repo(project))
+    text = render(result)
+    loads(text, file=str(output))
+    if dry_run:
+        return InitOutcome(result, text, None)
+    atomic_write_text(target, text)
+    added = update_gitignore(project, result.ignores) if gitignore else []
+    return InitOutcome(result, text, target, tuple(added))
