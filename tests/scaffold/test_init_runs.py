@@ -23,6 +23,7 @@ import pytest
 BIN = Path(sys.executable).parent  # buildyard and python3 with the test tools
 
 PYTHON = {
+    "requirements.txt": "packaging>=20\n",  # a dependency the test interpreter has: nothing is downloaded
     "pyproject.toml": '[project]\nname = "calc"\nversion = "0.3.0"\n\n[tool.ruff]\nline-length = 100\n\n'
     '[tool.mypy]\nstrict = true\nfiles = ["src"]\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
     "src/calc/__init__.py": '"""Sums."""\n\n\ndef add(a: int, b: int) -> int:\n'
