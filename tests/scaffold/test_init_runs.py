@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+# Real toolchains on a loaded machine: a run of a project takes seconds to tens of seconds.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 BIN = Path(sys.executable).parent  # buildyard and python3 with the test tools
 
 PYTHON = {
