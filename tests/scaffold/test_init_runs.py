@@ -241,3 +241,22 @@ def test_python_backend_and_node_frontend(make_project, cli, toolchain_path) -> 
     assert ("skipped: docker is not available here" in log) is not answers, log
     assert (root / "backend" / "reports" / "junit.xml").is_file()
     assert (root / "frontend" / "reports" / "lcov.info").is_file()
+
+
+def test_with_an_osv_database_a_known_vulnerability_blocks_the_release(
+    make_project, cli, toolchain_path, monkeypatch
+) -> None:
+    """The scan job scans the lockfiles against the database and succeeds; its gate fails."""
+    del toolchain_path
+    from by_testutil import shared_osv
+
+    monkeypatch.setenv("OSV_DB", str(shared_osv()))
+    root = make_project({"requirements.txt": "requests==2.19.0\n", "app.py": "print('hi')\n"})
+    assert cli("-C", root, "init").code == 0
+    run = cli("-C", root, "run", "--json", "scan")  # alone: the setup job would download requests
+    assert run.code == 0, run.err
+    sarif = json.loads((root / "reports" / "dependencies.sarif").read_text())
+    assert "PYSEC-2018-28" in {r["ruleId"] for r in sarif["runs"][0]["results"]}
+    checked = cli("-C", root, "gates", "check", "--json")
+    verdicts = {g["gate"]: g["status"] for g in json.loads(checked.out)["gates"]}
+    assert checked.code == 1 and verdicts == {"secrets": "passed", "vulnerabilities": "failed"}

@@ -85,7 +85,7 @@ def test_python_pip_with_ruff_mypy_pytest_and_a_build_backend() -> None:
     assert doc["jobs"]["release"]["publish"]["paths"] == ["dist/*.whl", "reports/sbom.cdx.json"]
     assert doc["jobs"]["release"]["needs"] == ["gates", "build", "sbom"]
     kinds = [next(iter(g)) for g in doc["gates"]]
-    assert kinds == ["tests", "coverage", "sarif"]
+    assert kinds == ["tests", "coverage", "sarif", "sarif"]
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_poetry_lints_with_the_configured_tools() -> None:
     assert doc["jobs"]["setup"]["env"] == {"POETRY_VIRTUALENVS_IN_PROJECT": "true"}
     assert "ruff check" in scripts(doc, "lint") and "mypy svc" in scripts(doc, "lint")
     assert "test" not in doc["jobs"]  # no test files: no test job, no tests gate
-    assert [next(iter(g)) for g in doc["gates"]] == ["sarif"]
+    assert [next(iter(g)) for g in doc["gates"]] == ["sarif", "sarif"]
 
 
 def test_loose_python_files_without_a_manifest() -> None:

@@ -67,10 +67,9 @@ def render(result: Scaffold) -> str:
     parts.append(
         _comment(
             "Gates, checked after the jobs that write their reports: test results (no failure), coverage "
-            "(never lower than the last good run of the branch: add min_line: 80 for a floor) and the "
-            "security reports (no error-level finding: a committed secret, a high or critical "
-            "vulnerability). With an OSV database ('buildyard deps db update'), add "
-            "'- vulnerabilities: {max_severity: high}'.",
+            "(never lower than the last good run of the branch: add min_line: 80 for a floor), no "
+            "committed secret, and no known vulnerability above low severity once an OSV database "
+            "exists ('buildyard deps db update').",
             0,
         )
     )
