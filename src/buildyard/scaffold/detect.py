@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 
-from buildyard.scaffold.model import Component, RepoListing, Stack
+from buildyard.scaffold.model import Component, RepoListing, Stack, Tool
 
 #: Directories never listed nor read: VCS data, dependency trees, caches.
 NEVER_READ = frozenset(
@@ -208,7 +208,7 @@ def component_files(listing: RepoListing, path: str, others: list[str]) -> tuple
 
 
 def make_components(
-    listing: RepoListing, tool_of: Callable[[Stack, str, tuple[str, ...]], str]
+    listing: RepoListing, tool_of: Callable[[Stack, str, tuple[str, ...]], Tool]
 ) -> list[Component]:
     """The components of ``listing``, each with its tool from ``tool_of(stack, path, files)``."""
     found = find_components(listing)

@@ -7,7 +7,7 @@ import re
 
 from buildyard.scaffold.common import inputs_for, job_name, present, q, slug
 from buildyard.scaffold.detect import generated
-from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan
+from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan, Tool
 
 #: Writes a JUnit report of one test case per Mojo test file (Mojo has no test runner with reports).
 _MOJO_TESTS = """\
@@ -23,15 +23,15 @@ done
 test "$failed" -eq 0"""
 
 
-def tool(listing: RepoListing, path: str, files: tuple[str, ...]) -> str:
+def tool(listing: RepoListing, path: str, files: tuple[str, ...]) -> Tool:
     """How Mojo is run: ``pixi`` (pixi.toml / mojoproject.toml) or ``mojo`` on PATH."""
     del listing, path
-    return "pixi" if {"pixi.toml", "mojoproject.toml"} & set(files) else "mojo"
+    return Tool.PIXI if {"pixi.toml", "mojoproject.toml"} & set(files) else Tool.MOJO
 
 
 def plan_mojo(listing: RepoListing, component: Component, several: bool) -> StackPlan:
     """Build every file with ``fn main`` into build/, run every ``test_*.mojo`` (a JUnit report)."""
-    mojo = "pixi run mojo" if component.tool == "pixi" else "mojo"
+    mojo = "pixi run mojo" if component.tool is Tool.PIXI else "mojo"
     sources = [f for f in component.files if f.endswith((".mojo", ".🔥"))]
     tests = [f for f in sources if re.match(r"test_", posixpath.basename(f))]
     mains = [
@@ -44,7 +44,7 @@ def plan_mojo(listing: RepoListing, component: Component, several: bool) -> Stac
     jobs: list[JobPlan] = []
     setup = None
     inputs = inputs_for(component.files)
-    if component.tool == "pixi":
+    if component.tool is Tool.PIXI:
         setup = job_name(component, "setup", several)
         lock = present(component.files, ("pixi.lock", "magic.lock"))
         manifest = present(component.files, ("pixi.toml", "mojoproject.toml"))

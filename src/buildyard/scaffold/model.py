@@ -26,6 +26,30 @@ class Stack(StrEnum):
     DOCKER = "docker"
 
 
+class Tool(StrEnum):
+    """The package manager or build tool a component is driven with."""
+
+    PIP = "pip"
+    UV = "uv"
+    POETRY = "poetry"
+    PDM = "pdm"
+    HATCH = "hatch"
+    NPM = "npm"
+    PNPM = "pnpm"
+    YARN = "yarn"
+    BERRY = "berry"  # yarn 2 and later
+    GO = "go"
+    CARGO = "cargo"
+    MAVEN = "maven"
+    GRADLE = "gradle"
+    GRADLEW = "gradlew"
+    CMAKE = "cmake"
+    MAKE = "make"
+    MOJO = "mojo"
+    PIXI = "pixi"
+    DOCKER = "docker"
+
+
 @dataclass(frozen=True)
 class RepoListing:
     """A repository as the detection sees it: every file path (POSIX, relative to the root) and the
@@ -69,7 +93,7 @@ class Component:
 
     stack: Stack
     path: str
-    tool: str
+    tool: Tool
     files: tuple[str, ...] = ()  # relative to ``path``, nested components' files excluded
 
     def rel(self, name: str) -> str:

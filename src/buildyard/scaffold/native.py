@@ -7,19 +7,19 @@ import tomllib
 from typing import Any
 
 from buildyard.scaffold.common import inputs_for, job_name, present, q
-from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan
+from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan, Tool
 
 
-def tool(stack: str, listing: RepoListing, path: str, files: tuple[str, ...]) -> str:
+def tool(stack: str, listing: RepoListing, path: str, files: tuple[str, ...]) -> Tool:
     """The build tool of a Go, Rust, Java or C component."""
     del listing, path
     if stack == "java":
         if "pom.xml" in files:
-            return "maven"
-        return "gradlew" if "gradlew" in files else "gradle"
+            return Tool.MAVEN
+        return Tool.GRADLEW if "gradlew" in files else Tool.GRADLE
     if stack == "c":
-        return "cmake" if "CMakeLists.txt" in files else "make"
-    return {"go": "go", "rust": "cargo"}[stack]
+        return Tool.CMAKE if "CMakeLists.txt" in files else Tool.MAKE
+    return {"go": Tool.GO, "rust": Tool.CARGO}[stack]
 
 
 def _jobs(
@@ -89,13 +89,6 @@ def _jobs(
 def plan_go(listing: RepoListing, component: Component, several: bool) -> StackPlan:
     """gofmt + go vet, go build into dist/, go test with a coverage profile."""
     del listing
-    mains = sorted(
-        {
-            f.rsplit("/", 1)[0] if "/" in f else "."
-            for f in component.files
-            if f.endswith(".go") and "cmd/" in f
-        }
-    )
     jobs = _jobs(
         component,
         several,
@@ -113,7 +106,6 @@ def plan_go(listing: RepoListing, component: Component, several: bool) -> StackP
         ),
         key_commands=("go version",),
     )
-    del mains
     manifests = tuple(present(component.files, ("go.mod", "go.sum", "go.work")))
     build = job_name(component, "build", several)
     return StackPlan(
@@ -195,7 +187,7 @@ def plan_java(listing: RepoListing, component: Component, several: bool) -> Stac
         }
     )
     where = ["", *(m + "/" for m in modules)]
-    if component.tool == "maven":
+    if component.tool is Tool.MAVEN:
         mvn = "mvn -B -ntp"
         linters = [
             goal
@@ -225,7 +217,7 @@ def plan_java(listing: RepoListing, component: Component, several: bool) -> Stac
         manifests = ("pom.xml", *(f"{m}/pom.xml" for m in modules))
         key = ("mvn --version",)
     else:
-        gradle = "./gradlew --no-daemon" if component.tool == "gradlew" else "gradle --no-daemon"
+        gradle = "./gradlew --no-daemon" if component.tool is Tool.GRADLEW else "gradle --no-daemon"
         lint = (
             f"{gradle} check -x test",
             "Lint: gradle check without the tests (the linters the build applies).",
@@ -262,7 +254,7 @@ def plan_java(listing: RepoListing, component: Component, several: bool) -> Stac
         key = ("java -version 2>&1",)
     jobs = _jobs(component, several, lint=lint, build=build, test=test, key_commands=key, serial=True)
     name = job_name(component, "build", several)
-    writes = ("target/",) if component.tool == "maven" else ("build/", ".gradle/")
+    writes = ("target/",) if component.tool is Tool.MAVEN else ("build/", ".gradle/")
     return StackPlan(
         jobs=tuple(jobs),
         build_job=name,
@@ -309,7 +301,7 @@ def plan_c(listing: RepoListing, component: Component, several: bool) -> StackPl
             "Lint: clang-format (the project has a .clang-format).",
         )
     test: tuple[str, str, tuple[str, ...], tuple[str, ...]] | None
-    if component.tool == "cmake":
+    if component.tool is Tool.CMAKE:
         text = " ".join(
             listing.text(component.rel(f)) for f in component.files if f.endswith("CMakeLists.txt")
         )
@@ -353,7 +345,9 @@ def plan_c(listing: RepoListing, component: Component, several: bool) -> StackPl
         serial=True,
     )
     notes = () if published else (f"{component.path or '.'}: no built file found to publish",)
-    writes = ("build/", "reports/") if component.tool == "cmake" else ("*.o", *(f"/{p}" for p in published))
+    writes = (
+        ("build/", "reports/") if component.tool is Tool.CMAKE else ("*.o", *(f"/{p}" for p in published))
+    )
     return StackPlan(
         jobs=tuple(jobs),
         build_job=job_name(component, "build", several),

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from buildyard.scaffold.common import inputs_for, job_name, present
-from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan
+from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan, Tool
 
-_LOCKS = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "yarn": "yarn.lock", "berry": "yarn.lock"}
+_LOCKS = {
+    Tool.NPM: "package-lock.json",
+    Tool.PNPM: "pnpm-lock.yaml",
+    Tool.YARN: "yarn.lock",
+    Tool.BERRY: "yarn.lock",
+}
 _NO_TEST = "no test specified"
 
 
@@ -27,16 +33,16 @@ def _package(listing: RepoListing, path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def tool(listing: RepoListing, path: str, files: tuple[str, ...]) -> str:
+def tool(listing: RepoListing, path: str, files: tuple[str, ...]) -> Tool:
     """The package manager: npm, pnpm, yarn (classic) or berry (yarn 2+)."""
     pkg = _package(listing, f"{path}/package.json" if path else "package.json")
     manager = str(pkg.get("packageManager", ""))
     if "pnpm-lock.yaml" in files or "pnpm-workspace.yaml" in files or manager.startswith("pnpm"):
-        return "pnpm"
+        return Tool.PNPM
     if "yarn.lock" in files or manager.startswith("yarn"):
         berry = ".yarnrc.yml" in files or bool(re.match(r"yarn@[2-9]", manager))
-        return "berry" if berry else "yarn"
-    return "npm"
+        return Tool.BERRY if berry else Tool.YARN
+    return Tool.NPM
 
 
 @dataclass(frozen=True)
@@ -90,24 +96,24 @@ def facts(listing: RepoListing, component: Component) -> NodeFacts:
     )
 
 
-def _runner(manager: str) -> tuple[str, str]:
+def _runner(manager: Tool) -> tuple[str, str]:
     """(run a script, run a package binary) for the package manager."""
     return {
-        "npm": ("npm run", "npx --no-install"),
-        "pnpm": ("pnpm run", "pnpm exec"),
-        "yarn": ("yarn run", "yarn"),
-        "berry": ("yarn run", "yarn"),
+        Tool.NPM: ("npm run", "npx --no-install"),
+        Tool.PNPM: ("pnpm run", "pnpm exec"),
+        Tool.YARN: ("yarn run", "yarn"),
+        Tool.BERRY: ("yarn run", "yarn"),
     }[manager]
 
 
-def _install(manager: str, locked: bool) -> str:
-    if manager == "npm":
+def _install(manager: Tool, locked: bool) -> str:
+    if manager is Tool.NPM:
         return (
             "npm ci --no-audit --no-fund" if locked else "npm install --no-audit --no-fund --no-package-lock"
         )
-    if manager == "pnpm":
+    if manager is Tool.PNPM:
         return "pnpm install --frozen-lockfile" if locked else "pnpm install"
-    if manager == "berry":
+    if manager is Tool.BERRY:
         return "yarn install --immutable" if locked else "yarn install"
     return "yarn install --frozen-lockfile" if locked else "yarn install"
 
@@ -137,7 +143,7 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         jobs.append(
             JobPlan(
                 name=setup_name,
-                comment=f"Setup: node_modules with {manager if manager != 'berry' else 'yarn'}"
+                comment=f"Setup: node_modules with {manager if manager is not Tool.BERRY else 'yarn'}"
                 + (f", exactly as {lock} says" if locked else "")
                 + "; cached by the lockfile.",
                 script=(_install(manager, locked),),
@@ -161,13 +167,13 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         if f.turbo:
             return f"{exe} turbo run {script}"
         if f.workspaces and script not in f.scripts:
-            if manager == "npm":
+            if manager is Tool.NPM:
                 return f"npm run {script} --workspaces --if-present"
-            if manager == "pnpm":
+            if manager is Tool.PNPM:
                 return f"pnpm -r --if-present run {script}"
             return (
                 f"yarn workspaces foreach -A run {script}"
-                if manager == "berry"
+                if manager is Tool.BERRY
                 else f"yarn workspaces run {script}"
             )
         return f"{run} {script}"
@@ -264,7 +270,7 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
 
 
 def _test_job(
-    f: NodeFacts, task: Any, exe: str, mono: bool
+    f: NodeFacts, task: Callable[[str], str], exe: str, mono: bool
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str] | None:
     script = f.scripts.get("test", "")
     if _NO_TEST in script:

@@ -9,7 +9,7 @@ from typing import Any
 from buildyard.scaffold import extra, native, node, python
 from buildyard.scaffold.common import glob_word, inputs_for, q, slug
 from buildyard.scaffold.detect import generated, make_components
-from buildyard.scaffold.model import Component, JobPlan, RepoListing, Scaffold, Stack, StackPlan
+from buildyard.scaffold.model import Component, JobPlan, RepoListing, Scaffold, Stack, StackPlan, Tool
 
 #: Part of the scan job's key: the OSV database it reads (none, or each dump's size and time). Jobs never
 #: see BUILDYARD_* settings: the database is the one 'deps db update' writes, or $OSV_DB.
@@ -22,8 +22,8 @@ _IN_TREE = {Stack.PYTHON: ("__pycache__", "*.egg-info"), Stack.C: ("*.o", "*.a",
 Planner = Callable[[RepoListing, Component, bool], StackPlan]
 
 
-def _tool(listing: RepoListing) -> Callable[[Stack, str, tuple[str, ...]], str]:
-    def tool_of(stack: Stack, path: str, files: tuple[str, ...]) -> str:
+def _tool(listing: RepoListing) -> Callable[[Stack, str, tuple[str, ...]], Tool]:
+    def tool_of(stack: Stack, path: str, files: tuple[str, ...]) -> Tool:
         if stack is Stack.PYTHON:
             return python.tool(listing, path, files)
         if stack is Stack.NODE:
@@ -31,7 +31,7 @@ def _tool(listing: RepoListing) -> Callable[[Stack, str, tuple[str, ...]], str]:
         if stack is Stack.MOJO:
             return extra.tool(listing, path, files)
         if stack is Stack.DOCKER:
-            return "docker"
+            return Tool.DOCKER
         return native.tool(stack.value, listing, path, files)
 
     return tool_of

@@ -16,27 +16,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from buildyard.scaffold.common import inputs_for, job_name, present, q, slug
-from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan
+from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan, Tool
 
 PY = ".venv/bin/python"
 _LOCKS = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock")
 _EXCLUDES = ("__pycache__", "*.egg-info")
 
 
-def tool(listing: RepoListing, path: str, files: tuple[str, ...]) -> str:
+def tool(listing: RepoListing, path: str, files: tuple[str, ...]) -> Tool:
     """The package manager: uv, poetry, pdm, hatch or pip."""
     pyproject = _toml(listing.text(_at(path, "pyproject.toml")))
     tools = pyproject.get("tool", {}) if isinstance(pyproject.get("tool"), dict) else {}
     backend = str(pyproject.get("build-system", {}).get("build-backend", ""))
     if "uv.lock" in files or "uv" in tools:
-        return "uv"
+        return Tool.UV
     if "poetry.lock" in files or "poetry" in tools:
-        return "poetry"
+        return Tool.POETRY
     if "pdm.lock" in files or "pdm" in tools:
-        return "pdm"
+        return Tool.PDM
     if "hatch" in tools or backend.startswith("hatchling"):
-        return "hatch"
-    return "pip"
+        return Tool.HATCH
+    return Tool.PIP
 
 
 def _at(path: str, name: str) -> str:
@@ -134,7 +134,10 @@ def facts(listing: RepoListing, component: Component) -> PythonFacts:
         requirements=requirements,
         requires=tuple(dict.fromkeys(requires)),
         buildable="build-system" in pyproject or "setup.py" in files or bool(poetry),
-        tests=tests or (pytest_config and tests),
+        # Test files by pytest's default names, or any Python file under tests/ when pytest is configured
+        # (its python_files may name them otherwise).
+        tests=tests
+        or (pytest_config and any(f.startswith(("tests/", "test/")) and f.endswith(".py") for f in files)),
         ruff=ruff,
         ruff_format=isinstance(ruff_cfg, dict) and isinstance(ruff_cfg.get("format"), dict),
         mypy=mypy,
@@ -285,7 +288,7 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         notes=(
             f"{component.path or '.'}: Hatch environments are not used; the project is installed with pip",
         )
-        if component.tool == "hatch"
+        if component.tool is Tool.HATCH
         else (),
     )
 
@@ -301,17 +304,17 @@ def _tools(f: PythonFacts) -> list[str]:
 
 def _setup_job(name: str, component: Component, f: PythonFacts, manifests: tuple[str, ...]) -> JobPlan:
     tools = " ".join(_tools(f))
-    if component.tool == "uv":
+    if component.tool is Tool.UV:
         steps = ["uv sync --frozen" if "uv.lock" in component.files else "uv sync"]
         if tools:
             steps.append(f"uv pip install -q --python {PY} {tools}")
         how = "uv sync (from uv.lock)"
-    elif component.tool == "poetry":
+    elif component.tool is Tool.POETRY:
         steps = ["poetry install --no-interaction --no-root"]
         if tools:
             steps.append(f"{PY} -m pip install -q {tools}")
         how = "poetry install (POETRY_VIRTUALENVS_IN_PROJECT makes it .venv)"
-    elif component.tool == "pdm":
+    elif component.tool is Tool.PDM:
         steps = ["pdm install --no-self" + (" --frozen-lockfile" if "pdm.lock" in component.files else "")]
         if tools:
             steps.append(f"{PY} -m pip install -q {tools}")
@@ -332,7 +335,7 @@ def _setup_job(name: str, component: Component, f: PythonFacts, manifests: tuple
         "key": {"files": key_files, "prefix": f"venv-{name}"} if key_files else f"venv-{name}",
         "paths": [".venv/"],
     }
-    env = {"POETRY_VIRTUALENVS_IN_PROJECT": "true"} if component.tool == "poetry" else {}
+    env = {"POETRY_VIRTUALENVS_IN_PROJECT": "true"} if component.tool is Tool.POETRY else {}
     return JobPlan(
         name=name,
         comment=f"Setup: .venv with the dependencies and tools, via {how}; cached by the lockfiles.",
