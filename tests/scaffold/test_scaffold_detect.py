@@ -373,3 +373,15 @@ def test_names_from_the_repository_never_reach_a_shell_unquoted() -> None:
     assert doc["jobs"]["w-e-b-lint"]["working_directory"] == "w\x1be b"
     text = render(scaffold(listing({"w\x1be b/package.json": "{}"})))
     assert "\x1b" not in text  # escaped in YAML and in comments
+
+
+def test_a_manifest_that_does_not_parse_is_named_with_its_line() -> None:
+    result = scaffold(
+        listing({"pyproject.toml": "[project\nname = 1\n", "web/package.json": '{\n  "name": }', "a.py": ""})
+    )
+    assert result.notes[0].startswith("pyproject.toml: not valid TOML (Expected ']'")
+    assert "(at line 1, column 9)" in result.notes[0]
+    assert result.notes[1].startswith("web/package.json:2: not valid JSON (Expecting value)")
+    assert "fix it and run init again" in result.notes[1]
+    loads(render(result))  # the pipeline still validates; the notes are comments at its top
+    assert "# Note: web/package.json:2: not valid JSON" in render(result)

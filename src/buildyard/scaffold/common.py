@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import tomllib
 from collections.abc import Iterable, Sequence
 
-from buildyard.scaffold.model import Component
+from buildyard.scaffold.model import Component, RepoListing
 
 #: Files that describe a project of their own: a directory holding one is listed entry by entry,
 #: so the dependency and build trees beside it (node_modules/, target/, dist/) are never globbed.
@@ -64,6 +66,26 @@ def _inputs(files: list[str], prefix: str, excludes: tuple[str, ...], out: list[
 
 def _holds_project(files: list[str]) -> bool:
     return any(f.rsplit("/", 1)[-1] in PROJECT_FILES for f in files)
+
+
+def unreadable(listing: RepoListing, path: str) -> str | None:
+    """A note when the manifest ``path`` (TOML or JSON, by its name) does not parse, else None:
+    init then plans as if it were empty, and says so with the parser's line and message."""
+    text = listing.text(path)
+    if not text:
+        return None
+    try:
+        if path.endswith(".json"):
+            json.loads(text)
+        else:
+            tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"{path}:{exc.lineno}: not valid JSON ({exc.msg})"
+    except tomllib.TOMLDecodeError as exc:
+        problem = f"{path}: not valid TOML ({exc})"
+    else:
+        return None
+    return f"{problem}: its settings were not used; fix it and run init again"
 
 
 def job_name(component: Component, kind: str, several: bool) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from buildyard.scaffold.common import inputs_for, job_name, present
+from buildyard.scaffold.common import inputs_for, job_name, present, unreadable
 from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan, Tool
 
 _LOCKS = {
@@ -266,6 +266,7 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
         library=True,
         name=f.name,
         writes=("node_modules/", "reports/", "dist/", ".pack/"),
+        notes=tuple(n for n in (unreadable(listing, component.rel("package.json")),) if n),
     )
 
 

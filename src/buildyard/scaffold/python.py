@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from buildyard.scaffold.common import inputs_for, job_name, present, q, slug
+from buildyard.scaffold.common import inputs_for, job_name, present, q, slug, unreadable
 from buildyard.scaffold.model import Component, JobPlan, RepoListing, StackPlan, Tool
 
 PY = ".venv/bin/python"
@@ -285,11 +285,16 @@ def plan(listing: RepoListing, component: Component, several: bool) -> StackPlan
             "*.egg-info/",
             "__pycache__/",
         ),
-        notes=(
-            f"{component.path or '.'}: Hatch environments are not used; the project is installed with pip",
-        )
-        if component.tool is Tool.HATCH
-        else (),
+        notes=tuple(
+            note
+            for note in (
+                unreadable(listing, component.rel("pyproject.toml")),
+                f"{component.path or '.'}: Hatch environments are not used; the project is installed with pip"
+                if component.tool is Tool.HATCH
+                else None,
+            )
+            if note
+        ),
     )
 
 
