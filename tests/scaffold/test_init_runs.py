@@ -162,6 +162,22 @@ def test_rust_project(make_project, cli, toolchain_path) -> None:
     assert (root / "target" / "release" / "hello").is_file()
 
 
+def test_go_project(make_project, cli, toolchain_path) -> None:
+    del toolchain_path
+    need("go")
+    root = make_project(
+        {
+            "go.mod": "module example.com/hello\n\ngo 1.19\n",
+            "main.go": 'package main\n\nimport "fmt"\n\nfunc add(a, b int) int { return a + b }\n\n'
+            "func main() { fmt.Println(add(1, 2)) }\n",
+            "main_test.go": 'package main\n\nimport "testing"\n\n'
+            'func TestAdd(t *testing.T) {\n\tif add(1, 2) != 3 {\n\t\tt.Fatal("add")\n\t}\n}\n',
+        }
+    )
+    init_run_twice(root, cli)
+    assert (root / "dist" / "hello").is_file() and (root / "reports" / "coverage.out").is_file()
+
+
 MAVEN_POM = """\
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
