@@ -326,7 +326,10 @@ def _setup_job(name: str, component: Component, f: PythonFacts, manifests: tuple
         how = "pdm install (into .venv)"
     else:
         steps = [
-            f"test -x {PY} || python3 -m venv --without-pip .venv",
+            # A .venv restored from the cache but made by another python3 is made again.
+            "made_by=\"$(python3 -c 'import sys; print(sys.prefix, sys.version)')\"",
+            '[ "$(cat .venv/made-by 2>/dev/null)" = "$made_by" ] || '
+            '{ python3 -m venv --clear --without-pip .venv && echo "$made_by" > .venv/made-by; }',
             "python3 -c 'import site; print(*site.getsitepackages(), sep=\"\\n\")' > "
             f'"$({PY} -c \'import sysconfig; print(sysconfig.get_path("purelib"))\')/_inherited.pth"',
             f"{PY} -m pip --version >/dev/null 2>&1 || {PY} -m ensurepip -q",
