@@ -385,3 +385,19 @@ def test_a_manifest_that_does_not_parse_is_named_with_its_line() -> None:
     assert "fix it and run init again" in result.notes[1]
     loads(render(result))  # the pipeline still validates; the notes are comments at its top
     assert "# Note: web/package.json:2: not valid JSON" in render(result)
+
+
+def test_tools_configured_in_setup_cfg_and_their_own_files() -> None:
+    doc, found = generate(
+        {
+            "setup.cfg": "[metadata]\nname = legacy\n[mypy]\nfiles = pkg\n[tool:pytest]\ntestpaths = tests\n",
+            "setup.py": "",
+            "ruff.toml": "line-length = 100\n",
+            "pkg/__init__.py": "",
+            "tests/check_pkg.py": "",  # pytest is configured: any Python file under tests/ counts
+        }
+    )
+    assert found == [("python", "pip", "")]
+    lint = doc["jobs"]["lint"]["script"]
+    assert lint == [".venv/bin/python -m ruff check .", ".venv/bin/python -m mypy"]  # mypy's files: setup.cfg
+    assert "test" in doc["jobs"] and "wheel" in scripts(doc, "setup")  # setup.py: setuptools builds a wheel
