@@ -141,6 +141,22 @@ jobs:
     assert r["alert"].status == JobStatus.SKIPPED and r["alert"].skip_reason == SkipReason.NOT_ON_FAILURE
 
 
+def test_a_job_made_ready_by_a_root_skipped_at_once_starts_once() -> None:
+    """A root skipped by its condition makes an ``always`` dependent ready while the roots are listed;
+    it was listed again as a root and started twice (its dependent then ended cancelled)."""
+    text = """
+jobs:
+  gated: {if: "branch == 'main'", script: x}
+  cleanup: {needs: [gated], when: always, script: x}
+  after: {needs: [cleanup], script: x}
+"""
+    executor = durations({"cleanup": 1.0})
+    sched = run(text, executor)
+    assert [job for job, *_ in executor.calls] == ["cleanup", "after"]
+    assert sched.results["gated"].status == JobStatus.SKIPPED
+    assert sched.results["after"].status == JobStatus.SUCCESS
+
+
 def test_retries_with_exponential_backoff() -> None:
     attempts: dict[str, int] = {}
 

@@ -204,9 +204,11 @@ class Scheduler:
         self._done = asyncio.get_running_loop().create_future()
         if not self.plan.instances:
             return self._state.results
-        for iid, count in self._state.remaining.items():
-            if count == 0:
-                self._on_ready(iid)
+        # The roots, listed before any is decided: a root skipped at once makes its dependents ready
+        # inside this loop, and listing them again here would start them twice.
+        roots = [iid for iid, count in self._state.remaining.items() if count == 0]
+        for iid in roots:
+            self._on_ready(iid)
         self._dispatch()
         await self._done
         return self._state.results

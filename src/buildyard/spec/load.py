@@ -483,10 +483,21 @@ def _matrix_problem(job: Job, text: str) -> str | None:
     return f"unknown matrix key '{unknown[0]}' (this job's matrix: {', '.join(sorted(known))})"
 
 
+def _needs_problem(job: Job, text: str) -> str | None:
+    """A ``needs.X`` in ``text`` for a job that is not in this job's ``needs:`` (it would never be set)."""
+    if job.needs is None:  # stage order decides the dependencies
+        return None
+    unknown = sorted(expr.members(text, "needs") - set(job.needs))
+    if not unknown:
+        return None
+    listed = ", ".join(job.needs) if job.needs else "none"
+    return f"'needs.{unknown[0]}': '{unknown[0]}' is not in this job's needs ({listed})"
+
+
 def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if job.if_ is not None:
-        problem = expr.check(job.if_) or _matrix_problem(job, job.if_)
+        problem = expr.check(job.if_) or _matrix_problem(job, job.if_) or _needs_problem(job, job.if_)
         if problem:
             out.append(smap.diag((*base, "if"), problem, "see 'Expressions' in the README"))
     strings: list[tuple[FieldPath, str]] = []
