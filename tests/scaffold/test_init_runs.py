@@ -61,6 +61,15 @@ def need(*tools: str) -> None:
         )
 
 
+def need_node() -> None:
+    """Node and npm, recent enough for the JUnit and LCOV reporters of ``node --test`` (20.13)."""
+    need("node", "npm")
+    out = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout
+    major, minor = (int(p) for p in out.strip().lstrip("v").split(".")[:2])
+    if (major, minor) < (20, 13):
+        pytest.skip(f"node {out.strip()} has no JUnit reporter (20.13 or later does)")
+
+
 def init_run_twice(root: Path, cli: Any) -> dict[str, dict[str, Any]]:
     """init, validate, a cold run that passes, then a run where every job is restored from the cache."""
     made = cli("-C", root, "init")
@@ -119,7 +128,7 @@ def test_python_project(make_project, cli, toolchain_path) -> None:
 
 def test_node_project(make_project, cli, toolchain_path) -> None:
     del toolchain_path
-    need("node", "npm")
+    need_node()
     root = make_project(NODE)
     jobs = init_run_twice(root, cli)
     assert set(jobs) == {"lint", "build", "test", "scan", "sbom", "gates", "release"}
@@ -235,7 +244,7 @@ def test_mojo_project(make_project, cli, toolchain_path) -> None:
 
 def test_python_backend_and_node_frontend(make_project, cli, toolchain_path) -> None:
     del toolchain_path
-    need("node", "npm")
+    need_node()
     files = {f"backend/{k}": v for k, v in PYTHON.items()} | {f"frontend/{k}": v for k, v in NODE.items()}
     root = make_project({**files, "Dockerfile": "FROM scratch\nCOPY frontend/index.js /\n"})
     jobs = init_run_twice(root, cli)

@@ -314,7 +314,7 @@ def _test_job(
             ),
             ("reports/junit.xml",),
             ("reports/lcov.info",),
-            "Node's test runner with JUnit and LCOV coverage reports for the gates",
+            "Node's test runner (20.13 or later) with JUnit and LCOV coverage reports for the gates",
         )
     if script:
         return ((task("test"),), (), (), "the project's test script (no report format known)")
