@@ -39,7 +39,7 @@ CORE = frozenset(
 )
 SERVICES = frozenset(
     {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify", "importers"}
-    | {"exporters", "design", "buildoutput"}
+    | {"exporters", "design", "buildoutput", "scaffold"}
 )
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "dask", "__main__", "testing"})

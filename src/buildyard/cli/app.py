@@ -22,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "import_",
         "Convert a .gitlab-ci.yml into buildyard.yml; list what it could not carry.",
     ),
+    "init": (
+        "buildyard.cli.init",
+        "init",
+        "Look at the repository and write a buildyard.yml that passes on it first time.",
+    ),
     "export": (
         "buildyard.cli.export",
         "export",
