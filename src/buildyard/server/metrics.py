@@ -22,6 +22,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from buildyard.server.queue import HOLDING, WANTING
+
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
@@ -193,15 +195,17 @@ class Collector:
             )
         counts = self.state.run_queue.counts()
         running = GaugeMetricFamily("buildyard_runs_running", "Runs executing now.", labels=["project"])
-        queued = GaugeMetricFamily("buildyard_runs_queued", "Runs queued now.", labels=["project"])
+        queued = GaugeMetricFamily(
+            "buildyard_runs_queued",
+            "Runs waiting for a runner now (queued, or approved and going on).",
+            labels=["project"],
+        )
         waiting = GaugeMetricFamily(
             "buildyard_runs_waiting", "Runs waiting for an approval now.", labels=["project"]
         )
         for project in self.state.config.projects:
-            running.add_metric(
-                [project.name], sum(counts.get((project.name, s), 0) for s in ("running", "cancelling"))
-            )
-            queued.add_metric([project.name], counts.get((project.name, "queued"), 0))
+            running.add_metric([project.name], sum(counts.get((project.name, s), 0) for s in HOLDING))
+            queued.add_metric([project.name], sum(counts.get((project.name, s), 0) for s in WANTING))
             waiting.add_metric([project.name], counts.get((project.name, "waiting"), 0))
         yield from (
             runs_total,
