@@ -129,7 +129,7 @@ def create_app(
         title="buildyard server",
         version="1",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs is the dashboard's API reference page, rendered here (no CDN)
         openapi_url="/openapi.json",
         redoc_url=None,
     )
