@@ -122,11 +122,16 @@ class RunPoint(NamedTuple):
     queue_s: float | None
 
 
-def run_points(history: History, since: float, *, branch: str = "", pipeline: str = "") -> list[RunPoint]:
-    """``RunPoint`` of the runs created since ``since``, oldest first (at most ``MAX_ROWS``, the newest)."""
+def run_points(
+    history: History, since: float, *, until: float | None = None, branch: str = "", pipeline: str = ""
+) -> list[RunPoint]:
+    """``RunPoint`` of the runs created since ``since`` (and before ``until``), oldest first (at most
+    ``MAX_ROWS``, the newest)."""
     query = sa.select(runs.c.created_at, runs.c.status, runs.c.duration_s, runs.c.queue_s).where(
         runs.c.created_at >= since
     )
+    if until is not None:
+        query = query.where(runs.c.created_at < until)
     if branch:
         query = query.where(runs.c.branch == branch)
     if pipeline:
@@ -138,25 +143,48 @@ def run_points(history: History, since: float, *, branch: str = "", pipeline: st
     return rows
 
 
-def runs_version(history: History, since: float) -> tuple[Any, ...]:
-    """A cheap fingerprint of the runs created since ``since`` (changes when one is added or finishes)."""
-    query = sa.select(
-        sa.func.count(),
-        sa.func.max(runs.c.created_at),
-        sa.func.max(runs.c.finished_at),
-        sa.func.sum(runs.c.duration_s),
-    ).where(runs.c.created_at >= since)
-    with engine_of(history).connect() as conn:
-        return tuple(conn.execute(query).one())
-
-
-def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[str, Any]]:
-    """Per job instance and UTC day (index from ``since``) over the runs created since ``since``: sums
-    and counts to aggregate from (one scan of the jobs of those runs)."""
-    engine = engine_of(history)
+def _day(engine: Engine, since: float) -> Any:
+    """The UTC day of a run's creation, counted from ``since`` (a column expression)."""
     days = (runs.c.created_at - since) / 86400
     # SQLite's CAST truncates (and has no floor() in every build); PostgreSQL's CAST rounds
-    day = (sa.cast(days, sa.Integer) if engine.dialect.name == "sqlite" else sa.func.floor(days)).label("day")
+    day = sa.cast(days, sa.Integer) if engine.dialect.name == "sqlite" else sa.func.floor(days)
+    return day.label("day")
+
+
+def day_fingerprints(history: History, since: float, *, branch: str = "") -> dict[int, tuple[Any, ...]]:
+    """Per UTC day (index from ``since``) of the runs created since ``since``: a fingerprint that changes
+    when a run of that day is added, removed, finishes or changes status or queue time, then whether
+    some of them are unfinished (the last element: their jobs still change)."""
+    engine = engine_of(history)
+    day = _day(engine, since)
+    query = (
+        sa.select(
+            day,
+            sa.func.count(),
+            sa.func.sum(runs.c.created_at),
+            sa.func.max(runs.c.finished_at),
+            sa.func.sum(runs.c.duration_s),
+            sa.func.sum(runs.c.queue_s),
+            sa.func.sum(sa.case((runs.c.status == "success", 1), else_=0)),
+            sa.func.sum(sa.case((runs.c.status == "failed", 1), else_=0)),
+            sa.func.count(runs.c.finished_at) < sa.func.count(),
+        )
+        .where(runs.c.created_at >= since)
+        .group_by(day)
+    )
+    if branch:
+        query = query.where(runs.c.branch == branch)
+    with engine.connect() as conn:
+        return {int(r[0]): (*r[1:-1], bool(r[-1])) for r in conn.execute(query)}
+
+
+def job_daily(
+    history: History, since: float, *, until: float | None = None, branch: str = ""
+) -> list[dict[str, Any]]:
+    """Per job instance and UTC day (index from ``since``) over the runs created since ``since`` (and
+    before ``until``): sums and counts to aggregate from (one scan of the jobs of those runs)."""
+    engine = engine_of(history)
+    day = _day(engine, since)
     query = (
         sa.select(
             jobs.c.id,
@@ -179,6 +207,8 @@ def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[
         .group_by(jobs.c.id, day)
         .limit(MAX_ROWS)
     )
+    if until is not None:
+        query = query.where(runs.c.created_at < until)
     if branch:
         query = query.where(runs.c.branch == branch)
     if engine.dialect.name == "sqlite":

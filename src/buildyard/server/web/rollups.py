@@ -1,0 +1,154 @@
+"""Per-day rollups of a project's runs and jobs for the metrics view, kept in memory.
+
+The metrics view aggregates every job of its range: 10,000 runs × 50 jobs over 30 days are 500,000
+job rows, 1–2 s of SQLite. Most of them never change again, so the range is cut into UTC days: a
+day's rollup (its runs' chart points and its per-job sums from ``queries.job_daily``) is computed
+once and reused while the day's fingerprint (``queries.day_fingerprints``: its runs' count, creation
+and finish times, durations, statuses, queue times) is unchanged. A run that finishes changes its
+own day's fingerprint only, so the next view recomputes one day (today). A day with unfinished runs
+is reused at most ``MAX_AGE_S`` (the jobs of a running run change without changing its run row).
+Figures stay exact: days are summed and the percentiles taken over every run's point, nothing sampled.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from buildyard.server.web import queries
+
+if TYPE_CHECKING:
+    from buildyard.store.history import History
+
+DAY = 86_400.0
+#: Seconds a day with unfinished runs (and a whole range's result) is reused.
+MAX_AGE_S = 15.0
+#: Days kept (a 30-day view of one branch filter holds 30).
+MAX_DAYS = 4_000
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0..1) by linear interpolation; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def success_rate(runs: Sequence[Any]) -> float | None:
+    """Successful runs / finished ones (``success`` or ``failed``) of ``runs`` (with a ``status``)."""
+    done = [r for r in runs if r.status in ("success", "failed")]
+    return sum(r.status == "success" for r in done) / len(done) if done else None
+
+
+@dataclass(frozen=True)
+class DayRollup:
+    """One UTC day of a project's runs (of one branch, or all): what the metrics view sums."""
+
+    start: float
+    fingerprint: tuple[Any, ...]
+    open: bool  # some runs of the day are unfinished
+    points: tuple[queries.RunPoint, ...]
+    jobs: tuple[dict[str, Any], ...]  # ``queries.job_daily`` rows of the day (``day`` is 0)
+    at: float  # time.monotonic() of the computation
+    durations: tuple[float, ...]  # of the runs that have one
+    queue: tuple[float, ...]
+    finished: int  # runs that succeeded or failed
+    succeeded: int
+    summary: dict[str, Any]  # the day's point of the daily chart (runs, p50/p95, success rate, queue p50)
+
+
+def day_summary(start: float, points: Sequence[queries.RunPoint]) -> dict[str, Any]:
+    """The daily chart's point of the day starting at ``start`` with runs ``points``."""
+    durations = [r.duration_s for r in points if r.duration_s is not None]
+    queue = [r.queue_s for r in points if r.queue_s is not None]
+    return {
+        "day": start,
+        "runs": len(points),
+        "p50_s": percentile(durations, 0.5),
+        "p95_s": percentile(durations, 0.95),
+        "success_rate": success_rate(points),
+        "queue_p50_s": percentile(queue, 0.5),
+    }
+
+
+class Rollups:
+    """The day rollups of every history the dashboard reads, bounded (least recently used go first)."""
+
+    def __init__(self, max_days: int = MAX_DAYS) -> None:
+        self.max_days = max_days
+        self._days: OrderedDict[tuple[int, str, float], DayRollup] = OrderedDict()
+        self._lock = threading.Lock()  # guards the dict
+        self._compute = threading.Lock()  # one computation at a time: concurrent views wait, then reuse
+        self.computed = 0  # days computed so far (tests and benchmarks read it)
+
+    def clear(self) -> None:
+        """Forget every day (the next view recomputes its range)."""
+        with self._lock:
+            self._days.clear()
+
+    def days(
+        self, history: History, since: float, days: int, *, branch: str = ""
+    ) -> tuple[tuple[Any, ...], list[DayRollup]]:
+        """The range's fingerprint and the rollups of its days that have runs, oldest first."""
+        prints = queries.day_fingerprints(history, since, branch=branch)
+        wanted = [(d, prints[d]) for d in range(days) if d in prints]
+        key = tuple((d, fp) for d, fp in wanted)
+        found = self._reuse(history, since, branch, wanted)
+        if any(r is None for r in found):
+            with self._compute:
+                found = self._reuse(history, since, branch, wanted)
+                for i, (d, fp) in enumerate(wanted):
+                    if found[i] is None:
+                        found[i] = self._compute_day(history, since + d * DAY, fp, branch)
+        return key, [r for r in found if r is not None]
+
+    def _reuse(
+        self, history: History, since: float, branch: str, wanted: list[tuple[int, tuple[Any, ...]]]
+    ) -> list[DayRollup | None]:
+        now = time.monotonic()
+        out: list[DayRollup | None] = []
+        with self._lock:
+            for d, fp in wanted:
+                key = (id(history), branch, since + d * DAY)
+                hit = self._days.get(key)
+                if hit is not None and hit.fingerprint == fp and not (hit.open and now - hit.at >= MAX_AGE_S):
+                    self._days.move_to_end(key)
+                    out.append(hit)
+                else:
+                    out.append(None)
+        return out
+
+    def _compute_day(self, history: History, start: float, fp: tuple[Any, ...], branch: str) -> DayRollup:
+        end = start + DAY
+        points = tuple(queries.run_points(history, start, until=end, branch=branch))
+        rollup = DayRollup(
+            start=start,
+            fingerprint=fp,
+            open=bool(fp[-1]),
+            points=points,
+            jobs=tuple(queries.job_daily(history, start, until=end, branch=branch)),
+            at=time.monotonic(),
+            durations=tuple(r.duration_s for r in points if r.duration_s is not None),
+            queue=tuple(r.queue_s for r in points if r.queue_s is not None),
+            finished=sum(r.status in ("success", "failed") for r in points),
+            succeeded=sum(r.status == "success" for r in points),
+            summary=day_summary(start, points),
+        )
+        with self._lock:
+            self.computed += 1
+            self._days[(id(history), branch, start)] = rollup
+            while len(self._days) > self.max_days:
+                self._days.popitem(last=False)
+        return rollup
+
+
+#: The rollups of this process (the server's dashboard, or a standalone one).
+ROLLUPS = Rollups()
