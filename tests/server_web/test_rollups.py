@@ -1,5 +1,5 @@
-"""The metrics view summed from per-day rollups: exact (equal to one scan of the whole range), and
-only the days whose runs changed are read again."""
+"""The metrics view summed from per-day rollups made of hours: exact (equal to one scan of the whole
+range), and only the hours whose runs changed are read again."""
 
 from __future__ import annotations
 
@@ -146,10 +146,11 @@ def test_rollups_sum_to_one_scan_and_only_changed_days_are_read_again(project) -
     view(source, rollups)
     assert rollups.computed == 2 * DAYS  # nothing changed: nothing read again
 
-    # a run of today finishes: today (and only today) is read again, for each filter it is in
+    # a run of today finishes: today (and only today) is summed again, from one hour read again
+    hours = rollups.hours_read
     add_run(history, NOW - 60)
     after = view(source, rollups)
-    assert rollups.computed == 2 * DAYS + 1
+    assert rollups.computed == 2 * DAYS + 1 and rollups.hours_read == hours + 1
     same(after, one_scan(source))
     assert (
         after["days"][-1] == one_scan(source)["days"][-1] and after["runs"] == view(source, Rollups())["runs"]

@@ -85,18 +85,25 @@ def _queued_json(q: QueuedRun) -> dict[str, Any]:
 
 
 def projects_data(
-    source: DashboardSource, *, names: Collection[str] | None = None, now: float | None = None
+    source: DashboardSource,
+    *,
+    names: Collection[str] | None = None,
+    now: float | None = None,
+    rollups: Rollups = ROLLUPS,
 ) -> dict[str, Any]:
-    """Every project (or those in ``names``): last run on its default branch, 30-day success rate and
-    median duration, a duration sparkline, and what is running and queued now."""
+    """Every project (or those in ``names``): last run on its default branch, success rate and median
+    duration over the last 30 days (UTC days, today's included; from the metrics' day ``rollups``), a
+    duration sparkline, and what is running and queued now."""
     now = time.time() if now is None else now
+    since = (math.floor(now / DAY) - 29) * DAY
     queue = source.queue()
     out = []
     for p in source.projects():
         if names is not None and p.name not in names:
             continue
         history = source.history(p.name)
-        recent = queries.run_points(history, now - 30 * DAY)
+        _, rolled = rollups.days(history, since, 30)
+        recent = [r for day in rolled for r in day.points]
         last, _ = queries.list_runs(history, RunFilter(branch=p.default_branch), limit=1)
         durations = [r.duration_s for r in recent if r.duration_s is not None and r.status == "success"]
         running, _ = queries.list_runs(history, RunFilter(status="running"), limit=20)

@@ -99,18 +99,18 @@ def list_runs(
 
 
 def filter_values(history: History, *, since: float) -> dict[str, list[str]]:
-    """Distinct branches, events, statuses and triggers of runs created since ``since`` (filter menus)."""
-    out: dict[str, list[str]] = {}
+    """Distinct branches, events, statuses and triggers of runs created since ``since`` (filter menus):
+    one scan of those runs, at most 200 values each."""
+    names = ("branch", "event", "status", "who")
+    columns = (runs.c.branch, runs.c.event, runs.c.status, runs.c.trigger)
+    query = sa.select(*columns).where(runs.c.created_at >= since).distinct().limit(MAX_ROWS)
+    seen: tuple[set[str], ...] = (set(), set(), set(), set())
     with engine_of(history).connect() as conn:
-        for name, column in (
-            ("branch", runs.c.branch),
-            ("event", runs.c.event),
-            ("status", runs.c.status),
-            ("who", runs.c.trigger),
-        ):
-            query = sa.select(column).where(runs.c.created_at >= since).distinct().order_by(column).limit(200)
-            out[name] = [str(v) for v in conn.execute(query).scalars() if v]
-    return out
+        for row in conn.execute(query):
+            for values, value in zip(seen, row, strict=True):
+                if value:
+                    values.add(str(value))
+    return {name: sorted(values)[:200] for name, values in zip(names, seen, strict=True)}
 
 
 class RunPoint(NamedTuple):
@@ -143,20 +143,22 @@ def run_points(
     return rows
 
 
-def _day(engine: Engine, since: float) -> Any:
-    """The UTC day of a run's creation, counted from ``since`` (a column expression)."""
-    days = (runs.c.created_at - since) / 86400
+def _day(engine: Engine, since: float, size: float = 86400) -> Any:
+    """The period (UTC day) of a run's creation, counted from ``since`` (a column expression)."""
+    days = (runs.c.created_at - since) / size
     # SQLite's CAST truncates (and has no floor() in every build); PostgreSQL's CAST rounds
     day = sa.cast(days, sa.Integer) if engine.dialect.name == "sqlite" else sa.func.floor(days)
     return day.label("day")
 
 
-def day_fingerprints(history: History, since: float, *, branch: str = "") -> dict[int, tuple[Any, ...]]:
-    """Per UTC day (index from ``since``) of the runs created since ``since``: a fingerprint that changes
-    when a run of that day is added, removed, finishes or changes status or queue time, then whether
-    some of them are unfinished (the last element: their jobs still change)."""
+def fingerprints(
+    history: History, since: float, *, size: float = 3600, branch: str = ""
+) -> dict[int, tuple[Any, ...]]:
+    """Per period of ``size`` seconds (index from ``since``) of the runs created since ``since``: a
+    fingerprint that changes when a run of that period is added, removed, finishes or changes status
+    or queue time, then whether some of them are unfinished (the last element: their jobs change)."""
     engine = engine_of(history)
-    day = _day(engine, since)
+    day = _day(engine, since, size)
     query = (
         sa.select(
             day,

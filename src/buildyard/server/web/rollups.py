@@ -1,12 +1,13 @@
 """Per-day rollups of a project's runs and jobs for the metrics view, kept in memory.
 
 The metrics view aggregates every job of its range: 10,000 runs × 50 jobs over 30 days are 500,000
-job rows, 1–2 s of SQLite. Most of them never change again, so the range is cut into UTC days: a
-day's rollup (its runs' chart points and its per-job sums from ``queries.job_daily``) is computed
-once and reused while the day's fingerprint (``queries.day_fingerprints``: its runs' count, creation
-and finish times, durations, statuses, queue times) is unchanged. A run that finishes changes its
-own day's fingerprint only, so the next view recomputes one day (today). A day with unfinished runs
-is reused at most ``MAX_AGE_S`` (the jobs of a running run change without changing its run row).
+job rows, 1–2 s of SQLite. Most of them never change again, so the range is cut into UTC days made
+of hours: a day's rollup (its runs' chart points and its per-job sums from ``queries.job_daily``) is
+summed from its hours' and reused while the fingerprints of its hours (``queries.fingerprints``: the
+runs' count, creation and finish times, durations, statuses, queue times) are unchanged. A run that
+finishes changes its own hour only, so the next view reads one hour of rows again and sums one day.
+A period with unfinished runs is reused at most ``MAX_AGE_S`` (the jobs of a running run change
+without changing its run row).
 Figures stay exact: days are summed and the percentiles taken over every run's point, nothing sampled.
 """
 
@@ -26,10 +27,13 @@ if TYPE_CHECKING:
     from buildyard.store.history import History
 
 DAY = 86_400.0
+HOUR = 3_600.0
 #: Seconds a day with unfinished runs (and a whole range's result) is reused.
 MAX_AGE_S = 15.0
 #: Days kept (a 30-day view of one branch filter holds 30).
 MAX_DAYS = 4_000
+#: Hours kept (the recent days' of a few filters: an older day that changes is read whole again).
+MAX_HOURS = 2_000
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -79,36 +83,80 @@ def day_summary(start: float, points: Sequence[queries.RunPoint]) -> dict[str, A
     }
 
 
-class Rollups:
-    """The day rollups of every history the dashboard reads, bounded (least recently used go first)."""
+#: A day's fingerprint: (hour index from the range's start, the hour's fingerprint) of its hours with runs.
+_DayPrint = tuple[tuple[int, tuple[Any, ...]], ...]
 
-    def __init__(self, max_days: int = MAX_DAYS) -> None:
+
+@dataclass(frozen=True)
+class _Hour:
+    fingerprint: tuple[Any, ...]
+    points: tuple[queries.RunPoint, ...]
+    jobs: tuple[dict[str, Any], ...]
+    at: float
+
+
+_SUMS = ("count", "dur_sum", "dur_n", "cpu_sum", "cpu_n", "hits", "misses", "saved_s", "queue_sum", "queue_n")
+_MAXES = ("dur_max", "peak_rss")
+
+
+def merge_jobs(parts: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``queries.job_daily`` rows of several periods of one day summed per job (``day`` 0)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for rows in parts:
+        for row in rows:
+            into = merged.get(row["id"])
+            if into is None:
+                merged[row["id"]] = {**row, "day": 0}
+                continue
+            for key in _SUMS:
+                if row[key] is not None:
+                    into[key] = row[key] if into[key] is None else into[key] + row[key]
+            for key in _MAXES:
+                if row[key] is not None and (into[key] is None or row[key] > into[key]):
+                    into[key] = row[key]
+    return list(merged.values())
+
+
+class Rollups:
+    """The day rollups of every history the dashboard reads, bounded (least recently used go first).
+
+    A day is made of its hours: when a day changed, only its hours whose runs changed are read again
+    (a run finishing costs one hour of rows, not a day's) and the day is summed from them."""
+
+    def __init__(self, max_days: int = MAX_DAYS, max_hours: int = MAX_HOURS) -> None:
         self.max_days = max_days
+        self.max_hours = max_hours
         self._days: OrderedDict[tuple[int, str, float], DayRollup] = OrderedDict()
-        self._lock = threading.Lock()  # guards the dict
+        self._hours: OrderedDict[tuple[int, str, float], _Hour] = OrderedDict()
+        self._lock = threading.Lock()  # guards the dicts
         self._compute = threading.Lock()  # one computation at a time: concurrent views wait, then reuse
         self.computed = 0  # days computed so far (tests and benchmarks read it)
+        self.hours_read = 0  # hours read from the database so far
 
     def clear(self) -> None:
         """Forget every day (the next view recomputes its range)."""
         with self._lock:
             self._days.clear()
+            self._hours.clear()
 
     def days(
         self, history: History, since: float, days: int, *, branch: str = ""
     ) -> tuple[tuple[Any, ...], list[DayRollup]]:
         """The range's fingerprint and the rollups of its days that have runs, oldest first."""
-        prints = queries.day_fingerprints(history, since, branch=branch)
-        wanted = [(d, prints[d]) for d in range(days) if d in prints]
-        key = tuple((d, fp) for d, fp in wanted)
+        hours = queries.fingerprints(history, since, size=HOUR, branch=branch)
+        per_day: dict[int, dict[int, tuple[Any, ...]]] = {}
+        for h, fp in hours.items():
+            if h < days * 24:
+                per_day.setdefault(h // 24, {})[h] = fp
+        wanted = [(d, tuple(sorted(per_day[d].items()))) for d in sorted(per_day)]
         found = self._reuse(history, since, branch, wanted)
         if any(r is None for r in found):
             with self._compute:
                 found = self._reuse(history, since, branch, wanted)
                 for i, (d, fp) in enumerate(wanted):
                     if found[i] is None:
-                        found[i] = self._compute_day(history, since + d * DAY, fp, branch)
-        return key, [r for r in found if r is not None]
+                        found[i] = self._compute_day(history, since, d, fp, branch)
+        return tuple(wanted), [r for r in found if r is not None]
 
     def _reuse(
         self, history: History, since: float, branch: str, wanted: list[tuple[int, tuple[Any, ...]]]
@@ -126,15 +174,38 @@ class Rollups:
                     out.append(None)
         return out
 
-    def _compute_day(self, history: History, start: float, fp: tuple[Any, ...], branch: str) -> DayRollup:
-        end = start + DAY
-        points = tuple(queries.run_points(history, start, until=end, branch=branch))
+    def _hour(self, history: History, start: float, fp: tuple[Any, ...], branch: str) -> _Hour:
+        key = (id(history), branch, start)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._hours.get(key)
+        if hit is not None and hit.fingerprint == fp and not (fp[-1] and now - hit.at >= MAX_AGE_S):
+            return hit
+        end = start + HOUR
+        hour = _Hour(
+            fingerprint=fp,
+            points=tuple(queries.run_points(history, start, until=end, branch=branch)),
+            jobs=tuple(queries.job_daily(history, start, until=end, branch=branch)),
+            at=now,
+        )
+        with self._lock:
+            self.hours_read += 1
+            self._hours[key] = hour
+            self._hours.move_to_end(key)
+            while len(self._hours) > self.max_hours:
+                self._hours.popitem(last=False)
+        return hour
+
+    def _compute_day(self, history: History, since: float, day: int, fp: _DayPrint, branch: str) -> DayRollup:
+        start = since + day * DAY
+        hours = [self._hour(history, since + h * HOUR, hour_fp, branch) for h, hour_fp in fp]
+        points = tuple(p for hour in hours for p in hour.points)
         rollup = DayRollup(
             start=start,
             fingerprint=fp,
-            open=bool(fp[-1]),
+            open=any(hour_fp[-1] for _, hour_fp in fp),
             points=points,
-            jobs=tuple(queries.job_daily(history, start, until=end, branch=branch)),
+            jobs=tuple(merge_jobs([hour.jobs for hour in hours])),
             at=time.monotonic(),
             durations=tuple(r.duration_s for r in points if r.duration_s is not None),
             queue=tuple(r.queue_s for r in points if r.queue_s is not None),
