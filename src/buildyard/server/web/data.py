@@ -395,8 +395,6 @@ def _metrics(
     )
     hits = sum(j["hits"] for j in table)
     misses = sum(j["misses"] for j in table)
-    deployments = queries.deployments_since(history, since)
-    created = queries.run_created(history, [d.run_id for d in deployments])
     return {
         "project": project,
         "days": days,
@@ -427,8 +425,26 @@ def _metrics(
             for j in table[:10]
             if j["mean_s"] is not None
         ],
-        "dora": dora(deployments, created, days),
+        "dora": _dora_since(history, since, days),
     }
+
+
+_dora_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
+def _dora_since(history: History, since: float, days: int) -> dict[str, Any]:
+    """``dora`` of the deployments since ``since``, reused while they are unchanged."""
+    key = (id(history), since, days, queries.deployments_version(history, since))
+    with _metrics_lock:
+        hit = _dora_cache.get(key)
+    if hit is not None:
+        return hit
+    result = dora(*queries.deployments_since(history, since), days)
+    with _metrics_lock:
+        _dora_cache[key] = result
+        while len(_dora_cache) > 32:
+            _dora_cache.popitem(last=False)
+    return result
 
 
 def _test_name(test: tuple[str, str, str]) -> str:

@@ -7,7 +7,6 @@ SQL so that a page reads only the rows it shows. Every query is bounded by a ``L
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -221,8 +220,23 @@ def job_daily(
         return [dict(r._asdict()) for r in conn.execute(query)]
 
 
-def deployments_since(history: History, since: float) -> list[DeploymentRecord]:
-    """Deployments started since ``since``, oldest first (at most ``MAX_ROWS``)."""
+def deployments_version(history: History, since: float) -> tuple[Any, ...]:
+    """A fingerprint of the deployments started since ``since`` (changes when one is added, finishes,
+    or changes status, e.g. is rolled back)."""
+    query = sa.select(
+        sa.func.count(),
+        sa.func.max(deployments.c.id),
+        sa.func.sum(deployments.c.finished_at),
+        *(sa.func.sum(sa.case((deployments.c.status == s, 1), else_=0)) for s in ("success", "failed")),
+        sa.func.sum(sa.func.coalesce(deployments.c.rollback_of, 0)),
+    ).where(deployments.c.started_at >= since)
+    with engine_of(history).connect() as conn:
+        return tuple(conn.execute(query).one())
+
+
+def deployments_since(history: History, since: float) -> tuple[list[DeploymentRecord], dict[str, float]]:
+    """Deployments started since ``since``, oldest first (at most ``MAX_ROWS``), and when the run of
+    each was created."""
     query = (
         sa.select(deployments, runs.c.number.label("run_number"), runs.c.created_at.label("run_created"))
         .join(runs, runs.c.id == deployments.c.run_id, isouter=True)
@@ -231,19 +245,13 @@ def deployments_since(history: History, since: float) -> list[DeploymentRecord]:
         .limit(MAX_ROWS)
     )
     out: list[DeploymentRecord] = []
+    created: dict[str, float] = {}
     with engine_of(history).connect() as conn:
         for r in conn.execute(query):
             data = r._asdict()
-            data.pop("run_created")
+            at = data.pop("run_created")
+            if at is not None:
+                created[str(data["run_id"])] = float(at)
             out.append(DeploymentRecord(**data))
     out.reverse()
-    return out
-
-
-def run_created(history: History, run_ids: Sequence[str]) -> dict[str, float]:
-    """When each of the given runs was created."""
-    if not run_ids:
-        return {}
-    query = sa.select(runs.c.id, runs.c.created_at).where(runs.c.id.in_(sorted(set(run_ids))))
-    with engine_of(history).connect() as conn:
-        return {str(r[0]): float(r[1]) for r in conn.execute(query)}
+    return out, created
