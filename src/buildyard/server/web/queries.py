@@ -180,12 +180,13 @@ def fingerprints(
 
 
 def job_daily(
-    history: History, since: float, *, until: float | None = None, branch: str = ""
+    history: History, since: float, *, until: float | None = None, branch: str = "", size: float = 86400
 ) -> list[dict[str, Any]]:
-    """Per job instance and UTC day (index from ``since``) over the runs created since ``since`` (and
-    before ``until``): sums and counts to aggregate from (one scan of the jobs of those runs)."""
+    """Per job instance and UTC day (index from ``since``; or period of ``size`` seconds) over the runs
+    created since ``since`` (and before ``until``): sums and counts to aggregate from (one scan of the
+    jobs of those runs)."""
     engine = engine_of(history)
-    day = _day(engine, since)
+    day = _day(engine, since, size)
     query = (
         sa.select(
             jobs.c.id,

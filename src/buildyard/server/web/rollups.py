@@ -117,6 +117,19 @@ def merge_jobs(parts: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]
     return list(merged.values())
 
 
+def _fresh(kept: tuple[Any, ...], at: float, fp: tuple[Any, ...], now: float) -> bool:
+    """Whether a rollup made at ``at`` with fingerprint ``kept`` still holds for ``fp`` (a period with
+    unfinished runs, whose jobs change under an unchanged fingerprint, for ``MAX_AGE_S`` at most)."""
+    return kept == fp and not (_is_open(fp) and now - at >= MAX_AGE_S)
+
+
+def _is_open(fp: tuple[Any, ...]) -> bool:
+    """Whether an hour's fingerprint, or any hour of a day's, has unfinished runs."""
+    if fp and isinstance(fp[0], tuple):
+        return any(hour_fp[-1] for _, hour_fp in fp)
+    return bool(fp and fp[-1])
+
+
 class Rollups:
     """The day rollups of every history the dashboard reads, bounded (least recently used go first).
 
@@ -167,43 +180,55 @@ class Rollups:
             for d, fp in wanted:
                 key = (id(history), branch, since + d * DAY)
                 hit = self._days.get(key)
-                if hit is not None and hit.fingerprint == fp and not (hit.open and now - hit.at >= MAX_AGE_S):
+                if hit is not None and _fresh(hit.fingerprint, hit.at, fp, now):
                     self._days.move_to_end(key)
                     out.append(hit)
                 else:
                     out.append(None)
         return out
 
-    def _hour(self, history: History, start: float, fp: tuple[Any, ...], branch: str) -> _Hour:
-        key = (id(history), branch, start)
+    def _hours_of(self, history: History, since: float, fp: _DayPrint, branch: str) -> list[_Hour]:
+        """The hours of one day: the cached ones that still hold, the others read in one query (from
+        the first to the last of them, grouped by hour)."""
         now = time.monotonic()
+        found: dict[int, _Hour] = {}
         with self._lock:
-            hit = self._hours.get(key)
-        if hit is not None and hit.fingerprint == fp and not (fp[-1] and now - hit.at >= MAX_AGE_S):
-            return hit
-        end = start + HOUR
-        hour = _Hour(
-            fingerprint=fp,
-            points=tuple(queries.run_points(history, start, until=end, branch=branch)),
-            jobs=tuple(queries.job_daily(history, start, until=end, branch=branch)),
-            at=now,
-        )
-        with self._lock:
-            self.hours_read += 1
-            self._hours[key] = hour
-            self._hours.move_to_end(key)
-            while len(self._hours) > self.max_hours:
-                self._hours.popitem(last=False)
-        return hour
+            for h, hour_fp in fp:
+                hit = self._hours.get((id(history), branch, since + h * HOUR))
+                if hit is not None and _fresh(hit.fingerprint, hit.at, hour_fp, now):
+                    found[h] = hit
+        missing = [h for h, _ in fp if h not in found]
+        if missing:
+            start, end = since + missing[0] * HOUR, since + (missing[-1] + 1) * HOUR
+            points: dict[int, list[queries.RunPoint]] = {}
+            for point in queries.run_points(history, start, until=end, branch=branch):
+                points.setdefault(int((point.created_at - start) // HOUR), []).append(point)
+            rows: dict[int, list[dict[str, Any]]] = {}
+            for row in queries.job_daily(history, start, until=end, branch=branch, size=HOUR):
+                rows.setdefault(int(row["day"]), []).append({**row, "day": 0})
+            prints = dict(fp)
+            with self._lock:
+                for h in range(missing[0], missing[-1] + 1):
+                    if h not in prints:
+                        continue
+                    i = h - missing[0]
+                    found[h] = hour = _Hour(prints[h], tuple(points.get(i, ())), tuple(rows.get(i, ())), now)
+                    key = (id(history), branch, since + h * HOUR)
+                    self._hours[key] = hour
+                    self._hours.move_to_end(key)
+                    self.hours_read += 1
+                while len(self._hours) > self.max_hours:
+                    self._hours.popitem(last=False)
+        return [found[h] for h, _ in fp]
 
     def _compute_day(self, history: History, since: float, day: int, fp: _DayPrint, branch: str) -> DayRollup:
         start = since + day * DAY
-        hours = [self._hour(history, since + h * HOUR, hour_fp, branch) for h, hour_fp in fp]
+        hours = self._hours_of(history, since, fp, branch)
         points = tuple(p for hour in hours for p in hour.points)
         rollup = DayRollup(
             start=start,
             fingerprint=fp,
-            open=any(hour_fp[-1] for _, hour_fp in fp),
+            open=_is_open(fp),
             points=points,
             jobs=tuple(merge_jobs([hour.jobs for hour in hours])),
             at=time.monotonic(),
