@@ -107,12 +107,14 @@ def create_app(
     ``services`` run beside it)."""
 
     from buildyard.server.metrics import Exposition  # noqa: PLC0415
+    from buildyard.server.web.data import warm as warm_dashboard  # noqa: PLC0415
 
     exposition = Exposition(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         exposition.warm()  # the first scrape of a large history need not wait for the scan
+        warm_dashboard(state)  # nor the first view of the dashboard for its rollups
         if pool is not None:
             await run_in_threadpool(pool.start)
         for service in services:

@@ -7,6 +7,7 @@ the tests can pin time. Reads are bounded: pages by cursor, charts by time range
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import threading
@@ -427,6 +428,19 @@ def _metrics(
         ],
         "dora": _dora_since(history, since, days),
     }
+
+
+def warm(source: DashboardSource) -> threading.Thread:
+    """Compute every project's 30-day rollups in a background thread now (a first view of the projects
+    or metrics page need not wait for a cold read of a large history); errors are left to the views."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # a view computes it again and reports what fails
+            projects_data(source)
+
+    thread = threading.Thread(target=run, name="dashboard-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 _dora_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
