@@ -65,6 +65,10 @@ class _OpenCheck:
         self.value = False
         self.at = 0.0
 
+    def known(self) -> bool | None:
+        """The cached answer while it is fresh, else None (``configured`` asks the database)."""
+        return self.value if time.monotonic() - self.at <= _OPEN_TTL else None
+
     def configured(self) -> bool:
         now = time.monotonic()
         if now - self.at > _OPEN_TTL:
@@ -142,7 +146,14 @@ def create_app(
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        user, csrf, how = await run_in_threadpool(_identify, state, opened, request)
+        if (
+            "authorization" not in request.headers
+            and SESSION_COOKIE not in request.cookies
+            and opened.known() is not None
+        ):
+            user, csrf, how = _identify(state, opened, request)  # no I/O: nothing to look up
+        else:
+            user, csrf, how = await run_in_threadpool(_identify, state, opened, request)
         if how == "invalid":
             return _error(401, "invalid_token", "the bearer token is unknown or revoked")
         if how == "local" and not is_loopback(_host_name(request.headers.get("host", ""))):

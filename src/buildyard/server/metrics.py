@@ -266,6 +266,10 @@ class Exposition:
         self._refreshing = True
         threading.Thread(target=self._refresh, name="metrics", daemon=True).start()
 
+    def ready(self) -> bool:
+        """Whether ``render`` answers at once, without I/O (a text exists, refreshed in the background)."""
+        return bool(self.text) and self.state.config.metrics_refresh > 0
+
     def render(self) -> bytes:
         """The latest text (built now on the first call; refreshed in the background when old)."""
         if self.state.config.metrics_refresh <= 0:
@@ -308,4 +312,6 @@ async def metrics(request: Request) -> Response:
 
     require(request, Role.VIEWER)
     exposition: Exposition = request.app.state.exposition
-    return Response(await run_in_threadpool(exposition.render), media_type=CONTENT_TYPE_LATEST)
+    # on the event loop when it is only a copy: a scrape need not queue behind the dashboard's threads
+    body = exposition.render() if exposition.ready() else await run_in_threadpool(exposition.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
