@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +35,11 @@ CSRF_COOKIE = "by_csrf"
 LOCAL_ADMIN = User("local", "admin")
 #: Seconds the "is authentication configured" answer is reused (one query per request otherwise).
 _OPEN_TTL = 2.0
+#: Worker threads of the sync handlers (anyio's default is 40). The dashboard's handlers are CPU-bound
+#: Python: 40 of them contend for the GIL with the event loop, which then gets it once in ~40 switch
+#: intervals, so under 50 concurrent dashboard clients a /metrics scrape or an SSE log line waited
+#: seconds. A few threads keep the same throughput and leave the loop responsive.
+WORKER_THREADS = 8
 
 
 def is_loopback(host: str) -> bool:
@@ -117,6 +123,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         exposition.warm()  # the first scrape of a large history need not wait for the scan
         warm_dashboard(state)  # nor the first view of the dashboard for its rollups
         if pool is not None:
