@@ -32,8 +32,9 @@ HOUR = 3_600.0
 MAX_AGE_S = 15.0
 #: Days kept (a 30-day view of one branch filter holds 30).
 MAX_DAYS = 4_000
-#: Hours kept (the recent days' of a few filters: an older day that changes is read whole again).
-MAX_HOURS = 2_000
+#: Hours kept: ten days of one filter (~75 kB an hour of 50 jobs). Only a day that changes needs its
+#: hours (today, mostly); an older one whose hours were dropped is read whole again when it changes.
+MAX_HOURS = 240
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
