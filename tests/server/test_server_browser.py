@@ -74,7 +74,8 @@ def test_login_and_approval_in_the_browser(make_project, serve, cli, monkeypatch
     assert approve.count() == 1
     approve.click()
     page.wait_for_load_state("load")
-    done = wait_for(lambda: entry() if entry()["status"] not in ("waiting", "resuming", "running") else None, "the run")
+    going = ("waiting", "resuming", "running")
+    done = wait_for(lambda: entry() if entry()["status"] not in going else None, "the run")
     assert done["status"] == "success", done
     assert live.read_text() == "shop build\n"  # the approved deployment happened
     deployments = api.get("/api/v1/projects/proj/environments/production/deployments").json()
