@@ -1,10 +1,13 @@
 """The runner pool: takes runs from the queue and executes each in a child process, in its own
 checkout of the requested commit under the data directory (removed afterwards).
 
-One supervisor thread looks at the queue every ``poll`` seconds: it starts a worker for each queued
-entry while fewer than ``runners`` entries are executing (an entry waiting for an approval does not
-count: its process sleeps in the engine's approval wait and holds no runner), and tells workers of
-entries marked ``cancelling`` to stop. A worker checks out, starts
+One supervisor thread looks at the queue every ``poll`` seconds: while fewer than ``runners`` entries
+hold a runner (``running`` or ``cancelling``), it gives one back to the entries that ask for it
+(``resuming``: an approval let their run go on), then starts a worker for each queued entry; and it
+tells workers of entries marked ``cancelling`` to stop. An entry ``waiting`` for an approval holds no
+runner: its process sleeps in the engine's approval wait, and its scheduler runs no job until the
+pool has made it ``running`` again (``runjob.RunnerLease``), so at no moment do more than ``runners``
+runs execute jobs. A worker checks out, starts
 ``python -m buildyard.server.runjob`` in a new session, waits, records the outcome and cleans up.
 
 Cancelling sends SIGTERM to the child (the engine treats it as Ctrl-C: its jobs' process groups are
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from buildyard.server.queue import EXECUTING, Entry
+from buildyard.server.queue import EXECUTING, HOLDING, Entry
 from buildyard.server.state import GitError, git
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
@@ -314,8 +317,14 @@ class RunnerPool:
             for entry_id, entry in mine.items():
                 if entry.status == "cancelling":
                     self.workers[entry_id].cancel()
-            busy = sum(1 for e in mine.values() if e.status != "waiting")
+            busy = sum(1 for e in mine.values() if e.status in HOLDING)
             busy += sum(1 for w in self.workers if w not in mine)  # claimed, status not yet visible
+        # runs going on after an approval first (oldest first): they were started before any queued one
+        for entry in mine.values():
+            if busy >= self.runners or self._stop.is_set():
+                return
+            if entry.status == "resuming" and self.state.run_queue.resume(entry.id):
+                busy += 1
         while busy < self.runners and not self._stop.is_set():
             claimed = self.state.run_queue.claim(self.name, self.limits)
             if claimed is None:
