@@ -54,6 +54,10 @@ class Entry:
     runner: str = ""
     retry_of: str | None = None
     message: str = ""
+    #: Set by ``server.concurrency`` and ``server.chains`` (triggers).
+    concurrency_group: str | None = None
+    triggered_by: str | None = None
+    chain_depth: int = 0
 
     @property
     def queue_s(self) -> float | None:

@@ -28,10 +28,11 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from buildyard.server.concurrency import hold_group, keeps_message
 from buildyard.server.queue import EXECUTING, Entry
 from buildyard.server.state import GitError, git
 
@@ -98,6 +99,10 @@ class Worker(threading.Thread):
             if verdict is not None and not verdict.triggered:
                 status, message = "skipped", f"not triggered: {verdict.reason}"
                 return
+            ended = hold_group(state.engine, entry, where, self.cancelled)  # concurrency: its turn
+            if ended is not None:
+                status, message = ended
+                return
             status, message = self._execute(where, log)
         except Exception as exc:  # noqa: BLE001 - any failure ends this entry with its reason
             message = " ".join(str(exc).split())[:500] or type(exc).__name__
@@ -106,7 +111,15 @@ class Worker(threading.Thread):
             if final == "cancelled" and not message:
                 message = "cancelled: the server stopped" if self.pool.stopping else "cancelled"
             shutil.rmtree(checkout, ignore_errors=True)  # before the entry says finished: nothing left then
-            state.run_queue.update(entry.id, status=final, finished_at=time.time(), message=message, pid=None)
+            values: dict[str, Any] = {
+                "status": final,
+                "finished_at": time.time(),
+                "message": message,
+                "pid": None,
+            }
+            if final == "cancelled" and keeps_message(state.run_queue.get(entry.id).message):
+                del values["message"]  # superseded by a newer run of its concurrency group: says which
+            state.run_queue.update(entry.id, **values)
             self.pool.finished(self)
 
     def _commit(self, source: Path) -> str:
