@@ -133,9 +133,12 @@ class RunQueue:
         variables: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
         retry_of: str | None = None,
+        triggered_by: str | None = None,
+        chain_depth: int = 0,
     ) -> str:
         """Insert a queued entry within the caller's transaction ``conn`` (a delivery or a schedule
-        claim commits with it: exactly once); the entry's id."""
+        claim commits with it: exactly once); the entry's id. ``triggered_by``: the history run whose
+        job pushed the commit, ``chain_depth`` its place in such a chain (``server.state``)."""
         values = {
             "id": uuid.uuid4().hex,
             "project": project,
@@ -150,6 +153,8 @@ class RunQueue:
             "retry_of": retry_of,
             "runner": "",
             "message": "",
+            "triggered_by": triggered_by,
+            "chain_depth": chain_depth,
         }
         conn.execute(sa.insert(run_queue).values(**values))
         return str(values["id"])

@@ -424,6 +424,7 @@ class ServerState:
         options: dict[str, Any] = {"trigger": event.source[:32] or "server", "match": event_json(event)}
         if event.tag:
             options["tag"] = event.tag
+        triggered_by, depth = self._chain(conn, project, event)
         return self.run_queue.enqueue_in(
             conn,
             project=project,
@@ -432,7 +433,33 @@ class ServerState:
             sha=(sha or event.sha)[:64],
             requested_by=requested_by[:100],
             options=options,
+            triggered_by=triggered_by,
+            chain_depth=depth,
         )
+
+    def _chain(self, conn: Connection, project: str, event: TriggerEvent) -> tuple[str | None, int]:
+        """The run that pushed ``event``'s commit (its ``Buildyard-Run:`` trailer) and the new run's
+        depth in that chain; ``ChainTooDeep`` beyond the server's ``trigger_chain_limit``."""
+        from buildyard.store.serverstate import run_queue  # noqa: PLC0415
+        from buildyard.triggers.chains import ChainTooDeep, triggering_run  # noqa: PLC0415
+
+        parent = triggering_run(event.message)
+        if parent is None:
+            return None, 0
+        row = conn.execute(
+            sa.select(run_queue.c.chain_depth, run_queue.c.run_number).where(
+                run_queue.c.run_id == parent, run_queue.c.project == project
+            )
+        ).first()
+        depth = (int(row.chain_depth) if row is not None else 0) + 1
+        limit = self.config.chain_limit
+        if depth > limit:
+            number = f"#{row.run_number}" if row is not None and row.run_number else parent[:12]
+            raise ChainTooDeep(
+                f"not queued: the commit was pushed by run {number}; this would be run {depth} in a row "
+                f"triggered by a run's own push, more than trigger_chain_limit ({limit})"
+            )
+        return parent, depth
 
     def webhook_secret(self, project: str) -> bytes:
         """The project's webhook secret (empty: none set, every delivery is refused)."""

@@ -7,6 +7,8 @@ database). A delivery whose id was seen before is answered as a duplicate and qu
 unique ``dedup_key`` makes that hold across processes and restarts, and it is set only for
 authenticated deliveries, so a forged delivery cannot claim a real one's id. A tag announced twice by
 GitHub (``push`` of ``refs/tags/…`` and ``create``) queues one run: tags deduplicate by name.
+``enqueue`` may refuse an event by raising ``chains.ChainTooDeep``: the delivery is logged ``skipped``
+with that reason.
 
 Matching the event against the pipeline's ``on:`` happens when the queued run has loaded the
 ``buildyard.yml`` of its commit (``buildyard.triggers.match``), not here: the answer must be quick.
@@ -28,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from buildyard.errors import NotFoundError
 from buildyard.model import Event
 from buildyard.store.schema import deliveries
+from buildyard.triggers.chains import ChainTooDeep
 from buildyard.triggers.events import TriggerEvent
 from buildyard.triggers.webhooks import DeliveryError, Source, Verdict, loggable_headers, parse_delivery
 
@@ -152,15 +155,23 @@ class DeliveryService:
             with self.engine.begin() as conn:
                 row_id = _insert_in(conn, row)
                 run_id = None
+                verdict, reason = parsed.verdict, parsed.reason
                 if parsed.verdict is Verdict.QUEUED and parsed.event is not None:
-                    run_id = self.enqueue(conn, parsed.event)
-                    conn.execute(deliveries.update().where(deliveries.c.id == row_id).values(run_id=run_id))
+                    try:
+                        run_id = self.enqueue(conn, parsed.event)
+                    except ChainTooDeep as exc:  # refused, and said so in the log
+                        verdict, reason = Verdict.SKIPPED, str(exc)
+                    conn.execute(
+                        deliveries.update()
+                        .where(deliveries.c.id == row_id)
+                        .values(run_id=run_id, verdict=verdict.value, reason=reason)
+                    )
         except IntegrityError:
             first = self._first(row["dedup_key"])
             reason = f"delivery seen before (#{first})" if first is not None else "delivery seen before"
             row.update(verdict=Verdict.DUPLICATE.value, reason=reason, dedup_key=None)
             return DeliveryResult(self._insert(row), Verdict.DUPLICATE, reason, 200)
-        return DeliveryResult(row_id, parsed.verdict, parsed.reason, HTTP_STATUS[parsed.verdict], run_id)
+        return DeliveryResult(row_id, verdict, reason, HTTP_STATUS[verdict], run_id)
 
     def redeliver(self, delivery: int, *, actor: str) -> DeliveryResult:
         """Queue the event of logged delivery ``delivery`` again (a maintainer's redelivery)."""
