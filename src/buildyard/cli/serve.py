@@ -146,6 +146,7 @@ def serve(
 
     from buildyard.server.app import create_app, is_loopback  # noqa: PLC0415
     from buildyard.server.background import NotifyWorkers, ScheduleTicker  # noqa: PLC0415
+    from buildyard.server.polling import RepoPoller  # noqa: PLC0415
     from buildyard.server.runners import RunnerPool  # noqa: PLC0415
     from buildyard.server.state import ServerState  # noqa: PLC0415
 
@@ -163,7 +164,8 @@ def serve(
         schedules = ScheduleTicker(state, interval=schedule_interval, on_queued=pool.wake)
         if clock is not None:
             schedules.clock = clock
-        app = create_app(state, pool, [schedules, NotifyWorkers(state)])
+        poller = RepoPoller(state, on_queued=pool.wake)  # projects with poll: in server.yml
+        app = create_app(state, pool, [schedules, NotifyWorkers(state), poller])
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
