@@ -294,7 +294,8 @@ class RunnerPool:
         recover_abandoned(self.state.sql_history(project), self.state.project(project).home)
 
     def recover_dead(self) -> None:
-        """Entries a dead server left executing: kill their process, close their run as abandoned."""
+        """Entries a dead server left executing: kill their process, close their run as abandoned
+        (queue again those whose run had not started)."""
         for entry in self.state.run_queue.list(statuses=EXECUTING):
             if entry.pid is not None and _same_process(entry.pid, entry.pid_started):
                 _kill_group(entry.pid, signal.SIGKILL)
@@ -302,14 +303,46 @@ class RunnerPool:
                     psutil.Process(entry.pid).wait(5)
             if self.state.config.project(entry.project) is not None:
                 self.recover(entry.project)
+            shutil.rmtree(self.checkouts / entry.id, ignore_errors=True)
+            if entry.run_id is None and entry.status != "cancelling":
+                # claimed, but its run never started (checkout, concurrency wait): nothing ran, so it
+                # is queued again and runs once, instead of a delivered push that never runs at all
+                self.state.run_queue.update(
+                    entry.id,
+                    only_if=EXECUTING,
+                    status="queued",
+                    runner="",
+                    started_at=None,
+                    pid=None,
+                    pid_started=None,
+                    message="",
+                )
+                continue
+            status, message = (
+                "abandoned",
+                "abandoned: the server stopped (killed?) while the run was executing",
+            )
+            ended = self._ended_run(entry)
+            if ended is not None:  # the run finished (and queued its notifications) before the server died
+                status, message = ended
             self.state.run_queue.update(
-                entry.id,
-                status="abandoned",
-                finished_at=time.time(),
-                pid=None,
-                message="abandoned: the server stopped (killed?) while the run was executing",
+                entry.id, status=status, finished_at=time.time(), pid=None, message=message
             )
             shutil.rmtree(self.checkouts / entry.id, ignore_errors=True)
+
+    def _ended_run(self, entry: Entry) -> tuple[str, str] | None:
+        """The final (status, message) of ``entry``'s history run when the run itself ended it."""
+        from buildyard.engine.liveness import ABANDONED  # noqa: PLC0415
+
+        if entry.run_id is None or self.state.config.project(entry.project) is None:
+            return None
+        try:
+            record = self.state.sql_history(entry.project).get_run(entry.run_id)
+        except Exception:  # noqa: BLE001 - no record: closed as abandoned
+            return None
+        if record.status in ("success", "failed", "cancelled") and record.message != ABANDONED:
+            return record.status, record.message
+        return None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
