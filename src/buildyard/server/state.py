@@ -13,6 +13,7 @@ import base64
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ WEBHOOK_SECRET = "WEBHOOK_SECRET"  # noqa: S105 - the secret's name, not its val
 PIPELINE_FILES = ("buildyard.yml", "buildyard.yaml")
 MAX_PAGE = 200
 GIT_TIMEOUT = 300
+#: Seconds a project's webhook secret is kept in memory between two reads of the secret store.
+SECRET_TTL = 5.0
 
 
 class GitError(UsageError):
@@ -87,9 +90,15 @@ class ServerState:
         self._histories: dict[str, SqlHistory] = {}
         self._lock = threading.Lock()
         self._git_locks: dict[str, threading.Lock] = {p.name: threading.Lock() for p in config.projects}
+        from buildyard.triggers.deliveries import DeliveryWriter  # noqa: PLC0415
+
+        #: Commits webhook deliveries in batches from one thread (see ``DeliveryWriter``).
+        self.delivery_writer = DeliveryWriter(self.engine)
+        self._hook_secrets: dict[str, tuple[float, bytes]] = {}
 
     def close(self) -> None:
         """Close every database connection."""
+        self.delivery_writer.close()
         for history in self._histories.values():
             history.close()
         self._store.close()
@@ -394,7 +403,7 @@ class ServerState:
         def enqueue(conn: Connection, event: TriggerEvent) -> str:
             return self.enqueue_event(conn, project, event, requested_by=f"webhook:{event.source}")
 
-        return DeliveryService(self.engine, enqueue)
+        return DeliveryService(self.engine, enqueue, writer=self.delivery_writer)
 
     def receive(self, source: str, project: str, headers: dict[str, str], body: bytes) -> DeliveryResult:
         """Handle a webhook delivery for ``project`` (``DeliveryService.receive`` with its secret)."""
@@ -462,13 +471,22 @@ class ServerState:
         return parent, depth
 
     def webhook_secret(self, project: str) -> bytes:
-        """The project's webhook secret (empty: none set, every delivery is refused)."""
-        return self.secrets.values(_hook_key(project)).get(WEBHOOK_SECRET, "").encode()
+        """The project's webhook secret (empty: none set, every delivery is refused); kept
+        ``SECRET_TTL`` seconds (a delivery need not read and decrypt it again; another process's
+        change is seen after that long, this one's at once)."""
+        now = time.monotonic()
+        cached = self._hook_secrets.get(project)
+        if cached is not None and now - cached[0] < SECRET_TTL:
+            return cached[1]
+        value = self.secrets.values(_hook_key(project)).get(WEBHOOK_SECRET, "").encode()
+        self._hook_secrets[project] = (now, value)
+        return value
 
     def set_webhook_secret(self, project: str, value: str, *, actor: str) -> None:
         """Set the project's webhook secret (never shown again)."""
         self.project(project)
         self.secrets.set(_hook_key(project), WEBHOOK_SECRET, value, actor=actor)
+        self._hook_secrets.pop(project, None)
 
     def project_for_repository(self, names: list[str]) -> str | None:
         """The served project whose repository is one of ``names`` (clone URLs or full names)."""
