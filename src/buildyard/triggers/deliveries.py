@@ -242,6 +242,7 @@ class DeliveryService:
 
 
 _INSERT = deliveries.insert()
+_FIRST = sa.select(deliveries.c.id).where(deliveries.c.dedup_key == sa.bindparam("key"))
 _SET_OUTCOME = (
     deliveries.update()
     .where(deliveries.c.id == sa.bindparam("row_id"))
@@ -255,7 +256,7 @@ def _first_in(conn: Connection, key: str | None) -> int | None:
     """The id of the delivery logged first with ``key`` (None: none, or no key)."""
     if key is None:
         return None
-    value = conn.execute(sa.select(deliveries.c.id).where(deliveries.c.dedup_key == key)).scalar()
+    value = conn.execute(_FIRST, {"key": key}).scalar()
     return None if value is None else int(value)
 
 
