@@ -94,9 +94,9 @@ def test_deliveries_answered_before_a_kill_9_run_once_after_the_restart(
     states = {e[0] + e[2] for e in _entries(data_dir)}
     assert states == {"mainrunning", "mainwaiting", "devrunning", "dev2queued"}, states
     stop(first, signal.SIGKILL)  # every delivery was answered; two of those runs had not started
-    (marks / "release").touch()
 
-    second = serve(None, "--config", config, "--runners", "2")
+    second = serve(None, "--config", config, "--runners", "2")  # answers once it closed what was left
+    (marks / "release").touch()
     ids = [running, pending, dev, queued]
     wait_for(
         lambda: all(

@@ -65,12 +65,23 @@ class _OpenCheck:
         self.value = False
         self.at = 0.0
 
+    def fresh(self) -> bool:
+        """Whether ``configured()`` answers from its cache (no database read)."""
+        return time.monotonic() - self.at <= _OPEN_TTL
+
     def configured(self) -> bool:
         now = time.monotonic()
         if now - self.at > _OPEN_TTL:
             self.value = self.state.auth.configured()
             self.at = now
         return self.value
+
+
+def _credentials(request: Request) -> bool:
+    """Whether ``request`` carries a token or a session to look up (webhooks carry neither)."""
+    return request.headers.get("authorization", "").lower().startswith("bearer ") or bool(
+        request.cookies.get(SESSION_COOKIE)
+    )
 
 
 def _identify(state: ServerState, opened: _OpenCheck, request: Request) -> tuple[User | None, str, str]:
@@ -140,7 +151,10 @@ def create_app(
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        user, csrf, how = await run_in_threadpool(_identify, state, opened, request)
+        if opened.fresh() and not _credentials(request):  # nothing to look up: no thread hop
+            user, csrf, how = _identify(state, opened, request)
+        else:
+            user, csrf, how = await run_in_threadpool(_identify, state, opened, request)
         if how == "invalid":
             return _error(401, "invalid_token", "the bearer token is unknown or revoked")
         if how == "local" and not is_loopback(_host_name(request.headers.get("host", ""))):

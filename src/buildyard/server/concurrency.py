@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -160,18 +159,14 @@ class RunGroups:
 
 
 def hold_group(
-    engine: Engine, entry: Entry, checkout: Path, cancelled: threading.Event
+    engine: Engine, entry: Entry, pipeline: Pipeline | None, cancelled: threading.Event
 ) -> tuple[str, str] | None:
-    """Before ``entry``'s run starts in ``checkout``: ``None`` when it may start (its group held, or
+    """Before ``entry``'s run of ``pipeline`` starts: ``None`` when it may start (its group held, or
     none), else the final (status, message) of an entry cancelled while it waited for its turn."""
-    from buildyard.errors import UserError  # noqa: PLC0415
     from buildyard.server.queue import RunQueue  # noqa: PLC0415
-    from buildyard.spec.load import find_file, load  # noqa: PLC0415
 
-    try:
-        pipeline = load(find_file(checkout))
-    except UserError:
-        return None  # the run itself reports it
+    if pipeline is None:
+        return None  # it does not load: the run itself reports it
     found = group_of(pipeline, entry)
     if found is None:
         return None

@@ -40,6 +40,7 @@ _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
 if TYPE_CHECKING:
     from buildyard.server.state import ServerState
+    from buildyard.spec.models import Pipeline
     from buildyard.triggers.match import Match
 
 #: Seconds a cancelled run's process gets beyond the jobs' kill grace before SIGKILL.
@@ -95,11 +96,12 @@ class Worker(threading.Thread):
             git("clone", "--shared", "--no-checkout", "-q", "--", str(source), str(checkout))
             git("checkout", "-q", "--detach", self._commit(source), cwd=checkout)
             where = checkout / project.subdir if project.subdir else checkout
-            verdict = _match(where, entry.options.get("match"))
+            pipeline = _pipeline(where)
+            verdict = _match(pipeline, entry.options.get("match"))
             if verdict is not None and not verdict.triggered:
                 status, message = "skipped", f"not triggered: {verdict.reason}"
                 return
-            ended = hold_group(state.engine, entry, where, self.cancelled)  # concurrency: its turn
+            ended = hold_group(state.engine, entry, pipeline, self.cancelled)  # concurrency: its turn
             if ended is not None:
                 status, message = ended
                 return
@@ -195,20 +197,26 @@ class Worker(threading.Thread):
         return record.status, record.message
 
 
-def _match(checkout: Path, stored: object) -> Match | None:
-    """The commit's ``on:`` verdict on the event that queued the run (``None``: nothing to match,
-    or a pipeline that does not load, which the run itself then reports)."""
+def _pipeline(checkout: Path) -> Pipeline | None:
+    """The commit's pipeline, loaded once for ``on:`` and ``concurrency:`` (``None``: it does not
+    load, which the run itself then reports)."""
     from buildyard.errors import UserError  # noqa: PLC0415
     from buildyard.spec.load import find_file, load  # noqa: PLC0415
+
+    try:
+        return load(find_file(checkout))
+    except UserError:
+        return None
+
+
+def _match(pipeline: Pipeline | None, stored: object) -> Match | None:
+    """The commit's ``on:`` verdict on the event that queued the run (``None``: nothing to match,
+    or a pipeline that does not load)."""
     from buildyard.triggers.deliveries import event_from_json  # noqa: PLC0415
     from buildyard.triggers.match import matches  # noqa: PLC0415
 
     event = event_from_json(stored)
-    if event is None:
-        return None
-    try:
-        pipeline = load(find_file(checkout))
-    except UserError:
+    if event is None or pipeline is None:
         return None
     return matches(pipeline.on, event)
 
