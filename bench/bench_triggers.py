@@ -354,9 +354,8 @@ def http_deliveries(n: int, seconds: float, root: Path, runners: int, *, held: b
         f"{timings[-1] * 1000:.1f} ms |"
     )
     late = sorted(slowest, reverse=True)[: max(1, n // 100)]
-    print(
-        f"| the slowest 1 % were deliveries number | {', '.join(str(i) for _, i in sorted(late, key=lambda x: x[1]))} |"
-    )
+    numbers = ", ".join(str(i) for _, i in sorted(late, key=lambda x: x[1]))
+    print(f"| the slowest 1 % were deliveries number | {numbers} |")
     if entries != distinct:
         raise SystemExit("FAILED: runs lost or doubled")
 
