@@ -141,6 +141,7 @@ def serve(
     ('buildyard user create NAME --role admin' or 'buildyard token create').
     """
     import gc  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
     import socket  # noqa: PLC0415
 
     import uvicorn  # noqa: PLC0415
@@ -188,6 +189,11 @@ def serve(
             flush=True,
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+        # what the runners and hooks import on first use is imported now: an import holds the GIL
+        # for its whole length, and the first run's imports stalled the answers given meanwhile
+        for module in _FIRST_USE:
+            importlib.import_module(module)
+
         # what start-up made lives as long as the server: out of the collector's sight, a full
         # collection no longer walks it (each took long enough to show in the answers' p99)
         gc.collect()
@@ -195,6 +201,15 @@ def serve(
         server.run(sockets=[sock])
     finally:
         state.close()
+
+
+#: Modules a runner or a hook imports on first use (imported by ``serve`` before it answers).
+_FIRST_USE = (
+    "buildyard.engine.liveness",
+    "buildyard.server.concurrency",
+    "buildyard.spec.load",
+    "buildyard.triggers.match",
+)
 
 
 def _frozen(text: str) -> Callable[[], dt.datetime]:
