@@ -152,3 +152,41 @@ def test_pipeline_group_shorthand_and_matrix_refused(
     result = cli("-C", bad, "validate")
     assert result.code == 2
     assert "concurrency.group: a pipeline's concurrency group cannot use 'matrix'" in result.err
+
+
+def test_of_the_waiting_jobs_only_the_newest_is_kept(
+    make_project: Callable[..., Path], cli: Callable[..., Any]
+) -> None:
+    files = {"buildyard.yml": PIPELINE.replace("CANCEL", "false"), ".gitignore": "order.txt\n"}
+    project = make_project(files)
+    groups = project / ".buildyard" / "concurrency"
+
+    def pending(number: int) -> bool:
+        return any(f"of run {number}" in p.read_text() for p in groups.glob("*.pending"))
+
+    first = _run(project)
+    try:
+        _wait_for(lambda: _lines(project) == ["start 1"])
+        second = _run(project)
+        try:
+            _wait_for(lambda: pending(2))
+            third = _run(project)
+            try:
+                _wait_for(lambda: pending(3))
+                assert _end(second, 30)[0] == 130  # replaced by the newer waiting job: cancelled
+                (project / "release").touch()
+                for proc in (first, third):
+                    code, err = _end(proc)
+                    assert code == 0, err
+            finally:
+                _end(third, 0.1)
+        finally:
+            _end(second, 0.1)
+    finally:
+        _end(first, 0.1)
+    assert _lines(project) == ["start 1", "end 1", "start 3", "end 3"]
+    jobs = {j["job"]: j for j in _show(cli, project, 2)["jobs"]}
+    assert jobs["deploy"]["status"] == "cancelled"
+    assert jobs["deploy"]["message"] == (
+        "superseded by job deploy of run 3 waiting in concurrency group 'deploy-main'"
+    )

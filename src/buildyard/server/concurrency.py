@@ -131,6 +131,9 @@ class RunGroups:
 
     def take_turn(self, entry: Entry, group: str) -> bool:
         """A pending ``entry`` becomes ``running`` when no member of ``group`` executes; whether it did."""
+        with self.engine.connect() as conn:  # a read first: a wait of minutes writes nothing
+            if self._members(conn, entry, group)[0]:
+                return False
         with self.engine.begin() as conn:
             conn.execute(  # writes first: SQLite's write lock serialises two pending runs' turns
                 sa.update(run_queue)
