@@ -219,6 +219,8 @@ class Scheduler:
             return RunStatus.CANCELLED
         if any(r.blocks_run for r in self._state.results.values()):
             return RunStatus.FAILED
+        if any(r.status == JobStatus.CANCELLED for r in self._state.results.values()):
+            return RunStatus.CANCELLED  # a job superseded by a newer one of its concurrency group
         return RunStatus.SUCCESS
 
     async def run(self) -> dict[str, JobResult]:

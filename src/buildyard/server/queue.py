@@ -35,6 +35,7 @@ HOLDING = ("running", "cancelling")
 #: Statuses of entries that wait for a runner (to start, or to go on after an approval).
 WANTING = ("queued", "resuming")
 MAX_VARIABLES = 100
+_INSERT = sa.insert(run_queue)
 MAX_VALUE_BYTES = 64 * 1024
 
 
@@ -61,6 +62,10 @@ class Entry:
     runner: str = ""
     retry_of: str | None = None
     message: str = ""
+    #: Set by ``server.concurrency`` and ``server.chains`` (triggers).
+    concurrency_group: str | None = None
+    triggered_by: str | None = None
+    chain_depth: int = 0
 
     @property
     def queue_s(self) -> float | None:
@@ -136,9 +141,12 @@ class RunQueue:
         variables: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
         retry_of: str | None = None,
+        triggered_by: str | None = None,
+        chain_depth: int = 0,
     ) -> str:
         """Insert a queued entry within the caller's transaction ``conn`` (a delivery or a schedule
-        claim commits with it: exactly once); the entry's id."""
+        claim commits with it: exactly once); the entry's id. ``triggered_by``: the history run whose
+        job pushed the commit, ``chain_depth`` its place in such a chain (``server.state``)."""
         values = {
             "id": uuid.uuid4().hex,
             "project": project,
@@ -153,8 +161,10 @@ class RunQueue:
             "retry_of": retry_of,
             "runner": "",
             "message": "",
+            "triggered_by": triggered_by,
+            "chain_depth": chain_depth,
         }
-        conn.execute(sa.insert(run_queue).values(**values))
+        conn.execute(_INSERT, values)  # prebuilt: a webhook's answer waits for this insert
         return str(values["id"])
 
     def get(self, entry_id: str) -> Entry:

@@ -43,6 +43,9 @@ class QueueObserver:
         """Record the history run this entry is."""
         del plan
         self.queue.update(self.entry_id, run_id=run.id, run_number=run.number)
+        from buildyard.server.concurrency import RunGroups  # noqa: PLC0415
+
+        RunGroups(self.queue.engine).numbered(self.entry_id, run.number)
 
     def event(self, event: RunEvent) -> None:
         """Events go to the history only."""
