@@ -212,6 +212,21 @@ def test_examples_export_to_valid_files(example: str, tmp_path: Path, cli: Calla
     assert {n.replace(".", "_") for n in wanted} <= set(gh["jobs"])
 
 
+def test_odysseys_hand_written_workflow_is_valid_for_github() -> None:
+    """examples/odyssey/.github (written by hand, not exported) passes the same schema and actionlint."""
+    github = EXAMPLES / "odyssey" / ".github"
+    _validate((github / "actions" / "venv" / "action.yml").read_text(), "github-actions.json")
+    workflow = github / "workflows" / "ci.yml"
+    doc = yaml.safe_load(workflow.read_text())
+    doc["on"] = doc.pop(True)  # a bare `on:` is YAML 1.1's true to PyYAML; GitHub reads the key "on"
+    schema = _schema("github-workflows.json")
+    problems = [e.message[:200] for e in jsonschema.validators.validator_for(schema)(schema).iter_errors(doc)]
+    assert problems == []
+    _lint(workflow)
+    pipeline = yaml.safe_load((EXAMPLES / "odyssey" / "buildyard.yml").read_text())
+    assert set(doc["jobs"]) == {*pipeline["jobs"], "gates"}
+
+
 @pytest.mark.parametrize("name", list(PIPELINES))
 def test_construct_pipelines_export_to_valid_files(
     name: str, make_project: Callable[..., Path], cli: Callable[..., Any]

@@ -10,11 +10,13 @@ actions done natively, any other action a failed step naming it (nothing is ever
 - ``actions/upload-artifact``: the matched files are copied, relative to their least common
   ancestor as GitHub stores them, into ``.buildyard-github/artifacts/<name>/`` (a declared output
   of the job, so it reaches the jobs that need it and the cache);
-- ``actions/download-artifact``: one artifact into ``path``, or every artifact into ``path/<name>/``.
+- ``actions/download-artifact``: one artifact into ``path``, or every artifact (those whose name
+  matches ``pattern``) into ``path/<name>/``, or into ``path`` itself with ``merge-multiple``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -214,8 +216,12 @@ def download(job: JobRun, with_: Mapping[str, str]) -> tuple[bool, dict[str, str
                 "(the job that uploads it must be in needs and have run)"
             )
         pairs = [(source, dest)]
-    else:
-        pairs = [(d, dest / d.name) for d in sorted(store.iterdir())] if store.is_dir() else []
+    else:  # every artifact, or those whose name matches ``pattern``; ``merge-multiple`` into ``path``
+        pattern = with_.get("pattern", "").strip()
+        merge = with_.get("merge-multiple", "").strip().lower() == "true"
+        found = sorted(d for d in store.iterdir() if d.is_dir()) if store.is_dir() else []
+        chosen = [d for d in found if not pattern or fnmatch.fnmatchcase(d.name, pattern)]
+        pairs = [(d, dest if merge else dest / d.name) for d in chosen]
     for source, target in pairs:
         shutil.copytree(source, target, dirs_exist_ok=True)
     job.log(f"actions/download-artifact: {len(pairs)} artifact(s) into {dest_text or '.'}")
