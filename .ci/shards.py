@@ -10,7 +10,7 @@ come from ``.ci/test-durations.json`` (seconds per file, measured from the shard
     python .ci/shards.py summary JUNIT...        # tests, failures and time per report
     python .ci/shards.py durations JUNIT...      # rewrite .ci/test-durations.json from reports
 
-Standard library only: it runs before anything is imported from the project.
+JUnit reports are parsed with defusedxml (a dependency of buildyard), like every report buildyard reads.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ import os
 import statistics
 import sys
 import tempfile
-import xml.etree.ElementTree as ET  # noqa: S405 - our own pytest's reports, not untrusted input
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 DURATIONS = ROOT / ".ci" / "test-durations.json"
@@ -75,10 +78,10 @@ def load_durations(path: Path = DURATIONS) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items()}
 
 
-def _cases(report: Path) -> Iterable[ET.Element]:
+def _cases(report: Path) -> Iterable[Element]:
     try:
-        tree = ET.parse(report)  # noqa: S314 - written by our own pytest run
-    except (OSError, ET.ParseError) as exc:
+        tree = parse(report)
+    except (OSError, ParseError, DefusedXmlException) as exc:
         raise SystemExit(f"{report}: not a readable JUnit report ({exc})") from exc
     return tree.iter("testcase")
 
