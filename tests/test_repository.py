@@ -200,3 +200,21 @@ def test_server_lock_is_the_base_lock_plus_the_server_extra_as_tested() -> None:
     server, test = _pins("requirements-server.lock"), _pins("requirements-test.lock")
     assert {_name(d) for d in extras["server"]} <= set(server)
     assert {name: test.get(name) for name in server} == server  # the versions the tests ran with
+
+
+def test_only_files_collects_the_listed_files_as_a_whole_run_would(tmp_path: Path) -> None:
+    """Named on the command line, these two fail to import (tests/cache's ``from conftest import`` gets
+    tests/server_web's conftest.py, loaded up front); listed with --only-files they collect."""
+    listed = ["tests/cache/test_cache_server.py", "tests/server_web/test_data.py"]
+    (tmp_path / "files").write_text("\n".join(listed) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", f"--only-files={tmp_path / 'files'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    files = {line.split("::")[0] for line in done.stdout.splitlines() if "::" in line}
+    assert files == set(listed)
