@@ -135,7 +135,10 @@ def test_shard_files_within_a_path_and_the_durations_file_lists_real_test_files(
     assert sorted(spec) == _shards().test_files(ROOT, ["tests/spec"]) and spec
     assert all(f.startswith("tests/spec/") for f in spec)
     durations = json.loads((ROOT / ".ci" / "test-durations.json").read_text())
-    assert set(durations) <= set(_shards().test_files(ROOT))  # no stale entries
+    files = set(_shards().test_files(ROOT))
+    # measured for most test files (stale or missing entries only unbalance the shards a little:
+    # refresh with `python .ci/shards.py durations reports/shards/*/junit.xml`)
+    assert len(files & set(durations)) >= 0.9 * len(files)
 
 
 def test_lockfiles_pin_every_runtime_dependency() -> None:
