@@ -26,6 +26,7 @@ from buildyard.exporters.shape import (
     dependencies,
     job_timeout,
     minutes,
+    note_not_carried,
 )
 from buildyard.model import When
 from buildyard.spec.models import GATES_NODE, DependencyCacheSpec, EventFilter, Job, Pipeline, Step
@@ -165,14 +166,7 @@ def _job(pipeline: Pipeline, name: str, job: Job, deps: dict[str, list[str]], no
     if job.artifacts.paths:
         steps += _upload(name, job)
     out["steps"] = steps
-    for key, value in (
-        ("inputs", job.inputs),
-        ("key_commands", job.key_commands),
-        ("pass_env", job.pass_env),
-        ("workspace", job.workspace),
-    ):
-        if value:
-            notes.add(name, key, f"{key}: part of buildyard's job cache and workspaces, not carried")
+    note_not_carried(name, job, notes)
     if job.resources.cpus > 1 or job.resources.mem:
         notes.add(name, "resources", "resources: choose a larger runner in runs-on")
     return out

@@ -26,6 +26,7 @@ from buildyard.exporters.shape import (
     depths,
     gitlab_duration,
     job_timeout,
+    note_not_carried,
     stage_names,
 )
 from buildyard.graph import topological_order
@@ -198,14 +199,7 @@ def _job(
     _environment(name, job, out, notes)
     if job.runs_on and job.runs_on != "local":
         out["tags"] = [job.runs_on] if isinstance(job.runs_on, str) else list(job.runs_on)
-    for key, value in (
-        ("inputs", job.inputs),
-        ("key_commands", job.key_commands),
-        ("pass_env", job.pass_env),
-        ("workspace", job.workspace),
-    ):
-        if value:
-            notes.add(name, key, f"{key}: part of buildyard's job cache and workspaces, not carried")
+    note_not_carried(name, job, notes)
     if job.resources.cpus > 1 or job.resources.mem:
         notes.add(name, "resources", "resources: pick a runner of that size with tags")
     return out

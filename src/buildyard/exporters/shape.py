@@ -133,6 +133,18 @@ def buildyard_only(job: Job) -> list[str]:
     return out
 
 
+def note_not_carried(name: str, job: Job, notes: Notes) -> None:
+    """Note the keys of ``job`` that only buildyard's job cache and workspaces read (no export has them)."""
+    for key, value in (
+        ("inputs", job.inputs),
+        ("key_commands", job.key_commands),
+        ("pass_env", job.pass_env),
+        ("workspace", job.workspace),
+    ):
+        if value:
+            notes.add(name, key, f"{key}: part of buildyard's job cache and workspaces, not carried")
+
+
 def minutes(seconds: float) -> int:
     """A timeout in whole minutes, rounded up (GitHub's ``timeout-minutes``)."""
     return max(1, math.ceil(seconds / 60))
