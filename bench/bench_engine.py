@@ -144,10 +144,10 @@ def layered_dag(work: Path, slots: int, seed: int, env: dict[str, str]) -> tuple
     ).stdout
     jobs = json.loads(out)["jobs"]
 
-    def ts(value: str) -> float:
+    def ts(value: str | float) -> float:  # the run view's times are epoch seconds (ISO text before)
         from datetime import datetime
 
-        return datetime.fromisoformat(value).timestamp()
+        return float(value) if isinstance(value, int | float) else datetime.fromisoformat(value).timestamp()
 
     makespan = max(ts(j["finished_at"]) for j in jobs) - min(ts(j["started_at"]) for j in jobs)
     # lower bound: the longest chain of sleeps, and total work spread over the slots

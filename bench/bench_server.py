@@ -5,12 +5,19 @@ the server's time) the API requests the dashboard and scrapers make: the runs li
 deep cursor page), one run with its 50 jobs, a job's log tail, and ``/metrics`` (steady state: answered
 from the last background refresh; the first, cold build is reported apart). Prints p50/p95 per request.
 
+Then the load phase: ``--clients`` concurrent dashboard clients (asyncio, httpx) for ``--duration``
+seconds, each going round the dashboard's pages (HTML and JSON) and ``/metrics``; every error
+(transport error or a status other than 200) is counted and the first few printed; p50/p95/p99 per
+page. The server's RSS is read idle after start-up and the first requests, and after the load.
+
 Run: ``python bench/bench_server.py [--runs 10000] [--jobs 50] [--requests 200]``
+``[--clients 50] [--duration 30]``
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import socket
@@ -137,11 +144,57 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18]
 
 
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def rss_mb(pid: int) -> float:
+    out = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True, check=False)
+    return int(out.stdout) / 1024
+
+
+async def load(
+    base: str, pages: dict[str, str], clients: int, duration: float
+) -> tuple[dict[str, list[float]], list[str]]:
+    """``clients`` clients going round ``pages`` for ``duration`` seconds: times per page, and errors."""
+    times: dict[str, list[float]] = {name: [] for name in pages}
+    errors: list[str] = []
+    deadline = time.monotonic() + duration
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(k: int, http: httpx.AsyncClient) -> None:
+        order = list(pages.items())
+        random.Random(k).shuffle(order)
+        i = 0
+        while time.monotonic() < deadline:
+            name, path = order[i % len(order)]
+            i += 1
+            t = time.perf_counter()
+            try:
+                response = await http.get(path)
+                if response.status_code != 200:
+                    errors.append(f"{name}: HTTP {response.status_code} {response.text[:120]!r}")
+            except httpx.HTTPError as exc:
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                continue
+            times[name].append((time.perf_counter() - t) * 1000)
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        await asyncio.gather(*(client(k, http) for k in range(clients)))
+    return times, errors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--clients", type=int, default=50, help="concurrent dashboard clients (0: no load phase)"
+    )
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of the load phase")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "big"
@@ -197,11 +250,30 @@ def main() -> None:
                     ),
                     "/metrics (warm)": timed(client, "/metrics", n),
                 }
-            rss = int(
-                subprocess.run(
-                    ["ps", "-o", "rss=", "-p", str(proc.pid)], capture_output=True, text=True, check=False
-                ).stdout
-            )
+                run_id = client.get(f"/api/v1/projects/big/runs/{args.runs}").json()["id"]
+                pages = {
+                    "projects": "/",
+                    "runs": "/p/big",
+                    "runs (filtered)": "/p/big?branch=dev&status=failed",
+                    "run": f"/p/big/runs/{run_id}",
+                    "log": f"/p/big/runs/{run_id}/jobs/job07/log",
+                    "metrics page": "/p/big/metrics",
+                    "tests": "/p/big/tests",
+                    "artifacts": "/p/big/artifacts",
+                }
+                pages.update(
+                    {f"{k} JSON": v + ("&" if "?" in v else "?") + "format=json" for k, v in pages.items()}
+                )
+                pages["/metrics"] = "/metrics"
+                for path in pages.values():  # each page once: the first view of a page is not the load
+                    assert client.get(path).status_code == 200, path
+            time.sleep(2)
+            idle_rss = rss_mb(proc.pid)
+            loaded: dict[str, list[float]] = {}
+            errors: list[str] = []
+            if args.clients:
+                loaded, errors = asyncio.run(load(base, pages, args.clients, args.duration))
+            rss = rss_mb(proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -209,7 +281,28 @@ def main() -> None:
     for name, values in cases.items():
         print(f"{name:<36} {statistics.median(values):>8.1f} {p95(values):>8.1f}")
     print(f"{'/metrics (cold build, first scrape)':<36} {cold:>8.1f}")
-    print(f"server RSS after the requests: {rss / 1024:.0f} MB")
+    print(f"server RSS idle after start-up and a first view of each page: {idle_rss:.0f} MB")
+    if loaded:
+        total = sum(len(v) for v in loaded.values())
+        print(
+            f"\nload: {args.clients} clients for {args.duration:.0f} s: {total} requests "
+            f"({total / args.duration:.0f}/s), {len(errors)} errors"
+        )
+        for error in errors[:5]:
+            print(f"  error: {error}")
+        print(f"{'page':<24} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+        for name, values in loaded.items():
+            if values:
+                print(
+                    f"{name:<24} {len(values):>6} {quantile(values, 0.5):>8.1f} "
+                    f"{quantile(values, 0.95):>8.1f} {quantile(values, 0.99):>8.1f}"
+                )
+        everything = [v for values in loaded.values() for v in values]
+        print(
+            f"{'all':<24} {len(everything):>6} {quantile(everything, 0.5):>8.1f} "
+            f"{quantile(everything, 0.95):>8.1f} {quantile(everything, 0.99):>8.1f}"
+        )
+    print(f"server RSS after the load: {rss:.0f} MB")
 
 
 if __name__ == "__main__":

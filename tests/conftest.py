@@ -29,6 +29,41 @@ os.environ["BUILDYARD_DAEMON"] = "0"
 # Nor with the settings of the user's ~/.config/buildyard/config.toml (tests that need a file set one).
 os.environ["BUILDYARD_CONFIG"] = ""
 
+_ONLY_FILES = pytest.StashKey[frozenset[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--only-files FILE``: run only the test files listed in FILE (a shard of the suite)."""
+    parser.addoption(
+        "--only-files",
+        metavar="FILE",
+        help="collect only the test files listed in FILE, one path relative to the rootdir per line "
+        "(the shards of buildyard.yml: .ci/test-shard)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Read the ``--only-files`` list once."""
+    listed = config.getoption("--only-files")
+    if listed:
+        lines = Path(listed).read_text(encoding="utf-8").splitlines()
+        config.stash[_ONLY_FILES] = frozenset(line.strip() for line in lines if line.strip())
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``--only-files``, skip the test files not listed.
+
+    Selecting files this way, rather than naming them on the command line, keeps collection as in a
+    whole run: directory by directory, each directory's conftest.py loaded when it is entered (named
+    files load every conftest.py up front, and a test module's ``from conftest import`` then gets the
+    last one loaded).
+    """
+    only = config.stash.get(_ONLY_FILES, None)
+    name = collection_path.name
+    if only is None or not (name.startswith("test_") or name.endswith("_test.py")) or name[-3:] != ".py":
+        return None
+    return collection_path.relative_to(config.rootpath).as_posix() not in only
+
 
 @pytest.fixture
 def make_project(tmp_path: Path) -> Callable[..., Path]:

@@ -39,6 +39,7 @@ CORE = frozenset(
 )
 SERVICES = frozenset(
     {"cache", "artifacts", "deps", "gates", "store", "backup", "views", "triggers", "notify", "importers"}
+    | {"exporters", "design", "buildoutput", "scaffold"}
 )
 ENGINE = frozenset({"engine"})
 FACES = frozenset({"cli", "daemon", "server", "dask", "__main__", "testing"})
@@ -55,6 +56,7 @@ SERVICE_USES: dict[str, frozenset[str]] = {
     "views": frozenset({"store"}),  # the view model of runs is built from history records
     "triggers": frozenset({"store"}),  # schedule claims and the delivery log are tables of the history
     "notify": frozenset({"store"}),  # the outbox is a table of the history
+    "buildoutput": frozenset({"store", "views", "artifacts"}),  # runs, deployments, published artifacts
 }
 #: The imports between faces: the CLI starts the daemon and the cache server; the rest stand alone.
 FACE_USES: dict[str, frozenset[str]] = {

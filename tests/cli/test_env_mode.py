@@ -72,3 +72,28 @@ def test_a_bad_env_mode_is_a_located_error(
     result = cli("-C", root, "validate")
     assert result.code == 2  # type: ignore[attr-defined]
     assert "buildyard.yml:2" in result.err and "'strict'" in result.err  # type: ignore[attr-defined]
+
+
+def test_buildyard_settings_reach_a_job_only_when_a_pass_env_names_them(
+    cli: Callable[..., object], make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """buildyard's own settings stay out of jobs, unless named exactly (a job running ``buildyard scan``
+    needs BUILDYARD_OSV_DB); a glob never brings them in."""
+    text = """\
+name: settings
+env_mode: strict
+pass_env: [BUILDYARD_*]
+jobs:
+  scan:
+    pass_env: [BUILDYARD_OSV_DB]
+    script: ['echo "osv=${BUILDYARD_OSV_DB:-none} log=${BUILDYARD_LOG_LIMIT:-none}" > scan.txt']
+  other:
+    script: ['echo "osv=${BUILDYARD_OSV_DB:-none}" > other.txt']
+"""
+    root = make_project({"buildyard.yml": text})
+    (root / ".gitignore").write_text(".buildyard/\nscan.txt\nother.txt\n")
+    monkeypatch.setenv("BUILDYARD_OSV_DB", "/data/osv")
+    monkeypatch.setenv("BUILDYARD_LOG_LIMIT", "5M")
+    assert _run(cli, root) == {"scan": "success", "other": "success"}
+    assert (root / "scan.txt").read_text() == "osv=/data/osv log=none\n"
+    assert (root / "other.txt").read_text() == "osv=none\n"

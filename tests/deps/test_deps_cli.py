@@ -67,6 +67,16 @@ def test_scan_exit_codes_and_severity(capsys, project):
     assert code == 0
 
 
+def test_scan_reads_the_osv_db_setting(capsys, project, monkeypatch):
+    """``BUILDYARD_OSV_DB`` is where ``deps scan`` looks without --db (it looked in .buildyard/osv only)."""
+    monkeypatch.setenv("BUILDYARD_OSV_DB", str(SHARED))
+    code, out, err = cli(
+        capsys, "-C", str(project), "deps", "scan", "--cache", str(project / "c"), "--format", "json"
+    )
+    assert code == 1, err
+    assert json.loads(out)["findings"]
+
+
 def test_ignore_file_reason_and_expiry(capsys, project):
     future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     ignore = project / "ignore.yml"

@@ -142,6 +142,7 @@ def test_builtins_are_known_without_installed_metadata(monkeypatch: pytest.Monke
 
 def test_the_layers_are_declared_once_in_order() -> None:
     assert [layer.name for layer in LAYERS] == [
+        "concurrency",
         "deploying",
         "publishing",
         "gating",

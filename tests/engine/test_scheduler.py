@@ -141,6 +141,22 @@ jobs:
     assert r["alert"].status == JobStatus.SKIPPED and r["alert"].skip_reason == SkipReason.NOT_ON_FAILURE
 
 
+def test_a_job_made_ready_by_a_root_skipped_at_once_starts_once() -> None:
+    """A root skipped by its condition makes an ``always`` dependent ready while the roots are listed;
+    it was listed again as a root and started twice (its dependent then ended cancelled)."""
+    text = """
+jobs:
+  gated: {if: "branch == 'main'", script: x}
+  cleanup: {needs: [gated], when: always, script: x}
+  after: {needs: [cleanup], script: x}
+"""
+    executor = durations({"cleanup": 1.0})
+    sched = run(text, executor)
+    assert [job for job, *_ in executor.calls] == ["cleanup", "after"]
+    assert sched.results["gated"].status == JobStatus.SKIPPED
+    assert sched.results["after"].status == JobStatus.SUCCESS
+
+
 def test_retries_with_exponential_backoff() -> None:
     attempts: dict[str, int] = {}
 
@@ -292,3 +308,79 @@ jobs:
     assert "buildyard internal error: RuntimeError('restore exploded')" in results["broken"].message
     assert results["after"].status == JobStatus.SUCCESS and results["then"].status == JobStatus.SUCCESS
     assert [type(e) for e in sched.internal_errors] == [RuntimeError]
+
+
+class RecordingLease:
+    """A lease handed back and forth on the virtual clock (acquired again after ``delay`` seconds)."""
+
+    def __init__(self, clock: VirtualClock, delay: float) -> None:
+        self.clock = clock
+        self.delay = delay
+        self.held = True
+        self.log: list[tuple[str, float]] = []
+
+    def release(self) -> None:
+        assert self.held
+        self.held = False
+        self.log.append(("release", self.clock()))
+
+    async def acquire(self) -> None:
+        assert not self.held
+        self.log.append(("ask", self.clock()))
+        await asyncio.sleep(self.delay)
+        self.held = True
+        self.log.append(("acquire", self.clock()))
+
+
+def test_a_run_waiting_only_for_approvals_gives_its_lease_back_and_runs_no_job_without_it() -> None:
+    text = APPROVAL + "  long: {script: x}\n  after: {needs: [deploy], script: x}\n"
+    plan = build(loads(text), TriggerContext())
+    clock = VirtualClock()
+    lease = RecordingLease(clock, delay=2.0)
+
+    async def approver(_inst: JobInstance) -> Skip | None:
+        await asyncio.sleep(1.0)  # approved at START + 1, while `long` still runs
+        return None
+
+    def script(req: JobRequest) -> tuple[float, JobStatus, int | None]:
+        assert lease.held, f"{req.job_id} started without the lease"
+        return {"long": 3.0, "other": 0.5}.get(req.job_id, 1.0), JobStatus.SUCCESS, 0
+
+    ex = FakeExecutor(script, clock=clock)
+    sched = Scheduler(plan, ex, request, slots=2, approver=approver, clock=clock, lease=lease)
+    run_virtual(sched.run(), clock)
+    assert {r.status for r in sched.results.values()} == {JobStatus.SUCCESS}
+    # `long` ran meanwhile: the lease stayed held; approved while it ran, deploy started at once
+    assert lease.log == []
+    assert starts(ex)["deploy"] == pytest.approx(1.0)
+
+    text = APPROVAL + "  after: {needs: [deploy], script: x}\n"
+    plan = build(loads(text), TriggerContext())
+    clock = VirtualClock()
+    lease = RecordingLease(clock, delay=2.0)
+    ex = FakeExecutor(script, clock=clock)
+    sched = Scheduler(plan, ex, request, slots=2, approver=approver, clock=clock, lease=lease)
+    run_virtual(sched.run(), clock)
+    # only the approval awaited after `other` (0.5 s): released; approved at 1 s, acquired at 3 s
+    assert lease.log == [("release", START + 0.5), ("ask", START + 1.0), ("acquire", START + 3.0)]
+    assert sched.results["deploy"].started_at == START + 3.0
+    assert sched.results["after"].started_at == START + 4.0
+
+
+def test_a_rejected_deployment_lets_its_when_always_dependents_run() -> None:
+    text = APPROVAL + "  after: {needs: [deploy], when: always, script: x}\n"
+    plan = build(loads(text), TriggerContext())
+    clock = VirtualClock()
+    lease = RecordingLease(clock, delay=1.0)
+
+    async def approver(_inst: JobInstance) -> Skip | None:
+        await asyncio.sleep(1.0)
+        return Skip(SkipReason.REJECTED, "rejected by bob")
+
+    ex = durations({})
+    ex.clock = clock
+    sched = Scheduler(plan, ex, request, slots=1, approver=approver, clock=clock, lease=lease)
+    run_virtual(asyncio.wait_for(sched.run(), 10), clock)  # hung before: nothing dispatched `after`
+    assert sched.results["deploy"].status == JobStatus.SKIPPED
+    assert sched.results["after"].status == JobStatus.SUCCESS
+    assert [what for what, _ in lease.log] == ["release", "ask", "acquire"]

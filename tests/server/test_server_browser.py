@@ -74,10 +74,48 @@ def test_login_and_approval_in_the_browser(make_project, serve, cli, monkeypatch
     assert approve.count() == 1
     approve.click()
     page.wait_for_load_state("load")
-    done = wait_for(lambda: entry() if entry()["status"] not in ("waiting", "running") else None, "the run")
+    going = ("waiting", "resuming", "running")
+    done = wait_for(lambda: entry() if entry()["status"] not in going else None, "the run")
     assert done["status"] == "success", done
     assert live.read_text() == "shop build\n"  # the approved deployment happened
     deployments = api.get("/api/v1/projects/proj/environments/production/deployments").json()
     rows = deployments["deployments"] if isinstance(deployments, dict) else deployments
     assert rows[0]["approved_by"] == "mia", rows[0]
     assert problems == []
+
+
+def test_the_api_reference_renders_from_openapi_without_leaving_the_machine(
+    make_project, serve, browser, tmp_path
+) -> None:
+    root = make_project({"buildyard.yml": PIPELINE})
+    server = serve(root)
+    doc = server.api.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.") and "/api/v1/projects/{project}/runs" in doc["paths"]
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    response = page.goto(f"{server.url}/docs")
+    assert response is not None and response.status == 200
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
+    assert problems == []
+    assert requested and all(u.startswith((f"{server.url}/", "data:")) for u in requested), requested
+    # every operation of the OpenAPI document is on the page, with its parameters
+    operations = page.locator("section.op")
+    assert operations.count() == sum(
+        1 for item in doc["paths"].values() for m in item if m in ("get", "post", "put", "delete")
+    )
+    trigger = page.locator(
+        f"section#{doc['paths']['/api/v1/projects/{project}/runs']['post']['operationId']}"
+    )
+    assert "POST" in trigger.locator("h3").inner_text() and "Trigger" in trigger.inner_text()
+    runs = page.locator(f"section#{doc['paths']['/api/v1/projects/{project}/runs']['get']['operationId']}")
+    assert "cursor" in runs.locator("table").inner_text()
+    assert page.locator('a[href="/openapi.json"]').count() == 1
+    assert page.evaluate("document.scripts.length") == 2  # the dashboard's own htmx and app.js, no more

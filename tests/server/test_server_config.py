@@ -29,7 +29,7 @@ def write_config(tmp_path, make_project, db: str = "") -> tuple:
 
 def finished(client, project: str, entry_id: str) -> dict | None:
     e = client.get(f"/api/v1/projects/{project}/queue/{entry_id}").json()
-    return e if e["status"] not in ("queued", "running", "waiting", "cancelling") else None
+    return e if e["status"] not in ("queued", "running", "waiting", "resuming", "cancelling") else None
 
 
 def run_both(cli, serve, config, tmp_path, monkeypatch) -> None:

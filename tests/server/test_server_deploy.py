@@ -32,7 +32,7 @@ SECRET = "s3cr3t-value-4711"
 
 def final(server, token: str, entry_id: str) -> dict | None:
     e = server.client(token or None).get(f"/api/v1/projects/proj/queue/{entry_id}").json()
-    return e if e["status"] not in ("queued", "running", "waiting", "cancelling") else None
+    return e if e["status"] not in ("queued", "running", "waiting", "resuming", "cancelling") else None
 
 
 def status_of(server, token: str, entry_id: str) -> str:
@@ -185,3 +185,72 @@ def test_rollback_is_queued_and_redeploys_the_previous_good_version(
     listed = cli("-C", root, "deploy", "history", "dev", "--json")
     assert listed.code == 0, listed.err
     assert json.loads(listed.out) == deployed and deployed[0]["what"].startswith("shop-api@")
+
+
+BOUNDED = """\
+name: shop
+jobs:
+  build:
+    script:
+      - mkdir -p dist
+      - echo "shop-api build $BUILDYARD_RUN_NUMBER" > dist/app.txt
+    artifacts: {paths: [dist/]}
+    publish: {name: shop-api, paths: ["dist/*"], version: "1.0.0"}
+  work:
+    if: vars.DEPLOY != 'yes'
+    script: [sleep 4]
+  deploy:
+    needs: [build]
+    if: vars.DEPLOY == 'yes'
+    environment: {name: production, approval: required, promote: false}
+    script:
+      - sleep 1
+      - cp "$BUILDYARD_ARTIFACT_DIR/app.txt" "$LIVE"
+"""
+
+
+def test_an_approved_run_waits_for_a_free_runner(make_project, serve, tmp_path) -> None:
+    """With one runner, a run approved while another executes goes on only once that one ended:
+    at no moment do two runs execute jobs (their jobs' recorded times never overlap)."""
+    live = tmp_path / "live.txt"
+    root = make_project({"buildyard.yml": BOUNDED.replace("$LIVE", str(live))})
+    server = serve(root, "--runners", "1")
+    api = server.api
+    first = api.post("/api/v1/projects/proj/runs", json={"variables": {"DEPLOY": "yes"}}).json()["queued"]
+    wait_for(lambda: status_of(server, "", first["id"]) == "waiting", "the deployment to wait")
+    second = api.post("/api/v1/projects/proj/runs", json={}).json()["queued"]
+
+    def work_started() -> bool:
+        entry = api.get(f"/api/v1/projects/proj/queue/{second['id']}").json()
+        if entry["run_id"] is None:
+            return False
+        jobs = api.get(f"/api/v1/projects/proj/runs/{entry['run_id']}/jobs").json()["jobs"]
+        return any(j["id"] == "work" and j["status"] == "running" for j in jobs)
+
+    wait_for(work_started, "the second run's job to start")
+    number = api.get(f"/api/v1/projects/proj/runs/{first['id']}").json()["number"]
+    assert api.post(f"/api/v1/projects/proj/runs/{number}/jobs/deploy/approve", json={}).status_code == 200
+    seen = set()  # what the approved run's entry says while the other run executes
+
+    def second_done() -> dict | None:
+        seen.add(status_of(server, "", first["id"]))
+        return final(server, "", second["id"])
+
+    assert wait_for(second_done, "the second run")["status"] == "success"
+    assert wait_for(lambda: final(server, "", first["id"]), "the approved run")["status"] == "success"
+    assert live.read_text() == "shop-api build 1\n"
+
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for entry in (first, second):
+        run_id = api.get(f"/api/v1/projects/proj/queue/{entry['id']}").json()["run_id"]
+        jobs = api.get(f"/api/v1/projects/proj/runs/{run_id}/jobs").json()["jobs"]
+        spans[entry["id"]] = [
+            (j["started_at"], j["finished_at"]) for j in jobs if j["status"] == "success" and j["started_at"]
+        ]
+    assert [len(spans[first["id"]]), len(spans[second["id"]])] == [2, 2]  # build+deploy, build+work
+    overlaps = [
+        (a, b) for a in spans[first["id"]] for b in spans[second["id"]] if a[0] < b[1] and b[0] < a[1]
+    ]
+    assert not overlaps, f"two runs executed jobs at once with --runners 1: {overlaps}"
+    # approved, it asked for its runner back and waited while the other run held the only one
+    assert "resuming" in seen, seen

@@ -45,7 +45,7 @@ def entry(server, project: str, entry_id: str) -> dict:
 
 def finished(server, project: str, entry_id: str) -> dict | None:
     e = entry(server, project, entry_id)
-    return e if e["status"] not in ("queued", "running", "waiting", "cancelling") else None
+    return e if e["status"] not in ("queued", "running", "waiting", "resuming", "cancelling") else None
 
 
 def test_trigger_runs_in_its_own_checkout_and_records_into_the_project_history(

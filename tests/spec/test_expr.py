@@ -26,7 +26,8 @@ CTX = {
         ("event != 'push' || tag == ''", True),
         ("!(event == 'tag')", True),
         ("branch.endsWith('1.2') && branch.contains('ease')", True),
-        ("branch.matches('^release/[0-9]+\\\\.[0-9]+$')", True),
+        # GitHub strings have no backslash escapes ('' is a quote): the regex is written as is
+        ("branch.matches('^release/[0-9]+\\.[0-9]+$')", True),
         ("matrix.python in ['3.11', '3.12']", True),
         ("'prod' == vars.TARGET && size(vars) == 2", True),
         ("needs.build.status == 'success' && needs.lint.status == 'failed'", True),

@@ -64,3 +64,36 @@ def test_unset_fields_are_null_only_for_vars_and_env() -> None:
     assert expr.evaluate("vars.X", ctx) is None and expr.is_true("env.HOME == null", ctx)
     with pytest.raises(expr.ExprError, match="no field 'deploy'"):
         expr.evaluate("needs.deploy.status", ctx)
+
+
+def test_needs_of_a_job_that_is_not_needed_is_a_validate_error(make_project, cli) -> None:
+    text = (
+        "jobs:\n  a: {script: 'true'}\n  c: {script: 'true'}\n"
+        "  b:\n    needs: [a]\n    if: needs.a.status == 'success' && needs['c'].status == 'success'\n"
+        "    script: 'true'\n"
+    )
+    checked = cli("-C", make_project({"buildyard.yml": text}), "validate")
+    assert checked.code == 2 and checked.err.count("\n") == 1
+    assert "buildyard.yml:6:" in checked.err
+    assert "jobs.b.if: 'needs.c': 'c' is not in this job's needs (a)" in checked.err
+    fixed = text.replace("needs: [a]", "needs: [a, c]")
+    assert cli("-C", make_project({"buildyard.yml": fixed}, name="fixed"), "validate").code == 0
+
+
+def test_githubs_language_in_a_real_run(make_project, cli) -> None:
+    """Functions, loose comparison, case-insensitive strings and value-returning || through `run`."""
+    text = (
+        "jobs:\n  build:\n    matrix: {os: [linux, macos]}\n"
+        "    if: startsWith(branch, 'MA') && contains(fromJSON('[\"push\", \"tag\"]'), event)"
+        " && matrix.os != 'MACOS'\n"
+        "    script: echo \"${{ format('{0}-{{x}}', matrix.os) }} ${{ vars.N > 9 }}"
+        " ${{ join(fromJSON('[1.0, 2]'), '+') }} ${{ vars.MODE || 'fast' }}\" > out.txt\n"
+    )
+    root = make_project({"buildyard.yml": text})
+    assert cli("-C", root, "validate").code == 0
+    result = cli("-C", root, "run", "--json", "--var", "N=10")
+    statuses = {j["name"]: (j["status"], j["skip_reason"]) for j in json.loads(result.out)["jobs"]}
+    assert result.code == 0
+    assert statuses == {"build[linux]": ("success", None), "build[macos]": ("skipped", "condition_false")}
+    # '10' > 9 compares as numbers (a string against a number), not as strings ('10' < '9')
+    assert (root / "out.txt").read_text() == "linux-{x} true 1+2 fast\n"

@@ -152,3 +152,54 @@ def test_a_maintainer_redelivers(service: tuple[DeliveryService, Queue]) -> None
     assert queue.events[0] == queue.events[1]
     with pytest.raises(NotFoundError):
         hooks.redeliver(9999, actor="alice")
+
+
+def test_the_batching_writer_queues_each_delivery_once_and_isolates_a_failing_one(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from buildyard.triggers.deliveries import DeliveryWriter
+
+    failing = {"d-13"}
+
+    class Picky(Queue):
+        """Fails (a database error, say) for some deliveries: only those fail."""
+
+        def __call__(self, conn: Connection, event: TriggerEvent) -> str:
+            if event.delivery_id in failing:
+                raise RuntimeError("the queue insert failed")
+            return super().__call__(conn, event)
+
+    queue = Picky()
+    writer = DeliveryWriter(engine, batch=8)
+    hooks = DeliveryService(engine, queue, writer=writer)
+    raw = body("github_push.json")
+    ids = [f"d-{i % 40}" for i in range(60)]  # 40 distinct, 20 repeats, sent by 12 threads at once
+
+    def send(delivery: str) -> str:
+        try:
+            return hooks.receive(
+                Source.GITHUB, "p", headers("push", raw, delivery), raw, SECRET
+            ).verdict.value
+        except RuntimeError as exc:
+            return str(exc)
+
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            verdicts = list(pool.map(send, ids))
+    finally:
+        writer.close()
+    assert verdicts.count("the queue insert failed") == 2  # d-13, and its repeat: nothing else failed
+    assert verdicts.count("queued") == 39 and verdicts.count("duplicate") == 19
+    import sqlalchemy as sa
+
+    from buildyard.store.schema import deliveries
+
+    with engine.connect() as conn:  # the log (a batch that rolled back left nothing of its jobs)
+        rows = conn.execute(
+            sa.select(deliveries.c.delivery_id, deliveries.c.run_id).where(deliveries.c.verdict == "queued")
+        ).all()
+    assert sorted(r.delivery_id for r in rows) == sorted({f"d-{i}" for i in range(40)} - failing)
+    assert all(r.run_id for r in rows)
+    # after close, a delivery still works (alone, in the caller's thread)
+    late = hooks.receive(Source.GITHUB, "p", headers("push", raw, "late"), raw, SECRET)
+    assert late.verdict is Verdict.QUEUED

@@ -22,6 +22,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "import_",
         "Convert a .gitlab-ci.yml into buildyard.yml; list what it could not carry.",
     ),
+    "init": (
+        "buildyard.cli.init",
+        "init",
+        "Look at the repository and write a buildyard.yml that passes on it first time.",
+    ),
+    "export": (
+        "buildyard.cli.export",
+        "export",
+        "Write the pipeline as a .gitlab-ci.yml or GitHub Actions workflow; list what is not carried.",
+    ),
+    "design": (
+        "buildyard.cli.design",
+        "design",
+        "Design buildyard.yml and its design document from a build_requirements file.",
+    ),
+    "report": (
+        "buildyard.cli.report",
+        "report",
+        "Print the build_output document: artifacts, deployments, build time, success rate.",
+    ),
     "validate": ("buildyard.cli.run", "validate", "Check the pipeline file; print every problem."),
     "schema": ("buildyard.cli.run", "schema", "Print the JSON Schema of buildyard.yml."),
     "history": ("buildyard.cli.history", "history", "List recent runs."),

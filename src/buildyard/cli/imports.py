@@ -1,4 +1,5 @@
-"""``buildyard import``: a foreign pipeline file (``.gitlab-ci.yml``) -> ``buildyard.yml``."""
+"""``buildyard import``: a foreign pipeline file (``.gitlab-ci.yml``, a GitHub Actions workflow) ->
+``buildyard.yml``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from buildyard.model import Event
 @click.option("--branch", help="Branch the rules are decided for (default: from git).")
 @click.option("--tag", help="Tag the rules are decided for (default: from git).")
 @click.option("--var", "var", multiple=True, metavar="KEY=VALUE", help="A pipeline variable the rules see.")
-@click.option("--strict", is_flag=True, help="image/services are errors, not warnings.")
+@click.option("--strict", is_flag=True, help="image/services (GitHub: services/container) are errors.")
 @json_option
 @click.pass_context
 def import_(
@@ -41,7 +42,7 @@ def import_(
     strict: bool,
     as_json: bool,
 ) -> int:
-    """Convert a GitLab CI file into buildyard.yml; list every construct it could not carry."""
+    """Convert a GitLab CI file or a GitHub Actions workflow into buildyard.yml; list what is not carried."""
     from buildyard.cli.run import _parse_vars  # noqa: PLC0415
     from buildyard.fsutil import atomic_write_text  # noqa: PLC0415
     from buildyard.importers import load_foreign  # noqa: PLC0415

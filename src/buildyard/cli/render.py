@@ -42,6 +42,11 @@ STYLES = {
     JobStatus.CANCELLED: "yellow",
 }
 TAIL_LINES = 20
+#: At the end of a plain (CI) run, each failed job's log is shown again with this many lines (a test
+#: runner's failure report is longer than the tail shown when the job ends) ...
+RECAP_LINES = 100
+#: ... for at most this many failed jobs (the others are named, with the command showing them).
+RECAP_JOBS = 10
 #: Longest partial output line held for a job: longer ones are shown in pieces of this size.
 MAX_PARTIAL = 64 * 1024
 
@@ -81,7 +86,12 @@ def log_tail(path: str, lines: int = TAIL_LINES, *, raw: bool = False) -> list[s
 
 
 class PlainRenderer:
-    """One line per job start/finish, the tail of failed logs; ``stream`` prints all output prefixed."""
+    """One line per job start/finish, the tail of failed logs; ``stream`` prints all output prefixed.
+
+    ``close`` ends the run's output with a recap of the failed jobs (not allowed to fail): a longer
+    tail of each one's masked log, where a reader of a CI log looks first. Not with ``stream``,
+    which printed every line already.
+    """
 
     def __init__(self, out: IO[str], *, stream: bool = False, raw: bool = False) -> None:
         self.out = out
@@ -91,6 +101,7 @@ class PlainRenderer:
         self._partial: dict[str, str] = {}
         self.width = 0
         self.number = 0
+        self._failed: list[JobResult] = []  # failures that fail the run, in finishing order
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -123,13 +134,40 @@ class PlainRenderer:
             result = event.result
             self._flush_partial(result.id)
             self._line(f"{SYMBOLS.get(result.status, '?')} {describe(result)}")
-            if result.status.is_failure and not self.stream and result.log_path:
-                tail = log_tail(result.log_path, raw=self.raw)
-                if tail:
-                    self._line(f"  ┌ last {len(tail)} lines of {safe_text(result.log_path)}")
-                    for line in tail:
-                        self._line(f"  │ {line}")
-                    self._line("  └")
+            if result.status.is_failure and not self.stream:
+                if result.log_path:
+                    tail = log_tail(result.log_path, raw=self.raw)
+                    if tail:
+                        self._line(f"  ┌ last {len(tail)} lines of {safe_text(result.log_path)}")
+                        for line in tail:
+                            self._line(f"  │ {line}")
+                        self._line("  └")
+                if not result.allow_failure:
+                    self._failed.append(result)
+
+    def close(self) -> None:
+        """Print the recap of the failed jobs (once): a bounded tail of each one's masked log."""
+        failed, self._failed = self._failed, []
+        if not failed:
+            return
+        self._line("")
+        self._line(
+            f"{len(failed)} failed job{'s' if len(failed) > 1 else ''}: the end of each log "
+            f"(all of it: buildyard logs {self.number} JOB)"
+        )
+        for result in failed[:RECAP_JOBS]:
+            self._line(f"┌ {SYMBOLS.get(result.status, '?')} {describe(result)}")
+            tail = log_tail(result.log_path, RECAP_LINES, raw=self.raw) if result.log_path else []
+            if tail:
+                self._line(f"│ last {len(tail)} lines of {safe_text(result.log_path)}:")
+            for line in tail:
+                self._line(f"│ {line}")
+            self._line("└")
+        if len(failed) > RECAP_JOBS:
+            rest = ", ".join(safe_text(r.id) for r in failed[RECAP_JOBS:])
+            self._line(
+                f"… and {len(failed) - RECAP_JOBS} more failed jobs: {rest} (buildyard show {self.number})"
+            )
 
     def warning(self, message: str) -> None:
         """Print a warning line."""

@@ -139,15 +139,6 @@ def run(
     from buildyard.engine.runner import RunOptions, execute_run  # noqa: PLC0415
     from buildyard.settings import load as load_settings  # noqa: PLC0415
 
-    if changed:
-        from buildyard.triggers.local import check_local_run  # noqa: PLC0415
-
-        verdict = check_local_run(
-            project_dir(ctx), file, Event(event), branch=branch, tag=tag, changed=changed
-        )
-        if not verdict.triggered:
-            click.echo(f"not triggered: {verdict.reason}")
-            return 0
     imported = None
     if file is not None:
         from buildyard.importers import load_foreign  # noqa: PLC0415
@@ -164,6 +155,21 @@ def run(
         )
         for note in imported.notes if imported else ():
             print(f"warning: {note}", file=sys.stderr)
+    if changed:
+        from buildyard.triggers.local import check_local_run  # noqa: PLC0415
+
+        verdict = check_local_run(
+            project_dir(ctx),
+            file,
+            Event(event),
+            branch=branch,
+            tag=tag,
+            changed=changed,
+            pipeline=imported.pipeline if imported else None,
+        )
+        if not verdict.triggered:
+            click.echo(f"not triggered: {verdict.reason}")
+            return 0
     options = RunOptions(
         project_dir=project_dir(ctx),
         file=file,

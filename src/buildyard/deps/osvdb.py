@@ -48,17 +48,18 @@ DEFAULT_URL = "https://osv-vulnerabilities.storage.googleapis.com"
 
 
 def default_db_dir(project: Path) -> Path:
-    """Where ``deps db update`` writes and ``deps scan`` reads by default."""
-    return buildyard_home(project) / "osv"
+    """Where ``deps db update`` writes and ``deps scan`` reads by default: the ``osv_db`` setting
+    (``BUILDYARD_OSV_DB``), else ``<home>/osv``."""
+    configured = load_settings(project).osv_db
+    return configured if configured is not None else buildyard_home(project) / "osv"
 
 
 def gate_db_dir(project: Path) -> Path | None:
     """The OSV database of the vulnerabilities gate: the ``osv_db`` setting (``BUILDYARD_OSV_DB``), else
     the project database when ``deps db update`` wrote one; None when there is none (the gate fails
     saying how to add one)."""
-    configured = load_settings(project).osv_db
-    if configured is not None:
-        return configured
+    if load_settings(project).osv_db is not None:
+        return default_db_dir(project)
     db = default_db_dir(project)
     return db if any(db.glob("*/all.zip")) else None
 

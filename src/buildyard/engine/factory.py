@@ -117,6 +117,11 @@ class RequestFactory:
         self.machine = {
             k: v for k, v in os.environ.items() if k not in declared and not k.startswith("BUILDYARD_")
         }
+        #: buildyard's own settings stay out of jobs (a nested buildyard must not inherit them), except
+        #: for a job whose ``pass_env`` names one exactly (BUILDYARD_OSV_DB for ``buildyard scan``).
+        self.settings = {
+            k: v for k, v in os.environ.items() if k not in declared and k.startswith("BUILDYARD_")
+        }
         self.strict = plan.env_mode == "strict"
         base = passed_env(self.machine, plan.pass_env) if self.strict else dict(self.machine)
         base.update(plan.variables)
@@ -140,6 +145,12 @@ class RequestFactory:
         self.not_inputs = _project_relative(Path(pipeline.file), options.project_dir)
         self.home = home_dir(options)
 
+    def _named_settings(self, inst: JobInstance) -> dict[str, str]:
+        """The machine's ``BUILDYARD_*`` settings that ``inst``'s or the pipeline's ``pass_env`` names
+        exactly (a glob never brings them in)."""
+        names = (*self.plan.pass_env, *inst.pass_env)
+        return {k: self.settings[k] for k in names if k in self.settings}
+
     def __call__(self, inst: JobInstance, attempt: int) -> JobRequest:
         """The request of ``attempt`` of ``inst``; raise ``JobSetupError`` when it cannot start."""
         missing = [s for s in inst.secrets if s not in self.secrets]
@@ -153,6 +164,7 @@ class RequestFactory:
         env = dict(self.base_env)
         if self.strict and inst.pass_env:
             env.update(passed_env(self.machine, inst.pass_env, base=False))
+        env.update(self._named_settings(inst))
         env.update({f"MATRIX_{k.upper()}": v for k, v in inst.matrix})
         env.update(inst.env)
         env.update({s: self.secrets[s] for s in inst.secrets})
@@ -294,6 +306,7 @@ class RequestFactory:
         passed = (
             passed_env(self.machine, (*self.plan.pass_env, *inst.pass_env), base=False) if self.strict else {}
         )
+        passed.update(self._named_settings(inst))
         spec_env = {
             **self.plan.variables,
             **{f"MATRIX_{k.upper()}": v for k, v in inst.matrix},

@@ -29,6 +29,7 @@ from buildyard.engine.scheduler import (
     JobFinished,
     JobResult,
     JobWaiting,
+    Lease,
     RunEvent,
     Scheduler,
 )
@@ -64,11 +65,15 @@ _NO_PROCESS = frozenset({JobStatus.CACHED, JobStatus.SKIPPED, JobStatus.MANUAL})
 
 
 def execute_run(
-    options: RunOptions, observer: RunObserver | None = None, executor: Executor | None = None
+    options: RunOptions,
+    observer: RunObserver | None = None,
+    executor: Executor | None = None,
+    lease: Lease | None = None,
 ) -> RunResult:
     """Run the pipeline of ``options`` to completion and record it.
 
     ``executor``: the backend to run jobs on (kept open); default a new one of ``options.executor``.
+    ``lease``: what the run gives back while it only waits for approvals (a server's runner).
     """
     pipeline = load_step(options)
     if options.log_limit is None:  # an invalid $BUILDYARD_LOG_LIMIT is reported before anything runs
@@ -124,6 +129,7 @@ def execute_run(
             context=static_context(pipeline, trigger),
             approver=approvals.wait,
             approval_needless=_needless(stack.executor, make_request),
+            lease=lease,
         )
         first_pid = last_pid()
         try:

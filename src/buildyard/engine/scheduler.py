@@ -13,7 +13,7 @@ import heapq
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from buildyard.engine.request import (
     CacheStatus,
@@ -129,6 +129,23 @@ Approver = Callable[[JobInstance], Awaitable[Skip | None]]
 ApprovalCheck = Callable[[JobInstance], Awaitable[str | None]]
 
 
+class Lease(Protocol):
+    """What lets a run execute jobs at all, given back while the run only waits for approvals (a
+    server's runner: a run waiting for a deployment's approval holds none).
+
+    The run holds it when it starts. ``release`` is called on the event loop (it must not block)
+    when no job runs and none is ready while a deployment awaits its decision; ``acquire`` is
+    awaited, after a release, before the next job starts (an approval, or a rejection that made a
+    ``when: always`` job ready). So jobs only ever execute while the run holds the lease.
+    """
+
+    def release(self) -> None:
+        """Give the lease back (without blocking)."""
+
+    async def acquire(self) -> None:
+        """Wait until the lease is held again."""
+
+
 @dataclass
 class _State:
     results: dict[str, JobResult]
@@ -157,15 +174,20 @@ class Scheduler:
         approver: Approver | None = None,
         approval_needless: ApprovalCheck | None = None,
         clock: Callable[[], float] = time.time,
+        lease: Lease | None = None,
     ) -> None:
         """``clock``: the wall clock of the recorded times (tests pass a virtual one, see
         ``buildyard.testing.clock``); waits (retry backoff) are on the event loop's clock.
         ``approval_needless``: asked before a deployment waits for its approval; a deployment that
-        would change nothing (its version already live) starts without one."""
+        would change nothing (its version already live) starts without one. ``lease``: released
+        while the run only waits for approvals, acquired again before a job starts (see ``Lease``)."""
         self.plan = plan
         self.clock = clock
         self.approver = approver
         self.approval_needless = approval_needless
+        self.lease = lease
+        self._leased = True  # the run starts holding its lease
+        self._acquiring: asyncio.Task[None] | None = None
         self.executor = executor
         self.make_request = make_request
         self.slots = max(1, slots)
@@ -197,6 +219,8 @@ class Scheduler:
             return RunStatus.CANCELLED
         if any(r.blocks_run for r in self._state.results.values()):
             return RunStatus.FAILED
+        if any(r.status == JobStatus.CANCELLED for r in self._state.results.values()):
+            return RunStatus.CANCELLED  # a job superseded by a newer one of its concurrency group
         return RunStatus.SUCCESS
 
     async def run(self) -> dict[str, JobResult]:
@@ -204,9 +228,11 @@ class Scheduler:
         self._done = asyncio.get_running_loop().create_future()
         if not self.plan.instances:
             return self._state.results
-        for iid, count in self._state.remaining.items():
-            if count == 0:
-                self._on_ready(iid)
+        # The roots, listed before any is decided: a root skipped at once makes its dependents ready
+        # inside this loop, and listing them again here would start them twice.
+        roots = [iid for iid, count in self._state.remaining.items() if count == 0]
+        for iid in roots:
+            self._on_ready(iid)
         self._dispatch()
         await self._done
         return self._state.results
@@ -225,6 +251,8 @@ class Scheduler:
         self._stopping = how
         for task in [*self._state.running.values(), *self._state.waiting.values()]:
             task.cancel()
+        if self._acquiring is not None:
+            self._acquiring.cancel()
         self._state.ready.clear()
         for iid, result in self._state.results.items():
             if not result.status.is_final and iid not in self._state.running:
@@ -324,6 +352,7 @@ class Scheduler:
             return
         if decision is not None:
             self._finish(iid, status=JobStatus.SKIPPED, reason=decision.reason, message=decision.message)
+            self._dispatch()  # its `when: always` dependents may be ready now (else the run would hang)
             return
         self._state.results[iid].status = JobStatus.PENDING
         self._state.results[iid].message = ""
@@ -337,6 +366,10 @@ class Scheduler:
         st = self._state
         if self._stopping is not None:
             return
+        if self.lease is not None and not self._leased:
+            if st.ready and self._acquiring is None:
+                self._acquiring = asyncio.create_task(self._acquire(self.lease), name="acquire lease")
+            return
         skipped: list[tuple[float, int, str]] = []
         while st.ready and st.used_slots < self.slots:
             item = heapq.heappop(st.ready)
@@ -349,6 +382,21 @@ class Scheduler:
             st.running[iid] = asyncio.create_task(self._run(iid), name=iid)
         for item in skipped:
             heapq.heappush(st.ready, item)
+        if self.lease is not None and st.waiting and not st.running and not st.ready:
+            self._leased = False  # only approvals awaited: nothing executes until the lease is back
+            self.lease.release()
+
+    async def _acquire(self, lease: Lease) -> None:
+        try:
+            await lease.acquire()
+        except asyncio.CancelledError:
+            return  # the run is stopping
+        except Exception as exc:  # noqa: BLE001 - a bug must not hang the run: record it, go on
+            self.internal_errors.append(exc)
+        finally:
+            self._acquiring = None
+        self._leased = True
+        self._dispatch()
 
     async def _run(self, iid: str) -> None:
         inst = self.plan.instances[iid]

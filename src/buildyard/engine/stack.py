@@ -2,6 +2,8 @@
 
 From the outside in (each layer only where the plan needs it):
 
+0. ``concurrency`` — a job with ``concurrency:`` waits for (or cancels) the job of its group in
+   another run sharing this home, before anything else of it happens (``engine.concurrency``).
 1. ``deploying``  — deployment jobs: lock the environment, pull the verified artifact, run, check
    health, roll back; records deployments. Outside everything, so it deploys only what passed.
 2. ``publishing`` — push a successful job's ``publish:`` artifact (its gates have passed by then).
@@ -111,6 +113,13 @@ class StackContext:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
+def _concurrency(inner: Executor, ctx: StackContext) -> Executor:
+    from buildyard.engine.concurrency import ConcurrencyExecutor, job_groups  # noqa: PLC0415
+
+    assert ctx.home is not None  # noqa: S101 - the layer is only added with a home
+    return ConcurrencyExecutor(inner, home=ctx.home, groups=job_groups(ctx.plan.instances))
+
+
 def _deploying(inner: Executor, ctx: StackContext) -> Executor:
     from buildyard.engine.deploying import DeployingExecutor  # noqa: PLC0415 - only with environment:
 
@@ -178,6 +187,11 @@ def _any(ctx: StackContext, test: Callable[[Any], bool]) -> bool:
 
 #: The wrappers, outermost first (see the module docstring for why this order).
 LAYERS: tuple[Layer, ...] = (
+    Layer(
+        "concurrency",
+        lambda c: c.home is not None and _any(c, lambda i: bool(i.concurrency_group)),
+        _concurrency,
+    ),
     Layer("deploying", lambda c: _any(c, lambda i: i.environment is not None), _deploying),
     Layer("publishing", lambda c: _any(c, lambda i: i.publish is not None), _publishing),
     Layer("gating", lambda c: _any(c, lambda i: bool(i.gates) or i.gate_node), _gating),

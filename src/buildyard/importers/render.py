@@ -26,13 +26,21 @@ _Dumper.add_representer(str, _str)
 
 def to_yaml(imported: Imported, *, source: str, trigger: str) -> str:
     """The document as YAML, headed by where it came from and what was not carried."""
+    from buildyard.importers import Format  # noqa: PLC0415 - a cycle at import time otherwise
+
+    github = imported.format is Format.GITHUB
+    decided = "job if: conditions, matrices" if github else "rules/only/except/workflow"
     lines = [
         f"# Imported from {source} by 'buildyard import' ({imported.format} format).",
-        f"# rules/only/except/workflow were decided for: {trigger or 'the current checkout'};",
+        f"# {decided} were decided for: {trigger or 'the current checkout'};",
         "# import again for another branch, tag or event.",
     ]
+    if github:
+        lines.append(
+            "# Each job runs its GitHub steps with buildyard.importers.github_steps (GITHUB_STEPS_PYTHON)."
+        )
     if imported.notes:
-        lines.append("# Not carried (GitLab would honour these):")
+        lines.append(f"# Not carried ({'GitHub' if github else 'GitLab'} would honour these):")
         lines += [f"#   {safe_text(str(note))}" for note in imported.notes]
     body: Any = yaml.dump(imported.document, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
     return "\n".join(lines) + "\n" + str(body)

@@ -46,6 +46,8 @@ class OutboxEntry:
     attempts: int
     next_attempt_at: float
     last_error: str
+    #: What makes the message unique (a run's end, per channel): sent as its idempotency key.
+    dedup_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,4 +217,5 @@ def _entry(row: Any) -> OutboxEntry:
         attempts=int(row["attempts"]),
         next_attempt_at=float(row["next_attempt_at"]),
         last_error=row["last_error"],
+        dedup_key=row.get("dedup_key") or "",
     )

@@ -63,6 +63,8 @@ def send(
     if entry.kind == "webhook":
         body = json.dumps(payload, sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "buildyard"}
+        if entry.dedup_key:  # delivery is at least once: a receiver drops a repeat by this key
+            headers["X-Buildyard-Delivery"] = entry.dedup_key
         if channel.get("secret"):
             key = _secret(secrets, channel["secret"], "webhook signing key").encode()
             headers["X-Buildyard-Signature-256"] = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()

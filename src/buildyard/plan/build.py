@@ -98,6 +98,9 @@ class JobInstance:
     runs_on: tuple[str, ...] = ()
     #: ``resources.mem`` as written ("" when unset).
     mem: str = ""
+    #: ``concurrency.group`` interpolated ("": none) and whether a newer member cancels this one's.
+    concurrency_group: str = ""
+    cancel_in_progress: bool = False
 
     @property
     def awaits_approval(self) -> bool:
@@ -177,6 +180,13 @@ def static_context(pipeline: Pipeline, trigger: TriggerContext) -> dict[str, Any
         "env": dict(trigger.env),
         "matrix": {},
     }
+
+
+def _group(job: Job, ctx: dict[str, Any]) -> str:
+    """The job's concurrency group with its ``${{ }}`` replaced ("" without ``concurrency:``)."""
+    if job.concurrency is None:
+        return ""
+    return expr.interpolate(job.concurrency.group, ctx).strip()[:400]
 
 
 def _isolate_colliding_outputs(made: dict[str, JobInstance], instances_of: Mapping[str, list[str]]) -> None:
@@ -442,6 +452,8 @@ def _instance(
             workspace=str(job.workspace or pipeline.defaults.workspace or ""),
             runs_on=(job.runs_on,) if isinstance(job.runs_on, str) else tuple(job.runs_on or ()),
             mem=job.resources.mem or "",
+            concurrency_group=_group(job, ctx),
+            cancel_in_progress=job.concurrency is not None and job.concurrency.cancel_in_progress,
         ),
         skip,
     )

@@ -31,6 +31,7 @@ from buildyard.server.common import (
     server,
     user_of,
 )
+from buildyard.server.queue import HOLDING, WANTING
 from buildyard.views import DeploymentView, Remote, RunView
 
 MAX_LOG_CHUNK = 4 * 1024 * 1024
@@ -73,8 +74,8 @@ def projects(request: Request) -> dict[str, Any]:
                 "name": p.name,
                 "default_branch": p.default_branch,
                 "anonymous_read": p.anonymous_read,
-                "queued": counts.get((p.name, "queued"), 0),
-                "running": sum(counts.get((p.name, s), 0) for s in ("running", "cancelling")),
+                "queued": sum(counts.get((p.name, s), 0) for s in WANTING),
+                "running": sum(counts.get((p.name, s), 0) for s in HOLDING),
                 "waiting": counts.get((p.name, "waiting"), 0),
             }
         )

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +35,11 @@ CSRF_COOKIE = "by_csrf"
 LOCAL_ADMIN = User("local", "admin")
 #: Seconds the "is authentication configured" answer is reused (one query per request otherwise).
 _OPEN_TTL = 2.0
+#: Worker threads of the sync handlers (anyio's default is 40). The dashboard's handlers are CPU-bound
+#: Python: 40 of them contend for the GIL with the event loop, which then gets it once in ~40 switch
+#: intervals, so under 50 concurrent dashboard clients a /metrics scrape or an SSE log line waited
+#: seconds. A few threads keep the same throughput and leave the loop responsive.
+WORKER_THREADS = 8
 
 
 def is_loopback(host: str) -> bool:
@@ -64,6 +70,10 @@ class _OpenCheck:
         self.state = state
         self.value = False
         self.at = 0.0
+
+    def known(self) -> bool | None:
+        """The cached answer while it is fresh, else None (``configured`` asks the database)."""
+        return self.value if time.monotonic() - self.at <= _OPEN_TTL else None
 
     def configured(self) -> bool:
         now = time.monotonic()
@@ -107,12 +117,15 @@ def create_app(
     ``services`` run beside it)."""
 
     from buildyard.server.metrics import Exposition  # noqa: PLC0415
+    from buildyard.server.web.data import warm as warm_dashboard  # noqa: PLC0415
 
     exposition = Exposition(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         exposition.warm()  # the first scrape of a large history need not wait for the scan
+        warm_dashboard(state)  # nor the first view of the dashboard for its rollups
         if pool is not None:
             await run_in_threadpool(pool.start)
         for service in services:
@@ -129,7 +142,7 @@ def create_app(
         title="buildyard server",
         version="1",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # /docs is the dashboard's API reference page, rendered here (no CDN)
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -140,7 +153,14 @@ def create_app(
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        user, csrf, how = await run_in_threadpool(_identify, state, opened, request)
+        if (
+            "authorization" not in request.headers
+            and SESSION_COOKIE not in request.cookies
+            and opened.known() is not None
+        ):
+            user, csrf, how = _identify(state, opened, request)  # no I/O: nothing to look up
+        else:
+            user, csrf, how = await run_in_threadpool(_identify, state, opened, request)
         if how == "invalid":
             return _error(401, "invalid_token", "the bearer token is unknown or revoked")
         if how == "local" and not is_loopback(_host_name(request.headers.get("host", ""))):

@@ -222,4 +222,6 @@ def entry_json(entry: Entry) -> dict[str, Any]:
         "run_number": entry.run_number,
         "retry_of": entry.retry_of,
         "message": entry.message,
+        "triggered_by": entry.triggered_by,
+        "chain_depth": entry.chain_depth,
     }

@@ -10,6 +10,8 @@
         default_branch: main
         anonymous_read: false
         max_parallel_runs: 2   # optional: most runs of this project in progress at once
+        poll: 1m               # optional: git ls-remote the repository this often (new heads/tags: pushes)
+    trigger_chain_limit: 3     # optional: most runs in a chain of runs whose jobs pushed (default 3)
 
 Every mistake is reported as one line with the file and line, and what to do.
 """
@@ -24,10 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from buildyard.errors import UsageError
+from buildyard.spec.durations import parse_duration
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_PROJECT_KEYS = frozenset({"name", "repo", "default_branch", "anonymous_read", "max_parallel_runs"})
-_TOP_KEYS = frozenset({"projects", "data_dir", "db"})
+_PROJECT_KEYS = frozenset({"name", "repo", "default_branch", "anonymous_read", "max_parallel_runs", "poll"})
+_TOP_KEYS = frozenset({"projects", "data_dir", "db", "trigger_chain_limit"})
+#: Default of ``trigger_chain_limit``: runs triggered by pushes of runs' jobs, one after the other.
+CHAIN_LIMIT = 3
+#: Shortest ``poll`` interval (seconds): ``git ls-remote`` of a hosted repository is not free.
+MIN_POLL = 1.0
 MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -50,6 +57,8 @@ class ProjectConfig:
     subdir: str = ""
     #: Most runs of the project in progress at once (None: only the server's runners limit it).
     max_parallel_runs: int | None = None
+    #: Seconds between two ``git ls-remote`` of the repository (None: no polling; webhooks only).
+    poll: float | None = None
 
     @property
     def home(self) -> Path:
@@ -76,6 +85,8 @@ class ServerConfig:
     poll: float = 0.2
     #: Seconds a /metrics text is reused while a fresh one is built (0: build on every scrape).
     metrics_refresh: float = 15.0
+    #: Most runs triggered one by another through pushes made by their jobs (``server.chains``).
+    chain_limit: int = CHAIN_LIMIT
 
     def project(self, name: str) -> ProjectConfig | None:
         """The project called ``name``."""
@@ -212,6 +223,15 @@ def load_config(
                     f"a whole number from 1 (got '{text[:20]}')"
                 )
             limit = int(text)
+        poll: float | None = None
+        if "poll" in fields:
+            where = f"{path}:{fields['poll'][1].start_mark.line + 1}"
+            try:
+                poll = parse_duration(_scalar(path, fields["poll"][1]))
+            except ValueError as exc:
+                raise ConfigError(f"{where}: poll: {exc}") from None
+            if poll < MIN_POLL:
+                raise ConfigError(f"{where}: poll is at least {MIN_POLL:g}s (got {poll:g}s)")
         projects.append(
             ProjectConfig(
                 name=name,
@@ -220,10 +240,24 @@ def load_config(
                 root=data / "projects" / name,
                 anonymous_read=anonymous == "true",
                 max_parallel_runs=limit,
+                poll=poll,
             )
         )
+    chain_limit = CHAIN_LIMIT
+    if "trigger_chain_limit" in top:
+        text = _scalar(path, top["trigger_chain_limit"][1])
+        if not text.isdigit() or not 1 <= int(text) <= 1000:
+            raise ConfigError(
+                f"{path}:{top['trigger_chain_limit'][1].start_mark.line + 1}: trigger_chain_limit is a "
+                f"whole number from 1 to 1000 (got '{text[:20]}')"
+            )
+        chain_limit = int(text)
     return ServerConfig(
-        projects=tuple(projects), data_dir=data, db_url=db or state_url(data), runners=runners
+        projects=tuple(projects),
+        data_dir=data,
+        db_url=db or state_url(data),
+        runners=runners,
+        chain_limit=chain_limit,
     )
 
 

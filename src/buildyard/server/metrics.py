@@ -22,6 +22,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from buildyard.server.queue import HOLDING, WANTING
+
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
@@ -193,15 +195,17 @@ class Collector:
             )
         counts = self.state.run_queue.counts()
         running = GaugeMetricFamily("buildyard_runs_running", "Runs executing now.", labels=["project"])
-        queued = GaugeMetricFamily("buildyard_runs_queued", "Runs queued now.", labels=["project"])
+        queued = GaugeMetricFamily(
+            "buildyard_runs_queued",
+            "Runs waiting for a runner now (queued, or approved and going on).",
+            labels=["project"],
+        )
         waiting = GaugeMetricFamily(
             "buildyard_runs_waiting", "Runs waiting for an approval now.", labels=["project"]
         )
         for project in self.state.config.projects:
-            running.add_metric(
-                [project.name], sum(counts.get((project.name, s), 0) for s in ("running", "cancelling"))
-            )
-            queued.add_metric([project.name], counts.get((project.name, "queued"), 0))
+            running.add_metric([project.name], sum(counts.get((project.name, s), 0) for s in HOLDING))
+            queued.add_metric([project.name], sum(counts.get((project.name, s), 0) for s in WANTING))
             waiting.add_metric([project.name], counts.get((project.name, "waiting"), 0))
         yield from (
             runs_total,
@@ -262,6 +266,10 @@ class Exposition:
         self._refreshing = True
         threading.Thread(target=self._refresh, name="metrics", daemon=True).start()
 
+    def ready(self) -> bool:
+        """Whether ``render`` answers at once, without I/O (a text exists, refreshed in the background)."""
+        return bool(self.text) and self.state.config.metrics_refresh > 0
+
     def render(self) -> bytes:
         """The latest text (built now on the first call; refreshed in the background when old)."""
         if self.state.config.metrics_refresh <= 0:
@@ -304,4 +312,6 @@ async def metrics(request: Request) -> Response:
 
     require(request, Role.VIEWER)
     exposition: Exposition = request.app.state.exposition
-    return Response(await run_in_threadpool(exposition.render), media_type=CONTENT_TYPE_LATEST)
+    # on the event loop when it is only a copy: a scrape need not queue behind the dashboard's threads
+    body = exposition.render() if exposition.ready() else await run_in_threadpool(exposition.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,10 @@
 """The run queue, stored in the server's state database.
 
-An entry goes ``queued → running ⇄ waiting → (success | failed | cancelled | abandoned | error)``,
-or ``queued → cancelled``; ``cancelling`` marks a running entry whose process is being stopped.
+An entry goes ``queued → running → (success | failed | cancelled | abandoned | error)``, or
+``queued → cancelled``; ``cancelling`` marks an executing entry whose process is being stopped.
+While its run only waits for approvals an entry is ``waiting`` (it holds no runner); once a decision
+lets a job start it asks for a runner again (``resuming``) and the runner pool makes it ``running``
+when one is free (``running ⇄ waiting → resuming → running``).
 ``claim`` takes the oldest queued entry with one conditional ``UPDATE``, so two runners (or two
 servers on one PostgreSQL database) never take the same entry. Every method is one short
 transaction; nothing here starts processes (that is ``server.runners``).
@@ -24,10 +27,15 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: Statuses of entries still in the queue or executing.
-ACTIVE = ("queued", "running", "waiting", "cancelling")
+ACTIVE = ("queued", "running", "waiting", "resuming", "cancelling")
 #: Statuses of entries whose process is alive (or was, when the server died).
-EXECUTING = ("running", "waiting", "cancelling")
+EXECUTING = ("running", "waiting", "resuming", "cancelling")
+#: Statuses of entries that hold a runner (counted against ``--runners``).
+HOLDING = ("running", "cancelling")
+#: Statuses of entries that wait for a runner (to start, or to go on after an approval).
+WANTING = ("queued", "resuming")
 MAX_VARIABLES = 100
+_INSERT = sa.insert(run_queue)
 MAX_VALUE_BYTES = 64 * 1024
 
 
@@ -54,6 +62,10 @@ class Entry:
     runner: str = ""
     retry_of: str | None = None
     message: str = ""
+    #: Set by ``server.concurrency`` and ``server.chains`` (triggers).
+    concurrency_group: str | None = None
+    triggered_by: str | None = None
+    chain_depth: int = 0
 
     @property
     def queue_s(self) -> float | None:
@@ -129,9 +141,12 @@ class RunQueue:
         variables: Mapping[str, str] | None = None,
         options: Mapping[str, Any] | None = None,
         retry_of: str | None = None,
+        triggered_by: str | None = None,
+        chain_depth: int = 0,
     ) -> str:
         """Insert a queued entry within the caller's transaction ``conn`` (a delivery or a schedule
-        claim commits with it: exactly once); the entry's id."""
+        claim commits with it: exactly once); the entry's id. ``triggered_by``: the history run whose
+        job pushed the commit, ``chain_depth`` its place in such a chain (``server.state``)."""
         values = {
             "id": uuid.uuid4().hex,
             "project": project,
@@ -146,8 +161,10 @@ class RunQueue:
             "retry_of": retry_of,
             "runner": "",
             "message": "",
+            "triggered_by": triggered_by,
+            "chain_depth": chain_depth,
         }
-        conn.execute(sa.insert(run_queue).values(**values))
+        conn.execute(_INSERT, values)  # prebuilt: a webhook's answer waits for this insert
         return str(values["id"])
 
     def get(self, entry_id: str) -> Entry:
@@ -223,6 +240,10 @@ class RunQueue:
                 return self.get(row.id)
         return None
 
+    def resume(self, entry_id: str) -> bool:
+        """Give a runner to an entry that asked for one back (``resuming → running``); whether it did."""
+        return self.update(entry_id, only_if=("resuming",), status="running")
+
     def update(self, entry_id: str, *, only_if: Sequence[str] | None = None, **values: Any) -> bool:
         """Set ``values`` on the entry (only when its status is in ``only_if``); whether it changed."""
         query = sa.update(run_queue).where(run_queue.c.id == entry_id)
@@ -241,7 +262,7 @@ class RunQueue:
             message="cancelled before it started",
         ):
             return self.get(entry_id)
-        self.update(entry_id, only_if=("running", "waiting"), status="cancelling")
+        self.update(entry_id, only_if=("running", "waiting", "resuming"), status="cancelling")
         entry = self.get(entry_id)
         if entry.status != "cancelling":
             raise AlreadyFinished(f"run {entry_id[:12]} is already finished ({entry.status})")

@@ -3,26 +3,33 @@
 It reads its assignment as JSON on stdin (so secrets never appear in ``ps`` or in the process's
 initial environment listing), then calls the engine's run entry point (``execute_run``, as
 ``buildyard run`` does) in the checkout it is given, recording into the project's history. It tells
-the queue which history run it is and when it waits for an approval. The engine handles SIGTERM
+the queue which history run it is, and gives its runner back while it only waits for approvals
+(``RunnerLease``: it takes one again from the pool before a job starts). The engine handles SIGTERM
 as Ctrl-C: a cancelled run ends its jobs' process trees and records ``cancelled``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from buildyard.engine.scheduler import JobFinished, JobStarted, JobWaiting, RunEvent
+from buildyard.engine.scheduler import RunEvent
 from buildyard.model import Event
 from buildyard.plan.build import Plan
 from buildyard.store.history import RunRecord
 
+if TYPE_CHECKING:
+    from buildyard.server.queue import RunQueue
+
 
 class QueueObserver:
-    """Reports the run's id and its waiting for approval to the queue entry."""
+    """Reports the run's id to the queue entry."""
 
     def __init__(self, state_url: str, entry_id: str) -> None:
         from buildyard.server.queue import RunQueue  # noqa: PLC0415
@@ -31,30 +38,17 @@ class QueueObserver:
         self._store = SqlHistory(state_url)
         self.queue = RunQueue(self._store.engine)
         self.entry_id = entry_id
-        self.waiting: set[str] = set()
 
     def started(self, run: RunRecord, plan: Plan) -> None:
         """Record the history run this entry is."""
         del plan
         self.queue.update(self.entry_id, run_id=run.id, run_number=run.number)
+        from buildyard.server.concurrency import RunGroups  # noqa: PLC0415
+
+        RunGroups(self.queue.engine).numbered(self.entry_id, run.number)
 
     def event(self, event: RunEvent) -> None:
-        """A deployment waiting for approval: the entry is ``waiting`` (it holds no runner meanwhile)."""
-        if isinstance(event, JobWaiting):
-            self.waiting.add(event.result.id)
-            self.queue.update(self.entry_id, only_if=("running",), status="waiting")
-            return
-        job_id = (
-            event.job_id
-            if isinstance(event, JobStarted)
-            else event.result.id
-            if isinstance(event, JobFinished)
-            else None
-        )
-        if job_id in self.waiting:
-            self.waiting.discard(job_id)
-            if not self.waiting:
-                self.queue.update(self.entry_id, only_if=("waiting",), status="running")
+        """Events go to the history only."""
 
     def output(self, job_id: str, data: bytes) -> None:
         """Job output goes to the job logs only."""
@@ -66,6 +60,46 @@ class QueueObserver:
     def close(self) -> None:
         """Close the state database."""
         self._store.close()
+
+
+class RunnerLease:
+    """The run's runner, as the scheduler's ``Lease``: released, the entry is ``waiting`` (it holds
+    no runner); to acquire it again the entry asks (``resuming``) and waits until the runner pool
+    grants one (``running``). The pool counts ``running`` and ``cancelling`` entries against
+    ``--runners``, so an approved run never executes beside ``--runners`` others.
+
+    The queue writes go through one thread, in order, never on the event loop.
+    """
+
+    def __init__(self, queue: RunQueue, entry_id: str, *, poll: float = 0.1) -> None:
+        self.queue = queue
+        self.entry_id = entry_id
+        self.poll = poll
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runner-lease")
+
+    def release(self) -> None:
+        """The entry is ``waiting``: its runner is free for another run."""
+        self._writer.submit(self.queue.update, self.entry_id, only_if=("running",), status="waiting")
+
+    async def acquire(self) -> None:
+        """Ask for a runner (``resuming``) and wait until the pool grants one (``running``).
+
+        An entry being cancelled keeps waiting: its process is stopped with SIGTERM.
+        """
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._writer,
+            functools.partial(self.queue.update, self.entry_id, only_if=("waiting",), status="resuming"),
+        )
+        while True:
+            entry = await loop.run_in_executor(self._writer, self.queue.get, self.entry_id)
+            if entry.status not in ("resuming", "cancelling"):
+                return
+            await asyncio.sleep(self.poll)
+
+    def close(self) -> None:
+        """Wait for the writes in flight."""
+        self._writer.shutdown(wait=True)
 
 
 def main() -> int:
@@ -97,9 +131,11 @@ def main() -> int:
         kill_grace=float(spec["kill_grace"]),
     )
     observer = QueueObserver(spec["state_url"], spec["entry_id"])
+    lease = RunnerLease(observer.queue, spec["entry_id"])
     try:
-        result = execute_run(run_options, observer)
+        result = execute_run(run_options, observer, lease=lease)
     finally:
+        lease.close()
         observer.close()
     from buildyard.model import RunStatus  # noqa: PLC0415
     from buildyard.store.history import SqlHistory  # noqa: PLC0415

@@ -1,10 +1,13 @@
 """The runner pool: takes runs from the queue and executes each in a child process, in its own
 checkout of the requested commit under the data directory (removed afterwards).
 
-One supervisor thread looks at the queue every ``poll`` seconds: it starts a worker for each queued
-entry while fewer than ``runners`` entries are executing (an entry waiting for an approval does not
-count: its process sleeps in the engine's approval wait and holds no runner), and tells workers of
-entries marked ``cancelling`` to stop. A worker checks out, starts
+One supervisor thread looks at the queue every ``poll`` seconds: while fewer than ``runners`` entries
+hold a runner (``running`` or ``cancelling``), it gives one back to the entries that ask for it
+(``resuming``: an approval let their run go on), then starts a worker for each queued entry; and it
+tells workers of entries marked ``cancelling`` to stop. An entry ``waiting`` for an approval holds no
+runner: its process sleeps in the engine's approval wait, and its scheduler runs no job until the
+pool has made it ``running`` again (``runjob.RunnerLease``), so at no moment do more than ``runners``
+runs execute jobs. A worker checks out, starts
 ``python -m buildyard.server.runjob`` in a new session, waits, records the outcome and cleans up.
 
 Cancelling sends SIGTERM to the child (the engine treats it as Ctrl-C: its jobs' process groups are
@@ -28,17 +31,19 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from buildyard.server.queue import EXECUTING, Entry
+from buildyard.server.concurrency import hold_group, keeps_message
+from buildyard.server.queue import EXECUTING, HOLDING, Entry
 from buildyard.server.state import GitError, git
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
 if TYPE_CHECKING:
     from buildyard.server.state import ServerState
+    from buildyard.spec.models import Pipeline
     from buildyard.triggers.match import Match
 
 #: Seconds a cancelled run's process gets beyond the jobs' kill grace before SIGKILL.
@@ -94,9 +99,14 @@ class Worker(threading.Thread):
             git("clone", "--shared", "--no-checkout", "-q", "--", str(source), str(checkout))
             git("checkout", "-q", "--detach", self._commit(source), cwd=checkout)
             where = checkout / project.subdir if project.subdir else checkout
-            verdict = _match(where, entry.options.get("match"))
+            pipeline = _pipeline(where)
+            verdict = _match(pipeline, entry.options.get("match"))
             if verdict is not None and not verdict.triggered:
                 status, message = "skipped", f"not triggered: {verdict.reason}"
+                return
+            ended = hold_group(state.engine, entry, pipeline, self.cancelled)  # concurrency: its turn
+            if ended is not None:
+                status, message = ended
                 return
             status, message = self._execute(where, log)
         except Exception as exc:  # noqa: BLE001 - any failure ends this entry with its reason
@@ -106,7 +116,15 @@ class Worker(threading.Thread):
             if final == "cancelled" and not message:
                 message = "cancelled: the server stopped" if self.pool.stopping else "cancelled"
             shutil.rmtree(checkout, ignore_errors=True)  # before the entry says finished: nothing left then
-            state.run_queue.update(entry.id, status=final, finished_at=time.time(), message=message, pid=None)
+            values: dict[str, Any] = {
+                "status": final,
+                "finished_at": time.time(),
+                "message": message,
+                "pid": None,
+            }
+            if final == "cancelled" and keeps_message(state.run_queue.get(entry.id).message):
+                del values["message"]  # superseded by a newer run of its concurrency group: says which
+            state.run_queue.update(entry.id, **values)
             self.pool.finished(self)
 
     def _commit(self, source: Path) -> str:
@@ -182,20 +200,26 @@ class Worker(threading.Thread):
         return record.status, record.message
 
 
-def _match(checkout: Path, stored: object) -> Match | None:
-    """The commit's ``on:`` verdict on the event that queued the run (``None``: nothing to match,
-    or a pipeline that does not load, which the run itself then reports)."""
+def _pipeline(checkout: Path) -> Pipeline | None:
+    """The commit's pipeline, loaded once for ``on:`` and ``concurrency:`` (``None``: it does not
+    load, which the run itself then reports)."""
     from buildyard.errors import UserError  # noqa: PLC0415
     from buildyard.spec.load import find_file, load  # noqa: PLC0415
+
+    try:
+        return load(find_file(checkout))
+    except UserError:
+        return None
+
+
+def _match(pipeline: Pipeline | None, stored: object) -> Match | None:
+    """The commit's ``on:`` verdict on the event that queued the run (``None``: nothing to match,
+    or a pipeline that does not load)."""
     from buildyard.triggers.deliveries import event_from_json  # noqa: PLC0415
     from buildyard.triggers.match import matches  # noqa: PLC0415
 
     event = event_from_json(stored)
-    if event is None:
-        return None
-    try:
-        pipeline = load(find_file(checkout))
-    except UserError:
+    if event is None or pipeline is None:
         return None
     return matches(pipeline.on, event)
 
@@ -281,7 +305,8 @@ class RunnerPool:
         recover_abandoned(self.state.sql_history(project), self.state.project(project).home)
 
     def recover_dead(self) -> None:
-        """Entries a dead server left executing: kill their process, close their run as abandoned."""
+        """Entries a dead server left executing: kill their process, close their run as abandoned
+        (queue again those whose run had not started)."""
         for entry in self.state.run_queue.list(statuses=EXECUTING):
             if entry.pid is not None and _same_process(entry.pid, entry.pid_started):
                 _kill_group(entry.pid, signal.SIGKILL)
@@ -289,14 +314,46 @@ class RunnerPool:
                     psutil.Process(entry.pid).wait(5)
             if self.state.config.project(entry.project) is not None:
                 self.recover(entry.project)
+            shutil.rmtree(self.checkouts / entry.id, ignore_errors=True)
+            if entry.run_id is None and entry.status != "cancelling":
+                # claimed, but its run never started (checkout, concurrency wait): nothing ran, so it
+                # is queued again and runs once, instead of a delivered push that never runs at all
+                self.state.run_queue.update(
+                    entry.id,
+                    only_if=EXECUTING,
+                    status="queued",
+                    runner="",
+                    started_at=None,
+                    pid=None,
+                    pid_started=None,
+                    message="",
+                )
+                continue
+            status, message = (
+                "abandoned",
+                "abandoned: the server stopped (killed?) while the run was executing",
+            )
+            ended = self._ended_run(entry)
+            if ended is not None:  # the run finished (and queued its notifications) before the server died
+                status, message = ended
             self.state.run_queue.update(
-                entry.id,
-                status="abandoned",
-                finished_at=time.time(),
-                pid=None,
-                message="abandoned: the server stopped (killed?) while the run was executing",
+                entry.id, status=status, finished_at=time.time(), pid=None, message=message
             )
             shutil.rmtree(self.checkouts / entry.id, ignore_errors=True)
+
+    def _ended_run(self, entry: Entry) -> tuple[str, str] | None:
+        """The final (status, message) of ``entry``'s history run when the run itself ended it."""
+        from buildyard.engine.liveness import ABANDONED  # noqa: PLC0415
+
+        if entry.run_id is None or self.state.config.project(entry.project) is None:
+            return None
+        try:
+            record = self.state.sql_history(entry.project).get_run(entry.run_id)
+        except Exception:  # noqa: BLE001 - no record: closed as abandoned
+            return None
+        if record.status in ("success", "failed", "cancelled") and record.message != ABANDONED:
+            return record.status, record.message
+        return None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -314,8 +371,14 @@ class RunnerPool:
             for entry_id, entry in mine.items():
                 if entry.status == "cancelling":
                     self.workers[entry_id].cancel()
-            busy = sum(1 for e in mine.values() if e.status != "waiting")
+            busy = sum(1 for e in mine.values() if e.status in HOLDING)
             busy += sum(1 for w in self.workers if w not in mine)  # claimed, status not yet visible
+        # runs going on after an approval first (oldest first): they were started before any queued one
+        for entry in mine.values():
+            if busy >= self.runners or self._stop.is_set():
+                return
+            if entry.status == "resuming" and self.state.run_queue.resume(entry.id):
+                busy += 1
         while busy < self.runners and not self._stop.is_set():
             claimed = self.state.run_queue.claim(self.name, self.limits)
             if claimed is None:

@@ -13,6 +13,7 @@ import base64
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ WEBHOOK_SECRET = "WEBHOOK_SECRET"  # noqa: S105 - the secret's name, not its val
 PIPELINE_FILES = ("buildyard.yml", "buildyard.yaml")
 MAX_PAGE = 200
 GIT_TIMEOUT = 300
+#: Seconds a project's webhook secret is kept in memory between two reads of the secret store.
+SECRET_TTL = 5.0
 
 
 class GitError(UsageError):
@@ -72,6 +75,50 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return out.stdout
 
 
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
+class WalCheckpointer:
+    """Checkpoints the SQLite state database's WAL from its own thread, every ``interval`` seconds.
+
+    SQLite checkpoints by itself in the commit that grows the WAL past 1,000 pages: that commit
+    then copies and syncs the database file, and every webhook answer waiting on it (they commit
+    in batches) stalled together — the slowest 1 % of 1,000 deliveries came in one block. Here the
+    server's connections do not checkpoint; a PASSIVE checkpoint (it never blocks writers) runs
+    beside them instead.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = 1.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        sa.event.listen(engine, "connect", _no_autocheckpoint)
+        engine.dispose()  # connections opened before (the migration's) are made again with it
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.checkpoint("PASSIVE")
+
+    def checkpoint(self, mode: str) -> None:
+        """One checkpoint (``PASSIVE``, or ``TRUNCATE`` at the end); a busy database is no error."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+        except sa.exc.SQLAlchemyError:
+            pass  # the next one catches up
+
+    def close(self) -> None:
+        """Stop the thread after a last checkpoint (the WAL is left small)."""
+        self._stop.set()
+        self._thread.join()
+        self.checkpoint("TRUNCATE")
+
+
 class ServerState:
     """Everything the server keeps (see the module docstring)."""
 
@@ -87,9 +134,20 @@ class ServerState:
         self._histories: dict[str, SqlHistory] = {}
         self._lock = threading.Lock()
         self._git_locks: dict[str, threading.Lock] = {p.name: threading.Lock() for p in config.projects}
+        from buildyard.triggers.deliveries import DeliveryWriter  # noqa: PLC0415
+
+        #: Commits webhook deliveries in batches from one thread (see ``DeliveryWriter``).
+        self.delivery_writer = DeliveryWriter(self.engine)
+        self._hook_secrets: dict[str, tuple[float, bytes]] = {}
+        self._checkpoints: WalCheckpointer | None = None
+        if self.engine.dialect.name == "sqlite":
+            self._checkpoints = WalCheckpointer(self.engine)
 
     def close(self) -> None:
         """Close every database connection."""
+        self.delivery_writer.close()
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         for history in self._histories.values():
             history.close()
         self._store.close()
@@ -394,7 +452,7 @@ class ServerState:
         def enqueue(conn: Connection, event: TriggerEvent) -> str:
             return self.enqueue_event(conn, project, event, requested_by=f"webhook:{event.source}")
 
-        return DeliveryService(self.engine, enqueue)
+        return DeliveryService(self.engine, enqueue, writer=self.delivery_writer)
 
     def receive(self, source: str, project: str, headers: dict[str, str], body: bytes) -> DeliveryResult:
         """Handle a webhook delivery for ``project`` (``DeliveryService.receive`` with its secret)."""
@@ -424,6 +482,7 @@ class ServerState:
         options: dict[str, Any] = {"trigger": event.source[:32] or "server", "match": event_json(event)}
         if event.tag:
             options["tag"] = event.tag
+        triggered_by, depth = self._chain(conn, project, event)
         return self.run_queue.enqueue_in(
             conn,
             project=project,
@@ -432,16 +491,51 @@ class ServerState:
             sha=(sha or event.sha)[:64],
             requested_by=requested_by[:100],
             options=options,
+            triggered_by=triggered_by,
+            chain_depth=depth,
         )
 
+    def _chain(self, conn: Connection, project: str, event: TriggerEvent) -> tuple[str | None, int]:
+        """The run that pushed ``event``'s commit (its ``Buildyard-Run:`` trailer) and the new run's
+        depth in that chain; ``ChainTooDeep`` beyond the server's ``trigger_chain_limit``."""
+        from buildyard.store.serverstate import run_queue  # noqa: PLC0415
+        from buildyard.triggers.chains import ChainTooDeep, triggering_run  # noqa: PLC0415
+
+        parent = triggering_run(event.message)
+        if parent is None:
+            return None, 0
+        row = conn.execute(
+            sa.select(run_queue.c.chain_depth, run_queue.c.run_number).where(
+                run_queue.c.run_id == parent, run_queue.c.project == project
+            )
+        ).first()
+        depth = (int(row.chain_depth) if row is not None else 0) + 1
+        limit = self.config.chain_limit
+        if depth > limit:
+            number = f"#{row.run_number}" if row is not None and row.run_number else parent[:12]
+            raise ChainTooDeep(
+                f"not queued: the commit was pushed by run {number}; this would be run {depth} in a row "
+                f"triggered by a run's own push, more than trigger_chain_limit ({limit})"
+            )
+        return parent, depth
+
     def webhook_secret(self, project: str) -> bytes:
-        """The project's webhook secret (empty: none set, every delivery is refused)."""
-        return self.secrets.values(_hook_key(project)).get(WEBHOOK_SECRET, "").encode()
+        """The project's webhook secret (empty: none set, every delivery is refused); kept
+        ``SECRET_TTL`` seconds (a delivery need not read and decrypt it again; another process's
+        change is seen after that long, this one's at once)."""
+        now = time.monotonic()
+        cached = self._hook_secrets.get(project)
+        if cached is not None and now - cached[0] < SECRET_TTL:
+            return cached[1]
+        value = self.secrets.values(_hook_key(project)).get(WEBHOOK_SECRET, "").encode()
+        self._hook_secrets[project] = (now, value)
+        return value
 
     def set_webhook_secret(self, project: str, value: str, *, actor: str) -> None:
         """Set the project's webhook secret (never shown again)."""
         self.project(project)
         self.secrets.set(_hook_key(project), WEBHOOK_SECRET, value, actor=actor)
+        self._hook_secrets.pop(project, None)
 
     def project_for_repository(self, names: list[str]) -> str | None:
         """The served project whose repository is one of ``names`` (clone URLs or full names)."""

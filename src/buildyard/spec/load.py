@@ -357,6 +357,8 @@ def _semantic_checks(pipeline: Pipeline, smap: SourceMap, names: list[str] | Non
     stages = effective_stages(pipeline)
     if pipeline.stages is not None and len(set(pipeline.stages)) != len(pipeline.stages):
         out.append(smap.diag(("stages",), "stages must be unique"))
+    if pipeline.concurrency is not None:
+        out += _check_group(pipeline.concurrency.group, ("concurrency", "group"), smap, None)
     for name, job in pipeline.jobs.items():
         base: FieldPath = ("jobs", name)
         if stages is not None:
@@ -483,10 +485,21 @@ def _matrix_problem(job: Job, text: str) -> str | None:
     return f"unknown matrix key '{unknown[0]}' (this job's matrix: {', '.join(sorted(known))})"
 
 
+def _needs_problem(job: Job, text: str) -> str | None:
+    """A ``needs.X`` in ``text`` for a job that is not in this job's ``needs:`` (it would never be set)."""
+    if job.needs is None:  # stage order decides the dependencies
+        return None
+    unknown = sorted(expr.members(text, "needs") - set(job.needs))
+    if not unknown:
+        return None
+    listed = ", ".join(job.needs) if job.needs else "none"
+    return f"'needs.{unknown[0]}': '{unknown[0]}' is not in this job's needs ({listed})"
+
+
 def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     if job.if_ is not None:
-        problem = expr.check(job.if_) or _matrix_problem(job, job.if_)
+        problem = expr.check(job.if_) or _matrix_problem(job, job.if_) or _needs_problem(job, job.if_)
         if problem:
             out.append(smap.diag((*base, "if"), problem, "see 'Expressions' in the README"))
     strings: list[tuple[FieldPath, str]] = []
@@ -496,6 +509,8 @@ def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagn
         strings.append(((*base, "steps", i), step.run))
         strings += [((*base, "steps", i, "env", k), v) for k, v in step.env.items()]
     strings += [((*base, "env", k), v) for k, v in job.env.items()]
+    if job.concurrency is not None:
+        out += _check_group(job.concurrency.group, (*base, "concurrency", "group"), smap, job)
     for path, text in strings:
         for inner in expr.interpolations(text):
             problem = expr.check(inner)
@@ -504,4 +519,20 @@ def _check_expressions(job: Job, base: FieldPath, smap: SourceMap) -> list[Diagn
             problem = problem or _matrix_problem(job, inner)
             if problem:
                 out.append(smap.diag(path, problem, "see 'Expressions' in the README"))
+    return out
+
+
+def _check_group(text: str, path: FieldPath, smap: SourceMap, job: Job | None) -> list[Diagnostic]:
+    """A concurrency group's ``${{ }}`` use only what is known before the run (a job's: its matrix)."""
+    out: list[Diagnostic] = []
+    for inner in expr.interpolations(text):
+        problem = expr.check(inner)
+        if problem is None and expr.is_runtime(inner):
+            problem = "'needs' is not known when a concurrency group is decided"
+        if problem is None and job is None and expr.members(inner, "matrix"):
+            problem = "a pipeline's concurrency group cannot use 'matrix' (only a job's can)"
+        if problem is None and job is not None:
+            problem = _matrix_problem(job, inner)
+        if problem:
+            out.append(smap.diag(path, problem, "see 'Concurrency' in the README"))
     return out

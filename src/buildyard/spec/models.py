@@ -273,6 +273,31 @@ class EnvironmentSpec(Spec, frozen=True, kw_only=True):
         return out
 
 
+#: Most characters of a concurrency group's name (after interpolation).
+MAX_GROUP = 400
+
+
+class Concurrency(Spec, frozen=True, kw_only=True):
+    """GitHub's ``concurrency:``: at most one run (or job) of ``group`` executes at a time.
+
+    ``group`` may interpolate ``${{ }}`` (branch, event, vars… and, for a job, matrix). A newer member
+    of the group cancels the one in progress (``cancel_in_progress``) or waits for it to end; of the
+    waiting ones only the newest is kept (an older waiting one is cancelled, with the reason).
+    ``concurrency: NAME`` is ``{group: NAME}``.
+    """
+
+    group: str
+    cancel_in_progress: bool = False
+
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """A group name that is not blank nor too long."""
+        if not self.group.strip():
+            return [(("group",), "a concurrency group needs a name (e.g. '${{ branch }}')")]
+        if len(self.group) > MAX_GROUP:
+            return [(("group",), f"a concurrency group name is at most {MAX_GROUP} characters")]
+        return []
+
+
 class Job(Spec, frozen=True, kw_only=True):
     """One job of the pipeline (a template when it has a matrix)."""
 
@@ -312,6 +337,8 @@ class Job(Spec, frozen=True, kw_only=True):
     publish: PublishSpec | None = None
     #: Makes the job a deployment to this environment (``environment: production`` is ``{name: production}``).
     environment: EnvironmentSpec | None = None
+    #: At most one job of this group at a time across the runs of the project (see ``Concurrency``).
+    concurrency: Concurrency | None = None
 
     def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Exactly one of steps/script; secrets are environment variable names; a deployment has no matrix."""
@@ -603,6 +630,8 @@ class Pipeline(Spec, frozen=True, kw_only=True):
     #: Where jobs run by default (``local``, ``pool``, ``dask://HOST:PORT``, ``tls://HOST:PORT``):
     #: ``--executor`` and ``BUILDYARD_EXECUTOR`` override it.
     executor: str | None = None
+    #: At most one run of this group at a time per project on a server (see ``Concurrency``).
+    concurrency: Concurrency | None = None
     jobs: dict[str, Job]
     file: str = "buildyard.yml"
     positions: dict[str, tuple[int, int]] = msgspec.field(default_factory=dict)
@@ -677,6 +706,8 @@ def normalize_raw(cls: type[Spec], raw: Any) -> Any:
                 for k, v in raw.items()
             }
         return raw
+    if cls is Concurrency and isinstance(raw, str):
+        return {"group": raw}
     if cls is Step and isinstance(raw, str):
         return {"run": raw}
     if cls is Retry and isinstance(raw, int) and not isinstance(raw, bool):

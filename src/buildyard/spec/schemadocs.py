@@ -61,6 +61,12 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "dask://HOST:PORT (a cluster on this machine's loopback) or tls://HOST:PORT (a TLS cluster).",
         "tls://ci-scheduler.example:8786",
     ),
+    ("Pipeline", "concurrency"): (
+        "On a server, at most one run of this group per project at a time: a newer run cancels the "
+        "one in progress (cancel_in_progress) or waits for it (only the newest waiting run is kept). "
+        "A name, or {group, cancel_in_progress}.",
+        {"group": "${{ branch }}", "cancel_in_progress": True},
+    ),
     ("Pipeline", "jobs"): (
         "The jobs, by name (letters, digits, '_', '-', '.').",
         {"test": {"script": ["pytest -q"]}},
@@ -172,6 +178,19 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "Makes the job a deployment to this environment (a name, or the full mapping); without an "
         "artifact it is a script deployment tracked by commit.",
         {"name": "staging", "url": "https://staging.example.com"},
+    ),
+    ("Job", "concurrency"): (
+        "At most one job of this group at a time across the project's runs (on a server, and local "
+        "runs of one checkout): a newer one cancels (cancel_in_progress) or waits for the running one.",
+        {"group": "deploy-${{ branch }}", "cancel_in_progress": False},
+    ),
+    ("Concurrency", "group"): (
+        "The group's name; may use ${{ }} (branch, tag, event, sha, vars and, for a job, matrix).",
+        "ci-${{ branch }}",
+    ),
+    ("Concurrency", "cancel_in_progress"): (
+        "true: a newer member cancels the one in progress; false (default): it waits for it to end.",
+        True,
     ),
     # --- parts of a job ---------------------------------------------------------------------------
     ("Step", "run"): ("The step's script.", "pytest -q"),

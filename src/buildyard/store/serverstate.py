@@ -1,7 +1,7 @@
 """Tables of the buildyard server's own state: run queue, users, API tokens, sessions, failed logins,
 encrypted project secrets and the audit log.
 
-They live on the history schema's ``MetaData`` (one Alembic chain, revision 0010): the server keeps
+They live on the history schema's ``MetaData`` (one Alembic chain, revisions 0010 and 0022): the server keeps
 them in its state database (``serve --db``), a project's history database merely has them empty.
 Secret values are stored only encrypted (``server.secrets``); tokens and sessions only as hashes.
 """
@@ -35,10 +35,28 @@ run_queue = Table(
     Column("runner", String(64), nullable=False, default=""),
     Column("retry_of", String(32)),
     Column("message", Text, nullable=False, default=""),
+    #: The pipeline's ``concurrency.group`` (interpolated), set when a runner has loaded its commit.
+    Column("concurrency_group", String(400)),
+    #: The history run whose job pushed the commit this entry runs (``Buildyard-Run:`` trailer), and
+    #: how many such runs precede it in the chain (0: not triggered by a run).
+    Column("triggered_by", String(64)),
+    Column("chain_depth", Integer, nullable=False, default=0, server_default="0"),
 )
+Index("ix_server_queue_group", run_queue.c.project, run_queue.c.concurrency_group)
 Index("ix_server_queue_status", run_queue.c.status, run_queue.c.enqueued_at)
 Index("ix_server_queue_project", run_queue.c.project, run_queue.c.enqueued_at)
 Index("ix_server_queue_run", run_queue.c.run_id)
+
+#: Refs of polled repositories already turned into push events: each (ref, sha) once, across restarts.
+polled_refs = Table(
+    "server_polled_refs",
+    metadata,
+    Column("project", String(200), primary_key=True),
+    Column("ref", String(500), primary_key=True),
+    Column("sha", String(64), primary_key=True),
+    Column("seen_at", Float, nullable=False),
+    Column("entry_id", String(32)),
+)
 
 users = Table(
     "server_users",

@@ -7,6 +7,8 @@ database). A delivery whose id was seen before is answered as a duplicate and qu
 unique ``dedup_key`` makes that hold across processes and restarts, and it is set only for
 authenticated deliveries, so a forged delivery cannot claim a real one's id. A tag announced twice by
 GitHub (``push`` of ``refs/tags/…`` and ``create``) queues one run: tags deduplicate by name.
+``enqueue`` may refuse an event by raising ``chains.ChainTooDeep``: the delivery is logged ``skipped``
+with that reason.
 
 Matching the event against the pipeline's ``on:`` happens when the queued run has loaded the
 ``buildyard.yml`` of its commit (``buildyard.triggers.match``), not here: the answer must be quick.
@@ -16,8 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from buildyard.errors import NotFoundError
 from buildyard.model import Event
 from buildyard.store.schema import deliveries
+from buildyard.triggers.chains import ChainTooDeep
 from buildyard.triggers.events import TriggerEvent
 from buildyard.triggers.webhooks import DeliveryError, Source, Verdict, loggable_headers, parse_delivery
 
@@ -119,10 +125,20 @@ def dedup_key(source: Source, project: str, event: TriggerEvent | None, delivery
 class DeliveryService:
     """Receives deliveries for projects: authenticate, parse, log, deduplicate, queue."""
 
-    def __init__(self, engine: Engine, enqueue: Enqueue, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        enqueue: Enqueue,
+        *,
+        clock: Callable[[], float] = time.time,
+        writer: DeliveryWriter | None = None,
+    ) -> None:
+        """``writer``: commits the deliveries' transactions in batches from one thread (a server's);
+        without it each delivery commits its own transaction in the caller's thread."""
         self.engine = engine
         self.enqueue = enqueue
         self.clock = clock
+        self.writer = writer
 
     def receive(
         self, source: Source, project: str, headers: Mapping[str, str], body: bytes, secret: bytes
@@ -139,7 +155,10 @@ class DeliveryService:
             parsed = parse_delivery(source, headers, body, secret)
         except DeliveryError as exc:
             row.update(verdict=Verdict.REJECTED.value, reason=str(exc), delivery_id="", event="")
-            return DeliveryResult(self._insert(row), Verdict.REJECTED, str(exc), exc.http_status)
+            status = exc.http_status
+            return self._write(
+                lambda conn: DeliveryResult(_insert_in(conn, row), Verdict.REJECTED, row["reason"], status)
+            )
         row.update(
             delivery_id=parsed.delivery_id,
             event=parsed.kind[:64],
@@ -148,19 +167,36 @@ class DeliveryService:
             trigger=None if parsed.event is None else event_json(parsed.event),
             dedup_key=dedup_key(source, project, parsed.event, parsed.delivery_id),
         )
-        try:
-            with self.engine.begin() as conn:
-                row_id = _insert_in(conn, row)
-                run_id = None
-                if parsed.verdict is Verdict.QUEUED and parsed.event is not None:
+
+        def record(conn: Connection) -> DeliveryResult:
+            first = _first_in(conn, row["dedup_key"])
+            if first is not None:  # seen before: logged as a duplicate, nothing queued
+                reason = f"delivery seen before (#{first})"
+                duplicate = {**row, "verdict": Verdict.DUPLICATE.value, "reason": reason, "dedup_key": None}
+                return DeliveryResult(_insert_in(conn, duplicate), Verdict.DUPLICATE, reason, 200)
+            row_id = _insert_in(conn, row)
+            run_id = None
+            verdict, reason = parsed.verdict, parsed.reason
+            if parsed.verdict is Verdict.QUEUED and parsed.event is not None:
+                try:
                     run_id = self.enqueue(conn, parsed.event)
-                    conn.execute(deliveries.update().where(deliveries.c.id == row_id).values(run_id=run_id))
-        except IntegrityError:
-            first = self._first(row["dedup_key"])
-            reason = f"delivery seen before (#{first})" if first is not None else "delivery seen before"
-            row.update(verdict=Verdict.DUPLICATE.value, reason=reason, dedup_key=None)
-            return DeliveryResult(self._insert(row), Verdict.DUPLICATE, reason, 200)
-        return DeliveryResult(row_id, parsed.verdict, parsed.reason, HTTP_STATUS[parsed.verdict], run_id)
+                except ChainTooDeep as exc:  # refused, and said so in the log
+                    verdict, reason = Verdict.SKIPPED, str(exc)
+                outcome = {
+                    "row_id": row_id,
+                    "new_run": run_id,
+                    "new_verdict": verdict.value,
+                    "new_reason": reason,
+                }
+                conn.execute(_SET_OUTCOME, outcome)
+            return DeliveryResult(row_id, verdict, reason, HTTP_STATUS[verdict], run_id)
+
+        return self._write(record)
+
+    def _write(self, job: Callable[[Connection], DeliveryResult]) -> DeliveryResult:
+        if self.writer is not None:
+            return self.writer.run(job)
+        return _alone(self.engine, job)
 
     def redeliver(self, delivery: int, *, actor: str) -> DeliveryResult:
         """Queue the event of logged delivery ``delivery`` again (a maintainer's redelivery)."""
@@ -204,20 +240,115 @@ class DeliveryService:
         with self.engine.connect() as conn:
             return [_record(r) for r in conn.execute(query).mappings()]
 
-    def _insert(self, row: dict[str, Any]) -> int:
-        with self.engine.begin() as conn:
-            return _insert_in(conn, row)
 
-    def _first(self, key: str | None) -> int | None:
-        if key is None:
-            return None
-        with self.engine.connect() as conn:
-            value = conn.execute(sa.select(deliveries.c.id).where(deliveries.c.dedup_key == key)).scalar()
-        return None if value is None else int(value)
+_INSERT = deliveries.insert()
+_FIRST = sa.select(deliveries.c.id).where(deliveries.c.dedup_key == sa.bindparam("key"))
+_SET_OUTCOME = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("row_id"))
+    .values(
+        run_id=sa.bindparam("new_run"), verdict=sa.bindparam("new_verdict"), reason=sa.bindparam("new_reason")
+    )
+)
+
+
+def _first_in(conn: Connection, key: str | None) -> int | None:
+    """The id of the delivery logged first with ``key`` (None: none, or no key)."""
+    if key is None:
+        return None
+    value = conn.execute(_FIRST, {"key": key}).scalar()
+    return None if value is None else int(value)
+
+
+def _alone(engine: Engine, job: Callable[[Connection], DeliveryResult]) -> DeliveryResult:
+    """``job`` in its own transaction; again once when another process logged the same delivery
+    meanwhile (the unique ``dedup_key``): the second time it finds it and logs a duplicate."""
+    try:
+        with engine.begin() as conn:
+            return job(conn)
+    except IntegrityError:
+        with engine.begin() as conn:
+            return job(conn)
+
+
+class DeliveryWriter:
+    """Commits deliveries' transactions from one thread, in batches (group commit).
+
+    Twenty senders each committing their own transaction on SQLite convoy on its write lock (its
+    busy handler sleeps up to 100 ms between tries); here the callers' threads only parse and
+    authenticate, then wait (``run``) while one thread runs up to ``batch`` waiting jobs in one
+    transaction. A job that fails (a duplicate another process logged first, a database error)
+    makes its batch roll back and every job of it run alone, so one bad job costs the others only
+    time. A result is returned only once its transaction committed: the answer is durable.
+    """
+
+    def __init__(self, engine: Engine, *, batch: int = 64) -> None:
+        self.engine = engine
+        self.batch = batch
+        self._jobs: queue.SimpleQueue[
+            tuple[Callable[[Connection], DeliveryResult], Future[DeliveryResult]] | None
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(self, job: Callable[[Connection], DeliveryResult]) -> DeliveryResult:
+        """Run ``job`` in the next batch's transaction; its result once committed."""
+        future: Future[DeliveryResult] = Future()
+        with self._lock:
+            if self._closed:
+                return _alone(self.engine, job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="delivery-writer", daemon=True)
+                self._thread.start()
+            self._jobs.put((job, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Finish the jobs waiting, stop the thread; later jobs run alone in their callers' threads."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._jobs.put(None)
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.batch:
+                try:
+                    more = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._jobs.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            self._commit(batch)
+
+    def _commit(
+        self, batch: list[tuple[Callable[[Connection], DeliveryResult], Future[DeliveryResult]]]
+    ) -> None:
+        try:
+            with self.engine.begin() as conn:
+                results = [job(conn) for job, _future in batch]
+        except Exception:  # noqa: BLE001 - each job again alone: only the bad one fails
+            for job, future in batch:
+                try:
+                    future.set_result(_alone(self.engine, job))
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                    future.set_exception(exc)
+            return
+        for (_job, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
 
 
 def _insert_in(conn: Connection, row: dict[str, Any]) -> int:
-    key = conn.execute(deliveries.insert().values(**row)).inserted_primary_key
+    key = conn.execute(_INSERT, row).inserted_primary_key
     if key is None:  # pragma: no cover - every backend we support returns it
         raise RuntimeError("the database returned no id for the new delivery")
     return int(key[0])

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from buildyard.gitinfo import read_git
 from buildyard.model import Event
 from buildyard.spec.load import find_file, load
 from buildyard.triggers.events import TriggerEvent
 from buildyard.triggers.match import Match, matches
+
+if TYPE_CHECKING:
+    from buildyard.spec.models import Pipeline
 
 
 def local_event(
@@ -36,7 +40,10 @@ def check_local_run(
     branch: str | None,
     tag: str | None,
     changed: Sequence[str],
+    pipeline: Pipeline | None = None,
 ) -> Match:
-    """Whether the pipeline's ``on:`` starts a run for this local event (loads the pipeline file)."""
-    pipeline = load(find_file(project_dir, file))
+    """Whether the pipeline's ``on:`` starts a run for this local event (loads the pipeline file
+    unless given the ``pipeline``, as converted from a GitLab or GitHub file)."""
+    if pipeline is None:
+        pipeline = load(find_file(project_dir, file))
     return matches(pipeline.on, local_event(project_dir, event, branch=branch, tag=tag, changed=changed))

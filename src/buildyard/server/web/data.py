@@ -7,6 +7,7 @@ the tests can pin time. Reads are bounded: pages by cursor, charts by time range
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import threading
@@ -20,6 +21,15 @@ from buildyard.errors import BuildyardError, NotFoundError
 from buildyard.server.web import queries
 from buildyard.server.web.dag import dag_of, gantt_of
 from buildyard.server.web.queries import Cursor, RunFilter
+from buildyard.server.web.rollups import (
+    MAX_AGE_S,
+    ROLLUPS,
+    DayRollup,
+    Rollups,
+    day_summary,
+    percentile,
+    success_rate,
+)
 from buildyard.views import DeploymentView, Remote, RunView
 
 if TYPE_CHECKING:
@@ -35,16 +45,6 @@ FAILED = frozenset({"failed", "timed_out"})
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q`` quantile (0..1) by linear interpolation; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def _project(source: DashboardSource, project: str) -> History:
@@ -82,27 +82,29 @@ def _queued_json(q: QueuedRun) -> dict[str, Any]:
     }
 
 
-def _success_rate(runs: Sequence[RunRecord | queries.RunPoint]) -> float | None:
-    done = [r for r in runs if r.status in ("success", "failed")]
-    return sum(r.status == "success" for r in done) / len(done) if done else None
-
-
 # --- 1. projects --------------------------------------------------------------------------------
 
 
 def projects_data(
-    source: DashboardSource, *, names: Collection[str] | None = None, now: float | None = None
+    source: DashboardSource,
+    *,
+    names: Collection[str] | None = None,
+    now: float | None = None,
+    rollups: Rollups = ROLLUPS,
 ) -> dict[str, Any]:
-    """Every project (or those in ``names``): last run on its default branch, 30-day success rate and
-    median duration, a duration sparkline, and what is running and queued now."""
+    """Every project (or those in ``names``): last run on its default branch, success rate and median
+    duration over the last 30 days (UTC days, today's included; from the metrics' day ``rollups``), a
+    duration sparkline, and what is running and queued now."""
     now = time.time() if now is None else now
+    since = (math.floor(now / DAY) - 29) * DAY
     queue = source.queue()
     out = []
     for p in source.projects():
         if names is not None and p.name not in names:
             continue
         history = source.history(p.name)
-        recent = queries.run_points(history, now - 30 * DAY)
+        _, rolled = rollups.days(history, since, 30)
+        recent = [r for day in rolled for r in day.points]
         last, _ = queries.list_runs(history, RunFilter(branch=p.default_branch), limit=1)
         durations = [r.duration_s for r in recent if r.duration_s is not None and r.status == "success"]
         running, _ = queries.list_runs(history, RunFilter(status="running"), limit=20)
@@ -112,7 +114,7 @@ def projects_data(
                 "default_branch": p.default_branch,
                 "last_run": _run_json(last[0], p.name) if last else None,
                 "runs_30d": len(recent),
-                "success_rate_30d": _success_rate(recent),
+                "success_rate_30d": success_rate(recent),
                 "median_duration_s": statistics.median(durations) if durations else None,
                 "sparkline": durations[-30:],
                 "running": [_run_json(r, p.name) for r in running],
@@ -262,28 +264,6 @@ def _cached_log(source: DashboardSource, project: str, key: str) -> bytes | None
 # --- 5. metrics ---------------------------------------------------------------------------------
 
 
-def _daily(runs: Sequence[queries.RunPoint], start: float, days: int) -> list[dict[str, Any]]:
-    buckets: dict[int, list[queries.RunPoint]] = defaultdict(list)
-    for r in runs:
-        buckets[int((r.created_at - start) // DAY)].append(r)
-    out = []
-    for day in range(days):
-        items = buckets.get(day, [])
-        durations = [r.duration_s for r in items if r.duration_s is not None]
-        queue = [r.queue_s for r in items if r.queue_s is not None]
-        out.append(
-            {
-                "day": start + day * DAY,
-                "runs": len(items),
-                "p50_s": percentile(durations, 0.5),
-                "p95_s": percentile(durations, 0.95),
-                "success_rate": _success_rate(items),
-                "queue_p50_s": percentile(queue, 0.5),
-            }
-        )
-    return out
-
-
 def dora(deployments: Sequence[DeploymentRecord], created: Mapping[str, float], days: int) -> dict[str, Any]:
     """The four DORA measures over ``deployments`` (oldest first) in a window of ``days``:
     deployment frequency (successful deployments a day), lead time for changes (run created → deployed,
@@ -368,31 +348,35 @@ def _job_table(
     return table, trend
 
 
-#: Metrics of a range are kept while its runs' fingerprint holds, at most this long (jobs of a running
-#: run change without changing the fingerprint).
-METRICS_MAX_AGE_S = 15.0
 _metrics_cache: OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any]]] = OrderedDict()
 _metrics_lock = threading.Lock()
 
 
 def metrics_data(
-    source: DashboardSource, project: str, *, days: int = 30, branch: str = "", now: float | None = None
+    source: DashboardSource,
+    project: str,
+    *,
+    days: int = 30,
+    branch: str = "",
+    now: float | None = None,
+    rollups: Rollups = ROLLUPS,
 ) -> dict[str, Any]:
     """Trends over the last ``days``: run duration p50/p95, success rate, queue time, cache hit rate
     and time saved, CPU seconds and peak RSS per job, the 10 slowest jobs with their daily trend, DORA.
 
-    A result is reused while the runs of its range are unchanged (``queries.runs_version``) and it is
-    younger than ``METRICS_MAX_AGE_S``: the per-job aggregation reads every job row of the range."""
+    Summed from per-day ``rollups`` (only the days whose runs changed are read again); the whole
+    result is reused while no day changed, at most ``rollups.MAX_AGE_S``."""
     now = time.time() if now is None else now
     days = min(max(days, 1), 365)
     history = _project(source, project)
     since = (math.floor(now / DAY) - days + 1) * DAY  # whole UTC days, today last
-    key = (id(history), project, days, branch, since, queries.runs_version(history, since))
+    fingerprint, rolled = rollups.days(history, since, days, branch=branch)
+    key = (id(rollups), id(history), project, days, branch, since, fingerprint)
     with _metrics_lock:
         hit = _metrics_cache.get(key)
-        if hit is not None and time.monotonic() - hit[0] < METRICS_MAX_AGE_S:
+        if hit is not None and time.monotonic() - hit[0] < MAX_AGE_S:
             return hit[1]
-    result = _metrics(history, project, days=days, branch=branch, since=since)
+    result = _metrics(history, project, days=days, branch=branch, since=since, rolled=rolled)
     with _metrics_lock:
         _metrics_cache[key] = (time.monotonic(), result)
         while len(_metrics_cache) > 32:
@@ -400,27 +384,30 @@ def metrics_data(
     return result
 
 
-def _metrics(history: History, project: str, *, days: int, branch: str, since: float) -> dict[str, Any]:
-    runs = queries.run_points(history, since, branch=branch)
-    durations = [r.duration_s for r in runs if r.duration_s is not None]
-    queue = [r.queue_s for r in runs if r.queue_s is not None]
-    table, trend = _job_table(queries.job_daily(history, since, branch=branch))
+def _metrics(
+    history: History, project: str, *, days: int, branch: str, since: float, rolled: Sequence[DayRollup]
+) -> dict[str, Any]:
+    durations = [v for day in rolled for v in day.durations]
+    queue = [v for day in rolled for v in day.queue]
+    finished = sum(day.finished for day in rolled)
+    by_day = {int((day.start - since) // DAY): day.summary for day in rolled}
+    table, trend = _job_table(
+        [{**row, "day": int((day.start - since) // DAY)} for day in rolled for row in day.jobs]
+    )
     hits = sum(j["hits"] for j in table)
     misses = sum(j["misses"] for j in table)
-    deployments = queries.deployments_since(history, since)
-    created = queries.run_created(history, [d.run_id for d in deployments])
     return {
         "project": project,
         "days": days,
         "branch": branch,
         "since": since,
-        "runs": len(runs),
+        "runs": sum(len(day.points) for day in rolled),
         "duration_p50_s": percentile(durations, 0.5),
         "duration_p95_s": percentile(durations, 0.95),
-        "success_rate": _success_rate(runs),
+        "success_rate": sum(day.succeeded for day in rolled) / finished if finished else None,
         "queue_p50_s": percentile(queue, 0.5),
         "queue_p95_s": percentile(queue, 0.95),
-        "daily": _daily(runs, since, days),
+        "daily": [by_day.get(d) or day_summary(since + d * DAY, ()) for d in range(days)],
         "cache": {
             "hits": hits,
             "misses": misses,
@@ -439,8 +426,39 @@ def _metrics(history: History, project: str, *, days: int, branch: str, since: f
             for j in table[:10]
             if j["mean_s"] is not None
         ],
-        "dora": dora(deployments, created, days),
+        "dora": _dora_since(history, since, days),
     }
+
+
+def warm(source: DashboardSource) -> threading.Thread:
+    """Compute every project's 30-day rollups in a background thread now (a first view of the projects
+    or metrics page need not wait for a cold read of a large history); errors are left to the views."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # a view computes it again and reports what fails
+            projects_data(source)
+
+    thread = threading.Thread(target=run, name="dashboard-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+_dora_cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+
+def _dora_since(history: History, since: float, days: int) -> dict[str, Any]:
+    """``dora`` of the deployments since ``since``, reused while they are unchanged."""
+    key = (id(history), since, days, queries.deployments_version(history, since))
+    with _metrics_lock:
+        hit = _dora_cache.get(key)
+    if hit is not None:
+        return hit
+    result = dora(*queries.deployments_since(history, since), days)
+    with _metrics_lock:
+        _dora_cache[key] = result
+        while len(_dora_cache) > 32:
+            _dora_cache.popitem(last=False)
+    return result
 
 
 def _test_name(test: tuple[str, str, str]) -> str:

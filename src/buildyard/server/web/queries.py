@@ -7,7 +7,6 @@ SQL so that a page reads only the rows it shows. Every query is bounded by a ``L
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -99,18 +98,18 @@ def list_runs(
 
 
 def filter_values(history: History, *, since: float) -> dict[str, list[str]]:
-    """Distinct branches, events, statuses and triggers of runs created since ``since`` (filter menus)."""
-    out: dict[str, list[str]] = {}
+    """Distinct branches, events, statuses and triggers of runs created since ``since`` (filter menus):
+    one scan of those runs, at most 200 values each."""
+    names = ("branch", "event", "status", "who")
+    columns = (runs.c.branch, runs.c.event, runs.c.status, runs.c.trigger)
+    query = sa.select(*columns).where(runs.c.created_at >= since).distinct().limit(MAX_ROWS)
+    seen: tuple[set[str], ...] = (set(), set(), set(), set())
     with engine_of(history).connect() as conn:
-        for name, column in (
-            ("branch", runs.c.branch),
-            ("event", runs.c.event),
-            ("status", runs.c.status),
-            ("who", runs.c.trigger),
-        ):
-            query = sa.select(column).where(runs.c.created_at >= since).distinct().order_by(column).limit(200)
-            out[name] = [str(v) for v in conn.execute(query).scalars() if v]
-    return out
+        for row in conn.execute(query):
+            for values, value in zip(seen, row, strict=True):
+                if value:
+                    values.add(str(value))
+    return {name: sorted(values)[:200] for name, values in zip(names, seen, strict=True)}
 
 
 class RunPoint(NamedTuple):
@@ -122,11 +121,16 @@ class RunPoint(NamedTuple):
     queue_s: float | None
 
 
-def run_points(history: History, since: float, *, branch: str = "", pipeline: str = "") -> list[RunPoint]:
-    """``RunPoint`` of the runs created since ``since``, oldest first (at most ``MAX_ROWS``, the newest)."""
+def run_points(
+    history: History, since: float, *, until: float | None = None, branch: str = "", pipeline: str = ""
+) -> list[RunPoint]:
+    """``RunPoint`` of the runs created since ``since`` (and before ``until``), oldest first (at most
+    ``MAX_ROWS``, the newest)."""
     query = sa.select(runs.c.created_at, runs.c.status, runs.c.duration_s, runs.c.queue_s).where(
         runs.c.created_at >= since
     )
+    if until is not None:
+        query = query.where(runs.c.created_at < until)
     if branch:
         query = query.where(runs.c.branch == branch)
     if pipeline:
@@ -138,25 +142,51 @@ def run_points(history: History, since: float, *, branch: str = "", pipeline: st
     return rows
 
 
-def runs_version(history: History, since: float) -> tuple[Any, ...]:
-    """A cheap fingerprint of the runs created since ``since`` (changes when one is added or finishes)."""
-    query = sa.select(
-        sa.func.count(),
-        sa.func.max(runs.c.created_at),
-        sa.func.max(runs.c.finished_at),
-        sa.func.sum(runs.c.duration_s),
-    ).where(runs.c.created_at >= since)
-    with engine_of(history).connect() as conn:
-        return tuple(conn.execute(query).one())
-
-
-def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[str, Any]]:
-    """Per job instance and UTC day (index from ``since``) over the runs created since ``since``: sums
-    and counts to aggregate from (one scan of the jobs of those runs)."""
-    engine = engine_of(history)
-    days = (runs.c.created_at - since) / 86400
+def _day(engine: Engine, since: float, size: float = 86400) -> Any:
+    """The period (UTC day) of a run's creation, counted from ``since`` (a column expression)."""
+    days = (runs.c.created_at - since) / size
     # SQLite's CAST truncates (and has no floor() in every build); PostgreSQL's CAST rounds
-    day = (sa.cast(days, sa.Integer) if engine.dialect.name == "sqlite" else sa.func.floor(days)).label("day")
+    day = sa.cast(days, sa.Integer) if engine.dialect.name == "sqlite" else sa.func.floor(days)
+    return day.label("day")
+
+
+def fingerprints(
+    history: History, since: float, *, size: float = 3600, branch: str = ""
+) -> dict[int, tuple[Any, ...]]:
+    """Per period of ``size`` seconds (index from ``since``) of the runs created since ``since``: a
+    fingerprint that changes when a run of that period is added, removed, finishes or changes status
+    or queue time, then whether some of them are unfinished (the last element: their jobs change)."""
+    engine = engine_of(history)
+    day = _day(engine, since, size)
+    query = (
+        sa.select(
+            day,
+            sa.func.count(),
+            sa.func.sum(runs.c.created_at),
+            sa.func.max(runs.c.finished_at),
+            sa.func.sum(runs.c.duration_s),
+            sa.func.sum(runs.c.queue_s),
+            sa.func.sum(sa.case((runs.c.status == "success", 1), else_=0)),
+            sa.func.sum(sa.case((runs.c.status == "failed", 1), else_=0)),
+            sa.func.count(runs.c.finished_at) < sa.func.count(),
+        )
+        .where(runs.c.created_at >= since)
+        .group_by(day)
+    )
+    if branch:
+        query = query.where(runs.c.branch == branch)
+    with engine.connect() as conn:
+        return {int(r[0]): (*r[1:-1], bool(r[-1])) for r in conn.execute(query)}
+
+
+def job_daily(
+    history: History, since: float, *, until: float | None = None, branch: str = "", size: float = 86400
+) -> list[dict[str, Any]]:
+    """Per job instance and UTC day (index from ``since``; or period of ``size`` seconds) over the runs
+    created since ``since`` (and before ``until``): sums and counts to aggregate from (one scan of the
+    jobs of those runs)."""
+    engine = engine_of(history)
+    day = _day(engine, since, size)
     query = (
         sa.select(
             jobs.c.id,
@@ -179,6 +209,8 @@ def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[
         .group_by(jobs.c.id, day)
         .limit(MAX_ROWS)
     )
+    if until is not None:
+        query = query.where(runs.c.created_at < until)
     if branch:
         query = query.where(runs.c.branch == branch)
     if engine.dialect.name == "sqlite":
@@ -189,8 +221,23 @@ def job_daily(history: History, since: float, *, branch: str = "") -> list[dict[
         return [dict(r._asdict()) for r in conn.execute(query)]
 
 
-def deployments_since(history: History, since: float) -> list[DeploymentRecord]:
-    """Deployments started since ``since``, oldest first (at most ``MAX_ROWS``)."""
+def deployments_version(history: History, since: float) -> tuple[Any, ...]:
+    """A fingerprint of the deployments started since ``since`` (changes when one is added, finishes,
+    or changes status, e.g. is rolled back)."""
+    query = sa.select(
+        sa.func.count(),
+        sa.func.max(deployments.c.id),
+        sa.func.sum(deployments.c.finished_at),
+        *(sa.func.sum(sa.case((deployments.c.status == s, 1), else_=0)) for s in ("success", "failed")),
+        sa.func.sum(sa.func.coalesce(deployments.c.rollback_of, 0)),
+    ).where(deployments.c.started_at >= since)
+    with engine_of(history).connect() as conn:
+        return tuple(conn.execute(query).one())
+
+
+def deployments_since(history: History, since: float) -> tuple[list[DeploymentRecord], dict[str, float]]:
+    """Deployments started since ``since``, oldest first (at most ``MAX_ROWS``), and when the run of
+    each was created."""
     query = (
         sa.select(deployments, runs.c.number.label("run_number"), runs.c.created_at.label("run_created"))
         .join(runs, runs.c.id == deployments.c.run_id, isouter=True)
@@ -199,19 +246,13 @@ def deployments_since(history: History, since: float) -> list[DeploymentRecord]:
         .limit(MAX_ROWS)
     )
     out: list[DeploymentRecord] = []
+    created: dict[str, float] = {}
     with engine_of(history).connect() as conn:
         for r in conn.execute(query):
             data = r._asdict()
-            data.pop("run_created")
+            at = data.pop("run_created")
+            if at is not None:
+                created[str(data["run_id"])] = float(at)
             out.append(DeploymentRecord(**data))
     out.reverse()
-    return out
-
-
-def run_created(history: History, run_ids: Sequence[str]) -> dict[str, float]:
-    """When each of the given runs was created."""
-    if not run_ids:
-        return {}
-    query = sa.select(runs.c.id, runs.c.created_at).where(runs.c.id.in_(sorted(set(run_ids))))
-    with engine_of(history).connect() as conn:
-        return {str(r[0]): float(r[1]) for r in conn.execute(query)}
+    return out, created

@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from buildyard.errors import BuildyardError, NotFoundError, UserError
-from buildyard.server.web import data, logview, svg
+from buildyard.server.web import apidocs, data, logview, svg
 from buildyard.server.web.queries import RunFilter
 from buildyard.server.web.source import DashboardSource, ProjectInfo
 
@@ -243,6 +243,11 @@ def dashboard_router(source: DashboardSource) -> APIRouter:
             return Response("not found", status_code=404, media_type="text/plain")
         body, media = found
         return Response(body, media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+
+    @router.get("/docs", include_in_schema=False)
+    def api_docs(request: Request) -> Response:
+        """The API reference, rendered from the OpenAPI document (no script, no CDN)."""
+        return render(request, "apidocs.html", apidocs.reference(request.app.openapi()))
 
     @router.get("/", include_in_schema=False)
     def projects_view(request: Request) -> Response:

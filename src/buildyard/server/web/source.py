@@ -40,7 +40,7 @@ class QueuedRun:
 
     id: str  # queue entry id
     project: str
-    status: str  # "queued" | "running" | "waiting" (approval) | "cancelling"
+    status: str  # "queued" | "running" | "waiting" (approval) | "resuming" (approved) | "cancelling"
     event: str
     branch: str
     sha: str

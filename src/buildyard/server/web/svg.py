@@ -25,6 +25,7 @@ ICONS: Mapping[str, str] = {
     "waiting": "⏸",
     "manual": "⏸",
     "queued": "…",
+    "resuming": "…",
     "cancelling": "■",
 }
 
