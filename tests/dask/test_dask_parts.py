@@ -57,7 +57,10 @@ def test_agent_options_are_checked_with_one_line() -> None:
     with pytest.raises(UsageError, match="dask://HOST:PORT"):
         scheduler_address("")
     argv = agent_argv("tcp://127.0.0.1:1", work_dir=Path("/w"), labels=("gpu",), slots=2)
-    assert argv[argv.index("--resources") + 1] == "label-gpu=1e+06"
+    # no --resources: one cpu per slot, so default jobs (cpus=1) fit beside agents that declare cpus
+    assert argv[argv.index("--resources") + 1] == "cpus=2 label-gpu=1e+06"
+    argv = agent_argv("tcp://127.0.0.1:1", work_dir=Path("/w"), resources={"cpus": 8, "mem": 1024}, slots=2)
+    assert argv[argv.index("--resources") + 1] == "cpus=8 mem=1024"
     assert argv[argv.index("--dashboard-address") + 1] == "127.0.0.1:0"
 
 

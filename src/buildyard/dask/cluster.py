@@ -94,7 +94,9 @@ def agent_argv(
         require_loopback(host, f"agent on {host}")
     elif not scheduler.startswith("tls://"):
         raise UsageError(f"scheduler {scheduler}: an agent with certificates connects to tls://HOST:PORT")
-    merged = {**(resources or {}), **label_resources(labels)}
+    # cpus are counted once any agent declares them (a job asks cpus=1 by default): an agent that
+    # declares none offers one per slot, so it still takes default jobs beside agents that do.
+    merged = {"cpus": float(slots), **(resources or {}), **label_resources(labels)}
     argv = [
         sys.executable, "-m", "dask", "worker", scheduler,
         "--no-nanny", "--nthreads", str(slots),
