@@ -5,8 +5,10 @@ by ``buildyard.importers.github_job``; see ``buildyard.importers.github`` for th
 the steps GitHub's semantics, inside the job's process (so the engine's timeout, cancellation and
 log capture apply to it as to any job):
 
-- the job's ``if`` when it reads ``needs`` (results and outputs of the jobs it needs, read from their
-  result files); a false condition ends the job at once, without running a step;
+- the job's ``if`` when it reads ``needs`` (results and outputs of the jobs it needs: their status in
+  this run from ``BUILDYARD_NEEDS``, then their result files when they ran or were restored in this
+  run); a false condition ends the job at once, without running a step, with ``SKIP_EXIT`` (the
+  converted job's ``skip_exit_codes``: the engine records it skipped);
 - ``env`` of the workflow, the job and each step (expressions evaluated), then ``$GITHUB_ENV``
   (``NAME=value`` and ``NAME<<DELIMITER`` blocks) and ``$GITHUB_PATH`` carried to later steps;
   ``$GITHUB_OUTPUT`` as ``steps.<id>.outputs``; ``$GITHUB_STEP_SUMMARY`` printed at the end;
@@ -177,8 +179,8 @@ class JobRun:
             results: list[str] = []
             outputs: dict[str, Any] = {}
             for inst in instances:
-                result, own = self._need_result(inst, statuses)
-                results.append(result)
+                one, own = self._need_result(inst, statuses)
+                results.append(one)
                 outputs.update(own)
             result: str | None = next((r for r in ("failure", "cancelled") if r in results), None)
             if result is None:

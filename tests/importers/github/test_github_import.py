@@ -312,9 +312,7 @@ def test_a_job_skipped_in_this_run_reads_skipped_not_an_earlier_runs_result(
     assert "main_only=success [from-main]" in log and "after_gate=success [from-gate]" in log
     # run 2: main_only's if is false for this branch, after_gate is skipped by the engine after the
     # failed gate; both left their result files on disk in run 1
-    second = cli(
-        "-C", root, "run", "-f", WF, "--json", "--branch", "feature", "--var", "FAIL=yes", *flags
-    )
+    second = cli("-C", root, "run", "-f", WF, "--json", "--branch", "feature", "--var", "FAIL=yes", *flags)
     jobs = {j["name"]: j for j in json.loads(second.out)["jobs"]}
     assert (root / result_path("main_only")).is_file() and (root / result_path("after_gate")).is_file()
     assert {n: j["status"] for n, j in jobs.items()} == {
