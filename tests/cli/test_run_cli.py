@@ -79,6 +79,32 @@ def test_run_executes_the_dag_and_records_it(cli, make_project, monkeypatch) -> 
     assert logs.code == 0 and logs.out == "deploying with ***\n"
 
 
+def test_a_job_skips_itself_and_jobs_see_the_statuses_of_their_needs(cli, make_project) -> None:
+    root = make_project(
+        {
+            "buildyard.yml": """\
+jobs:
+  check: {script: "echo nothing to do; exit 78", skip_exit_codes: [78]}
+  build: {script: echo built}
+  after: {needs: [check], script: echo never}
+  report: {needs: [check, build], when: always, script: 'echo "needs=$BUILDYARD_NEEDS"'}
+"""
+        }
+    )
+    result = cli("-C", root, "run", "--json")
+    assert result.code == 0, result.err
+    jobs = {j["name"]: j for j in json.loads(result.out)["jobs"]}
+    assert {n: j["status"] for n, j in jobs.items()} == {
+        "check": "skipped",
+        "build": "success",
+        "after": "skipped",
+        "report": "success",
+    }
+    assert "nothing to do" in Path(jobs["check"]["log"]).read_text()
+    log = Path(jobs["report"]["log"]).read_text()
+    assert 'needs={"build": "success", "check": "skipped"}' in log, log
+
+
 def test_failure_exit_code_skip_reasons_and_log_tail(cli, make_project) -> None:
     root = make_project(
         {

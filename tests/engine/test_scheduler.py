@@ -141,6 +141,25 @@ jobs:
     assert r["alert"].status == JobStatus.SKIPPED and r["alert"].skip_reason == SkipReason.NOT_ON_FAILURE
 
 
+def test_an_exit_in_skip_exit_codes_ends_the_job_skipped_without_retry() -> None:
+    text = """
+jobs:
+  decide: {skip_exit_codes: [78], retry: 2, script: x}
+  other: {skip_exit_codes: [78], script: x}
+  after: {needs: [decide], script: x}
+  report: {needs: [decide], when: always, if: "needs.decide.status == 'skipped'", script: x}
+"""
+    executor = durations({}, fail={"decide": 78, "other": 1})
+    sched = run(text, executor)
+    r = sched.results
+    assert r["decide"].status == JobStatus.SKIPPED and r["decide"].attempts == 1
+    assert r["decide"].skip_reason == SkipReason.CONDITION_FALSE and r["decide"].exit_code == 78
+    assert r["after"].status == JobStatus.SKIPPED and r["after"].skip_reason == SkipReason.DEPENDENCY_SKIPPED
+    assert r["report"].status == JobStatus.SUCCESS
+    assert r["other"].status == JobStatus.FAILED  # another exit is a failure as before
+    assert [job for job, *_ in executor.calls].count("decide") == 1
+
+
 def test_a_job_made_ready_by_a_root_skipped_at_once_starts_once() -> None:
     """A root skipped by its condition makes an ``always`` dependent ready while the roots are listed;
     it was listed again as a root and started twice (its dependent then ended cancelled)."""

@@ -150,6 +150,7 @@ def test_stage_must_be_declared() -> None:
         ("{script: x, if: \"event = 'push'\"}", "invalid expression"),
         ("{script: x, if: \"event == 'push' and true\"}", "use &&, ||, !"),
         ("{script: x, resources: {cpus: 0}}", "resources.cpus must be at least 1"),
+        ("{script: x, skip_exit_codes: [0]}", "skip_exit_codes[0]: exit code 0 is not between 1 and 255"),
         ("[x]", "expected a mapping, got a list"),
     ],
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -103,6 +104,8 @@ class RequestFactory:
         self.options = options
         self.plan = plan
         self.keys: dict[str, str] = {}  # cache keys of finished jobs, for their dependents' keys
+        #: Final statuses of finished jobs: a job sees those of the jobs it needs (``BUILDYARD_NEEDS``).
+        self.statuses: dict[str, str] = {}
         self.published: dict[str, str] = {}  # NAME@VERSION published by finished jobs (deployments)
         self.approvals: dict[str, tuple[str, float]] = {}  # deployment job → (approver, when)
         #: Deployments started without their approval because their version was already live.
@@ -174,6 +177,11 @@ class RequestFactory:
                 "BUILDYARD_JOB_NAME": inst.job,
                 "BUILDYARD_STAGE": inst.stage or "",
                 "BUILDYARD_ATTEMPT": str(attempt),
+                # this run's status of each job it needs (a result file they left may be an earlier
+                # run's); not part of the cache key, as the other per-run values
+                "BUILDYARD_NEEDS": json.dumps(
+                    {d: self.statuses.get(d, "") for d in inst.needs}, sort_keys=True
+                ),
             }
         )
         return JobRequest(

@@ -200,6 +200,7 @@ class _RunEvents:
             self.observer.event(event)
 
     def _finished(self, result: JobResult) -> None:
+        self.make_request.statuses[result.id] = str(result.status)
         if result.log_problem:
             self.problems.append(result.log_problem)
         if result.log_cut:

@@ -437,6 +437,19 @@ class Scheduler:
             self._state.running.pop(iid, None)
         if outcome is None:
             self._finish(iid, status=JobStatus.FAILED, message=bug)
+        elif outcome.status == JobStatus.FAILED and outcome.exit_code in inst.skip_exit_codes:
+            # the job decided at run time that it has nothing to do (skip_exit_codes)
+            steps = tuple(
+                replace(s, status=JobStatus.SKIPPED) if s.status == JobStatus.FAILED else s
+                for s in outcome.steps
+            )
+            self._finish(
+                iid,
+                status=JobStatus.SKIPPED,
+                reason=SkipReason.CONDITION_FALSE,
+                message=f"the job skipped itself (exit {outcome.exit_code}, skip_exit_codes)",
+                outcome=replace(outcome, status=JobStatus.SKIPPED, steps=steps),
+            )
         else:
             self._finish(iid, status=outcome.status, outcome=outcome, message=outcome.message)
         self._dispatch()  # after a bug too: jobs made ready by this one (when: always, the gates) must start
@@ -444,6 +457,8 @@ class Scheduler:
     @staticmethod
     def _should_retry(inst: JobInstance, outcome: JobOutcome, attempt: int) -> bool:
         if outcome.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT) or attempt > inst.retry.max:
+            return False
+        if outcome.status == JobStatus.FAILED and outcome.exit_code in inst.skip_exit_codes:
             return False
         when = inst.retry.when
         if not when:

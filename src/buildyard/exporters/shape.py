@@ -143,6 +143,8 @@ def note_not_carried(name: str, job: Job, notes: Notes) -> None:
     ):
         if value:
             notes.add(name, key, f"{key}: part of buildyard's job cache and workspaces, not carried")
+    if job.skip_exit_codes:
+        notes.add(name, "skip_exit_codes", "skip_exit_codes: not carried (such an exit fails the job there)")
 
 
 def minutes(seconds: float) -> int:

@@ -20,7 +20,10 @@ What GitHub decides before a job starts (job ``if`` on ``github``/``vars``/``inp
 functions, matrix expansion, ``continue-on-error``, ``timeout-minutes``) is decided at conversion
 time for the trigger, as GitLab's rules are: a job whose ``if`` is false for it is skipped; ``always()``
 and ``failure()`` become ``when: always`` / ``on_failure``. A job ``if`` that reads ``needs`` is
-evaluated by the runner (``when: always`` when it uses a status function). Constructs buildyard cannot
+evaluated by the runner (``when: always`` when it uses a status function); false exits ``SKIP_EXIT``,
+which the job declares in ``skip_exit_codes``, so the engine records it skipped as GitHub shows it. The
+runner reads a needed job's result file only when the engine says (``BUILDYARD_NEEDS``) that the job
+ran or was restored in this run: a file a skipped job left is an earlier run's. Constructs buildyard cannot
 carry (``services``, ``container``, ``concurrency``, ``permissions``, other triggers, actions it does
 not run) come back as located notes (``services``/``container`` are errors with ``strict``).
 """

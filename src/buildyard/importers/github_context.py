@@ -18,6 +18,9 @@ from buildyard.errors import BuildyardError
 #: Project-relative directory of the converted jobs' results and uploaded artifacts (git-ignored
 #: by a ``.gitignore`` of its own, so these files are never job inputs).
 STATE_DIR = ".buildyard-github"
+#: The step runner's exit status when the job's ``if`` (read at run time) is false: the converted job
+#: declares it in ``skip_exit_codes``, so the engine records the job as skipped (78: Drone's "skip").
+SKIP_EXIT = 78
 #: Most jobs one matrix makes (GitHub's own limit).
 MAX_MATRIX = 256
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from buildyard.importers import github_expr as gx
 from buildyard.importers.github_context import (
+    SKIP_EXIT,
     STATE_DIR,
     MatrixError,
     artifact_dir,
@@ -330,6 +331,10 @@ class JobConverter:
         c.locate((*out_path, "steps"), (*path, "steps"))
         paths = [f"{STATE_DIR}/.gitignore", result_path(name), *uploads]
         job["artifacts"] = {"paths": paths}
+        if runtime_if is not None:
+            # the runner decides the if (it reads needs): false exits SKIP_EXIT, a skipped job
+            job["skip_exit_codes"] = [SKIP_EXIT]
+            c.locate((*out_path, "skip_exit_codes"), (*path, "if"))
         # secrets the job reads are buildyard secrets: injected by the engine, masked in its log
         secrets = sorted(set(SECRET.findall(body)) - UNDECLARED_SECRETS)
         if secrets:

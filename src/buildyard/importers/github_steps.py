@@ -5,8 +5,10 @@ by ``buildyard.importers.github_job``; see ``buildyard.importers.github`` for th
 the steps GitHub's semantics, inside the job's process (so the engine's timeout, cancellation and
 log capture apply to it as to any job):
 
-- the job's ``if`` when it reads ``needs`` (results and outputs of the jobs it needs, read from their
-  result files); a false condition ends the job at once, without running a step;
+- the job's ``if`` when it reads ``needs`` (results and outputs of the jobs it needs: their status in
+  this run from ``BUILDYARD_NEEDS``, then their result files when they ran or were restored in this
+  run); a false condition ends the job at once, without running a step, with ``SKIP_EXIT`` (the
+  converted job's ``skip_exit_codes``: the engine records it skipped);
 - ``env`` of the workflow, the job and each step (expressions evaluated), then ``$GITHUB_ENV``
   (``NAME=value`` and ``NAME<<DELIMITER`` blocks) and ``$GITHUB_PATH`` carried to later steps;
   ``$GITHUB_OUTPUT`` as ``steps.<id>.outputs``; ``$GITHUB_STEP_SUMMARY`` printed at the end;
@@ -41,6 +43,7 @@ from typing import Any
 from buildyard.errors import BuildyardError
 from buildyard.importers import github_expr as gx
 from buildyard.importers.github_context import (
+    SKIP_EXIT,
     STATE_DIR,
     github_context,
     result_path,
@@ -170,27 +173,49 @@ class JobRun:
         return out
 
     def _needs(self) -> dict[str, dict[str, Any]]:
+        statuses = _engine_statuses(self.environ.get("BUILDYARD_NEEDS"))
         out: dict[str, dict[str, Any]] = {}
         for job, instances in (self.spec.get("needs") or {}).items():
             results: list[str] = []
             outputs: dict[str, Any] = {}
             for inst in instances:
-                path = self.project / result_path(inst)
-                try:
-                    data = json.loads(_read_bounded(path) or "null")
-                except (ValueError, StepFailure):
-                    data = None
-                if not isinstance(data, dict):
-                    results.append("skipped")
-                    continue
-                results.append(str(data.get("result", "failure")))
-                if isinstance(data.get("outputs"), dict):
-                    outputs.update({str(k): gx.to_string(v) for k, v in data["outputs"].items()})
+                one, own = self._need_result(inst, statuses)
+                results.append(one)
+                outputs.update(own)
             result: str | None = next((r for r in ("failure", "cancelled") if r in results), None)
             if result is None:
                 result = "success" if results and all(r == "success" for r in results) else "skipped"
-            out[job] = {"result": result, "outputs": outputs}
+            out[job] = {"result": result, "outputs": outputs if result != "skipped" else {}}
         return out
+
+    def _need_result(self, inst: str, statuses: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+        """GitHub's result and the outputs of the needed instance ``inst`` in this run.
+
+        The engine's status (``BUILDYARD_NEEDS``) says whether ``inst`` ran in this run: a job it
+        skipped or cancelled left no result of this run (a file there is an earlier run's); a job it
+        ran wrote its file in this run (stamped with the run's id); a job restored from the cache had
+        its file restored in this run.
+        """
+        status = statuses.get(inst, "") if statuses is not None else None
+        if status in ("skipped", "manual", "", "pending"):
+            return "skipped", {}
+        if status == "cancelled":
+            return "cancelled", {}
+        path = self.project / result_path(inst)
+        try:
+            data = json.loads(_read_bounded(path) or "null")
+        except (ValueError, StepFailure):
+            data = None
+        ran = status in ("success", "failed", "timed_out")
+        if ran and isinstance(data, dict) and data.get("run") != self.environ.get("BUILDYARD_RUN_ID"):
+            data = None  # an earlier run's file: the job did not get to write one in this run
+        if not isinstance(data, dict):
+            if status is None:
+                return "skipped", {}
+            return ("success" if status in ("success", "cached") else "failure"), {}
+        outputs = data.get("outputs")
+        own = {str(k): gx.to_string(v) for k, v in outputs.items()} if isinstance(outputs, dict) else {}
+        return str(data.get("result", "failure")), own
 
     def context(self, scope: Scope, step_env: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Every context a step's expressions may read (``env``: what the workflow, job, ``$GITHUB_ENV``
@@ -254,7 +279,8 @@ class JobRun:
     # -- the job --
 
     def run(self) -> int:
-        """Run the job; 0 when it succeeded (or was allowed to fail a step), 1 when it failed."""
+        """Run the job; 0 when it succeeded (or was allowed to fail a step), 1 when it failed,
+        ``SKIP_EXIT`` when its ``if`` was false (the converted job declares it in ``skip_exit_codes``)."""
         state = self.project / STATE_DIR
         (state / "results").mkdir(parents=True, exist_ok=True)
         gitignore = state / ".gitignore"
@@ -268,7 +294,7 @@ class JobRun:
             if not self.job_condition():
                 self.log(f"job skipped: if: {self.spec['if']} is false")
                 self.write_result("skipped", {})
-                return 0
+                return SKIP_EXIT
             with self.slot():
                 self.job_env()
                 self.run_steps(self.spec["steps"], Scope())
@@ -295,6 +321,8 @@ class JobRun:
 
         data: dict[str, Any] = {
             "job": self.spec["job"],
+            # the run that wrote it (a job restored from the cache keeps the run that made it)
+            "run": self.environ.get("BUILDYARD_RUN_ID", ""),
             "result": result,
             "outputs": dict(outputs),
             "final": final,
@@ -603,6 +631,18 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def _engine_statuses(raw: str | None) -> dict[str, str] | None:
+    """``BUILDYARD_NEEDS`` (needed job -> its status in this run), ``None`` when unset or unreadable
+    (then a result file is taken as found)."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw[:MAX_FILE])
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
 def _secret_names(text: str) -> set[str]:

@@ -94,6 +94,8 @@ class JobInstance:
     workspace_auto: bool = False
     #: Exit codes whose failure is allowed (``allow_failure: {exit_codes}``); ``allow_failure`` allows any.
     allow_failure_codes: tuple[int, ...] = ()
+    #: Exit codes that end the job as skipped (``skip_exit_codes``).
+    skip_exit_codes: tuple[int, ...] = ()
     #: ``runs_on``: labels an agent must have (``("local",)``: the orchestrator's machine).
     runs_on: tuple[str, ...] = ()
     #: ``resources.mem`` as written ("" when unset).
@@ -434,6 +436,7 @@ def _instance(
             when=job.when,
             allow_failure=job.allowed_failure,
             allow_failure_codes=job.allow_failure_codes,
+            skip_exit_codes=tuple(job.skip_exit_codes),
             timeout=job.timeout if job.timeout is not None else pipeline.defaults.timeout,
             retry=job.retry,
             cpus=job.resources.cpus,

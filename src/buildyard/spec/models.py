@@ -314,6 +314,9 @@ class Job(Spec, frozen=True, kw_only=True):
     when: When = When.ON_SUCCESS
     #: ``true``: a failure does not fail the run or block dependents; ``{exit_codes}``: only those exits.
     allow_failure: bool | AllowFailure = False
+    #: An exit with one of these codes ends the job as skipped (it decided at run time that it has
+    #: nothing to do), not failed: its dependents are skipped as after any skipped job.
+    skip_exit_codes: list[int] = msgspec.field(default_factory=list)
     timeout: float | None = None
     retry: Retry = msgspec.field(default_factory=Retry)
     matrix: Matrix | None = None
@@ -352,6 +355,9 @@ class Job(Spec, frozen=True, kw_only=True):
                 out.append((("secrets", i), f"secret name {name!r} must be an environment variable name"))
         if self.environment is not None and self.matrix is not None:
             out.append((("environment",), "a deployment job cannot have a matrix (one job per environment)"))
+        for i, code in enumerate(self.skip_exit_codes):
+            if not 1 <= code <= 255:
+                out.append((("skip_exit_codes", i), f"exit code {code} is not between 1 and 255"))
         return out
 
     @property

@@ -116,6 +116,11 @@ DOCS: dict[tuple[str, str], tuple[str, Any]] = {
         "failure with one of these exit codes).",
         True,
     ),
+    ("Job", "skip_exit_codes"): (
+        "An exit with one of these codes ends the job as skipped, not failed (the job decided at run "
+        "time that it has nothing to do); its dependents are skipped unless when: always.",
+        [78],
+    ),
     ("Job", "timeout"): ("Kill the job's whole process tree after this long.", "15m"),
     ("Job", "retry"): (
         "Retries with exponential backoff: a count, or max/backoff/max_backoff/when.",

@@ -261,6 +261,71 @@ def test_cached_producer_gives_its_outputs_to_a_consumer_that_runs(
     assert json.loads((root / result_path("produce")).read_text())["outputs"] == {"version": "4.5.6"}
 
 
+# -- results of this run only: a job skipped in this run is skipped for its dependents --
+
+STALE = """\
+on: push
+jobs:
+  gate:
+    runs-on: ubuntu-latest
+    steps:
+      - run: test "${{ vars.FAIL }}" != yes
+  main_only:
+    if: github.ref == 'refs/heads/main'
+    runs-on: ubuntu-latest
+    outputs:
+      word: ${{ steps.w.outputs.word }}
+    steps:
+      - id: w
+        run: echo "word=from-main" >> "$GITHUB_OUTPUT"
+  after_gate:
+    needs: gate
+    runs-on: ubuntu-latest
+    outputs:
+      word: ${{ steps.w.outputs.word }}
+    steps:
+      - id: w
+        run: echo "word=from-gate" >> "$GITHUB_OUTPUT"
+  report:
+    needs: [main_only, after_gate]
+    if: always()
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo "main_only=${{ needs.main_only.result }} [${{ needs.main_only.outputs.word }}]"
+          echo "after_gate=${{ needs.after_gate.result }} [${{ needs.after_gate.outputs.word }}]"
+"""
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
+def test_a_job_skipped_in_this_run_reads_skipped_not_an_earlier_runs_result(
+    cache: bool, make_project: Callable[..., Path], cli: Callable[..., Any]
+) -> None:
+    root = make_project({WF: STALE})
+    flags = [] if cache else ["--no-cache"]
+    first = cli("-C", root, "run", "-f", WF, "--json", "--branch", "main", *flags)
+    jobs = {j["name"]: j for j in json.loads(first.out)["jobs"]}
+    assert {n: j["status"] for n, j in jobs.items()} == dict.fromkeys(
+        ("gate", "main_only", "after_gate", "report"), "success"
+    )
+    log = Path(jobs["report"]["log"]).read_text()
+    assert "main_only=success [from-main]" in log and "after_gate=success [from-gate]" in log
+    # run 2: main_only's if is false for this branch, after_gate is skipped by the engine after the
+    # failed gate; both left their result files on disk in run 1
+    second = cli("-C", root, "run", "-f", WF, "--json", "--branch", "feature", "--var", "FAIL=yes", *flags)
+    jobs = {j["name"]: j for j in json.loads(second.out)["jobs"]}
+    assert (root / result_path("main_only")).is_file() and (root / result_path("after_gate")).is_file()
+    assert {n: j["status"] for n, j in jobs.items()} == {
+        "gate": "failed",
+        "main_only": "skipped",
+        "after_gate": "skipped",
+        "report": "success",
+    }
+    log = Path(jobs["report"]["log"]).read_text()
+    assert "main_only=skipped []" in log, log
+    assert "after_gate=skipped []" in log, log
+
+
 # -- pure helpers --
 
 
