@@ -324,13 +324,35 @@ def _job_table(
     return _job_table_of_days(sorted(by_day.items()))
 
 
+_Sums = tuple[dict[str, dict[str, Any]], dict[str, list[list[float]]]]
+_settled_cache: OrderedDict[tuple[Any, ...], _Sums] = OrderedDict()
+
+
 def _job_table_of_days(
-    daily: Sequence[tuple[int, Sequence[Mapping[str, Any]]]],
+    daily: Sequence[tuple[int, Sequence[Mapping[str, Any]]]], settled_key: tuple[Any, ...] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, list[list[float]]]]:
     """``_job_table`` from (day, that day's rows) in ascending days: each job's sums run in day
-    order, rows are not copied."""
+    order, rows are not copied. With ``settled_key`` (naming every day but the last), the sums of
+    those days are reused while it is unchanged: a run finishing today adds today's rows only."""
     totals: dict[str, dict[str, Any]] = {}
     trend: dict[str, list[list[float]]] = defaultdict(list)
+    if settled_key is not None and len(daily) > 1:
+        with _metrics_lock:
+            settled = _settled_cache.get(settled_key)
+            if settled is not None:
+                _settled_cache.move_to_end(settled_key)
+        if settled is None:
+            settled = ({}, defaultdict(list))
+            for day, rows in daily[:-1]:
+                for row in rows:
+                    _add_row(settled[0], settled[1], day, row)
+            with _metrics_lock:
+                _settled_cache[settled_key] = settled
+                while len(_settled_cache) > 8:
+                    _settled_cache.popitem(last=False)
+        totals = {job: dict(sums) for job, sums in settled[0].items()}  # the last day adds to copies
+        trend.update((job, list(points)) for job, points in settled[1].items())
+        daily = daily[-1:]
     for day, rows in daily:
         for row in rows:
             _add_row(totals, trend, day, row)
@@ -429,7 +451,16 @@ def _metrics(
     queue_p50, queue_p95 = percentiles([v for day in rolled for v in day.queue], 0.5, 0.95)
     finished = sum(day.finished for day in rolled)
     by_day = {int((day.start - since) // DAY): day.summary for day in rolled}
-    table, trend = _job_table_of_days([(int((day.start - since) // DAY), day.jobs) for day in rolled])
+    settled_key = (
+        id(history),
+        project,
+        branch,
+        since,
+        tuple((day.start, day.at, day.fingerprint) for day in rolled[:-1]),
+    )
+    table, trend = _job_table_of_days(
+        [(int((day.start - since) // DAY), day.jobs) for day in rolled], settled_key=settled_key
+    )
     hits = sum(j["hits"] for j in table)
     misses = sum(j["misses"] for j in table)
     return {
