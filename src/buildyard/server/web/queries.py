@@ -17,7 +17,7 @@ from buildyard.store.history import RunRecord
 from buildyard.store.schema import deployments, jobs, runs
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from buildyard.store.history import History
 
@@ -155,8 +155,36 @@ def fingerprints(
 ) -> dict[int, tuple[Any, ...]]:
     """Per period of ``size`` seconds (index from ``since``) of the runs created since ``since``: a
     fingerprint that changes when a run of that period is added, removed, finishes or changes status
-    or queue time, then whether some of them are unfinished (the last element: their jobs change)."""
+    or queue time, then whether some of them are unfinished (the last element: their jobs change).
+
+    On SQLite the answer is kept with the connection and reused while the database is unchanged
+    (``PRAGMA data_version``: commits of other connections; ``total_changes``: this one's), so a view
+    of an idle history does not aggregate the range's runs again. Do not mutate the result."""
     engine = engine_of(history)
+    with engine.connect() as conn:
+        if engine.dialect.name != "sqlite":
+            return _fingerprints(conn, engine, since, size, branch)
+        version = (conn.exec_driver_sql("PRAGMA data_version").scalar(), _total_changes(conn))
+        memo: dict[tuple[Any, ...], Any] = conn.connection.info.setdefault("buildyard_fingerprints", {})
+        key = (id(history), since, size, branch)
+        hit = memo.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]  # type: ignore[no-any-return]
+        result = _fingerprints(conn, engine, since, size, branch)
+        if len(memo) >= 16:
+            memo.clear()
+        memo[key] = (version, result)
+        return result
+
+
+def _total_changes(conn: Connection) -> int:
+    """Rows this SQLite connection changed since it was opened."""
+    return int(conn.connection.dbapi_connection.total_changes)  # type: ignore[union-attr]
+
+
+def _fingerprints(
+    conn: Connection, engine: Engine, since: float, size: float, branch: str
+) -> dict[int, tuple[Any, ...]]:
     day = _day(engine, since, size)
     query = (
         sa.select(
@@ -175,8 +203,7 @@ def fingerprints(
     )
     if branch:
         query = query.where(runs.c.branch == branch)
-    with engine.connect() as conn:
-        return {int(r[0]): (*r[1:-1], bool(r[-1])) for r in conn.execute(query)}
+    return {int(r[0]): (*r[1:-1], bool(r[-1])) for r in conn.execute(query)}
 
 
 def job_daily(
