@@ -162,3 +162,24 @@ def test_unknown_roles_are_refused_in_one_line(make_project, cli, role) -> None:
     root = make_project({"buildyard.yml": PIPELINE})
     result = cli("-C", root, "token", "create", "--name", "x", "--role", role)
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+
+
+def test_a_visitor_without_csrf_cookie_gets_one_once_and_the_form_carries_it(
+    make_project, serve, cli
+) -> None:
+    root = make_project({"buildyard.yml": PIPELINE})
+    create_token(cli, root, "ops", "admin")  # not an open server: visitors are anonymous
+    server = serve(root)
+    browser = server.client("", follow_redirects=False)
+    first = browser.get("/login")
+    cookies = [c for c in first.headers.get_list("set-cookie") if c.startswith("by_csrf=")]
+    assert len(cookies) == 1, first.headers
+    value = cookies[0].split(";")[0].removeprefix("by_csrf=")
+    assert csrf_of(first.text) == value
+    assert {"httponly", "samesite=lax", "path=/"} <= {p.strip().lower() for p in cookies[0].split(";")[1:]}
+    again = browser.get("/login")  # the client sends the cookie back: no new one, the same token
+    assert not [c for c in again.headers.get_list("set-cookie") if c.startswith("by_csrf=")]
+    assert csrf_of(again.text) == value
+    # a refused bearer token is answered by the middleware itself, as JSON, without a cookie
+    refused = server.client("byt_unknown").get("/api/v1/projects")
+    assert refused.status_code == 401 and "set-cookie" not in refused.headers

@@ -10,6 +10,7 @@ from buildyard.errors import NotFoundError
 from buildyard.server.web import data
 from buildyard.server.web.dag import critical_path
 from buildyard.server.web.queries import Cursor, RunFilter
+from buildyard.server.web.rollups import percentile, percentiles
 from buildyard.server.web.source import ProjectDirSource
 from buildyard.store.deployments import DeploymentRecord
 
@@ -179,9 +180,11 @@ def test_cursor_round_trip_and_percentiles() -> None:
     for bad in ("", "x_y", "1.0_", "1.0_a'b"):
         with pytest.raises(ValueError, match="invalid cursor"):
             Cursor.decode(bad)
-    assert data.percentile([], 0.5) is None
-    assert data.percentile([1, 2, 3, 4], 0.5) == 2.5
-    assert data.percentile([float(i) for i in range(101)], 0.95) == 95.0
+    assert percentile([], 0.5) is None
+    assert percentile([1, 2, 3, 4], 0.5) == 2.5
+    assert percentile([float(i) for i in range(101)], 0.95) == 95.0
+    assert percentiles([4.0, 1.0, 3.0, 2.0], 0.5, 0.95, 1.0) == [2.5, 3.8499999999999996, 4.0]
+    assert percentiles([], 0.5) == [None]
 
 
 def test_a_cache_hit_shows_the_log_stored_with_its_entry(tmp_path: Path) -> None:

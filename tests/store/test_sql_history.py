@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 import buildyard.store.history as history_module
+from buildyard.server.web import queries
 from buildyard.store.history import HEAD_REVISION, GateRecord, JobRecord, RunRecord, SqlHistory
 
 
@@ -150,3 +151,54 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("sqlalchemy", "alembi
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_0023_covers_the_dashboards_range_aggregates_and_downgrades(history_url: str) -> None:
+    """0022 → head: ``ix_runs_created_cover`` replaces ``ix_runs_created`` and SQLite answers the
+    per-hour fingerprints from the index alone; downgrading to 0022 brings the old index back."""
+    engine = sa.create_engine(history_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(history_module.__file__).parent / "migrations"))
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0022")
+        conn.commit()
+    store = SqlHistory(history_url)
+    try:
+        for n in range(3):
+            store.create_run(
+                RunRecord(
+                    id=f"r{n}",
+                    pipeline="shop",
+                    number=0,
+                    status="success",
+                    event="push",
+                    created_at=100.0 + n,
+                    branch="main",
+                )
+            )
+        names = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("runs")}
+        assert "ix_runs_created_cover" in names and "ix_runs_created" not in names
+        prints = queries.fingerprints(store, 0.0)
+        assert sum(p[0] for p in prints.values()) == 3
+        if store.is_sqlite:
+            with store.engine.connect() as conn:
+                plan = " ".join(
+                    str(row[-1])
+                    for row in conn.execute(
+                        sa.text(
+                            "EXPLAIN QUERY PLAN SELECT count(*), sum(duration_s), max(finished_at),"
+                            " sum(queue_s), sum(status = 'success') FROM runs WHERE created_at >= 0"
+                        )
+                    )
+                )
+            assert "COVERING INDEX ix_runs_created_cover" in plan, plan
+    finally:
+        store.close()
+    with engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0022")
+        conn.commit()
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes("runs")}
+    engine.dispose()
+    assert "ix_runs_created" in names and "ix_runs_created_cover" not in names

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from buildyard.spec.models import Pipeline
     from buildyard.triggers.match import Match
 
+#: Least seconds between two looks at the queue: the wakes of a burst of deliveries make one look.
+TICK_INTERVAL = 0.05
 #: Seconds a cancelled run's process gets beyond the jobs' kill grace before SIGKILL.
 EXTRA_GRACE = 10.0
 
@@ -357,11 +359,15 @@ class RunnerPool:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            ticked = time.monotonic()
             try:
                 self._tick()
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not stop the pool
                 print(f"buildyard serve: runner pool: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
             self._wake.wait(self.state.config.poll)
+            # one look at the queue per batch of wakes: 100 deliveries a second each woke the pool,
+            # whose queries then competed for the GIL with the answers to the next deliveries
+            self._stop.wait(max(0.0, TICK_INTERVAL - (time.monotonic() - ticked)))
             self._wake.clear()
 
     def _tick(self) -> None:

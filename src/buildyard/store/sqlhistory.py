@@ -34,7 +34,7 @@ from buildyard.store.records import (
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-HEAD_REVISION = "0022"
+HEAD_REVISION = "0023"
 #: Job columns an update never sets: the key, and what the plan fixed when the row was inserted.
 #: Setting an indexed column, even to its own value, rewrites its index entry.
 JOB_FIXED_COLUMNS = frozenset({"run_id", "id", "job", "stage", "matrix", "allow_failure"})

@@ -27,8 +27,7 @@ from buildyard.server.web.rollups import (
     DayRollup,
     Rollups,
     day_summary,
-    percentile,
-    success_rate,
+    percentiles,
 )
 from buildyard.views import DeploymentView, Remote, RunView
 
@@ -103,25 +102,45 @@ def projects_data(
         if names is not None and p.name not in names:
             continue
         history = source.history(p.name)
-        _, rolled = rollups.days(history, since, 30)
-        recent = [r for day in rolled for r in day.points]
+        fingerprint, rolled = rollups.days(history, since, 30)
         last, _ = queries.list_runs(history, RunFilter(branch=p.default_branch), limit=1)
-        durations = [r.duration_s for r in recent if r.duration_s is not None and r.status == "success"]
         running, _ = queries.list_runs(history, RunFilter(status="running"), limit=20)
         out.append(
             {
                 "name": p.name,
                 "default_branch": p.default_branch,
                 "last_run": _run_json(last[0], p.name) if last else None,
-                "runs_30d": len(recent),
-                "success_rate_30d": success_rate(recent),
-                "median_duration_s": statistics.median(durations) if durations else None,
-                "sparkline": durations[-30:],
+                **_thirty_days((id(rollups), id(history), since, fingerprint), rolled),
                 "running": [_run_json(r, p.name) for r in running],
                 "queued": [_queued_json(q) for q in queue if q.project == p.name],
             }
         )
     return {"projects": out}
+
+
+_summary_cache: OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any]]] = OrderedDict()
+
+
+def _thirty_days(key: tuple[Any, ...], rolled: Sequence[DayRollup]) -> dict[str, Any]:
+    """A project's 30-day figures from its day rollups, reused while ``key`` (its range and
+    fingerprint) is unchanged, at most ``MAX_AGE_S``."""
+    with _metrics_lock:
+        hit = _summary_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < MAX_AGE_S:
+            return hit[1]
+    durations = [v for day in rolled for v in day.succeeded_durations]
+    finished = sum(day.finished for day in rolled)
+    summary = {
+        "runs_30d": sum(len(day.points) for day in rolled),
+        "success_rate_30d": sum(day.succeeded for day in rolled) / finished if finished else None,
+        "median_duration_s": statistics.median(durations) if durations else None,
+        "sparkline": durations[-30:],
+    }
+    with _metrics_lock:
+        _summary_cache[key] = (time.monotonic(), summary)
+        while len(_summary_cache) > 32:
+            _summary_cache.popitem(last=False)
+    return summary
 
 
 # --- 2. runs ------------------------------------------------------------------------------------
@@ -299,36 +318,44 @@ def _job_table(
     daily: Sequence[Mapping[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, list[list[float]]]]:
     """Per job totals and its mean duration per day, from ``queries.job_daily`` rows."""
+    by_day: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in daily:
+        by_day[int(row["day"])].append(row)
+    return _job_table_of_days(sorted(by_day.items()))
+
+
+_Sums = tuple[dict[str, dict[str, Any]], dict[str, list[list[float]]]]
+_settled_cache: OrderedDict[tuple[Any, ...], _Sums] = OrderedDict()
+
+
+def _job_table_of_days(
+    daily: Sequence[tuple[int, Sequence[Mapping[str, Any]]]], settled_key: tuple[Any, ...] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, list[list[float]]]]:
+    """``_job_table`` from (day, that day's rows) in ascending days: each job's sums run in day
+    order, rows are not copied. With ``settled_key`` (naming every day but the last), the sums of
+    those days are reused while it is unchanged: a run finishing today adds today's rows only."""
     totals: dict[str, dict[str, Any]] = {}
     trend: dict[str, list[list[float]]] = defaultdict(list)
-    for row in sorted(daily, key=lambda r: (r["id"], r["day"])):
-        t = totals.setdefault(
-            row["id"],
-            {
-                "id": row["id"],
-                "count": 0,
-                "dur_sum": 0.0,
-                "dur_n": 0,
-                "max_s": None,
-                "cpu_sum": 0.0,
-                "cpu_n": 0,
-                "peak_rss": None,
-                "hits": 0,
-                "misses": 0,
-                "saved_s": 0.0,
-                "queue_sum": 0.0,
-                "queue_n": 0,
-            },
-        )
-        for key in ("count", "dur_n", "cpu_n", "hits", "misses", "queue_n"):
-            t[key] += int(row[key] or 0)
-        for key in ("dur_sum", "cpu_sum", "saved_s", "queue_sum"):
-            t[key] += float(row[key] or 0.0)
-        for key, value in (("max_s", row["dur_max"]), ("peak_rss", row["peak_rss"])):
-            if value is not None and (t[key] is None or value > t[key]):
-                t[key] = value
-        if row["dur_n"]:
-            trend[row["id"]].append([float(row["day"]), float(row["dur_sum"]) / int(row["dur_n"])])
+    if settled_key is not None and len(daily) > 1:
+        with _metrics_lock:
+            settled = _settled_cache.get(settled_key)
+            if settled is not None:
+                _settled_cache.move_to_end(settled_key)
+        if settled is None:
+            settled = ({}, defaultdict(list))
+            for day, rows in daily[:-1]:
+                for row in rows:
+                    _add_row(settled[0], settled[1], day, row)
+            with _metrics_lock:
+                _settled_cache[settled_key] = settled
+                while len(_settled_cache) > 8:
+                    _settled_cache.popitem(last=False)
+        totals = {job: dict(sums) for job, sums in settled[0].items()}  # the last day adds to copies
+        trend.update((job, list(points)) for job, points in settled[1].items())
+        daily = daily[-1:]
+    for day, rows in daily:
+        for row in rows:
+            _add_row(totals, trend, day, row)
     table = [
         {
             "id": t["id"],
@@ -342,10 +369,42 @@ def _job_table(
             "misses": t["misses"],
             "saved_s": t["saved_s"],
         }
-        for t in totals.values()
+        for t in sorted(totals.values(), key=lambda t: t["id"])  # ties of the mean in id order
     ]
     table.sort(key=lambda j: -(j["mean_s"] or 0.0))
     return table, trend
+
+
+def _add_row(
+    totals: dict[str, dict[str, Any]], trend: dict[str, list[list[float]]], day: int, row: Mapping[str, Any]
+) -> None:
+    """Add one job's row of day ``day`` to its totals and its trend."""
+    t = totals.get(row["id"])
+    if t is None:
+        t = totals[row["id"]] = {
+            "id": row["id"],
+            "count": 0,
+            "dur_sum": 0.0,
+            "dur_n": 0,
+            "max_s": None,
+            "cpu_sum": 0.0,
+            "cpu_n": 0,
+            "peak_rss": None,
+            "hits": 0,
+            "misses": 0,
+            "saved_s": 0.0,
+            "queue_sum": 0.0,
+            "queue_n": 0,
+        }
+    for key in ("count", "dur_n", "cpu_n", "hits", "misses", "queue_n"):
+        t[key] += int(row[key] or 0)
+    for key in ("dur_sum", "cpu_sum", "saved_s", "queue_sum"):
+        t[key] += float(row[key] or 0.0)
+    for key, value in (("max_s", row["dur_max"]), ("peak_rss", row["peak_rss"])):
+        if value is not None and (t[key] is None or value > t[key]):
+            t[key] = value
+    if row["dur_n"]:
+        trend[row["id"]].append([float(day), float(row["dur_sum"]) / int(row["dur_n"])])
 
 
 _metrics_cache: OrderedDict[tuple[Any, ...], tuple[float, dict[str, Any]]] = OrderedDict()
@@ -387,12 +446,20 @@ def metrics_data(
 def _metrics(
     history: History, project: str, *, days: int, branch: str, since: float, rolled: Sequence[DayRollup]
 ) -> dict[str, Any]:
-    durations = [v for day in rolled for v in day.durations]
-    queue = [v for day in rolled for v in day.queue]
+    # each day's values are sorted: sorting their concatenation merges 30 runs (Timsort), cheap
+    duration_p50, duration_p95 = percentiles([v for day in rolled for v in day.durations], 0.5, 0.95)
+    queue_p50, queue_p95 = percentiles([v for day in rolled for v in day.queue], 0.5, 0.95)
     finished = sum(day.finished for day in rolled)
     by_day = {int((day.start - since) // DAY): day.summary for day in rolled}
-    table, trend = _job_table(
-        [{**row, "day": int((day.start - since) // DAY)} for day in rolled for row in day.jobs]
+    settled_key = (
+        id(history),
+        project,
+        branch,
+        since,
+        tuple((day.start, day.at, day.fingerprint) for day in rolled[:-1]),
+    )
+    table, trend = _job_table_of_days(
+        [(int((day.start - since) // DAY), day.jobs) for day in rolled], settled_key=settled_key
     )
     hits = sum(j["hits"] for j in table)
     misses = sum(j["misses"] for j in table)
@@ -402,11 +469,11 @@ def _metrics(
         "branch": branch,
         "since": since,
         "runs": sum(len(day.points) for day in rolled),
-        "duration_p50_s": percentile(durations, 0.5),
-        "duration_p95_s": percentile(durations, 0.95),
+        "duration_p50_s": duration_p50,
+        "duration_p95_s": duration_p95,
         "success_rate": sum(day.succeeded for day in rolled) / finished if finished else None,
-        "queue_p50_s": percentile(queue, 0.5),
-        "queue_p95_s": percentile(queue, 0.95),
+        "queue_p50_s": queue_p50,
+        "queue_p95_s": queue_p95,
         "daily": [by_day.get(d) or day_summary(since + d * DAY, ()) for d in range(days)],
         "cache": {
             "hits": hits,

@@ -7,8 +7,9 @@ SQL so that a page reads only the rows it shows. Every query is bounded by a ``L
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
@@ -17,9 +18,11 @@ from buildyard.store.history import RunRecord
 from buildyard.store.schema import deployments, jobs, runs
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from buildyard.store.history import History
+
+_T = TypeVar("_T")
 
 #: Most rows any one query returns (a page, a chart): the dashboard never reads a whole table.
 MAX_ROWS = 20_000
@@ -98,18 +101,25 @@ def list_runs(
 
 
 def filter_values(history: History, *, since: float) -> dict[str, list[str]]:
-    """Distinct branches, events, statuses and triggers of runs created since ``since`` (filter menus):
-    one scan of those runs, at most 200 values each."""
+    """Distinct branches, events, statuses and triggers of runs created since the start of ``since``'s
+    hour (filter menus): one scan of those runs, at most 200 values each, reused while the database
+    is unchanged within that hour."""
     names = ("branch", "event", "status", "who")
     columns = (runs.c.branch, runs.c.event, runs.c.status, runs.c.trigger)
-    query = sa.select(*columns).where(runs.c.created_at >= since).distinct().limit(MAX_ROWS)
-    seen: tuple[set[str], ...] = (set(), set(), set(), set())
-    with engine_of(history).connect() as conn:
+    hour = since // 3600 * 3600  # a moving ``since`` would never find its answer kept
+    query = sa.select(*columns).where(runs.c.created_at >= hour).distinct().limit(MAX_ROWS)
+
+    def scan(conn: Connection) -> dict[str, list[str]]:
+        seen: tuple[set[str], ...] = (set(), set(), set(), set())
         for row in conn.execute(query):
             for values, value in zip(seen, row, strict=True):
                 if value:
                     values.add(str(value))
-    return {name: sorted(values)[:200] for name, values in zip(names, seen, strict=True)}
+        return {name: sorted(values)[:200] for name, values in zip(names, seen, strict=True)}
+
+    with engine_of(history).connect() as conn:
+        found = _while_unchanged(conn, ("filters", id(history), hour), lambda: scan(conn))
+    return {name: list(values) for name, values in found.items()}
 
 
 class RunPoint(NamedTuple):
@@ -155,8 +165,45 @@ def fingerprints(
 ) -> dict[int, tuple[Any, ...]]:
     """Per period of ``size`` seconds (index from ``since``) of the runs created since ``since``: a
     fingerprint that changes when a run of that period is added, removed, finishes or changes status
-    or queue time, then whether some of them are unfinished (the last element: their jobs change)."""
+    or queue time, then whether some of them are unfinished (the last element: their jobs change).
+
+    Reused while the database is unchanged (``_while_unchanged``): a view of an idle history does
+    not aggregate the range's runs again. Do not mutate the result."""
     engine = engine_of(history)
+    with engine.connect() as conn:
+        return _while_unchanged(
+            conn,
+            ("fingerprints", id(history), since, size, branch),
+            lambda: _fingerprints(conn, engine, since, size, branch),
+        )
+
+
+def _while_unchanged(conn: Connection, key: tuple[Any, ...], compute: Callable[[], _T]) -> _T:
+    """``compute()``, kept with a SQLite connection under ``key`` and reused while the database is
+    unchanged (``PRAGMA data_version``: commits of other connections; ``total_changes``: this one's);
+    computed every time on other databases. Callers do not mutate the result."""
+    if conn.dialect.name != "sqlite":
+        return compute()
+    version = (conn.exec_driver_sql("PRAGMA data_version").scalar(), _total_changes(conn))
+    memo: dict[tuple[Any, ...], Any] = conn.connection.info.setdefault("buildyard_unchanged", {})
+    hit = memo.get(key)
+    if hit is not None and hit[0] == version:
+        return hit[1]  # type: ignore[no-any-return]
+    result = compute()
+    if len(memo) >= 32:
+        memo.clear()
+    memo[key] = (version, result)
+    return result
+
+
+def _total_changes(conn: Connection) -> int:
+    """Rows this SQLite connection changed since it was opened."""
+    return int(conn.connection.dbapi_connection.total_changes)  # type: ignore[union-attr]
+
+
+def _fingerprints(
+    conn: Connection, engine: Engine, since: float, size: float, branch: str
+) -> dict[int, tuple[Any, ...]]:
     day = _day(engine, since, size)
     query = (
         sa.select(
@@ -175,8 +222,7 @@ def fingerprints(
     )
     if branch:
         query = query.where(runs.c.branch == branch)
-    with engine.connect() as conn:
-        return {int(r[0]): (*r[1:-1], bool(r[-1])) for r in conn.execute(query)}
+    return {int(r[0]): (*r[1:-1], bool(r[-1])) for r in conn.execute(query)}
 
 
 def job_daily(
