@@ -3,7 +3,7 @@
 Wraps ``buildyard.dask.agent.run_job`` (the task) and ``_materialize`` (the workspace from the blob cache)
 and appends ``<phase> <start> <end> <files>`` (wall-clock seconds) to the file named by
 ``BUILDYARD_BENCH_TIMINGS``. With ``BUILDYARD_BENCH_PROFILE=FILE``, each ``_materialize`` runs under
-cProfile and its stats replace ``FILE`` (read them with ``pstats``). Bench-only: the agent's code is not
+cProfile and its stats replace ``FILE.<number of files>`` (read them with ``pstats``). Bench-only: the agent's code is not
 changed.
 """
 
@@ -40,7 +40,7 @@ def _timed(phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             _record(phase, start, len(job.files))
             if profiler is not None and profile:
-                profiler.dump_stats(profile)
+                profiler.dump_stats(f"{profile}.{len(job.files)}")
 
     wrapper.__wrapped__ = function  # type: ignore[attr-defined]
     return wrapper
