@@ -107,10 +107,10 @@ def _cluster(base: Path, slots: int) -> Iterator[str]:
             procs.append(subprocess.Popen(argv, env=env, cwd=work, stderr=log))
         yield f"dask://{address.removeprefix('tcp://')}"
     except BaseException:
-        for log in ("scheduler", "agent1", "agent2"):  # why it failed, if the cluster had a say
+        for who in ("scheduler", "agent1", "agent2"):  # why it failed, if the cluster had a say
             with contextlib.suppress(OSError):
-                tail = (base / f"{log}.log").read_text(errors="replace").splitlines()[-15:]
-                print(f"--- {log}.log (end)", *tail, sep="\n", file=sys.stderr)
+                tail = (base / f"{who}.log").read_text(errors="replace").splitlines()[-15:]
+                print(f"--- {who}.log (end)", *tail, sep="\n", file=sys.stderr)
         raise
     finally:
         for proc in reversed(procs):
@@ -228,7 +228,7 @@ def _submitted_at(address: str) -> dict[str, float]:
                 seen[key] = item.timestamp
         return seen
 
-    with Client(address, set_as_default=False, timeout="10s") as client:
+    with Client(address, set_as_default=False, timeout="10s") as client:  # type: ignore[no-untyped-call]
         return dict(client.run_on_scheduler(first_seen))
 
 

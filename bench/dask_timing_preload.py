@@ -3,8 +3,8 @@
 Wraps ``buildyard.dask.agent.run_job`` (the task) and ``_materialize`` (the workspace from the blob cache)
 and appends ``<phase> <start> <end> <files>`` (wall-clock seconds) to the file named by
 ``BUILDYARD_BENCH_TIMINGS``. With ``BUILDYARD_BENCH_PROFILE=FILE``, each ``_materialize`` runs under
-cProfile and its stats replace ``FILE.<number of files>`` (read them with ``pstats``). Bench-only: the agent's code is not
-changed.
+cProfile and its stats replace ``FILE.<number of files>`` (read them with ``pstats``). Bench-only: the
+agent's code is not changed.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def _timed(phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
 if not getattr(agent, "_bench_timed", False):  # Dask may load a preload file more than once
     agent._bench_timed = True  # type: ignore[attr-defined]
-    agent._materialize = _timed("materialize", agent._materialize)  # type: ignore[method-assign]
-    agent.run_job = _timed("run_job", agent.run_job)  # type: ignore[method-assign]
+    agent._materialize = _timed("materialize", agent._materialize)
+    agent.run_job = _timed("run_job", agent.run_job)
 
 
 def dask_setup(worker: object) -> None:
