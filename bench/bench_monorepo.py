@@ -46,7 +46,7 @@ def write_pipeline(root: Path) -> None:
             lines.append(f"    working_directory: packages/{n}")
             lines.append(f"    needs: {json.dumps(deps_of(layer, i))}")
             lines.append("    script: npm run build")
-            lines.append(f"    artifacts: {{paths: [packages/{n}/dist/]}}")
+            lines.append("    artifacts: {paths: [dist/]}")  # relative to working_directory
     (root / "buildyard.yml").write_text("\n".join(lines) + "\n")
 
 
