@@ -226,6 +226,8 @@ def _watch_cancel(watch: _Watch, stop: threading.Event, cancel: Callable[[], obj
                 return
         except Exception:  # noqa: BLE001 - the scheduler is gone: the orchestrator's silence decides
             stop.wait(CANCEL_POLL_S)
+        if stop.is_set():
+            return  # the job ended (its result taken, so its task is released): nothing to cancel
         if watch.released() or watch.orphaned():
             cancel()
             return
@@ -352,9 +354,14 @@ def _run_supervised(job: AgentJob, request: JobRequest) -> tuple[JobOutcome, int
     live = _LiveLog(job, loop) if job.log_topic else None
     task = loop.create_task(executor.execute(request, live.sink if live is not None else None))
     stop = threading.Event()
+
+    def cancel() -> None:
+        with contextlib.suppress(RuntimeError):  # the job ended meanwhile: its loop is closed
+            loop.call_soon_threadsafe(task.cancel)
+
     watcher = threading.Thread(
         target=_watch_cancel,
-        args=(watch, stop, lambda: loop.call_soon_threadsafe(task.cancel)),
+        args=(watch, stop, cancel),
         name="buildyard-cancel-watch",
         daemon=True,
     )
