@@ -222,6 +222,44 @@ class CAS:
             raise
         return True
 
+    def write_new(self, digest: str, dest: str, mode: int = 0o644) -> bool:
+        """Create the file ``dest`` (it must not exist; a symlink there is never followed) holding the
+        verified blob; False if the blob is absent or corrupt (then evicted) and ``dest`` removed.
+
+        Not atomic, on purpose: for filling a fresh private directory that is thrown away whole if
+        anything fails (an agent's job workspace), where a temp file and a rename per file would
+        double the metadata writes. Use :meth:`copy_to` for a file others may read.
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(dest, flags, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                ok = self._copy_verified(digest, f)
+                if ok:
+                    os.fchmod(f.fileno(), mode)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            raise
+        if not ok:
+            os.unlink(dest)
+        return ok
+
+    def used(self, digest: str, *, older_than: float = 0.0) -> bool:
+        """True if the blob exists; then marked recently used unless it was within ``older_than``
+        seconds (a hot blob costs a ``stat``, not a metadata write)."""
+        if not is_digest(digest):
+            return False
+        path = self.path_for(digest)
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if time.time() - mtime >= older_than:
+            with contextlib.suppress(OSError):
+                os.utime(path)
+        return True
+
     def write_to(self, digest: str, out: _Writable) -> bool:
         """Write the blob's bytes to ``out``, verifying them; False if absent/corrupt (then evicted).
 

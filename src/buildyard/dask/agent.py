@@ -32,9 +32,10 @@ from blake3 import blake3
 
 from buildyard.cache.cas import CAS
 from buildyard.cache.hashing import list_inputs
-from buildyard.cache.pathsafe import check_relpath, check_symlink, is_protected, normalize_mode
+from buildyard.cache.pathsafe import check_symlink, is_protected, normalize_mode
 from buildyard.dask.blobcache import DEFAULT_CACHE_SIZE, blob_cache
 from buildyard.dask.wire import AgentJob, AgentResult, FileRef, distributed
+from buildyard.dask.workspaces import Workspace, WorkspacePool, prepare
 from buildyard.engine.local import LocalExecutor
 from buildyard.engine.request import JobOutcome, JobRequest, outcome_without_steps
 from buildyard.errors import BuildyardError
@@ -50,6 +51,8 @@ INLINE_TOTAL = 256 * 1024
 #: Live output is sent at most this often, or as soon as this much is waiting.
 LIVE_INTERVAL_S = 0.1
 LIVE_CHUNK = 64 * 1024
+#: A cached blob used again is marked used (its mtime, for LRU eviction) if it was not for this long.
+TOUCH_AFTER_S = 60.0
 #: How often the watcher asks the scheduler whether the job was cancelled (seconds).
 CANCEL_POLL_S = 0.2
 
@@ -75,33 +78,20 @@ def agent_dir() -> Path:
     return Path(distributed().get_worker().local_directory) / "buildyard"
 
 
-def _materialize(job: AgentJob, cas: CAS, root: Path) -> None:
-    """Write ``job.files`` into the new directory ``root``, fetching the blobs ``cas`` lacks (the
-    caller pins them); the blobs already there are marked used (the cache evicts the oldest)."""
+def _materialize(job: AgentJob, cas: CAS, root: Path, parked: Workspace | None = None) -> Workspace:
+    """Make the job's workspace ``root`` (which must not exist) from ``job.files``, starting from the
+    ``parked`` workspace of an earlier job if given, fetching the blobs ``cas`` lacks (the caller
+    pins them); the blobs already there are marked used (the cache evicts the oldest)."""
     missing: list[str] = []
     for digest in sorted({f.digest for f in job.files if f.symlink is None}):
-        if cas.has(digest):
-            cas.touch(digest)
-        else:
+        if not cas.used(digest, older_than=TOUCH_AFTER_S):
             missing.append(digest)
     if missing:
         remote, problems = _remote(job)
         for digest in missing:
             if not remote.fetch_blob(digest, cas):
                 raise FetchError(f"blob {digest[:12]} unavailable from {job.cas_url} {''.join(problems)}")
-    root.mkdir(parents=True)
-    made: set[str] = {""}
-    for ref in job.files:
-        norm = check_relpath(ref.path)
-        parent = norm.rpartition("/")[0]
-        if parent not in made:
-            (root / parent).mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-        if ref.symlink is not None:
-            check_symlink(norm, ref.symlink)
-            (root / norm).symlink_to(ref.symlink)
-        elif not cas.copy_to(ref.digest, root / norm, mode=ref.mode):
-            raise FetchError(f"blob {ref.digest[:12]} of {norm} is corrupt")
+    return prepare(root, job.files, cas, parked)
 
 
 def _collect(
@@ -234,7 +224,7 @@ def _watch_cancel(watch: _Watch, stop: threading.Event, cancel: Callable[[], obj
 
 
 def run_job(job: AgentJob) -> AgentResult:
-    """The Dask task: run one attempt of one job in a fresh workspace on this agent."""
+    """The Dask task: run one attempt of one job in a clean workspace on this agent."""
     get_worker = distributed().get_worker
 
     worker = get_worker()
@@ -244,26 +234,52 @@ def run_job(job: AgentJob) -> AgentResult:
     base = agent_dir()
     cache = blob_cache(base / "cas", cache_limit())
     cas = cache.cas()
+    pool = _workspace_pool(base, worker)
     jobs = base / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
     slot = jobs / f"{job.request.job_id.replace('/', '_')[:80]}-{secrets.token_hex(4)}"
+    made: list[Workspace] = []
     try:
         with cache.pinned(f.digest for f in job.files if f.symlink is None) as held:
-            return _run_in(job, cas, slot, me, lambda digest: cache.pin(held, digest))
+            return _run_in(job, cas, slot, me, lambda digest: cache.pin(held, digest), pool, made)
     finally:
+        for workspace in made:
+            pool.park(workspace)
         shutil.rmtree(slot, ignore_errors=True)
         cache.added(cas.take_added())
         cache.trim()
 
 
-def _run_in(job: AgentJob, cas: CAS, slot: Path, me: str, pin: Callable[[str], None]) -> AgentResult:
-    """The attempt in the job's directory ``slot``: workspace, steps, outputs."""
+_pools: dict[Path, WorkspacePool] = {}
+_pools_lock = threading.Lock()
+
+
+def _workspace_pool(base: Path, worker: Any) -> WorkspacePool:
+    """This process's parked workspaces under ``base`` (as many as the agent has slots)."""
+    with _pools_lock:
+        pool = _pools.get(base)
+        if pool is None:
+            slots = int(getattr(getattr(worker, "state", None), "nthreads", 1) or 1)
+            pool = _pools[base] = WorkspacePool(base / "parked", keep=slots)
+        return pool
+
+
+def _run_in(
+    job: AgentJob,
+    cas: CAS,
+    slot: Path,
+    me: str,
+    pin: Callable[[str], None],
+    pool: WorkspacePool,
+    made: list[Workspace],
+) -> AgentResult:
+    """The attempt in the job's directory ``slot``: workspace (in ``made`` once made), steps, outputs."""
     request = job.request
     root = slot / "ws"
     log_path = slot / "job.log"
     try:
         slot.mkdir()
-        _materialize(job, cas, root)
+        made.append(_materialize(job, cas, root, pool.take(job.files)))
     except (OSError, BuildyardError) as exc:
         outcome = outcome_without_steps(
             replace(request, log_path=""), JobStatus.FAILED, _now(), f"workspace on {me}: {exc}"
